@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * btrfs-dio-trace: the raw event records the BPF programs emit.
+ *
+ * Plain C, shared by the BPF objects (bpf/*.bpf.c) and the C++ decoder
+ * (src/live/decode.cpp). Every record is a fixed-size struct bdt_raw_event so
+ * the ring buffer, the flight recorder and the binary trace file all use one
+ * layout. Change the layout => bump BDT_RAW_ABI.
+ *
+ * Flag words (ordered-extent flags, extent-buffer bflags) are emitted with
+ * the running kernel's bit numbers; the decoder translates them to names
+ * using the kernel's BTF, so recorded traces mean the same on every kernel.
+ */
+#ifndef BDT_EVENTS_H
+#define BDT_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+typedef __u8 bdt_u8;
+typedef __u16 bdt_u16;
+typedef __u32 bdt_u32;
+typedef __u64 bdt_u64;
+typedef __s32 bdt_s32;
+typedef __s64 bdt_s64;
+#else
+typedef u8 bdt_u8;
+typedef u16 bdt_u16;
+typedef u32 bdt_u32;
+typedef u64 bdt_u64;
+typedef s32 bdt_s32;
+typedef s64 bdt_s64;
+#endif
+
+#define BDT_RAW_ABI 1
+#define BDT_COMM_LEN 16
+#define BDT_FSID_LEN 16
+
+enum bdt_event_type {
+	BDT_EV_NONE = 0,
+	BDT_EV_DIO_BEGIN = 1,
+	BDT_EV_DIO_END = 2,
+	BDT_EV_GET_EXTENT = 3,
+	BDT_EV_EM_ADD = 4,
+	BDT_EV_EM_EXIST = 5,
+	BDT_EV_OE_ADD = 6,
+	BDT_EV_OE_SPLIT = 7,
+	BDT_EV_OE_START = 8,
+	BDT_EV_OE_MARK_FINISHED = 9,
+	BDT_EV_OE_FINISH = 10,
+	BDT_EV_OE_REMOVE = 11,
+	BDT_EV_EB_FREE = 12,
+	BDT_EV_EB_FIND = 13,
+	BDT_EV_EB_RELEASE = 14,
+	BDT_EV_IOCTL_BEGIN = 15,
+	BDT_EV_IOCTL_END = 16,
+	BDT_EV_RELOC_BEGIN = 17,
+	BDT_EV_RELOC_END = 18,
+	BDT_EV_CSUM_ERROR = 19,
+	BDT_EV_MAX
+};
+
+/* Phase of an event that has an enter and an exit half. */
+enum bdt_phase {
+	BDT_PHASE_NONE = 0,
+	BDT_PHASE_ENTER = 1,
+	BDT_PHASE_EXIT = 2,
+};
+
+/* The btrfs ioctls the tracer follows (cmd as a name in the event model). */
+enum bdt_ioctl_cmd {
+	BDT_IOC_OTHER = 0,
+	BDT_IOC_SEND = 1,
+	BDT_IOC_BALANCE = 2,       /* BTRFS_IOC_BALANCE (v1) */
+	BDT_IOC_BALANCE_V2 = 3,    /* BTRFS_IOC_BALANCE_V2 */
+	BDT_IOC_RM_DEV = 4,        /* BTRFS_IOC_RM_DEV, relocates */
+	BDT_IOC_RM_DEV_V2 = 5,
+	BDT_IOC_RESIZE = 6,        /* shrinking relocates */
+};
+
+/* Where a record came from (which mechanism fed it). */
+enum bdt_source {
+	BDT_SRC_TRACEPOINT = 1,
+	BDT_SRC_FENTRY = 2,
+	BDT_SRC_KPROBE = 3,
+	BDT_SRC_SYNTHETIC = 4,
+};
+
+/* bdt_raw_event.flags */
+#define BDT_F_WRITE         (1u << 0)  /* dio: data flows from user memory to the file */
+#define BDT_F_AIO           (1u << 1)  /* dio: asynchronous kiocb */
+#define BDT_F_BUF_SHARED    (1u << 2)  /* dio_begin: user buffer VMA is VM_SHARED */
+#define BDT_F_BUF_WRITABLE  (1u << 3)  /* dio_begin: user buffer VMA is VM_WRITE */
+#define BDT_F_BUF_FOUND     (1u << 4)  /* dio_begin: a VMA was found for the buffer */
+#define BDT_F_NODATASUM     (1u << 5)  /* inode has no data checksums */
+#define BDT_F_UPTODATE      (1u << 6)  /* oe_finish: uptodate */
+#define BDT_F_HAS_DEV       (1u << 7)  /* dev/ino are meaningful */
+#define BDT_F_PARTIAL       (1u << 8)  /* dio_begin: IOMAP_DIO_PARTIAL */
+#define BDT_F_ERR_PTR       (1u << 9)  /* get_extent exit: ret is an ERR_PTR value */
+
+struct bdt_dio {
+	bdt_u64 pos;
+	bdt_u64 count;
+	bdt_u64 done_before;
+	bdt_s64 ret;           /* dio_end */
+	bdt_s32 error;         /* dio_end */
+	bdt_u32 dio_flags;
+	bdt_u64 buf_addr;      /* user address of the first iovec */
+	bdt_u64 buf_file_ino;  /* 0: anonymous memory */
+	bdt_u64 buf_file_dev;  /* kernel dev_t of the buffer file's subvolume */
+	bdt_u64 buf_file_off;
+};
+
+struct bdt_extent {
+	bdt_u64 start;
+	bdt_u64 len;
+	bdt_u64 em_start;
+	bdt_u64 em_len;
+	bdt_u64 block_start;
+	bdt_s64 ret;
+	bdt_u32 em_flags;
+	bdt_u32 pad;
+};
+
+struct bdt_em_exist {
+	bdt_u64 e_start;
+	bdt_u64 e_len;
+	bdt_u64 map_start;
+	bdt_u64 map_len;
+	bdt_u64 start;
+	bdt_u64 len;
+};
+
+struct bdt_ordered {
+	bdt_u64 file_offset;
+	bdt_u64 len;
+	bdt_u64 disk_bytenr;
+	bdt_u64 bytes_left;
+	bdt_u64 kflags;        /* kernel bit numbers; decoder maps to names */
+};
+
+struct bdt_eb {
+	bdt_u64 eb_start;
+	bdt_u64 kbflags;       /* kernel bit numbers; decoder maps to names */
+	bdt_u64 eb_ptr;        /* kernel address, identity only */
+	bdt_s32 refs;
+	bdt_u32 pad;
+};
+
+struct bdt_ioctl {
+	bdt_s64 ret;
+	bdt_u32 fd;
+	bdt_u32 cmd;           /* enum bdt_ioctl_cmd */
+	bdt_u64 raw_cmd;
+};
+
+struct bdt_reloc {
+	bdt_u64 block_group;
+	bdt_u64 len;
+	bdt_s64 ret;
+	bdt_u64 bg_flags;
+};
+
+struct bdt_csum {
+	bdt_u64 offset;
+	bdt_u64 len;
+	bdt_u32 mirror;
+	bdt_u32 pad;
+};
+
+struct bdt_raw_event {
+	bdt_u64 ts_ns;         /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	bdt_u32 pid;           /* tgid */
+	bdt_u32 tid;
+	char comm[BDT_COMM_LEN];
+	bdt_u16 type;          /* enum bdt_event_type */
+	bdt_u8 phase;          /* enum bdt_phase */
+	bdt_u8 source;         /* enum bdt_source */
+	bdt_u32 flags;         /* BDT_F_* */
+	bdt_u8 fsid[BDT_FSID_LEN];
+	bdt_u64 dev;           /* kernel dev_t (MKDEV) of the subvolume (st_dev) */
+	bdt_u64 sb_dev;        /* kernel dev_t of the superblock */
+	bdt_u64 ino;
+	bdt_u64 root;          /* subvolume root objectid, 0 if unknown */
+	union {
+		struct bdt_dio dio;
+		struct bdt_extent ext;
+		struct bdt_em_exist emx;
+		struct bdt_ordered oe;
+		struct bdt_eb eb;
+		struct bdt_ioctl ioc;
+		struct bdt_reloc rel;
+		struct bdt_csum csum;
+	} u;
+};
+
+#endif /* BDT_EVENTS_H */

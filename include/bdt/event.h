@@ -1,0 +1,177 @@
+// btrfs-dio-trace: the typed event model every part of the tool speaks.
+//
+// Live tracing (src/live), replay (src/replay) and the flight recorder all turn
+// their input into bdt::Event values; detectors (src/detectors) only ever see
+// these. The JSON names of every type and field are in docs/events.md and in
+// event_json.cpp; change them only together with the schema version.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace bdt {
+
+// A btrfs filesystem UUID (the fsid `btrfs filesystem show` prints).
+struct Fsid {
+  std::array<uint8_t, 16> b{};
+  bool empty() const;
+  std::string str() const;  // "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+  static std::optional<Fsid> parse(std::string_view s);
+  auto operator<=>(const Fsid&) const = default;
+};
+
+enum class EventType : uint16_t {
+  DioBegin = 1,
+  DioEnd,
+  GetExtent,
+  EmAdd,
+  EmExist,
+  OeAdd,
+  OeSplit,
+  OeStart,
+  OeMarkFinished,
+  OeFinish,
+  OeRemove,
+  EbFree,
+  EbFind,
+  EbRelease,
+  IoctlBegin,
+  IoctlEnd,
+  RelocBegin,
+  RelocEnd,
+  CsumError,
+};
+inline constexpr int kEventTypeCount = 19;
+
+std::string_view to_string(EventType t);                 // "dio_begin"
+std::optional<EventType> event_type_from(std::string_view);
+
+enum class Phase : uint8_t { None = 0, Enter = 1, Exit = 2 };
+std::string_view to_string(Phase p);  // "", "enter", "exit"
+
+enum class IoctlCmd : uint8_t { Other = 0, Send, Balance, BalanceV2, RmDev, RmDevV2, Resize };
+std::string_view to_string(IoctlCmd c);  // "send", "balance", "balance_v2", ...
+std::optional<IoctlCmd> ioctl_cmd_from(std::string_view);
+// True for the ioctls that relocate block groups.
+bool relocates(IoctlCmd c);
+
+// Ordered-extent flags, canonical bits (independent of the kernel's numbering).
+namespace oef {
+inline constexpr uint32_t REGULAR = 1u << 0, NOCOW = 1u << 1, PREALLOC = 1u << 2,
+                          COMPRESSED = 1u << 3, DIRECT = 1u << 4, IO_DONE = 1u << 5,
+                          COMPLETE = 1u << 6, IOERR = 1u << 7, TRUNCATED = 1u << 8,
+                          LOGGED = 1u << 9, LOGGED_CSUM = 1u << 10, PENDING = 1u << 11,
+                          ENCODED = 1u << 12;
+}
+// Extent-buffer flags, canonical bits.
+namespace ebf {
+inline constexpr uint32_t UPTODATE = 1u << 0, DIRTY = 1u << 1, TREE_REF = 1u << 2,
+                          STALE = 1u << 3, WRITEBACK = 1u << 4, UNMAPPED = 1u << 5,
+                          WRITE_ERR = 1u << 6, READ_ERR = 1u << 7, READING = 1u << 8,
+                          ZONED_ZEROOUT = 1u << 9, IN_TREE = 1u << 10, READAHEAD = 1u << 11,
+                          CORRUPT = 1u << 12, NO_CHECK = 1u << 13;
+}
+// Name tables used by the JSON/text encoders and by the kernel-BTF flag mapper.
+struct FlagName {
+  uint32_t bit;
+  std::string_view name;
+};
+std::span<const FlagName> ordered_flag_names();
+std::span<const FlagName> eb_flag_names();
+
+// ---- per-type payloads -------------------------------------------------------
+struct DioBegin {
+  uint64_t pos = 0, count = 0, done_before = 0;
+  bool write = false, aio = false;
+  bool buf_shared = false, buf_writable = false;
+  uint64_t buf_file_dev = 0;  // st_dev of the buffer's backing file (0 if anonymous)
+  uint64_t buf_file_ino = 0;  // 0: anonymous memory
+  uint64_t buf_file_off = 0;
+  uint64_t buf_addr = 0;      // user address (informational)
+  bool nodatasum = false;     // inode has no data checksums (nocow)
+  bool partial = false;       // iomap IOMAP_DIO_PARTIAL
+};
+struct DioEnd {
+  uint64_t pos = 0;
+  int64_t ret = 0;  // bytes or -errno
+  int32_t error = 0;
+  std::optional<bool> write;  // direction when the source knows it
+};
+struct GetExtent {
+  Phase phase = Phase::Exit;
+  uint64_t start = 0, len = 0;
+  uint64_t em_start = 0, em_len = 0, block_start = 0;  // exit only
+  int64_t ret = 0;                                     // exit only: 0 or -errno
+};
+struct EmAdd {
+  uint64_t start = 0, len = 0, block_start = 0;
+  int64_t ret = 0;
+};
+struct EmExist {
+  uint64_t e_start = 0, e_len = 0;      // the existing map
+  uint64_t map_start = 0, map_len = 0;  // the map being inserted
+  uint64_t start = 0, len = 0;          // the range that was asked for
+};
+// oe_add / oe_split / oe_start / oe_mark_finished / oe_finish / oe_remove
+struct Ordered {
+  uint64_t file_offset = 0, len = 0;
+  uint32_t flags = 0;  // oef::*
+  bool uptodate = true;
+};
+// eb_free / eb_find / eb_release
+struct ExtentBuffer {
+  Phase phase = Phase::None;
+  uint64_t eb_start = 0;
+  int32_t refs = 0;
+  uint32_t bflags = 0;  // ebf::*
+  uint64_t eb_id = 0;   // identity of the buffer object when known (kernel address)
+};
+// ioctl_begin / ioctl_end
+struct Ioctl {
+  int32_t fd = -1;
+  IoctlCmd cmd = IoctlCmd::Other;
+  int64_t ret = 0;  // end only
+};
+// reloc_begin / reloc_end
+struct Reloc {
+  uint64_t block_group = 0;
+  int64_t ret = 0;  // end only
+};
+struct CsumError {
+  uint64_t offset = 0, len = 0;
+  uint32_t mirror = 0;
+};
+
+using Payload = std::variant<DioBegin, DioEnd, GetExtent, EmAdd, EmExist, Ordered,
+                             ExtentBuffer, Ioctl, Reloc, CsumError>;
+
+struct Event {
+  uint64_t ts_ns = 0;  // CLOCK_MONOTONIC nanoseconds (boot-based); the detectors' clock
+  uint32_t pid = 0;    // process (tgid)
+  uint32_t tid = 0;    // thread
+  std::array<char, 16> comm{};  // NUL-terminated
+  EventType type = EventType::DioBegin;
+  Fsid fs;            // filesystem UUID
+  uint64_t dev = 0;   // st_dev as stat(2) reports it (subvolume anon dev on btrfs)
+  uint64_t ino = 0;
+  // Optional attribution, filled by --qemu (empty otherwise).
+  std::string_view vm;     // points into a long-lived string table, never owned here
+  std::string_view image;
+  Payload body;
+
+  std::string_view comm_view() const;
+  void set_comm(std::string_view c);
+
+  template <class T> const T* as() const { return std::get_if<T>(&body); }
+  template <class T> T* as() { return std::get_if<T>(&body); }
+};
+
+// Does the payload type match the event type (used by decoders to validate)?
+bool payload_matches(const Event& e);
+
+}  // namespace bdt

@@ -1,0 +1,1 @@
+// Live tracing: filled in by the tracepoint backend.
