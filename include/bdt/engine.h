@@ -1,0 +1,31 @@
+// The engine: feeds events to every detector, in the same way for live tracing
+// and replay.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bdt/detector.h"
+
+namespace bdt {
+
+class Engine {
+ public:
+  explicit Engine(const DetectorConfig& cfg);
+  // Events must come in (non-strictly) increasing ts_ns order.
+  void feed(const Event& ev, Findings& out);
+  // Advance time without an event (stall thresholds, age eviction).
+  void tick(uint64_t now_ns, Findings& out);
+  // Flush end-of-trace findings (e.g. requests still in flight at the end).
+  void finish(uint64_t now_ns, Findings& out);
+  std::vector<std::pair<std::string_view, StateSize>> state() const;
+  const std::vector<std::unique_ptr<Detector>>& detectors() const { return detectors_; }
+
+ private:
+  std::vector<std::unique_ptr<Detector>> detectors_;
+  uint64_t last_ts_ = 0;
+};
+
+}  // namespace bdt

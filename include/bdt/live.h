@@ -1,0 +1,79 @@
+// Live tracing: load the BPF programs, attach the hooks the running kernel
+// allows, and stream decoded events. Implemented in src/live and src/loader.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bdt/event.h"
+#include "bdt/trace_reader.h"
+
+namespace bdt {
+
+// The request cannot be carried out on this kernel / with these permissions
+// (exit status 2). The message says what to do about it.
+struct KernelError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class Backend { Auto, Fentry, Kprobe, Tracepoint };
+
+struct LiveOptions {
+  std::vector<uint32_t> pids;       // tgids; every thread of each
+  std::vector<std::string> comms;   // exact task comm
+  std::string mount;                // a path on the btrfs filesystem to watch ("" = all)
+  std::string cgroup;               // cgroup v2 path ("" = all)
+  Backend backend = Backend::Auto;
+  uint32_t ringbuf_bytes = 8u << 20;
+};
+
+struct HookStatus {
+  std::string name;       // hook name as doctor prints it, e.g. "iomap_dio_rw_begin"
+  std::string mechanism;  // "tp_btf", "raw_tp", "tracepoint", "fentry", "kprobe", "none"
+  bool attached = false;
+  std::string reason;     // why this mechanism / why none
+};
+
+struct LiveStats {
+  std::vector<uint64_t> lost_per_cpu;  // records dropped because the ring was full
+  uint64_t lost_total = 0;
+  uint64_t events = 0;
+};
+
+class LiveSession {
+ public:
+  // Throws InputError (bad option, e.g. --mount not on btrfs: exit 1) or
+  // KernelError (no permission, no BTF, nothing attachable: exit 2).
+  static std::unique_ptr<LiveSession> open(const LiveOptions& opts);
+  virtual ~LiveSession() = default;
+  // Waits up to timeout_ms and delivers decoded events, in timestamp order
+  // (a short reorder window smooths out cross-CPU ring-buffer order).
+  virtual int poll(int timeout_ms, const std::function<void(const Event&)>& cb) = 0;
+  // Deliver everything still held in the reorder window.
+  virtual void drain(const std::function<void(const Event&)>& cb) = 0;
+  virtual const std::vector<HookStatus>& hooks() const = 0;
+  virtual LiveStats stats() const = 0;
+  virtual TraceHeader header() const = 0;  // for --record
+};
+
+struct DoctorReport {
+  std::string kernel;  // uname -r
+  bool vmlinux_btf = false;
+  bool btrfs_module_btf = false;  // /sys/kernel/btf/btrfs (false when btrfs is built in)
+  bool btrfs_builtin = false;
+  bool root = false;
+  std::vector<HookStatus> hooks;
+  struct DetectorFidelity {
+    std::string id, fidelity, reason;  // fidelity: full / partial / unavailable
+  };
+  std::vector<DetectorFidelity> detectors;
+  std::vector<std::string> exposure;  // known-bug exposure lines for this kernel
+};
+// Probes without leaving anything attached. Throws KernelError when it cannot
+// probe at all (e.g. no permission).
+DoctorReport run_doctor(Backend backend = Backend::Auto);
+
+}  // namespace bdt
