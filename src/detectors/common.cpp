@@ -1,0 +1,159 @@
+#include "detectors/common.h"
+
+#include <fmt/format.h>
+
+namespace bdt::det {
+
+void IntervalSet::add(uint64_t s, uint64_t e) {
+  if (s >= e) return;
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  out.reserve(v_.size() + 1);
+  bool placed = false;
+  for (auto [a, b] : v_) {
+    if (b < s) {
+      out.emplace_back(a, b);
+    } else if (e < a) {
+      if (!placed) out.emplace_back(s, e), placed = true;
+      out.emplace_back(a, b);
+    } else {
+      s = std::min(s, a);
+      e = std::max(e, b);
+    }
+  }
+  if (!placed) out.emplace_back(s, e);
+  v_.swap(out);
+  while (v_.size() > kMax) {  // merge the closest neighbours
+    size_t best = 0;
+    uint64_t gap = UINT64_MAX;
+    for (size_t i = 0; i + 1 < v_.size(); ++i) {
+      uint64_t g = v_[i + 1].first - v_[i].second;
+      if (g < gap) gap = g, best = i;
+    }
+    v_[best].second = v_[best + 1].second;
+    v_.erase(v_.begin() + static_cast<long>(best) + 1);
+  }
+}
+
+void IntervalSet::subtract(uint64_t s, uint64_t e) {
+  if (s >= e) return;
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  out.reserve(v_.size() + 1);
+  for (auto [a, b] : v_) {
+    if (b <= s || e <= a) {
+      out.emplace_back(a, b);
+      continue;
+    }
+    if (a < s) out.emplace_back(a, s);
+    if (e < b) out.emplace_back(e, b);
+  }
+  v_.swap(out);
+}
+
+bool IntervalSet::intersects(uint64_t s, uint64_t e) const {
+  for (auto [a, b] : v_)
+    if (overlaps(a, b, s, e)) return true;
+  return false;
+}
+
+IntervalSet IntervalSet::clip(uint64_t s, uint64_t e) const {
+  IntervalSet r;
+  for (auto [a, b] : v_) {
+    uint64_t x = std::max(a, s), y = std::min(b, e);
+    if (x < y) r.v_.emplace_back(x, y);
+  }
+  return r;
+}
+
+IntervalSet IntervalSet::intersect(const IntervalSet& o) const {
+  IntervalSet r;
+  for (auto [a, b] : o.v_) {
+    auto c = clip(a, b);
+    for (auto [x, y] : c.v_) r.add(x, y);
+  }
+  return r;
+}
+
+void Evidence::push(const Event& e) {
+  if (v_.size() < cap_) {
+    v_.push_back(e);
+    return;
+  }
+  // keep the first half, rotate the second half (most recent)
+  size_t half = cap_ / 2;
+  v_.erase(v_.begin() + static_cast<long>(half));
+  v_.push_back(e);
+  ++dropped_;
+}
+
+void put_evidence(Finding& f, std::vector<Event> evs, size_t cap) {
+  std::stable_sort(evs.begin(), evs.end(),
+                   [](const Event& a, const Event& b) { return a.ts_ns < b.ts_ns; });
+  std::vector<Event> out;
+  out.reserve(std::min(evs.size(), cap));
+  for (auto& e : evs) {
+    bool dup = false;
+    for (auto& o : out)
+      if (o.ts_ns == e.ts_ns && o.tid == e.tid && o.type == e.type) dup = true;
+    if (!dup) out.push_back(e);
+  }
+  if (out.size() > cap) {
+    // keep the first and the last events
+    size_t head = cap / 2, tail = cap - head;
+    std::vector<Event> kept(out.begin(), out.begin() + static_cast<long>(head));
+    kept.insert(kept.end(), out.end() - static_cast<long>(tail), out.end());
+    out.swap(kept);
+  }
+  f.evidence = std::move(out);
+}
+
+std::string comm_of(const Event& e) { return std::string(e.comm_view()); }
+
+Finding make_finding(std::string_view detector, std::string_view kind, Level level,
+                     Severity sev, const Event& p) {
+  Finding f;
+  f.detector = std::string(detector);
+  f.kind = std::string(kind);
+  f.level = level;
+  f.severity = sev;
+  f.ts_ns = p.ts_ns;
+  f.pid = p.pid;
+  f.tid = p.tid;
+  f.comm = comm_of(p);
+  f.fs = p.fs;
+  if (p.dev) f.dev = p.dev;
+  if (p.ino) f.ino = p.ino;
+  f.vm = std::string(p.vm);
+  f.image = std::string(p.image);
+  return f;
+}
+
+void add_actor(Finding& f, uint32_t pid, uint32_t tid, std::string_view comm,
+               std::string_view role) {
+  for (auto& a : f.actors)
+    if (a.tid == tid && a.pid == pid && a.role == role) return;
+  f.actors.push_back(Actor{pid, tid, std::string(comm), std::string(role)});
+}
+void add_actor(Finding& f, const Event& e, std::string_view role) {
+  add_actor(f, e.pid, e.tid, e.comm_view(), role);
+}
+
+std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
+
+std::string errno_name(int64_t neg) {
+  switch (-neg) {
+    case 5: return "EIO";
+    case 11: return "EAGAIN";
+    case 12: return "ENOMEM";
+    case 17: return "EEXIST";
+    case 28: return "ENOSPC";
+    case 22: return "EINVAL";
+    case 30: return "EROFS";
+    case 16: return "EBUSY";
+    case 95: return "EOPNOTSUPP";
+    case 117: return "EUCLEAN";
+    case 2: return "ENOENT";
+    default: return fmt::format("errno {}", -neg);
+  }
+}
+
+}  // namespace bdt::det

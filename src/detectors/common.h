@@ -1,0 +1,202 @@
+// Internal helpers shared by the detectors (not a public header).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "bdt/detector.h"
+#include "bdt/event.h"
+#include "bdt/exposure.h"
+#include "bdt/finding.h"
+
+namespace bdt::det {
+
+inline constexpr int64_t kEEXIST = -17, kEAGAIN = -11, kEIO = -5;
+
+// Two events' filesystems match when equal, or when one side could not tell.
+inline bool same_fs(const Fsid& a, const Fsid& b) { return a == b || a.empty() || b.empty(); }
+// st_dev: 0 means the source could not tell (e.g. ordered-extent tracepoints,
+// which carry the root but not the anonymous dev): then (fs, ino) decides.
+inline bool dev_compat(uint64_t a, uint64_t b) { return a == b || a == 0 || b == 0; }
+
+// An inode across subvolumes: (fs, ino) is the map key, dev is compared with
+// dev_compat() by whoever looks an entry up.
+struct InoKey {
+  Fsid fs;
+  uint64_t ino = 0;
+  bool operator==(const InoKey&) const = default;
+};
+struct InoKeyHash {
+  size_t operator()(const InoKey& k) const {
+    uint64_t h = k.ino * 0x9E3779B97F4A7C15ull;
+    for (auto b : k.fs.b) h = (h ^ b) * 0x100000001B3ull;
+    return static_cast<size_t>(h);
+  }
+};
+// The fs part of an InoKey is ignored when it is empty on the event side; we
+// key by fs as given (sources that know the inode know the fs).
+inline InoKey ino_key(const Event& e) { return {e.fs, e.ino}; }
+
+inline bool overlaps(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
+  return a0 < b1 && b0 < a1;
+}
+
+// A small set of disjoint half-open intervals, kept sorted. Bounded: beyond
+// kMax intervals the two closest are merged (conservatively widening).
+class IntervalSet {
+ public:
+  static constexpr size_t kMax = 64;
+  void add(uint64_t s, uint64_t e);
+  void subtract(uint64_t s, uint64_t e);
+  bool empty() const { return v_.empty(); }
+  bool intersects(uint64_t s, uint64_t e) const;
+  // this ∩ [s, e)
+  IntervalSet clip(uint64_t s, uint64_t e) const;
+  void subtract(const IntervalSet& o) {
+    for (auto& [s, e] : o.v_) subtract(s, e);
+  }
+  IntervalSet intersect(const IntervalSet& o) const;
+  const std::vector<std::pair<uint64_t, uint64_t>>& items() const { return v_; }
+  uint64_t bytes() const {
+    uint64_t n = 0;
+    for (auto& [s, e] : v_) n += e - s;
+    return n;
+  }
+  void clear() { v_.clear(); }
+
+ private:
+  std::vector<std::pair<uint64_t, uint64_t>> v_;
+};
+
+// Bounded, time-ordered evidence list: keeps the first half and the most
+// recent events once full, and counts what it dropped.
+class Evidence {
+ public:
+  Evidence(size_t cap = 32) : cap_(cap < 4 ? 4 : cap) {}
+  void push(const Event& e);
+  const std::vector<Event>& events() const { return v_; }
+  size_t dropped() const { return dropped_; }
+
+ private:
+  size_t cap_;
+  std::vector<Event> v_;
+  size_t dropped_ = 0;
+};
+
+// Merge several evidence lists into a finding: time-ordered, de-duplicated,
+// at most `cap` events.
+void put_evidence(Finding& f, std::vector<Event> evs, size_t cap);
+
+Finding make_finding(std::string_view detector, std::string_view kind, Level level,
+                     Severity sev, const Event& primary);
+void add_actor(Finding& f, const Event& e, std::string_view role);
+void add_actor(Finding& f, uint32_t pid, uint32_t tid, std::string_view comm,
+               std::string_view role);
+std::string comm_of(const Event& e);
+std::string hex(uint64_t v);
+std::string errno_name(int64_t neg);  // -17 -> "EEXIST"
+
+// Evict entries of an unordered_map when it is at capacity: drops the oldest
+// eighth (by ts_of(value)). Returns how many were evicted.
+template <class Map, class TsOf>
+size_t evict_oldest(Map& m, size_t cap, TsOf ts_of) {
+  if (m.size() < cap) return 0;
+  std::vector<uint64_t> ts;
+  ts.reserve(m.size());
+  for (auto& kv : m) ts.push_back(ts_of(kv.second));
+  size_t k = std::max<size_t>(1, m.size() / 8);
+  std::nth_element(ts.begin(), ts.begin() + (k - 1), ts.end());
+  uint64_t cut = ts[k - 1];
+  size_t n = 0;
+  for (auto it = m.begin(); it != m.end() && n < k;) {
+    if (ts_of(it->second) <= cut) {
+      it = m.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  return n;
+}
+// Evict entries idle for longer than max_age.
+template <class Map, class TsOf>
+size_t evict_aged(Map& m, uint64_t now, uint64_t max_age, TsOf ts_of) {
+  size_t n = 0;
+  for (auto it = m.begin(); it != m.end();) {
+    uint64_t t = ts_of(it->second);
+    if (now > t && now - t > max_age) {
+      it = m.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  return n;
+}
+
+// Rate limit per key: true if a finding may be emitted now; otherwise counts
+// it as suppressed. `suppressed` returns and resets the count for the key.
+template <class Key, class Hash = std::hash<Key>>
+class RepeatGate {
+ public:
+  // cap: most keys remembered; beyond it the oldest are forgotten (counted).
+  explicit RepeatGate(size_t cap = 1024) : cap_(cap < 16 ? 16 : cap) {}
+  bool allow(const Key& k, uint64_t now, uint64_t interval) {
+    auto it = m_.find(k);
+    if (it == m_.end()) {
+      if (m_.size() >= cap_)
+        evicted_ += evict_oldest(m_, cap_, [](const Slot& s) { return s.last; });
+      m_.emplace(k, Slot{now, 0});
+      return true;
+    }
+    if (now - it->second.last >= interval) {
+      it->second.last = now;
+      return true;
+    }
+    ++it->second.suppressed;
+    return false;
+  }
+  uint64_t take_suppressed(const Key& k) {
+    auto it = m_.find(k);
+    if (it == m_.end()) return 0;
+    return std::exchange(it->second.suppressed, 0);
+  }
+  size_t evict(uint64_t now, uint64_t max_age) {
+    return evict_aged(m_, now, max_age, [](const Slot& s) { return s.last; });
+  }
+  size_t size() const { return m_.size(); }
+  size_t cap() const { return cap_; }
+  size_t evicted() const { return evicted_; }
+
+ private:
+  size_t cap_;
+  size_t evicted_ = 0;
+  struct Slot {
+    uint64_t last;
+    uint64_t suppressed;
+  };
+  std::unordered_map<Key, Slot, Hash> m_;
+};
+
+// Split a detector's entry budget: a quarter for rate-limit memory.
+inline size_t gate_cap(const DetectorConfig& c) { return c.max_entries / 4 < 16 ? 16 : c.max_entries / 4; }
+inline size_t main_cap(const DetectorConfig& c) {
+  size_t g = gate_cap(c);
+  return c.max_entries > g + 16 ? c.max_entries - g : 16;
+}
+
+// Factories (one per detector file).
+std::unique_ptr<Detector> make_em_merge_race(const DetectorConfig&);
+std::unique_ptr<Detector> make_stale_eb_reuse(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_short_write(const DetectorConfig&);
+std::unique_ptr<Detector> make_send_vs_relocation(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_unstable_pages(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_buffered_fallback(const DetectorConfig&);
+
+}  // namespace bdt::det

@@ -1,0 +1,406 @@
+// dio-short-write (seed 002): a DIO write that is completed in several parts.
+//
+// One "call" is a write(2)/pwrite/io_submit as btrfs_direct_write sees it: a
+// dio_begin with done_before == 0, then continuations (dio_begin with
+// done_before > 0 on the same thread, at pos == start + done_before) after a
+// short iomap_dio_rw, up to the final dio_end. iomap_dio_complete's ret
+// includes done_before, so the call acknowledged [start, start + ret).
+//
+// Ordered extents are completed by btrfs worker threads, so they are matched
+// to calls by (fs, ino, dev-if-known, file range), never by pid:
+//   oe_add        opens the range
+//   oe_finish     uptodate=false marks the range as failed
+//   oe_remove     closes the range; it failed if IOERR is in its flags or a
+//                 not-uptodate finish fell inside it (this handles the split
+//                 of current kernels without modelling the split itself)
+// symptom hole:    acknowledged bytes ∩ failed OEs − OEs that completed fine,
+//                  decided once the call ended and no OE of its range is open
+//                  (or settle_ns after it ended).
+// symptom stall:   a self-mmap write (below) still in flight after
+//                  stall_threshold_ns.
+// hazard continued-write: a continuation (done_before > 0).
+// hazard self-mmap: the write's buffer is an mmap of the same file and the
+//                  buffer's file range overlaps the written range.
+// A split alone (oe_split) is not a partial write: large writes are split per
+// bio on current kernels.
+#include <fmt/format.h>
+
+#include "detectors/common.h"
+#include "bdt/exposure.h"
+
+namespace bdt::det {
+namespace {
+
+struct Call {
+  uint64_t id = 0;
+  Fsid fs;
+  uint64_t dev = 0, ino = 0;
+  uint32_t pid = 0, tid = 0;
+  std::string comm;
+  uint64_t start = 0, end = 0;  // requested [start, end)
+  uint64_t acked_end = 0;       // acknowledged [start, acked_end)
+  uint64_t first_ts = 0, last_ts = 0, begin_ts = 0, end_ts = 0;
+  bool aio = false;
+  bool in_flight = false;  // between a dio_begin and its dio_end
+  bool ended = false;      // no continuation will follow
+  uint32_t parts = 0;
+  bool split_seen = false;
+  bool self_mmap = false;
+  uint64_t buf_lo = 0, buf_hi = 0, buf_ino = 0, buf_addr = 0;
+  bool stall_reported = false, cont_reported = false, mmap_reported = false;
+  uint64_t cur_pos = 0, cur_done_before = 0;
+  IntervalSet open, bad, good, pending_bad;
+  Evidence ev;
+  Event first;
+};
+
+class DioShortWrite final : public Detector {
+ public:
+  explicit DioShortWrite(const DetectorConfig& c) : cfg_(c) {}
+  std::string_view id() const override { return "dio-short-write"; }
+
+  void on_event(const Event& e, Findings& out) override {
+    switch (e.type) {
+      case EventType::DioBegin:
+        if (e.as<DioBegin>()->write) on_begin(e, out);
+        return;
+      case EventType::DioEnd: return on_end(e, out);
+      case EventType::OeAdd:
+      case EventType::OeSplit:
+      case EventType::OeFinish:
+      case EventType::OeRemove:
+      case EventType::OeMarkFinished: return on_oe(e, out);
+      default: return;
+    }
+  }
+
+  void on_time(uint64_t now, Findings& out) override {
+    std::vector<uint64_t> done;
+    for (auto& [id, c] : calls_) {
+      if (c.in_flight && c.self_mmap && !c.stall_reported &&
+          now - c.begin_ts >= cfg_.stall_threshold_ns)
+        report_stall(c, now, out);
+      if (!c.ended && !c.in_flight && now - c.last_ts >= cfg_.settle_ns) {
+        c.ended = true;  // short write that was not continued
+        c.end_ts = c.last_ts;
+      }
+      if (c.ended && now - c.end_ts >= cfg_.settle_ns) {
+        evaluate(c, out);
+        done.push_back(id);
+      } else if (now - c.last_ts > cfg_.max_age_ns && !(c.in_flight && c.self_mmap && !c.stall_reported)) {
+        done.push_back(id);
+        ++evicted_;
+      }
+    }
+    for (auto id : done) erase(id);
+  }
+
+  void on_finish(uint64_t now, Findings& out) override {
+    on_time(now, out);
+    // End of trace: judge what ended; requests still in flight stay unjudged.
+    std::vector<uint64_t> done;
+    for (auto& [id, c] : calls_)
+      if (c.ended || !c.in_flight) {
+        evaluate(c, out);
+        done.push_back(id);
+      }
+    for (auto id : done) erase(id);
+  }
+
+  StateSize state_size() const override { return {calls_.size(), cfg_.max_entries, evicted_}; }
+
+ private:
+  Call* active(uint32_t tid) {
+    auto it = by_tid_.find(tid);
+    if (it == by_tid_.end()) return nullptr;
+    auto c = calls_.find(it->second);
+    return c == calls_.end() ? nullptr : &c->second;
+  }
+
+  void erase(uint64_t id) {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) return;
+    auto& c = it->second;
+    auto t = by_tid_.find(c.tid);
+    if (t != by_tid_.end() && t->second == id) by_tid_.erase(t);
+    auto i = by_ino_.find(InoKey{c.fs, c.ino});
+    if (i != by_ino_.end()) {
+      auto& v = i->second;
+      v.erase(std::remove(v.begin(), v.end(), id), v.end());
+      if (v.empty()) by_ino_.erase(i);
+    }
+    calls_.erase(it);
+  }
+
+  void make_room(Findings& out) {
+    if (calls_.size() < cfg_.max_entries) return;
+    // evaluate-and-drop the oldest eighth
+    std::vector<std::pair<uint64_t, uint64_t>> ts;
+    for (auto& [id, c] : calls_) ts.emplace_back(c.last_ts, id);
+    size_t k = std::max<size_t>(1, ts.size() / 8);
+    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
+    for (size_t i = 0; i < k; ++i) {
+      auto it = calls_.find(ts[i].second);
+      if (it != calls_.end() && it->second.ended) evaluate(it->second, out);
+      erase(ts[i].second);
+      ++evicted_;
+    }
+  }
+
+  void on_begin(const Event& e, Findings& out) {
+    auto* d = e.as<DioBegin>();
+    Call* c = active(e.tid);
+    bool cont = false;
+    if (d->done_before > 0 && c && !c->ended && !c->in_flight && same_fs(c->fs, e.fs) &&
+        c->ino == e.ino && c->start + d->done_before == d->pos)
+      cont = true;
+    if (!cont && c) {  // the previous call of this thread is over
+      if (c->in_flight) c->in_flight = false;  // its dio_end was lost
+      if (!c->ended) c->ended = true, c->end_ts = c->last_ts;
+      try_evaluate(*c, out);
+      c = nullptr;
+    }
+    if (!c) {
+      make_room(out);
+      uint64_t id = ++next_id_;
+      Call& n = calls_[id];
+      n.ev = Evidence(cfg_.max_evidence);
+      n.id = id;
+      n.fs = e.fs;
+      n.dev = e.dev;
+      n.ino = e.ino;
+      n.pid = e.pid;
+      n.tid = e.tid;
+      n.comm = comm_of(e);
+      n.start = d->pos - std::min(d->pos, d->done_before);
+      n.end = d->pos + d->count;
+      n.acked_end = n.start + d->done_before;
+      n.first_ts = e.ts_ns;
+      n.aio = d->aio;
+      n.first = e;
+      by_tid_[e.tid] = id;
+      by_ino_[InoKey{e.fs, e.ino}].push_back(id);
+      c = &n;
+    }
+    c->ev.push(e);
+    c->in_flight = true;
+    c->parts++;
+    c->begin_ts = c->last_ts = e.ts_ns;
+    c->cur_pos = d->pos;
+    c->cur_done_before = d->done_before;
+    c->end = std::max(c->end, d->pos + d->count);
+
+    if (d->buf_file_ino && d->buf_file_ino == e.ino && dev_compat(d->buf_file_dev, e.dev) &&
+        overlaps(d->buf_file_off, d->buf_file_off + d->count, d->pos, d->pos + d->count)) {
+      c->self_mmap = true;
+      c->buf_lo = d->buf_file_off;
+      c->buf_hi = d->buf_file_off + d->count;
+      c->buf_ino = d->buf_file_ino;
+      c->buf_addr = d->buf_addr;
+      if (!c->mmap_reported) report_self_mmap(*c, e, out);
+    }
+    if (d->done_before > 0 && !c->cont_reported) report_continued(*c, e, out);
+  }
+
+  void on_end(const Event& e, Findings& out) {
+    auto* d = e.as<DioEnd>();
+    if (d->write && !*d->write) return;
+    Call* c = active(e.tid);
+    if (!c || !c->in_flight || !same_fs(c->fs, e.fs) || c->ino != e.ino) {
+      c = nullptr;
+      // AIO completion in another context: the one in-flight AIO write of
+      // this file whose position matches (ki_pos is advanced before the
+      // tracepoint by ret - done_before).
+      auto it = by_ino_.find(InoKey{e.fs, e.ino});
+      if (it != by_ino_.end())
+        for (auto id : it->second) {
+          auto& q = calls_[id];
+          if (!q.in_flight || !q.aio || !dev_compat(q.dev, e.dev)) continue;
+          uint64_t adv = d->ret > 0 ? uint64_t(d->ret) - std::min<uint64_t>(q.cur_done_before, d->ret) : 0;
+          if (d->pos == q.cur_pos || d->pos == q.cur_pos + adv) {
+            c = &q;
+            break;
+          }
+        }
+    }
+    if (!c) return;
+    c->ev.push(e);
+    c->in_flight = false;
+    c->last_ts = e.ts_ns;
+    if (d->ret > 0) c->acked_end = std::max(c->acked_end, c->start + uint64_t(d->ret));
+    bool complete = d->ret <= 0 || c->acked_end >= c->end || c->aio;
+    if (complete) {
+      c->ended = true;
+      c->end_ts = e.ts_ns;
+      try_evaluate(*c, out);
+    }
+  }
+
+  void on_oe(const Event& e, Findings& out) {
+    auto* o = e.as<Ordered>();
+    auto it = by_ino_.find(InoKey{e.fs, e.ino});
+    if (it == by_ino_.end()) return;
+    // Ordered extents of buffered writes are not ours.
+    if (o->flags && !(o->flags & oef::DIRECT)) return;
+    uint64_t s = o->file_offset, t = o->file_offset + o->len;
+    std::vector<uint64_t> ids = it->second;  // may be modified by evaluation
+    for (auto id : ids) {
+      auto ci = calls_.find(id);
+      if (ci == calls_.end()) continue;
+      Call& c = ci->second;
+      if (!dev_compat(c.dev, e.dev) || !overlaps(s, t, c.start, c.end) || e.ts_ns < c.first_ts)
+        continue;
+      c.ev.push(e);
+      c.last_ts = std::max(c.last_ts, e.ts_ns);
+      switch (e.type) {
+        case EventType::OeAdd: c.open.add(s, t); break;
+        case EventType::OeSplit: c.split_seen = true; break;
+        case EventType::OeFinish:
+        case EventType::OeMarkFinished:
+          if (!o->uptodate || (o->flags & oef::IOERR)) c.pending_bad.add(s, t);
+          break;
+        case EventType::OeRemove: {
+          bool failed = (o->flags & oef::IOERR) || c.pending_bad.intersects(s, t);
+          (failed ? c.bad : c.good).add(s, t);
+          c.pending_bad.subtract(s, t);
+          c.open.subtract(s, t);
+          try_evaluate(c, out);
+          break;
+        }
+        default: break;
+      }
+    }
+  }
+
+  void try_evaluate(Call& c, Findings& out) {
+    if (!c.ended || !c.open.empty() || c.in_flight) return;
+    // wait for the OE completions of a call whose OEs we never saw added:
+    // nothing to wait for; evaluate now and forget the call.
+    evaluate(c, out);
+    pending_erase_.push_back(c.id);
+    flush_erase();
+  }
+
+  void flush_erase() {
+    auto v = std::move(pending_erase_);
+    pending_erase_.clear();
+    for (auto id : v) erase(id);
+  }
+
+  void evaluate(Call& c, Findings& out) {
+    if (c.acked_end <= c.start || c.bad.empty()) return;
+    IntervalSet hole = c.bad.clip(c.start, c.acked_end);
+    hole.subtract(c.good);
+    if (hole.empty()) return;
+    c.bad.clear();  // report once
+    auto& ev0 = c.first;
+    auto f = make_finding(id(), "acknowledged-hole", Level::Symptom, Severity::Critical, ev0);
+    f.ts_ns = std::max(c.last_ts, c.end_ts);
+    auto [h0, h1] = hole.items().front();
+    uint64_t hend = hole.items().back().second;
+    f.range = {{h0, hend}};
+    add_actor(f, c.pid, c.tid, c.comm, "writer");
+    std::string holes;
+    for (auto& [a, b] : hole.items()) holes += fmt::format("{}[{}, {})", holes.empty() ? "" : ", ", a, b);
+    f.message = fmt::format(
+        "{} bytes that a direct write by {} (pid {}) to inode {} reported as written ({}) were "
+        "dropped by btrfs and will read back as zeros",
+        hole.bytes(), c.comm, c.pid, c.ino, holes);
+    f.explanation = fmt::format(
+        "The write [{}, {}) was acknowledged up to {} after {} part(s); the ordered extent "
+        "covering {} finished with an error (IOERR) and no later ordered extent completed those "
+        "bytes, so no file extent was recorded for them (seed 002, regression of 51bd9563b678, "
+        "fixed by b73a6fd1b1ef). Rewrite the range from the source; upgrade the kernel.",
+        c.start, c.end, c.acked_end, c.parts, holes);
+    (void)h1;
+    auto* row = exposure_row("dio-partial-hole");
+    f.exposure = exposure_text(*row, cfg_.kernel) + "; observed: the hole itself";
+    put_evidence(f, c.ev.events(), cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  Severity table_sev(std::string_view key, std::string* text) const {
+    auto* row = exposure_row(key);
+    *text = exposure_text(*row, cfg_.kernel);
+    return exposed(*row, cfg_.kernel) == Exposed::No ? Severity::Info : Severity::Warning;
+  }
+
+  void report_continued(Call& c, const Event& e, Findings& out) {
+    c.cont_reported = true;
+    auto* d = e.as<DioBegin>();
+    auto f = make_finding(id(), "continued-write", Level::Hazard, Severity::Warning, e);
+    f.severity = table_sev("dio-partial-hole", &f.exposure);
+    if (c.split_seen) {
+      f.severity = Severity::Info;
+      f.exposure += "; observed: the ordered extent was split at the partial bio (fixed behaviour)";
+    }
+    f.range = {{c.start, c.end}};
+    add_actor(f, e, "writer");
+    f.message = fmt::format(
+        "a direct write by {} (pid {}) to inode {} [{}, {}) stopped after {} bytes (its buffer "
+        "faulted) and was continued at {}",
+        comm_of(e), e.pid, e.ino, c.start, c.end, d->done_before, d->pos);
+    f.explanation =
+        "btrfs submitted a partial bio and resumed the write after faulting the buffer in. On "
+        "kernels 5.16 to 6.3 the first ordered extent is dropped with IOERR and the acknowledged "
+        "bytes become a hole (seed 002); this detector reports that as a symptom if it happens. "
+        "Typical cause: the write buffer is an mmap of a file that is not fully in memory.";
+    put_evidence(f, c.ev.events(), cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  void report_self_mmap(Call& c, const Event& e, Findings& out) {
+    c.mmap_reported = true;
+    auto f = make_finding(id(), "self-mmap-write", Level::Hazard, Severity::Warning, e);
+    f.severity = table_sev("dio-self-mmap-deadlock", &f.exposure);
+    auto* d = e.as<DioBegin>();
+    f.range = {{d->pos, d->pos + d->count}};
+    add_actor(f, e, "writer");
+    f.message = fmt::format(
+        "{} (pid {}) does a direct write to inode {} [{}, {}) from a buffer that is an mmap of "
+        "the same file range [{}, {})",
+        comm_of(e), e.pid, e.ino, d->pos, d->pos + d->count, c.buf_lo, c.buf_hi);
+    f.explanation =
+        "If the buffer page-faults part-way the fault waits on the ordered extent this write "
+        "holds for the same range: kernels before 6.4 deadlock (seed 002, fstests generic/729). "
+        "If the write does not return within the stall threshold it is reported as a symptom.";
+    put_evidence(f, c.ev.events(), cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  void report_stall(Call& c, uint64_t now, Findings& out) {
+    c.stall_reported = true;
+    auto f = make_finding(id(), "self-mmap-stall", Level::Symptom, Severity::Critical, c.first);
+    f.ts_ns = now;
+    f.range = {{c.start, c.end}};
+    add_actor(f, c.pid, c.tid, c.comm, "writer");
+    f.message = fmt::format(
+        "a direct write by {} (pid {}, tid {}) to inode {} [{}, {}) from an mmap of the same "
+        "range has not returned for {} s: it is probably deadlocked on its own ordered extent",
+        c.comm, c.pid, c.tid, c.ino, c.start, c.end, (now - c.begin_ts) / 1'000'000'000ull);
+    f.explanation =
+        "The write's buffer faults on pages of the range being written, and the fault waits for "
+        "the ordered extent the write itself created (seed 002). The task is stuck in D state; "
+        "check /proc/<tid>/stack. Fixed by b73a6fd1b1ef (6.4).";
+    f.exposure = exposure_text(*exposure_row("dio-self-mmap-deadlock"), cfg_.kernel) +
+                 "; observed: the write did not complete";
+    put_evidence(f, c.ev.events(), cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  DetectorConfig cfg_;
+  std::unordered_map<uint64_t, Call> calls_;
+  std::unordered_map<uint32_t, uint64_t> by_tid_;
+  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_ino_;
+  std::vector<uint64_t> pending_erase_;
+  uint64_t next_id_ = 0;
+  size_t evicted_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_dio_short_write(const DetectorConfig& c) {
+  return std::make_unique<DioShortWrite>(c);
+}
+
+}  // namespace bdt::det

@@ -1,0 +1,242 @@
+// dio-unstable-pages (seed 004): an O_DIRECT write to a file with data
+// checksums from a buffer another task can modify while the I/O is in flight.
+//
+// hazard:  dio_begin of a write (reaching iomap_dio_rw_begin means it really
+//          went direct: since 968f19c5b1b7 checksummed files fall back to
+//          buffered writes before that point), nodatasum false, user buffer
+//          mapped MAP_SHARED and writable. Reported once per (inode, process)
+//          per repeat interval; every such write's range is remembered as
+//          "last written by a hazardous write" until another write covers it.
+// symptom: csum_error on such a range, or a DIO read of such a range ending
+//          with EIO; the finding names the writing process, the shared buffer
+//          and the failing range.
+#include <fmt/format.h>
+
+#include "detectors/common.h"
+#include "bdt/exposure.h"
+
+namespace bdt::det {
+namespace {
+
+struct HazWrite {
+  uint64_t dev = 0, lo = 0, hi = 0;
+  Event begin;
+  bool symptom_reported = false;
+};
+struct InodeState {
+  std::vector<HazWrite> w;  // bounded
+  uint64_t last_ts = 0;
+};
+struct Read {
+  Event begin;
+  uint64_t lo = 0, hi = 0;
+};
+
+struct InoPid {
+  InoKey k;
+  uint32_t pid;
+  bool operator==(const InoPid&) const = default;
+};
+struct InoPidHash {
+  size_t operator()(const InoPid& x) const { return InoKeyHash{}(x.k) ^ (size_t(x.pid) << 1); }
+};
+
+constexpr size_t kPerInode = 16;
+
+class DioUnstablePages final : public Detector {
+ public:
+  explicit DioUnstablePages(const DetectorConfig& c) : cfg_(c), gate_(gate_cap(c)) {}
+  std::string_view id() const override { return "dio-unstable-pages"; }
+
+  void on_event(const Event& e, Findings& out) override {
+    switch (e.type) {
+      case EventType::DioBegin: {
+        auto* d = e.as<DioBegin>();
+        if (d->write) on_write(e, *d, out);
+        else track_read(e, *d);
+        return;
+      }
+      case EventType::DioEnd: return on_dio_end(e, out);
+      case EventType::OeAdd: {  // a buffered write (no DIRECT) overwrites the range
+        auto* o = e.as<Ordered>();
+        if (o->flags && !(o->flags & oef::DIRECT)) forget(e, o->file_offset, o->file_offset + o->len);
+        return;
+      }
+      case EventType::CsumError: {
+        auto* c = e.as<CsumError>();
+        return check(e, c->offset, c->offset + std::max<uint64_t>(c->len, 1), nullptr, out);
+      }
+      default: return;
+    }
+  }
+
+  void on_time(uint64_t now, Findings&) override {
+    evicted_ += evict_aged(inodes_, now, cfg_.max_age_ns, [](const InodeState& s) { return s.last_ts; });
+    evicted_ += evict_aged(reads_, now, cfg_.max_age_ns, [](const Read& r) { return r.begin.ts_ns; });
+    evicted_ += gate_.evict(now, std::max(cfg_.max_age_ns, cfg_.repeat_ns));
+  }
+
+  StateSize state_size() const override {
+    size_t n = reads_.size() + gate_.size();
+    for (auto& [k, s] : inodes_) n += s.w.size();
+    return {n, main_cap(cfg_) + gate_.cap(), evicted_ + gate_.evicted()};
+  }
+
+ private:
+  size_t entries() const {
+    size_t n = reads_.size();
+    for (auto& [k, s] : inodes_) n += s.w.size();
+    return n;
+  }
+
+  void forget(const Event& e, uint64_t lo, uint64_t hi) {
+    auto it = inodes_.find(ino_key(e));
+    if (it == inodes_.end()) return;
+    auto& v = it->second.w;
+    std::vector<HazWrite> keep;
+    for (auto& w : v) {
+      if (!dev_compat(w.dev, e.dev) || !overlaps(w.lo, w.hi, lo, hi)) {
+        keep.push_back(std::move(w));
+        continue;
+      }
+      if (w.lo < lo) {
+        HazWrite a = w;
+        a.hi = lo;
+        keep.push_back(std::move(a));
+      }
+      if (hi < w.hi) {
+        HazWrite b = w;
+        b.lo = hi;
+        keep.push_back(std::move(b));
+      }
+    }
+    v.swap(keep);
+    if (v.empty()) inodes_.erase(it);
+  }
+
+  void make_room() {
+    size_t cap = main_cap(cfg_);
+    if (entries() < cap) return;
+    auto wts = [](const InodeState& s) { return s.last_ts; };
+    auto rts = [](const Read& r) { return r.begin.ts_ns; };
+    if (!reads_.empty()) evicted_ += evict_oldest(reads_, reads_.size(), rts);
+    while (entries() >= cap && !inodes_.empty()) {
+      size_t before = entries();
+      evict_oldest(inodes_, inodes_.size(), wts);
+      evicted_ += before - entries();
+    }
+  }
+
+  void on_write(const Event& e, const DioBegin& d, Findings& out) {
+    uint64_t lo = d.pos, hi = d.pos + d.count;
+    forget(e, lo, hi);  // this write is now the last one for the range
+    if (d.nodatasum || !(d.buf_shared && d.buf_writable)) return;
+    make_room();
+    auto& st = inodes_[ino_key(e)];
+    st.last_ts = e.ts_ns;
+    if (st.w.size() >= kPerInode) {
+      st.w.erase(st.w.begin());
+      ++evicted_;
+    }
+    st.w.push_back(HazWrite{e.dev, lo, hi, e, false});
+
+    InoPid key{ino_key(e), e.pid};
+    if (!gate_.allow(key, e.ts_ns, cfg_.repeat_ns)) return;
+    uint64_t suppressed = gate_.take_suppressed(key);
+    auto* row = exposure_row("dio-csum-unstable");
+    auto f = make_finding(id(), "shared-buffer-write", Level::Hazard, Severity::Warning, e);
+    f.range = {{lo, hi}};
+    add_actor(f, e, "writer");
+    f.message = fmt::format(
+        "{} (pid {}) writes inode {} [{}, {}) with O_DIRECT from a shared, writable buffer "
+        "({}{}) while the file has data checksums",
+        comm_of(e), e.pid, e.ino, lo, hi, hex(d.buf_addr),
+        d.buf_file_ino ? fmt::format(", mmap of inode {} at {}", d.buf_file_ino, d.buf_file_off)
+                       : std::string(", anonymous MAP_SHARED"));
+    f.explanation = fmt::format(
+        "If any process changes the buffer while the write is in flight, btrfs stores a checksum "
+        "of other bytes than the ones that reach the disk, and later reads fail with EIO and "
+        "'csum failed' (seed 004). Use a private buffer, make the file nocow (chattr +C on the "
+        "empty file), or run a kernel with 968f19c5b1b7.{}",
+        suppressed ? fmt::format(" {} similar write(s) by this process were not reported "
+                                 "separately.",
+                                 suppressed)
+                   : std::string());
+    f.exposure = "observed: the write reached iomap_dio_rw_begin on a file with data checksums, "
+                 "so this kernel wrote it direct; " +
+                 exposure_text(*row, cfg_.kernel);
+    put_evidence(f, {e}, cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  void track_read(const Event& e, const DioBegin& d) {
+    if (!inodes_.count(ino_key(e))) return;  // only reads of ranges we care about
+    make_room();
+    reads_[e.tid] = Read{e, d.pos, d.pos + d.count};
+  }
+
+  void on_dio_end(const Event& e, Findings& out) {
+    auto it = reads_.find(e.tid);
+    if (it == reads_.end()) return;
+    Read r = std::move(it->second);
+    reads_.erase(it);
+    auto* d = e.as<DioEnd>();
+    if (d->ret == kEIO || d->error == kEIO) check(r.begin, r.lo, r.hi, &e, out);
+  }
+
+  void check(const Event& at, uint64_t lo, uint64_t hi, const Event* end, Findings& out) {
+    auto it = inodes_.find(ino_key(at));
+    if (it == inodes_.end()) return;
+    for (auto& w : it->second.w) {
+      if (!dev_compat(w.dev, at.dev) || !overlaps(w.lo, w.hi, lo, hi) || w.symptom_reported)
+        continue;
+      w.symptom_reported = true;
+      const Event& fail = end ? *end : at;
+      auto f = make_finding(id(), end ? "read-eio" : "csum-error", Level::Symptom,
+                            Severity::Critical, fail);
+      if (end) {  // the reader is the primary actor
+        f.pid = at.pid;
+        f.tid = at.tid;
+        f.comm = comm_of(at);
+      }
+      f.ino = at.ino;
+      if (at.dev || w.dev) f.dev = at.dev ? at.dev : w.dev;
+      uint64_t a = std::max(lo, w.lo), b = std::min(hi, w.hi);
+      f.range = {{a, b}};
+      auto* d = w.begin.as<DioBegin>();
+      add_actor(f, w.begin, "writer");
+      if (end) add_actor(f, at, "reader");
+      f.message = fmt::format(
+          "{} on inode {} [{}, {}), a range last written with O_DIRECT by {} (pid {}) from the "
+          "shared writable buffer {}",
+          end ? fmt::format("a direct read by {} (pid {}) failed with EIO", comm_of(at), at.pid)
+              : std::string("a data checksum error"),
+          at.ino, a, b, comm_of(w.begin), w.begin.pid, hex(d ? d->buf_addr : 0));
+      f.explanation =
+          "The buffer was most likely modified while the O_DIRECT write was in flight, so the "
+          "stored checksum does not match the data on disk (seed 004). The data in this range is "
+          "whatever the buffer held at DMA time; restore it from a good copy. Stop writing from "
+          "shared buffers or make the file nocow.";
+      f.exposure = "observed: checksum failure after a direct write from a shared buffer; " +
+                   exposure_text(*exposure_row("dio-csum-unstable"), cfg_.kernel);
+      std::vector<Event> evs{w.begin, at};
+      if (end) evs.push_back(*end);
+      put_evidence(f, std::move(evs), cfg_.max_evidence);
+      out.push_back(std::move(f));
+    }
+  }
+
+  DetectorConfig cfg_;
+  std::unordered_map<InoKey, InodeState, InoKeyHash> inodes_;
+  std::unordered_map<uint32_t, Read> reads_;
+  RepeatGate<InoPid, InoPidHash> gate_;
+  size_t evicted_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_dio_unstable_pages(const DetectorConfig& c) {
+  return std::make_unique<DioUnstablePages>(c);
+}
+
+}  // namespace bdt::det

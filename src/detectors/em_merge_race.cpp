@@ -1,0 +1,288 @@
+// em-merge-race (seed 000): two DIO requests inside one on-disk extent race on
+// extent-map insertion.
+//
+// symptom: a DIO request (dio_end ret/error -EEXIST) or btrfs_get_extent
+//          (get_extent exit ret -EEXIST) returned EEXIST.
+// hazard:  em_exist whose existing map encompasses the map being inserted,
+//          while another thread was inside get_extent (enter seen, no exit)
+//          or a DIO request (dio_begin, no dio_end) on the same inode. The
+//          finding says which branch btrfs took: requested start inside the
+//          existing map (harmless: the existing map is used, since
+//          8e2bd3b7fac9) or outside it (merge_extent_mapping(), the path that
+//          overflowed in the seed).
+//
+// Attribution: the btrfs_handle_em_exist tracepoint carries the fs but no
+// inode; an em_exist with ino 0 is attributed to the in-flight DIO request (or
+// get_extent enter) of the same tid — em_exist fires inside that thread's
+// btrfs_get_extent. A request is matched to its dio_end by tid (sync I/O) or,
+// for AIO completions on another thread, by (fs, ino, dev, end position).
+#include <fmt/format.h>
+
+#include "detectors/common.h"
+
+namespace bdt::det {
+namespace {
+
+struct Req {
+  Fsid fs;
+  uint64_t dev = 0, ino = 0, pos = 0, count = 0, done_before = 0;
+  bool write = false, aio = false, dio = false;  // dio=false: only a get_extent enter
+  bool in_get_extent = false;
+  bool eexist_reported = false;
+  uint64_t first_ts = 0, last_ts = 0;
+  Event begin;
+  Evidence ev;
+};
+
+class EmMergeRace final : public Detector {
+ public:
+  explicit EmMergeRace(const DetectorConfig& c) : cfg_(c), gate_(gate_cap(c)) {}
+  std::string_view id() const override { return "em-merge-race"; }
+
+  void on_event(const Event& e, Findings& out) override {
+    switch (e.type) {
+      case EventType::DioBegin: return on_dio_begin(e);
+      case EventType::DioEnd: return on_dio_end(e, out);
+      case EventType::GetExtent: return on_get_extent(e, out);
+      case EventType::EmAdd: {
+        if (auto* r = find(e.tid)) r->ev.push(e), r->last_ts = e.ts_ns;
+        return;
+      }
+      case EventType::EmExist: return on_em_exist(e, out);
+      default: return;
+    }
+  }
+
+  void on_time(uint64_t now, Findings&) override {
+    evicted_ += evict_aged(reqs_, now, cfg_.max_age_ns, [](const Req& r) { return r.last_ts; });
+    evicted_ += gate_.evict(now, cfg_.max_age_ns > cfg_.repeat_ns ? cfg_.max_age_ns : cfg_.repeat_ns);
+  }
+
+  StateSize state_size() const override {
+    return {reqs_.size() + gate_.size(), main_cap(cfg_) + gate_.cap(), evicted_ + gate_.evicted()};
+  }
+
+ private:
+  Req* find(uint32_t tid) {
+    auto it = reqs_.find(tid);
+    return it == reqs_.end() ? nullptr : &it->second;
+  }
+  Req& start(const Event& e) {
+    if (!reqs_.count(e.tid) && reqs_.size() >= main_cap(cfg_))
+      evicted_ += evict_oldest(reqs_, main_cap(cfg_), [](const Req& r) { return r.last_ts; });
+    auto& r = reqs_[e.tid];
+    r = Req{};
+    r.ev = Evidence(cfg_.max_evidence);
+    r.fs = e.fs;
+    r.dev = e.dev;
+    r.ino = e.ino;
+    r.first_ts = r.last_ts = e.ts_ns;
+    r.begin = e;
+    return r;
+  }
+
+  void on_dio_begin(const Event& e) {
+    auto* d = e.as<DioBegin>();
+    Req& r = start(e);
+    r.dio = true;
+    r.pos = d->pos;
+    r.count = d->count;
+    r.done_before = d->done_before;
+    r.write = d->write;
+    r.aio = d->aio;
+    r.ev.push(e);
+  }
+
+  void on_get_extent(const Event& e, Findings& out) {
+    auto* g = e.as<GetExtent>();
+    Req* r = find(e.tid);
+    if (g->phase == Phase::Enter) {
+      if (!r || !r->dio) r = &start(e);  // get_extent outside a DIO request (buffered)
+      r->in_get_extent = true;
+      r->last_ts = e.ts_ns;
+      if (!r->ino) r->ino = e.ino, r->dev = e.dev;
+      r->ev.push(e);
+      return;
+    }
+    if (r) {
+      r->in_get_extent = false;
+      r->last_ts = e.ts_ns;
+      r->ev.push(e);
+    }
+    if (g->ret == kEEXIST) {
+      report_eexist(e, r, "get_extent", out);
+      if (r) r->eexist_reported = true;
+    }
+    if (r && !r->dio) reqs_.erase(e.tid);
+  }
+
+  void on_dio_end(const Event& e, Findings& out) {
+    auto* d = e.as<DioEnd>();
+    uint32_t key = e.tid;
+    Req* r = find(e.tid);
+    if (!r || !r->dio || !(same_fs(r->fs, e.fs) && r->ino == e.ino)) {
+      r = nullptr;
+      // AIO completion on another thread: match by file and position
+      for (auto& [tid, q] : reqs_) {
+        if (!q.dio || !q.aio || !same_fs(q.fs, e.fs) || q.ino != e.ino || !dev_compat(q.dev, e.dev))
+          continue;
+        uint64_t adv = d->ret > 0 ? static_cast<uint64_t>(d->ret) - std::min<uint64_t>(q.done_before, d->ret) : 0;
+        if (d->pos == q.pos || d->pos == q.pos + adv) {
+          r = &q;
+          key = tid;
+          break;
+        }
+      }
+    }
+    if (r) r->ev.push(e);
+    if (d->ret == kEEXIST || d->error == kEEXIST) {
+      if (!r || !r->eexist_reported) report_eexist(e, r, "dio", out);
+    }
+    if (r) reqs_.erase(key);
+  }
+
+  // Other threads with a DIO request or a get_extent in flight on the inode.
+  std::vector<const Req*> others(uint32_t tid, const Fsid& fs, uint64_t dev, uint64_t ino) const {
+    std::vector<const Req*> v;
+    for (auto& [t, q] : reqs_) {
+      if (t == tid || !same_fs(q.fs, fs) || q.ino != ino || !dev_compat(q.dev, dev)) continue;
+      if (q.dio || q.in_get_extent) v.push_back(&q);
+    }
+    return v;
+  }
+
+  void report_eexist(const Event& e, const Req* r, std::string_view where, Findings& out) {
+    uint64_t dev = e.dev, ino = e.ino;
+    if (r) {
+      if (!ino) ino = r->ino;
+      if (!dev) dev = r->dev;
+    }
+    auto f = make_finding(id(), where == "dio" ? "eexist-dio" : "eexist-get-extent",
+                          Level::Symptom, Severity::Critical, e);
+    if (ino) f.ino = ino;
+    if (dev) f.dev = dev;
+    std::vector<Event> evs;
+    std::string range_txt;
+    if (r && r->dio) {
+      f.range = {{r->pos, r->pos + r->count}};
+      range_txt = fmt::format(" [{}, {})", r->pos, r->pos + r->count);
+      for (auto& x : r->ev.events()) evs.push_back(x);
+    }
+    add_actor(f, e, r && r->write ? "writer" : "reader");
+    for (auto* q : others(e.tid, e.fs, dev, ino)) {
+      add_actor(f, q->begin, "concurrent request");
+      evs.push_back(q->begin);
+    }
+    evs.push_back(e);
+    f.message = fmt::format(
+        "{} (pid {}) got EEXIST from {} on inode {}{}: the extent-map insertion race of seed 000",
+        f.comm, e.pid, where == "dio" ? "a direct I/O request" : "btrfs_get_extent()", ino,
+        range_txt);
+    f.explanation =
+        "Two requests inside one on-disk extent both missed the extent-map cache; one inserted a "
+        "map that was merged with its neighbour and the other's insertion failed with EEXIST, "
+        "which reached userspace as a failed pread/pwrite (a VM sees an I/O error). Retrying "
+        "the I/O succeeds; upgrade to a kernel with 8e2bd3b7fac9 or report a new bug.";
+    auto* row = exposure_row("em-merge-eexist");
+    auto ex = exposed(*row, cfg_.kernel);
+    f.exposure = exposure_text(*row, cfg_.kernel) +
+                 (ex == Exposed::No ? "; observed EEXIST anyway: a missing backport or a new bug"
+                                    : "");
+    put_evidence(f, std::move(evs), cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  void on_em_exist(const Event& e, Findings& out) {
+    auto* x = e.as<EmExist>();
+    Req* self = find(e.tid);
+    uint64_t ino = e.ino, dev = e.dev;
+    if (!ino && self) ino = self->ino, dev = self->dev;
+    if (self) self->ev.push(e), self->last_ts = e.ts_ns;
+    if (!ino) {
+      ++unattributed_;
+      return;
+    }
+    bool encompass = x->e_start <= x->map_start &&
+                     x->e_start + x->e_len >= x->map_start + x->map_len;
+    if (!encompass) return;
+    auto peers = others(e.tid, e.fs, dev, ino);
+    if (peers.empty()) return;
+    bool harmless = x->start >= x->e_start && x->start < x->e_start + x->e_len;
+    InoBranch key{e.fs, ino, harmless};
+    if (!gate_.allow(key, e.ts_ns, cfg_.repeat_ns)) return;
+    uint64_t suppressed = gate_.take_suppressed(key);
+
+    auto* row = exposure_row("em-merge-eexist");
+    auto ex = exposed(*row, cfg_.kernel);
+    Severity sev;
+    if (harmless)
+      sev = ex == Exposed::No ? Severity::Info : Severity::Warning;
+    else
+      sev = ex == Exposed::Yes ? Severity::Critical : Severity::Warning;
+    auto f = make_finding(id(), harmless ? "encompassing-em-harmless" : "encompassing-em-merge",
+                          Level::Hazard, sev, e);
+    f.ino = ino;
+    if (dev) f.dev = dev;
+    f.range = {{x->map_start, x->map_start + x->map_len}};
+    std::vector<Event> evs;
+    if (self)
+      for (auto& ev : self->ev.events()) evs.push_back(ev);
+    evs.push_back(e);
+    add_actor(f, e, "inserting thread");
+    for (auto* q : peers) {
+      add_actor(f, q->begin, q->dio ? "concurrent request" : "in get_extent");
+      for (auto& ev : q->ev.events()) evs.push_back(ev);
+    }
+    f.message = fmt::format(
+        "{} (pid {}) tried to insert extent map [{}, {}) on inode {} while the existing map [{}, "
+        "{}) already covered it and {} other thread(s) had I/O in flight on the inode; the kernel "
+        "took the {}",
+        f.comm, e.pid, x->map_start, x->map_start + x->map_len, ino, x->e_start,
+        x->e_start + x->e_len, peers.size(),
+        harmless ? "harmless branch (requested start inside the existing map: the existing map is "
+                   "reused)"
+                 : "merge path (requested start outside the existing map: merge_extent_mapping())");
+    f.explanation = fmt::format(
+        "This is the interleaving of seed 000: two requests in one extent missed the extent-map "
+        "cache and one insertion was merged with a neighbour. {} Requested range [{}, {}).{}",
+        harmless ? "Since 8e2bd3b7fac9 (4.10) btrfs reuses the encompassing map when the requested "
+                   "start lies inside it; older kernels ran merge_extent_mapping() here, whose "
+                   "arithmetic overflowed and returned EEXIST to userspace."
+                 : "merge_extent_mapping() on an encompassing map is the arithmetic that overflowed "
+                   "in the seed; watch dmesg for 'extent map merge error' and for EEXIST from "
+                   "pread/pwrite.",
+        x->start, x->start + x->len,
+        suppressed ? fmt::format(" {} similar event(s) on this inode were not reported separately.",
+                                 suppressed)
+                   : std::string());
+    f.exposure = exposure_text(*row, cfg_.kernel);
+    put_evidence(f, std::move(evs), cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  struct InoBranch {
+    Fsid fs;
+    uint64_t ino;
+    bool harmless;
+    bool operator==(const InoBranch&) const = default;
+  };
+  struct InoBranchHash {
+    size_t operator()(const InoBranch& k) const {
+      return InoKeyHash{}(InoKey{k.fs, k.ino}) ^ (k.harmless ? 0x5bd1e995u : 0u);
+    }
+  };
+
+  DetectorConfig cfg_;
+  std::unordered_map<uint32_t, Req> reqs_;
+  RepeatGate<InoBranch, InoBranchHash> gate_;
+  size_t evicted_ = 0;
+  uint64_t unattributed_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_em_merge_race(const DetectorConfig& c) {
+  return std::make_unique<EmMergeRace>(c);
+}
+
+}  // namespace bdt::det
