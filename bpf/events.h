@@ -2,8 +2,8 @@
 /*
  * btrfs-dio-trace: the raw event records the BPF programs emit.
  *
- * Plain C, shared by the BPF objects (bpf/*.bpf.c) and the C++ decoder
- * (src/live/decode.cpp). Every record is a fixed-size struct bdt_raw_event so
+ * Plain C, shared by the BPF objects (the bpf/ directory) and the C++ decoder
+ * (src/live/decode.h). Every record is a fixed-size struct bdt_raw_event so
  * the ring buffer, the flight recorder and the binary trace file all use one
  * layout. Change the layout => bump BDT_RAW_ABI.
  *
@@ -96,6 +96,7 @@ enum bdt_source {
 #define BDT_F_HAS_DEV       (1u << 7)  /* dev/ino are meaningful */
 #define BDT_F_PARTIAL       (1u << 8)  /* dio_begin: IOMAP_DIO_PARTIAL */
 #define BDT_F_ERR_PTR       (1u << 9)  /* get_extent exit: ret is an ERR_PTR value */
+#define BDT_F_DIR_KNOWN     (1u << 10) /* dio_end: WRITE/AIO come from the request's begin */
 
 struct bdt_dio {
 	bdt_u64 pos;

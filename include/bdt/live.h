@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,7 +28,10 @@ struct LiveOptions {
   std::string mount;                // a path on the btrfs filesystem to watch ("" = all)
   std::string cgroup;               // cgroup v2 path ("" = all)
   Backend backend = Backend::Auto;
-  uint32_t ringbuf_bytes = 8u << 20;
+  uint32_t ringbuf_bytes = 8u << 20;  // rounded up to a power of two (>= one page)
+  // Events are held this long and released in ts order: one ring buffer is
+  // filled from several CPUs, so arrival order is not quite time order.
+  uint32_t reorder_window_ms = 20;
 };
 
 struct HookStatus {
@@ -40,7 +44,8 @@ struct HookStatus {
 struct LiveStats {
   std::vector<uint64_t> lost_per_cpu;  // records dropped because the ring was full
   uint64_t lost_total = 0;
-  uint64_t events = 0;
+  uint64_t events = 0;            // records decoded
+  uint64_t unknown_records = 0;   // records of an unknown type (skipped, counted)
 };
 
 class LiveSession {
@@ -51,12 +56,17 @@ class LiveSession {
   virtual ~LiveSession() = default;
   // Waits up to timeout_ms and delivers decoded events, in timestamp order
   // (a short reorder window smooths out cross-CPU ring-buffer order).
+  // Returns the number of events delivered (0 on timeout or EINTR), or a
+  // negative errno on a ring-buffer error.
   virtual int poll(int timeout_ms, const std::function<void(const Event&)>& cb) = 0;
   // Deliver everything still held in the reorder window.
   virtual void drain(const std::function<void(const Event&)>& cb) = 0;
   virtual const std::vector<HookStatus>& hooks() const = 0;
   virtual LiveStats stats() const = 0;
   virtual TraceHeader header() const = 0;  // for --record
+  // Things the user should know that did not stop the session (one line each),
+  // e.g. a hook that could not attach is in hooks(); this is for the rest.
+  virtual std::vector<std::string> warnings() const { return {}; }
 };
 
 struct DoctorReport {

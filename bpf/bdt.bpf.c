@@ -1,0 +1,771 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * btrfs-dio-trace: the tracepoint backend.
+ *
+ * One object, one ring buffer. Every hook exists twice: as tp_btf (preferred)
+ * and as raw_tp (fallback when the kernel has the tracepoint but not its
+ * btf_trace_* type); the loader (src/loader/loader.cpp) turns autoload on for
+ * exactly one of them, or none when the tracepoint is missing. Both variants
+ * share one handler that reads the arguments from the u64 context array and
+ * every kernel field through CO-RE (bdt_core.h), so no field offset is
+ * compiled in.
+ *
+ * Filters (set by userspace before load / attach):
+ *   filter_pid   tgid must be in pid_filter (covers every thread, io_uring
+ *                workers included: they share the tgid)
+ *   filter_comm  the thread's or its process leader's comm in comm_filter
+ *   filter_sb    the superblock dev_t (kernel encoding) of the one btrfs
+ *                filesystem to watch (0: all)
+ * Ordered-extent events run in btrfs workers, so with a task filter they pass
+ * only for inodes a filtered task touched (touched_inodes), and always the fs
+ * filter. Relocation events pass by filesystem only.
+ */
+#include "bdt_core.h"
+#include <linux/bpf.h>
+#include <linux/btrfs.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "events.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define BTRFS_MAGIC 0x9123683EUL
+#define BDT_VM_WRITE 0x00000002UL
+#define BDT_VM_SHARED 0x00000008UL
+#define BDT_PAGE_SHIFT 12
+#define BDT_INODE_NODATASUM (1U << 0)
+#define BDT_IOMAP_DIO_PARTIAL (1U << 2)
+#define BDT_EM_LAST_BYTE ((u64)-4)
+
+/* ---- configuration (rodata, set before load) -------------------------------- */
+const volatile bool filter_pid = false;
+const volatile bool filter_comm = false;
+const volatile __u32 filter_sb = 0;       /* kernel dev_t of the watched superblock */
+const volatile __u32 em_compress_mask = 0; /* EXTENT_FLAG_COMPRESS_* of this kernel */
+const volatile __u32 nr_ioctl = 16;        /* x86_64 __NR_ioctl (raw sys_enter fallback) */
+
+/* ---- maps ------------------------------------------------------------------- */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* Records dropped because the ring was full, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, u8);
+} pid_filter SEC(".maps");
+
+struct comm_key {
+	char c[BDT_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct comm_key);
+	__type(value, u8);
+} comm_filter SEC(".maps");
+
+struct inode_key {
+	u64 sb_dev;
+	u64 ino;
+};
+
+/* Inodes filtered tasks did DIO on / looked up extents of (task filters only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct inode_key);
+	__type(value, u8);
+} touched_inodes SEC(".maps");
+
+/* Identity of a file as the events carry it. */
+struct ident {
+	u8 fsid[BDT_FSID_LEN];
+	u64 dev;
+	u64 sb_dev;
+	u64 ino;
+	u64 root;
+};
+
+/* A DIO request between iomap_dio_rw_begin and iomap_dio_complete, by kiocb. */
+struct dio_req {
+	struct ident id;
+	u64 pos;
+	u32 pid;
+	u32 tid;
+	char comm[BDT_COMM_LEN];
+	u32 flags; /* BDT_F_WRITE | BDT_F_AIO */
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct dio_req);
+} inflight_dio SEC(".maps");
+
+/* The inode this thread is submitting DIO for (em_exist has no inode). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u32);
+	__type(value, struct ident);
+} cur_dio SEC(".maps");
+
+struct ioctl_req {
+	struct ident id;
+	u64 raw_cmd;
+	u32 fd;
+	u32 cmd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, struct ioctl_req);
+} inflight_ioctl SEC(".maps");
+
+/* ---- helpers ------------------------------------------------------------------ */
+static __always_inline void count_lost(void)
+{
+	u32 zero = 0;
+	u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no other writer */
+}
+
+static __always_inline struct bdt_raw_event *reserve(u16 type)
+{
+	struct bdt_raw_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->source = BDT_SRC_TRACEPOINT;
+	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
+static __always_inline void fill_task(struct bdt_raw_event *e)
+{
+	u64 id = bpf_get_current_pid_tgid();
+
+	e->pid = id >> 32;
+	e->tid = (u32)id;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+static __always_inline bool task_pass(void)
+{
+	if (filter_pid) {
+		u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+		if (!bpf_map_lookup_elem(&pid_filter, &tgid))
+			return false;
+	}
+	if (filter_comm) {
+		struct comm_key k = {};
+		struct task_struct *t = (void *)bpf_get_current_task();
+
+		bpf_get_current_comm(k.c, sizeof(k.c));
+		if (bpf_map_lookup_elem(&comm_filter, &k))
+			return true;
+		/* threads renamed by the program (io workers, "CPU 0/KVM"): match the process */
+		__builtin_memset(&k, 0, sizeof(k));
+		BPF_CORE_READ_STR_INTO(&k.c, t, group_leader, comm);
+		if (!bpf_map_lookup_elem(&comm_filter, &k))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline bool task_filtered(void)
+{
+	return filter_pid || filter_comm;
+}
+
+static __always_inline bool fs_pass(u64 sb_dev)
+{
+	return filter_sb == 0 || sb_dev == filter_sb;
+}
+
+static __always_inline bool is_btrfs_sb(struct super_block *sb)
+{
+	return sb && BPF_CORE_READ(sb, s_magic) == BTRFS_MAGIC;
+}
+
+static __always_inline struct btrfs_inode *btrfs_i(struct inode *inode)
+{
+	return (struct btrfs_inode *)((char *)inode - bpf_core_field_offset(struct btrfs_inode, vfs_inode));
+}
+
+static __always_inline void read_fsid(u8 *dst, struct btrfs_fs_info *fs_info)
+{
+	struct btrfs_fs_devices *fsd = BPF_CORE_READ(fs_info, fs_devices);
+
+	if (fsd)
+		bpf_probe_read_kernel(dst, BDT_FSID_LEN, &fsd->fsid);
+}
+
+/* Identity of a btrfs inode: fsid, subvolume anon dev (= st_dev), sb dev, ino, root. */
+static __always_inline void btrfs_ident(struct ident *id, const struct btrfs_inode *bi)
+{
+	struct btrfs_root *root = BPF_CORE_READ(bi, root);
+	struct btrfs_fs_info *fs_info = BPF_CORE_READ(root, fs_info);
+
+	read_fsid(id->fsid, fs_info);
+	id->dev = BPF_CORE_READ(root, anon_dev);
+	id->sb_dev = BPF_CORE_READ(bi, vfs_inode.i_sb, s_dev);
+	id->ino = BPF_CORE_READ(bi, vfs_inode.i_ino);
+	id->root = BPF_CORE_READ(root, root_key.objectid);
+}
+
+static __always_inline void put_ident(struct bdt_raw_event *e, const struct ident *id)
+{
+	__builtin_memcpy(e->fsid, id->fsid, BDT_FSID_LEN);
+	e->dev = id->dev;
+	e->sb_dev = id->sb_dev;
+	e->ino = id->ino;
+	e->root = id->root;
+	if (id->ino)
+		e->flags |= BDT_F_HAS_DEV;
+}
+
+static __always_inline void touch_inode(const struct ident *id)
+{
+	struct inode_key k = { .sb_dev = id->sb_dev, .ino = id->ino };
+	u8 one = 1;
+
+	if (task_filtered())
+		bpf_map_update_elem(&touched_inodes, &k, &one, BPF_ANY);
+}
+
+static __always_inline bool inode_pass(const struct ident *id)
+{
+	struct inode_key k = { .sb_dev = id->sb_dev, .ino = id->ino };
+
+	if (!fs_pass(id->sb_dev))
+		return false;
+	if (!task_filtered())
+		return true;
+	return bpf_map_lookup_elem(&touched_inodes, &k) != 0;
+}
+
+/* ---- DIO begin ---------------------------------------------------------------- */
+struct vma_info {
+	u64 addr;
+	u64 ino;
+	u64 dev;
+	u64 off;
+	u32 flags;
+};
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct vma_info *vi = data;
+	unsigned long vm_flags = BPF_CORE_READ(vma, vm_flags);
+	struct file *f = BPF_CORE_READ(vma, vm_file);
+
+	vi->flags |= BDT_F_BUF_FOUND;
+	if (vm_flags & BDT_VM_SHARED)
+		vi->flags |= BDT_F_BUF_SHARED;
+	if (vm_flags & BDT_VM_WRITE)
+		vi->flags |= BDT_F_BUF_WRITABLE;
+	if (f) {
+		struct inode *inode = BPF_CORE_READ(f, f_inode);
+		struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+
+		vi->ino = BPF_CORE_READ(inode, i_ino);
+		if (is_btrfs_sb(sb))
+			vi->dev = BPF_CORE_READ(btrfs_i(inode), root, anon_dev);
+		else
+			vi->dev = BPF_CORE_READ(sb, s_dev);
+		vi->off = (BPF_CORE_READ(vma, vm_pgoff) << BDT_PAGE_SHIFT) +
+			  (vi->addr - BPF_CORE_READ(vma, vm_start));
+	}
+	return 0;
+}
+
+static __always_inline u64 iter_user_addr(struct iov_iter *iter)
+{
+	u8 type = BPF_CORE_READ(iter, iter_type);
+
+	if (bpf_core_enum_value_exists(enum iter_type, ITER_UBUF) &&
+	    type == bpf_core_enum_value(enum iter_type, ITER_UBUF))
+		return (u64)BPF_CORE_READ(iter, ubuf);
+	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
+		const struct iovec *iov;
+
+		if (bpf_core_field_exists(iter->__iov))
+			iov = BPF_CORE_READ(iter, __iov);
+		else
+			iov = BPF_CORE_READ((struct iov_iter___iov *)iter, iov);
+		return (u64)BPF_CORE_READ(iov, iov_base);
+	}
+	return 0;
+}
+
+static __always_inline bool iter_is_write(struct iov_iter *iter)
+{
+	/* data_source: the iterator is the source of data, i.e. a write. */
+	if (bpf_core_field_exists(iter->data_source))
+		return BPF_CORE_READ(iter, data_source);
+	return BPF_CORE_READ((struct iov_iter___old *)iter, type) & 1;
+}
+
+static __always_inline int on_dio_begin(u64 *ctx)
+{
+	struct kiocb *iocb = (void *)ctx[0];
+	struct iov_iter *iter = (void *)ctx[1];
+	u32 dio_flags = (u32)ctx[2];
+	u64 done_before = ctx[3];
+	struct inode *inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	struct btrfs_inode *bi;
+	struct bdt_raw_event *e;
+	struct dio_req req = {};
+	struct vma_info vi = {};
+	u64 key = (u64)iocb;
+	u32 bflags;
+
+	if (!is_btrfs_sb(sb))
+		return 0;
+	if (!fs_pass(BPF_CORE_READ(sb, s_dev)) || !task_pass())
+		return 0;
+	bi = btrfs_i(inode);
+	btrfs_ident(&req.id, bi);
+	touch_inode(&req.id);
+
+	if (iter_is_write(iter))
+		req.flags |= BDT_F_WRITE;
+	if (BPF_CORE_READ(iocb, ki_complete))
+		req.flags |= BDT_F_AIO;
+	req.pos = BPF_CORE_READ(iocb, ki_pos);
+	{
+		u64 t = bpf_get_current_pid_tgid();
+
+		req.pid = t >> 32;
+		req.tid = (u32)t;
+	}
+	bpf_get_current_comm(req.comm, sizeof(req.comm));
+	bpf_map_update_elem(&inflight_dio, &key, &req, BPF_ANY);
+	bpf_map_update_elem(&cur_dio, &req.tid, &req.id, BPF_ANY);
+
+	vi.addr = iter_user_addr(iter);
+	if (vi.addr)
+		bpf_find_vma(bpf_get_current_task_btf(), vi.addr, vma_cb, &vi, 0);
+
+	e = reserve(BDT_EV_DIO_BEGIN);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &req.id);
+	e->flags |= req.flags | vi.flags;
+	bflags = BPF_CORE_READ(bi, flags);
+	if (bflags & BDT_INODE_NODATASUM)
+		e->flags |= BDT_F_NODATASUM;
+	if (dio_flags & BDT_IOMAP_DIO_PARTIAL)
+		e->flags |= BDT_F_PARTIAL;
+	e->u.dio.pos = req.pos;
+	e->u.dio.count = BPF_CORE_READ(iter, count);
+	e->u.dio.done_before = done_before;
+	e->u.dio.dio_flags = dio_flags;
+	e->u.dio.buf_addr = vi.addr;
+	e->u.dio.buf_file_ino = vi.ino;
+	e->u.dio.buf_file_dev = vi.dev;
+	e->u.dio.buf_file_off = vi.off;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* iomap_dio_rw_queued: an async request was submitted; this thread is done with it. */
+static __always_inline int on_dio_queued(u64 *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&cur_dio, &tid);
+	return 0;
+}
+
+/* ---- DIO end ------------------------------------------------------------------ */
+static __always_inline int on_dio_complete(u64 *ctx)
+{
+	struct kiocb *iocb = (void *)ctx[0];
+	s32 error = (s32)ctx[1];
+	s64 ret = (s64)ctx[2];
+	u64 key = (u64)iocb;
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct dio_req *req = bpf_map_lookup_elem(&inflight_dio, &key);
+	struct bdt_raw_event *e;
+
+	bpf_map_delete_elem(&cur_dio, &tid);
+	if (req) {
+		/* Completion may run in irq or a worker: report the submitter. */
+		e = reserve(BDT_EV_DIO_END);
+		if (e) {
+			e->pid = req->pid;
+			e->tid = req->tid;
+			__builtin_memcpy(e->comm, req->comm, BDT_COMM_LEN);
+			put_ident(e, &req->id);
+			e->flags |= req->flags | BDT_F_DIR_KNOWN;
+			e->u.dio.pos = req->pos;
+			e->u.dio.ret = ret;
+			e->u.dio.error = error;
+			bpf_ringbuf_submit(e, 0);
+		}
+		bpf_map_delete_elem(&inflight_dio, &key);
+		return 0;
+	}
+	/* Begin not seen (started before tracing, or filtered out). */
+	if (task_filtered())
+		return 0;
+	{
+		struct inode *inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
+		struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+		struct ident id = {};
+
+		if (!is_btrfs_sb(sb) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
+			return 0;
+		btrfs_ident(&id, btrfs_i(inode));
+		e = reserve(BDT_EV_DIO_END);
+		if (!e)
+			return 0;
+		fill_task(e);
+		put_ident(e, &id);
+		/* ki_pos was already advanced by ret */
+		e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos) - (ret > 0 ? ret : 0);
+		e->u.dio.ret = ret;
+		e->u.dio.error = error;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 0;
+}
+
+/* ---- extent maps -------------------------------------------------------------- */
+static __always_inline u64 em_block_start(const struct extent_map *em)
+{
+	if (bpf_core_field_exists(em->disk_bytenr)) {
+		u64 disk = BPF_CORE_READ(em, disk_bytenr);
+		u32 fl = BPF_CORE_READ(em, flags);
+
+		if (disk >= BDT_EM_LAST_BYTE || (fl & em_compress_mask))
+			return disk;
+		return disk + BPF_CORE_READ(em, offset);
+	}
+	return BPF_CORE_READ((struct extent_map___old *)em, block_start);
+}
+
+static __always_inline u32 em_flags(const struct extent_map *em)
+{
+	if (bpf_core_field_size(em->flags) == 4)
+		return BPF_CORE_READ(em, flags);
+	return (u32)BPF_CORE_READ((struct extent_map___old *)em, flags);
+}
+
+static __always_inline int on_get_extent(u64 *ctx)
+{
+	const struct btrfs_inode *bi = (void *)ctx[1];
+	const struct extent_map *em = (void *)ctx[2];
+	struct bdt_raw_event *e;
+	struct ident id = {};
+
+	btrfs_ident(&id, bi);
+	if (!fs_pass(id.sb_dev) || !task_pass())
+		return 0;
+	touch_inode(&id);
+	e = reserve(BDT_EV_GET_EXTENT);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &id);
+	e->phase = BDT_PHASE_EXIT;
+	/* The tracepoint fires with the resulting map only; the requested range is unknown. */
+	e->u.ext.em_start = BPF_CORE_READ(em, start);
+	e->u.ext.em_len = BPF_CORE_READ(em, len);
+	e->u.ext.start = e->u.ext.em_start;
+	e->u.ext.len = e->u.ext.em_len;
+	e->u.ext.block_start = em_block_start(em);
+	e->u.ext.em_flags = em_flags(em);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int on_em_exist(u64 *ctx)
+{
+	struct btrfs_fs_info *fs_info = (void *)ctx[0];
+	const struct extent_map *existing = (void *)ctx[1];
+	const struct extent_map *map = (void *)ctx[2];
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	u64 sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
+	struct ident *cur;
+	struct bdt_raw_event *e;
+
+	if (!fs_pass(sb_dev) || !task_pass())
+		return 0;
+	e = reserve(BDT_EV_EM_EXIST);
+	if (!e)
+		return 0;
+	fill_task(e);
+	cur = bpf_map_lookup_elem(&cur_dio, &tid);
+	if (cur && cur->sb_dev == sb_dev) {
+		put_ident(e, cur);
+	} else {
+		read_fsid(e->fsid, fs_info);
+		e->sb_dev = sb_dev;
+	}
+	e->u.emx.e_start = BPF_CORE_READ(existing, start);
+	e->u.emx.e_len = BPF_CORE_READ(existing, len);
+	e->u.emx.map_start = BPF_CORE_READ(map, start);
+	e->u.emx.map_len = BPF_CORE_READ(map, len);
+	e->u.emx.start = ctx[3];
+	e->u.emx.len = ctx[4];
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- ordered extents ----------------------------------------------------------- */
+static __always_inline int on_ordered(u64 *ctx, u16 type)
+{
+	const struct btrfs_inode *bi = (void *)ctx[0];
+	const struct btrfs_ordered_extent *oe = (void *)ctx[1];
+	struct bdt_raw_event *e;
+	struct ident id = {};
+
+	btrfs_ident(&id, bi);
+	if (!inode_pass(&id))
+		return 0;
+	e = reserve(type);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &id);
+	if (bpf_core_field_exists(oe->num_bytes)) {
+		e->u.oe.file_offset = BPF_CORE_READ(oe, file_offset);
+		e->u.oe.len = BPF_CORE_READ(oe, num_bytes);
+	} else {
+		e->u.oe.file_offset = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, start);
+		e->u.oe.len = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, len);
+	}
+	if (bpf_core_field_exists(oe->disk_bytenr))
+		e->u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
+	e->u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
+	e->u.oe.kflags = BPF_CORE_READ(oe, flags);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int on_finish_ordered(u64 *ctx)
+{
+	const struct btrfs_inode *bi = (void *)ctx[0];
+	struct bdt_raw_event *e;
+	struct ident id = {};
+
+	btrfs_ident(&id, bi);
+	if (!inode_pass(&id))
+		return 0;
+	e = reserve(BDT_EV_OE_FINISH);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &id);
+	e->u.oe.file_offset = ctx[1];
+	e->u.oe.len = ctx[2];
+	if ((u8)ctx[3])
+		e->flags |= BDT_F_UPTODATE;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- relocation ------------------------------------------------------------------ */
+static __always_inline int on_reclaim_bg(u64 *ctx)
+{
+	const struct btrfs_block_group *bg = (void *)ctx[0];
+	struct btrfs_fs_info *fs_info = BPF_CORE_READ(bg, fs_info);
+	u64 sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
+	struct bdt_raw_event *e;
+
+	if (!fs_pass(sb_dev))
+		return 0;
+	e = reserve(BDT_EV_RELOC_BEGIN);
+	if (!e)
+		return 0;
+	fill_task(e);
+	read_fsid(e->fsid, fs_info);
+	e->sb_dev = sb_dev;
+	e->u.rel.block_group = BPF_CORE_READ(bg, start);
+	e->u.rel.len = BPF_CORE_READ(bg, length);
+	e->u.rel.bg_flags = BPF_CORE_READ(bg, flags);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- ioctls ------------------------------------------------------------------------ */
+static __always_inline u32 ioctl_kind(u32 cmd)
+{
+	switch (cmd) {
+	case BTRFS_IOC_SEND: return BDT_IOC_SEND;
+	case BTRFS_IOC_BALANCE: return BDT_IOC_BALANCE;
+	case BTRFS_IOC_BALANCE_V2: return BDT_IOC_BALANCE_V2;
+	case BTRFS_IOC_RM_DEV: return BDT_IOC_RM_DEV;
+	case BTRFS_IOC_RM_DEV_V2: return BDT_IOC_RM_DEV_V2;
+	case BTRFS_IOC_RESIZE: return BDT_IOC_RESIZE;
+	}
+	return BDT_IOC_OTHER;
+}
+
+static __always_inline int ioctl_enter(u64 fd, u64 raw_cmd)
+{
+	u32 kind = ioctl_kind((u32)raw_cmd);
+	struct task_struct *task;
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *f = 0;
+	struct inode *inode;
+	struct super_block *sb;
+	struct ioctl_req req = {};
+	struct bdt_raw_event *e;
+	u32 tid;
+
+	if (kind == BDT_IOC_OTHER)
+		return 0;
+	if (!task_pass())
+		return 0;
+	task = (void *)bpf_get_current_task();
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	inode = BPF_CORE_READ(f, f_inode);
+	sb = BPF_CORE_READ(inode, i_sb);
+	if (!is_btrfs_sb(sb) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
+		return 0;
+	btrfs_ident(&req.id, btrfs_i(inode));
+	req.fd = fd;
+	req.cmd = kind;
+	req.raw_cmd = raw_cmd;
+	tid = (u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&inflight_ioctl, &tid, &req, BPF_ANY);
+
+	e = reserve(BDT_EV_IOCTL_BEGIN);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &req.id);
+	e->u.ioc.fd = req.fd;
+	e->u.ioc.cmd = req.cmd;
+	e->u.ioc.raw_cmd = raw_cmd;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int ioctl_exit(s64 ret)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct ioctl_req *req = bpf_map_lookup_elem(&inflight_ioctl, &tid);
+	struct bdt_raw_event *e;
+
+	if (!req)
+		return 0;
+	e = reserve(BDT_EV_IOCTL_END);
+	if (e) {
+		fill_task(e);
+		put_ident(e, &req->id);
+		e->u.ioc.fd = req->fd;
+		e->u.ioc.cmd = req->cmd;
+		e->u.ioc.raw_cmd = req->raw_cmd;
+		e->u.ioc.ret = ret;
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&inflight_ioctl, &tid);
+	return 0;
+}
+
+/* classic syscall tracepoints: the layout of syscalls/sys_{enter,exit}_ioctl/format */
+struct sys_enter_ioctl_ctx {
+	u64 common;
+	s32 nr;
+	u32 pad;
+	u64 fd;
+	u64 cmd;
+	u64 arg;
+};
+
+struct sys_exit_ioctl_ctx {
+	u64 common;
+	s32 nr;
+	u32 pad;
+	s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int tp_ioctl_enter(struct sys_enter_ioctl_ctx *ctx)
+{
+	return ioctl_enter(ctx->fd, ctx->cmd);
+}
+
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int tp_ioctl_exit(struct sys_exit_ioctl_ctx *ctx)
+{
+	return ioctl_exit(ctx->ret);
+}
+
+/* fallback: raw sys_enter/sys_exit (every syscall; filter by number) */
+SEC("tp_btf/sys_enter")
+int tb_sys_enter(u64 *ctx)
+{
+	struct pt_regs *regs = (void *)ctx[0];
+
+	if ((long)ctx[1] != nr_ioctl)
+		return 0;
+	return ioctl_enter(BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si));
+}
+
+SEC("tp_btf/sys_exit")
+int tb_sys_exit(u64 *ctx)
+{
+	struct pt_regs *regs = (void *)ctx[0];
+
+	if (BPF_CORE_READ(regs, orig_ax) != nr_ioctl)
+		return 0;
+	return ioctl_exit((s64)ctx[1]);
+}
+
+/* ---- the programs: a tp_btf and a raw_tp twin per tracepoint ------------------- */
+#define BDT_TWIN(tp, fn, call)                                  \
+	SEC("tp_btf/" #tp) int tb_##fn(u64 *ctx) { return call; } \
+	SEC("raw_tp/" #tp) int rt_##fn(u64 *ctx) { return call; }
+
+BDT_TWIN(iomap_dio_rw_begin, dio_begin, on_dio_begin(ctx))
+BDT_TWIN(iomap_dio_rw_queued, dio_queued, on_dio_queued(ctx))
+BDT_TWIN(iomap_dio_complete, dio_complete, on_dio_complete(ctx))
+BDT_TWIN(btrfs_get_extent, get_extent, on_get_extent(ctx))
+BDT_TWIN(btrfs_handle_em_exist, em_exist, on_em_exist(ctx))
+BDT_TWIN(btrfs_ordered_extent_add, oe_add, on_ordered(ctx, BDT_EV_OE_ADD))
+BDT_TWIN(btrfs_ordered_extent_split, oe_split, on_ordered(ctx, BDT_EV_OE_SPLIT))
+BDT_TWIN(btrfs_ordered_extent_start, oe_start, on_ordered(ctx, BDT_EV_OE_START))
+BDT_TWIN(btrfs_ordered_extent_mark_finished, oe_mark_fin, on_ordered(ctx, BDT_EV_OE_MARK_FINISHED))
+BDT_TWIN(btrfs_ordered_extent_remove, oe_remove, on_ordered(ctx, BDT_EV_OE_REMOVE))
+BDT_TWIN(btrfs_finish_ordered_extent, oe_finish, on_finish_ordered(ctx))
+BDT_TWIN(btrfs_reclaim_block_group, reclaim_bg, on_reclaim_bg(ctx))

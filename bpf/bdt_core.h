@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * btrfs-dio-trace: the minimal kernel types the BPF programs read.
+ *
+ * Hand-written, CO-RE relocatable: only the structs and fields bdt.bpf.c
+ * touches, each with preserve_access_index, so libbpf resolves every field
+ * against the running kernel's BTF at load time. Field order and the other
+ * members do not matter. Never replace this with a generated vmlinux.h.
+ *
+ * Types named foo___suffix are "flavors": older layouts of struct foo that
+ * bdt.bpf.c probes with bpf_core_field_exists() before reading.
+ */
+#ifndef BDT_CORE_H
+#define BDT_CORE_H
+
+#include <linux/types.h>
+
+typedef __u8 u8;
+typedef __u16 u16;
+typedef __u32 u32;
+typedef __u64 u64;
+typedef __s32 s32;
+typedef __s64 s64;
+typedef _Bool bool;
+#define true 1
+#define false 0
+typedef __u32 dev_t;
+typedef long long loff_t;
+typedef unsigned long size_t;
+typedef long ssize_t;
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct super_block {
+	dev_t s_dev;
+	unsigned long s_magic;
+};
+
+struct inode {
+	struct super_block *i_sb;
+	unsigned long i_ino;
+};
+
+struct file {
+	struct inode *f_inode;
+};
+
+struct kiocb {
+	struct file *ki_filp;
+	loff_t ki_pos;
+	void (*ki_complete)(struct kiocb *, long);
+};
+
+struct iovec {
+	void *iov_base;
+	size_t iov_len;
+};
+
+/* iov_iter on 6.4+: iter_type, data_source, __iov/ubuf, count */
+struct iov_iter {
+	u8 iter_type;
+	bool data_source;
+	size_t count;
+	const struct iovec *__iov;
+	void *ubuf;
+};
+
+/* iov_iter 5.14 .. 6.3: the iovec pointer was called iov */
+struct iov_iter___iov {
+	const struct iovec *iov;
+};
+
+/* iov_iter before 5.14: direction in bit 0 of type */
+struct iov_iter___old {
+	unsigned int type;
+};
+
+enum iter_type {
+	ITER_UBUF = 0,
+	ITER_IOVEC = 1,
+};
+
+struct btrfs_fs_devices {
+	u8 fsid[16];
+};
+
+struct btrfs_fs_info {
+	struct btrfs_fs_devices *fs_devices;
+	struct super_block *sb;
+};
+
+struct btrfs_key {
+	u64 objectid;
+	u8 type;
+	u64 offset;
+} __attribute__((packed));
+
+struct btrfs_root {
+	struct btrfs_key root_key;
+	struct btrfs_fs_info *fs_info;
+	dev_t anon_dev;
+};
+
+struct btrfs_inode {
+	struct btrfs_root *root;
+	u32 flags; /* u64 before 6.2: bit 0 (NODATASUM) reads the same */
+	struct inode vfs_inode;
+};
+
+/* extent_map on 6.11+: disk_bytenr/offset replace block_start */
+struct extent_map {
+	u64 start;
+	u64 len;
+	u64 disk_bytenr;
+	u64 offset;
+	u32 flags;
+};
+
+struct extent_map___old {
+	u64 block_start;
+	unsigned long flags;
+};
+
+struct btrfs_ordered_extent {
+	u64 file_offset;
+	u64 num_bytes;
+	u64 disk_bytenr;
+	u64 bytes_left;
+	unsigned long flags;
+};
+
+/* before 5.11 (approx.) the ordered extent had start/len */
+struct btrfs_ordered_extent___old {
+	u64 start;
+	u64 len;
+};
+
+struct btrfs_block_group {
+	struct btrfs_fs_info *fs_info;
+	u64 start;
+	u64 length;
+	u64 flags;
+};
+
+struct vm_area_struct {
+	unsigned long vm_start;
+	unsigned long vm_flags;
+	unsigned long vm_pgoff;
+	struct file *vm_file;
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct task_struct {
+	struct files_struct *files;
+	struct task_struct *group_leader;
+	char comm[16];
+};
+
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long orig_ax;
+};
+
+#pragma clang attribute pop
+
+#endif /* BDT_CORE_H */

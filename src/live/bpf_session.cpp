@@ -1,0 +1,219 @@
+#include "live/bpf_session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "bdt.skel.h"
+#include "bdt/trace_reader.h"
+#include "loader/hooks.h"
+
+namespace bdt::live {
+
+namespace {
+
+// libbpf's messages: kept (last few KiB) to explain a load failure, never printed
+// unless BDT_LIBBPF_DEBUG is set.
+std::string g_libbpf_log;
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  char buf[1024];
+  va_list copy;
+  va_copy(copy, ap);
+  vsnprintf(buf, sizeof buf, fmt, copy);
+  va_end(copy);
+  if (std::getenv("BDT_LIBBPF_DEBUG")) fputs(buf, stderr);
+  if (level == LIBBPF_DEBUG) return 0;
+  g_libbpf_log += buf;
+  if (g_libbpf_log.size() > 4096) g_libbpf_log.erase(0, g_libbpf_log.size() - 4096);
+  return 0;
+}
+
+std::string libbpf_tail() {
+  std::string s = g_libbpf_log;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  auto nl = s.rfind('\n', s.size() > 600 ? s.size() - 600 : 0);
+  if (s.size() > 600 && nl != std::string::npos) s = s.substr(nl + 1);
+  for (auto& c : s)
+    if (c == '\n') c = ';';
+  return s;
+}
+
+uint32_t ring_size(uint32_t want) {
+  uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  uint32_t n = page;
+  while (n < want && n < (1u << 30)) n <<= 1;
+  return n;
+}
+
+}  // namespace
+
+bool have_privileges() {
+  if (geteuid() == 0) return true;
+  std::ifstream st("/proc/self/status");
+  std::string line;
+  while (std::getline(st, line)) {
+    if (line.rfind("CapEff:", 0) == 0) {
+      uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+      const bool sys_admin = caps & (1ull << 21);
+      const bool perfmon = caps & (1ull << 38), bpf = caps & (1ull << 39);
+      return sys_admin || (perfmon && bpf);
+    }
+  }
+  return false;
+}
+
+void check_privileges() {
+  if (!have_privileges())
+    throw KernelError(
+        "btrfs-dio-trace needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs: run it "
+        "with sudo");
+}
+
+uint64_t mount_superblock_dev(const std::string& path) {
+  char real[PATH_MAX];
+  if (!realpath(path.c_str(), real))
+    throw InputError(fmt::format("--mount {}: {}", path, std::strerror(errno)));
+  struct statfs sfs {};
+  if (statfs(real, &sfs) != 0)
+    throw InputError(fmt::format("--mount {}: statfs: {}", path, std::strerror(errno)));
+  std::optional<uint64_t> mnt_id;
+#ifdef STATX_MNT_ID
+  struct statx stx {};
+  if (statx(AT_FDCWD, real, 0, STATX_MNT_ID, &stx) == 0 && (stx.stx_mask & STATX_MNT_ID))
+    mnt_id = stx.stx_mnt_id;
+#endif
+  std::ifstream in("/proc/self/mountinfo");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto mounts = parse_mountinfo(ss.str());
+  const auto m = find_mount(mounts, real, mnt_id);
+  if (static_cast<unsigned long>(sfs.f_type) != BTRFS_SUPER_MAGIC)
+    throw InputError(fmt::format("--mount {}: not on a btrfs filesystem (it is on {})", path,
+                                 m ? m->fstype : fmt::format("f_type {:#x}",
+                                                             static_cast<unsigned long>(sfs.f_type))));
+  if (!m || m->fstype != "btrfs")
+    throw InputError(fmt::format("--mount {}: cannot find its btrfs mount in /proc/self/mountinfo",
+                                 path));
+  return kdev_make(m->major, m->minor);
+}
+
+FlagMaps flag_maps_from_btf(const loader::KernelBtf& btf, uint32_t* em_compress_mask) {
+  FlagMaps fm;
+  uint32_t mask = 0;
+  btf.for_each_enumerator([&](std::string_view name, int64_t value) {
+    fm.offer(name, value);
+    if (name == "EXTENT_FLAG_COMPRESS_ZLIB" || name == "EXTENT_FLAG_COMPRESS_LZO" ||
+        name == "EXTENT_FLAG_COMPRESS_ZSTD")
+      mask |= static_cast<uint32_t>(value);
+  });
+  if (em_compress_mask) *em_compress_mask = mask;
+  return fm;
+}
+
+BpfSession::~BpfSession() {
+  if (rb) ring_buffer__free(rb);
+  for (auto* l : links) bpf_link__destroy(l);
+  if (skel) bdt_bpf__destroy(skel);
+}
+
+size_t BpfSession::attached() const {
+  size_t n = 0;
+  for (const auto& h : hooks) n += h.attached;
+  return n;
+}
+
+std::vector<uint64_t> BpfSession::lost_per_cpu() const {
+  const int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint64_t> v(ncpu > 0 ? ncpu : 0);
+  uint32_t zero = 0;
+  if (lost_fd >= 0 && !v.empty() && bpf_map_lookup_elem(lost_fd, &zero, v.data()) != 0)
+    v.assign(v.size(), 0);
+  return v;
+}
+
+std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::KernelBtf& btf,
+                                     SampleFn sample, void* ctx) {
+  if (!btf.vmlinux())
+    throw KernelError(fmt::format(
+        "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: {}); btrfs-dio-trace needs a kernel "
+        "built with CONFIG_DEBUG_INFO_BTF=y",
+        btf.error()));
+  if (!opts.cgroup.empty())
+    throw InputError("--cgroup is not supported by the tracepoint backend yet");
+  if (opts.backend == Backend::Fentry || opts.backend == Backend::Kprobe)
+    throw KernelError(fmt::format(
+        "the {} backend is not available in this version; use --backend auto or tracepoint "
+        "(see `btrfs-dio-trace doctor`)",
+        opts.backend == Backend::Fentry ? "fentry" : "kprobe"));
+  if (opts.comms.size() > 64) throw InputError("--comm: at most 64 names");
+  if (opts.pids.size() > 1024) throw InputError("--pid: at most 1024 processes");
+  for (const auto& c : opts.comms)
+    if (c.empty() || c.size() > 15)
+      throw InputError(fmt::format("--comm \"{}\": a task name has 1 to 15 characters", c));
+  const uint64_t sb = opts.mount.empty() ? 0 : mount_superblock_dev(opts.mount);
+
+  libbpf_set_print(libbpf_print);
+  g_libbpf_log.clear();
+  struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+  setrlimit(RLIMIT_MEMLOCK, &rl);  // kernels < 5.11 charge BPF memory to memlock
+
+  auto s = std::make_unique<BpfSession>();
+  s->skel = bdt_bpf__open();
+  if (!s->skel)
+    throw KernelError(fmt::format("cannot open the BPF object: {}", std::strerror(errno)));
+  uint32_t mask = 0;
+  s->flags = flag_maps_from_btf(btf, &mask);
+  if (!s->flags.ordered.loaded)
+    s->warnings.push_back("no BTRFS_ORDERED_* enumerators in kernel BTF: ordered-extent flags "
+                          "will be reported empty");
+  s->skel->rodata->filter_pid = !opts.pids.empty();
+  s->skel->rodata->filter_comm = !opts.comms.empty();
+  s->skel->rodata->filter_sb = static_cast<uint32_t>(sb);
+  s->skel->rodata->em_compress_mask = mask;
+  bpf_map__set_max_entries(s->skel->maps.events, ring_size(opts.ringbuf_bytes));
+
+  auto plan = loader::plan_tracepoints(btf);
+  loader::apply_plan(s->skel->obj, plan);
+  if (int err = bdt_bpf__load(s->skel))
+    throw KernelError(fmt::format("the kernel refused the BPF programs ({}): {}",
+                                  std::strerror(-err), libbpf_tail()));
+
+  const uint8_t one = 1;
+  for (uint32_t pid : opts.pids)
+    bpf_map__update_elem(s->skel->maps.pid_filter, &pid, sizeof pid, &one, sizeof one, BPF_ANY);
+  for (const auto& c : opts.comms) {
+    char key[BDT_COMM_LEN] = {};
+    std::memcpy(key, c.data(), c.size());
+    bpf_map__update_elem(s->skel->maps.comm_filter, key, sizeof key, &one, sizeof one, BPF_ANY);
+  }
+  s->lost_fd = bpf_map__fd(s->skel->maps.lost);
+
+  s->hooks = loader::attach_plan(s->skel->obj, plan, s->links);
+  if (s->attached() == 0)
+    throw KernelError("no tracepoint could be attached on this kernel; run `btrfs-dio-trace "
+                      "doctor` for the reasons");
+  if (sample) {
+    s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), sample, ctx, nullptr);
+    if (!s->rb)
+      throw KernelError(fmt::format("cannot open the BPF ring buffer: {}", std::strerror(errno)));
+  }
+  return s;
+}
+
+}  // namespace bdt::live

@@ -1,0 +1,61 @@
+#include "loader/kernel_btf.h"
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace bdt::loader {
+
+KernelBtf::KernelBtf() {
+  vmlinux_ = btf__load_vmlinux_btf();
+  if (!vmlinux_) {
+    error_ = std::strerror(errno);
+    return;
+  }
+  if (access("/sys/kernel/btf/btrfs", R_OK) == 0) {
+    btrfs_ = btf__load_module_btf("btrfs", vmlinux_);
+  }
+}
+
+KernelBtf::~KernelBtf() {
+  btf__free(btrfs_);
+  btf__free(vmlinux_);
+}
+
+bool KernelBtf::has(const std::string& name, int kind) const {
+  if (vmlinux_ && btf__find_by_name_kind(vmlinux_, name.c_str(), kind) > 0) return true;
+  // Split BTF: the module's lookup also covers vmlinux, harmless.
+  if (btrfs_ && btf__find_by_name_kind(btrfs_, name.c_str(), kind) > 0) return true;
+  return false;
+}
+
+bool KernelBtf::has_typedef(const std::string& name) const { return has(name, BTF_KIND_TYPEDEF); }
+bool KernelBtf::has_func(const std::string& name) const { return has(name, BTF_KIND_FUNC); }
+bool KernelBtf::has_struct(const std::string& name) const { return has(name, BTF_KIND_STRUCT); }
+
+void KernelBtf::for_each_enumerator(
+    const std::function<void(std::string_view, int64_t)>& f) const {
+  auto walk = [&](const struct btf* b, unsigned first) {
+    const unsigned n = btf__type_cnt(b);
+    for (unsigned id = first; id < n; ++id) {
+      const struct btf_type* t = btf__type_by_id(b, id);
+      if (!t) continue;
+      if (btf_is_enum(t)) {
+        const struct btf_enum* e = btf_enum(t);
+        for (unsigned i = 0; i < btf_vlen(t); ++i)
+          f(btf__name_by_offset(b, e[i].name_off), static_cast<int64_t>(e[i].val));
+      } else if (btf_is_enum64(t)) {
+        const struct btf_enum64* e = btf_enum64(t);
+        for (unsigned i = 0; i < btf_vlen(t); ++i)
+          f(btf__name_by_offset(b, e[i].name_off), static_cast<int64_t>(btf_enum64_value(&e[i])));
+      }
+    }
+  };
+  if (vmlinux_) walk(vmlinux_, 1);
+  if (btrfs_) walk(btrfs_, btf__type_cnt(vmlinux_));
+}
+
+}  // namespace bdt::loader

@@ -1,0 +1,41 @@
+// The running kernel's BTF, as the loader and the doctor ask about it:
+// does tracepoint X have a btf_trace_X type, does function Y exist, which
+// values do named enumerators have.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+struct btf;
+
+namespace bdt::loader {
+
+class KernelBtf {
+ public:
+  KernelBtf();  // never throws; check vmlinux()
+  ~KernelBtf();
+  KernelBtf(const KernelBtf&) = delete;
+  KernelBtf& operator=(const KernelBtf&) = delete;
+
+  bool vmlinux() const { return vmlinux_ != nullptr; }
+  bool btrfs_module() const { return btrfs_ != nullptr; }
+  const std::string& error() const { return error_; }
+
+  // Searches vmlinux and, when btrfs is a module, its module BTF.
+  bool has_typedef(const std::string& name) const;
+  bool has_func(const std::string& name) const;
+  bool has_struct(const std::string& name) const;
+  bool has_tracepoint_type(const std::string& tp) const { return has_typedef("btf_trace_" + tp); }
+  // Calls f(name, value) for every enumerator of every enum (vmlinux + btrfs).
+  void for_each_enumerator(const std::function<void(std::string_view, int64_t)>& f) const;
+
+ private:
+  bool has(const std::string& name, int kind) const;
+  struct btf* vmlinux_ = nullptr;
+  struct btf* btrfs_ = nullptr;
+  std::string error_;
+};
+
+}  // namespace bdt::loader
