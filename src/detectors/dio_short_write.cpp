@@ -49,7 +49,15 @@ struct Call {
   uint64_t buf_lo = 0, buf_hi = 0, buf_ino = 0, buf_addr = 0;
   bool stall_reported = false, cont_reported = false, mmap_reported = false;
   uint64_t cur_pos = 0, cur_done_before = 0;
-  IntervalSet open, bad, good, pending_bad;
+  // Ordered extents of this call still open. An OE's failure is kept as the
+  // ranges of its not-uptodate finishes, so a later split (current kernels)
+  // does not smear it over the part that completed.
+  struct OeRec {
+    uint64_t s, e, add_ts;
+    IntervalSet failed;
+  };
+  std::vector<OeRec> oes;
+  IntervalSet bad, good, pending_bad;  // pending_bad: failures of OEs whose add we missed
   Evidence ev;
   Event first;
 };
@@ -253,17 +261,37 @@ class DioShortWrite final : public Detector {
       c.ev.push(e);
       c.last_ts = std::max(c.last_ts, e.ts_ns);
       switch (e.type) {
-        case EventType::OeAdd: c.open.add(s, t); break;
+        case EventType::OeAdd:
+          if (c.oes.size() < 256) c.oes.push_back(Call::OeRec{s, t, e.ts_ns, {}});
+          break;
         case EventType::OeSplit: c.split_seen = true; break;
         case EventType::OeFinish:
         case EventType::OeMarkFinished:
-          if (!o->uptodate || (o->flags & oef::IOERR)) c.pending_bad.add(s, t);
+          if (!o->uptodate || (o->flags & oef::IOERR)) {
+            if (auto* r = pick(c, s, t)) r->failed.add(s, t);
+            else c.pending_bad.add(s, t);
+          }
           break;
         case EventType::OeRemove: {
-          bool failed = (o->flags & oef::IOERR) || c.pending_bad.intersects(s, t);
+          bool failed = o->flags & oef::IOERR;
+          if (auto* r = pick(c, s, t)) {
+            failed = failed || r->failed.intersects(s, t);
+            // the removed part leaves the record; a split-off remainder stays
+            IntervalSet rest;
+            rest.add(r->s, r->e);
+            rest.subtract(s, t);
+            IntervalSet rf = r->failed;
+            size_t idx = static_cast<size_t>(r - c.oes.data());
+            c.oes.erase(c.oes.begin() + static_cast<long>(idx));
+            for (auto [a, b] : rest.items()) {
+              Call::OeRec n{a, b, e.ts_ns, rf.clip(a, b)};
+              c.oes.push_back(std::move(n));
+            }
+          } else {
+            failed = failed || c.pending_bad.intersects(s, t);
+          }
           (failed ? c.bad : c.good).add(s, t);
           c.pending_bad.subtract(s, t);
-          c.open.subtract(s, t);
           try_evaluate(c, out);
           break;
         }
@@ -272,8 +300,20 @@ class DioShortWrite final : public Detector {
     }
   }
 
+  // The open OE a completion event refers to: the one with exactly this
+  // range, else the most recent one containing it, else any overlapping one.
+  static Call::OeRec* pick(Call& c, uint64_t s, uint64_t t) {
+    Call::OeRec *contain = nullptr, *any = nullptr;
+    for (auto& r : c.oes) {
+      if (r.s == s && r.e == t) return &r;
+      if (r.s <= s && t <= r.e && (!contain || r.add_ts >= contain->add_ts)) contain = &r;
+      if (!any && overlaps(r.s, r.e, s, t)) any = &r;
+    }
+    return contain ? contain : any;
+  }
+
   void try_evaluate(Call& c, Findings& out) {
-    if (!c.ended || !c.open.empty() || c.in_flight) return;
+    if (!c.ended || !c.oes.empty() || c.in_flight) return;
     // wait for the OE completions of a call whose OEs we never saw added:
     // nothing to wait for; evaluate now and forget the call.
     evaluate(c, out);

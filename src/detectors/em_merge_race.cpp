@@ -207,7 +207,14 @@ class EmMergeRace final : public Detector {
     if (!encompass) return;
     auto peers = others(e.tid, e.fs, dev, ino);
     if (peers.empty()) return;
-    bool harmless = x->start >= x->e_start && x->start < x->e_start + x->e_len;
+    // Which branch btrfs took. Since 8e2bd3b7fac9: the existing map is reused
+    // when the requested start lies inside it. Before (8dff9c853410 code):
+    // merge_extent_mapping() ran when start <= existing start or start >= its
+    // end, so start == existing start took the merge path (the seed's case).
+    auto* row0 = exposure_row("em-merge-eexist");
+    bool old_kernel = exposed(*row0, cfg_.kernel) == Exposed::Yes;
+    bool harmless = old_kernel ? (x->start > x->e_start && x->start < x->e_start + x->e_len)
+                               : (x->start >= x->e_start && x->start < x->e_start + x->e_len);
     InoBranch key{e.fs, ino, harmless};
     if (!gate_.allow(key, e.ts_ns, cfg_.repeat_ns)) return;
     uint64_t suppressed = gate_.take_suppressed(key);
@@ -241,7 +248,11 @@ class EmMergeRace final : public Detector {
         x->e_start + x->e_len, peers.size(),
         harmless ? "harmless branch (requested start inside the existing map: the existing map is "
                    "reused)"
-                 : "merge path (requested start outside the existing map: merge_extent_mapping())");
+                 : (x->start >= x->e_start && x->start < x->e_start + x->e_len)
+                       ? "merge path (merge_extent_mapping(): the requested start is the existing "
+                         "map's start, which kernels before 4.10 handled by merging)"
+                       : "merge path (requested start outside the existing map: "
+                         "merge_extent_mapping())");
     f.explanation = fmt::format(
         "This is the interleaving of seed 000: two requests in one extent missed the extent-map "
         "cache and one insertion was merged with a neighbour. {} Requested range [{}, {}).{}",

@@ -1,0 +1,499 @@
+// The detector timelines: each seed's interleaving (symptom on an affected
+// kernel, hazard only as a fixed kernel handles it) and close benign ones.
+// Expectations are "detector level kind" per finding.
+#include <algorithm>
+
+#include "detector_timeline.h"
+
+namespace bdt::test {
+
+namespace {
+constexpr uint32_t DIRECT = oef::DIRECT, IOERR = oef::IOERR, REGULAR = oef::REGULAR,
+                   NOCOW = oef::NOCOW;
+
+DioBegin rd(uint64_t pos, uint64_t count) { return DioBegin{.pos = pos, .count = count}; }
+DioBegin wr(uint64_t pos, uint64_t count, uint64_t done_before = 0) {
+  return DioBegin{.pos = pos, .count = count, .done_before = done_before, .write = true,
+                  .buf_addr = 0x7f3a00000000};
+}
+DioEnd end(uint64_t pos, int64_t ret, int32_t error = 0) {
+  return DioEnd{.pos = pos, .ret = ret, .error = error};
+}
+Ordered oe(uint64_t off, uint64_t len, uint32_t flags, bool uptodate = true) {
+  return Ordered{.file_offset = off, .len = len, .flags = flags, .uptodate = uptodate};
+}
+GetExtent ge_exit(uint64_t start, uint64_t len, uint64_t em_start, uint64_t em_len, int64_t ret) {
+  return GetExtent{.phase = Phase::Exit, .start = start, .len = len, .em_start = em_start,
+                   .em_len = em_len, .block_start = em_start + 0x1500000, .ret = ret};
+}
+ExtentBuffer eb(Phase ph, uint64_t start, int32_t refs, uint32_t bflags) {
+  return ExtentBuffer{.phase = ph, .eb_start = start, .refs = refs, .bflags = bflags,
+                      .eb_id = 0xffff8881234a8000};
+}
+Ioctl ioc(IoctlCmd cmd, int64_t ret = 0, int32_t fd = 3) {
+  return Ioctl{.fd = fd, .cmd = cmd, .ret = ret};
+}
+
+// ---- seed 000: em-merge-race -------------------------------------------------
+// Extents on disk: [0,8192) and [8192,16384), adjacent; the map cache holds only
+// {8192, 8192}. T1 reads [0,4096), T2 reads [4096,8192) (O_DIRECT, nocow image).
+const Who T1{3100, 3101, "qemu-system-x86"}, T2{3100, 3102, "qemu-system-x86"};
+constexpr uint64_t kImg = 257;
+
+void em_race(TL& t, bool fixed) {
+  t.at(0).ev(T1, EventType::DioBegin, rd(0, 4096), kImg);
+  t.at(10'000).ev(T2, EventType::DioBegin, rd(4096, 4096), kImg);
+  // T2 misses the cache, reads [0,8192) from the b-tree and inserts it; it is
+  // merged with {8192,8192} into {0,16384}.
+  t.at(30'000).ev(T2, EventType::EmAdd, EmAdd{.start = 0, .len = 8192, .block_start = 0x1500000}, kImg);
+  t.at(31'000).ev(T2, EventType::GetExtent, ge_exit(4096, 4096, 0, 16384, 0), kImg);
+  // T1's insertion of {0,8192} hits EEXIST; the existing map encompasses it.
+  // The tracepoint has no inode: ino 0, attributed through T1's request.
+  t.at(40'000).ev(T1, EventType::EmExist,
+                  EmExist{.e_start = 0, .e_len = 16384, .map_start = 0, .map_len = 8192,
+                          .start = 0, .len = 4096},
+                  0, 0);
+  t.at(41'000).ev(T1, EventType::GetExtent, ge_exit(0, 4096, 0, fixed ? 16384 : 0, fixed ? 0 : -17),
+                  kImg);
+  t.at(90'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg);
+  t.at(95'000).ev(T1, EventType::DioEnd, fixed ? end(4096, 4096) : end(0, -17), kImg);
+}
+
+// ---- seed 001: stale-eb-reuse ------------------------------------------------
+const Who FREER{412, 412, "btrfs-transacti"}, FINDER{977, 977, "kworker/u8:2"};
+constexpr uint64_t kEb = 30408704;
+constexpr uint32_t STALE = ebf::STALE, TREE_REF = ebf::TREE_REF, UPTODATE = ebf::UPTODATE,
+                   DIRTY = ebf::DIRTY;
+
+// ---- seed 002: dio-short-write -----------------------------------------------
+const Who W{4200, 4200, "dio-buf-fault"}, KW{88, 88, "kworker/u8:3"}, IRQ{0, 0, "swapper/1"};
+constexpr uint64_t kSrc = 300, kDst = 301, kMiB = 1048576, kPart = 65536;
+
+void partial_write(TL& t, bool fixed) {
+  auto b = wr(0, kMiB);
+  b.buf_file_ino = kSrc;  // mmap of another file, only partly in memory
+  b.buf_file_dev = kDev;
+  b.partial = true;
+  t.at(0).ev(W, EventType::DioBegin, b, kDst);
+  t.at(100'000).ev(W, EventType::OeAdd, oe(0, kMiB, DIRECT | NOCOW), kDst);
+  // the bio is cut at the first non-resident page
+  if (fixed) t.at(150'000).ev(W, EventType::OeSplit, oe(0, kMiB, DIRECT | NOCOW), kDst);
+  // btrfs_dio_iomap_end marks the unsubmitted rest finished, not uptodate
+  t.at(200'000).ev(W, EventType::OeFinish, oe(kPart, kMiB - kPart, DIRECT | NOCOW, false), kDst);
+  t.at(400'000).ev(IRQ, EventType::OeFinish, oe(0, kPart, DIRECT | NOCOW, true), kDst);
+  t.at(410'000).ev(W, EventType::DioEnd, end(kPart, kPart), kDst);
+  if (fixed) {
+    t.at(500'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | NOCOW), kDst);
+    t.at(510'000).ev(KW, EventType::OeRemove, oe(kPart, kMiB - kPart, DIRECT | NOCOW | IOERR),
+                     kDst);
+  } else {
+    // finish_ordered_io sees IOERR and just drops the whole ordered extent
+    t.at(500'000).ev(KW, EventType::OeRemove, oe(0, kMiB, DIRECT | NOCOW | IOERR), kDst);
+  }
+  // fault_in_iov_iter_readable, then the write continues
+  auto c = wr(kPart, kMiB - kPart, kPart);
+  c.buf_file_ino = kSrc;
+  c.buf_file_dev = kDev;
+  c.buf_file_off = kPart;
+  c.partial = true;
+  t.at(2'000'000).ev(W, EventType::DioBegin, c, kDst);
+  t.at(2'100'000).ev(W, EventType::OeAdd, oe(kPart, kMiB - kPart, DIRECT | NOCOW), kDst);
+  t.at(3'000'000).ev(IRQ, EventType::OeFinish, oe(kPart, kMiB - kPart, DIRECT | NOCOW), kDst);
+  t.at(3'010'000).ev(W, EventType::DioEnd, end(kMiB, kMiB), kDst);
+  t.at(3'100'000).ev(KW, EventType::OeRemove, oe(kPart, kMiB - kPart, DIRECT | NOCOW), kDst);
+}
+
+// ---- seed 003: send-vs-relocation --------------------------------------------
+const Who SEND{5100, 5100, "btrfs"}, BAL{5200, 5200, "btrfs"}, CLEANER{301, 301, "btrfs-cleaner"};
+
+// ---- seed 004: dio-unstable-pages --------------------------------------------
+const Who REPRO{6100, 6100, "dio-unstable"}, CSUMW{90, 90, "kworker/u8:5"};
+constexpr uint64_t kTest = 400;
+DioBegin shared_wr(uint64_t pos, uint64_t count) {
+  auto b = wr(pos, count);
+  b.buf_shared = true;
+  b.buf_writable = true;
+  b.buf_addr = 0x7f1200000000;
+  return b;
+}
+
+}  // namespace
+
+std::vector<TL> all_cases() {
+  std::vector<TL> v;
+  // ===================== em-merge-race =====================
+  {
+    TL t("em_merge_race_4.9", false, "4.9.0");
+    em_race(t, false);
+    t.expect("em-merge-race hazard encompassing-em-merge");
+    t.expect("em-merge-race symptom eexist-get-extent");
+    v.push_back(t);
+  }
+  {
+    TL t("em_merge_race_fixed_6.1", false, "6.1.0");
+    em_race(t, true);
+    t.expect("em-merge-race hazard encompassing-em-harmless");
+    v.push_back(t);
+  }
+  {  // EEXIST seen only at the DIO level (no get_extent hook), unknown kernel
+    TL t("em_merge_race_dio_eexist_unknown_kernel", false, "");
+    t.at(0).ev(T1, EventType::DioBegin, wr(0, 4096), kImg);
+    t.at(50'000).ev(T1, EventType::DioEnd, end(0, -17), kImg);
+    t.expect("em-merge-race symptom eexist-dio");
+    v.push_back(t);
+  }
+  {
+    TL t("em_sequential_reads", true, "4.9.0");
+    t.at(0).ev(T1, EventType::DioBegin, rd(0, 4096), kImg);
+    t.at(1'000).ev(T1, EventType::EmAdd, EmAdd{.start = 0, .len = 8192}, kImg);
+    t.at(2'000).ev(T1, EventType::GetExtent, ge_exit(0, 4096, 0, 16384, 0), kImg);
+    t.at(3'000).ev(T1, EventType::DioEnd, end(4096, 4096), kImg);
+    t.at(10'000).ev(T2, EventType::DioBegin, rd(4096, 4096), kImg);
+    // an em_exist with nobody else in flight (e.g. readahead raced earlier)
+    t.at(11'000).ev(T2, EventType::EmExist,
+                    EmExist{.e_start = 0, .e_len = 16384, .map_start = 0, .map_len = 8192,
+                            .start = 4096, .len = 4096},
+                    0, 0);
+    t.at(12'000).ev(T2, EventType::GetExtent, ge_exit(4096, 4096, 0, 16384, 0), kImg);
+    t.at(13'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg);
+    v.push_back(t);
+  }
+  {
+    TL t("em_other_inode_other_fs", true, "4.9.0");
+    t.at(0).ev(T2, EventType::DioBegin, rd(4096, 4096), kImg + 1);              // other inode
+    t.at(1'000).ev(Who{3300, 3301, "qemu-b"}, EventType::DioBegin, rd(0, 4096), kImg, kDev,
+                   fs_b());                                                     // other fs
+    t.at(2'000).ev(T1, EventType::DioBegin, rd(0, 4096), kImg);
+    t.at(3'000).ev(T1, EventType::EmExist,
+                   EmExist{.e_start = 0, .e_len = 16384, .map_start = 0, .map_len = 8192,
+                           .start = 0, .len = 4096},
+                   0, 0);
+    t.at(4'000).ev(T1, EventType::GetExtent, ge_exit(0, 4096, 0, 16384, 0), kImg);
+    t.at(5'000).ev(T1, EventType::DioEnd, end(4096, 4096), kImg);
+    t.at(6'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg + 1);
+    t.at(7'000).ev(Who{3300, 3301, "qemu-b"}, EventType::DioEnd, end(4096, 4096), kImg, kDev,
+                   fs_b());
+    v.push_back(t);
+  }
+  {  // em_exist where the existing map only overlaps (no encompassing): the
+     // ordinary duplicate case, even with a concurrent request
+    TL t("em_exist_not_encompassing", true, "6.1.0");
+    t.at(0).ev(T1, EventType::DioBegin, rd(0, 4096), kImg);
+    t.at(1'000).ev(T2, EventType::DioBegin, rd(4096, 4096), kImg);
+    t.at(2'000).ev(T1, EventType::EmExist,
+                   EmExist{.e_start = 0, .e_len = 8192, .map_start = 0, .map_len = 16384,
+                           .start = 0, .len = 4096},
+                   0, 0);
+    t.at(3'000).ev(T1, EventType::DioEnd, end(4096, 4096), kImg);
+    t.at(4'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg);
+    v.push_back(t);
+  }
+  {  // the same events in the other order: T2 finished before T1's em_exist
+    TL t("em_other_order", true, "4.9.0");
+    t.at(0).ev(T2, EventType::DioBegin, rd(4096, 4096), kImg);
+    t.at(1'000).ev(T2, EventType::EmAdd, EmAdd{.start = 0, .len = 8192}, kImg);
+    t.at(2'000).ev(T2, EventType::GetExtent, ge_exit(4096, 4096, 0, 16384, 0), kImg);
+    t.at(3'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg);
+    t.at(4'000).ev(T1, EventType::DioBegin, rd(0, 4096), kImg);
+    t.at(5'000).ev(T1, EventType::GetExtent, ge_exit(0, 4096, 0, 16384, 0), kImg);
+    t.at(6'000).ev(T1, EventType::DioEnd, end(4096, 4096), kImg);
+    v.push_back(t);
+  }
+
+  // ===================== stale-eb-reuse =====================
+  {
+    TL t("stale_eb_reuse_4.0", false, "4.0.0");
+    t.at(0).ev(FREER, EventType::EbFree, eb(Phase::Enter, kEb, 2, STALE | TREE_REF | UPTODATE), 0, 0);
+    t.at(1'000).ev(FINDER, EventType::EbFind, eb(Phase::None, kEb, 3, STALE | TREE_REF | UPTODATE), 0, 0);
+    // the finder clears STALE and dirties the buffer, drops its ref; the freeing
+    // task drops two refs and releases a dirty buffer
+    t.at(3'000).ev(FREER, EventType::EbRelease, eb(Phase::None, kEb, 0, DIRTY | TREE_REF | UPTODATE), 0, 0);
+    t.at(4'000).ev(FREER, EventType::EbFree, eb(Phase::Exit, kEb, 0, DIRTY | UPTODATE), 0, 0);
+    t.expect("stale-eb-reuse hazard stale-reref");
+    t.expect("stale-eb-reuse symptom release-under-io");
+    v.push_back(t);
+  }
+  {
+    TL t("stale_eb_reuse_fixed_4.1", false, "4.1.0");
+    t.at(0).ev(FREER, EventType::EbFree, eb(Phase::Enter, kEb, 2, STALE | TREE_REF | UPTODATE), 0, 0);
+    t.at(1'000).ev(FINDER, EventType::EbFind, eb(Phase::None, kEb, 3, STALE | TREE_REF | UPTODATE), 0, 0);
+    // find_extent_buffer waited on refs_lock: free saw refs 3, dropped one
+    t.at(2'000).ev(FREER, EventType::EbFree, eb(Phase::Exit, kEb, 2, TREE_REF | UPTODATE), 0, 0);
+    t.expect("stale-eb-reuse hazard stale-reref");
+    v.push_back(t);
+  }
+  {
+    TL t("stale_eb_benign", true, "4.0.0");
+    // find after the free finished; release of a clean buffer; other fs; other buffer
+    t.at(0).ev(FREER, EventType::EbFree, eb(Phase::Enter, kEb, 1, STALE | UPTODATE), 0, 0);
+    t.at(500).ev(FINDER, EventType::EbFind, eb(Phase::None, kEb, 2, STALE | UPTODATE), 0, 0, fs_b());
+    t.at(600).ev(FINDER, EventType::EbFind, eb(Phase::None, kEb + 16384, 2, STALE | UPTODATE), 0, 0);
+    t.at(1'000).ev(FREER, EventType::EbRelease, eb(Phase::None, kEb, 0, STALE | UPTODATE), 0, 0);
+    t.at(2'000).ev(FREER, EventType::EbFree, eb(Phase::Exit, kEb, 0, STALE | UPTODATE), 0, 0);
+    t.at(3'000).ev(FINDER, EventType::EbFind, eb(Phase::None, kEb, 1, UPTODATE), 0, 0);
+    v.push_back(t);
+  }
+
+  // ===================== dio-short-write =====================
+  {
+    TL t("dio_short_write_6.2", false, "6.2.0");
+    partial_write(t, false);
+    t.expect("dio-short-write hazard continued-write");
+    t.expect("dio-short-write symptom acknowledged-hole");
+    v.push_back(t);
+  }
+  {
+    TL t("dio_short_write_fixed_6.6", false, "6.6.0");
+    partial_write(t, true);
+    t.expect("dio-short-write hazard continued-write");
+    v.push_back(t);
+  }
+  {  // seed 002, second part: buffer is an mmap of the same file, overlapping
+    TL t("dio_self_mmap_deadlock_6.2", false, "6.2.0");
+    auto b = wr(4 * kMiB / 4, 2 * kMiB);  // write [1M, 3M) of a 4M file
+    b.buf_file_ino = kDst;
+    b.buf_file_dev = kDev;
+    b.buf_file_off = 0;  // buffer maps [0, 2M) of the same file
+    b.buf_shared = true;
+    t.at(0).ev(W, EventType::DioBegin, b, kDst);
+    t.at(100'000).ev(W, EventType::OeAdd, oe(kMiB, 2 * kMiB, DIRECT | REGULAR), kDst);
+    // nothing more from this writer; the clock moves on with other activity
+    t.at(31 * kSec).ev(Who{4300, 4300, "cat"}, EventType::DioBegin, rd(0, 4096), 999);
+    t.at(31 * kSec + 1000).ev(Who{4300, 4300, "cat"}, EventType::DioEnd, end(4096, 4096), 999);
+    t.expect("dio-short-write hazard self-mmap-write");
+    t.expect("dio-short-write symptom self-mmap-stall");
+    v.push_back(t);
+  }
+  {
+    TL t("dio_self_mmap_fixed_6.6", false, "6.6.0");
+    auto b = wr(kMiB, 2 * kMiB);
+    b.buf_file_ino = kDst;
+    b.buf_file_dev = kDev;
+    b.buf_file_off = 0;
+    b.buf_shared = true;
+    t.at(0).ev(W, EventType::DioBegin, b, kDst);
+    t.at(100'000).ev(W, EventType::OeAdd, oe(kMiB, 2 * kMiB, DIRECT | REGULAR), kDst);
+    t.at(900'000).ev(IRQ, EventType::OeFinish, oe(kMiB, 2 * kMiB, DIRECT | REGULAR), kDst);
+    t.at(910'000).ev(W, EventType::DioEnd, end(3 * kMiB, 2 * kMiB), kDst);
+    t.at(990'000).ev(KW, EventType::OeRemove, oe(kMiB, 2 * kMiB, DIRECT | REGULAR), kDst);
+    t.at(31 * kSec).ev(Who{4300, 4300, "cat"}, EventType::DioBegin, rd(0, 4096), 999);
+    t.expect("dio-short-write hazard self-mmap-write");
+    v.push_back(t);
+  }
+  {  // a large write split per bio on a current kernel is not a partial write
+    TL t("dio_large_write_split_per_bio", true, "6.6.0");
+    t.at(0).ev(W, EventType::DioBegin, wr(0, 8 * kMiB), kDst);
+    t.at(10'000).ev(W, EventType::OeAdd, oe(0, 8 * kMiB, DIRECT | NOCOW), kDst);
+    for (int i = 0; i < 3; ++i)
+      t.at(20'000 + i * 1000).ev(W, EventType::OeSplit, oe(i * 2 * kMiB, (8 - 2 * i) * kMiB, DIRECT | NOCOW), kDst);
+    for (int i = 0; i < 4; ++i)
+      t.at(500'000 + i * 1000).ev(IRQ, EventType::OeFinish, oe(i * 2 * kMiB, 2 * kMiB, DIRECT | NOCOW), kDst);
+    t.at(600'000).ev(W, EventType::DioEnd, end(8 * kMiB, 8 * kMiB), kDst);
+    // completions on worker threads, in any order
+    for (int i : {2, 0, 3, 1})
+      t.at(700'000 + i * 1000).ev(Who{88u + i, 88u + i, "kworker/u8:1"}, EventType::OeRemove,
+                                  oe(i * 2 * kMiB, 2 * kMiB, DIRECT | NOCOW), kDst);
+    v.push_back(t);
+  }
+  {  // a device error: nothing acknowledged, the IOERR extent is not a hole
+    TL t("dio_write_eio_not_acknowledged", true, "6.2.0");
+    t.at(0).ev(W, EventType::DioBegin, wr(0, kPart), kDst);
+    t.at(10'000).ev(W, EventType::OeAdd, oe(0, kPart, DIRECT | REGULAR), kDst);
+    t.at(200'000).ev(IRQ, EventType::OeFinish, oe(0, kPart, DIRECT | REGULAR, false), kDst);
+    t.at(210'000).ev(W, EventType::DioEnd, end(0, -5, -5), kDst);
+    t.at(300'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | REGULAR | IOERR), kDst);
+    v.push_back(t);
+  }
+  {  // buffer is an mmap of the same file but of another range; other inode's
+     // failure does not touch this write
+    TL t("dio_mmap_same_file_other_range", true, "6.2.0");
+    auto b = wr(0, kPart);
+    b.buf_file_ino = kDst;
+    b.buf_file_dev = kDev;
+    b.buf_file_off = 4 * kMiB;
+    t.at(0).ev(W, EventType::DioBegin, b, kDst);
+    t.at(10'000).ev(W, EventType::OeAdd, oe(0, kPart, DIRECT | REGULAR), kDst);
+    t.at(20'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | REGULAR | IOERR), kDst + 1);
+    t.at(200'000).ev(IRQ, EventType::OeFinish, oe(0, kPart, DIRECT | REGULAR), kDst);
+    t.at(210'000).ev(W, EventType::DioEnd, end(kPart, kPart), kDst);
+    t.at(300'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | REGULAR), kDst, 0);  // dev unknown
+    v.push_back(t);
+  }
+
+  // ===================== send-vs-relocation =====================
+  {
+    TL t("send_vs_relocation_5.0", false, "5.0.0");
+    t.at(0).ev(BAL, EventType::IoctlBegin, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.at(100 * kMs).ev(BAL, EventType::RelocBegin, Reloc{.block_group = 1103101952}, 0, 0);
+    t.at(2 * kSec).ev(SEND, EventType::IoctlBegin, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(9 * kSec).ev(BAL, EventType::RelocEnd, Reloc{.block_group = 1103101952}, 0, 0);
+    t.at(9 * kSec + 1000).ev(BAL, EventType::RelocBegin, Reloc{.block_group = 1371537408}, 0, 0);
+    // parent transid verify failed -> send returns EIO
+    t.at(12 * kSec).ev(SEND, EventType::IoctlEnd, ioc(IoctlCmd::Send, -5, 5), 0, kSnapDev);
+    t.at(15 * kSec).ev(BAL, EventType::RelocEnd, Reloc{.block_group = 1371537408}, 0, 0);
+    t.at(15 * kSec + 1000).ev(BAL, EventType::IoctlEnd, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.expect("send-vs-relocation hazard overlap");
+    t.expect("send-vs-relocation symptom send-failed");
+    v.push_back(t);
+  }
+  {  // 5.3-5.16: the kernel refuses send while balance runs
+    TL t("send_refused_during_balance_5.10", false, "5.10.0");
+    t.at(0).ev(BAL, EventType::IoctlBegin, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.at(2 * kSec).ev(SEND, EventType::IoctlBegin, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(2 * kSec + 40'000).ev(SEND, EventType::IoctlEnd, ioc(IoctlCmd::Send, -11, 5), 0, kSnapDev);
+    t.at(15 * kSec).ev(BAL, EventType::IoctlEnd, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.expect("send-vs-relocation hazard refused");
+    v.push_back(t);
+  }
+  {  // and balance while send runs
+    TL t("balance_refused_during_send_5.10", false, "5.10.0");
+    t.at(0).ev(SEND, EventType::IoctlBegin, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(1 * kSec).ev(BAL, EventType::IoctlBegin, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.at(1 * kSec + 30'000).ev(BAL, EventType::IoctlEnd, ioc(IoctlCmd::BalanceV2, -11), 0, kDev);
+    t.at(5 * kSec).ev(SEND, EventType::IoctlEnd, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.expect("send-vs-relocation hazard refused");
+    v.push_back(t);
+  }
+  {  // >= 5.17: concurrent by design, both succeed -> info hazard
+    TL t("send_vs_relocation_fixed_6.1", false, "6.1.0");
+    t.at(0).ev(BAL, EventType::IoctlBegin, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.at(2 * kSec).ev(SEND, EventType::IoctlBegin, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(3 * kSec).ev(CLEANER, EventType::RelocBegin, Reloc{.block_group = 22020096}, 0, 0);
+    t.at(12 * kSec).ev(SEND, EventType::IoctlEnd, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(15 * kSec).ev(BAL, EventType::IoctlEnd, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.expect("send-vs-relocation hazard overlap");
+    v.push_back(t);
+  }
+  {
+    TL t("send_balance_other_fs_and_after_window", true, "5.0.0");
+    // balance on fs B while send on fs A
+    t.at(0).ev(BAL, EventType::IoctlBegin, ioc(IoctlCmd::BalanceV2), 0, kDev, fs_b());
+    t.at(1 * kSec).ev(SEND, EventType::IoctlBegin, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(3 * kSec).ev(SEND, EventType::IoctlEnd, ioc(IoctlCmd::Send, -5, 5), 0, kSnapDev);
+    t.at(4 * kSec).ev(BAL, EventType::IoctlEnd, ioc(IoctlCmd::BalanceV2), 0, kDev, fs_b());
+    // balance on fs A finished, then send on fs A (events after the window)
+    t.at(5 * kSec).ev(BAL, EventType::IoctlBegin, ioc(IoctlCmd::Balance), 0, kDev);
+    t.at(9 * kSec).ev(BAL, EventType::IoctlEnd, ioc(IoctlCmd::Balance), 0, kDev);
+    t.at(30 * kSec).ev(SEND, EventType::IoctlBegin, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(31 * kSec).ev(SEND, EventType::IoctlEnd, ioc(IoctlCmd::Send, -5, 5), 0, kSnapDev);
+    // same events in the other order: send ends before balance begins
+    t.at(40 * kSec).ev(SEND, EventType::IoctlBegin, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(41 * kSec).ev(SEND, EventType::IoctlEnd, ioc(IoctlCmd::Send, 0, 5), 0, kSnapDev);
+    t.at(41 * kSec + 1).ev(BAL, EventType::IoctlBegin, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    t.at(50 * kSec).ev(BAL, EventType::IoctlEnd, ioc(IoctlCmd::BalanceV2), 0, kDev);
+    v.push_back(t);
+  }
+
+  // ===================== dio-unstable-pages =====================
+  {
+    TL t("dio_unstable_pages_5.10", false, "5.10.0");
+    t.at(0).ev(REPRO, EventType::DioBegin, shared_wr(0, kMiB), kTest);
+    t.at(2 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    t.at(3 * kMs).ev(REPRO, EventType::DioBegin, rd(0, kMiB), kTest);
+    t.at(5 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096, .mirror = 1}, kTest);
+    t.at(6 * kMs).ev(REPRO, EventType::DioEnd, end(0, -5, -5), kTest);
+    t.expect("dio-unstable-pages hazard shared-buffer-write");
+    t.expect("dio-unstable-pages symptom csum-error");
+    v.push_back(t);
+  }
+  {  // only the EIO at the read is visible (no checksum-failure hook)
+    TL t("dio_unstable_pages_read_eio_5.10", false, "5.10.0");
+    t.at(0).ev(REPRO, EventType::DioBegin, shared_wr(0, kMiB), kTest);
+    t.at(2 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    t.at(3 * kMs).ev(REPRO, EventType::DioBegin, rd(0, kMiB), kTest);
+    t.at(6 * kMs).ev(REPRO, EventType::DioEnd, end(0, -5, -5), kTest);
+    t.expect("dio-unstable-pages hazard shared-buffer-write");
+    t.expect("dio-unstable-pages symptom read-eio");
+    v.push_back(t);
+  }
+  {  // the buffer was not modified in flight this time: hazard only
+    TL t("dio_unstable_pages_no_error_5.10", false, "5.10.0");
+    t.at(0).ev(REPRO, EventType::DioBegin, shared_wr(0, kMiB), kTest);
+    t.at(2 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    t.at(3 * kMs).ev(REPRO, EventType::DioBegin, rd(0, kMiB), kTest);
+    t.at(6 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    t.expect("dio-unstable-pages hazard shared-buffer-write");
+    v.push_back(t);
+  }
+  {
+    TL t("dio_unstable_benign", true, "5.10.0");
+    // nocow file: shared buffer but no checksums
+    auto n = shared_wr(0, kMiB);
+    n.nodatasum = true;
+    t.at(0).ev(REPRO, EventType::DioBegin, n, kTest + 1);
+    t.at(1 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest + 1);
+    // private buffer on a checksummed file
+    t.at(2 * kMs).ev(REPRO, EventType::DioBegin, wr(0, kMiB), kTest);
+    t.at(3 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    // a checksum error on an inode never written from a shared buffer
+    t.at(4 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096}, kTest + 2);
+    v.push_back(t);
+  }
+  {  // the hazardous range was overwritten from a private buffer before the error
+     // (the writer still gets its hazard finding)
+    TL t("dio_unstable_overwritten_before_error", false, "5.10.0");
+    t.at(0).ev(REPRO, EventType::DioBegin, shared_wr(0, kMiB), kTest);
+    t.at(1 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    t.at(2 * kMs).ev(REPRO, EventType::DioBegin, wr(0, kMiB), kTest);
+    t.at(3 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    t.at(4 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096}, kTest);
+    t.expect("dio-unstable-pages hazard shared-buffer-write");
+    v.push_back(t);
+  }
+
+  // ===================== dio-buffered-fallback =====================
+  const Who Q{7100, 7100, "qemu-system-x86"}, Q2{7100, 7105, "worker"};
+  constexpr uint64_t kQcow = 500;
+  {
+    TL t("dio_buffered_fallback_6.18", false, "6.18.0");
+    t.at(0).ev(Q, EventType::DioBegin, rd(0, 65536), kQcow);
+    t.at(1 * kMs).ev(Q, EventType::DioEnd, end(65536, 65536), kQcow);
+    // QEMU's writes went to the page cache; its fdatasync writes them back in
+    // its own context: buffered ordered extents (no DIRECT)
+    t.at(50 * kMs).ev(Q2, EventType::OeAdd, oe(1048576, 65536, REGULAR), kQcow, 0);
+    t.at(51 * kMs).ev(Q2, EventType::OeAdd, oe(2097152, 65536, REGULAR), kQcow, 0);
+    t.expect("dio-buffered-fallback hazard buffered-fallback");
+    v.push_back(t);
+  }
+  {
+    TL t("dio_buffered_fallback_benign", true, "6.18.0");
+    t.at(0).ev(Q, EventType::DioBegin, rd(0, 65536), kQcow);
+    t.at(1 * kMs).ev(Q, EventType::DioEnd, end(65536, 65536), kQcow);
+    // writeback by the flusher: cannot be attributed, not reported
+    t.at(10 * kMs).ev(Who{77, 77, "kworker/u8:0"}, EventType::OeAdd, oe(0, 4096, REGULAR), kQcow, 0);
+    // a nocow image where writes really go direct
+    t.at(20 * kMs).ev(Q, EventType::DioBegin, rd(0, 65536), kQcow + 1);
+    t.at(21 * kMs).ev(Q, EventType::DioBegin, wr(0, 65536), kQcow + 1);
+    t.at(22 * kMs).ev(Q, EventType::OeAdd, oe(0, 65536, DIRECT | NOCOW), kQcow + 1, 0);
+    t.at(23 * kMs).ev(Q, EventType::DioEnd, end(65536, 65536), kQcow + 1);
+    t.at(30 * kMs).ev(Q, EventType::OeAdd, oe(0, 4096, NOCOW), kQcow + 1, 0);
+    // same inode number in another filesystem
+    t.at(40 * kMs).ev(Q, EventType::OeAdd, oe(0, 4096, REGULAR), kQcow, kDev, fs_b());
+    v.push_back(t);
+  }
+  return v;
+}
+
+DetectorConfig config_for(const std::string& kernel) {
+  DetectorConfig c;
+  if (!kernel.empty()) c.kernel = KernelVersion::parse(kernel).value_or(KernelVersion{});
+  return c;
+}
+
+Findings run(const std::vector<Event>& evs, const DetectorConfig& cfg) {
+  Engine eng(cfg);
+  Findings out;
+  for (auto& e : evs) eng.feed(e, out);
+  eng.finish(evs.empty() ? 0 : evs.back().ts_ns, out);
+  return out;
+}
+
+std::vector<std::string> summary(const Findings& f) {
+  std::vector<std::string> v;
+  for (auto& x : f)
+    v.push_back(x.detector + (x.level == Level::Symptom ? " symptom " : " hazard ") + x.kind);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace bdt::test

@@ -1,0 +1,317 @@
+// Detector unit tests: seed timelines fire, fixed-kernel timelines give only
+// the hazard, benign ones stay silent, state stays bounded.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "bdt/exposure.h"
+#include "detector_timeline.h"
+
+using namespace bdt;
+using namespace bdt::test;
+
+namespace {
+
+const TL& find_case(const std::vector<TL>& v, const std::string& name) {
+  for (auto& t : v)
+    if (t.name() == name) return t;
+  throw std::runtime_error("no case " + name);
+}
+
+std::vector<const Finding*> of(const Findings& f, std::string_view det, std::string_view kind) {
+  std::vector<const Finding*> r;
+  for (auto& x : f)
+    if (x.detector == det && x.kind == kind) r.push_back(&x);
+  return r;
+}
+
+class Cases : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(Cases, Expected) {
+  static const auto all = all_cases();
+  const TL& t = find_case(all, GetParam());
+  auto f = run(t.events(), config_for(t.kernel()));
+  auto want = t.expected();
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(summary(f), want) << t.name();
+  if (t.benign()) {
+    EXPECT_TRUE(f.empty());
+  }
+  for (auto& x : f) {
+    SCOPED_TRACE(x.detector + " " + x.kind);
+    EXPECT_FALSE(x.message.empty());
+    EXPECT_FALSE(x.explanation.empty());
+    EXPECT_FALSE(x.exposure.empty());
+    EXPECT_FALSE(x.actors.empty());
+    EXPECT_FALSE(x.evidence.empty());
+    EXPECT_FALSE(x.fs.empty());
+    EXPECT_NE(x.pid, 0u);
+    EXPECT_TRUE(std::is_sorted(x.evidence.begin(), x.evidence.end(),
+                               [](const Event& a, const Event& b) { return a.ts_ns < b.ts_ns; }));
+    if (x.range) {
+      EXPECT_LT(x.range->first, x.range->second);
+    }
+  }
+}
+
+static std::vector<std::string> case_names() {
+  std::vector<std::string> v;
+  for (auto& t : all_cases()) v.push_back(t.name());
+  return v;
+}
+INSTANTIATE_TEST_SUITE_P(Timelines, Cases, ::testing::ValuesIn(case_names()),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (auto& c : s)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return s;
+                         });
+
+TEST(EmMergeRace, SeedDetails) {
+  auto all = all_cases();
+  auto& t = find_case(all, "em_merge_race_4.9");
+  auto f = run(t.events(), config_for(t.kernel()));
+  auto hz = of(f, "em-merge-race", "encompassing-em-merge");
+  ASSERT_EQ(hz.size(), 1u);
+  EXPECT_EQ(hz[0]->severity, Severity::Critical);
+  EXPECT_EQ(hz[0]->ino, 257u);  // em_exist had ino 0: attributed via the tid's request
+  EXPECT_EQ(hz[0]->tid, 3101u);
+  ASSERT_EQ(hz[0]->actors.size(), 2u);
+  EXPECT_EQ(hz[0]->actors[1].tid, 3102u);
+  EXPECT_NE(hz[0]->message.find("merge path"), std::string::npos);
+  auto sy = of(f, "em-merge-race", "eexist-get-extent");
+  ASSERT_EQ(sy.size(), 1u);
+  EXPECT_EQ(sy[0]->range, (std::pair<uint64_t, uint64_t>{0, 4096}));
+  EXPECT_EQ(sy[0]->severity, Severity::Critical);
+
+  auto& fx = find_case(all, "em_merge_race_fixed_6.1");
+  auto g = run(fx.events(), config_for(fx.kernel()));
+  auto hh = of(g, "em-merge-race", "encompassing-em-harmless");
+  ASSERT_EQ(hh.size(), 1u);
+  EXPECT_EQ(hh[0]->severity, Severity::Info);
+  EXPECT_NE(hh[0]->message.find("harmless branch"), std::string::npos);
+}
+
+TEST(EmMergeRace, UnknownKernelIsConservative) {
+  auto all = all_cases();
+  auto& fx = find_case(all, "em_merge_race_fixed_6.1");
+  auto g = run(fx.events(), config_for(""));
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].severity, Severity::Warning);
+  EXPECT_NE(g[0].exposure.find("unknown"), std::string::npos);
+}
+
+TEST(EmMergeRace, RepeatedHazardsAreRateLimited) {
+  auto all = all_cases();
+  auto& fx = find_case(all, "em_merge_race_fixed_6.1");
+  std::vector<Event> evs;
+  for (int i = 0; i < 5; ++i)
+    for (auto e : fx.events()) {
+      e.ts_ns += uint64_t(i) * kSec;
+      evs.push_back(e);
+    }
+  auto g = run(evs, config_for("6.1.0"));
+  EXPECT_EQ(g.size(), 1u);  // repeat_ns = 60 s
+  evs.clear();
+  for (int i = 0; i < 3; ++i)
+    for (auto e : fx.events()) {
+      e.ts_ns += uint64_t(i) * 61 * kSec;
+      evs.push_back(e);
+    }
+  EXPECT_EQ(run(evs, config_for("6.1.0")).size(), 3u);
+}
+
+TEST(DioShortWrite, HoleIsExact) {
+  auto all = all_cases();
+  auto& t = find_case(all, "dio_short_write_6.2");
+  auto f = run(t.events(), config_for(t.kernel()));
+  auto h = of(f, "dio-short-write", "acknowledged-hole");
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0]->range, (std::pair<uint64_t, uint64_t>{0, 65536}));
+  EXPECT_EQ(h[0]->ino, 301u);
+  EXPECT_EQ(h[0]->pid, 4200u);
+  EXPECT_EQ(h[0]->severity, Severity::Critical);
+  auto c = of(f, "dio-short-write", "continued-write");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0]->severity, Severity::Warning);  // 6.2 is in [5.16, 6.4)
+
+  auto& fx = find_case(all, "dio_short_write_fixed_6.6");
+  auto g = run(fx.events(), config_for(fx.kernel()));
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].severity, Severity::Info);
+}
+
+TEST(DioShortWrite, OrderOfCompletionsDoesNotMatter) {
+  // the dropped IOERR extent removed after the continuation's good one
+  auto all = all_cases();
+  auto evs = find_case(all, "dio_short_write_6.2").events();
+  for (auto& e : evs)
+    if (e.type == EventType::OeRemove && e.as<Ordered>()->flags & oef::IOERR) e.ts_ns += 3'000'000;
+  std::stable_sort(evs.begin(), evs.end(), [](auto& a, auto& b) { return a.ts_ns < b.ts_ns; });
+  auto f = run(evs, config_for("6.2.0"));
+  auto h = of(f, "dio-short-write", "acknowledged-hole");
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0]->range, (std::pair<uint64_t, uint64_t>{0, 65536}));
+}
+
+TEST(DioShortWrite, StallNeedsThreshold) {
+  auto all = all_cases();
+  auto evs = find_case(all, "dio_self_mmap_deadlock_6.2").events();
+  auto cfg = config_for("6.2.0");
+  cfg.stall_threshold_ns = 60 * kSec;  // not reached in the 31 s timeline
+  auto f = run(evs, cfg);
+  EXPECT_TRUE(of(f, "dio-short-write", "self-mmap-stall").empty());
+  EXPECT_EQ(of(f, "dio-short-write", "self-mmap-write").size(), 1u);
+}
+
+TEST(SendVsRelocation, Severities) {
+  auto all = all_cases();
+  auto f = run(find_case(all, "send_vs_relocation_5.0").events(), config_for("5.0.0"));
+  auto o = of(f, "send-vs-relocation", "overlap");
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(o[0]->severity, Severity::Critical);
+  EXPECT_FALSE(o[0]->ino.has_value());
+  auto s = of(f, "send-vs-relocation", "send-failed");
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]->pid, 5100u);
+  EXPECT_GE(s[0]->actors.size(), 2u);
+  EXPECT_NE(s[0]->message.find("EIO"), std::string::npos);
+
+  auto r = run(find_case(all, "send_refused_during_balance_5.10").events(), config_for(""));
+  ASSERT_EQ(r.size(), 1u);  // observation, even with the kernel unknown
+  EXPECT_EQ(r[0].severity, Severity::Info);
+  EXPECT_NE(r[0].exposure.find("observed"), std::string::npos);
+
+  auto c = run(find_case(all, "send_vs_relocation_fixed_6.1").events(), config_for("6.1.0"));
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].severity, Severity::Info);
+  auto u = run(find_case(all, "send_vs_relocation_fixed_6.1").events(), config_for(""));
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].severity, Severity::Warning);
+}
+
+TEST(SendVsRelocation, FailureShortlyAfterOverlap) {
+  TL t("x", false, "5.0.0");
+  const Who S{1, 1, "btrfs"}, B{2, 2, "btrfs"};
+  t.at(0).ev(B, EventType::IoctlBegin, Ioctl{.cmd = IoctlCmd::BalanceV2});
+  t.at(2 * kSec).ev(S, EventType::IoctlBegin, Ioctl{.cmd = IoctlCmd::Send});
+  t.at(4 * kSec).ev(B, EventType::IoctlEnd, Ioctl{.cmd = IoctlCmd::BalanceV2});
+  t.at(8 * kSec).ev(S, EventType::IoctlEnd, Ioctl{.cmd = IoctlCmd::Send, .ret = -2});
+  auto f = run(t.events(), config_for("5.0.0"));
+  EXPECT_EQ(of(f, "send-vs-relocation", "send-failed").size(), 1u);
+  auto cfg = config_for("5.0.0");
+  cfg.overlap_window_ns = 2 * kSec;  // the failure came 4 s after the overlap
+  auto g = run(t.events(), cfg);
+  EXPECT_TRUE(of(g, "send-vs-relocation", "send-failed").empty());
+  EXPECT_EQ(of(g, "send-vs-relocation", "overlap").size(), 1u);
+}
+
+TEST(DioUnstablePages, NamesWriterBufferAndRange) {
+  auto all = all_cases();
+  auto f = run(find_case(all, "dio_unstable_pages_read_eio_5.10").events(), config_for("5.10.0"));
+  auto s = of(f, "dio-unstable-pages", "read-eio");
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]->range, (std::pair<uint64_t, uint64_t>{0, 1048576}));
+  EXPECT_NE(s[0]->message.find("0x7f1200000000"), std::string::npos);
+  bool writer = false;
+  for (auto& a : s[0]->actors) writer |= a.role == "writer" && a.pid == 6100;
+  EXPECT_TRUE(writer);
+  auto h = of(f, "dio-unstable-pages", "shared-buffer-write");
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_NE(h[0]->exposure.find("observed"), std::string::npos);
+}
+
+TEST(StaleEbReuse, EbIdDistinguishesBuffers) {
+  TL t("x", true, "4.0.0");
+  const Who A{1, 1, "a"}, B{2, 2, "b"};
+  ExtentBuffer fr{.phase = Phase::Enter, .eb_start = 4096, .refs = 2, .bflags = ebf::STALE, .eb_id = 0x1000};
+  ExtentBuffer fd{.phase = Phase::None, .eb_start = 4096, .refs = 3, .bflags = ebf::STALE, .eb_id = 0x2000};
+  t.at(0).ev(A, EventType::EbFree, fr);
+  t.at(1).ev(B, EventType::EbFind, fd);  // same start, another object
+  EXPECT_TRUE(run(t.events(), config_for("4.0.0")).empty());
+}
+
+// ---- bounds ------------------------------------------------------------------
+
+TEST(Bounds, FloodOfInodesStaysUnderCap) {
+  DetectorConfig cfg = config_for("5.10.0");
+  cfg.max_entries = 64;
+  Engine eng(cfg);
+  Findings out;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    Event e;
+    e.ts_ns = kT0 + i * 1000;
+    e.pid = 100 + i;
+    e.tid = 100 + i;
+    e.set_comm("flood");
+    e.fs = fs_a();
+    e.dev = kDev;
+    e.ino = 1000 + i;
+    e.type = EventType::DioBegin;
+    DioBegin d{.pos = 0, .count = 4096, .write = (i % 2) == 0, .buf_shared = true, .buf_writable = true};
+    e.body = d;
+    eng.feed(e, out);
+    Event f = e;
+    f.type = EventType::EbFree;
+    f.body = ExtentBuffer{.phase = Phase::Enter, .eb_start = 4096ull * i};
+    eng.feed(f, out);
+    Event s = e;
+    s.type = i % 3 ? EventType::IoctlBegin : EventType::RelocBegin;
+    if (i % 3) s.body = Ioctl{.cmd = i % 2 ? IoctlCmd::Send : IoctlCmd::Balance};
+    else s.body = Reloc{.block_group = i};
+    eng.feed(s, out);
+    if (i % 500 == 0)
+      for (auto& [id, st] : eng.state()) {
+        SCOPED_TRACE(std::string(id));
+        EXPECT_LE(st.entries, st.capacity);
+      }
+  }
+  for (auto& [id, st] : eng.state()) {
+    SCOPED_TRACE(std::string(id));
+    EXPECT_LE(st.entries, st.capacity);
+    EXPECT_GT(st.evicted, 0u);
+  }
+  // age eviction: two minutes of silence empties everything
+  eng.tick(kT0 + 5000 * 1000 + cfg.max_age_ns + 10 * kSec, out);
+  eng.tick(kT0 + 5000 * 1000 + 2 * cfg.max_age_ns + 20 * kSec, out);
+  for (auto& [id, st] : eng.state()) {
+    SCOPED_TRACE(std::string(id));
+    EXPECT_EQ(st.entries, 0u);
+  }
+}
+
+// ---- exposure table -----------------------------------------------------------
+
+TEST(Exposure, Table) {
+  auto k = [](const char* s) { return *KernelVersion::parse(s); };
+  EXPECT_EQ(send_reloc_regime(k("5.2.21")), SendRelocRegime::Bug);
+  EXPECT_EQ(send_reloc_regime(k("5.3.0")), SendRelocRegime::Refused);
+  EXPECT_EQ(send_reloc_regime(k("5.16.2")), SendRelocRegime::Refused);
+  EXPECT_EQ(send_reloc_regime(k("5.16.15")), SendRelocRegime::Concurrent);
+  EXPECT_EQ(send_reloc_regime(k("6.18.0")), SendRelocRegime::Concurrent);
+  EXPECT_EQ(send_reloc_regime(KernelVersion{}), SendRelocRegime::Unknown);
+  auto* hole = exposure_row("dio-partial-hole");
+  ASSERT_TRUE(hole);
+  EXPECT_EQ(exposed(*hole, k("5.15.0")), Exposed::No);
+  EXPECT_EQ(exposed(*hole, k("5.16.0")), Exposed::Yes);
+  EXPECT_EQ(exposed(*hole, k("6.3.13")), Exposed::Yes);
+  EXPECT_EQ(exposed(*hole, k("6.4.0")), Exposed::No);
+  EXPECT_EQ(exposed(*hole, KernelVersion{}), Exposed::Unknown);
+  for (auto& r : exposure_table()) {
+    EXPECT_FALSE(r.detector.empty());
+    EXPECT_TRUE(!r.fixed_by.empty() || !r.introduced_by.empty()) << r.key;
+  }
+  auto ids = detector_ids();
+  for (auto& r : exposure_table())
+    EXPECT_NE(std::find(ids.begin(), ids.end(), r.detector), ids.end()) << r.detector;
+  EXPECT_EQ(exposure_lines(k("6.18.0")).size(), exposure_table().size());
+}
+
+TEST(Engine, RegistryMatchesIds) {
+  auto d = make_detectors(DetectorConfig{});
+  auto ids = detector_ids();
+  ASSERT_EQ(d.size(), ids.size());
+  for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(d[i]->id(), ids[i]);
+}
