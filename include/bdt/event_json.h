@@ -1,4 +1,7 @@
 // JSON-lines encoding of events and findings (docs/events.md, docs/findings.md).
+//
+// The encoder is on the live hot path: it appends to a caller-owned string with
+// fmt, never through a JSON DOM, and allocates only when `out` must grow.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -10,10 +13,27 @@
 namespace bdt {
 
 inline constexpr std::string_view kEventSchema = "btrfs-dio-trace.events/1";
+inline constexpr int kEventSchemaVersion = 1;
+
+struct TraceHeader;
+class StringTable;
 
 // Appends one JSON object (no trailing newline) for the event.
 void append_event_json(std::string& out, const Event& ev);
 // Appends one JSON object (no trailing newline) for the finding, with evidence.
 void append_finding_json(std::string& out, const Finding& f);
+// Appends the optional first line of a JSON-lines trace (no trailing newline):
+// {"schema":"btrfs-dio-trace.events/1","kernel":"6.18.44","mono_to_realtime_ns":N,"hooks":[...]}
+// (kernel / mono_to_realtime_ns / hooks only when known).
+void append_header_json(std::string& out, const TraceHeader& h);
+// Appends s as a JSON string literal (with the quotes). Invalid UTF-8 bytes
+// are written as \u00XX (i.e. read back as Latin-1).
+void append_json_string(std::string& out, std::string_view s);
+
+// Decodes one JSON event object (one line of a trace) into ev. vm/image are
+// interned in `strings`, which must outlive ev. Throws InputError with a
+// reason but without file/line (the trace reader adds those). An unknown
+// "type" or a "finding" line is an error here; the trace reader skips them.
+void event_from_json(std::string_view json, Event& ev, StringTable& strings);
 
 }  // namespace bdt

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bdt/event.h"
@@ -32,6 +34,18 @@ struct TraceHeader {
   int64_t mono_to_realtime_ns = 0;  // add to ts_ns for wall-clock time; 0 if unknown
 };
 
+// Owns the strings that decoded events' vm/image views point to. Each distinct
+// string is stored once; views stay valid for the table's lifetime (a reader
+// keeps one, so events it returns stay valid as long as the reader lives).
+class StringTable {
+ public:
+  std::string_view intern(std::string_view s);
+  size_t size() const { return strings_.size(); }
+
+ private:
+  std::set<std::string, std::less<>> strings_;
+};
+
 class TraceReader {
  public:
   virtual ~TraceReader() = default;
@@ -40,19 +54,35 @@ class TraceReader {
   virtual const TraceHeader& header() const = 0;
   // Lines/records of unknown event types that were skipped (documented policy).
   virtual uint64_t skipped_unknown() const = 0;
+  // JSON lines of "type":"finding" (a --format json live output mixes them in)
+  // that were skipped. Always 0 for binary records.
+  virtual uint64_t skipped_findings() const { return 0; }
+  // With salvage: why reading stopped before the end of the file ("" if it did
+  // not), e.g. "trace.bdt: at byte 8200: record checksum mismatch ...".
+  virtual std::string salvage_stop() const { return {}; }
+  // "binary" or "jsonl".
+  virtual std::string_view format() const { return {}; }
 };
 
 // Opens FILE ("-" = stdin), detecting binary record vs JSON lines by content.
 // salvage: for a binary file, stop quietly at the first corrupt record instead
-// of throwing. Throws InputError.
+// of throwing (also for JSON lines: stop at the first bad line). Throws
+// InputError. vm/image views in returned events point into the reader's
+// StringTable: they stay valid until the reader is destroyed.
 std::unique_ptr<TraceReader> open_trace(const std::string& path, bool salvage = false);
 
 // Binary --record writer (streaming; a crash loses at most the last buffer).
+// Records are appended to an in-memory buffer (64 KiB) that is written out when
+// it fills, on flush(), when an event is more than 1 s (ts_ns) newer than the
+// last write-out, and on destruction. Callers should also flush() when idle.
+// create_record throws InputError when FILE cannot be created; write/flush
+// throw std::system_error on I/O errors (e.g. ENOSPC).
 class TraceWriter {
  public:
   virtual ~TraceWriter() = default;
   virtual void write(const Event& ev) = 0;
   virtual void flush() = 0;
+  virtual uint64_t records_written() const { return 0; }
 };
 std::unique_ptr<TraceWriter> create_record(const std::string& path, const TraceHeader& h);
 

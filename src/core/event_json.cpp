@@ -1,0 +1,339 @@
+// JSON-lines encoding of events, findings and the trace header.
+//
+// This is the one place that decides how an event is printed as JSON; the
+// decoder (src/replay/jsonl_reader.cpp) is its inverse and docs/events.md
+// documents both. It runs on the live hot path: everything is appended to the
+// caller's string with fmt::format_int / append, no JSON DOM, no temporaries.
+#include "bdt/event_json.h"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <type_traits>
+
+#include "bdt/trace_reader.h"
+
+namespace bdt {
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
+size_t utf8_len(std::string_view s, size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  size_t n;
+  uint32_t cp;
+  if (c < 0x80) return 1;
+  if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07;
+  else return 0;
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    auto d = static_cast<unsigned char>(s[i + k]);
+    if ((d & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (d & 0x3F);
+  }
+  // Reject overlong forms, surrogates and out-of-range code points.
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+    return 0;
+  return n;
+}
+
+void put_u(std::string& out, uint64_t v) {
+  fmt::format_int f(v);
+  out.append(f.data(), f.size());
+}
+void put_i(std::string& out, int64_t v) {
+  fmt::format_int f(v);
+  out.append(f.data(), f.size());
+}
+
+void key(std::string& out, std::string_view k) {
+  out.push_back(',');
+  out.push_back('"');
+  out.append(k);
+  out.append("\":");
+}
+
+template <class T>
+void field(std::string& out, std::string_view k, T v) {
+  key(out, k);
+  if constexpr (std::is_same_v<T, bool>) {
+    out.append(v ? "true" : "false");
+  } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
+    put_u(out, v);
+  } else if constexpr (std::is_integral_v<T>) {
+    put_i(out, v);
+  } else {
+    append_json_string(out, std::string_view(v));
+  }
+}
+
+void flags_field(std::string& out, std::string_view k, uint32_t bits,
+                 std::span<const FlagName> names) {
+  key(out, k);
+  out.push_back('[');
+  bool first = true;
+  uint32_t known = 0;
+  for (const auto& f : names) {
+    known |= f.bit;
+    if (!(bits & f.bit)) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    out.append(f.name);
+    out.push_back('"');
+  }
+  // Canonical bits without a name (none today) are kept as "BIT<n>".
+  for (uint32_t rest = bits & ~known; rest; rest &= rest - 1) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append("\"BIT");
+    put_u(out, static_cast<unsigned>(std::countr_zero(rest)));
+    out.push_back('"');
+  }
+  out.push_back(']');
+}
+
+std::string_view level_name(Level l) { return l == Level::Symptom ? "symptom" : "hazard"; }
+std::string_view severity_name(Severity s) {
+  switch (s) {
+    case Severity::Critical: return "critical";
+    case Severity::Warning: return "warning";
+    default: return "info";
+  }
+}
+
+struct PayloadWriter {
+  std::string& out;
+  const Event& ev;
+
+  void operator()(const DioBegin& p) const {
+    field(out, "pos", p.pos);
+    field(out, "count", p.count);
+    field(out, "done_before", p.done_before);
+    field(out, "write", p.write);
+    field(out, "aio", p.aio);
+    field(out, "buf_shared", p.buf_shared);
+    field(out, "buf_writable", p.buf_writable);
+    field(out, "buf_file_dev", p.buf_file_dev);
+    field(out, "buf_file_ino", p.buf_file_ino);
+    field(out, "buf_file_off", p.buf_file_off);
+    field(out, "buf_addr", p.buf_addr);
+    field(out, "nodatasum", p.nodatasum);
+    field(out, "partial", p.partial);
+  }
+  void operator()(const DioEnd& p) const {
+    field(out, "pos", p.pos);
+    field(out, "ret", p.ret);
+    field(out, "error", p.error);
+    if (p.write) field(out, "write", *p.write);
+  }
+  void operator()(const GetExtent& p) const {
+    if (p.phase != Phase::None) field(out, "phase", to_string(p.phase));
+    field(out, "start", p.start);
+    field(out, "len", p.len);
+    if (p.phase != Phase::Enter) {
+      field(out, "em_start", p.em_start);
+      field(out, "em_len", p.em_len);
+      field(out, "block_start", p.block_start);
+      field(out, "ret", p.ret);
+    }
+  }
+  void operator()(const EmAdd& p) const {
+    field(out, "start", p.start);
+    field(out, "len", p.len);
+    field(out, "block_start", p.block_start);
+    field(out, "ret", p.ret);
+  }
+  void operator()(const EmExist& p) const {
+    field(out, "e_start", p.e_start);
+    field(out, "e_len", p.e_len);
+    field(out, "map_start", p.map_start);
+    field(out, "map_len", p.map_len);
+    field(out, "start", p.start);
+    field(out, "len", p.len);
+  }
+  void operator()(const Ordered& p) const {
+    field(out, "file_offset", p.file_offset);
+    field(out, "len", p.len);
+    flags_field(out, "flags", p.flags, ordered_flag_names());
+    field(out, "uptodate", p.uptodate);
+  }
+  void operator()(const ExtentBuffer& p) const {
+    if (p.phase != Phase::None) field(out, "phase", to_string(p.phase));
+    field(out, "eb_start", p.eb_start);
+    field(out, "refs", p.refs);
+    flags_field(out, "bflags", p.bflags, eb_flag_names());
+    if (p.eb_id) field(out, "eb_id", p.eb_id);
+  }
+  void operator()(const Ioctl& p) const {
+    field(out, "fd", p.fd);
+    field(out, "cmd", to_string(p.cmd));
+    field(out, "ret", p.ret);
+  }
+  void operator()(const Reloc& p) const {
+    field(out, "block_group", p.block_group);
+    field(out, "ret", p.ret);
+  }
+  void operator()(const CsumError& p) const {
+    field(out, "offset", p.offset);
+    field(out, "len", p.len);
+    field(out, "mirror", p.mirror);
+  }
+};
+
+void append_fs(std::string& out, const Fsid& fs) {
+  // Same text as Fsid::str(), without the snprintf and the temporary string.
+  out.push_back('"');
+  for (size_t i = 0; i < fs.b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[fs.b[i] >> 4]);
+    out.push_back(kHex[fs.b[i] & 15]);
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      // Copy the run of plain ASCII in one go.
+      size_t j = i + 1;
+      while (j < s.size()) {
+        auto d = static_cast<unsigned char>(s[j]);
+        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
+        ++j;
+      }
+      out.append(s.data() + i, j - i);
+      i = j;
+      continue;
+    }
+    switch (c) {
+      case '"': out.append("\\\""); ++i; continue;
+      case '\\': out.append("\\\\"); ++i; continue;
+      case '\n': out.append("\\n"); ++i; continue;
+      case '\t': out.append("\\t"); ++i; continue;
+      case '\r': out.append("\\r"); ++i; continue;
+      default: break;
+    }
+    size_t n = c >= 0x80 ? utf8_len(s, i) : 0;
+    if (n) {
+      out.append(s.data() + i, n);
+      i += n;
+    } else {  // control character or invalid UTF-8 byte
+      out.append("\\u00");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+      ++i;
+    }
+  }
+  out.push_back('"');
+}
+
+void append_event_json(std::string& out, const Event& ev) {
+  out.append("{\"ts_ns\":");
+  put_u(out, ev.ts_ns);
+  field(out, "pid", ev.pid);
+  field(out, "tid", ev.tid);
+  field(out, "comm", ev.comm_view());
+  field(out, "type", to_string(ev.type));
+  key(out, "fs");
+  append_fs(out, ev.fs);
+  field(out, "dev", ev.dev);
+  field(out, "ino", ev.ino);
+  if (!ev.vm.empty()) field(out, "vm", ev.vm);
+  if (!ev.image.empty()) field(out, "image", ev.image);
+  std::visit(PayloadWriter{out, ev}, ev.body);
+  out.push_back('}');
+}
+
+void append_finding_json(std::string& out, const Finding& f) {
+  out.append("{\"type\":\"finding\"");
+  field(out, "detector", f.detector);
+  field(out, "kind", f.kind);
+  field(out, "level", level_name(f.level));
+  field(out, "severity", severity_name(f.severity));
+  field(out, "ts_ns", f.ts_ns);
+  field(out, "pid", f.pid);
+  field(out, "tid", f.tid);
+  field(out, "comm", f.comm);
+  key(out, "fs");
+  append_fs(out, f.fs);
+  if (f.dev) field(out, "dev", *f.dev);
+  if (f.ino) field(out, "ino", *f.ino);
+  if (f.range) {
+    key(out, "range");
+    out.push_back('[');
+    put_u(out, f.range->first);
+    out.push_back(',');
+    put_u(out, f.range->second);
+    out.push_back(']');
+  }
+  if (!f.vm.empty()) field(out, "vm", f.vm);
+  if (!f.image.empty()) field(out, "image", f.image);
+  field(out, "message", f.message);
+  field(out, "explanation", f.explanation);
+  field(out, "exposure", f.exposure);
+  key(out, "actors");
+  out.push_back('[');
+  for (size_t i = 0; i < f.actors.size(); ++i) {
+    const Actor& a = f.actors[i];
+    if (i) out.push_back(',');
+    out.append("{\"pid\":");
+    put_u(out, a.pid);
+    field(out, "tid", a.tid);
+    field(out, "comm", a.comm);
+    field(out, "role", a.role);
+    out.push_back('}');
+  }
+  out.push_back(']');
+  key(out, "evidence");
+  out.push_back('[');
+  for (size_t i = 0; i < f.evidence.size(); ++i) {
+    if (i) out.push_back(',');
+    append_event_json(out, f.evidence[i]);
+  }
+  out.push_back(']');
+  if (!f.stack.empty()) {
+    key(out, "stack");
+    out.push_back('[');
+    for (size_t i = 0; i < f.stack.size(); ++i) {
+      if (i) out.push_back(',');
+      append_json_string(out, f.stack[i]);
+    }
+    out.push_back(']');
+  }
+  out.push_back('}');
+}
+
+void append_header_json(std::string& out, const TraceHeader& h) {
+  out.append("{\"schema\":\"btrfs-dio-trace.events/");
+  put_i(out, h.schema_version);
+  out.push_back('"');
+  if (!h.kernel.release.empty()) field(out, "kernel", h.kernel.release);
+  if (h.mono_to_realtime_ns) field(out, "mono_to_realtime_ns", h.mono_to_realtime_ns);
+  if (!h.hooks.empty()) {
+    key(out, "hooks");
+    out.push_back('[');
+    for (size_t i = 0; i < h.hooks.size(); ++i) {
+      if (i) out.push_back(',');
+      out.append("{\"name\":");
+      append_json_string(out, h.hooks[i].name);
+      field(out, "mechanism", h.hooks[i].mechanism);
+      field(out, "attached", h.hooks[i].attached);
+      out.push_back('}');
+    }
+    out.push_back(']');
+  }
+  out.push_back('}');
+}
+
+}  // namespace bdt

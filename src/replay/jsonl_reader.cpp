@@ -1,0 +1,490 @@
+// JSON-lines traces: decoding one event object (the inverse of
+// src/core/event_json.cpp) and the line reader with the schema header, the
+// skip policies and the bad-input errors (docs/events.md).
+#include <charconv>
+#include <limits>
+#include <type_traits>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "bdt/event_json.h"
+#include "replay/input.h"
+
+namespace bdt {
+
+std::string_view StringTable::intern(std::string_view s) {
+  if (s.empty()) return {};
+  auto it = strings_.find(s);
+  if (it == strings_.end()) it = strings_.emplace(s).first;
+  return *it;
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void bad(std::string msg) { throw InputError(std::move(msg)); }
+
+std::string_view type_name(const json& v) {
+  if (v.is_number_float()) return "a fractional number";
+  if (v.is_number()) return "an integer";
+  return v.type_name();  // "null", "boolean", "string", "array", "object"
+}
+
+// Field access with type checking. `required` fields throw when absent;
+// optional ones leave the destination (the event.h default) untouched.
+class Obj {
+ public:
+  explicit Obj(const json& o) : o_(o) {}
+
+  const json* find(const char* k) const {
+    auto it = o_.find(k);
+    return it == o_.end() ? nullptr : &*it;
+  }
+  const json* need(const char* k, bool required) const {
+    const json* v = find(k);
+    if (!v && required) bad(fmt::format("missing required field \"{}\"", k));
+    return v;
+  }
+
+  template <class T>
+  void num(const char* k, T& dst, bool required = false) const {
+    const json* v = need(k, required);
+    if (!v) return;
+    if (!v->is_number_integer()) {
+      bad(fmt::format("field \"{}\" must be {}, got {}", k,
+                      std::is_unsigned_v<T> ? "a non-negative integer" : "an integer",
+                      type_name(*v)));
+    }
+    if constexpr (std::is_unsigned_v<T>) {
+      if (!v->is_number_unsigned())
+        bad(fmt::format("field \"{}\" must be a non-negative integer, got {}", k,
+                        v->get<int64_t>()));
+      uint64_t x = v->get<uint64_t>();
+      if (x > std::numeric_limits<T>::max())
+        bad(fmt::format("field \"{}\" out of range: {} (max {})", k, x,
+                        std::numeric_limits<T>::max()));
+      dst = static_cast<T>(x);
+    } else {
+      if (v->is_number_unsigned()) {
+        uint64_t x = v->get<uint64_t>();
+        if (x > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+          bad(fmt::format("field \"{}\" out of range: {} (max {})", k, x,
+                          std::numeric_limits<T>::max()));
+        dst = static_cast<T>(x);
+      } else {
+        int64_t x = v->get<int64_t>();
+        if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max())
+          bad(fmt::format("field \"{}\" out of range: {}", k, x));
+        dst = static_cast<T>(x);
+      }
+    }
+  }
+
+  void boolean(const char* k, bool& dst, bool required = false) const {
+    const json* v = need(k, required);
+    if (!v) return;
+    if (!v->is_boolean())
+      bad(fmt::format("field \"{}\" must be true or false, got {}", k, type_name(*v)));
+    dst = v->get<bool>();
+  }
+
+  const std::string* str(const char* k, bool required = false) const {
+    const json* v = need(k, required);
+    if (!v) return nullptr;
+    if (!v->is_string())
+      bad(fmt::format("field \"{}\" must be a string, got {}", k, type_name(*v)));
+    return v->get_ptr<const std::string*>();
+  }
+
+  void phase(Phase& dst, bool required) const {
+    const std::string* s = str("phase", required);
+    if (!s) return;
+    if (*s == "enter") dst = Phase::Enter;
+    else if (*s == "exit") dst = Phase::Exit;
+    else bad(fmt::format("field \"phase\" must be \"enter\" or \"exit\", got \"{}\"", *s));
+  }
+
+  void flags(const char* k, uint32_t& dst, std::span<const FlagName> names,
+             std::string_view what) const {
+    const json* v = find(k);
+    if (!v) return;
+    if (!v->is_array())
+      bad(fmt::format("field \"{}\" must be an array of flag names, got {}", k, type_name(*v)));
+    uint32_t bits = 0;
+    for (const json& e : *v) {
+      if (!e.is_string())
+        bad(fmt::format("field \"{}\" must be an array of flag names, got an element that is {}",
+                        k, type_name(e)));
+      const auto& s = e.get_ref<const std::string&>();
+      bool found = false;
+      for (const auto& f : names)
+        if (f.name == s) {
+          bits |= f.bit;
+          found = true;
+          break;
+        }
+      if (!found && s.size() > 3 && s.compare(0, 3, "BIT") == 0) {
+        unsigned n = 0;
+        auto [p, ec] = std::from_chars(s.data() + 3, s.data() + s.size(), n);
+        if (ec == std::errc() && p == s.data() + s.size() && n < 32) {
+          bits |= 1u << n;
+          found = true;
+        }
+      }
+      if (!found) {
+        std::string known;
+        for (const auto& f : names) {
+          if (!known.empty()) known += ' ';
+          known += f.name;
+        }
+        bad(fmt::format("field \"{}\": unknown {} flag \"{}\" (known: {})", k, what, s, known));
+      }
+    }
+    dst = bits;
+  }
+
+ private:
+  const json& o_;
+};
+
+struct PayloadReader {
+  const Obj& o;
+  EventType type;
+
+  bool is_end() const {
+    return type == EventType::DioEnd || type == EventType::IoctlEnd ||
+           type == EventType::RelocEnd;
+  }
+
+  void operator()(DioBegin& p) const {
+    o.num("pos", p.pos, true);
+    o.num("count", p.count, true);
+    o.num("done_before", p.done_before);
+    o.boolean("write", p.write);
+    o.boolean("aio", p.aio);
+    o.boolean("buf_shared", p.buf_shared);
+    o.boolean("buf_writable", p.buf_writable);
+    o.num("buf_file_dev", p.buf_file_dev);
+    o.num("buf_file_ino", p.buf_file_ino);
+    o.num("buf_file_off", p.buf_file_off);
+    o.num("buf_addr", p.buf_addr);
+    o.boolean("nodatasum", p.nodatasum);
+    o.boolean("partial", p.partial);
+  }
+  void operator()(DioEnd& p) const {
+    o.num("pos", p.pos);
+    o.num("ret", p.ret, true);
+    o.num("error", p.error);
+    if (o.find("write")) {
+      bool w = false;
+      o.boolean("write", w);
+      p.write = w;
+    }
+  }
+  void operator()(GetExtent& p) const {
+    o.phase(p.phase, true);
+    o.num("start", p.start, true);
+    o.num("len", p.len, true);
+    o.num("em_start", p.em_start);
+    o.num("em_len", p.em_len);
+    o.num("block_start", p.block_start);
+    o.num("ret", p.ret);
+  }
+  void operator()(EmAdd& p) const {
+    o.num("start", p.start, true);
+    o.num("len", p.len, true);
+    o.num("block_start", p.block_start);
+    o.num("ret", p.ret);
+  }
+  void operator()(EmExist& p) const {
+    o.num("e_start", p.e_start, true);
+    o.num("e_len", p.e_len, true);
+    o.num("map_start", p.map_start, true);
+    o.num("map_len", p.map_len, true);
+    o.num("start", p.start, true);
+    o.num("len", p.len, true);
+  }
+  void operator()(Ordered& p) const {
+    o.num("file_offset", p.file_offset, true);
+    o.num("len", p.len, true);
+    o.flags("flags", p.flags, ordered_flag_names(), "ordered-extent");
+    o.boolean("uptodate", p.uptodate);
+  }
+  void operator()(ExtentBuffer& p) const {
+    o.phase(p.phase, false);
+    o.num("eb_start", p.eb_start, true);
+    o.num("refs", p.refs);
+    o.flags("bflags", p.bflags, eb_flag_names(), "extent-buffer");
+    o.num("eb_id", p.eb_id);
+  }
+  void operator()(Ioctl& p) const {
+    o.num("fd", p.fd);
+    const std::string* c = o.str("cmd", true);
+    // A command this version does not name (a newer tracer's) is kept as "other".
+    p.cmd = ioctl_cmd_from(*c).value_or(IoctlCmd::Other);
+    o.num("ret", p.ret, is_end());
+  }
+  void operator()(Reloc& p) const {
+    o.num("block_group", p.block_group);
+    o.num("ret", p.ret);
+  }
+  void operator()(CsumError& p) const {
+    o.num("offset", p.offset, true);
+    o.num("len", p.len, true);
+    o.num("mirror", p.mirror);
+  }
+};
+
+Payload default_payload(EventType t) {
+  switch (t) {
+    case EventType::DioBegin: return DioBegin{};
+    case EventType::DioEnd: return DioEnd{};
+    case EventType::GetExtent: return GetExtent{};
+    case EventType::EmAdd: return EmAdd{};
+    case EventType::EmExist: return EmExist{};
+    case EventType::OeAdd:
+    case EventType::OeSplit:
+    case EventType::OeStart:
+    case EventType::OeMarkFinished:
+    case EventType::OeFinish:
+    case EventType::OeRemove: return Ordered{};
+    case EventType::EbFree:
+    case EventType::EbFind:
+    case EventType::EbRelease: return ExtentBuffer{};
+    case EventType::IoctlBegin:
+    case EventType::IoctlEnd: return Ioctl{};
+    case EventType::RelocBegin:
+    case EventType::RelocEnd: return Reloc{};
+    case EventType::CsumError: return CsumError{};
+  }
+  return DioBegin{};
+}
+
+// Decodes an event object whose "type" is known. Throws InputError(reason).
+void decode_event(const json& j, EventType type, Event& ev, StringTable& strings) {
+  Obj o(j);
+  ev = Event{};
+  ev.type = type;
+  o.num("ts_ns", ev.ts_ns, true);
+  o.num("pid", ev.pid);
+  o.num("tid", ev.tid);
+  if (const std::string* c = o.str("comm")) {
+    if (c->size() >= ev.comm.size())
+      bad(fmt::format("field \"comm\" longer than {} bytes: \"{}\"", ev.comm.size() - 1, *c));
+    ev.set_comm(*c);
+  }
+  if (const std::string* f = o.str("fs"); f && !f->empty()) {
+    auto fs = Fsid::parse(*f);
+    if (!fs) bad(fmt::format("field \"fs\" is not a filesystem UUID: \"{}\"", *f));
+    ev.fs = *fs;
+  }
+  o.num("dev", ev.dev);
+  o.num("ino", ev.ino);
+  if (const std::string* s = o.str("vm")) ev.vm = strings.intern(*s);
+  if (const std::string* s = o.str("image")) ev.image = strings.intern(*s);
+  ev.body = default_payload(type);
+  std::visit(PayloadReader{o, type}, ev.body);
+}
+
+json parse_object(std::string_view text) {
+  // JSON allows no raw control bytes; say so plainly (nlohmann would report a
+  // NUL as "unexpected end of input"), typically a binary file that is not a
+  // btrfs-dio-trace record.
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 && c != '\t' && c != '\r')
+      bad(fmt::format("not valid JSON at column {}: control byte {:#04x} (not a JSON-lines "
+                      "trace?)",
+                      i + 1, c));
+  }
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    // nlohmann says "[json.exception.parse_error.101] parse error at line 1,
+    // column 5: syntax error ..."; keep the column and the reason (the line
+    // number is the trace reader's).
+    std::string_view what = e.what();
+    if (auto p = what.find("] "); p != std::string_view::npos) what.remove_prefix(p + 2);
+    if (auto p = what.find("column "); p != std::string_view::npos) what.remove_prefix(p);
+    else if (auto q = what.find(": "); q != std::string_view::npos) what.remove_prefix(q + 2);
+    bad(fmt::format("not valid JSON at {}", what));
+  }
+  if (!j.is_object()) bad(fmt::format("expected a JSON object, got {}", type_name(j)));
+  return j;
+}
+
+// The "schema" header line.
+TraceHeader decode_header(const json& j) {
+  Obj o(j);
+  TraceHeader h;
+  const std::string* s = o.str("schema", true);
+  constexpr std::string_view prefix = "btrfs-dio-trace.events/";
+  std::string_view sv = *s;
+  if (sv.substr(0, prefix.size()) != prefix)
+    bad(fmt::format("unknown schema \"{}\" (expected \"{}\")", sv, kEventSchema));
+  std::string_view ver = sv.substr(prefix.size());
+  int v = 0;
+  auto [p, ec] = std::from_chars(ver.data(), ver.data() + ver.size(), v);
+  if (ec != std::errc() || p != ver.data() + ver.size() || ver.empty())
+    bad(fmt::format("unknown schema \"{}\" (expected \"{}\")", sv, kEventSchema));
+  if (v != kEventSchemaVersion)
+    bad(fmt::format("unsupported schema version {} (\"{}\"); this btrfs-dio-trace reads version "
+                    "{} (\"{}\")",
+                    v, sv, kEventSchemaVersion, kEventSchema));
+  h.schema_version = v;
+  if (const std::string* k = o.str("kernel")) {
+    if (auto kv = KernelVersion::parse(*k)) h.kernel = *kv;
+    else h.kernel.release = *k;  // kept for display; version unknown
+  }
+  o.num("mono_to_realtime_ns", h.mono_to_realtime_ns);
+  if (const json* hooks = o.find("hooks")) {
+    if (!hooks->is_array())
+      bad(fmt::format("field \"hooks\" must be an array, got {}", type_name(*hooks)));
+    for (const json& e : *hooks) {
+      HookInfo hi;
+      if (e.is_string()) {
+        hi.name = e.get<std::string>();
+        hi.attached = true;
+      } else if (e.is_object()) {
+        Obj ho(e);
+        hi.name = *ho.str("name", true);
+        if (const std::string* m = ho.str("mechanism")) hi.mechanism = *m;
+        hi.attached = true;
+        ho.boolean("attached", hi.attached);
+      } else {
+        bad(fmt::format("field \"hooks\": elements must be objects or strings, got {}",
+                        type_name(e)));
+      }
+      h.hooks.push_back(std::move(hi));
+    }
+  }
+  return h;
+}
+
+class JsonlReader final : public TraceReader {
+ public:
+  JsonlReader(std::unique_ptr<replay::InputStream> in, bool salvage)
+      : in_(std::move(in)), salvage_(salvage) {
+    // Read ahead to the first non-blank line to pick up an optional header.
+    try {
+      while (read_line()) {
+        if (blank()) continue;
+        json j = parse_object(line_);
+        if (j.contains("schema") && !j.contains("type")) {
+          header_ = decode_header(j);
+        } else {
+          pending_ = std::move(j);
+          have_pending_ = true;
+        }
+        break;
+      }
+    } catch (const InputError& e) {
+      // A bad first line is fatal even with salvage: there is no valid prefix.
+      throw InputError(fmt::format("{}:{}: {}", in_->name(), lineno_, e.what()));
+    }
+  }
+
+  bool next(Event& ev) override {
+    if (stopped_) return false;
+    try {
+      for (;;) {
+        json j;
+        if (have_pending_) {
+          j = std::move(pending_);
+          have_pending_ = false;
+        } else {
+          if (!read_line()) return false;
+          if (blank()) continue;
+          j = parse_object(line_);
+        }
+        if (decode(j, ev)) return true;
+      }
+    } catch (const std::exception& e) {
+      // InputError from the decoder, or (defensively) a nlohmann exception.
+      std::string msg = fmt::format("{}:{}: {}", in_->name(), lineno_, e.what());
+      if (!salvage_) throw InputError(msg);
+      stopped_ = true;
+      stop_ = std::move(msg);
+      return false;
+    }
+  }
+
+  const TraceHeader& header() const override { return header_; }
+  uint64_t skipped_unknown() const override { return skipped_unknown_; }
+  uint64_t skipped_findings() const override { return skipped_findings_; }
+  std::string salvage_stop() const override { return stop_; }
+  std::string_view format() const override { return "jsonl"; }
+
+ private:
+  bool read_line() {
+    if (!in_->getline(line_)) return false;
+    ++lineno_;
+    return true;
+  }
+  bool blank() const { return line_.find_first_not_of(" \t\r") == std::string::npos; }
+
+  // false: the line was skipped.
+  bool decode(const json& j, Event& ev) {
+    auto t = j.find("type");
+    if (t == j.end()) {
+      if (j.contains("schema")) bad("a \"schema\" header is only allowed on the first line");
+      bad("missing required field \"type\"");
+    }
+    if (!t->is_string())
+      bad(fmt::format("field \"type\" must be a string, got {}", type_name(*t)));
+    const auto& name = t->get_ref<const std::string&>();
+    if (name == "finding") {
+      ++skipped_findings_;
+      return false;
+    }
+    auto type = event_type_from(name);
+    if (!type) {
+      ++skipped_unknown_;
+      return false;
+    }
+    decode_event(j, *type, ev, strings_);
+    if (have_last_ && ev.ts_ns < last_ts_)
+      bad(fmt::format("event out of timestamp order: ts_ns {} after {} (line {})", ev.ts_ns,
+                      last_ts_, last_line_));
+    have_last_ = true;
+    last_ts_ = ev.ts_ns;
+    last_line_ = lineno_;
+    return true;
+  }
+
+  std::unique_ptr<replay::InputStream> in_;
+  bool salvage_;
+  TraceHeader header_;
+  StringTable strings_;
+  std::string line_;
+  uint64_t lineno_ = 0;
+  json pending_;
+  bool have_pending_ = false;
+  bool have_last_ = false;
+  uint64_t last_ts_ = 0, last_line_ = 0;
+  uint64_t skipped_unknown_ = 0, skipped_findings_ = 0;
+  bool stopped_ = false;
+  std::string stop_;
+};
+
+}  // namespace
+
+void event_from_json(std::string_view text, Event& ev, StringTable& strings) {
+  json j = parse_object(text);
+  Obj o(j);
+  const std::string* t = o.str("type", true);
+  auto type = event_type_from(*t);
+  if (!type) bad(fmt::format("unknown event type \"{}\"", *t));
+  decode_event(j, *type, ev, strings);
+}
+
+namespace replay {
+std::unique_ptr<TraceReader> make_jsonl_reader(std::unique_ptr<InputStream> in, bool salvage) {
+  return std::make_unique<JsonlReader>(std::move(in), salvage);
+}
+}  // namespace replay
+
+}  // namespace bdt

@@ -1,0 +1,593 @@
+// The binary --record format: writer and reader (docs/record-format.md).
+//
+// Every integer is little-endian and written byte by byte, so the file does
+// not depend on the host's layout of Event or of std::variant.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "bdt/event_json.h"
+#include "replay/input.h"
+
+namespace bdt {
+namespace replay {
+
+namespace {
+constexpr std::array<uint32_t, 256> make_crc_table() {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+constexpr auto kCrcTable = make_crc_table();
+}  // namespace
+
+// CRC-32 (IEEE 802.3, reflected, as zlib's crc32()); `crc` continues a previous value.
+uint32_t crc32(std::span<const uint8_t> data, uint32_t crc) {
+  crc = ~crc;
+  for (uint8_t b : data) crc = kCrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+namespace {
+
+constexpr uint16_t kFormatVersion = 1;
+constexpr size_t kFileHeaderFixed = 16;     // magic, version, flags, body length
+constexpr size_t kMaxHeaderBody = 1u << 20;
+constexpr size_t kRecordPrefix = 8;          // length, crc
+constexpr size_t kCommonSize = 2 + 2 + 8 + 4 + 4 + 16 + 16 + 8 + 8 + 2 + 2;
+constexpr size_t kMaxRecordBody = 1u << 20;
+constexpr size_t kWriteBuffer = 64u << 10;
+constexpr uint64_t kFlushInterval = 1'000'000'000ull;  // ts_ns
+
+// ---- encoding ------------------------------------------------------------------
+struct Out {
+  std::string& b;
+  void u8(uint8_t v) { b.push_back(static_cast<char>(v)); }
+  void u16(uint16_t v) {
+    for (int i = 0; i < 2; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void i32(int32_t v) { u32(static_cast<uint32_t>(v)); }
+  void i64(int64_t v) { u64(static_cast<uint64_t>(v)); }
+  void bytes(const void* p, size_t n) { b.append(static_cast<const char*>(p), n); }
+  void str(std::string_view s) {
+    if (s.size() > 0xFFFF) s = s.substr(0, 0xFFFF);
+    u16(static_cast<uint16_t>(s.size()));
+    b.append(s);
+  }
+};
+
+void put_le32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t get_le32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+struct PayloadOut {
+  Out& o;
+  void operator()(const DioBegin& p) const {
+    o.u64(p.pos);
+    o.u64(p.count);
+    o.u64(p.done_before);
+    o.u64(p.buf_file_dev);
+    o.u64(p.buf_file_ino);
+    o.u64(p.buf_file_off);
+    o.u64(p.buf_addr);
+    o.u8(uint8_t(p.write) | uint8_t(p.aio) << 1 | uint8_t(p.buf_shared) << 2 |
+         uint8_t(p.buf_writable) << 3 | uint8_t(p.nodatasum) << 4 | uint8_t(p.partial) << 5);
+  }
+  void operator()(const DioEnd& p) const {
+    o.u64(p.pos);
+    o.i64(p.ret);
+    o.i32(p.error);
+    o.u8(p.write ? (*p.write ? 2 : 1) : 0);
+  }
+  void operator()(const GetExtent& p) const {
+    o.u8(static_cast<uint8_t>(p.phase));
+    o.u64(p.start);
+    o.u64(p.len);
+    o.u64(p.em_start);
+    o.u64(p.em_len);
+    o.u64(p.block_start);
+    o.i64(p.ret);
+  }
+  void operator()(const EmAdd& p) const {
+    o.u64(p.start);
+    o.u64(p.len);
+    o.u64(p.block_start);
+    o.i64(p.ret);
+  }
+  void operator()(const EmExist& p) const {
+    o.u64(p.e_start);
+    o.u64(p.e_len);
+    o.u64(p.map_start);
+    o.u64(p.map_len);
+    o.u64(p.start);
+    o.u64(p.len);
+  }
+  void operator()(const Ordered& p) const {
+    o.u64(p.file_offset);
+    o.u64(p.len);
+    o.u32(p.flags);
+    o.u8(p.uptodate ? 1 : 0);
+  }
+  void operator()(const ExtentBuffer& p) const {
+    o.u8(static_cast<uint8_t>(p.phase));
+    o.u64(p.eb_start);
+    o.i32(p.refs);
+    o.u32(p.bflags);
+    o.u64(p.eb_id);
+  }
+  void operator()(const Ioctl& p) const {
+    o.i32(p.fd);
+    o.u8(static_cast<uint8_t>(p.cmd));
+    o.i64(p.ret);
+  }
+  void operator()(const Reloc& p) const {
+    o.u64(p.block_group);
+    o.i64(p.ret);
+  }
+  void operator()(const CsumError& p) const {
+    o.u64(p.offset);
+    o.u64(p.len);
+    o.u32(p.mirror);
+  }
+};
+
+// Appends one framed record (length, CRC, body) to b.
+void encode_record(std::string& b, const Event& ev) {
+  size_t start = b.size();
+  b.append(kRecordPrefix, '\0');
+  Out o{b};
+  o.u16(static_cast<uint16_t>(ev.type));
+  o.u16(0);  // reserved
+  o.u64(ev.ts_ns);
+  o.u32(ev.pid);
+  o.u32(ev.tid);
+  o.bytes(ev.comm.data(), ev.comm.size());
+  o.bytes(ev.fs.b.data(), ev.fs.b.size());
+  o.u64(ev.dev);
+  o.u64(ev.ino);
+  o.str(ev.vm);
+  o.str(ev.image);
+  std::visit(PayloadOut{o}, ev.body);
+  auto* p = reinterpret_cast<uint8_t*>(b.data() + start);
+  uint32_t len = static_cast<uint32_t>(b.size() - start - kRecordPrefix);
+  put_le32(p, len);
+  uint32_t crc = crc32({p, 4});
+  crc = crc32({p + kRecordPrefix, len}, crc);
+  put_le32(p + 4, crc);
+}
+
+std::string encode_file_header(const TraceHeader& h) {
+  std::string body;
+  Out o{body};
+  o.u32(static_cast<uint32_t>(h.schema_version));
+  o.i64(h.mono_to_realtime_ns);
+  o.str(h.kernel.release);
+  o.u16(static_cast<uint16_t>(std::min<size_t>(h.hooks.size(), 0xFFFF)));
+  for (size_t i = 0; i < h.hooks.size() && i < 0xFFFF; ++i) {
+    o.str(h.hooks[i].name);
+    o.str(h.hooks[i].mechanism);
+    o.u8(h.hooks[i].attached ? 1 : 0);
+  }
+  std::string out;
+  Out f{out};
+  f.bytes(kRecordMagic, sizeof kRecordMagic);
+  f.u16(kFormatVersion);
+  f.u16(0);  // flags
+  f.u32(static_cast<uint32_t>(body.size()));
+  out += body;
+  f.u32(crc32({reinterpret_cast<const uint8_t*>(out.data()), out.size()}));
+  return out;
+}
+
+// ---- decoding ------------------------------------------------------------------
+struct Corrupt {
+  std::string why;
+};
+
+struct In {
+  const uint8_t* p;
+  size_t n, i = 0;
+  void need(size_t k) {
+    if (n - i < k) throw Corrupt{fmt::format("record body too short ({} bytes)", n)};
+  }
+  uint8_t u8() {
+    need(1);
+    return p[i++];
+  }
+  uint16_t u16() {
+    need(2);
+    uint16_t v = uint16_t(p[i] | p[i + 1] << 8);
+    i += 2;
+    return v;
+  }
+  uint32_t u32() {
+    need(4);
+    uint32_t v = get_le32(p + i);
+    i += 4;
+    return v;
+  }
+  uint64_t u64() {
+    uint64_t lo = u32();
+    uint64_t hi = u32();
+    return lo | hi << 32;
+  }
+  int32_t i32() { return static_cast<int32_t>(u32()); }
+  int64_t i64() { return static_cast<int64_t>(u64()); }
+  void bytes(void* dst, size_t k) {
+    need(k);
+    std::memcpy(dst, p + i, k);
+    i += k;
+  }
+  std::string_view str() {
+    size_t k = u16();
+    need(k);
+    std::string_view s(reinterpret_cast<const char*>(p + i), k);
+    i += k;
+    return s;
+  }
+  Phase phase() {
+    uint8_t v = u8();
+    if (v > 2) throw Corrupt{fmt::format("invalid phase value {}", v)};
+    return static_cast<Phase>(v);
+  }
+};
+
+struct PayloadIn {
+  In& in;
+  void operator()(DioBegin& p) const {
+    p.pos = in.u64();
+    p.count = in.u64();
+    p.done_before = in.u64();
+    p.buf_file_dev = in.u64();
+    p.buf_file_ino = in.u64();
+    p.buf_file_off = in.u64();
+    p.buf_addr = in.u64();
+    uint8_t f = in.u8();
+    p.write = f & 1;
+    p.aio = f & 2;
+    p.buf_shared = f & 4;
+    p.buf_writable = f & 8;
+    p.nodatasum = f & 16;
+    p.partial = f & 32;
+  }
+  void operator()(DioEnd& p) const {
+    p.pos = in.u64();
+    p.ret = in.i64();
+    p.error = in.i32();
+    uint8_t w = in.u8();
+    if (w > 2) throw Corrupt{fmt::format("invalid dio_end write value {}", w)};
+    if (w) p.write = (w == 2);
+  }
+  void operator()(GetExtent& p) const {
+    p.phase = in.phase();
+    p.start = in.u64();
+    p.len = in.u64();
+    p.em_start = in.u64();
+    p.em_len = in.u64();
+    p.block_start = in.u64();
+    p.ret = in.i64();
+  }
+  void operator()(EmAdd& p) const {
+    p.start = in.u64();
+    p.len = in.u64();
+    p.block_start = in.u64();
+    p.ret = in.i64();
+  }
+  void operator()(EmExist& p) const {
+    p.e_start = in.u64();
+    p.e_len = in.u64();
+    p.map_start = in.u64();
+    p.map_len = in.u64();
+    p.start = in.u64();
+    p.len = in.u64();
+  }
+  void operator()(Ordered& p) const {
+    p.file_offset = in.u64();
+    p.len = in.u64();
+    p.flags = in.u32();
+    p.uptodate = in.u8() != 0;
+  }
+  void operator()(ExtentBuffer& p) const {
+    p.phase = in.phase();
+    p.eb_start = in.u64();
+    p.refs = in.i32();
+    p.bflags = in.u32();
+    p.eb_id = in.u64();
+  }
+  void operator()(Ioctl& p) const {
+    p.fd = in.i32();
+    uint8_t c = in.u8();
+    // A command a newer writer knows and this reader does not: "other".
+    p.cmd = c <= static_cast<uint8_t>(IoctlCmd::Resize) ? static_cast<IoctlCmd>(c)
+                                                        : IoctlCmd::Other;
+    p.ret = in.i64();
+  }
+  void operator()(Reloc& p) const {
+    p.block_group = in.u64();
+    p.ret = in.i64();
+  }
+  void operator()(CsumError& p) const {
+    p.offset = in.u64();
+    p.len = in.u64();
+    p.mirror = in.u32();
+  }
+};
+
+Payload payload_for(EventType t) {
+  switch (t) {
+    case EventType::DioBegin: return DioBegin{};
+    case EventType::DioEnd: return DioEnd{};
+    case EventType::GetExtent: return GetExtent{};
+    case EventType::EmAdd: return EmAdd{};
+    case EventType::EmExist: return EmExist{};
+    case EventType::OeAdd:
+    case EventType::OeSplit:
+    case EventType::OeStart:
+    case EventType::OeMarkFinished:
+    case EventType::OeFinish:
+    case EventType::OeRemove: return Ordered{};
+    case EventType::EbFree:
+    case EventType::EbFind:
+    case EventType::EbRelease: return ExtentBuffer{};
+    case EventType::IoctlBegin:
+    case EventType::IoctlEnd: return Ioctl{};
+    case EventType::RelocBegin:
+    case EventType::RelocEnd: return Reloc{};
+    case EventType::CsumError: return CsumError{};
+  }
+  return DioBegin{};
+}
+
+// ---- writer --------------------------------------------------------------------
+class RecordWriter final : public TraceWriter {
+ public:
+  RecordWriter(const std::string& path, const TraceHeader& h) : path_(path) {
+    if (path == "-") {
+      fd_ = STDOUT_FILENO;
+      path_ = "<stdout>";
+    } else {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd_ < 0)
+        throw InputError(
+            fmt::format("{}: cannot create record file: {}", path, std::strerror(errno)));
+      own_ = true;
+    }
+    buf_.reserve(kWriteBuffer + 4096);
+    buf_ = encode_file_header(h);
+    flush();  // a file always starts with a complete header
+  }
+  ~RecordWriter() override {
+    try {
+      flush();
+    } catch (...) {
+    }
+    if (own_) ::close(fd_);
+  }
+
+  void write(const Event& ev) override {
+    if (records_ == 0 && last_flush_ts_ == 0) last_flush_ts_ = ev.ts_ns;
+    encode_record(buf_, ev);
+    ++records_;
+    if (buf_.size() >= kWriteBuffer || ev.ts_ns - last_flush_ts_ > kFlushInterval) {
+      flush();
+      last_flush_ts_ = ev.ts_ns;
+    }
+  }
+
+  void flush() override {
+    size_t done = 0;
+    while (done < buf_.size()) {
+      ssize_t w = ::write(fd_, buf_.data() + done, buf_.size() - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        buf_.erase(0, done);
+        throw std::system_error(err, std::generic_category(),
+                                fmt::format("{}: writing the record file", path_));
+      }
+      done += static_cast<size_t>(w);
+    }
+    buf_.clear();
+  }
+
+  uint64_t records_written() const override { return records_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool own_ = false;
+  std::string buf_;
+  uint64_t records_ = 0;
+  uint64_t last_flush_ts_ = 0;
+};
+
+// ---- reader --------------------------------------------------------------------
+class BinaryReader final : public TraceReader {
+ public:
+  BinaryReader(std::unique_ptr<InputStream> in, bool salvage)
+      : in_(std::move(in)), salvage_(salvage) {
+    read_header();  // header damage is fatal, even with salvage
+  }
+
+  bool next(Event& ev) override {
+    if (stopped_) return false;
+    for (;;) {
+      uint64_t at = in_->offset();
+      size_t n = in_->fill(kRecordPrefix);
+      if (n == 0) return false;  // clean end, on a record boundary
+      try {
+        if (n < kRecordPrefix)
+          throw Corrupt{fmt::format("truncated record: file ends {} bytes into its "
+                                    "{}-byte length/checksum prefix",
+                                    n, kRecordPrefix)};
+        const uint8_t* p = in_->data();
+        uint32_t len = get_le32(p);
+        uint32_t stored = get_le32(p + 4);
+        if (len < kCommonSize || len > kMaxRecordBody)
+          throw Corrupt{fmt::format("invalid record length {} (valid: {}..{})", len,
+                                    kCommonSize, kMaxRecordBody)};
+        n = in_->fill(kRecordPrefix + len);
+        if (n < kRecordPrefix + len)
+          throw Corrupt{fmt::format("truncated record: file ends after {} of its {} bytes", n,
+                                    kRecordPrefix + len)};
+        p = in_->data();
+        uint32_t crc = crc32({p, 4});
+        crc = crc32({p + kRecordPrefix, len}, crc);
+        if (crc != stored)
+          throw Corrupt{fmt::format("record checksum mismatch (stored {:#010x}, computed {:#010x})",
+                                    stored, crc)};
+        bool known = decode(p + kRecordPrefix, len, ev);
+        in_->consume(kRecordPrefix + len);
+        if (!known) {
+          ++skipped_unknown_;
+          continue;
+        }
+        if (have_last_ && ev.ts_ns < last_ts_)
+          throw Corrupt{fmt::format("event out of timestamp order: ts_ns {} after {}", ev.ts_ns,
+                                    last_ts_)};
+        have_last_ = true;
+        last_ts_ = ev.ts_ns;
+        return true;
+      } catch (const Corrupt& c) {
+        std::string msg = fmt::format("{}: at byte {}: {}", in_->name(), at, c.why);
+        if (!salvage_) throw InputError(msg);
+        stopped_ = true;
+        stop_ = std::move(msg);
+        return false;
+      }
+    }
+  }
+
+  const TraceHeader& header() const override { return header_; }
+  uint64_t skipped_unknown() const override { return skipped_unknown_; }
+  std::string salvage_stop() const override { return stop_; }
+  std::string_view format() const override { return "binary"; }
+
+ private:
+  [[noreturn]] void header_error(uint64_t at, std::string_view why) {
+    throw InputError(fmt::format("{}: at byte {}: {}", in_->name(), at, why));
+  }
+
+  void read_header() {
+    size_t n = in_->fill(kFileHeaderFixed);
+    const uint8_t* p = in_->data();
+    size_t m = std::min(n, sizeof kRecordMagic);
+    if (std::memcmp(p, kRecordMagic, m) != 0)
+      header_error(0, "not a btrfs-dio-trace record file (bad magic) and not JSON lines");
+    if (n < kFileHeaderFixed)
+      header_error(n, fmt::format("truncated file header (file is {} bytes)", n));
+    uint16_t version = uint16_t(p[8] | p[9] << 8);
+    if (version != kFormatVersion)
+      header_error(8, fmt::format("unsupported record format version {} (this btrfs-dio-trace "
+                                  "reads version {})",
+                                  version, kFormatVersion));
+    uint32_t hlen = get_le32(p + 12);
+    if (hlen > kMaxHeaderBody)
+      header_error(12, fmt::format("invalid header length {}", hlen));
+    size_t total = kFileHeaderFixed + hlen + 4;
+    n = in_->fill(total);
+    if (n < total)
+      header_error(n, fmt::format("truncated file header (file ends after {} of its {} bytes)",
+                                  n, total));
+    p = in_->data();
+    uint32_t stored = get_le32(p + kFileHeaderFixed + hlen);
+    uint32_t crc = crc32({p, kFileHeaderFixed + hlen});
+    if (crc != stored)
+      header_error(0, fmt::format("file header checksum mismatch (stored {:#010x}, computed "
+                                  "{:#010x})",
+                                  stored, crc));
+    try {
+      In in{p + kFileHeaderFixed, hlen};
+      uint32_t schema = in.u32();
+      if (schema != static_cast<uint32_t>(kEventSchemaVersion))
+        header_error(kFileHeaderFixed,
+                     fmt::format("unsupported event schema version {} (this btrfs-dio-trace "
+                                 "reads version {})",
+                                 schema, kEventSchemaVersion));
+      header_.schema_version = static_cast<int>(schema);
+      header_.mono_to_realtime_ns = in.i64();
+      std::string rel(in.str());
+      if (auto kv = KernelVersion::parse(rel)) header_.kernel = *kv;
+      else header_.kernel.release = rel;
+      uint16_t hooks = in.u16();
+      for (uint16_t i = 0; i < hooks; ++i) {
+        HookInfo h;
+        h.name = in.str();
+        h.mechanism = in.str();
+        h.attached = in.u8() != 0;
+        header_.hooks.push_back(std::move(h));
+      }
+      // Bytes after the known fields: a newer writer's additions, ignored.
+    } catch (const Corrupt& c) {
+      header_error(kFileHeaderFixed, fmt::format("file header: {}", c.why));
+    }
+    in_->consume(total);
+  }
+
+  // false: a type this version does not know (skipped).
+  bool decode(const uint8_t* p, size_t len, Event& ev) {
+    In in{p, len};
+    uint16_t type = in.u16();
+    if (type < 1 || type > kEventTypeCount) return false;
+    in.u16();  // reserved
+    ev = Event{};
+    ev.type = static_cast<EventType>(type);
+    ev.ts_ns = in.u64();
+    ev.pid = in.u32();
+    ev.tid = in.u32();
+    in.bytes(ev.comm.data(), ev.comm.size());
+    ev.comm.back() = '\0';
+    in.bytes(ev.fs.b.data(), ev.fs.b.size());
+    ev.dev = in.u64();
+    ev.ino = in.u64();
+    ev.vm = strings_.intern(in.str());
+    ev.image = strings_.intern(in.str());
+    ev.body = payload_for(ev.type);
+    std::visit(PayloadIn{in}, ev.body);
+    // Bytes after the known fields: a newer writer's additions, ignored.
+    return true;
+  }
+
+  std::unique_ptr<InputStream> in_;
+  bool salvage_;
+  TraceHeader header_;
+  StringTable strings_;
+  uint64_t skipped_unknown_ = 0;
+  bool have_last_ = false;
+  uint64_t last_ts_ = 0;
+  bool stopped_ = false;
+  std::string stop_;
+};
+
+}  // namespace
+
+std::unique_ptr<TraceReader> make_binary_reader(std::unique_ptr<InputStream> in, bool salvage) {
+  return std::make_unique<BinaryReader>(std::move(in), salvage);
+}
+
+}  // namespace replay
+
+std::unique_ptr<TraceWriter> create_record(const std::string& path, const TraceHeader& h) {
+  return std::make_unique<replay::RecordWriter>(path, h);
+}
+
+}  // namespace bdt

@@ -1,0 +1,309 @@
+// JSON encoding of events and findings, and its inverse (event_from_json).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bdt/event_json.h"
+#include "bdt/trace_reader.h"
+#include "trace_samples.h"
+
+using namespace bdt;
+using namespace bdt::testing_samples;
+using json = nlohmann::json;
+
+namespace {
+std::string enc(const Event& e) {
+  std::string s;
+  append_event_json(s, e);
+  return s;
+}
+}  // namespace
+
+TEST(EventJson, DioBeginExactText) {
+  Event e = base_event(EventType::DioBegin, 123);
+  e.body = DioBegin{4096, 8192, 0, true, false, true, true, 0, 0, 0, 0x1000, false, false};
+  EXPECT_EQ(enc(e),
+            "{\"ts_ns\":123,\"pid\":4242,\"tid\":4243,\"comm\":\"qemu-kvm\",\"type\":\"dio_begin\","
+            "\"fs\":\"10171e25-2c33-3a41-484f-565d646b7279\",\"dev\":45,\"ino\":257,"
+            "\"pos\":4096,\"count\":8192,\"done_before\":0,\"write\":true,\"aio\":false,"
+            "\"buf_shared\":true,\"buf_writable\":true,\"buf_file_dev\":0,\"buf_file_ino\":0,"
+            "\"buf_file_off\":0,\"buf_addr\":4096,\"nodatasum\":false,\"partial\":false}");
+  EXPECT_EQ(test_fsid().str(), "10171e25-2c33-3a41-484f-565d646b7279");
+}
+
+TEST(EventJson, FieldsPerTypeAsDesign) {
+  auto all = one_of_each();
+  for (const Event& e : all) {
+    json j = json::parse(enc(e));
+    SCOPED_TRACE(j.dump());
+    for (const char* k : {"ts_ns", "pid", "tid", "comm", "type", "fs", "dev", "ino"})
+      EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_EQ(j["type"], std::string(to_string(e.type)));
+    EXPECT_EQ(j["fs"], e.fs.str());
+  }
+  json j = json::parse(enc(all[0]));
+  EXPECT_EQ(j["vm"], "guest-01");
+  EXPECT_EQ(j["image"], "/var/lib/libvirt/images/guest-01.raw");
+  EXPECT_FALSE(json::parse(enc(all[1])).contains("vm"));
+  EXPECT_FALSE(json::parse(enc(all[1])).contains("image"));
+
+  // dio_end: negative errno, direction when known.
+  j = json::parse(enc(all[1]));
+  EXPECT_EQ(j["ret"], -17);
+  EXPECT_EQ(j["error"], -17);
+  EXPECT_EQ(j["write"], true);
+  // get_extent enter: no result fields; exit: all of them.
+  j = json::parse(enc(all[2]));
+  EXPECT_EQ(j["phase"], "enter");
+  EXPECT_FALSE(j.contains("em_start"));
+  EXPECT_FALSE(j.contains("ret"));
+  j = json::parse(enc(all[3]));
+  EXPECT_EQ(j["phase"], "exit");
+  for (const char* k : {"start", "len", "em_start", "em_len", "block_start", "ret"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  // em_exist: the tracepoint's six fields.
+  j = json::parse(enc(all[5]));
+  for (const char* k : {"e_start", "e_len", "map_start", "map_len", "start", "len"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  // ordered extents: flag names without prefix, in table order.
+  j = json::parse(enc(all[9]));
+  EXPECT_EQ(j["type"], "oe_mark_finished");
+  EXPECT_EQ(j["flags"], json::parse(R"(["DIRECT","COMPLETE","IOERR"])"));
+  EXPECT_EQ(j["uptodate"], false);
+  // extent buffers.
+  j = json::parse(enc(all[12]));
+  EXPECT_EQ(j["type"], "eb_free");
+  EXPECT_EQ(j["phase"], "enter");
+  EXPECT_EQ(j["bflags"], json::parse(R"(["DIRTY","TREE_REF","STALE"])"));
+  EXPECT_EQ(j["refs"], 1);
+  EXPECT_EQ(j["eb_start"], 30408704);
+  EXPECT_FALSE(json::parse(enc(all[13])).contains("phase"));  // Phase::None
+  // ioctl: command by name.
+  j = json::parse(enc(all[15]));
+  EXPECT_EQ(j["cmd"], "send");
+  EXPECT_EQ(json::parse(enc(all[16]))["cmd"], "balance_v2");
+  EXPECT_EQ(json::parse(enc(all[16]))["ret"], -11);
+  EXPECT_EQ(json::parse(enc(all[18]))["block_group"], 22020096);
+  j = json::parse(enc(all[19]));
+  EXPECT_EQ(j["offset"], 8192);
+  EXPECT_EQ(j["mirror"], 2);
+}
+
+TEST(EventJson, UnnamedFlagBitsSurvive) {
+  Event e = base_event(EventType::OeFinish, 5);
+  e.body = Ordered{0, 4096, oef::IOERR | (1u << 20), false};
+  json j = json::parse(enc(e));
+  EXPECT_EQ(j["flags"], json::parse(R"(["IOERR","BIT20"])"));
+  StringTable st;
+  Event back;
+  event_from_json(enc(e), back, st);
+  EXPECT_TRUE(same_event(e, back));
+}
+
+TEST(EventJson, StringEscaping) {
+  Event e = base_event(EventType::DioEnd, 9);
+  e.body = DioEnd{};
+  e.set_comm("a\"b\\c\n\x01\xc3\xa9");  // quote, backslash, newline, control, é
+  std::string vm = "vm \"x\"\t\x7f";
+  std::string image = std::string("/img/\xff\xfe.raw");  // invalid UTF-8
+  e.vm = vm;
+  e.image = image;
+  std::string s = enc(e);
+  EXPECT_EQ(s.find('\n'), std::string::npos);
+  json j = json::parse(s);  // must be valid JSON (nlohmann rejects bad UTF-8)
+  EXPECT_EQ(j["comm"], "a\"b\\c\n\x01\xc3\xa9");
+  EXPECT_EQ(j["vm"], vm);
+  EXPECT_EQ(j["image"], "/img/\xc3\xbf\xc3\xbe.raw");  // bytes read back as Latin-1
+}
+
+TEST(EventJson, RoundTripEveryType) {
+  auto all = one_of_each();
+  std::vector<bool> seen(kEventTypeCount + 1);
+  StringTable st;
+  for (const Event& e : all) {
+    Event back;
+    event_from_json(enc(e), back, st);
+    EXPECT_TRUE(same_event(e, back)) << enc(e);
+    seen[static_cast<int>(e.type)] = true;
+  }
+  for (int t = 1; t <= kEventTypeCount; ++t)
+    EXPECT_TRUE(seen[t]) << "no sample for " << to_string(static_cast<EventType>(t));
+}
+
+TEST(EventJson, RoundTripRandomProperty) {
+  std::mt19937_64 rng(20261122);
+  std::deque<std::string> keep;
+  StringTable st;
+  for (int i = 0; i < 4000; ++i) {
+    auto t = static_cast<EventType>(1 + i % kEventTypeCount);
+    Event e = random_event(rng, t, rng(), keep);
+    std::string s = enc(e);
+    Event back;
+    ASSERT_NO_THROW(event_from_json(s, back, st)) << s;
+    ASSERT_TRUE(same_event(e, back)) << s;
+    std::string again = enc(back);
+    ASSERT_EQ(s, again);
+  }
+}
+
+TEST(EventJson, DecodeDefaultsAndMinimalLines) {
+  StringTable st;
+  Event e;
+  // Only what docs/events.md marks as required.
+  event_from_json(R"({"ts_ns":7,"type":"dio_begin","pos":0,"count":4096})", e, st);
+  EXPECT_EQ(e.ts_ns, 7u);
+  EXPECT_EQ(e.pid, 0u);
+  EXPECT_EQ(e.comm_view(), "");
+  EXPECT_TRUE(e.fs.empty());
+  ASSERT_TRUE(e.as<DioBegin>());
+  EXPECT_FALSE(e.as<DioBegin>()->write);
+  EXPECT_EQ(e.as<DioBegin>()->count, 4096u);
+  event_from_json(R"({"ts_ns":7,"type":"oe_finish","file_offset":0,"len":4096})", e, st);
+  EXPECT_TRUE(e.as<Ordered>()->uptodate);  // event.h default
+  EXPECT_EQ(e.as<Ordered>()->flags, 0u);
+  event_from_json(R"({"ts_ns":7,"type":"eb_find","eb_start":1})", e, st);
+  EXPECT_EQ(e.as<ExtentBuffer>()->phase, Phase::None);
+  event_from_json(R"({"ts_ns":7,"type":"dio_end","ret":-5})", e, st);
+  EXPECT_FALSE(e.as<DioEnd>()->write.has_value());
+  event_from_json(R"({"ts_ns":7,"type":"reloc_begin"})", e, st);
+  EXPECT_TRUE(e.as<Reloc>());
+  // Unknown fields are ignored (a newer writer's additions).
+  event_from_json(R"({"ts_ns":7,"type":"csum_error","offset":1,"len":2,"future":[1,2]})", e,
+                  st);
+  EXPECT_EQ(e.as<CsumError>()->len, 2u);
+  // A command name this version does not know reads as "other".
+  event_from_json(R"({"ts_ns":7,"type":"ioctl_begin","cmd":"scrub"})", e, st);
+  EXPECT_EQ(e.as<Ioctl>()->cmd, IoctlCmd::Other);
+}
+
+TEST(EventJson, DecodeErrorsNameTheField) {
+  StringTable st;
+  Event e;
+  auto err = [&](const char* line) -> std::string {
+    try {
+      event_from_json(line, e, st);
+    } catch (const InputError& x) {
+      return x.what();
+    }
+    return "<no error>";
+  };
+  EXPECT_EQ(err(R"({"type":"dio_end","ret":0})"), "missing required field \"ts_ns\"");
+  EXPECT_EQ(err(R"({"ts_ns":1,"ret":0})"), "missing required field \"type\"");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"dio_begin","count":1})"),
+            "missing required field \"pos\"");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"dio_begin","pos":"0","count":1})"),
+            "field \"pos\" must be a non-negative integer, got string");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"dio_begin","pos":-4096,"count":1})"),
+            "field \"pos\" must be a non-negative integer, got -4096");
+  EXPECT_EQ(err(R"({"ts_ns":1.5,"type":"dio_end","ret":0})"),
+            "field \"ts_ns\" must be a non-negative integer, got a fractional number");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"dio_begin","pos":0,"count":1,"write":1})"),
+            "field \"write\" must be true or false, got an integer");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"dio_end","ret":0,"pid":4294967296})"),
+            "field \"pid\" out of range: 4294967296 (max 4294967295)");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"dio_end","ret":0,"fs":"nope"})"),
+            "field \"fs\" is not a filesystem UUID: \"nope\"");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"get_extent","phase":"middle","start":0,"len":1})"),
+            "field \"phase\" must be \"enter\" or \"exit\", got \"middle\"");
+  EXPECT_NE(err(R"({"ts_ns":1,"type":"oe_add","file_offset":0,"len":1,"flags":["DIRECTIO"]})")
+                .find("unknown ordered-extent flag \"DIRECTIO\""),
+            std::string::npos);
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"oe_add","file_offset":0,"len":1,"flags":6})"),
+            "field \"flags\" must be an array of flag names, got an integer");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"dio_end","ret":0,"comm":"0123456789abcdef"})"),
+            "field \"comm\" longer than 15 bytes: \"0123456789abcdef\"");
+  EXPECT_EQ(err(R"({"ts_ns":1,"type":"bogus"})"), "unknown event type \"bogus\"");
+  EXPECT_EQ(err(R"([1,2])"), "expected a JSON object, got array");
+  EXPECT_NE(err(R"({"ts_ns":1,)").find("not valid JSON"), std::string::npos);
+}
+
+TEST(EventJson, InternedStringsAreShared) {
+  StringTable st;
+  Event a, b;
+  event_from_json(R"({"ts_ns":1,"type":"reloc_begin","vm":"g1","image":"/i"})", a, st);
+  event_from_json(R"({"ts_ns":2,"type":"reloc_begin","vm":"g1"})", b, st);
+  EXPECT_EQ(a.vm.data(), b.vm.data());
+  EXPECT_EQ(st.size(), 2u);
+  EXPECT_EQ(a.image, "/i");
+}
+
+TEST(FindingJson, Contract) {
+  Finding f;
+  f.detector = "dio-short-write";
+  f.kind = "acked-hole";
+  f.level = Level::Symptom;
+  f.severity = Severity::Critical;
+  f.ts_ns = 99;
+  f.pid = 10;
+  f.tid = 11;
+  f.comm = "fio";
+  f.fs = test_fsid();
+  f.dev = 45;
+  f.ino = 257;
+  f.range = {{4096, 8192}};
+  f.message = "Bytes 4096-8192 were acknowledged but \"not\" written.";
+  f.explanation = "why";
+  f.exposure = "fixed in 6.x";
+  f.actors = {{10, 11, "fio", "writer"}, {10, 12, "kworker/u8:1", "worker"}};
+  auto all = one_of_each();
+  f.evidence = {all[0], all[1]};
+  f.vm = "guest";
+  std::string s;
+  append_finding_json(s, f);
+  json j = json::parse(s);
+  EXPECT_EQ(j["type"], "finding");
+  EXPECT_EQ(j["detector"], "dio-short-write");
+  EXPECT_EQ(j["kind"], "acked-hole");
+  EXPECT_EQ(j["level"], "symptom");
+  EXPECT_EQ(j["severity"], "critical");
+  EXPECT_EQ(j["ts_ns"], 99);
+  EXPECT_EQ(j["pid"], 10);
+  EXPECT_EQ(j["tid"], 11);
+  EXPECT_EQ(j["comm"], "fio");
+  EXPECT_EQ(j["fs"], test_fsid().str());
+  EXPECT_EQ(j["dev"], 45);
+  EXPECT_EQ(j["ino"], 257);
+  EXPECT_EQ(j["range"], json::parse("[4096,8192]"));
+  EXPECT_EQ(j["message"], f.message);
+  EXPECT_EQ(j["explanation"], "why");
+  EXPECT_EQ(j["exposure"], "fixed in 6.x");
+  ASSERT_EQ(j["actors"].size(), 2u);
+  EXPECT_EQ(j["actors"][1]["role"], "worker");
+  EXPECT_EQ(j["actors"][1]["tid"], 12);
+  ASSERT_EQ(j["evidence"].size(), 2u);
+  EXPECT_EQ(j["evidence"][0], json::parse(enc(all[0])));
+  EXPECT_EQ(j["vm"], "guest");
+  EXPECT_FALSE(j.contains("image"));
+  EXPECT_FALSE(j.contains("stack"));
+
+  Finding g;
+  g.detector = "send-vs-relocation";
+  g.stack = {"btrfs_ioctl_send+0x10", "__x64_sys_ioctl"};
+  s.clear();
+  append_finding_json(s, g);
+  j = json::parse(s);
+  EXPECT_EQ(j["level"], "hazard");
+  EXPECT_EQ(j["severity"], "info");
+  EXPECT_FALSE(j.contains("dev"));
+  EXPECT_FALSE(j.contains("ino"));
+  EXPECT_FALSE(j.contains("range"));
+  EXPECT_EQ(j["stack"].size(), 2u);
+  EXPECT_TRUE(j["evidence"].is_array());
+  EXPECT_TRUE(j["actors"].is_array());
+}
+
+TEST(HeaderJson, Text) {
+  TraceHeader h;
+  std::string s;
+  append_header_json(s, h);
+  EXPECT_EQ(s, "{\"schema\":\"btrfs-dio-trace.events/1\"}");
+  h.kernel = *KernelVersion::parse("6.18.44");
+  h.mono_to_realtime_ns = 1763776000000000000;
+  h.hooks = {{"iomap_dio_rw_begin", "tp_btf", true}};
+  s.clear();
+  append_header_json(s, h);
+  json j = json::parse(s);
+  EXPECT_EQ(j["kernel"], "6.18.44");
+  EXPECT_EQ(j["mono_to_realtime_ns"], 1763776000000000000);
+  EXPECT_EQ(j["hooks"][0]["mechanism"], "tp_btf");
+}
