@@ -1,0 +1,271 @@
+// Decoding raw BPF records (bpf/events.h) into events: the pure half of the
+// live backend (src/live/decode.h).
+#include <gtest/gtest.h>
+#include <sys/sysmacros.h>
+
+#include <cstring>
+
+#include "live/decode.h"
+
+using namespace bdt;
+using namespace bdt::live;
+
+namespace {
+
+bdt_raw_event raw(uint16_t type) {
+  bdt_raw_event r;
+  std::memset(&r, 0, sizeof r);
+  r.type = type;
+  r.ts_ns = 123456789;
+  r.pid = 100;
+  r.tid = 101;
+  std::memcpy(r.comm, "qemu-system-x86", 15);
+  for (int i = 0; i < 16; ++i) r.fsid[i] = static_cast<uint8_t>(0xd0 + i);
+  r.flags = BDT_F_HAS_DEV;
+  r.dev = kdev_make(0, 42);
+  r.sb_dev = kdev_make(0, 41);
+  r.ino = 257;
+  r.root = 5;
+  return r;
+}
+
+// The 6.18 numbering, as the kernel BTF enumerators give it.
+FlagMaps maps_618() {
+  FlagMaps fm;
+  const char* ordered[] = {"REGULAR", "NOCOW",   "PREALLOC",  "COMPRESSED", "DIRECT",
+                           "IO_DONE", "COMPLETE", "IOERR",    "TRUNCATED",  "LOGGED",
+                           "LOGGED_CSUM", "PENDING", "ENCODED"};
+  for (int i = 0; i < 13; ++i) fm.offer(std::string("BTRFS_ORDERED_") + ordered[i], i);
+  const char* eb[] = {"UPTODATE", "DIRTY", "TREE_REF", "STALE", "WRITEBACK",
+                      "UNMAPPED", "WRITE_ERR", "ZONED_ZEROOUT", "READING"};
+  for (int i = 0; i < 9; ++i) fm.offer(std::string("EXTENT_BUFFER_") + eb[i], i);
+  return fm;
+}
+
+}  // namespace
+
+TEST(DevConversion, MatchesGlibcMakedev) {
+  // Small anonymous devs (btrfs subvolumes): 0:42 -> 42.
+  EXPECT_EQ(kernel_dev_to_user(kdev_make(0, 42)), makedev(0, 42));
+  EXPECT_EQ(kernel_dev_to_user(kdev_make(0, 42)), 42u);
+  // Block device 8:1 and 259:3 (nvme), and large minors (> 255).
+  EXPECT_EQ(kernel_dev_to_user(kdev_make(8, 1)), makedev(8, 1));
+  EXPECT_EQ(kernel_dev_to_user(kdev_make(259, 3)), makedev(259, 3));
+  EXPECT_EQ(kernel_dev_to_user(kdev_make(0, 300)), makedev(0, 300));
+  EXPECT_EQ(kernel_dev_to_user(kdev_make(4095, 0xfffff)), makedev(4095, 0xfffff));
+  for (uint64_t u : {makedev(0, 42), makedev(8, 1), makedev(0, 70000), makedev(259, 3)})
+    EXPECT_EQ(kernel_dev_to_user(user_dev_to_kernel(u)), u);
+  EXPECT_EQ(kdev_major(kdev_make(259, 3)), 259u);
+  EXPECT_EQ(kdev_minor(kdev_make(259, 3)), 3u);
+}
+
+TEST(Decode, DioBeginAllFields) {
+  auto r = raw(BDT_EV_DIO_BEGIN);
+  r.flags |= BDT_F_WRITE | BDT_F_AIO | BDT_F_BUF_SHARED | BDT_F_BUF_WRITABLE | BDT_F_BUF_FOUND |
+             BDT_F_NODATASUM | BDT_F_PARTIAL;
+  r.u.dio.pos = 4096;
+  r.u.dio.count = 8192;
+  r.u.dio.done_before = 512;
+  r.u.dio.buf_addr = 0x7f0000002000;
+  r.u.dio.buf_file_ino = 258;
+  r.u.dio.buf_file_dev = kdev_make(0, 42);
+  r.u.dio.buf_file_off = 8192;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.type, EventType::DioBegin);
+  EXPECT_EQ(e.ts_ns, 123456789u);
+  EXPECT_EQ(e.pid, 100u);
+  EXPECT_EQ(e.tid, 101u);
+  EXPECT_EQ(e.comm_view(), "qemu-system-x86");
+  EXPECT_EQ(e.fs.str(), "d0d1d2d3-d4d5-d6d7-d8d9-dadbdcdddedf");
+  EXPECT_EQ(e.dev, 42u);
+  EXPECT_EQ(e.ino, 257u);
+  const auto* d = e.as<DioBegin>();
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->pos, 4096u);
+  EXPECT_EQ(d->count, 8192u);
+  EXPECT_EQ(d->done_before, 512u);
+  EXPECT_TRUE(d->write);
+  EXPECT_TRUE(d->aio);
+  EXPECT_TRUE(d->buf_shared);
+  EXPECT_TRUE(d->buf_writable);
+  EXPECT_EQ(d->buf_file_ino, 258u);
+  EXPECT_EQ(d->buf_file_dev, 42u);
+  EXPECT_EQ(d->buf_file_off, 8192u);
+  EXPECT_TRUE(d->nodatasum);
+  EXPECT_TRUE(d->partial);
+  EXPECT_TRUE(payload_matches(e));
+}
+
+TEST(Decode, DioBeginAnonymousReadBuffer) {
+  auto r = raw(BDT_EV_DIO_BEGIN);
+  r.flags |= BDT_F_BUF_FOUND | BDT_F_BUF_WRITABLE;
+  r.u.dio.buf_file_dev = kdev_make(0, 9);  // garbage without an inode: must not leak out
+  r.u.dio.buf_file_off = 77;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  const auto* d = e.as<DioBegin>();
+  EXPECT_FALSE(d->write);
+  EXPECT_FALSE(d->aio);
+  EXPECT_FALSE(d->buf_shared);
+  EXPECT_EQ(d->buf_file_ino, 0u);
+  EXPECT_EQ(d->buf_file_dev, 0u);
+  EXPECT_EQ(d->buf_file_off, 0u);
+  EXPECT_FALSE(d->nodatasum);
+}
+
+TEST(Decode, DioEndDirectionOnlyWhenKnown) {
+  auto r = raw(BDT_EV_DIO_END);
+  r.u.dio.pos = 4096;
+  r.u.dio.ret = -17;
+  r.u.dio.error = -17;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  const auto* d = e.as<DioEnd>();
+  EXPECT_EQ(d->ret, -17);
+  EXPECT_EQ(d->error, -17);
+  EXPECT_FALSE(d->write.has_value());
+  r.flags |= BDT_F_DIR_KNOWN | BDT_F_WRITE;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  ASSERT_TRUE(e.as<DioEnd>()->write.has_value());
+  EXPECT_TRUE(*e.as<DioEnd>()->write);
+}
+
+TEST(Decode, NoDevWithoutHasDev) {
+  auto r = raw(BDT_EV_EM_EXIST);
+  r.flags = 0;  // em_exist outside a DIO request: no inode known
+  r.u.emx = {0, 8192, 4096, 4096, 4096, 4096};
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.dev, 0u);
+  EXPECT_EQ(e.ino, 0u);
+  const auto* x = e.as<EmExist>();
+  EXPECT_EQ(x->e_len, 8192u);
+  EXPECT_EQ(x->map_start, 4096u);
+  EXPECT_FALSE(e.fs.empty());
+}
+
+TEST(Decode, GetExtentExit) {
+  auto r = raw(BDT_EV_GET_EXTENT);
+  r.phase = BDT_PHASE_EXIT;
+  r.u.ext.start = r.u.ext.em_start = 0;
+  r.u.ext.len = r.u.ext.em_len = 65536;
+  r.u.ext.block_start = 13631488;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  const auto* g = e.as<GetExtent>();
+  EXPECT_EQ(g->phase, Phase::Exit);
+  EXPECT_EQ(g->em_len, 65536u);
+  EXPECT_EQ(g->block_start, 13631488u);
+}
+
+TEST(Decode, OrderedFlagsByName) {
+  auto r = raw(BDT_EV_OE_REMOVE);
+  // 6.18: REGULAR=0 DIRECT=4 IO_DONE=5 COMPLETE=6 IOERR=7
+  r.u.oe.kflags = (1u << 0) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) | (1ull << 40);
+  r.u.oe.file_offset = 4096;
+  r.u.oe.len = 8192;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  const auto* o = e.as<Ordered>();
+  EXPECT_EQ(o->flags, oef::REGULAR | oef::DIRECT | oef::IO_DONE | oef::COMPLETE | oef::IOERR);
+  EXPECT_FALSE(o->uptodate);  // IOERR
+  EXPECT_EQ(o->file_offset, 4096u);
+  EXPECT_EQ(o->len, 8192u);
+}
+
+TEST(Decode, OrderedFlagsOtherKernelNumbering) {
+  // An older kernel numbered the ordered flags differently (e.g. IO_DONE=0,
+  // COMPLETE=1, NOCOW=2, ..., DIRECT=5): the names carry the meaning.
+  FlagMaps fm;
+  fm.offer("BTRFS_ORDERED_IO_DONE", 0);
+  fm.offer("BTRFS_ORDERED_COMPLETE", 1);
+  fm.offer("BTRFS_ORDERED_NOCOW", 2);
+  fm.offer("BTRFS_ORDERED_DIRECT", 5);
+  fm.offer("BTRFS_ORDERED_IOERR", 4);
+  fm.offer("BTRFS_ORDERED_NOT_A_FLAG", 9);  // unknown names are ignored
+  fm.offer("SOMETHING_ELSE", 3);
+  EXPECT_EQ(fm.ordered.map((1u << 0) | (1u << 5)), oef::IO_DONE | oef::DIRECT);
+  EXPECT_EQ(fm.ordered.map(1u << 4), oef::IOERR);
+  EXPECT_EQ(fm.ordered.map((1u << 9) | (1u << 3)), 0u);
+  EXPECT_TRUE(fm.ordered.loaded);
+  EXPECT_FALSE(fm.eb.loaded);
+}
+
+TEST(Decode, OeFinishUptodateFromFlag) {
+  auto r = raw(BDT_EV_OE_FINISH);
+  r.u.oe.file_offset = 0;
+  r.u.oe.len = 4096;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_FALSE(e.as<Ordered>()->uptodate);
+  r.flags |= BDT_F_UPTODATE;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_TRUE(e.as<Ordered>()->uptodate);
+  EXPECT_EQ(e.type, EventType::OeFinish);
+}
+
+TEST(Decode, ExtentBufferFlags) {
+  auto r = raw(BDT_EV_EB_FIND);
+  r.u.eb.kbflags = (1u << 3) | (1u << 2) | (1u << 1);  // STALE TREE_REF DIRTY (6.18)
+  r.u.eb.eb_start = 30408704;
+  r.u.eb.refs = 2;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  const auto* b = e.as<ExtentBuffer>();
+  EXPECT_EQ(b->bflags, ebf::STALE | ebf::TREE_REF | ebf::DIRTY);
+  EXPECT_EQ(b->refs, 2);
+  EXPECT_EQ(b->eb_start, 30408704u);
+}
+
+TEST(Decode, IoctlAndReloc) {
+  auto r = raw(BDT_EV_IOCTL_END);
+  r.u.ioc.fd = 3;
+  r.u.ioc.cmd = BDT_IOC_BALANCE_V2;
+  r.u.ioc.ret = -11;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.as<Ioctl>()->cmd, IoctlCmd::BalanceV2);
+  EXPECT_EQ(e.as<Ioctl>()->fd, 3);
+  EXPECT_EQ(e.as<Ioctl>()->ret, -11);
+  r.u.ioc.cmd = 200;  // out of range -> other
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.as<Ioctl>()->cmd, IoctlCmd::Other);
+
+  auto q = raw(BDT_EV_RELOC_BEGIN);
+  q.u.rel.block_group = 1103101952;
+  ASSERT_TRUE(decode_raw(q, maps_618(), e));
+  EXPECT_EQ(e.type, EventType::RelocBegin);
+  EXPECT_EQ(e.as<Reloc>()->block_group, 1103101952u);
+}
+
+TEST(Decode, RejectsUnknownTypes) {
+  Event e;
+  EXPECT_FALSE(decode_raw(raw(BDT_EV_NONE), maps_618(), e));
+  EXPECT_FALSE(decode_raw(raw(BDT_EV_MAX), maps_618(), e));
+  EXPECT_FALSE(decode_raw(raw(999), maps_618(), e));
+}
+
+TEST(Decode, EveryTypeProducesMatchingPayload) {
+  for (uint16_t t = 1; t < BDT_EV_MAX; ++t) {
+    Event e;
+    ASSERT_TRUE(decode_raw(raw(t), maps_618(), e)) << t;
+    EXPECT_EQ(static_cast<uint16_t>(e.type), t);
+    EXPECT_TRUE(payload_matches(e)) << to_string(e.type);
+  }
+}
+
+TEST(Decode, CommAlwaysTerminated) {
+  auto r = raw(BDT_EV_DIO_END);
+  std::memset(r.comm, 'x', sizeof r.comm);
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.comm_view().size(), 15u);
+}
+
+TEST(RawLayout, FixedSize) {
+  // One record size for ring buffer, flight recorder and record files.
+  static_assert(sizeof(bdt_raw_event) % 8 == 0);
+  EXPECT_EQ(offsetof(bdt_raw_event, u) % 8, 0u);
+  EXPECT_LE(sizeof(bdt_raw_event), 256u);
+}
