@@ -290,8 +290,9 @@ std::vector<TL> all_cases() {
       t.at(500'000 + i * 1000).ev(IRQ, EventType::OeFinish, oe(i * 2 * kMiB, 2 * kMiB, DIRECT | NOCOW), kDst);
     t.at(600'000).ev(W, EventType::DioEnd, end(8 * kMiB, 8 * kMiB), kDst);
     // completions on worker threads, in any order
+    int k = 0;
     for (int i : {2, 0, 3, 1})
-      t.at(700'000 + i * 1000).ev(Who{88u + i, 88u + i, "kworker/u8:1"}, EventType::OeRemove,
+      t.at(700'000 + (k++) * 1000).ev(Who{88u + i, 88u + i, "kworker/u8:1"}, EventType::OeRemove,
                                   oe(i * 2 * kMiB, 2 * kMiB, DIRECT | NOCOW), kDst);
     v.push_back(t);
   }

@@ -32,6 +32,8 @@ class Cases : public ::testing::TestWithParam<std::string> {};
 TEST_P(Cases, Expected) {
   static const auto all = all_cases();
   const TL& t = find_case(all, GetParam());
+  ASSERT_TRUE(std::is_sorted(t.events().begin(), t.events().end(),
+                             [](const Event& a, const Event& b) { return a.ts_ns < b.ts_ns; }));
   auto f = run(t.events(), config_for(t.kernel()));
   auto want = t.expected();
   std::sort(want.begin(), want.end());
