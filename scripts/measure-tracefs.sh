@@ -107,5 +107,7 @@ if [[ $quiet -eq 0 ]]; then
         printf '%d %s\n' "$(grep -c -F -- "$pat" "$out")" "$ev"
     done
     echo "lost $lost"
+elif [[ $lost -gt 0 ]]; then
+    echo "measure-tracefs: lost $lost events (ring buffer overrun; raise -b)" >&2
 fi
 exit $rc

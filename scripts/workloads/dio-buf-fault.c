@@ -145,23 +145,26 @@ static int create_nocow(const char *path, int extra_flags)
 	return fd;
 }
 
-/* Fill the whole file with iteration `it`'s pattern (buffered), write it back, drop its pages. */
+/* Fill the whole file with iteration `it`'s pattern, write it back, drop its pages from the cache. */
 static int write_pattern_cold(int fd, unsigned long it)
 {
-	uint64_t *blk = aligned_alloc(BLK, BLK);
-	uint64_t b;
+	const size_t chunk = 1 << 20;
+	uint64_t *buf = aligned_alloc(BLK, chunk);
+	size_t off, n, j;
 
-	if (!blk)
+	if (!buf)
 		return -1;
-	for (b = 0; b < o.size / BLK; b++) {
-		fill_block(blk, it, b);
-		if (pwrite(fd, blk, BLK, (off_t)(b * BLK)) != BLK) {
+	for (off = 0; off < o.size; off += n) {
+		n = o.size - off < chunk ? o.size - off : chunk;
+		for (j = 0; j < n / BLK; j++)
+			fill_block(buf + j * (BLK / sizeof(uint64_t)), it, off / BLK + j);
+		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
 			fprintf(stderr, "dio-buf-fault: pattern write: %s\n", strerror(errno));
-			free(blk);
+			free(buf);
 			return -1;
 		}
 	}
-	free(blk);
+	free(buf);
 	if (fsync(fd) != 0) {
 		fprintf(stderr, "dio-buf-fault: fsync: %s\n", strerror(errno));
 		return -1;
@@ -338,7 +341,12 @@ int main(int argc, char **argv)
 
 		if (!o.self && ftruncate(dfd, 0) != 0)
 			goto fail;
-		if (write_pattern_cold(sfd, it))
+		/*
+		 * self: write the pattern through the O_DIRECT descriptor (the file is nocow, so it really
+		 * goes direct), so this process never does a buffered write to the file it opened with
+		 * O_DIRECT (a tracer could take that for a silent buffered fallback).
+		 */
+		if (write_pattern_cold(o.self ? dfd : sfd, it))
 			goto fail;
 		map = mmap(NULL, o.size, PROT_READ, o.self ? MAP_SHARED : MAP_PRIVATE, sfd, 0);
 		if (map == MAP_FAILED) {
