@@ -213,24 +213,31 @@ class DioShortWrite final : public Detector {
   void on_end(const Event& e, Findings& out) {
     auto* d = e.as<DioEnd>();
     if (d->write && !*d->write) return;
-    Call* c = active(e.tid);
-    if (!c || !c->in_flight || !same_fs(c->fs, e.fs) || c->ino != e.ino) {
-      c = nullptr;
-      // AIO completion in another context: the one in-flight AIO write of
-      // this file whose position matches (ki_pos is advanced before the
-      // tracepoint by ret - done_before).
+    // ki_pos is advanced by ret - done_before before the tracepoint fires.
+    auto pos_ok = [&](const auto& q) {
+      if (d->ret <= 0) return d->pos == q.cur_pos;
+      return d->pos == q.cur_pos + uint64_t(d->ret) - std::min<uint64_t>(q.cur_done_before, uint64_t(d->ret));
+    };
+    Call* own = active(e.tid);
+    if (own && !(own->in_flight && same_fs(own->fs, e.fs) && own->ino == e.ino &&
+                 dev_compat(own->dev, e.dev)))
+      own = nullptr;
+    // 1) this thread's write at this position; 2) an AIO write of the file at
+    // this position (completed in a worker or interrupt context); 3) this
+    // thread's write, position unknown.
+    Call* c = own && pos_ok(*own) ? own : nullptr;
+    if (!c) {
       auto it = by_ino_.find(InoKey{e.fs, e.ino});
       if (it != by_ino_.end())
         for (auto id : it->second) {
           auto& q = calls_[id];
-          if (!q.in_flight || !q.aio || !dev_compat(q.dev, e.dev)) continue;
-          uint64_t adv = d->ret > 0 ? uint64_t(d->ret) - std::min<uint64_t>(q.cur_done_before, d->ret) : 0;
-          if (d->pos == q.cur_pos || d->pos == q.cur_pos + adv) {
+          if (q.in_flight && q.aio && dev_compat(q.dev, e.dev) && pos_ok(q)) {
             c = &q;
             break;
           }
         }
     }
+    if (!c) c = own;
     if (!c) return;
     c->ev.push(e);
     c->in_flight = false;

@@ -118,22 +118,30 @@ class EmMergeRace final : public Detector {
 
   void on_dio_end(const Event& e, Findings& out) {
     auto* d = e.as<DioEnd>();
+    // ki_pos is advanced by ret - done_before before the tracepoint fires.
+    auto pos_ok = [&](const auto& q) {
+      if (d->ret <= 0) return d->pos == q.pos;
+      return d->pos == q.pos + uint64_t(d->ret) - std::min<uint64_t>(q.done_before, uint64_t(d->ret));
+    };
+    auto same_file = [&](const Req& q) {
+      return q.dio && same_fs(q.fs, e.fs) && q.ino == e.ino && dev_compat(q.dev, e.dev);
+    };
     uint32_t key = e.tid;
     Req* r = find(e.tid);
-    if (!r || !r->dio || !(same_fs(r->fs, e.fs) && r->ino == e.ino)) {
-      r = nullptr;
-      // AIO completion on another thread: match by file and position
-      for (auto& [tid, q] : reqs_) {
-        if (!q.dio || !q.aio || !same_fs(q.fs, e.fs) || q.ino != e.ino || !dev_compat(q.dev, e.dev))
-          continue;
-        uint64_t adv = d->ret > 0 ? static_cast<uint64_t>(d->ret) - std::min<uint64_t>(q.done_before, d->ret) : 0;
-        if (d->pos == q.pos || d->pos == q.pos + adv) {
+    // 1) this thread's request at this position (sync I/O completes in the
+    // submitter); 2) an AIO request of the file at this position (completion
+    // in a worker or in interrupt context on any thread); 3) this thread's
+    // request of the same file, position unknown.
+    Req* own = r && same_file(*r) ? r : nullptr;
+    r = own && pos_ok(*own) ? own : nullptr;
+    if (!r)
+      for (auto& [tid, q] : reqs_)
+        if (q.aio && same_file(q) && pos_ok(q)) {
           r = &q;
           key = tid;
           break;
         }
-      }
-    }
+    if (!r && own) r = own, key = e.tid;
     if (r) r->ev.push(e);
     if (d->ret == kEEXIST || d->error == kEEXIST) {
       if (!r || !r->eexist_reported) report_eexist(e, r, "dio", out);

@@ -200,6 +200,40 @@ std::vector<TL> all_cases() {
     v.push_back(t);
   }
 
+  {  // completions in other contexts: T1's io_uring read completes in interrupt
+     // context while T2 runs (so the event carries T2's tid); it must end T1's
+     // request, not T2's. T2's later em_exist then has nobody in flight beside it.
+    TL t("em_aio_completion_in_other_context", true, "6.1.0");
+    auto a = rd(0, 4096);
+    a.aio = true;
+    t.at(0).ev(T1, EventType::DioBegin, a, kImg);
+    t.at(1'000).ev(T2, EventType::DioBegin, rd(4096, 4096), kImg);
+    t.at(2'000).ev(T2, EventType::DioEnd, end(4096, 4096), kImg);  // T1's completion
+    t.at(3'000).ev(T2, EventType::EmExist,
+                   EmExist{.e_start = 0, .e_len = 16384, .map_start = 0, .map_len = 8192,
+                           .start = 4096, .len = 4096},
+                   kImg);  // a function-hook source knows the inode
+    t.at(4'000).ev(T2, EventType::GetExtent, ge_exit(4096, 4096, 0, 16384, 0), kImg);
+    t.at(5'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg);
+    v.push_back(t);
+  }
+  {  // an io_uring write completed by a worker thread, its ordered extent by another
+    TL t("dio_aio_write_completed_by_worker", true, "6.2.0");
+    auto a = wr(0, kPart);
+    a.aio = true;
+    t.at(0).ev(W, EventType::DioBegin, a, kDst);
+    t.at(10'000).ev(W, EventType::OeAdd, oe(0, kPart, DIRECT | NOCOW), kDst);
+    t.at(20'000).ev(Who{4200, 4210, "iou-wrk-4200"}, EventType::DioBegin, wr(kPart, kPart), kDst);
+    t.at(200'000).ev(IRQ, EventType::OeFinish, oe(0, kPart, DIRECT | NOCOW), kDst);
+    t.at(210'000).ev(KW, EventType::DioEnd, end(kPart, kPart), kDst);
+    t.at(220'000).ev(Who{4200, 4210, "iou-wrk-4200"}, EventType::OeAdd, oe(kPart, kPart, DIRECT | NOCOW), kDst);
+    t.at(300'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | NOCOW), kDst);
+    t.at(400'000).ev(IRQ, EventType::OeFinish, oe(kPart, kPart, DIRECT | NOCOW), kDst);
+    t.at(410'000).ev(Who{4200, 4210, "iou-wrk-4200"}, EventType::DioEnd, end(2 * kPart, kPart), kDst);
+    t.at(500'000).ev(KW, EventType::OeRemove, oe(kPart, kPart, DIRECT | NOCOW), kDst);
+    v.push_back(t);
+  }
+
   // ===================== stale-eb-reuse =====================
   {
     TL t("stale_eb_reuse_4.0", false, "4.0.0");
