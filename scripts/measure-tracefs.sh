@@ -56,6 +56,7 @@ if [[ ! -d $TRACEFS/instances ]]; then echo "measure-tracefs: tracefs not mounte
 
 inst=$TRACEFS/instances/$instance
 tmp_out=
+# shellcheck disable=SC2317  # invoked from the EXIT trap
 cleanup() {
     if [[ -d $inst ]]; then
         echo 0 > "$inst/tracing_on" 2>/dev/null

@@ -75,8 +75,9 @@ scratch_btrfs_setup() {
         _scratch_log "mount failed: $(cat "$SCRATCH_DIR/mount.log")"; scratch_btrfs_cleanup; return 1
     fi
     SCRATCH_NOCOW=$SCRATCH_MNT/nocow
-    mkdir "$SCRATCH_NOCOW" && chattr +C "$SCRATCH_NOCOW" || {
-        _scratch_log "cannot make nocow directory"; scratch_btrfs_cleanup; return 1; }
+    if ! mkdir "$SCRATCH_NOCOW" || ! chattr +C "$SCRATCH_NOCOW"; then
+        _scratch_log "cannot make nocow directory"; scratch_btrfs_cleanup; return 1
+    fi
     SCRATCH_FSID=$(blkid -s UUID -o value "$SCRATCH_IMG" 2>/dev/null || true)
     export SCRATCH_NOCOW SCRATCH_FSID
     return 0
@@ -89,8 +90,8 @@ scratch_btrfs_cleanup() {
     [[ -z $dir ]] && return $rc
     case $dir in /tmp/*) ;; *) _scratch_log "refusing to clean unexpected SCRATCH_DIR=$dir"; return $rc;; esac
     if [[ -n ${SCRATCH_MNT:-} ]] && mountpoint -q "$SCRATCH_MNT" 2>/dev/null; then
-        local i
-        for i in 1 2 3 4 5 6 7 8 9 10; do
+        local _
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
             umount "$SCRATCH_MNT" 2>/dev/null && break
             sleep 0.5
         done
@@ -112,6 +113,6 @@ scratch_btrfs_cleanup() {
     else
         _scratch_log "leaving $dir in place (still mounted)"
     fi
-    SCRATCH_DIR= SCRATCH_IMG= SCRATCH_MNT= SCRATCH_LOOP= SCRATCH_NOCOW= SCRATCH_FSID=
+    SCRATCH_DIR='' SCRATCH_IMG='' SCRATCH_MNT='' SCRATCH_LOOP='' SCRATCH_NOCOW='' SCRATCH_FSID=''
     return $rc
 }

@@ -45,6 +45,7 @@ command -v fio >/dev/null || { echo "benign-fio: fio is not installed" >&2; exit
 sub=$dir/benign-fio.$$
 file=$sub/data
 out=$(mktemp /tmp/bdt-benign-XXXXXX)
+# shellcheck disable=SC2317  # invoked from the EXIT trap
 cleanup() { [[ $keep -eq 0 ]] && rm -rf "$sub"; rm -f "$out"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -31,7 +31,7 @@ patterns=("$@")
 [[ ${#patterns[@]} -eq 0 ]] && patterns=(interleaved-read interleaved-write buf-fault-copy buf-fault-self
                                         unstable-csum unstable-nocow send-balance benign)
 
-# shellcheck source=../lib/scratch-btrfs.sh
+# shellcheck source=scripts/lib/scratch-btrfs.sh
 . "$here/scripts/lib/scratch-btrfs.sh"
 scratch_btrfs_require || exit 77
 measure=$here/scripts/measure-tracefs.sh
@@ -43,6 +43,7 @@ keep_out=1
 if [[ -z $outdir ]]; then outdir=$(mktemp -d /tmp/bdt-measure-out-XXXXXX); keep_out=0; fi
 mkdir -p "$outdir"
 SCRATCH_PREFIX=${SCRATCH_PREFIX:-bdt-measure}
+# shellcheck disable=SC2317  # invoked from the EXIT trap
 cleanup() { scratch_btrfs_cleanup; [[ $keep_out -eq 0 ]] && rm -rf "$outdir"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -62,6 +62,7 @@ work=$(mktemp -d /tmp/bdt-svb-XXXXXX)
 balance_pid=
 send_pid=
 
+# shellcheck disable=SC2317  # invoked from the EXIT trap
 cleanup() {
     [[ -n $send_pid ]] && kill "$send_pid" 2>/dev/null
     if [[ -n $balance_pid ]] && kill -0 "$balance_pid" 2>/dev/null; then
