@@ -51,12 +51,10 @@ void put_i(std::string& out, int64_t v) {
   out.append(f.data(), f.size());
 }
 
-void key(std::string& out, std::string_view k) {
-  out.push_back(',');
-  out.push_back('"');
-  out.append(k);
-  out.append("\":");
-}
+// K("pos") is the literal `,"pos":`, appended in one go.
+#define K(name) ",\"" name "\":"
+
+void key(std::string& out, std::string_view prefix) { out.append(prefix); }
 
 template <class T>
 void field(std::string& out, std::string_view k, T v) {
@@ -112,77 +110,77 @@ struct PayloadWriter {
   const Event& ev;
 
   void operator()(const DioBegin& p) const {
-    field(out, "pos", p.pos);
-    field(out, "count", p.count);
-    field(out, "done_before", p.done_before);
-    field(out, "write", p.write);
-    field(out, "aio", p.aio);
-    field(out, "buf_shared", p.buf_shared);
-    field(out, "buf_writable", p.buf_writable);
-    field(out, "buf_file_dev", p.buf_file_dev);
-    field(out, "buf_file_ino", p.buf_file_ino);
-    field(out, "buf_file_off", p.buf_file_off);
-    field(out, "buf_addr", p.buf_addr);
-    field(out, "nodatasum", p.nodatasum);
-    field(out, "partial", p.partial);
+    field(out, K("pos"), p.pos);
+    field(out, K("count"), p.count);
+    field(out, K("done_before"), p.done_before);
+    field(out, K("write"), p.write);
+    field(out, K("aio"), p.aio);
+    field(out, K("buf_shared"), p.buf_shared);
+    field(out, K("buf_writable"), p.buf_writable);
+    field(out, K("buf_file_dev"), p.buf_file_dev);
+    field(out, K("buf_file_ino"), p.buf_file_ino);
+    field(out, K("buf_file_off"), p.buf_file_off);
+    field(out, K("buf_addr"), p.buf_addr);
+    field(out, K("nodatasum"), p.nodatasum);
+    field(out, K("partial"), p.partial);
   }
   void operator()(const DioEnd& p) const {
-    field(out, "pos", p.pos);
-    field(out, "ret", p.ret);
-    field(out, "error", p.error);
-    if (p.write) field(out, "write", *p.write);
+    field(out, K("pos"), p.pos);
+    field(out, K("ret"), p.ret);
+    field(out, K("error"), p.error);
+    if (p.write) field(out, K("write"), *p.write);
   }
   void operator()(const GetExtent& p) const {
-    if (p.phase != Phase::None) field(out, "phase", to_string(p.phase));
-    field(out, "start", p.start);
-    field(out, "len", p.len);
+    if (p.phase != Phase::None) field(out, K("phase"), to_string(p.phase));
+    field(out, K("start"), p.start);
+    field(out, K("len"), p.len);
     if (p.phase != Phase::Enter) {
-      field(out, "em_start", p.em_start);
-      field(out, "em_len", p.em_len);
-      field(out, "block_start", p.block_start);
-      field(out, "ret", p.ret);
+      field(out, K("em_start"), p.em_start);
+      field(out, K("em_len"), p.em_len);
+      field(out, K("block_start"), p.block_start);
+      field(out, K("ret"), p.ret);
     }
   }
   void operator()(const EmAdd& p) const {
-    field(out, "start", p.start);
-    field(out, "len", p.len);
-    field(out, "block_start", p.block_start);
-    field(out, "ret", p.ret);
+    field(out, K("start"), p.start);
+    field(out, K("len"), p.len);
+    field(out, K("block_start"), p.block_start);
+    field(out, K("ret"), p.ret);
   }
   void operator()(const EmExist& p) const {
-    field(out, "e_start", p.e_start);
-    field(out, "e_len", p.e_len);
-    field(out, "map_start", p.map_start);
-    field(out, "map_len", p.map_len);
-    field(out, "start", p.start);
-    field(out, "len", p.len);
+    field(out, K("e_start"), p.e_start);
+    field(out, K("e_len"), p.e_len);
+    field(out, K("map_start"), p.map_start);
+    field(out, K("map_len"), p.map_len);
+    field(out, K("start"), p.start);
+    field(out, K("len"), p.len);
   }
   void operator()(const Ordered& p) const {
-    field(out, "file_offset", p.file_offset);
-    field(out, "len", p.len);
-    flags_field(out, "flags", p.flags, ordered_flag_names());
-    field(out, "uptodate", p.uptodate);
+    field(out, K("file_offset"), p.file_offset);
+    field(out, K("len"), p.len);
+    flags_field(out, K("flags"), p.flags, ordered_flag_names());
+    field(out, K("uptodate"), p.uptodate);
   }
   void operator()(const ExtentBuffer& p) const {
-    if (p.phase != Phase::None) field(out, "phase", to_string(p.phase));
-    field(out, "eb_start", p.eb_start);
-    field(out, "refs", p.refs);
-    flags_field(out, "bflags", p.bflags, eb_flag_names());
-    if (p.eb_id) field(out, "eb_id", p.eb_id);
+    if (p.phase != Phase::None) field(out, K("phase"), to_string(p.phase));
+    field(out, K("eb_start"), p.eb_start);
+    field(out, K("refs"), p.refs);
+    flags_field(out, K("bflags"), p.bflags, eb_flag_names());
+    if (p.eb_id) field(out, K("eb_id"), p.eb_id);
   }
   void operator()(const Ioctl& p) const {
-    field(out, "fd", p.fd);
-    field(out, "cmd", to_string(p.cmd));
-    field(out, "ret", p.ret);
+    field(out, K("fd"), p.fd);
+    field(out, K("cmd"), to_string(p.cmd));
+    field(out, K("ret"), p.ret);
   }
   void operator()(const Reloc& p) const {
-    field(out, "block_group", p.block_group);
-    field(out, "ret", p.ret);
+    field(out, K("block_group"), p.block_group);
+    field(out, K("ret"), p.ret);
   }
   void operator()(const CsumError& p) const {
-    field(out, "offset", p.offset);
-    field(out, "len", p.len);
-    field(out, "mirror", p.mirror);
+    field(out, K("offset"), p.offset);
+    field(out, K("len"), p.len);
+    field(out, K("mirror"), p.mirror);
   }
 };
 
@@ -241,61 +239,61 @@ void append_json_string(std::string& out, std::string_view s) {
 void append_event_json(std::string& out, const Event& ev) {
   out.append("{\"ts_ns\":");
   put_u(out, ev.ts_ns);
-  field(out, "pid", ev.pid);
-  field(out, "tid", ev.tid);
-  field(out, "comm", ev.comm_view());
-  field(out, "type", to_string(ev.type));
-  key(out, "fs");
+  field(out, K("pid"), ev.pid);
+  field(out, K("tid"), ev.tid);
+  field(out, K("comm"), ev.comm_view());
+  field(out, K("type"), to_string(ev.type));
+  key(out, K("fs"));
   append_fs(out, ev.fs);
-  field(out, "dev", ev.dev);
-  field(out, "ino", ev.ino);
-  if (!ev.vm.empty()) field(out, "vm", ev.vm);
-  if (!ev.image.empty()) field(out, "image", ev.image);
+  field(out, K("dev"), ev.dev);
+  field(out, K("ino"), ev.ino);
+  if (!ev.vm.empty()) field(out, K("vm"), ev.vm);
+  if (!ev.image.empty()) field(out, K("image"), ev.image);
   std::visit(PayloadWriter{out, ev}, ev.body);
   out.push_back('}');
 }
 
 void append_finding_json(std::string& out, const Finding& f) {
   out.append("{\"type\":\"finding\"");
-  field(out, "detector", f.detector);
-  field(out, "kind", f.kind);
-  field(out, "level", level_name(f.level));
-  field(out, "severity", severity_name(f.severity));
-  field(out, "ts_ns", f.ts_ns);
-  field(out, "pid", f.pid);
-  field(out, "tid", f.tid);
-  field(out, "comm", f.comm);
-  key(out, "fs");
+  field(out, K("detector"), f.detector);
+  field(out, K("kind"), f.kind);
+  field(out, K("level"), level_name(f.level));
+  field(out, K("severity"), severity_name(f.severity));
+  field(out, K("ts_ns"), f.ts_ns);
+  field(out, K("pid"), f.pid);
+  field(out, K("tid"), f.tid);
+  field(out, K("comm"), f.comm);
+  key(out, K("fs"));
   append_fs(out, f.fs);
-  if (f.dev) field(out, "dev", *f.dev);
-  if (f.ino) field(out, "ino", *f.ino);
+  if (f.dev) field(out, K("dev"), *f.dev);
+  if (f.ino) field(out, K("ino"), *f.ino);
   if (f.range) {
-    key(out, "range");
+    key(out, K("range"));
     out.push_back('[');
     put_u(out, f.range->first);
     out.push_back(',');
     put_u(out, f.range->second);
     out.push_back(']');
   }
-  if (!f.vm.empty()) field(out, "vm", f.vm);
-  if (!f.image.empty()) field(out, "image", f.image);
-  field(out, "message", f.message);
-  field(out, "explanation", f.explanation);
-  field(out, "exposure", f.exposure);
-  key(out, "actors");
+  if (!f.vm.empty()) field(out, K("vm"), f.vm);
+  if (!f.image.empty()) field(out, K("image"), f.image);
+  field(out, K("message"), f.message);
+  field(out, K("explanation"), f.explanation);
+  field(out, K("exposure"), f.exposure);
+  key(out, K("actors"));
   out.push_back('[');
   for (size_t i = 0; i < f.actors.size(); ++i) {
     const Actor& a = f.actors[i];
     if (i) out.push_back(',');
     out.append("{\"pid\":");
     put_u(out, a.pid);
-    field(out, "tid", a.tid);
-    field(out, "comm", a.comm);
-    field(out, "role", a.role);
+    field(out, K("tid"), a.tid);
+    field(out, K("comm"), a.comm);
+    field(out, K("role"), a.role);
     out.push_back('}');
   }
   out.push_back(']');
-  key(out, "evidence");
+  key(out, K("evidence"));
   out.push_back('[');
   for (size_t i = 0; i < f.evidence.size(); ++i) {
     if (i) out.push_back(',');
@@ -303,7 +301,7 @@ void append_finding_json(std::string& out, const Finding& f) {
   }
   out.push_back(']');
   if (!f.stack.empty()) {
-    key(out, "stack");
+    key(out, K("stack"));
     out.push_back('[');
     for (size_t i = 0; i < f.stack.size(); ++i) {
       if (i) out.push_back(',');
@@ -318,17 +316,17 @@ void append_header_json(std::string& out, const TraceHeader& h) {
   out.append("{\"schema\":\"btrfs-dio-trace.events/");
   put_i(out, h.schema_version);
   out.push_back('"');
-  if (!h.kernel.release.empty()) field(out, "kernel", h.kernel.release);
-  if (h.mono_to_realtime_ns) field(out, "mono_to_realtime_ns", h.mono_to_realtime_ns);
+  if (!h.kernel.release.empty()) field(out, K("kernel"), h.kernel.release);
+  if (h.mono_to_realtime_ns) field(out, K("mono_to_realtime_ns"), h.mono_to_realtime_ns);
   if (!h.hooks.empty()) {
-    key(out, "hooks");
+    key(out, K("hooks"));
     out.push_back('[');
     for (size_t i = 0; i < h.hooks.size(); ++i) {
       if (i) out.push_back(',');
       out.append("{\"name\":");
       append_json_string(out, h.hooks[i].name);
-      field(out, "mechanism", h.hooks[i].mechanism);
-      field(out, "attached", h.hooks[i].attached);
+      field(out, K("mechanism"), h.hooks[i].mechanism);
+      field(out, K("attached"), h.hooks[i].attached);
       out.push_back('}');
     }
     out.push_back(']');

@@ -19,22 +19,38 @@ namespace bdt {
 namespace replay {
 
 namespace {
-constexpr std::array<uint32_t, 256> make_crc_table() {
-  std::array<uint32_t, 256> t{};
+// Slicing-by-8 tables: t[0] is the classic byte-wise table; t[k][i] is the CRC
+// of byte i followed by k zero bytes, so 8 input bytes cost 8 lookups and no
+// serial dependency between them.
+using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+constexpr CrcTables make_crc_tables() {
+  CrcTables t{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
     for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[i] = c;
+    t[0][i] = c;
   }
+  for (uint32_t i = 0; i < 256; ++i)
+    for (int k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
   return t;
 }
-constexpr auto kCrcTable = make_crc_table();
+constexpr CrcTables kCrc = make_crc_tables();
 }  // namespace
 
 // CRC-32 (IEEE 802.3, reflected, as zlib's crc32()); `crc` continues a previous value.
 uint32_t crc32(std::span<const uint8_t> data, uint32_t crc) {
   crc = ~crc;
-  for (uint8_t b : data) crc = kCrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
+  const uint8_t* p = data.data();
+  size_t n = data.size();
+  while (n >= 8) {
+    uint32_t a = crc ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
+                        uint32_t(p[3]) << 24);
+    crc = kCrc[7][a & 0xFF] ^ kCrc[6][(a >> 8) & 0xFF] ^ kCrc[5][(a >> 16) & 0xFF] ^
+          kCrc[4][a >> 24] ^ kCrc[3][p[4]] ^ kCrc[2][p[5]] ^ kCrc[1][p[6]] ^ kCrc[0][p[7]];
+    p += 8;
+    n -= 8;
+  }
+  while (n--) crc = kCrc[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
   return ~crc;
 }
 
@@ -50,25 +66,40 @@ constexpr size_t kWriteBuffer = 64u << 10;
 constexpr uint64_t kFlushInterval = 1'000'000'000ull;  // ts_ns
 
 // ---- encoding ------------------------------------------------------------------
+// Writes through a raw pointer into space the caller reserved (the record
+// encoder sizes it from the strings plus kMaxFixed), or appends to a string
+// (the header, written once).
+constexpr size_t kMaxPayload = 64;  // largest fixed payload (dio_begin: 57)
+
 struct Out {
-  std::string& b;
-  void u8(uint8_t v) { b.push_back(static_cast<char>(v)); }
-  void u16(uint16_t v) {
-    for (int i = 0; i < 2; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
+  std::string* grow = nullptr;  // append mode
+  uint8_t* p = nullptr;         // pointer mode
+
+  void raw(const void* src, size_t n) {
+    if (grow) {
+      grow->append(static_cast<const char*>(src), n);
+    } else {
+      std::memcpy(p, src, n);
+      p += n;
+    }
   }
-  void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
+  template <class U>
+  void le(U v) {
+    uint8_t b[sizeof(U)];
+    for (size_t i = 0; i < sizeof(U); ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
+    raw(b, sizeof b);
   }
-  void u64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void i32(int32_t v) { u32(static_cast<uint32_t>(v)); }
-  void i64(int64_t v) { u64(static_cast<uint64_t>(v)); }
-  void bytes(const void* p, size_t n) { b.append(static_cast<const char*>(p), n); }
+  void u8(uint8_t v) { raw(&v, 1); }
+  void u16(uint16_t v) { le(v); }
+  void u32(uint32_t v) { le(v); }
+  void u64(uint64_t v) { le(v); }
+  void i32(int32_t v) { le(static_cast<uint32_t>(v)); }
+  void i64(int64_t v) { le(static_cast<uint64_t>(v)); }
+  void bytes(const void* src, size_t n) { raw(src, n); }
   void str(std::string_view s) {
     if (s.size() > 0xFFFF) s = s.substr(0, 0xFFFF);
     u16(static_cast<uint16_t>(s.size()));
-    b.append(s);
+    raw(s.data(), s.size());
   }
 };
 
@@ -153,8 +184,10 @@ struct PayloadOut {
 // Appends one framed record (length, CRC, body) to b.
 void encode_record(std::string& b, const Event& ev) {
   size_t start = b.size();
-  b.append(kRecordPrefix, '\0');
-  Out o{b};
+  size_t vm = std::min<size_t>(ev.vm.size(), 0xFFFF), image = std::min<size_t>(ev.image.size(), 0xFFFF);
+  b.resize(start + kRecordPrefix + kCommonSize + vm + image + kMaxPayload);
+  auto* base = reinterpret_cast<uint8_t*>(b.data() + start);
+  Out o{nullptr, base + kRecordPrefix};
   o.u16(static_cast<uint16_t>(ev.type));
   o.u16(0);  // reserved
   o.u64(ev.ts_ns);
@@ -167,8 +200,9 @@ void encode_record(std::string& b, const Event& ev) {
   o.str(ev.vm);
   o.str(ev.image);
   std::visit(PayloadOut{o}, ev.body);
-  auto* p = reinterpret_cast<uint8_t*>(b.data() + start);
-  uint32_t len = static_cast<uint32_t>(b.size() - start - kRecordPrefix);
+  uint8_t* p = base;
+  uint32_t len = static_cast<uint32_t>(o.p - base - kRecordPrefix);
+  b.resize(start + kRecordPrefix + len);
   put_le32(p, len);
   uint32_t crc = crc32({p, 4});
   crc = crc32({p + kRecordPrefix, len}, crc);
@@ -177,7 +211,7 @@ void encode_record(std::string& b, const Event& ev) {
 
 std::string encode_file_header(const TraceHeader& h) {
   std::string body;
-  Out o{body};
+  Out o{&body};
   o.u32(static_cast<uint32_t>(h.schema_version));
   o.i64(h.mono_to_realtime_ns);
   o.str(h.kernel.release);
@@ -188,7 +222,7 @@ std::string encode_file_header(const TraceHeader& h) {
     o.u8(h.hooks[i].attached ? 1 : 0);
   }
   std::string out;
-  Out f{out};
+  Out f{&out};
   f.bytes(kRecordMagic, sizeof kRecordMagic);
   f.u16(kFormatVersion);
   f.u16(0);  // flags
