@@ -427,7 +427,8 @@ static __always_inline int on_dio_complete(u64 *ctx)
 			__builtin_memcpy(e->comm, req->comm, BDT_COMM_LEN);
 			put_ident(e, &req->id);
 			e->flags |= req->flags | BDT_F_DIR_KNOWN;
-			e->u.dio.pos = req->pos;
+			/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
+			e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos);
 			e->u.dio.ret = ret;
 			e->u.dio.error = error;
 			bpf_ringbuf_submit(e, 0);
@@ -451,8 +452,7 @@ static __always_inline int on_dio_complete(u64 *ctx)
 			return 0;
 		fill_task(e);
 		put_ident(e, &id);
-		/* ki_pos was already advanced by ret */
-		e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos) - (ret > 0 ? ret : 0);
+		e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos);
 		e->u.dio.ret = ret;
 		e->u.dio.error = error;
 		bpf_ringbuf_submit(e, 0);
