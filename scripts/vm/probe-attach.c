@@ -19,14 +19,56 @@ static const char *result(int err, char *buf, size_t n)
 {
 	if (!err)
 		return "ok";
-	snprintf(buf, n, "ERR(%s)", strerror(-err));
+	snprintf(buf, n, "ERR(%s)", err == -524 ? "ENOTSUPP" : strerror(-err));
 	return buf;
+}
+
+static const char *names[] = { "probe_fentry", "probe_fexit", "probe_kprobe", "probe_kretprobe" };
+
+/* Opens OBJ with the programs selected by mask (bit k = names[k]), retargets
+ * fentry/fexit at fn, loads, and attaches each selected program to fn.
+ * err[k] gets 0 or -errno for each selected k. Returns the load error. */
+static int try_attach(const char *path, const char *fn, unsigned mask, int err[4])
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+	struct bpf_program *p, *progs[4] = { 0 };
+	int lerr = 0;
+
+	if (!obj)
+		return -errno;
+	bpf_object__for_each_program(p, obj) {
+		for (int k = 0; k < 4; k++) {
+			if (strcmp(bpf_program__name(p), names[k]))
+				continue;
+			bpf_program__set_autoload(p, (mask >> k) & 1);
+			progs[k] = p;
+		}
+	}
+	for (int k = 0; k < 2 && !lerr; k++)
+		if ((mask >> k) & 1)
+			lerr = bpf_program__set_attach_target(progs[k], 0, fn);
+	if (!lerr)
+		lerr = bpf_object__load(obj);
+	for (int k = 0; k < 4; k++) {
+		struct bpf_link *link;
+
+		if (!((mask >> k) & 1))
+			continue;
+		if (lerr) {
+			err[k] = lerr;
+			continue;
+		}
+		link = k < 2 ? bpf_program__attach(progs[k])
+			     : bpf_program__attach_kprobe(progs[k], k == 3, fn);
+		err[k] = link ? 0 : -errno;
+		bpf_link__destroy(link);
+	}
+	bpf_object__close(obj);
+	return lerr;
 }
 
 int main(int argc, char **argv)
 {
-	static const char *names[] = { "probe_fentry", "probe_fexit", "probe_kprobe", "probe_kretprobe" };
-
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s OBJ FUNC...\n", argv[0]);
 		return 2;
@@ -35,36 +77,13 @@ int main(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		const char *fn = argv[i];
 		char buf[4][64];
-		int err[4];
+		int err[4] = { 0 };
 
-		for (int k = 0; k < 4; k++) {
-			struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
-			struct bpf_program *p, *prog = NULL;
-			struct bpf_link *link;
-
-			err[k] = obj ? 0 : -errno;
-			if (!obj)
-				continue;
-			bpf_object__for_each_program(p, obj) {
-				int mine = !strcmp(bpf_program__name(p), names[k]);
-				bpf_program__set_autoload(p, mine);
-				if (mine)
-					prog = p;
-			}
-			if (k < 2)
-				err[k] = bpf_program__set_attach_target(prog, 0, fn);
-			if (!err[k])
-				err[k] = bpf_object__load(obj);
-			if (!err[k]) {
-				if (k < 2)
-					link = bpf_program__attach(prog);
-				else
-					link = bpf_program__attach_kprobe(prog, k == 3, fn);
-				err[k] = link ? 0 : -errno;
-				bpf_link__destroy(link);
-			}
-			bpf_object__close(obj);
-		}
+		/* All four in one load (one vmlinux BTF parse); if the load fails,
+		 * find out which kind is to blame one by one. */
+		if (try_attach(argv[1], fn, 0xf, err))
+			for (int k = 0; k < 4; k++)
+				try_attach(argv[1], fn, 1u << k, err);
 		printf("attach: %s fentry=%s fexit=%s kprobe=%s kretprobe=%s\n", fn,
 		       result(err[0], buf[0], 64), result(err[1], buf[1], 64),
 		       result(err[2], buf[2], 64), result(err[3], buf[3], 64));
