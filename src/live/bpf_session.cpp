@@ -81,8 +81,7 @@ bool have_privileges() {
 void check_privileges() {
   if (!have_privileges())
     throw KernelError(
-        "btrfs-dio-trace needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs: run it "
-        "with sudo");
+        "needs root (or CAP_BPF and CAP_PERFMON) to load its BPF programs: run it with sudo");
 }
 
 uint64_t mount_superblock_dev(const std::string& path) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/core.h>
@@ -89,27 +90,35 @@ std::string tracefs_root() {
 
 std::vector<HookPlan> plan_tracepoints(const KernelBtf& btf) {
   const std::string tfs = tracefs_root();
+  // Testing aid: BDT_FORCE_FALLBACK=1 takes the second choice everywhere
+  // (raw_tp instead of tp_btf, raw sys_enter/sys_exit instead of the syscall
+  // tracepoints), so the fallbacks can be exercised on a kernel that has it all.
+  const char* force_env = std::getenv("BDT_FORCE_FALLBACK");
+  const bool force = force_env && *force_env && std::string_view(force_env) != "0";
   std::vector<HookPlan> plan;
   for (const auto& h : kTracepoints) {
     HookPlan p;
     p.hook = &h;
     const std::string classic = tfs.empty() ? "" : tfs + "/events/" + h.system + "/" + h.name;
-    if (h.classic_prog && !classic.empty() && exists(classic)) {
+    if (h.classic_prog && !force && !classic.empty() && exists(classic)) {
       p.mechanism = "tracepoint";
       p.prog = h.classic_prog;
       p.reason = fmt::format("classic tracepoint {}:{}", h.system, h.name);
-    } else if (h.tp_btf_prog && btf.has_tracepoint_type(h.btf_tp)) {
+    } else if (h.tp_btf_prog && !(force && h.raw_tp_prog) && btf.has_tracepoint_type(h.btf_tp)) {
       p.mechanism = "tp_btf";
       p.prog = h.tp_btf_prog;
       p.reason = h.classic_prog
-                     ? fmt::format("tracepoint {}:{} missing; raw {} filtered by syscall number",
-                                   h.system, h.name, h.btf_tp)
+                     ? fmt::format("{}; raw {} filtered by syscall number",
+                                   force ? "BDT_FORCE_FALLBACK"
+                                         : fmt::format("tracepoint {}:{} missing", h.system, h.name),
+                                   h.btf_tp)
                      : fmt::format("btf_trace_{} in kernel BTF", h.btf_tp);
     } else if (h.raw_tp_prog && (tfs.empty() || exists(tfs + "/events/" + h.system + "/" + h.btf_tp))) {
       // No btf_trace_* type (or no BTF for the module): raw tracepoint, same CO-RE reads.
       p.mechanism = "raw_tp";
       p.prog = h.raw_tp_prog;
-      p.reason = fmt::format("no btf_trace_{} in kernel BTF; raw tracepoint", h.btf_tp);
+      p.reason = force ? fmt::format("raw tracepoint (BDT_FORCE_FALLBACK)")
+                       : fmt::format("no btf_trace_{} in kernel BTF; raw tracepoint", h.btf_tp);
     } else {
       p.mechanism = "none";
       p.reason = fmt::format("tracepoint {} not in this kernel", h.name);
