@@ -68,7 +68,8 @@ static void usage(FILE *f)
 		"                         start of the mapping at offset LEN/4 (overlapping its own buffer)\n"
 		"  -s, --size BYTES       file size LEN (default 8 MiB, multiple of 4096)\n"
 		"  -n, --iterations N     repeat N times (default 1); each iteration re-cools the source\n"
-		"  -t, --timeout SEC      per-iteration limit for the write (default 20); exceeding it is a hang\n"
+		"  -t, --timeout SEC      per-iteration limit for the write (default 20); exceeding it is a hang:\n"
+		"                         the writer is killed, the run stops and the files are kept\n"
 		"  -k, --keep             keep the files\n"
 		"  -v, --verbose          one line per iteration\n"
 		"  -h, --help             this help\n"
@@ -358,7 +359,7 @@ int main(int argc, char **argv)
 		writes++;
 		if (r == 1) {
 			hangs++;
-			fprintf(stderr, "dio-buf-fault: iteration %lu: write did not complete within %.0f s "
+			fprintf(stderr, "dio-buf-fault: iteration %lu: write did not complete within %g s "
 				"(hang)\n", it, o.timeout);
 			printf("dio-buf-fault: iteration %lu HANG\n", it);
 			break; /* the file may be locked by the stuck task: stop here */
