@@ -117,7 +117,10 @@ class Obj {
       if (!e.is_string())
         bad(fmt::format("field \"{}\" must be an array of flag names, got an element that is {}",
                         k, type_name(e)));
-      const auto& s = e.get_ref<const std::string&>();
+      std::string_view s = e.get_ref<const std::string&>();
+      // The kernel's own spelling is accepted too: BTRFS_ORDERED_IOERR, EXTENT_BUFFER_STALE.
+      for (std::string_view pre : {"BTRFS_ORDERED_", "EXTENT_BUFFER_"})
+        if (s.substr(0, pre.size()) == pre) s.remove_prefix(pre.size());
       bool found = false;
       for (const auto& f : names)
         if (f.name == s) {
@@ -125,7 +128,7 @@ class Obj {
           found = true;
           break;
         }
-      if (!found && s.size() > 3 && s.compare(0, 3, "BIT") == 0) {
+      if (!found && s.size() > 3 && s.substr(0, 3) == "BIT") {
         unsigned n = 0;
         auto [p, ec] = std::from_chars(s.data() + 3, s.data() + s.size(), n);
         if (ec == std::errc() && p == s.data() + s.size() && n < 32) {
@@ -184,7 +187,7 @@ struct PayloadReader {
     }
   }
   void operator()(GetExtent& p) const {
-    o.phase(p.phase, true);
+    o.phase(p.phase, false);  // absent: exit (the event.h default)
     o.num("start", p.start, true);
     o.num("len", p.len, true);
     o.num("em_start", p.em_start);
@@ -270,11 +273,9 @@ void decode_event(const json& j, EventType type, Event& ev, StringTable& strings
   o.num("ts_ns", ev.ts_ns, true);
   o.num("pid", ev.pid);
   o.num("tid", ev.tid);
-  if (const std::string* c = o.str("comm")) {
-    if (c->size() >= ev.comm.size())
-      bad(fmt::format("field \"comm\" longer than {} bytes: \"{}\"", ev.comm.size() - 1, *c));
-    ev.set_comm(*c);
-  }
+  // Longer names are cut to 15 bytes, as the kernel does (TASK_COMM_LEN), so
+  // a hand-written "qemu-system-x86_64" reads as the kernel would report it.
+  if (const std::string* c = o.str("comm")) ev.set_comm(*c);
   if (const std::string* f = o.str("fs"); f && !f->empty()) {
     auto fs = Fsid::parse(*f);
     if (!fs) bad(fmt::format("field \"fs\" is not a filesystem UUID: \"{}\"", *f));
@@ -389,26 +390,29 @@ class JsonlReader final : public TraceReader {
 
   bool next(Event& ev) override {
     if (stopped_) return false;
-    try {
-      for (;;) {
-        json j;
+    for (;;) {
+      json j;
+      // Read errors of the file itself (already naming it) propagate as they are.
+      if (!have_pending_) {
+        if (!read_line()) return false;
+        if (blank()) continue;
+      }
+      try {
         if (have_pending_) {
           j = std::move(pending_);
           have_pending_ = false;
         } else {
-          if (!read_line()) return false;
-          if (blank()) continue;
           j = parse_object(line_);
         }
         if (decode(j, ev)) return true;
+      } catch (const std::exception& e) {
+        // InputError from the decoder, or (defensively) a nlohmann exception.
+        std::string msg = fmt::format("{}:{}: {}", in_->name(), lineno_, e.what());
+        if (!salvage_) throw InputError(msg);
+        stopped_ = true;
+        stop_ = std::move(msg);
+        return false;
       }
-    } catch (const std::exception& e) {
-      // InputError from the decoder, or (defensively) a nlohmann exception.
-      std::string msg = fmt::format("{}:{}: {}", in_->name(), lineno_, e.what());
-      if (!salvage_) throw InputError(msg);
-      stopped_ = true;
-      stop_ = std::move(msg);
-      return false;
     }
   }
 
