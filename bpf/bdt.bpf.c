@@ -119,11 +119,16 @@ struct {
 } inflight_dio SEC(".maps");
 
 /* The inode this thread is submitting DIO for (em_exist has no inode). */
+struct cur_req {
+	struct ident id;
+	u64 tree_root; /* &BTRFS_I(inode)->extent_tree's rb_root, to verify em_exist */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, u32);
-	__type(value, struct ident);
+	__type(value, struct cur_req);
 } cur_dio SEC(".maps");
 
 struct ioctl_req {
@@ -270,6 +275,36 @@ static __always_inline bool inode_pass(const struct ident *id)
 	return bpf_map_lookup_elem(&touched_inodes, &k) != 0;
 }
 
+/* Address of the inode's extent map tree root pointer (identity of the tree). */
+static __always_inline u64 em_tree_root(const struct btrfs_inode *bi)
+{
+	if (bpf_core_field_exists(bi->extent_tree.root))
+		return (u64)&bi->extent_tree.root.rb_node;
+	return (u64)&((struct extent_map_tree___cached *)&bi->extent_tree)->map.rb_root.rb_node;
+}
+
+/*
+ * Which tree is this extent map in? Walk up the rb-tree parents to the root
+ * node and return the root's address; 0 if the walk does not end (bounded:
+ * 2*log2(n+1) levels cover 2^24 maps).
+ */
+#define BDT_RB_MAX_DEPTH 48
+static __always_inline u64 em_root_node(const struct extent_map *em)
+{
+	const struct rb_node *node = &em->rb_node;
+
+#pragma unroll
+	for (int i = 0; i < BDT_RB_MAX_DEPTH; i++) {
+		unsigned long pc = BPF_CORE_READ(node, __rb_parent_color);
+		const struct rb_node *parent = (const struct rb_node *)(pc & ~3UL);
+
+		if (!parent)
+			return (u64)node;
+		node = parent;
+	}
+	return 0;
+}
+
 /* ---- DIO begin ---------------------------------------------------------------- */
 struct vma_info {
 	u64 addr;
@@ -368,7 +403,11 @@ static __always_inline int on_dio_begin(u64 *ctx)
 	}
 	bpf_get_current_comm(req.comm, sizeof(req.comm));
 	bpf_map_update_elem(&inflight_dio, &key, &req, BPF_ANY);
-	bpf_map_update_elem(&cur_dio, &req.tid, &req.id, BPF_ANY);
+	{
+		struct cur_req cr = { .id = req.id, .tree_root = em_tree_root(bi) };
+
+		bpf_map_update_elem(&cur_dio, &req.tid, &cr, BPF_ANY);
+	}
 
 	vi.addr = iter_user_addr(iter);
 	if (vi.addr)
@@ -516,18 +555,24 @@ static __always_inline int on_em_exist(u64 *ctx)
 	const struct extent_map *map = (void *)ctx[2];
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	u64 sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
-	struct ident *cur;
+	struct cur_req *cur;
 	struct bdt_raw_event *e;
+	u64 root_node = 0, tree_root_node = 0;
 
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
+	cur = bpf_map_lookup_elem(&cur_dio, &tid);
+	if (cur && cur->id.sb_dev == sb_dev && existing) {
+		/* Attribute to this thread's DIO inode only if the existing map is in its tree. */
+		root_node = em_root_node(existing);
+		bpf_probe_read_kernel(&tree_root_node, sizeof(tree_root_node), (void *)cur->tree_root);
+	}
 	e = reserve(BDT_EV_EM_EXIST);
 	if (!e)
 		return 0;
 	fill_task(e);
-	cur = bpf_map_lookup_elem(&cur_dio, &tid);
-	if (cur && cur->sb_dev == sb_dev) {
-		put_ident(e, cur);
+	if (cur && root_node && root_node == tree_root_node) {
+		put_ident(e, &cur->id);
 	} else {
 		read_fsid(e->fsid, fs_info);
 		e->sb_dev = sb_dev;

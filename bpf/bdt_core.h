@@ -101,14 +101,38 @@ struct btrfs_root {
 	dev_t anon_dev;
 };
 
+struct rb_node {
+	unsigned long __rb_parent_color;
+};
+
+struct rb_root {
+	struct rb_node *rb_node;
+};
+
+struct rb_root_cached {
+	struct rb_root rb_root;
+};
+
+/* 6.9+: a plain rb_root */
+struct extent_map_tree {
+	struct rb_root root;
+};
+
+/* before 6.9: an rb_root_cached called map */
+struct extent_map_tree___cached {
+	struct rb_root_cached map;
+};
+
 struct btrfs_inode {
 	struct btrfs_root *root;
+	struct extent_map_tree extent_tree;
 	u32 flags; /* u64 before 6.2: bit 0 (NODATASUM) reads the same */
 	struct inode vfs_inode;
 };
 
 /* extent_map on 6.11+: disk_bytenr/offset replace block_start */
 struct extent_map {
+	struct rb_node rb_node;
 	u64 start;
 	u64 len;
 	u64 disk_bytenr;
