@@ -162,6 +162,11 @@ class DioShortWrite final : public Detector {
     if (d->done_before > 0 && c && !c->ended && !c->in_flight && same_fs(c->fs, e.fs) &&
         c->ino == e.ino && c->start + d->done_before == d->pos)
       cont = true;
+    if (!cont && c && c->aio && c->in_flight) {
+      // an AIO write stays in flight until its completion (matched by
+      // position); this thread just submitted another one
+      c = nullptr;
+    }
     if (!cont && c) {  // the previous call of this thread is over
       if (c->in_flight) c->in_flight = false;  // its dio_end was lost
       if (!c->ended) c->ended = true, c->end_ts = c->last_ts;

@@ -24,6 +24,8 @@ namespace bdt::det {
 namespace {
 
 struct Req {
+  uint64_t id = 0;
+  uint32_t tid = 0;
   Fsid fs;
   uint64_t dev = 0, ino = 0, pos = 0, count = 0, done_before = 0;
   bool write = false, aio = false, dio = false;  // dio=false: only a get_extent enter
@@ -55,6 +57,7 @@ class EmMergeRace final : public Detector {
 
   void on_time(uint64_t now, Findings&) override {
     evicted_ += evict_aged(reqs_, now, cfg_.max_age_ns, [](const Req& r) { return r.last_ts; });
+    sweep_tids();
     evicted_ += gate_.evict(now, cfg_.max_age_ns > cfg_.repeat_ns ? cfg_.max_age_ns : cfg_.repeat_ns);
   }
 
@@ -63,21 +66,48 @@ class EmMergeRace final : public Detector {
   }
 
  private:
+  // The thread's current request: the last one it began (em_exist and
+  // get_extent fire synchronously inside the submitter).
   Req* find(uint32_t tid) {
-    auto it = reqs_.find(tid);
-    return it == reqs_.end() ? nullptr : &it->second;
+    auto t = by_tid_.find(tid);
+    if (t == by_tid_.end()) return nullptr;
+    auto it = reqs_.find(t->second);
+    if (it == reqs_.end()) {
+      by_tid_.erase(t);
+      return nullptr;
+    }
+    return &it->second;
+  }
+  void erase(uint64_t id) {
+    auto it = reqs_.find(id);
+    if (it == reqs_.end()) return;
+    auto t = by_tid_.find(it->second.tid);
+    if (t != by_tid_.end() && t->second == id) by_tid_.erase(t);
+    reqs_.erase(it);
+  }
+  void sweep_tids() {
+    for (auto it = by_tid_.begin(); it != by_tid_.end();)
+      it = reqs_.count(it->second) ? std::next(it) : by_tid_.erase(it);
   }
   Req& start(const Event& e) {
-    if (!reqs_.count(e.tid) && reqs_.size() >= main_cap(cfg_))
+    // A synchronous request of this thread that never ended is over (its end
+    // was lost); AIO requests stay in flight until their completion.
+    if (Req* old = find(e.tid); old && !(old->dio && old->aio)) erase(by_tid_[e.tid]);
+    if (reqs_.size() >= main_cap(cfg_)) {
       evicted_ += evict_oldest(reqs_, main_cap(cfg_), [](const Req& r) { return r.last_ts; });
-    auto& r = reqs_[e.tid];
-    r = Req{};
+      sweep_tids();
+    }
+    uint64_t id = ++next_id_;
+    auto& r = reqs_[id];
     r.ev = Evidence(cfg_.max_evidence);
+    r.id = id;
+    r.tid = e.tid;
     r.fs = e.fs;
     r.dev = e.dev;
     r.ino = e.ino;
     r.first_ts = r.last_ts = e.ts_ns;
     r.begin = e;
+    by_tid_[e.tid] = id;
     return r;
   }
 
@@ -113,7 +143,7 @@ class EmMergeRace final : public Detector {
       report_eexist(e, r, "get_extent", out);
       if (r) r->eexist_reported = true;
     }
-    if (r && !r->dio) reqs_.erase(e.tid);
+    if (r && !r->dio) erase(by_tid_[e.tid]);
   }
 
   void on_dio_end(const Event& e, Findings& out) {
@@ -126,34 +156,28 @@ class EmMergeRace final : public Detector {
     auto same_file = [&](const Req& q) {
       return q.dio && same_fs(q.fs, e.fs) && q.ino == e.ino && dev_compat(q.dev, e.dev);
     };
-    uint32_t key = e.tid;
-    Req* r = find(e.tid);
-    // 1) this thread's request at this position (sync I/O completes in the
-    // submitter); 2) an AIO request of the file at this position (completion
-    // in a worker or in interrupt context on any thread); 3) this thread's
-    // request of the same file, position unknown.
-    Req* own = r && same_file(*r) ? r : nullptr;
-    r = own && pos_ok(*own) ? own : nullptr;
+    Req* own = find(e.tid);
+    if (own && !same_file(*own)) own = nullptr;
+    Req* r = own && pos_ok(*own) ? own : nullptr;
     if (!r)
-      for (auto& [tid, q] : reqs_)
+      for (auto& [id, q] : reqs_)
         if (q.aio && same_file(q) && pos_ok(q)) {
           r = &q;
-          key = tid;
           break;
         }
-    if (!r && own) r = own, key = e.tid;
+    if (!r && own) r = own;
     if (r) r->ev.push(e);
     if (d->ret == kEEXIST || d->error == kEEXIST) {
       if (!r || !r->eexist_reported) report_eexist(e, r, "dio", out);
     }
-    if (r) reqs_.erase(key);
+    if (r) erase(r->id);
   }
 
   // Other threads with a DIO request or a get_extent in flight on the inode.
   std::vector<const Req*> others(uint32_t tid, const Fsid& fs, uint64_t dev, uint64_t ino) const {
     std::vector<const Req*> v;
-    for (auto& [t, q] : reqs_) {
-      if (t == tid || !same_fs(q.fs, fs) || q.ino != ino || !dev_compat(q.dev, dev)) continue;
+    for (auto& [id, q] : reqs_) {
+      if (q.tid == tid || !same_fs(q.fs, fs) || q.ino != ino || !dev_compat(q.dev, dev)) continue;
       if (q.dio || q.in_get_extent) v.push_back(&q);
     }
     return v;
@@ -292,7 +316,9 @@ class EmMergeRace final : public Detector {
   };
 
   DetectorConfig cfg_;
-  std::unordered_map<uint32_t, Req> reqs_;
+  std::unordered_map<uint64_t, Req> reqs_;
+  std::unordered_map<uint32_t, uint64_t> by_tid_;
+  uint64_t next_id_ = 0;
   RepeatGate<InoBranch, InoBranchHash> gate_;
   size_t evicted_ = 0;
   uint64_t unattributed_ = 0;

@@ -317,3 +317,49 @@ TEST(Engine, RegistryMatchesIds) {
   ASSERT_EQ(d.size(), ids.size());
   for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(d[i]->id(), ids[i]);
 }
+
+TEST(EmMergeRace, SeveralAioRequestsPerThread) {
+  // io_uring: one thread submits two reads; completions carry the submitter's tid
+  const Who A{10, 11, "qemu"}, B{10, 12, "qemu"};
+  auto run_with = [&](bool complete_first) {
+    TL t("x", true, "6.1.0");
+    t.at(0).ev(A, EventType::DioBegin, DioBegin{.pos = 0, .count = 4096, .aio = true}, 257);
+    t.at(1000).ev(A, EventType::DioBegin, DioBegin{.pos = 65536, .count = 4096, .aio = true}, 257);
+    if (complete_first) {
+      t.at(2000).ev(A, EventType::DioEnd, DioEnd{.pos = 4096, .ret = 4096}, 257);
+      t.at(2100).ev(A, EventType::DioEnd, DioEnd{.pos = 69632, .ret = 4096}, 257);
+    }
+    t.at(3000).ev(B, EventType::DioBegin, DioBegin{.pos = 8192, .count = 4096}, 257);
+    t.at(4000).ev(B, EventType::EmExist,
+                  EmExist{.e_start = 0, .e_len = 16384, .map_start = 8192, .map_len = 4096,
+                          .start = 8192, .len = 4096},
+                  0, 0);
+    return run(t.events(), config_for("6.1.0"));
+  };
+  EXPECT_EQ(run_with(false).size(), 1u);  // both of A's requests in flight
+  EXPECT_TRUE(run_with(true).empty());   // both completed, matched by position
+}
+
+TEST(DioShortWrite, SeveralAioWritesPerThread) {
+  // two io_uring writes from one thread; the first one's ordered extent fails
+  // and nothing was acknowledged for it: no hole. The second completes fine.
+  const Who A{10, 11, "qemu"}, K{2, 2, "kworker"};
+  TL t("x", true, "6.2.0");
+  t.at(0).ev(A, EventType::DioBegin, DioBegin{.pos = 0, .count = 4096, .write = true, .aio = true}, 300);
+  t.at(10).ev(A, EventType::OeAdd, Ordered{.file_offset = 0, .len = 4096, .flags = oef::DIRECT}, 300);
+  t.at(20).ev(A, EventType::DioBegin, DioBegin{.pos = 8192, .count = 4096, .write = true, .aio = true}, 300);
+  t.at(30).ev(A, EventType::OeAdd, Ordered{.file_offset = 8192, .len = 4096, .flags = oef::DIRECT}, 300);
+  t.at(100).ev(A, EventType::DioEnd, DioEnd{.pos = 12288, .ret = 4096}, 300);
+  t.at(110).ev(A, EventType::DioEnd, DioEnd{.pos = 0, .ret = -5, .error = -5}, 300);
+  t.at(200).ev(K, EventType::OeRemove, Ordered{.file_offset = 0, .len = 4096, .flags = oef::DIRECT | oef::IOERR}, 300);
+  t.at(210).ev(K, EventType::OeRemove, Ordered{.file_offset = 8192, .len = 4096, .flags = oef::DIRECT}, 300);
+  EXPECT_TRUE(run(t.events(), config_for("6.2.0")).empty());
+  // and if the first one had been acknowledged, its IOERR extent is a hole
+  auto evs = t.events();
+  for (auto& e : evs)
+    if (e.type == EventType::DioEnd && e.ts_ns == kT0 + 110) e.body = DioEnd{.pos = 4096, .ret = 4096};
+  auto f = run(evs, config_for("6.2.0"));
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].kind, "acknowledged-hole");
+  EXPECT_EQ(f[0].range, (std::pair<uint64_t, uint64_t>{0, 4096}));
+}
