@@ -39,7 +39,10 @@ struct KeyHash {
 
 struct User {
   uint64_t dev = 0;
+  bool read_seen = false;
   Event read;              // a DIO read by this process
+  bool oe_seen = false;
+  Event oe;                // a buffered ordered extent created in its context
   bool dio_write = false;  // it also did a true DIO write on the inode
   bool nodatasum = false;
   bool reported = false;
@@ -51,46 +54,67 @@ class DioBufferedFallback final : public Detector {
   explicit DioBufferedFallback(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "dio-buffered-fallback"; }
 
+  // Both orders count: on 6.18 the fallen-back write runs its writeback
+  // synchronously (oe_add in the writer's task), often before the first read.
   void on_event(const Event& e, Findings& out) override {
     if (e.type == EventType::DioBegin) {
       auto* d = e.as<DioBegin>();
-      Key k{ino_key(e), e.pid};
-      auto it = users_.find(k);
+      auto it = users_.find(Key{ino_key(e), e.pid});
       if (it == users_.end()) {
-        if (d->write) return;  // only DIO readers are followed
-        if (users_.size() >= cfg_.max_entries)
-          evicted_ += evict_oldest(users_, cfg_.max_entries, [](const User& u) { return u.last_ts; });
-        it = users_.emplace(k, User{}).first;
-        it->second.dev = e.dev;
-        it->second.read = e;
+        if (d->write) return;  // a true DIO writer: nothing to report
+        it = insert(e);
       }
       auto& u = it->second;
       u.last_ts = e.ts_ns;
-      if (d->write) u.dio_write = true;
-      else u.nodatasum = d->nodatasum, u.read = e;
+      if (d->write) {
+        u.dio_write = true;
+      } else {
+        u.read_seen = true;
+        u.nodatasum = d->nodatasum;
+        u.read = e;
+      }
+      maybe_report(u, out);
       return;
     }
     if (e.type != EventType::OeAdd) return;
     auto* o = e.as<Ordered>();
     if (!o->flags || (o->flags & oef::DIRECT)) return;  // unknown flags, or a real DIO write
     auto it = users_.find(Key{ino_key(e), e.pid});
-    if (it == users_.end()) return;
+    if (it == users_.end()) it = insert(e);
     auto& u = it->second;
     u.last_ts = e.ts_ns;
-    if (u.reported || u.dio_write || !dev_compat(u.dev, e.dev)) return;
-    u.reported = true;
+    if (!dev_compat(u.dev, e.dev)) return;
+    if (!u.oe_seen) u.oe_seen = true, u.oe = e;
+    maybe_report(u, out);
+  }
 
+ private:
+  std::unordered_map<Key, User, KeyHash>::iterator insert(const Event& e) {
+    if (users_.size() >= cfg_.max_entries)
+      evicted_ += evict_oldest(users_, cfg_.max_entries, [](const User& u) { return u.last_ts; });
+    auto it = users_.emplace(Key{ino_key(e), e.pid}, User{}).first;
+    it->second.dev = e.dev;
+    return it;
+  }
+
+  void maybe_report(User& u, Findings& out) {
+    if (u.reported || u.dio_write || !u.read_seen || !u.oe_seen) return;
+    u.reported = true;
+    const Event& e = u.oe;
+    auto* o = e.as<Ordered>();
     auto* row = exposure_row("dio-csum-fallback");
     auto ex = exposed(*row, cfg_.kernel);
     bool csum_reason = !u.nodatasum && ex != Exposed::No;
-    auto f = make_finding(id(), "buffered-fallback", Level::Hazard, Severity::Info, e);
+    auto f = make_finding(id(), "buffered-fallback", Level::Hazard, Severity::Info, u.read);
+    f.ts_ns = std::max(u.read.ts_ns, u.oe.ts_ns);
     if (!f.dev && u.dev) f.dev = u.dev;
     f.range = {{o->file_offset, o->file_offset + o->len}};
     add_actor(f, u.read, "O_DIRECT user");
+    if (e.tid != u.read.tid) add_actor(f, e, "writeback in the same process");
     f.message = fmt::format(
         "{} (pid {}) reads inode {} with O_DIRECT but its writes to it go through the page cache "
-        "(it is flushing buffered data [{}, {}) of that file){}",
-        comm_of(u.read), u.read.pid, e.ino, o->file_offset, o->file_offset + o->len,
+        "(it wrote back buffered data [{}, {}) of that file itself){}",
+        comm_of(u.read), u.read.pid, u.read.ino, o->file_offset, o->file_offset + o->len,
         csum_reason ? ": the file has data checksums" : "");
     f.explanation =
         csum_reason
@@ -105,10 +129,11 @@ class DioBufferedFallback final : public Detector {
                                             "writes appear as buffered ordered extents; ")
                               : std::string("observed: buffered ordered extents; ")) +
                  exposure_text(*row, cfg_.kernel);
-    put_evidence(f, {u.read, e}, cfg_.max_evidence);
+    put_evidence(f, {u.read, u.oe}, cfg_.max_evidence);
     out.push_back(std::move(f));
   }
 
+ public:
   void on_time(uint64_t now, Findings&) override {
     evicted_ += evict_aged(users_, now, cfg_.max_age_ns, [](const User& u) { return u.last_ts; });
   }

@@ -490,6 +490,30 @@ std::vector<TL> all_cases() {
     t.expect("dio-buffered-fallback hazard buffered-fallback");
     v.push_back(t);
   }
+  {  // as measured on 6.18 (docs/kernel-behaviour.md): the fallen-back O_DIRECT
+     // pwrite writes back synchronously in the writer's own task, before the
+     // first O_DIRECT read; the write never reaches iomap_dio_rw_begin
+    TL t("dio_buffered_fallback_write_first_6.18", false, "6.18.0");
+    const Who U{7200, 7200, "dio-unstable"};
+    t.at(0).ev(U, EventType::OeAdd, oe(0, 1048576, REGULAR), 600, 0);
+    t.at(3 * kMs).ev(KW, EventType::OeFinish, oe(0, 1048576, REGULAR), 600, 0);
+    t.at(4 * kMs).ev(KW, EventType::OeRemove, oe(0, 1048576, REGULAR), 600, 0);
+    t.at(5 * kMs).ev(U, EventType::DioBegin, rd(0, 1048576), 600);
+    t.at(7 * kMs).ev(U, EventType::DioEnd, end(1048576, 1048576), 600);
+    t.at(8 * kMs).ev(U, EventType::OeAdd, oe(0, 1048576, REGULAR), 600, 0);
+    t.expect("dio-buffered-fallback hazard buffered-fallback");
+    v.push_back(t);
+  }
+  {  // a buffered writer that fsyncs (oe_add in its own task) but never uses
+     // O_DIRECT, next to an O_DIRECT reader of the same file
+    TL t("buffered_writer_fsync_no_odirect", true, "6.18.0");
+    const Who BW{7300, 7300, "rsync"};
+    t.at(0).ev(BW, EventType::OeAdd, oe(0, 65536, REGULAR), kQcow, 0);
+    t.at(1 * kMs).ev(Q, EventType::DioBegin, rd(0, 65536), kQcow);
+    t.at(2 * kMs).ev(Q, EventType::DioEnd, end(65536, 65536), kQcow);
+    t.at(3 * kMs).ev(BW, EventType::OeAdd, oe(65536, 65536, REGULAR), kQcow, 0);
+    v.push_back(t);
+  }
   {
     TL t("dio_buffered_fallback_benign", true, "6.18.0");
     t.at(0).ev(Q, EventType::DioBegin, rd(0, 65536), kQcow);
