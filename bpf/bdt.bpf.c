@@ -14,6 +14,7 @@
  *   filter_pid   tgid must be in pid_filter (covers every thread, io_uring
  *                workers included: they share the tgid)
  *   filter_comm  the thread's or its process leader's comm in comm_filter
+ *   filter_cgroup the task is in the cgroup (v2) in cgroup_filter[0] or below
  *   filter_sb    the superblock dev_t (kernel encoding) of the one btrfs
  *                filesystem to watch (0: all)
  * Ordered-extent events run in btrfs workers, so with a task filter they pass
@@ -42,6 +43,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* ---- configuration (rodata, set before load) -------------------------------- */
 const volatile bool filter_pid = false;
 const volatile bool filter_comm = false;
+const volatile bool filter_cgroup = false; /* task must be in cgroup_filter[0] or below */
 const volatile __u32 filter_sb = 0;       /* kernel dev_t of the watched superblock */
 const volatile __u32 em_compress_mask = 0; /* EXTENT_FLAG_COMPRESS_* of this kernel */
 const volatile __u32 nr_ioctl = 16;        /* x86_64 __NR_ioctl (raw sys_enter fallback) */
@@ -66,6 +68,13 @@ struct {
 	__type(key, u32);
 	__type(value, u8);
 } pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} cgroup_filter SEC(".maps");
 
 struct comm_key {
 	char c[BDT_COMM_LEN];
@@ -181,6 +190,8 @@ static __always_inline void fill_task(struct bdt_raw_event *e)
 
 static __always_inline bool task_pass(void)
 {
+	if (filter_cgroup && bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
+		return false;
 	if (filter_pid) {
 		u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
@@ -205,7 +216,7 @@ static __always_inline bool task_pass(void)
 
 static __always_inline bool task_filtered(void)
 {
-	return filter_pid || filter_comm;
+	return filter_pid || filter_comm || filter_cgroup;
 }
 
 static __always_inline bool fs_pass(u64 sb_dev)

@@ -153,8 +153,6 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
         "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: {}); btrfs-dio-trace needs a kernel "
         "built with CONFIG_DEBUG_INFO_BTF=y",
         btf.error()));
-  if (!opts.cgroup.empty())
-    throw InputError("--cgroup is not supported by the tracepoint backend yet");
   if (opts.backend == Backend::Fentry || opts.backend == Backend::Kprobe)
     throw KernelError(fmt::format(
         "the {} backend is not available in this version; use --backend auto or tracepoint "
@@ -166,6 +164,25 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
     if (c.empty() || c.size() > 15)
       throw InputError(fmt::format("--comm \"{}\": a task name has 1 to 15 characters", c));
   const uint64_t sb = opts.mount.empty() ? 0 : mount_superblock_dev(opts.mount);
+  int cgroup_fd = -1;
+  if (!opts.cgroup.empty()) {
+    struct statfs cfs {};
+    cgroup_fd = open(opts.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd < 0)
+      throw InputError(fmt::format("--cgroup {}: {}", opts.cgroup, std::strerror(errno)));
+    if (fstatfs(cgroup_fd, &cfs) != 0 || static_cast<unsigned long>(cfs.f_type) != CGROUP2_SUPER_MAGIC) {
+      close(cgroup_fd);
+      throw InputError(fmt::format("--cgroup {}: not a cgroup v2 directory (e.g. "
+                                   "/sys/fs/cgroup/machine.slice)",
+                                   opts.cgroup));
+    }
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() {
+      if (fd >= 0) close(fd);
+    }
+  } cgroup_guard{cgroup_fd};
 
   libbpf_set_print(libbpf_print);
   g_libbpf_log.clear();
@@ -183,6 +200,7 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
                           "will be reported empty");
   s->skel->rodata->filter_pid = !opts.pids.empty();
   s->skel->rodata->filter_comm = !opts.comms.empty();
+  s->skel->rodata->filter_cgroup = cgroup_fd >= 0;
   s->skel->rodata->filter_sb = static_cast<uint32_t>(sb);
   s->skel->rodata->em_compress_mask = mask;
   bpf_map__set_max_entries(s->skel->maps.events, ring_size(opts.ringbuf_bytes));
@@ -200,6 +218,13 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
     char key[BDT_COMM_LEN] = {};
     std::memcpy(key, c.data(), c.size());
     bpf_map__update_elem(s->skel->maps.comm_filter, key, sizeof key, &one, sizeof one, BPF_ANY);
+  }
+  if (cgroup_fd >= 0) {
+    const uint32_t zero = 0;
+    if (bpf_map__update_elem(s->skel->maps.cgroup_filter, &zero, sizeof zero, &cgroup_fd,
+                             sizeof cgroup_fd, BPF_ANY) != 0)
+      throw KernelError(fmt::format("--cgroup {}: cannot set up the cgroup filter: {}",
+                                    opts.cgroup, std::strerror(errno)));
   }
   s->lost_fd = bpf_map__fd(s->skel->maps.lost);
 
