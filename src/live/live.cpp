@@ -3,12 +3,12 @@
 #include <bpf/libbpf.h>
 #include <time.h>
 
-#include <algorithm>
 #include <cerrno>
 
 #include "bdt/live.h"
 #include "live/bpf_session.h"
 #include "live/decode.h"
+#include "live/reorder.h"
 #include "loader/kernel_btf.h"
 
 namespace bdt {
@@ -21,18 +21,12 @@ uint64_t clock_ns(clockid_t c) {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// Min-heap on ts_ns (ties: arrival order is not preserved, ts are ns-distinct
-// in practice).
-struct Later {
-  bool operator()(const Event& a, const Event& b) const { return a.ts_ns > b.ts_ns; }
-};
-
 class TracepointSession final : public LiveSession {
  public:
-  explicit TracepointSession(const LiveOptions& opts) : window_ns_(opts.reorder_window_ms * 1'000'000ull) {
+  explicit TracepointSession(const LiveOptions& opts)
+      : held_(opts.reorder_window_ms * 1'000'000ull) {
     live::check_privileges();
     loader::KernelBtf btf;
-    held_.reserve(kReserve);
     bpf_ = live::open_bpf(opts, btf, &TracepointSession::on_sample, this);
     const uint64_t rt = clock_ns(CLOCK_REALTIME), mono = clock_ns(CLOCK_MONOTONIC);
     mono_to_rt_ = static_cast<int64_t>(rt - mono);
@@ -42,13 +36,12 @@ class TracepointSession final : public LiveSession {
   int poll(int timeout_ms, const std::function<void(const Event&)>& cb) override {
     int err = ring_buffer__poll(bpf_->rb, timeout_ms);
     if (err < 0 && err != -EINTR) return err;
-    const uint64_t now = clock_ns(CLOCK_MONOTONIC);
-    return release(now > window_ns_ ? now - window_ns_ : 0, cb);
+    return static_cast<int>(held_.release(clock_ns(CLOCK_MONOTONIC), cb));
   }
 
   void drain(const std::function<void(const Event&)>& cb) override {
     ring_buffer__consume(bpf_->rb);
-    release(UINT64_MAX, cb);
+    held_.drain(cb);
   }
 
   const std::vector<HookStatus>& hooks() const override { return bpf_->hooks; }
@@ -74,10 +67,6 @@ class TracepointSession final : public LiveSession {
   std::vector<std::string> warnings() const override { return bpf_->warnings; }
 
  private:
-  static constexpr size_t kReserve = 1 << 16;
-  // Beyond this many held events the oldest are released early (bounded memory).
-  static constexpr size_t kMaxHeld = 1 << 20;
-
   static int on_sample(void* ctx, void* data, size_t size) {
     auto* self = static_cast<TracepointSession*>(ctx);
     if (size < sizeof(bdt_raw_event)) {
@@ -85,31 +74,18 @@ class TracepointSession final : public LiveSession {
       return 0;
     }
     const auto* raw = static_cast<const bdt_raw_event*>(data);
-    self->held_.emplace_back();
-    if (!live::decode_raw(*raw, self->bpf_->flags, self->held_.back())) {
-      self->held_.pop_back();
+    if (!live::decode_raw(*raw, self->bpf_->flags, self->held_.slot())) {
+      self->held_.discard();
       ++self->unknown_;
       return 0;
     }
-    std::push_heap(self->held_.begin(), self->held_.end(), Later{});
+    self->held_.commit();
     ++self->decoded_;
     return 0;
   }
 
-  int release(uint64_t cutoff, const std::function<void(const Event&)>& cb) {
-    int n = 0;
-    while (!held_.empty() && (held_.front().ts_ns <= cutoff || held_.size() > kMaxHeld)) {
-      std::pop_heap(held_.begin(), held_.end(), Later{});
-      cb(held_.back());
-      held_.pop_back();
-      ++n;
-    }
-    return n;
-  }
-
-  uint64_t window_ns_;
+  live::ReorderBuffer held_;
   std::unique_ptr<live::BpfSession> bpf_;
-  std::vector<Event> held_;
   uint64_t decoded_ = 0, unknown_ = 0;
   int64_t mono_to_rt_ = 0;
   KernelVersion kernel_;

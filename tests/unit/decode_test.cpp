@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "live/decode.h"
+#include "live/reorder.h"
 
 using namespace bdt;
 using namespace bdt::live;
@@ -268,4 +269,56 @@ TEST(RawLayout, FixedSize) {
   static_assert(sizeof(bdt_raw_event) % 8 == 0);
   EXPECT_EQ(offsetof(bdt_raw_event, u) % 8, 0u);
   EXPECT_LE(sizeof(bdt_raw_event), 256u);
+}
+
+// ---- reorder window (src/live/reorder.h) ----------------------------------------
+namespace {
+void push(ReorderBuffer& rb, uint64_t ts) {
+  Event& e = rb.slot();
+  e.ts_ns = ts;
+  e.body = DioEnd{};
+  rb.commit();
+}
+}  // namespace
+
+TEST(Reorder, HoldsForTheWindowThenReleasesInTsOrder) {
+  ReorderBuffer rb(20'000'000);  // 20 ms
+  // Arrival order from two CPUs: 1000, 1003, 1001, 1002 (ms)
+  for (uint64_t ms : {1000, 1003, 1001, 1002}) push(rb, ms * 1'000'000);
+  std::vector<uint64_t> out;
+  auto cb = [&](const Event& e) { out.push_back(e.ts_ns / 1'000'000); };
+  EXPECT_EQ(rb.release(1010 * 1'000'000ull, cb), 0u);  // all younger than 20 ms
+  EXPECT_EQ(rb.release(1021'500'000ull, cb), 2u);      // 1000, 1001
+  EXPECT_EQ(out, (std::vector<uint64_t>{1000, 1001}));
+  push(rb, 1001'500'000);  // a late record that is still in the window's reach
+  EXPECT_EQ(rb.release(1030 * 1'000'000ull, cb), 3u);
+  EXPECT_EQ(out, (std::vector<uint64_t>{1000, 1001, 1001, 1002, 1003}));
+  EXPECT_EQ(rb.size(), 0u);
+}
+
+TEST(Reorder, DrainReleasesEverything) {
+  ReorderBuffer rb(20'000'000);
+  for (uint64_t t : {5u, 3u, 4u}) push(rb, t);
+  std::vector<uint64_t> out;
+  EXPECT_EQ(rb.drain([&](const Event& e) { out.push_back(e.ts_ns); }), 3u);
+  EXPECT_EQ(out, (std::vector<uint64_t>{3, 4, 5}));
+}
+
+TEST(Reorder, DiscardedSlotIsNotDelivered) {
+  ReorderBuffer rb(0);
+  push(rb, 7);
+  rb.slot().ts_ns = 1;
+  rb.discard();
+  std::vector<uint64_t> out;
+  rb.drain([&](const Event& e) { out.push_back(e.ts_ns); });
+  EXPECT_EQ(out, (std::vector<uint64_t>{7}));
+}
+
+TEST(Reorder, BoundedHolding) {
+  ReorderBuffer rb(UINT64_MAX / 2, 4, 3);  // a huge window, at most 3 held
+  for (uint64_t t : {10u, 20u, 30u, 40u, 50u}) push(rb, t);
+  std::vector<uint64_t> out;
+  rb.release(0, [&](const Event& e) { out.push_back(e.ts_ns); });
+  EXPECT_EQ(out, (std::vector<uint64_t>{10, 20}));  // oldest released early
+  EXPECT_EQ(rb.size(), 3u);
 }
