@@ -26,31 +26,110 @@ using json = nlohmann::json;
 
 [[noreturn]] void bad(std::string msg) { throw InputError(std::move(msg)); }
 
+// ---- a flat view of one event line ---------------------------------------------
+// Event lines are parsed with nlohmann's SAX interface into this flat list of
+// top-level keys (reused from line to line) instead of a DOM: no map nodes per
+// key. Only what decoding needs is kept: scalars, and the scalar elements of
+// top-level arrays (flag lists). Nested containers are recorded by kind only.
+// The accessors mirror the subset of nlohmann::json that Obj uses, so one
+// decoder serves both (the header line is parsed as a DOM).
+struct FVal {
+  enum Kind : uint8_t { Null, Bool, Int, Uint, Float, String, Array, Object };
+  Kind kind = Null;
+  bool b = false;
+  int64_t i = 0;
+  uint64_t u = 0;
+  std::string s;
+  std::vector<FVal> elems;
+
+  void reset() {
+    kind = Null;
+    s.clear();
+    elems.clear();
+  }
+  bool is_number_integer() const { return kind == Int || kind == Uint; }
+  bool is_number_unsigned() const { return kind == Uint; }
+  bool is_number_float() const { return kind == Float; }
+  bool is_number() const { return kind == Int || kind == Uint || kind == Float; }
+  bool is_boolean() const { return kind == Bool; }
+  bool is_string() const { return kind == String; }
+  bool is_array() const { return kind == Array; }
+  bool is_object() const { return kind == Object; }
+  const char* type_name() const {
+    static constexpr const char* kNames[] = {"null",   "boolean", "number", "number",
+                                             "number", "string",  "array",  "object"};
+    return kNames[kind];
+  }
+  template <class T>
+  T get() const {
+    if constexpr (std::is_same_v<T, bool>) return b;
+    else if (kind == Uint) return static_cast<T>(u);
+    else return static_cast<T>(i);
+  }
+  template <class P>
+  P get_ptr() const {
+    return &s;
+  }
+  template <class R>
+  const std::string& get_ref() const {
+    return s;
+  }
+  auto begin() const { return elems.begin(); }
+  auto end() const { return elems.end(); }
+};
+
+struct FObj {
+  std::vector<std::pair<std::string, FVal>> kv;  // grows, never shrinks: reused
+  size_t n = 0;
+  FVal& add(const std::string& k) {
+    if (n == kv.size()) kv.emplace_back();
+    auto& e = kv[n++];
+    e.first.assign(k);
+    e.second.reset();
+    return e.second;
+  }
+  const FVal* find(std::string_view k) const {
+    for (size_t i = n; i-- > 0;)  // last one wins, as in nlohmann's DOM
+      if (kv[i].first == k) return &kv[i].second;
+    return nullptr;
+  }
+};
+
 std::string_view type_name(const json& v) {
   if (v.is_number_float()) return "a fractional number";
   if (v.is_number()) return "an integer";
   return v.type_name();  // "null", "boolean", "string", "array", "object"
 }
+std::string_view type_name(const FVal& v) {
+  if (v.is_number_float()) return "a fractional number";
+  if (v.is_number()) return "an integer";
+  return v.type_name();
+}
+
+const json* lookup(const json& o, const char* k) {
+  auto it = o.find(k);
+  return it == o.end() ? nullptr : &*it;
+}
+const FVal* lookup(const FObj& o, const char* k) { return o.find(k); }
 
 // Field access with type checking. `required` fields throw when absent;
 // optional ones leave the destination (the event.h default) untouched.
+template <class Doc>
 class Obj {
  public:
-  explicit Obj(const json& o) : o_(o) {}
+  using V = std::remove_cvref_t<decltype(*lookup(std::declval<const Doc&>(), ""))>;
+  explicit Obj(const Doc& o) : o_(o) {}
 
-  const json* find(const char* k) const {
-    auto it = o_.find(k);
-    return it == o_.end() ? nullptr : &*it;
-  }
-  const json* need(const char* k, bool required) const {
-    const json* v = find(k);
+  const V* find(const char* k) const { return lookup(o_, k); }
+  const V* need(const char* k, bool required) const {
+    const V* v = find(k);
     if (!v && required) bad(fmt::format("missing required field \"{}\"", k));
     return v;
   }
 
   template <class T>
   void num(const char* k, T& dst, bool required = false) const {
-    const json* v = need(k, required);
+    const V* v = need(k, required);
     if (!v) return;
     if (!v->is_number_integer()) {
       bad(fmt::format("field \"{}\" must be {}, got {}", k,
@@ -60,21 +139,21 @@ class Obj {
     if constexpr (std::is_unsigned_v<T>) {
       if (!v->is_number_unsigned())
         bad(fmt::format("field \"{}\" must be a non-negative integer, got {}", k,
-                        v->get<int64_t>()));
-      uint64_t x = v->get<uint64_t>();
+                        v->template get<int64_t>()));
+      uint64_t x = v->template get<uint64_t>();
       if (x > std::numeric_limits<T>::max())
         bad(fmt::format("field \"{}\" out of range: {} (max {})", k, x,
                         std::numeric_limits<T>::max()));
       dst = static_cast<T>(x);
     } else {
       if (v->is_number_unsigned()) {
-        uint64_t x = v->get<uint64_t>();
+        uint64_t x = v->template get<uint64_t>();
         if (x > static_cast<uint64_t>(std::numeric_limits<T>::max()))
           bad(fmt::format("field \"{}\" out of range: {} (max {})", k, x,
                           std::numeric_limits<T>::max()));
         dst = static_cast<T>(x);
       } else {
-        int64_t x = v->get<int64_t>();
+        int64_t x = v->template get<int64_t>();
         if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max())
           bad(fmt::format("field \"{}\" out of range: {}", k, x));
         dst = static_cast<T>(x);
@@ -83,19 +162,19 @@ class Obj {
   }
 
   void boolean(const char* k, bool& dst, bool required = false) const {
-    const json* v = need(k, required);
+    const V* v = need(k, required);
     if (!v) return;
     if (!v->is_boolean())
       bad(fmt::format("field \"{}\" must be true or false, got {}", k, type_name(*v)));
-    dst = v->get<bool>();
+    dst = v->template get<bool>();
   }
 
   const std::string* str(const char* k, bool required = false) const {
-    const json* v = need(k, required);
+    const V* v = need(k, required);
     if (!v) return nullptr;
     if (!v->is_string())
       bad(fmt::format("field \"{}\" must be a string, got {}", k, type_name(*v)));
-    return v->get_ptr<const std::string*>();
+    return v->template get_ptr<const std::string*>();
   }
 
   void phase(Phase& dst, bool required) const {
@@ -108,16 +187,16 @@ class Obj {
 
   void flags(const char* k, uint32_t& dst, std::span<const FlagName> names,
              std::string_view what) const {
-    const json* v = find(k);
+    const V* v = find(k);
     if (!v) return;
     if (!v->is_array())
       bad(fmt::format("field \"{}\" must be an array of flag names, got {}", k, type_name(*v)));
     uint32_t bits = 0;
-    for (const json& e : *v) {
+    for (const V& e : *v) {
       if (!e.is_string())
         bad(fmt::format("field \"{}\" must be an array of flag names, got an element that is {}",
                         k, type_name(e)));
-      std::string_view s = e.get_ref<const std::string&>();
+      std::string_view s = e.template get_ref<const std::string&>();
       // The kernel's own spelling is accepted too: BTRFS_ORDERED_IOERR, EXTENT_BUFFER_STALE.
       for (std::string_view pre : {"BTRFS_ORDERED_", "EXTENT_BUFFER_"})
         if (s.substr(0, pre.size()) == pre) s.remove_prefix(pre.size());
@@ -149,11 +228,12 @@ class Obj {
   }
 
  private:
-  const json& o_;
+  const Doc& o_;
 };
 
+template <class Doc>
 struct PayloadReader {
-  const Obj& o;
+  const Obj<Doc>& o;
   EventType type;
 
   bool is_end() const {
@@ -266,8 +346,9 @@ Payload default_payload(EventType t) {
 }
 
 // Decodes an event object whose "type" is known. Throws InputError(reason).
-void decode_event(const json& j, EventType type, Event& ev, StringTable& strings) {
-  Obj o(j);
+template <class Doc>
+void decode_event(const Doc& j, EventType type, Event& ev, StringTable& strings) {
+  Obj<Doc> o(j);
   ev = Event{};
   ev.type = type;
   o.num("ts_ns", ev.ts_ns, true);
@@ -286,13 +367,13 @@ void decode_event(const json& j, EventType type, Event& ev, StringTable& strings
   if (const std::string* s = o.str("vm")) ev.vm = strings.intern(*s);
   if (const std::string* s = o.str("image")) ev.image = strings.intern(*s);
   ev.body = default_payload(type);
-  std::visit(PayloadReader{o, type}, ev.body);
+  std::visit(PayloadReader<Doc>{o, type}, ev.body);
 }
 
-json parse_object(std::string_view text) {
-  // JSON allows no raw control bytes; say so plainly (nlohmann would report a
-  // NUL as "unexpected end of input"), typically a binary file that is not a
-  // btrfs-dio-trace record.
+// JSON allows no raw control bytes; say so plainly (nlohmann would report a
+// NUL as "unexpected end of input"), typically a binary file that is not a
+// btrfs-dio-trace record.
+void check_control_bytes(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x20 && c != '\t' && c != '\r')
@@ -300,26 +381,127 @@ json parse_object(std::string_view text) {
                       "trace?)",
                       i + 1, c));
   }
+}
+
+[[noreturn]] void bad_json(std::string_view what) {
+  // nlohmann says "[json.exception.parse_error.101] parse error at line 1,
+  // column 5: syntax error ..."; keep the column and the reason (the line
+  // number is the trace reader's).
+  if (auto p = what.find("] "); p != std::string_view::npos) what.remove_prefix(p + 2);
+  if (auto p = what.find("column "); p != std::string_view::npos) what.remove_prefix(p);
+  else if (auto q = what.find(": "); q != std::string_view::npos) what.remove_prefix(q + 2);
+  bad(fmt::format("not valid JSON at {}", what));
+}
+
+json parse_object(std::string_view text) {
+  check_control_bytes(text);
   json j;
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
-    // nlohmann says "[json.exception.parse_error.101] parse error at line 1,
-    // column 5: syntax error ..."; keep the column and the reason (the line
-    // number is the trace reader's).
-    std::string_view what = e.what();
-    if (auto p = what.find("] "); p != std::string_view::npos) what.remove_prefix(p + 2);
-    if (auto p = what.find("column "); p != std::string_view::npos) what.remove_prefix(p);
-    else if (auto q = what.find(": "); q != std::string_view::npos) what.remove_prefix(q + 2);
-    bad(fmt::format("not valid JSON at {}", what));
+    bad_json(e.what());
   }
   if (!j.is_object()) bad(fmt::format("expected a JSON object, got {}", type_name(j)));
   return j;
 }
 
+// SAX handler filling an FObj (see FVal).
+class FlatSax {
+ public:
+  explicit FlatSax(FObj& o) : o_(o) { o_.n = 0; }
+  FVal::Kind top() const { return top_; }
+
+  bool null() { return scalar([](FVal& v) { v.kind = FVal::Null; }); }
+  bool boolean(bool b) {
+    return scalar([b](FVal& v) {
+      v.kind = FVal::Bool;
+      v.b = b;
+    });
+  }
+  bool number_integer(json::number_integer_t x) {
+    return scalar([x](FVal& v) {
+      v.kind = FVal::Int;
+      v.i = x;
+    });
+  }
+  bool number_unsigned(json::number_unsigned_t x) {
+    return scalar([x](FVal& v) {
+      v.kind = FVal::Uint;
+      v.u = x;
+    });
+  }
+  bool number_float(json::number_float_t, const std::string&) {
+    return scalar([](FVal& v) { v.kind = FVal::Float; });
+  }
+  bool string(std::string& x) {
+    return scalar([&x](FVal& v) {
+      v.kind = FVal::String;
+      v.s.swap(x);
+    });
+  }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) { return open(FVal::Object); }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(FVal::Array); }
+  bool end_array() { return close(); }
+  bool key(std::string& k) {
+    if (depth_ == 1 && top_ == FVal::Object) cur_ = &o_.add(k);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) {
+    bad_json(ex.what());
+  }
+
+ private:
+  template <class F>
+  bool scalar(F fill) {
+    if (depth_ == 0) {
+      FVal v;
+      fill(v);
+      top_ = v.kind;
+    } else if (!cur_) {
+      // Not inside a top-level object's value (e.g. elements of a top-level
+      // array): nothing to keep, the line is rejected after parsing.
+    } else if (depth_ == 1) {
+      fill(*cur_);
+    } else if (depth_ == 2 && cur_->kind == FVal::Array) {
+      fill(cur_->elems.emplace_back());
+    }
+    return true;
+  }
+  bool open(FVal::Kind k) {
+    if (depth_ == 0) top_ = k;
+    else if (!cur_) {
+    } else if (depth_ == 1) cur_->kind = k;
+    else if (depth_ == 2 && cur_->kind == FVal::Array) cur_->elems.emplace_back().kind = k;
+    ++depth_;
+    return true;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+
+  FObj& o_;
+  FVal* cur_ = nullptr;
+  int depth_ = 0;
+  FVal::Kind top_ = FVal::Null;
+};
+
+void parse_flat(std::string_view text, FObj& o) {
+  check_control_bytes(text);
+  FlatSax sax(o);
+  json::sax_parse(text.begin(), text.end(), &sax);
+  if (sax.top() != FVal::Object) {
+    FVal v;
+    v.kind = sax.top();
+    bad(fmt::format("expected a JSON object, got {}", type_name(v)));
+  }
+}
+
 // The "schema" header line.
 TraceHeader decode_header(const json& j) {
-  Obj o(j);
+  Obj<json> o(j);
   TraceHeader h;
   const std::string* s = o.str("schema", true);
   constexpr std::string_view prefix = "btrfs-dio-trace.events/";
@@ -350,7 +532,7 @@ TraceHeader decode_header(const json& j) {
         hi.name = e.get<std::string>();
         hi.attached = true;
       } else if (e.is_object()) {
-        Obj ho(e);
+        Obj<json> ho(e);
         hi.name = *ho.str("name", true);
         if (const std::string* m = ho.str("mechanism")) hi.mechanism = *m;
         hi.attached = true;
@@ -391,20 +573,20 @@ class JsonlReader final : public TraceReader {
   bool next(Event& ev) override {
     if (stopped_) return false;
     for (;;) {
-      json j;
       // Read errors of the file itself (already naming it) propagate as they are.
       if (!have_pending_) {
         if (!read_line()) return false;
         if (blank()) continue;
       }
       try {
-        if (have_pending_) {
-          j = std::move(pending_);
+        if (have_pending_) {  // the first line, already parsed as a DOM
           have_pending_ = false;
+          json j = std::move(pending_);
+          if (decode(j, ev)) return true;
         } else {
-          j = parse_object(line_);
+          parse_flat(line_, flat_);
+          if (decode(flat_, ev)) return true;
         }
-        if (decode(j, ev)) return true;
       } catch (const std::exception& e) {
         // InputError from the decoder, or (defensively) a nlohmann exception.
         std::string msg = fmt::format("{}:{}: {}", in_->name(), lineno_, e.what());
@@ -431,15 +613,16 @@ class JsonlReader final : public TraceReader {
   bool blank() const { return line_.find_first_not_of(" \t\r") == std::string::npos; }
 
   // false: the line was skipped.
-  bool decode(const json& j, Event& ev) {
-    auto t = j.find("type");
-    if (t == j.end()) {
-      if (j.contains("schema")) bad("a \"schema\" header is only allowed on the first line");
+  template <class Doc>
+  bool decode(const Doc& j, Event& ev) {
+    auto t = lookup(j, "type");
+    if (!t) {
+      if (lookup(j, "schema")) bad("a \"schema\" header is only allowed on the first line");
       bad("missing required field \"type\"");
     }
     if (!t->is_string())
       bad(fmt::format("field \"type\" must be a string, got {}", type_name(*t)));
-    const auto& name = t->get_ref<const std::string&>();
+    const auto& name = t->template get_ref<const std::string&>();
     if (name == "finding") {
       ++skipped_findings_;
       return false;
@@ -466,6 +649,7 @@ class JsonlReader final : public TraceReader {
   std::string line_;
   uint64_t lineno_ = 0;
   json pending_;
+  FObj flat_;
   bool have_pending_ = false;
   bool have_last_ = false;
   uint64_t last_ts_ = 0, last_line_ = 0;
@@ -477,8 +661,9 @@ class JsonlReader final : public TraceReader {
 }  // namespace
 
 void event_from_json(std::string_view text, Event& ev, StringTable& strings) {
-  json j = parse_object(text);
-  Obj o(j);
+  FObj j;
+  parse_flat(text, j);
+  Obj<FObj> o(j);
   const std::string* t = o.str("type", true);
   auto type = event_type_from(*t);
   if (!type) bad(fmt::format("unknown event type \"{}\"", *t));
