@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# Helpers for the per-pattern integration tests (tests/integration/test_pattern_*.sh).
+# Source lib.sh first, then this file.
+#
+#   pt_expect TEXT...           print what the test expects and why (one line each call)
+#   pt_run SECS LOG CMD...      run a workload bounded by SECS seconds (SIGTERM, then SIGKILL 5 s
+#                               later); its output goes to LOG and is echoed indented; returns its
+#                               exit status (124 = timed out)
+#   pt_wait_finding OUT DET     0 if OUT already holds a finding of detector DET
+#   pt_check OUT ARGS... <<'PY' run a python check with the prelude below; a failing check counts
+#                               as one failed check of the test (ITEST_FAILS)
+#
+# Python prelude (available to the pt_check snippet):
+#   OUT, ARGS                   the tracer output file and the remaining arguments
+#   EV, FINDINGS, OTHERS        events, findings, other lines (bdtcheck.load)
+#   c                           a bdtcheck.Checker
+#   brief(f), show(fs, title)   one line per finding
+#   of(det, **fields)           findings of detector det whose fields equal the given values
+#   st(path)                    os.stat(path) (st_dev/st_ino are what findings must carry)
+#   expect_only(allowed)        check that every finding's (detector, kind) is in allowed, a set of
+#                               (detector, kind) pairs or detector names
+#   no_symptoms()               check that no finding has level "symptom"
+#   check_summary()             check the closing summary line is present, that no record was lost
+#                               and that it counts the printed findings
+#   finish()                    print all findings (always: the test output says what the tracer
+#                               reported), then exit 1 if any check failed
+
+PT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+pt_expect() { echo "EXPECT: $*"; }
+
+pt_run() {
+    local secs=$1 log=$2
+    shift 2
+    echo "+ $* (limit ${secs} s)"
+    local rc=0
+    timeout --signal=TERM --kill-after=5 "$secs" "$@" >"$log" 2>&1 || rc=$?
+    sed 's/^/  | /' "$log"
+    [[ $rc -eq 124 ]] && echo "  (timed out after ${secs} s)"
+    return $rc
+}
+
+pt_wait_finding() {
+    local out=$1 det=$2
+    grep -q "\"type\":\"finding\",\"detector\":\"$det\"" "$out" 2>/dev/null
+}
+
+PT_PRELUDE=$(cat <<'PY'
+import os, sys, json
+sys.path.insert(0, os.environ["PT_DIR"])
+from bdtcheck import load, Checker
+OUT = sys.argv[1]
+ARGS = sys.argv[2:]
+EV, FINDINGS, OTHERS = load(OUT)
+c = Checker()
+
+def brief(f):
+    rng = f.get("range")
+    rng = f"[{rng[0]}, {rng[1]})" if rng else "-"
+    return (f"{f.get('detector')}/{f.get('kind')} level={f.get('level')} severity={f.get('severity')} "
+            f"pid={f.get('pid')} comm={f.get('comm')} dev={f.get('dev')} ino={f.get('ino')} range={rng}: "
+            f"{f.get('message')}")
+
+def show(fs=None, title="findings the tracer printed"):
+    fs = FINDINGS if fs is None else fs
+    print(f"--- {title}: {len(fs)}")
+    for f in fs:
+        print("    " + brief(f))
+
+def of(det, **kw):
+    return [f for f in FINDINGS if f.get("detector") == det and all(f.get(k) == v for k, v in kw.items())]
+
+def st(path):
+    return os.stat(path)
+
+def expect_only(allowed):
+    bad = [f for f in FINDINGS
+           if f.get("detector") not in allowed and (f.get("detector"), f.get("kind")) not in allowed]
+    names = sorted({f"{d}/{k}" if k else d for d, k in
+                    ((a, None) if isinstance(a, str) else a for a in allowed)})
+    c.check(not bad, f"no other finding than {names or 'none'}"
+            + (f"; unexpected: {[brief(f) for f in bad]}" if bad else ""))
+
+def no_symptoms():
+    sy = [f for f in FINDINGS if f.get("level") == "symptom"]
+    c.check(not sy, "no symptom finding" + (f"; got: {[brief(f) for f in sy]}" if sy else ""))
+
+def check_summary():
+    s = [o for o in OTHERS if o.get("type") == "summary"]
+    if c.check(len(s) == 1, "closing summary line present"):
+        lost = s[0].get("lost")
+        print(f"    summary: events={s[0].get('events')} lost={lost} findings={s[0].get('findings')} "
+              f"by_detector={s[0].get('findings_by_detector')}")
+        c.check(lost == 0, f"no trace records lost (lost={lost}): the findings rest on the whole event stream")
+        c.check(s[0].get("findings") == len(FINDINGS),
+                f"summary counts the {len(FINDINGS)} printed findings (says {s[0].get('findings')})")
+
+def finish():
+    show()
+    c.done()
+PY
+)
+
+pt_check() {
+    local code
+    code=$(cat)
+    PT_DIR=$PT_DIR python3 -c "$PT_PRELUDE
+$code" "$@" || ITEST_FAILS=$((ITEST_FAILS + 1))
+}
