@@ -16,6 +16,8 @@
 // get_extent enter) of the same tid — em_exist fires inside that thread's
 // btrfs_get_extent. A request is matched to its dio_end by tid (sync I/O) or,
 // for AIO completions on another thread, by (fs, ino, dev, end position).
+#include <deque>
+
 #include <fmt/format.h>
 
 #include "detectors/common.h"
@@ -31,7 +33,7 @@ struct Req {
   bool write = false, aio = false, dio = false;  // dio=false: only a get_extent enter
   bool in_get_extent = false;
   bool eexist_reported = false;
-  uint64_t first_ts = 0, last_ts = 0;
+  uint64_t first_ts = 0, last_ts = 0, end_ts = 0;
   Event begin;
   Evidence ev;
 };
@@ -62,7 +64,8 @@ class EmMergeRace final : public Detector {
   }
 
   StateSize state_size() const override {
-    return {reqs_.size() + gate_.size(), main_cap(cfg_) + gate_.cap(), evicted_ + gate_.evicted()};
+    return {reqs_.size() + gate_.size() + recent_.size(), main_cap(cfg_) + gate_.cap() + kRecent,
+            evicted_ + gate_.evicted()};
   }
 
  private:
@@ -170,16 +173,41 @@ class EmMergeRace final : public Detector {
     if (d->ret == kEEXIST || d->error == kEEXIST) {
       if (!r || !r->eexist_reported) report_eexist(e, r, "dio", out);
     }
-    if (r) erase(r->id);
+    if (r) {
+      r->end_ts = e.ts_ns;
+      remember(*r);
+      erase(r->id);
+    }
   }
 
-  // Other threads with a DIO request or a get_extent in flight on the inode.
-  std::vector<const Req*> others(uint32_t tid, const Fsid& fs, uint64_t dev, uint64_t ino) const {
+  // Requests that ended recently: a thread that inserted the merged map may
+  // finish its whole (small) request while the racing thread is still inside
+  // btrfs_get_extent (measured on 6.18: the other request usually ended a few
+  // microseconds before the em_exist). Bounded by count and by age.
+  static constexpr size_t kRecent = 256;
+  static constexpr uint64_t kRecentNs = 1'000'000'000ull;
+  void remember(const Req& r) {
+    if (!r.dio) return;
+    recent_.push_back(r);
+    while (recent_.size() > kRecent ||
+           (!recent_.empty() && recent_.front().end_ts + kRecentNs < r.end_ts))
+      recent_.pop_front();
+  }
+
+  // Other threads with a DIO request or a get_extent on the inode during the
+  // current request of `self` (started at since_ts): still in flight, or
+  // ended after it began.
+  std::vector<const Req*> others(uint32_t tid, const Fsid& fs, uint64_t dev, uint64_t ino,
+                                 uint64_t since_ts = UINT64_MAX) const {
     std::vector<const Req*> v;
-    for (auto& [id, q] : reqs_) {
-      if (q.tid == tid || !same_fs(q.fs, fs) || q.ino != ino || !dev_compat(q.dev, dev)) continue;
-      if (q.dio || q.in_get_extent) v.push_back(&q);
-    }
+    auto match = [&](const Req& q) {
+      return q.tid != tid && same_fs(q.fs, fs) && q.ino == ino && dev_compat(q.dev, dev);
+    };
+    for (auto& [id, q] : reqs_)
+      if (match(q) && (q.dio || q.in_get_extent)) v.push_back(&q);
+    if (since_ts != UINT64_MAX)
+      for (auto& q : recent_)
+        if (match(q) && q.end_ts >= since_ts) v.push_back(&q);
     return v;
   }
 
@@ -201,7 +229,7 @@ class EmMergeRace final : public Detector {
       for (auto& x : r->ev.events()) evs.push_back(x);
     }
     add_actor(f, e, r && r->write ? "writer" : "reader");
-    for (auto* q : others(e.tid, e.fs, dev, ino)) {
+    for (auto* q : others(e.tid, e.fs, dev, ino, r ? r->first_ts : e.ts_ns)) {
       add_actor(f, q->begin, "concurrent request");
       evs.push_back(q->begin);
     }
@@ -234,10 +262,13 @@ class EmMergeRace final : public Detector {
       ++unattributed_;
       return;
     }
+    // Encompassing and larger: the existing map is the inserted one merged
+    // with a neighbour (seed 000). An identical existing map is the ordinary
+    // duplicate insertion (8dff9c853410), not this race.
     bool encompass = x->e_start <= x->map_start &&
-                     x->e_start + x->e_len >= x->map_start + x->map_len;
+                     x->e_start + x->e_len >= x->map_start + x->map_len && x->e_len > x->map_len;
     if (!encompass) return;
-    auto peers = others(e.tid, e.fs, dev, ino);
+    auto peers = others(e.tid, e.fs, dev, ino, self ? self->first_ts : e.ts_ns);
     if (peers.empty()) return;
     // Which branch btrfs took. Since 8e2bd3b7fac9: the existing map is reused
     // when the requested start lies inside it. Before (8dff9c853410 code):
@@ -269,12 +300,15 @@ class EmMergeRace final : public Detector {
     evs.push_back(e);
     add_actor(f, e, "inserting thread");
     for (auto* q : peers) {
-      add_actor(f, q->begin, q->dio ? "concurrent request" : "in get_extent");
+      add_actor(f, q->begin, !q->dio ? "in get_extent"
+                             : q->end_ts ? "concurrent request (ended)"
+                                         : "concurrent request");
       for (auto& ev : q->ev.events()) evs.push_back(ev);
     }
     f.message = fmt::format(
         "{} (pid {}) tried to insert extent map [{}, {}) on inode {} while the existing map [{}, "
-        "{}) already covered it and {} other thread(s) had I/O in flight on the inode; the kernel "
+        "{}) already covered it, and {} other thread(s) did direct I/O on the inode during its "
+        "request; the kernel "
         "took the {}",
         f.comm, e.pid, x->map_start, x->map_start + x->map_len, ino, x->e_start,
         x->e_start + x->e_len, peers.size(),
@@ -318,6 +352,7 @@ class EmMergeRace final : public Detector {
   DetectorConfig cfg_;
   std::unordered_map<uint64_t, Req> reqs_;
   std::unordered_map<uint32_t, uint64_t> by_tid_;
+  std::deque<Req> recent_;
   uint64_t next_id_ = 0;
   RepeatGate<InoBranch, InoBranchHash> gate_;
   size_t evicted_ = 0;

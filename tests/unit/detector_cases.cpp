@@ -135,6 +135,24 @@ std::vector<TL> all_cases() {
     t.expect("em-merge-race hazard encompassing-em-harmless");
     v.push_back(t);
   }
+  {  // as measured on 6.18 with dio-interleaved (live trace, tracepoint backend):
+     // T2 inserts the merged map and finishes its whole read 8 us before T1,
+     // which started first, reaches btrfs_handle_em_exist
+    TL t("em_merge_race_measured_6.18", false, "6.18.44");
+    const Who A{18313, 18335, "dio-interleaved"}, B{18313, 18313, "dio-interleaved"};
+    t.at(116'135).ev(A, EventType::DioBegin, rd(5005312, 4096), 261);
+    t.at(166'941).ev(B, EventType::DioBegin, rd(5009408, 4096), 261);
+    t.at(462'791).ev(B, EventType::GetExtent, ge_exit(5005312, 3383296, 5005312, 3383296, 0), 261);
+    t.at(466'096).ev(B, EventType::DioEnd, end(5013504, 4096), 261);
+    t.at(474'699).ev(A, EventType::EmExist,
+                     EmExist{.e_start = 5005312, .e_len = 3383296, .map_start = 5005312,
+                             .map_len = 8192, .start = 5005312, .len = 4096},
+                     261);
+    t.at(475'540).ev(A, EventType::GetExtent, ge_exit(5005312, 3383296, 5005312, 3383296, 0), 261);
+    t.at(477'924).ev(A, EventType::DioEnd, end(5009408, 4096), 261);
+    t.expect("em-merge-race hazard encompassing-em-harmless");
+    v.push_back(t);
+  }
   {  // EEXIST seen only at the DIO level (no get_extent hook), unknown kernel
     TL t("em_merge_race_dio_eexist_unknown_kernel", false, "");
     t.at(0).ev(T1, EventType::DioBegin, wr(0, 4096), kImg);
@@ -209,12 +227,15 @@ std::vector<TL> all_cases() {
     t.at(0).ev(T1, EventType::DioBegin, a, kImg);
     t.at(1'000).ev(T2, EventType::DioBegin, rd(4096, 4096), kImg);
     t.at(2'000).ev(T2, EventType::DioEnd, end(4096, 4096), kImg);  // T1's completion
-    t.at(3'000).ev(T2, EventType::EmExist,
-                   EmExist{.e_start = 0, .e_len = 16384, .map_start = 0, .map_len = 8192,
-                           .start = 4096, .len = 4096},
+    t.at(5'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg);  // T2's own
+    // T2's next request starts after T1's ended: nobody else did I/O during it
+    t.at(6'000).ev(T2, EventType::DioBegin, rd(12288, 4096), kImg);
+    t.at(7'000).ev(T2, EventType::EmExist,
+                   EmExist{.e_start = 8192, .e_len = 16384, .map_start = 12288, .map_len = 4096,
+                           .start = 12288, .len = 4096},
                    kImg);  // a function-hook source knows the inode
-    t.at(4'000).ev(T2, EventType::GetExtent, ge_exit(4096, 4096, 0, 16384, 0), kImg);
-    t.at(5'000).ev(T2, EventType::DioEnd, end(8192, 4096), kImg);
+    t.at(8'000).ev(T2, EventType::GetExtent, ge_exit(12288, 4096, 8192, 16384, 0), kImg);
+    t.at(9'000).ev(T2, EventType::DioEnd, end(16384, 4096), kImg);
     v.push_back(t);
   }
   {  // an io_uring write completed by a worker thread, its ordered extent by another
