@@ -4,30 +4,29 @@
 
 namespace bdt::det {
 
+// In place: no allocation unless the set grows beyond its capacity.
 void IntervalSet::add(uint64_t s, uint64_t e) {
   if (s >= e) return;
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  out.reserve(v_.size() + 1);
-  bool placed = false;
-  for (auto [a, b] : v_) {
-    if (b < s) {
-      out.emplace_back(a, b);
-    } else if (e < a) {
-      if (!placed) out.emplace_back(s, e), placed = true;
-      out.emplace_back(a, b);
-    } else {
-      s = std::min(s, a);
-      e = std::max(e, b);
+  size_t i = 0;
+  while (i < v_.size() && v_[i].second < s) ++i;  // first interval that can touch [s, e)
+  if (i == v_.size() || e < v_[i].first) {
+    v_.insert(v_.begin() + static_cast<long>(i), {s, e});
+  } else {
+    v_[i].first = std::min(v_[i].first, s);
+    v_[i].second = std::max(v_[i].second, e);
+    size_t j = i + 1;
+    while (j < v_.size() && v_[j].first <= v_[i].second) {
+      v_[i].second = std::max(v_[i].second, v_[j].second);
+      ++j;
     }
+    v_.erase(v_.begin() + static_cast<long>(i) + 1, v_.begin() + static_cast<long>(j));
   }
-  if (!placed) out.emplace_back(s, e);
-  v_.swap(out);
   while (v_.size() > kMax) {  // merge the closest neighbours
     size_t best = 0;
     uint64_t gap = UINT64_MAX;
-    for (size_t i = 0; i + 1 < v_.size(); ++i) {
-      uint64_t g = v_[i + 1].first - v_[i].second;
-      if (g < gap) gap = g, best = i;
+    for (size_t k = 0; k + 1 < v_.size(); ++k) {
+      uint64_t g = v_[k + 1].first - v_[k].second;
+      if (g < gap) gap = g, best = k;
     }
     v_[best].second = v_[best + 1].second;
     v_.erase(v_.begin() + static_cast<long>(best) + 1);
@@ -36,17 +35,27 @@ void IntervalSet::add(uint64_t s, uint64_t e) {
 
 void IntervalSet::subtract(uint64_t s, uint64_t e) {
   if (s >= e) return;
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  out.reserve(v_.size() + 1);
-  for (auto [a, b] : v_) {
+  for (size_t i = 0; i < v_.size();) {
+    auto [a, b] = v_[i];
     if (b <= s || e <= a) {
-      out.emplace_back(a, b);
+      ++i;
       continue;
     }
-    if (a < s) out.emplace_back(a, s);
-    if (e < b) out.emplace_back(e, b);
+    if (a < s && e < b) {  // punch a hole
+      v_[i].second = s;
+      v_.insert(v_.begin() + static_cast<long>(i) + 1, {e, b});
+      return;
+    }
+    if (a < s) {
+      v_[i].second = s;
+      ++i;
+    } else if (e < b) {
+      v_[i].first = e;
+      ++i;
+    } else {
+      v_.erase(v_.begin() + static_cast<long>(i));
+    }
   }
-  v_.swap(out);
 }
 
 bool IntervalSet::intersects(uint64_t s, uint64_t e) const {

@@ -71,15 +71,16 @@ class DioShortWrite final : public Detector {
     switch (e.type) {
       case EventType::DioBegin:
         if (e.as<DioBegin>()->write) on_begin(e, out);
-        return;
-      case EventType::DioEnd: return on_end(e, out);
+        break;
+      case EventType::DioEnd: on_end(e, out); break;
       case EventType::OeAdd:
       case EventType::OeSplit:
       case EventType::OeFinish:
       case EventType::OeRemove:
-      case EventType::OeMarkFinished: return on_oe(e, out);
+      case EventType::OeMarkFinished: on_oe(e, out); break;
       default: return;
     }
+    flush_erase();
   }
 
   void on_time(uint64_t now, Findings& out) override {
@@ -263,8 +264,8 @@ class DioShortWrite final : public Detector {
     // Ordered extents of buffered writes are not ours.
     if (o->flags && !(o->flags & oef::DIRECT)) return;
     uint64_t s = o->file_offset, t = o->file_offset + o->len;
-    std::vector<uint64_t> ids = it->second;  // may be modified by evaluation
-    for (auto id : ids) {
+    // evaluation only queues erasures (flushed below), so the list is stable
+    for (auto id : it->second) {
       auto ci = calls_.find(id);
       if (ci == calls_.end()) continue;
       Call& c = ci->second;
@@ -329,14 +330,16 @@ class DioShortWrite final : public Detector {
     // wait for the OE completions of a call whose OEs we never saw added:
     // nothing to wait for; evaluate now and forget the call.
     evaluate(c, out);
+    c.ended = false;  // judged: nothing more to do for it
+    c.in_flight = false;
+    c.bad.clear();
     pending_erase_.push_back(c.id);
-    flush_erase();
   }
 
+  // Callers flush after they stop using Call references.
   void flush_erase() {
-    auto v = std::move(pending_erase_);
+    for (auto id : pending_erase_) erase(id);
     pending_erase_.clear();
-    for (auto id : v) erase(id);
   }
 
   void evaluate(Call& c, Findings& out) {

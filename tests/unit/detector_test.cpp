@@ -363,3 +363,37 @@ TEST(DioShortWrite, SeveralAioWritesPerThread) {
   EXPECT_EQ(f[0].kind, "acknowledged-hole");
   EXPECT_EQ(f[0].range, (std::pair<uint64_t, uint64_t>{0, 4096}));
 }
+
+#include <random>
+
+#include "detectors/common.h"
+
+TEST(IntervalSet, MatchesABitmap) {
+  std::mt19937 rng(42);
+  for (int round = 0; round < 200; ++round) {
+    det::IntervalSet s;
+    std::vector<bool> bits(256, false);
+    for (int op = 0; op < 40; ++op) {
+      uint64_t a = rng() % 256, b = rng() % 256;
+      if (a > b) std::swap(a, b);
+      bool add = rng() % 2;
+      if (add) s.add(a, b);
+      else s.subtract(a, b);
+      for (uint64_t i = a; i < b; ++i) bits[i] = add;
+      // compare
+      std::vector<bool> got(256, false);
+      uint64_t prev_end = 0;
+      bool first = true;
+      for (auto [x, y] : s.items()) {
+        ASSERT_LT(x, y);
+        if (!first) {
+          ASSERT_LT(prev_end, x);  // disjoint, sorted, not adjacent
+        }
+        first = false;
+        prev_end = y;
+        for (uint64_t i = x; i < y; ++i) got[i] = true;
+      }
+      ASSERT_EQ(got, bits) << "round " << round << " op " << op;
+    }
+  }
+}
