@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -87,6 +89,29 @@ class Evidence {
   size_t cap_;
   std::vector<Event> v_;
   size_t dropped_ = 0;
+};
+
+// The same, inline (no allocation): for per-request state on hot paths.
+template <size_t N>
+class InlineEvidence {
+  static_assert(N >= 4);
+
+ public:
+  void push(const Event& e) {
+    if (n_ < N) {
+      v_[n_++] = e;
+      return;
+    }
+    std::move(v_.begin() + N / 2 + 1, v_.end(), v_.begin() + N / 2);
+    v_[N - 1] = e;
+    ++dropped_;
+  }
+  std::span<const Event> events() const { return {v_.data(), n_}; }
+  size_t dropped() const { return dropped_; }
+
+ private:
+  std::array<Event, N> v_{};
+  size_t n_ = 0, dropped_ = 0;
 };
 
 // Merge several evidence lists into a finding: time-ordered, de-duplicated,

@@ -16,8 +16,6 @@
 // get_extent enter) of the same tid — em_exist fires inside that thread's
 // btrfs_get_extent. A request is matched to its dio_end by tid (sync I/O) or,
 // for AIO completions on another thread, by (fs, ino, dev, end position).
-#include <deque>
-
 #include <fmt/format.h>
 
 #include "detectors/common.h"
@@ -35,7 +33,7 @@ struct Req {
   bool eexist_reported = false;
   uint64_t first_ts = 0, last_ts = 0, end_ts = 0;
   Event begin;
-  Evidence ev;
+  InlineEvidence<8> ev;
 };
 
 class EmMergeRace final : public Detector {
@@ -58,51 +56,91 @@ class EmMergeRace final : public Detector {
   }
 
   void on_time(uint64_t now, Findings&) override {
-    evicted_ += evict_aged(reqs_, now, cfg_.max_age_ns, [](const Req& r) { return r.last_ts; });
+    for (size_t i = 0; i < reqs_.size();) {
+      if (now > reqs_[i].last_ts && now - reqs_[i].last_ts > cfg_.max_age_ns) {
+        remove_at(i);
+        ++evicted_;
+      } else {
+        ++i;
+      }
+    }
     sweep_tids();
+    while (recent_n_ && recent_[recent_head_].end_ts + kRecentNs < now) pop_recent();
     evicted_ += gate_.evict(now, cfg_.max_age_ns > cfg_.repeat_ns ? cfg_.max_age_ns : cfg_.repeat_ns);
   }
 
   StateSize state_size() const override {
-    return {reqs_.size() + gate_.size() + recent_.size(), main_cap(cfg_) + gate_.cap() + kRecent,
+    return {reqs_.size() + gate_.size() + recent_n_, main_cap(cfg_) + gate_.cap() + kRecent,
             evicted_ + gate_.evicted()};
   }
 
  private:
+  // Requests live in a dense vector (swap-remove) and the thread index keeps
+  // its entries across requests, so a request costs no allocation once the
+  // vector and the index have grown to the working set.
+  struct TidSlot {
+    uint32_t idx;
+    uint64_t id;  // 0: no current request
+  };
+
   // The thread's current request: the last one it began (em_exist and
   // get_extent fire synchronously inside the submitter).
   Req* find(uint32_t tid) {
     auto t = by_tid_.find(tid);
-    if (t == by_tid_.end()) return nullptr;
-    auto it = reqs_.find(t->second);
-    if (it == reqs_.end()) {
-      by_tid_.erase(t);
-      return nullptr;
-    }
-    return &it->second;
+    if (t == by_tid_.end() || !t->second.id) return nullptr;
+    auto& [idx, id] = t->second;
+    if (idx < reqs_.size() && reqs_[idx].id == id) return &reqs_[idx];
+    t->second.id = 0;
+    return nullptr;
   }
-  void erase(uint64_t id) {
-    auto it = reqs_.find(id);
-    if (it == reqs_.end()) return;
-    auto t = by_tid_.find(it->second.tid);
-    if (t != by_tid_.end() && t->second == id) by_tid_.erase(t);
-    reqs_.erase(it);
+  void remove_at(size_t i) {
+    auto t = by_tid_.find(reqs_[i].tid);
+    if (t != by_tid_.end() && t->second.id == reqs_[i].id) t->second.id = 0;
+    if (i + 1 != reqs_.size()) {
+      reqs_[i] = std::move(reqs_.back());
+      auto m = by_tid_.find(reqs_[i].tid);
+      if (m != by_tid_.end() && m->second.id == reqs_[i].id) m->second.idx = static_cast<uint32_t>(i);
+    }
+    reqs_.pop_back();
+  }
+  void erase(const Req* r) {
+    if (!r) return;
+    size_t i = static_cast<size_t>(r - reqs_.data());
+    if (i < reqs_.size()) remove_at(i);
   }
   void sweep_tids() {
+    if (by_tid_.size() <= 2 * main_cap(cfg_)) return;
     for (auto it = by_tid_.begin(); it != by_tid_.end();)
-      it = reqs_.count(it->second) ? std::next(it) : by_tid_.erase(it);
+      it = it->second.id ? std::next(it) : by_tid_.erase(it);
+  }
+  void evict_some() {
+    // drop the oldest eighth
+    size_t k = std::max<size_t>(1, reqs_.size() / 8);
+    scratch_ts_.clear();
+    for (auto& r : reqs_) scratch_ts_.push_back(r.last_ts);
+    std::nth_element(scratch_ts_.begin(), scratch_ts_.begin() + static_cast<long>(k - 1),
+                     scratch_ts_.end());
+    uint64_t cut = scratch_ts_[k - 1];
+    size_t n = 0;
+    for (size_t i = 0; i < reqs_.size() && n < k;) {
+      if (reqs_[i].last_ts <= cut) {
+        remove_at(i);
+        ++n;
+      } else {
+        ++i;
+      }
+    }
+    evicted_ += n;
+    sweep_tids();
   }
   Req& start(const Event& e) {
     // A synchronous request of this thread that never ended is over (its end
     // was lost); AIO requests stay in flight until their completion.
-    if (Req* old = find(e.tid); old && !(old->dio && old->aio)) erase(by_tid_[e.tid]);
-    if (reqs_.size() >= main_cap(cfg_)) {
-      evicted_ += evict_oldest(reqs_, main_cap(cfg_), [](const Req& r) { return r.last_ts; });
-      sweep_tids();
-    }
+    if (Req* old = find(e.tid); old && !(old->dio && old->aio)) erase(old);
+    if (reqs_.size() >= main_cap(cfg_)) evict_some();
     uint64_t id = ++next_id_;
-    auto& r = reqs_[id];
-    r.ev = Evidence(cfg_.max_evidence);
+    reqs_.emplace_back();
+    Req& r = reqs_.back();
     r.id = id;
     r.tid = e.tid;
     r.fs = e.fs;
@@ -110,7 +148,7 @@ class EmMergeRace final : public Detector {
     r.ino = e.ino;
     r.first_ts = r.last_ts = e.ts_ns;
     r.begin = e;
-    by_tid_[e.tid] = id;
+    by_tid_[e.tid] = TidSlot{static_cast<uint32_t>(reqs_.size() - 1), id};
     return r;
   }
 
@@ -146,7 +184,7 @@ class EmMergeRace final : public Detector {
       report_eexist(e, r, "get_extent", out);
       if (r) r->eexist_reported = true;
     }
-    if (r && !r->dio) erase(by_tid_[e.tid]);
+    if (r && !r->dio) erase(r);
   }
 
   void on_dio_end(const Event& e, Findings& out) {
@@ -163,7 +201,7 @@ class EmMergeRace final : public Detector {
     if (own && !same_file(*own)) own = nullptr;
     Req* r = own && pos_ok(*own) ? own : nullptr;
     if (!r)
-      for (auto& [id, q] : reqs_)
+      for (auto& q : reqs_)
         if (q.aio && same_file(q) && pos_ok(q)) {
           r = &q;
           break;
@@ -176,7 +214,7 @@ class EmMergeRace final : public Detector {
     if (r) {
       r->end_ts = e.ts_ns;
       remember(*r);
-      erase(r->id);
+      erase(r);
     }
   }
 
@@ -188,10 +226,16 @@ class EmMergeRace final : public Detector {
   static constexpr uint64_t kRecentNs = 1'000'000'000ull;
   void remember(const Req& r) {
     if (!r.dio) return;
-    recent_.push_back(r);
-    while (recent_.size() > kRecent ||
-           (!recent_.empty() && recent_.front().end_ts + kRecentNs < r.end_ts))
-      recent_.pop_front();
+    if (recent_.empty()) recent_.resize(kRecent);  // once
+    while (recent_n_ && (recent_n_ == kRecent ||
+                         recent_[recent_head_].end_ts + kRecentNs < r.end_ts))
+      pop_recent();
+    recent_[(recent_head_ + recent_n_) % kRecent] = r;
+    ++recent_n_;
+  }
+  void pop_recent() {
+    recent_head_ = (recent_head_ + 1) % kRecent;
+    --recent_n_;
   }
 
   // Other threads with a DIO request or a get_extent on the inode during the
@@ -203,11 +247,13 @@ class EmMergeRace final : public Detector {
     auto match = [&](const Req& q) {
       return q.tid != tid && same_fs(q.fs, fs) && q.ino == ino && dev_compat(q.dev, dev);
     };
-    for (auto& [id, q] : reqs_)
+    for (auto& q : reqs_)
       if (match(q) && (q.dio || q.in_get_extent)) v.push_back(&q);
     if (since_ts != UINT64_MAX)
-      for (auto& q : recent_)
+      for (size_t i = 0; i < recent_n_; ++i) {
+        auto& q = recent_[(recent_head_ + i) % kRecent];
         if (match(q) && q.end_ts >= since_ts) v.push_back(&q);
+      }
     return v;
   }
 
@@ -350,9 +396,11 @@ class EmMergeRace final : public Detector {
   };
 
   DetectorConfig cfg_;
-  std::unordered_map<uint64_t, Req> reqs_;
-  std::unordered_map<uint32_t, uint64_t> by_tid_;
-  std::deque<Req> recent_;
+  std::vector<Req> reqs_;
+  std::unordered_map<uint32_t, TidSlot> by_tid_;
+  std::vector<uint64_t> scratch_ts_;
+  std::vector<Req> recent_;  // ring of kRecent
+  size_t recent_head_ = 0, recent_n_ = 0;
   uint64_t next_id_ = 0;
   RepeatGate<InoBranch, InoBranchHash> gate_;
   size_t evicted_ = 0;
