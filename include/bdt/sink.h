@@ -1,0 +1,54 @@
+// Output sinks: how events, findings and the summary are printed.
+// Text (aligned, for people) and JSON lines (for log shippers and replay).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bdt/event.h"
+#include "bdt/finding.h"
+
+namespace bdt {
+
+struct Summary {
+  double duration_s = 0;
+  uint64_t events_total = 0;
+  std::map<std::string, uint64_t> events_by_type;
+  std::vector<uint64_t> lost_per_cpu;  // live only
+  uint64_t lost_total = 0;
+  std::map<std::string, uint64_t> findings_by_detector;  // "detector/level" -> n
+  uint64_t findings_total = 0;
+  std::vector<std::pair<std::string, std::string>> notes;  // key -> value lines (hooks, skipped...)
+};
+
+// How timestamps are shown in text output.
+struct TimeBase {
+  uint64_t origin_ns = 0;           // ts shown relative to this when wall is unknown
+  int64_t mono_to_realtime_ns = 0;  // 0 = unknown
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void event(const Event& ev) = 0;
+  virtual void finding(const Finding& f) = 0;
+  virtual void lost(uint32_t cpu, uint64_t count) = 0;  // new losses since last report
+  virtual void summary(const Summary& s) = 0;
+  virtual void flush() = 0;
+};
+
+std::unique_ptr<Sink> make_text_sink(std::FILE* out, TimeBase tb, bool color);
+std::unique_ptr<Sink> make_json_sink(std::FILE* out);
+
+// One-line text rendering of an event's type-specific fields ("ino=257 pos=0 ...").
+std::string format_event_details(const Event& ev);
+// "HH:MM:SS.uuuuuu" (wall) or "+SSS.uuuuuu" (relative).
+std::string format_time(uint64_t ts_ns, const TimeBase& tb);
+std::string format_dev(uint64_t st_dev);  // "0:45"
+
+}  // namespace bdt

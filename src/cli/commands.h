@@ -1,0 +1,60 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bdt/live.h"
+
+namespace bdt::cli {
+
+enum class Format { Text, Json, Chrome };
+
+struct TraceArgs {
+  LiveOptions live;
+  bool events = false;
+  Format format = Format::Text;
+  double duration_s = 0;  // 0 = until Ctrl-C / SIGTERM
+  double stall_threshold_s = 30;
+  std::string record;
+  bool quiet_header = false;
+};
+struct ReplayArgs {
+  std::string file;
+  Format format = Format::Text;
+  bool events = false;
+  double stall_threshold_s = 30;
+  bool salvage = false;
+};
+struct DoctorArgs {
+  Format format = Format::Text;
+  Backend backend = Backend::Auto;
+};
+struct DumpArgs {
+  std::string file;
+  Format format = Format::Text;
+  bool salvage = false;
+};
+
+struct DemoArgs {
+  Format format = Format::Text;
+  Backend backend = Backend::Auto;
+  bool events = false;
+  std::string record;
+};
+
+int run_trace(const TraceArgs& a);
+int run_demo(const DemoArgs& a);
+int run_replay(const ReplayArgs& a);
+int run_doctor_cmd(const DoctorArgs& a);
+int run_dump(const DumpArgs& a);
+
+// Set by SIGINT/SIGTERM.
+bool stop_requested();
+void install_signal_handlers();
+uint64_t monotonic_ns();
+// The time up to which a live session has delivered every event: events are
+// held in a reorder window, so the detectors' clock must lag the wall clock
+// by that much, or in-window events would arrive "in the past".
+uint64_t watermark_ns(const LiveOptions& o);
+
+}  // namespace bdt::cli

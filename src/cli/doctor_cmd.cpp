@@ -1,0 +1,48 @@
+// `btrfs-dio-trace doctor`: what this kernel lets the tool see, and how.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+
+namespace bdt::cli {
+
+int run_doctor_cmd(const DoctorArgs& a) {
+  DoctorReport r = run_doctor(a.backend);
+  if (a.format == Format::Json) {
+    nlohmann::json j;
+    j["kernel"] = r.kernel;
+    j["btf"] = {{"vmlinux", r.vmlinux_btf},
+                {"btrfs_module", r.btrfs_module_btf},
+                {"btrfs_builtin", r.btrfs_builtin}};
+    j["root"] = r.root;
+    j["hooks"] = nlohmann::json::array();
+    for (const auto& h : r.hooks)
+      j["hooks"].push_back({{"name", h.name},
+                            {"mechanism", h.mechanism},
+                            {"attached", h.attached},
+                            {"reason", h.reason}});
+    j["detectors"] = nlohmann::json::array();
+    for (const auto& d : r.detectors)
+      j["detectors"].push_back({{"id", d.id}, {"fidelity", d.fidelity}, {"reason", d.reason}});
+    j["exposure"] = r.exposure;
+    fmt::print("{}\n", j.dump());
+    return 0;
+  }
+  fmt::print("kernel        {}\n", r.kernel);
+  fmt::print("BTF           vmlinux: {}   btrfs module: {}\n", r.vmlinux_btf ? "yes" : "NO",
+             r.btrfs_builtin ? "n/a (btrfs built in)" : (r.btrfs_module_btf ? "yes" : "no"));
+  fmt::print("privileges    {}\n", r.root ? "root" : "not root");
+  fmt::print("\n{:<34} {:<11} {:<9} {}\n", "HOOK", "MECHANISM", "ATTACHES", "REASON");
+  for (const auto& h : r.hooks)
+    fmt::print("{:<34} {:<11} {:<9} {}\n", h.name, h.mechanism, h.attached ? "yes" : "no",
+               h.reason);
+  fmt::print("\n{:<22} {:<12} {}\n", "DETECTOR", "FIDELITY", "WHY");
+  for (const auto& d : r.detectors) fmt::print("{:<22} {:<12} {}\n", d.id, d.fidelity, d.reason);
+  if (!r.exposure.empty()) {
+    fmt::print("\nknown-bug exposure of this kernel:\n");
+    for (const auto& e : r.exposure) fmt::print("  - {}\n", e);
+  }
+  return 0;
+}
+
+}  // namespace bdt::cli

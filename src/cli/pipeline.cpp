@@ -1,0 +1,53 @@
+#include "cli/pipeline.h"
+
+#include <fmt/format.h>
+
+namespace bdt::cli {
+
+Pipeline::Pipeline(PipelineOptions opts, std::unique_ptr<Sink> sink)
+    : opts_(std::move(opts)), sink_(std::move(sink)), engine_(opts_.detectors) {}
+
+void Pipeline::on_event(const Event& ev) {
+  ++events_total_;
+  auto t = static_cast<size_t>(ev.type);
+  if (t < std::size(by_type_)) ++by_type_[t];
+  if (ev.ts_ns > last_ts_) last_ts_ = ev.ts_ns;
+  if (recorder_) recorder_->write(ev);
+  if (opts_.print_events) sink_->event(ev);
+  scratch_.clear();
+  engine_.feed(ev, scratch_);
+  emit(scratch_);
+}
+
+void Pipeline::on_time(uint64_t now_ns) {
+  scratch_.clear();
+  engine_.tick(now_ns, scratch_);
+  emit(scratch_);
+}
+
+void Pipeline::emit(Findings& fs) {
+  for (auto& f : fs) {
+    ++findings_total_;
+    ++findings_by_[f.detector + "/" + std::string(to_string(f.level))];
+    sink_->finding(f);
+  }
+}
+
+void Pipeline::finish(uint64_t now_ns, Summary s) {
+  scratch_.clear();
+  engine_.finish(now_ns ? now_ns : last_ts_, scratch_);
+  emit(scratch_);
+  if (recorder_) recorder_->flush();
+  s.events_total = events_total_;
+  for (int i = 1; i <= kEventTypeCount; ++i)
+    if (by_type_[i]) s.events_by_type[std::string(to_string(static_cast<EventType>(i)))] = by_type_[i];
+  s.findings_total = findings_total_;
+  s.findings_by_detector = findings_by_;
+  for (const auto& [id, st] : engine_.state())
+    s.notes.emplace_back(fmt::format("state {}", id),
+                         fmt::format("{} entries (cap {}, evicted {})", st.entries, st.capacity,
+                                     st.evicted));
+  sink_->summary(s);
+}
+
+}  // namespace bdt::cli

@@ -1,0 +1,47 @@
+// The path every event takes after its source (live or replay): count it,
+// record it, print it (--events), run the detectors, print findings.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "bdt/engine.h"
+#include "bdt/sink.h"
+#include "bdt/trace_reader.h"
+
+namespace bdt::cli {
+
+struct PipelineOptions {
+  bool print_events = false;
+  DetectorConfig detectors;
+};
+
+class Pipeline {
+ public:
+  Pipeline(PipelineOptions opts, std::unique_ptr<Sink> sink);
+  void set_recorder(std::unique_ptr<TraceWriter> w) { recorder_ = std::move(w); }
+  void on_event(const Event& ev);
+  void on_time(uint64_t now_ns);
+  void on_lost(uint32_t cpu, uint64_t count) { sink_->lost(cpu, count); }
+  // Ends the run: flushes detectors, the recorder, and prints the summary.
+  void finish(uint64_t now_ns, Summary summary);
+  uint64_t findings() const { return findings_total_; }
+  Sink& sink() { return *sink_; }
+
+ private:
+  void emit(Findings& fs);
+  PipelineOptions opts_;
+  std::unique_ptr<Sink> sink_;
+  Engine engine_;
+  std::unique_ptr<TraceWriter> recorder_;
+  Findings scratch_;
+  uint64_t events_total_ = 0;
+  uint64_t by_type_[kEventTypeCount + 1] = {};
+  uint64_t findings_total_ = 0;
+  std::map<std::string, uint64_t> findings_by_;
+  uint64_t last_ts_ = 0;
+};
+
+}  // namespace bdt::cli

@@ -1,0 +1,109 @@
+// `btrfs-dio-trace [trace]`: live tracing.
+#include <fmt/format.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "bdt/kernel_version.h"
+#include "cli/commands.h"
+#include "cli/pipeline.h"
+
+namespace bdt::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+}  // namespace
+
+bool stop_requested() { return g_stop.load(); }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + ts.tv_nsec;
+}
+
+int run_trace(const TraceArgs& a) {
+  auto session = LiveSession::open(a.live);
+  auto header = session->header();
+
+  TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns};
+  std::unique_ptr<Sink> sink = a.format == Format::Json
+                                   ? make_json_sink(stdout)
+                                   : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
+  PipelineOptions po;
+  po.print_events = a.events;
+  po.detectors.stall_threshold_ns = static_cast<uint64_t>(a.stall_threshold_s * 1e9);
+  po.detectors.kernel = KernelVersion::running();
+  Pipeline pipe(po, std::move(sink));
+  if (!a.record.empty()) pipe.set_recorder(create_record(a.record, header));
+
+  // Say what is attached, on stderr so stdout stays machine-readable.
+  int attached = 0;
+  for (const auto& h : session->hooks()) attached += h.attached;
+  fmt::print(stderr, "btrfs-dio-trace: tracing with {} of {} hooks attached", attached,
+             session->hooks().size());
+  for (const auto& h : session->hooks())
+    if (!h.attached) fmt::print(stderr, "\n  not attached: {} ({})", h.name, h.reason);
+  fmt::print(stderr, "\nbtrfs-dio-trace: Ctrl-C to stop{}\n",
+             a.duration_s > 0 ? fmt::format(" (or after {} s)", a.duration_s) : "");
+
+  install_signal_handlers();
+  const uint64_t start = monotonic_ns();
+  const uint64_t deadline = a.duration_s > 0 ? start + static_cast<uint64_t>(a.duration_s * 1e9) : 0;
+  std::vector<uint64_t> lost_seen;
+  auto deliver = [&](const Event& ev) { pipe.on_event(ev); };
+  auto check_lost = [&] {
+    auto st = session->stats();
+    lost_seen.resize(st.lost_per_cpu.size());
+    for (size_t cpu = 0; cpu < st.lost_per_cpu.size(); ++cpu)
+      if (st.lost_per_cpu[cpu] > lost_seen[cpu]) {
+        pipe.on_lost(static_cast<uint32_t>(cpu), st.lost_per_cpu[cpu] - lost_seen[cpu]);
+        lost_seen[cpu] = st.lost_per_cpu[cpu];
+      }
+  };
+  while (!stop_requested()) {
+    uint64_t now = monotonic_ns();
+    if (deadline && now >= deadline) break;
+    int timeout = 100;
+    if (deadline) timeout = static_cast<int>(std::min<uint64_t>(100, (deadline - now) / 1'000'000 + 1));
+    int rc = session->poll(timeout, deliver);
+    if (rc < 0 && rc != -EINTR) throw KernelError(fmt::format("ring buffer poll failed: {}", strerror(-rc)));
+    pipe.on_time(watermark_ns(a.live));
+    check_lost();
+  }
+  session->drain(deliver);
+  check_lost();
+  uint64_t end = monotonic_ns();
+
+  Summary s;
+  s.duration_s = static_cast<double>(end - start) / 1e9;
+  auto st = session->stats();
+  s.lost_per_cpu = st.lost_per_cpu;
+  s.lost_total = st.lost_total;
+  int n_att = 0;
+  for (const auto& h : session->hooks()) n_att += h.attached;
+  s.notes.emplace_back("hooks attached", fmt::format("{}/{}", n_att, session->hooks().size()));
+  pipe.finish(end, std::move(s));
+  return 0;
+}
+
+}  // namespace bdt::cli
+
+namespace bdt::cli {
+uint64_t watermark_ns(const LiveOptions& o) {
+  const uint64_t lag = (o.reorder_window_ms + 100) * 1'000'000ull;
+  const uint64_t now = monotonic_ns();
+  return now > lag ? now - lag : 0;
+}
+}  // namespace bdt::cli

@@ -1,0 +1,108 @@
+// JSON-lines output: one object per line (events, findings, lost records, a
+// closing summary). Event and finding objects follow docs/events.md and
+// docs/findings.md; the same stream can be fed back to `replay`.
+#include <fmt/format.h>
+
+#include "bdt/event_json.h"
+#include "bdt/sink.h"
+
+namespace bdt {
+
+namespace {
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        else
+          out += c;
+    }
+  }
+  out += '"';
+}
+
+class JsonSink final : public Sink {
+ public:
+  explicit JsonSink(std::FILE* out) : out_(out) {}
+
+  void event(const Event& ev) override {
+    if (!header_done_) header();
+    line_.clear();
+    append_event_json(line_, ev);
+    emit();
+  }
+  void finding(const Finding& f) override {
+    if (!header_done_) header();
+    line_.clear();
+    append_finding_json(line_, f);
+    emit();
+    std::fflush(out_);
+  }
+  void lost(uint32_t cpu, uint64_t count) override {
+    fmt::print(out_, "{{\"type\":\"lost\",\"cpu\":{},\"count\":{}}}\n", cpu, count);
+    std::fflush(out_);
+  }
+  void summary(const Summary& s) override {
+    line_.clear();
+    auto o = std::back_inserter(line_);
+    fmt::format_to(o, "{{\"type\":\"summary\",\"duration_s\":{:.6f},\"events\":{},\"events_by_type\":{{",
+                   s.duration_s, s.events_total);
+    bool first = true;
+    for (const auto& [k, n] : s.events_by_type) {
+      if (!first) line_ += ',';
+      first = false;
+      append_json_string(line_, k);
+      fmt::format_to(o, ":{}", n);
+    }
+    fmt::format_to(o, "}},\"lost\":{},\"lost_per_cpu\":[", s.lost_total);
+    for (size_t i = 0; i < s.lost_per_cpu.size(); ++i)
+      fmt::format_to(o, "{}{}", i ? "," : "", s.lost_per_cpu[i]);
+    fmt::format_to(o, "],\"findings\":{},\"findings_by_detector\":{{", s.findings_total);
+    first = true;
+    for (const auto& [k, n] : s.findings_by_detector) {
+      if (!first) line_ += ',';
+      first = false;
+      append_json_string(line_, k);
+      fmt::format_to(o, ":{}", n);
+    }
+    line_ += "},\"notes\":{";
+    first = true;
+    for (const auto& [k, v] : s.notes) {
+      if (!first) line_ += ',';
+      first = false;
+      append_json_string(line_, k);
+      line_ += ':';
+      append_json_string(line_, v);
+    }
+    line_ += "}}";
+    emit();
+    std::fflush(out_);
+  }
+  void flush() override { std::fflush(out_); }
+
+ private:
+  void header() {
+    header_done_ = true;
+    fmt::print(out_, "{{\"schema\":\"{}\"}}\n", kEventSchema);
+  }
+  void emit() {
+    line_ += '\n';
+    std::fwrite(line_.data(), 1, line_.size(), out_);
+  }
+  std::FILE* out_;
+  std::string line_;
+  bool header_done_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_json_sink(std::FILE* out) { return std::make_unique<JsonSink>(out); }
+
+}  // namespace bdt

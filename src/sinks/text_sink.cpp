@@ -1,0 +1,106 @@
+// Text output for people: a header, one aligned line per event (--events), a
+// block per finding as it happens, and a summary at exit.
+#include <fmt/format.h>
+
+#include "bdt/sink.h"
+
+namespace bdt {
+
+namespace {
+
+class TextSink final : public Sink {
+ public:
+  TextSink(std::FILE* out, TimeBase tb, bool color) : out_(out), tb_(tb), color_(color) {}
+
+  void event(const Event& ev) override {
+    if (!header_done_) {
+      fmt::print(out_, "{:<15} {:<16} {:>7} {:>7} {:<16} {}\n", "TIME", "COMM", "PID", "TID",
+                 "EVENT", "DETAILS");
+      header_done_ = true;
+    }
+    fmt::print(out_, "{:<15} {:<16} {:>7} {:>7} {:<16} {}\n", format_time(ev.ts_ns, tb_),
+               ev.comm_view(), ev.pid, ev.tid, to_string(ev.type), format_event_details(ev));
+  }
+
+  void finding(const Finding& f) override {
+    const char* on = "";
+    const char* off = "";
+    if (color_) {
+      on = f.severity == Severity::Critical  ? "\033[1;31m"
+           : f.severity == Severity::Warning ? "\033[1;33m"
+                                             : "\033[1;36m";
+      off = "\033[0m";
+    }
+    std::string level = f.level == Level::Symptom ? "SYMPTOM" : "HAZARD";
+    fmt::print(out_, "{}{} {:<7} {:<8} {}{}  {}[{}/{}]", on, format_time(f.ts_ns, tb_), level,
+               to_string(f.severity), f.detector, off, f.comm, f.pid, f.tid);
+    if (f.ino) fmt::print(out_, " ino={}", *f.ino);
+    if (f.dev) fmt::print(out_, " dev={}", format_dev(*f.dev));
+    if (f.range) fmt::print(out_, " range=[{}, {})", f.range->first, f.range->second);
+    if (!f.vm.empty()) fmt::print(out_, " vm={}", f.vm);
+    if (!f.image.empty()) fmt::print(out_, " image={}", f.image);
+    fmt::print(out_, "\n    {}\n", f.message);
+    if (!f.explanation.empty()) fmt::print(out_, "    why: {}\n", f.explanation);
+    if (!f.exposure.empty()) fmt::print(out_, "    kernel: {}\n", f.exposure);
+    if (!f.fs.empty()) fmt::print(out_, "    fs: {}\n", f.fs.str());
+    if (!f.actors.empty()) {
+      fmt::print(out_, "    involved:");
+      for (const auto& a : f.actors)
+        fmt::print(out_, " {}[{}/{}]{}{}", a.comm, a.pid, a.tid, a.role.empty() ? "" : " as ",
+                   a.role);
+      fmt::print(out_, "\n");
+    }
+    if (!f.evidence.empty()) {
+      fmt::print(out_, "    evidence:\n");
+      for (const auto& ev : f.evidence)
+        fmt::print(out_, "      {:<15} {:<16} {:>7} {:<16} {}\n", format_time(ev.ts_ns, tb_),
+                   ev.comm_view(), ev.tid, to_string(ev.type), format_event_details(ev));
+    }
+    if (!f.stack.empty()) {
+      fmt::print(out_, "    kernel stack:\n");
+      for (const auto& s : f.stack) fmt::print(out_, "      {}\n", s);
+    }
+    std::fflush(out_);
+  }
+
+  void lost(uint32_t cpu, uint64_t count) override {
+    fmt::print(out_, "WARNING: {} event records lost on CPU {} (ring buffer full); findings may be "
+                     "incomplete. Use a larger --ringbuf-size or narrower filters.\n",
+               count, cpu);
+    std::fflush(out_);
+  }
+
+  void summary(const Summary& s) override {
+    fmt::print(out_, "\n=== btrfs-dio-trace summary ===\n");
+    fmt::print(out_, "{:<24} {:.3f} s\n", "duration", s.duration_s);
+    fmt::print(out_, "{:<24} {}\n", "events", s.events_total);
+    for (const auto& [type, n] : s.events_by_type) fmt::print(out_, "  {:<22} {}\n", type, n);
+    fmt::print(out_, "{:<24} {}", "lost records", s.lost_total);
+    if (s.lost_total) {
+      fmt::print(out_, " (per CPU:");
+      for (size_t i = 0; i < s.lost_per_cpu.size(); ++i)
+        if (s.lost_per_cpu[i]) fmt::print(out_, " cpu{}={}", i, s.lost_per_cpu[i]);
+      fmt::print(out_, ")");
+    }
+    fmt::print(out_, "\n{:<24} {}\n", "findings", s.findings_total);
+    for (const auto& [k, n] : s.findings_by_detector) fmt::print(out_, "  {:<22} {}\n", k, n);
+    for (const auto& [k, v] : s.notes) fmt::print(out_, "{:<24} {}\n", k, v);
+    std::fflush(out_);
+  }
+
+  void flush() override { std::fflush(out_); }
+
+ private:
+  std::FILE* out_;
+  TimeBase tb_;
+  bool color_;
+  bool header_done_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_text_sink(std::FILE* out, TimeBase tb, bool color) {
+  return std::make_unique<TextSink>(out, tb, color);
+}
+
+}  // namespace bdt

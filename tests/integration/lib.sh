@@ -1,0 +1,131 @@
+# shellcheck shell=bash
+# Shared helpers for the root integration tests (CTest label `integration`).
+# A test sources this, calls `itest_init NAME`, and uses the helpers below.
+# Exit 77 means SKIPPED (CTest's SKIP_RETURN_CODE): always with the reason printed.
+
+BUILD_DIR=${1:-${BUILD_DIR:-build}}
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+SRC_DIR=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BIN=$BUILD_DIR/btrfs-dio-trace
+WORKLOADS=$BUILD_DIR/workloads
+# shellcheck source=../../scripts/lib/scratch-btrfs.sh
+source "$SRC_DIR/scripts/lib/scratch-btrfs.sh"
+
+TRACER_PID=
+ITEST_TMP=
+ITEST_FAILS=0
+declare -a ITEST_CLEANUPS=()
+
+skip() {
+    echo "SKIPPED: $*"
+    exit 77
+}
+fail() {
+    echo "FAIL: $*"
+    ITEST_FAILS=$((ITEST_FAILS + 1))
+}
+pass() { echo "ok: $*"; }
+die() {
+    echo "FAIL: $*"
+    exit 1
+}
+
+itest_cleanup() {
+    local rc=$?
+    if [[ -n $TRACER_PID ]] && kill -0 "$TRACER_PID" 2>/dev/null; then
+        kill -INT "$TRACER_PID" 2>/dev/null
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$TRACER_PID" 2>/dev/null || break; sleep 0.3; done
+        kill -KILL "$TRACER_PID" 2>/dev/null || true
+        wait "$TRACER_PID" 2>/dev/null || true
+    fi
+    TRACER_PID=
+    local c
+    for c in "${ITEST_CLEANUPS[@]}"; do eval "$c" || true; done
+    ITEST_CLEANUPS=()
+    scratch_btrfs_cleanup
+    [[ -n $ITEST_TMP && -d $ITEST_TMP ]] && rm -rf "$ITEST_TMP"
+    ITEST_TMP=
+    return $rc
+}
+
+# Count our BPF programs currently loaded (names start with bdt_).
+bdt_prog_count() {
+    bpftool prog show 2>/dev/null | grep -cE '^[0-9]+: [a-z_]+ +name bdt_' || true
+}
+
+itest_init() {
+    local name=$1
+    [[ $(id -u) -eq 0 ]] || skip "needs root (BPF and loop devices)"
+    [[ -x $BIN ]] || die "binary $BIN not built"
+    [[ -r /sys/kernel/btf/vmlinux ]] || skip "kernel has no BTF (/sys/kernel/btf/vmlinux): BPF CO-RE unavailable"
+    command -v python3 >/dev/null || skip "python3 needed to check JSON output"
+    local why
+    why=$(scratch_btrfs_require 2>&1) || skip "cannot make a scratch btrfs: $why"
+    ITEST_TMP=$(mktemp -d "/tmp/bdt-itest-$name-XXXXXX")
+    trap itest_cleanup EXIT
+    trap 'exit 130' INT TERM
+    export SCRATCH_PREFIX="bdt-itest-$name"
+    ITEST_PROGS_BEFORE=$(bdt_prog_count)
+}
+
+# start_tracer OUTFILE ARGS... : runs the tracer in the background, waits until it is attached.
+start_tracer() {
+    local out=$1
+    shift
+    "$BIN" "$@" >"$out" 2>"$out.err" &
+    TRACER_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        grep -q "Ctrl-C to stop" "$out.err" 2>/dev/null && return 0
+        if ! kill -0 "$TRACER_PID" 2>/dev/null; then
+            wait "$TRACER_PID"
+            local rc=$?
+            TRACER_PID=
+            echo "tracer exited with $rc before attaching:"
+            cat "$out.err"
+            if [[ $rc -eq 2 ]]; then skip "tracer cannot attach on this kernel: $(tail -n1 "$out.err")"; fi
+            die "tracer failed to start"
+        fi
+        sleep 0.1
+    done
+    die "tracer did not attach within 10 s: $(cat "$out.err")"
+}
+
+# stop_tracer: SIGINT, wait, return its exit status.
+stop_tracer() {
+    [[ -n $TRACER_PID ]] || return 0
+    sleep 0.3   # let the reorder window drain
+    kill -INT "$TRACER_PID"
+    local rc=0
+    wait "$TRACER_PID" || rc=$?
+    TRACER_PID=
+    return $rc
+}
+
+# Checks nothing of ours is left behind; call at the end after cleanup of the scratch fs.
+itest_check_leftovers() {
+    local now
+    now=$(bdt_prog_count)
+    if [[ $now -gt ${ITEST_PROGS_BEFORE:-0} ]]; then
+        fail "BPF programs left loaded after the tracer exited: $now (before: $ITEST_PROGS_BEFORE)"
+    else
+        pass "no BPF programs left behind"
+    fi
+}
+
+itest_finish() {
+    stop_tracer || true
+    itest_cleanup
+    trap - EXIT
+    itest_check_leftovers
+    if [[ -n ${SCRATCH_LOOP_SEEN:-} ]] && losetup -a | grep -q "bdt-itest-"; then
+        fail "loop devices left attached: $(losetup -a | grep bdt-itest-)"
+    fi
+    if grep -q "bdt-itest-" /proc/mounts; then fail "mounts left: $(grep bdt-itest- /proc/mounts)"; fi
+    if [[ $ITEST_FAILS -gt 0 ]]; then
+        echo "RESULT: $ITEST_FAILS check(s) failed"
+        exit 1
+    fi
+    echo "RESULT: all checks passed"
+    exit 0
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Bad input and impossible requests: exit 1 with a one-line reason for usage and
+# input errors, exit 2 when the kernel or permissions make it impossible.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+[[ -x $BIN ]] || die "binary $BIN not built"
+ITEST_TMP=$(mktemp -d /tmp/bdt-itest-cli-XXXXXX)
+trap 'rm -rf "$ITEST_TMP"' EXIT
+
+expect() {  # expect CODE PATTERN -- CMD...
+    local want=$1 pat=$2
+    shift 3
+    local err rc
+    err=$("$@" 2>&1 >/dev/null)
+    rc=$?
+    if [[ $rc -eq $want ]] && grep -qE "$pat" <<<"$err" && [[ $(wc -l <<<"$err") -le 3 ]]; then
+        pass "exit $rc for: $* ($err)"
+    else
+        fail "want exit $want matching /$pat/ for: $*; got exit $rc: $err"
+    fi
+}
+expect 1 "not on a btrfs" -- "$BIN" --mount /proc --duration 1
+expect 1 "No such file|does not exist" -- "$BIN" --mount /nonexistent/path --duration 1
+expect 1 "format" -- "$BIN" --format yaml
+expect 1 "" -- "$BIN" --no-such-option
+expect 1 "No such file|cannot open" -- "$BIN" replay /nonexistent.jsonl
+printf 'this is not a trace\n' >"$ITEST_TMP/garbage"
+expect 1 "garbage.*1" -- "$BIN" replay "$ITEST_TMP/garbage"
+printf '{"schema":"btrfs-dio-trace.events/99"}\n' >"$ITEST_TMP/v99.jsonl"
+expect 1 "99" -- "$BIN" replay "$ITEST_TMP/v99.jsonl"
+if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
+    # Without root/CAP_BPF+CAP_PERFMON the tracer cannot load: exit 2, saying so.
+    expect 2 "root|CAP_BPF|permission" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+        --inh-caps=-all --bounding-set=-all "$BIN" --duration 1
+    expect 2 "root|CAP_BPF|permission" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+        --inh-caps=-all --bounding-set=-all "$BIN" doctor
+else
+    echo "NOTE: not root or no setpriv: the no-permission case is not exercised"
+fi
+if [[ $ITEST_FAILS -gt 0 ]]; then echo "RESULT: $ITEST_FAILS failed"; exit 1; fi
+echo "RESULT: all checks passed"
