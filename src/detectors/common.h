@@ -81,6 +81,12 @@ class IntervalSet {
 class Evidence {
  public:
   Evidence(size_t cap = 32) : cap_(cap < 4 ? 4 : cap) {}
+  // Empty it, keeping the allocated capacity.
+  void reset(size_t cap) {
+    cap_ = cap < 4 ? 4 : cap;
+    v_.clear();
+    dropped_ = 0;
+  }
   void push(const Event& e);
   const std::vector<Event>& events() const { return v_; }
   size_t dropped() const { return dropped_; }

@@ -32,7 +32,8 @@ namespace bdt::det {
 namespace {
 
 struct Call {
-  uint64_t id = 0;
+  bool live = false;
+  uint64_t id = 0;  // generation << 32 | slot
   Fsid fs;
   uint64_t dev = 0, ino = 0;
   uint32_t pid = 0, tid = 0;
@@ -60,6 +61,27 @@ struct Call {
   IntervalSet bad, good, pending_bad;  // pending_bad: failures of OEs whose add we missed
   Evidence ev;
   Event first;
+
+  // Back to a fresh call, keeping the capacity of every container.
+  void reset(size_t max_evidence) {
+    auto keep_oes = std::move(oes);
+    auto keep_bad = std::move(bad), keep_good = std::move(good), keep_pb = std::move(pending_bad);
+    auto keep_ev = std::move(ev);
+    std::string keep_comm = std::move(comm);
+    *this = Call{};
+    oes = std::move(keep_oes);
+    oes.clear();
+    bad = std::move(keep_bad);
+    bad.clear();
+    good = std::move(keep_good);
+    good.clear();
+    pending_bad = std::move(keep_pb);
+    pending_bad.clear();
+    ev = std::move(keep_ev);
+    ev.reset(max_evidence);
+    comm = std::move(keep_comm);
+    comm.clear();
+  }
 };
 
 class DioShortWrite final : public Detector {
@@ -84,8 +106,10 @@ class DioShortWrite final : public Detector {
   }
 
   void on_time(uint64_t now, Findings& out) override {
-    std::vector<uint64_t> done;
-    for (auto& [id, c] : calls_) {
+    done_.clear();
+    for (auto& c : slab_) {
+      if (!c.live) continue;
+      uint64_t id = c.id;
       if (c.in_flight && c.self_mmap && !c.stall_reported &&
           now - c.begin_ts >= cfg_.stall_threshold_ns)
         report_stall(c, now, out);
@@ -95,63 +119,99 @@ class DioShortWrite final : public Detector {
       }
       if (c.ended && now - c.end_ts >= cfg_.settle_ns) {
         evaluate(c, out);
-        done.push_back(id);
+        done_.push_back(id);
       } else if (now - c.last_ts > cfg_.max_age_ns && !(c.in_flight && c.self_mmap && !c.stall_reported)) {
-        done.push_back(id);
+        done_.push_back(id);
         ++evicted_;
       }
     }
-    for (auto id : done) erase(id);
+    for (auto id : done_) erase(id);
   }
 
   void on_finish(uint64_t now, Findings& out) override {
     on_time(now, out);
     // End of trace: judge what ended; requests still in flight stay unjudged.
-    std::vector<uint64_t> done;
-    for (auto& [id, c] : calls_)
-      if (c.ended || !c.in_flight) {
+    done_.clear();
+    for (auto& c : slab_)
+      if (c.live && (c.ended || !c.in_flight)) {
         evaluate(c, out);
-        done.push_back(id);
+        done_.push_back(c.id);
       }
-    for (auto id : done) erase(id);
+    for (auto id : done_) erase(id);
   }
 
-  StateSize state_size() const override { return {calls_.size(), cfg_.max_entries, evicted_}; }
+  StateSize state_size() const override { return {live_, cfg_.max_entries, evicted_}; }
 
  private:
+  // Calls live in a slab with a free list; an id encodes its slot, so no
+  // hash map is needed and a finished call's containers are reused.
+  Call* get(uint64_t id) {
+    uint32_t slot = static_cast<uint32_t>(id);
+    if (slot >= slab_.size()) return nullptr;
+    Call& c = slab_[slot];
+    return c.live && c.id == id ? &c : nullptr;
+  }
+  Call& alloc() {
+    uint32_t slot;
+    if (!free_.empty()) {
+      slot = free_.back();
+      free_.pop_back();
+    } else {
+      slot = static_cast<uint32_t>(slab_.size());
+      slab_.emplace_back();
+    }
+    Call& c = slab_[slot];
+    c.reset(cfg_.max_evidence);
+    c.live = true;
+    c.id = (uint64_t(++gen_) << 32) | slot;
+    ++live_;
+    return c;
+  }
+
   Call* active(uint32_t tid) {
     auto it = by_tid_.find(tid);
-    if (it == by_tid_.end()) return nullptr;
-    auto c = calls_.find(it->second);
-    return c == calls_.end() ? nullptr : &c->second;
+    if (it == by_tid_.end() || !it->second) return nullptr;
+    return get(it->second);
   }
 
   void erase(uint64_t id) {
-    auto it = calls_.find(id);
-    if (it == calls_.end()) return;
-    auto& c = it->second;
-    auto t = by_tid_.find(c.tid);
-    if (t != by_tid_.end() && t->second == id) by_tid_.erase(t);
-    auto i = by_ino_.find(InoKey{c.fs, c.ino});
+    Call* c = get(id);
+    if (!c) return;
+    auto t = by_tid_.find(c->tid);
+    if (t != by_tid_.end() && t->second == id) t->second = 0;  // entry kept for reuse
+    auto i = by_ino_.find(InoKey{c->fs, c->ino});
     if (i != by_ino_.end()) {
       auto& v = i->second;
       v.erase(std::remove(v.begin(), v.end(), id), v.end());
-      if (v.empty()) by_ino_.erase(i);
     }
-    calls_.erase(it);
+    c->live = false;
+    free_.push_back(static_cast<uint32_t>(id));
+    --live_;
+    sweep_indexes();
+  }
+
+  // The thread and inode indexes keep empty entries (no allocation when the
+  // same thread or file comes back); drop them when they outgrow the cap.
+  void sweep_indexes() {
+    if (by_tid_.size() > 2 * cfg_.max_entries)
+      for (auto it = by_tid_.begin(); it != by_tid_.end();)
+        it = it->second ? std::next(it) : by_tid_.erase(it);
+    if (by_ino_.size() > 2 * cfg_.max_entries)
+      for (auto it = by_ino_.begin(); it != by_ino_.end();)
+        it = it->second.empty() ? by_ino_.erase(it) : std::next(it);
   }
 
   void make_room(Findings& out) {
-    if (calls_.size() < cfg_.max_entries) return;
+    if (live_ < cfg_.max_entries) return;
     // evaluate-and-drop the oldest eighth
-    std::vector<std::pair<uint64_t, uint64_t>> ts;
-    for (auto& [id, c] : calls_) ts.emplace_back(c.last_ts, id);
-    size_t k = std::max<size_t>(1, ts.size() / 8);
-    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
+    ts_.clear();
+    for (auto& c : slab_)
+      if (c.live) ts_.emplace_back(c.last_ts, c.id);
+    size_t k = std::max<size_t>(1, ts_.size() / 8);
+    std::nth_element(ts_.begin(), ts_.begin() + static_cast<long>(k - 1), ts_.end());
     for (size_t i = 0; i < k; ++i) {
-      auto it = calls_.find(ts[i].second);
-      if (it != calls_.end() && it->second.ended) evaluate(it->second, out);
-      erase(ts[i].second);
+      if (Call* c = get(ts_[i].second); c && c->ended) evaluate(*c, out);
+      erase(ts_[i].second);
       ++evicted_;
     }
   }
@@ -176,10 +236,8 @@ class DioShortWrite final : public Detector {
     }
     if (!c) {
       make_room(out);
-      uint64_t id = ++next_id_;
-      Call& n = calls_[id];
-      n.ev = Evidence(cfg_.max_evidence);
-      n.id = id;
+      Call& n = alloc();
+      uint64_t id = n.id;
       n.fs = e.fs;
       n.dev = e.dev;
       n.ino = e.ino;
@@ -236,9 +294,9 @@ class DioShortWrite final : public Detector {
       auto it = by_ino_.find(InoKey{e.fs, e.ino});
       if (it != by_ino_.end())
         for (auto id : it->second) {
-          auto& q = calls_[id];
-          if (q.in_flight && q.aio && dev_compat(q.dev, e.dev) && pos_ok(q)) {
-            c = &q;
+          Call* q = get(id);
+          if (q && q->in_flight && q->aio && dev_compat(q->dev, e.dev) && pos_ok(*q)) {
+            c = q;
             break;
           }
         }
@@ -266,9 +324,9 @@ class DioShortWrite final : public Detector {
     uint64_t s = o->file_offset, t = o->file_offset + o->len;
     // evaluation only queues erasures (flushed below), so the list is stable
     for (auto id : it->second) {
-      auto ci = calls_.find(id);
-      if (ci == calls_.end()) continue;
-      Call& c = ci->second;
+      Call* cp = get(id);
+      if (!cp) continue;
+      Call& c = *cp;
       if (!dev_compat(c.dev, e.dev) || !overlaps(s, t, c.start, c.end) || e.ts_ns < c.first_ts)
         continue;
       c.ev.push(e);
@@ -444,11 +502,15 @@ class DioShortWrite final : public Detector {
   }
 
   DetectorConfig cfg_;
-  std::unordered_map<uint64_t, Call> calls_;
+  std::vector<Call> slab_;
+  std::vector<uint32_t> free_;
+  size_t live_ = 0;
+  uint64_t gen_ = 0;
+  std::vector<uint64_t> done_;
+  std::vector<std::pair<uint64_t, uint64_t>> ts_;
   std::unordered_map<uint32_t, uint64_t> by_tid_;
   std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_ino_;
   std::vector<uint64_t> pending_erase_;
-  uint64_t next_id_ = 0;
   size_t evicted_ = 0;
 };
 

@@ -21,6 +21,7 @@ namespace bdt::det {
 namespace {
 
 struct Free {
+  bool active = false;  // entries are kept per thread and reused (no allocation per free)
   Event enter;
   uint64_t last_ts = 0;
   bool hazard_reported = false;
@@ -52,12 +53,22 @@ class StaleEbReuse final : public Detector {
     switch (e.type) {
       case EventType::EbFree:
         if (b->phase == Phase::Exit) {
-          frees_.erase(e.tid);
+          if (auto it = frees_.find(e.tid); it != frees_.end() && it->second.active) {
+            it->second.active = false;
+            --active_;
+          }
         } else {
-          if (!frees_.count(e.tid) && frees_.size() >= cfg_.max_entries)
-            evicted_ += evict_oldest(frees_, cfg_.max_entries, [](const Free& f) { return f.last_ts; });
+          if (!frees_.count(e.tid) && frees_.size() >= cfg_.max_entries) {
+            sweep();
+            if (frees_.size() >= cfg_.max_entries)
+              evicted_ += evict_oldest(frees_, cfg_.max_entries, [](const Free& f) { return f.last_ts; });
+            recount();
+          }
           Free& f = frees_[e.tid];
-          f = Free{};
+          if (!f.active) ++active_;
+          f.active = true;
+          f.hazard_reported = false;
+          f.finds.clear();
           f.enter = e;
           f.last_ts = e.ts_ns;
         }
@@ -69,15 +80,34 @@ class StaleEbReuse final : public Detector {
   }
 
   void on_time(uint64_t now, Findings&) override {
-    evicted_ += evict_aged(frees_, now, cfg_.max_age_ns, [](const Free& f) { return f.last_ts; });
+    for (auto it = frees_.begin(); it != frees_.end();) {
+      auto& f = it->second;
+      if (now > f.last_ts && now - f.last_ts > cfg_.max_age_ns) {
+        if (f.active) ++evicted_;
+        it = frees_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    recount();
   }
 
   StateSize state_size() const override { return {frees_.size(), cfg_.max_entries, evicted_}; }
 
  private:
+  void sweep() {
+    for (auto it = frees_.begin(); it != frees_.end();)
+      it = it->second.active ? std::next(it) : frees_.erase(it);
+  }
+  void recount() {
+    active_ = 0;
+    for (auto& [t, f] : frees_) active_ += f.active;
+  }
+
   void on_find(const Event& e, const ExtentBuffer& b, Findings& out) {
+    if (!active_) return;
     for (auto& [tid, f] : frees_) {
-      if (tid == e.tid || !same_eb(f.enter, e)) continue;
+      if (!f.active || tid == e.tid || !same_eb(f.enter, e)) continue;
       if (f.finds.size() < 8) f.finds.push_back(e);
       f.last_ts = e.ts_ns;
       if (!(b.bflags & ebf::STALE) || f.hazard_reported) continue;
@@ -109,11 +139,11 @@ class StaleEbReuse final : public Detector {
   void on_release(const Event& e, const ExtentBuffer& b, Findings& out) {
     Free* f = nullptr;
     auto it = frees_.find(e.tid);
-    if (it != frees_.end() && same_eb(it->second.enter, e)) {
+    if (it != frees_.end() && it->second.active && same_eb(it->second.enter, e)) {
       f = &it->second;
     } else {
       for (auto& [tid, x] : frees_)
-        if (same_eb(x.enter, e)) {
+        if (x.active && same_eb(x.enter, e)) {
           f = &x;
           break;
         }
@@ -160,6 +190,7 @@ class StaleEbReuse final : public Detector {
 
   DetectorConfig cfg_;
   std::unordered_map<uint32_t, Free> frees_;
+  size_t active_ = 0;
   size_t evicted_ = 0;
 };
 
