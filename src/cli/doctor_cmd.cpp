@@ -2,12 +2,18 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bdt/exposure.h"
+#include "bdt/kernel_version.h"
 #include "cli/commands.h"
 
 namespace bdt::cli {
 
 int run_doctor_cmd(const DoctorArgs& a) {
   DoctorReport r = run_doctor(a.backend);
+  if (r.exposure.empty()) {
+    auto k = KernelVersion::parse(r.kernel).value_or(KernelVersion{});
+    r.exposure = exposure_lines(k);
+  }
   if (a.format == Format::Json) {
     nlohmann::json j;
     j["kernel"] = r.kernel;

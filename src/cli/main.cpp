@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
   auto* trace = app.add_subcommand("trace", "Trace live (the default command)");
   trace->add_option("--pid", ta.live.pids, "Trace only this process (all its threads); repeatable");
   trace->add_option("--comm", ta.live.comms, "Trace only tasks with this exact name; repeatable");
+  trace->add_option("--cgroup", ta.live.cgroup,
+                    "Trace only tasks in this cgroup v2 directory or below (e.g. a libvirt machine scope)");
   trace->add_option("--mount", ta.live.mount,
                     "Trace only the btrfs filesystem this path is on (all its subvolumes)");
   std::string trace_backend = "auto", trace_format = "text";

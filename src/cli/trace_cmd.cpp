@@ -55,6 +55,7 @@ int run_trace(const TraceArgs& a) {
              session->hooks().size());
   for (const auto& h : session->hooks())
     if (!h.attached) fmt::print(stderr, "\n  not attached: {} ({})", h.name, h.reason);
+  for (const auto& w : session->warnings()) fmt::print(stderr, "\nbtrfs-dio-trace: warning: {}", w);
   fmt::print(stderr, "\nbtrfs-dio-trace: Ctrl-C to stop{}\n",
              a.duration_s > 0 ? fmt::format(" (or after {} s)", a.duration_s) : "");
 
@@ -94,6 +95,8 @@ int run_trace(const TraceArgs& a) {
   int n_att = 0;
   for (const auto& h : session->hooks()) n_att += h.attached;
   s.notes.emplace_back("hooks attached", fmt::format("{}/{}", n_att, session->hooks().size()));
+  if (st.unknown_records)
+    s.notes.emplace_back("unknown records", fmt::format("{} (skipped: newer BPF object?)", st.unknown_records));
   pipe.finish(end, std::move(s));
   return 0;
 }

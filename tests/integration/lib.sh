@@ -72,7 +72,10 @@ itest_init() {
 start_tracer() {
     local out=$1
     shift
-    "$BIN" "$@" >"$out" 2>"$out.err" &
+    local backend=()
+    # The VM tier runs these tests with BDT_BACKEND=fentry|kprobe.
+    [[ -n ${BDT_BACKEND:-} ]] && backend=(--backend "$BDT_BACKEND")
+    "$BIN" "$@" "${backend[@]}" >"$out" 2>"$out.err" &
     TRACER_PID=$!
     local i
     for i in $(seq 1 100); do
