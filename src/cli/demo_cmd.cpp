@@ -330,7 +330,7 @@ int run_demo(const DemoArgs& a) {
   std::set<std::string_view> said;
   for (const auto& row : exposure_table())
     if (exposed(row, kernel) == Exposed::No && said.insert(row.detector).second)
-      fmt::print(out, "  - {} symptom: this kernel carries the fix ({} {}), so only the hazard can be shown\n",
+      fmt::print(out, "  - {} symptom: cannot occur here, this kernel carries the fix ({} {})\n",
                  row.detector, row.fixed.set() ? fmt::format("{}.{}", row.fixed.major, row.fixed.minor) : "",
                  row.fixed_by);
 
