@@ -78,7 +78,7 @@ struct Out {
   void raw(const void* src, size_t n) {
     if (grow) {
       grow->append(static_cast<const char*>(src), n);
-    } else {
+    } else if (n) {  // an empty string_view may have a null data()
       std::memcpy(p, src, n);
       p += n;
     }

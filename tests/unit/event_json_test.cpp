@@ -320,3 +320,44 @@ TEST(HeaderJson, Text) {
   EXPECT_EQ(j["mono_to_realtime_ns"], 1763776000000000000);
   EXPECT_EQ(j["hooks"][0]["mechanism"], "tp_btf");
 }
+
+// Damaged lines never crash the decoder and never escape as anything but
+// InputError: every prefix of every sample line, and random byte changes.
+TEST(EventJson, DamagedLinesOnlyGiveInputError) {
+  auto all = one_of_each();
+  Finding f;
+  f.detector = "em-merge-race";
+  f.actors = {{1, 2, "a", "reader"}};
+  f.evidence = {all[0], all[9]};
+  std::vector<std::string> lines;
+  for (const Event& e : all) lines.push_back(enc(e));
+  std::string fl;
+  append_finding_json(fl, f);
+  lines.push_back(fl);
+  lines.push_back("[1,[2,{\"a\":[3]}],\"x\"]");
+  lines.push_back("{\"ts_ns\":1,\"type\":\"oe_add\",\"file_offset\":0,\"len\":1,\"flags\":[[\"DIRECT\"],{}]}");
+  StringTable st;
+  Event e;
+  std::mt19937_64 rng(3);
+  size_t errors = 0, ok = 0;
+  auto attempt = [&](const std::string& s) {
+    try {
+      event_from_json(s, e, st);
+      ++ok;
+    } catch (const InputError& x) {
+      ++errors;
+      EXPECT_EQ(std::string(x.what()).find('\n'), std::string::npos);
+    }
+  };
+  const char kBytes[] = "{}[]\",:0-9aetfn\\ \x01\x80";
+  for (const std::string& l : lines) {
+    for (size_t n = 0; n <= l.size(); ++n) attempt(l.substr(0, n));
+    for (int k = 0; k < 300; ++k) {
+      std::string m = l;
+      m[rng() % m.size()] = kBytes[rng() % (sizeof kBytes - 1)];
+      attempt(m);
+    }
+  }
+  EXPECT_GT(errors, 1000u);
+  EXPECT_GT(ok, 20u);
+}

@@ -438,3 +438,26 @@ TEST(Record, SameFindingsFromJsonAndBinary) {
   if (files == 0) GTEST_SKIP() << "no detector fixtures under " << BDT_FIXTURES_DIR;
   EXPECT_GT(with_findings, 0u);
 }
+
+// Random damage to a record file: only InputError (or a clean read where the
+// damage hit nothing that matters, which the CRCs make essentially impossible
+// past the header), never a crash; with salvage never an error past the header.
+TEST(Record, RandomDamageOnlyGivesInputError) {
+  std::string path = temp_path("fuzz.bdt"), bad = temp_path("fuzz-bad.bdt");
+  auto offs = write_with_offsets(path, one_of_each());
+  std::string full = read_file(path);
+  std::mt19937_64 rng(5);
+  size_t errors = 0;
+  for (int k = 0; k < 200; ++k) {
+    std::string m = full;
+    size_t at = offs[0] + rng() % (m.size() - offs[0]);
+    m[at] = static_cast<char>(m[at] ^ (1 + rng() % 255));
+    write_file(bad, m);
+    std::string err = error_of(bad);
+    if (!err.empty()) ++errors;
+    EXPECT_EQ(error_of(bad, true), "");
+  }
+  EXPECT_EQ(errors, 200u);
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
+}
