@@ -20,6 +20,11 @@ void Pipeline::on_event(const Event& ev) {
 }
 
 void Pipeline::on_time(uint64_t now_ns) {
+  // A quiet trace must not keep its last events in the recorder's buffer.
+  if (recorder_ && now_ns >= last_flush_ns_ + 1'000'000'000ull) {
+    recorder_->flush();
+    last_flush_ns_ = now_ns;
+  }
   scratch_.clear();
   engine_.tick(now_ns, scratch_);
   emit(scratch_);

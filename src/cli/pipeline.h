@@ -42,6 +42,7 @@ class Pipeline {
   uint64_t findings_total_ = 0;
   std::map<std::string, uint64_t> findings_by_;
   uint64_t last_ts_ = 0;
+  uint64_t last_flush_ns_ = 0;
 };
 
 }  // namespace bdt::cli

@@ -31,6 +31,12 @@ int run_replay(const ReplayArgs& a) {
   s.duration_s = any ? static_cast<double>(last - first) / 1e9 : 0;
   if (reader->skipped_unknown())
     s.notes.emplace_back("skipped unknown events", fmt::format("{}", reader->skipped_unknown()));
+  if (reader->skipped_findings())
+    s.notes.emplace_back("skipped finding lines", fmt::format("{}", reader->skipped_findings()));
+  if (auto why = reader->salvage_stop(); !why.empty()) {
+    s.notes.emplace_back("salvage stopped", why);
+    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", why);
+  }
   s.notes.emplace_back("kernel", h.kernel.known() ? h.kernel.release : "unknown (not recorded)");
   pipe.finish(last, std::move(s));
   return 0;
@@ -54,6 +60,8 @@ int run_dump(const DumpArgs& a) {
     sink->event(ev);
   }
   sink->flush();
+  if (auto why = reader->salvage_stop(); !why.empty())
+    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", why);
   return 0;
 }
 
