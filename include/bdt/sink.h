@@ -47,6 +47,8 @@ std::unique_ptr<Sink> make_json_sink(std::FILE* out);
 
 // One-line text rendering of an event's type-specific fields ("ino=257 pos=0 ...").
 std::string format_event_details(const Event& ev);
+// The same, appended to `out` (no allocation once `out` has grown).
+void append_event_details(std::string& out, const Event& ev);
 // "HH:MM:SS.uuuuuu" (wall) or "+SSS.uuuuuu" (relative).
 std::string format_time(uint64_t ts_ns, const TimeBase& tb);
 std::string format_dev(uint64_t st_dev);  // "0:45"

@@ -53,6 +53,11 @@ std::string format_time(uint64_t ts_ns, const TimeBase& tb) {
 
 std::string format_event_details(const Event& ev) {
   std::string s;
+  append_event_details(s, ev);
+  return s;
+}
+
+void append_event_details(std::string& s, const Event& ev) {
   auto out = std::back_inserter(s);
   bool has_file = ev.ino != 0;
   if (has_file) fmt::format_to(out, "dev={} ino={} ", format_dev(ev.dev), ev.ino);
@@ -104,7 +109,6 @@ std::string format_event_details(const Event& ev) {
   }
   if (!ev.vm.empty()) fmt::format_to(out, " vm={}", ev.vm);
   if (!ev.image.empty()) fmt::format_to(out, " image={}", ev.image);
-  return s;
 }
 
 }  // namespace bdt

@@ -18,8 +18,13 @@ class TextSink final : public Sink {
                  "EVENT", "DETAILS");
       header_done_ = true;
     }
-    fmt::print(out_, "{:<15} {:<16} {:>7} {:>7} {:<16} {}\n", format_time(ev.ts_ns, tb_),
-               ev.comm_view(), ev.pid, ev.tid, to_string(ev.type), format_event_details(ev));
+    // Hot path with --events: one reused buffer, one write per line.
+    line_.clear();
+    fmt::format_to(std::back_inserter(line_), "{:<15} {:<16} {:>7} {:>7} {:<16} ",
+                   format_time(ev.ts_ns, tb_), ev.comm_view(), ev.pid, ev.tid, to_string(ev.type));
+    append_event_details(line_, ev);
+    line_ += '\n';
+    std::fwrite(line_.data(), 1, line_.size(), out_);
   }
 
   void finding(const Finding& f) override {
@@ -95,6 +100,7 @@ class TextSink final : public Sink {
   TimeBase tb_;
   bool color_;
   bool header_done_ = false;
+  std::string line_;
 };
 
 }  // namespace
