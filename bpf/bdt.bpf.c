@@ -154,6 +154,15 @@ struct {
 	__type(value, struct ioctl_req);
 } inflight_ioctl SEC(".maps");
 
+/* Error origins: kernel stacks (see stack_of), symbolized in userspace. */
+#define BDT_STACK_DEPTH 32
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__uint(value_size, BDT_STACK_DEPTH * sizeof(u64));
+} stacks SEC(".maps");
+
 /* ---- helpers ------------------------------------------------------------------ */
 static __always_inline void count_lost(void)
 {
@@ -164,7 +173,22 @@ static __always_inline void count_lost(void)
 		*n += 1; /* per-CPU slot: no other writer */
 }
 
-static __always_inline struct bdt_raw_event *reserve(u16 type)
+/*
+ * Submitting with a wakeup per record costs an irq_work and a consumer wakeup
+ * per event, which dominates at hundreds of thousands of events per second.
+ * Wake the consumer only once a batch is queued; it also drains the ring on a
+ * short timer (src/live/live.cpp), so no record waits longer than that.
+ */
+#define BDT_WAKEUP_BYTES (64 * 1024)
+
+static __always_inline void bdt_submit(void *e)
+{
+	long avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(e, avail >= BDT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
 {
 	struct bdt_raw_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -174,9 +198,22 @@ static __always_inline struct bdt_raw_event *reserve(u16 type)
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->type = type;
-	e->source = BDT_SRC_TRACEPOINT;
+	e->source = src;
 	e->ts_ns = bpf_ktime_get_ns();
 	return e;
+}
+
+static __always_inline struct bdt_raw_event *reserve(u16 type)
+{
+	return reserve_src(type, BDT_SRC_TRACEPOINT);
+}
+
+/* Kernel stack of the current context into `stacks`; id + 1, 0 when none. */
+static __always_inline u32 stack_of(void *ctx)
+{
+	long id = bpf_get_stackid(ctx, &stacks, 0);
+
+	return id >= 0 ? (u32)id + 1 : 0;
 }
 
 static __always_inline void fill_task(struct bdt_raw_event *e)
@@ -378,7 +415,7 @@ static __always_inline bool iter_is_write(struct iov_iter *iter)
 	return BPF_CORE_READ((struct iov_iter___old *)iter, type) & 1;
 }
 
-static __always_inline int on_dio_begin(u64 *ctx)
+static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 {
 	struct kiocb *iocb = (void *)ctx[0];
 	struct iov_iter *iter = (void *)ctx[1];
@@ -424,7 +461,7 @@ static __always_inline int on_dio_begin(u64 *ctx)
 	if (vi.addr)
 		bpf_find_vma(bpf_get_current_task_btf(), vi.addr, vma_cb, &vi, 0);
 
-	e = reserve(BDT_EV_DIO_BEGIN);
+	e = reserve_src(BDT_EV_DIO_BEGIN, src);
 	if (!e)
 		return 0;
 	fill_task(e);
@@ -443,7 +480,7 @@ static __always_inline int on_dio_begin(u64 *ctx)
 	e->u.dio.buf_file_ino = vi.ino;
 	e->u.dio.buf_file_dev = vi.dev;
 	e->u.dio.buf_file_off = vi.off;
-	bpf_ringbuf_submit(e, 0);
+	bdt_submit(e);
 	return 0;
 }
 
@@ -457,7 +494,7 @@ static __always_inline int on_dio_queued(u64 *ctx)
 }
 
 /* ---- DIO end ------------------------------------------------------------------ */
-static __always_inline int on_dio_complete(u64 *ctx)
+static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 {
 	struct kiocb *iocb = (void *)ctx[0];
 	s32 error = (s32)ctx[1];
@@ -470,8 +507,11 @@ static __always_inline int on_dio_complete(u64 *ctx)
 	bpf_map_delete_elem(&cur_dio, &tid);
 	if (req) {
 		/* Completion may run in irq or a worker: report the submitter. */
-		e = reserve(BDT_EV_DIO_END);
+		e = reserve_src(BDT_EV_DIO_END, src);
 		if (e) {
+			/* error origin of a traced request that failed with EIO / EEXIST */
+			if (ret == -5 || ret == -17 || error == -5 || error == -17)
+				e->stack_id = stack_of(pctx);
 			e->pid = req->pid;
 			e->tid = req->tid;
 			__builtin_memcpy(e->comm, req->comm, BDT_COMM_LEN);
@@ -481,7 +521,7 @@ static __always_inline int on_dio_complete(u64 *ctx)
 			e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos);
 			e->u.dio.ret = ret;
 			e->u.dio.error = error;
-			bpf_ringbuf_submit(e, 0);
+			bdt_submit(e);
 		}
 		bpf_map_delete_elem(&inflight_dio, &key);
 		return 0;
@@ -497,7 +537,7 @@ static __always_inline int on_dio_complete(u64 *ctx)
 		if (!is_btrfs_sb(sb) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
 			return 0;
 		btrfs_ident(&id, btrfs_i(inode));
-		e = reserve(BDT_EV_DIO_END);
+		e = reserve_src(BDT_EV_DIO_END, src);
 		if (!e)
 			return 0;
 		fill_task(e);
@@ -505,7 +545,7 @@ static __always_inline int on_dio_complete(u64 *ctx)
 		e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos);
 		e->u.dio.ret = ret;
 		e->u.dio.error = error;
-		bpf_ringbuf_submit(e, 0);
+		bdt_submit(e);
 	}
 	return 0;
 }
@@ -555,7 +595,7 @@ static __always_inline int on_get_extent(u64 *ctx)
 	e->u.ext.len = e->u.ext.em_len;
 	e->u.ext.block_start = em_block_start(em);
 	e->u.ext.em_flags = em_flags(em);
-	bpf_ringbuf_submit(e, 0);
+	bdt_submit(e);
 	return 0;
 }
 
@@ -594,7 +634,7 @@ static __always_inline int on_em_exist(u64 *ctx)
 	e->u.emx.map_len = BPF_CORE_READ(map, len);
 	e->u.emx.start = ctx[3];
 	e->u.emx.len = ctx[4];
-	bpf_ringbuf_submit(e, 0);
+	bdt_submit(e);
 	return 0;
 }
 
@@ -625,7 +665,7 @@ static __always_inline int on_ordered(u64 *ctx, u16 type)
 		e->u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
 	e->u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
 	e->u.oe.kflags = BPF_CORE_READ(oe, flags);
-	bpf_ringbuf_submit(e, 0);
+	bdt_submit(e);
 	return 0;
 }
 
@@ -647,7 +687,7 @@ static __always_inline int on_finish_ordered(u64 *ctx)
 	e->u.oe.len = ctx[2];
 	if ((u8)ctx[3])
 		e->flags |= BDT_F_UPTODATE;
-	bpf_ringbuf_submit(e, 0);
+	bdt_submit(e);
 	return 0;
 }
 
@@ -670,7 +710,7 @@ static __always_inline int on_reclaim_bg(u64 *ctx)
 	e->u.rel.block_group = BPF_CORE_READ(bg, start);
 	e->u.rel.len = BPF_CORE_READ(bg, length);
 	e->u.rel.bg_flags = BPF_CORE_READ(bg, flags);
-	bpf_ringbuf_submit(e, 0);
+	bdt_submit(e);
 	return 0;
 }
 
@@ -732,7 +772,7 @@ static __always_inline int ioctl_enter(u64 fd, u64 raw_cmd)
 	e->u.ioc.fd = req.fd;
 	e->u.ioc.cmd = req.cmd;
 	e->u.ioc.raw_cmd = raw_cmd;
-	bpf_ringbuf_submit(e, 0);
+	bdt_submit(e);
 	return 0;
 }
 
@@ -752,7 +792,7 @@ static __always_inline int ioctl_exit(s64 ret)
 		e->u.ioc.cmd = req->cmd;
 		e->u.ioc.raw_cmd = req->raw_cmd;
 		e->u.ioc.ret = ret;
-		bpf_ringbuf_submit(e, 0);
+		bdt_submit(e);
 	}
 	bpf_map_delete_elem(&inflight_ioctl, &tid);
 	return 0;
@@ -813,9 +853,9 @@ int tb_sys_exit(u64 *ctx)
 	SEC("tp_btf/" #tp) int tb_##fn(u64 *ctx) { return call; } \
 	SEC("raw_tp/" #tp) int rt_##fn(u64 *ctx) { return call; }
 
-BDT_TWIN(iomap_dio_rw_begin, dio_begin, on_dio_begin(ctx))
+BDT_TWIN(iomap_dio_rw_begin, dio_begin, on_dio_begin(ctx, BDT_SRC_TRACEPOINT))
 BDT_TWIN(iomap_dio_rw_queued, dio_queued, on_dio_queued(ctx))
-BDT_TWIN(iomap_dio_complete, dio_complete, on_dio_complete(ctx))
+BDT_TWIN(iomap_dio_complete, dio_complete, on_dio_complete(ctx, BDT_SRC_TRACEPOINT, ctx))
 BDT_TWIN(btrfs_get_extent, get_extent, on_get_extent(ctx))
 BDT_TWIN(btrfs_handle_em_exist, em_exist, on_em_exist(ctx))
 BDT_TWIN(btrfs_ordered_extent_add, oe_add, on_ordered(ctx, BDT_EV_OE_ADD))
@@ -825,3 +865,565 @@ BDT_TWIN(btrfs_ordered_extent_mark_finished, oe_mark_fin, on_ordered(ctx, BDT_EV
 BDT_TWIN(btrfs_ordered_extent_remove, oe_remove, on_ordered(ctx, BDT_EV_OE_REMOVE))
 BDT_TWIN(btrfs_finish_ordered_extent, oe_finish, on_finish_ordered(ctx))
 BDT_TWIN(btrfs_reclaim_block_group, reclaim_bg, on_reclaim_bg(ctx))
+
+/* =================================================================================
+ * Function hooks: fentry/fexit and kprobe/kretprobe.
+ *
+ * Every function hook exists as up to four programs sharing one handler:
+ *   fe_X (fentry) / kp_X (kprobe)      on entry: handler(ctx, args, src)
+ *   fx_X (fexit)  / kr_X (kretprobe)   on return: handler(ctx, args, ret, src)
+ * The attach target is set by the loader (src/loader/hooks.cpp) at open time
+ * (fentry: bpf_program__set_attach_target, module BTF included) or at attach
+ * time (kprobe: the exact /proc/kallsyms name, ThinLTO suffixes included), so
+ * the SEC() names carry no function. Arguments reach the handlers as a u64
+ * array in both cases: bpf_get_func_arg() for fentry/fexit (so a handler may
+ * ask for more arguments than a kernel's prototype has: they read as 0), the
+ * x86_64 argument registers for kprobes. kretprobes get their arguments from a
+ * per-thread stash the kprobe filled (fexit has them in its context).
+ * Argument layouts that changed between kernels are told by the loader from
+ * the kernel's BTF prototypes (the *_layout rodata below).
+ * ================================================================================= */
+#define BDT_NARGS 5
+
+/* btrfs_get_extent(inode, folio, start, len) (6.x) vs (inode, page, pg_offset, start, len) (6.1) */
+const volatile bool ge_folio_args = false;
+/* 0: add_extent_mapping(tree, em, modified)   1: add_extent_mapping(btrfs_inode, em, modified)
+ * 2: btrfs_add_extent_mapping(fs_info, tree, em_in, start, len)
+ * 3: btrfs_add_extent_mapping(btrfs_inode, em_in, start, len) */
+const volatile __u32 em_add_layout = 0;
+/* btrfs_ordered_extent::inode is a struct btrfs_inode * (6.3+) */
+const volatile bool oe_inode_is_btrfs = false;
+/* kernel bit numbers (64: unknown) */
+const volatile __u32 oe_ioerr_bit = 64;
+const volatile __u32 eb_stale_bit = 64;
+/* extent buffers: every free/find (true) or only those of STALE buffers (default) */
+const volatile bool eb_all = false;
+/* 0: int btrfs_check_data_csum(inode, bbio, bio_offset, page, pgoff), nonzero = failure
+ * 1: bool btrfs_data_csum_ok(bbio, dev, bio_offset, paddr), false = failure */
+const volatile __u32 csum_layout = 0;
+
+enum fn_hook_id {
+	FN_DIO_W = 1,
+	FN_DIO_R,
+	FN_DIO_CMPL,
+	FN_GET_EXT,
+	FN_EM_ADD,
+	FN_EB_FREE,
+	FN_EB_FIND,
+	FN_RELOC,
+	FN_CSUM,
+};
+
+struct fn_key {
+	u32 tid;
+	u32 hook;
+};
+
+struct fn_args {
+	u64 a[BDT_NARGS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fn_key);
+	__type(value, struct fn_args);
+} fn_stash SEC(".maps");
+
+/* iomap_dio_complete() frees the dio: its kiocb and error are kept from entry. */
+struct dio_cmpl {
+	u64 iocb;
+	s64 error;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u32);
+	__type(value, struct dio_cmpl);
+} dio_cmpl_tid SEC(".maps");
+
+/* The extent buffer this thread is freeing (enter emitted), for the exit half. */
+struct eb_freeing {
+	u8 fsid[BDT_FSID_LEN];
+	u64 sb_dev;
+	u64 start;
+	u64 ptr;
+	u64 bflags;
+	s32 refs;
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u32);
+	__type(value, struct eb_freeing);
+} eb_free_tid SEC(".maps");
+
+static __always_inline u32 cur_tid(void)
+{
+	return (u32)bpf_get_current_pid_tgid();
+}
+
+static __always_inline bool is_err_value(s64 v)
+{
+	return v < 0 && v >= -4095;
+}
+
+/* Does this thread have a traced DIO request in flight (submission side)? */
+static __always_inline bool in_traced_dio(void)
+{
+	u32 tid = cur_tid();
+
+	return bpf_map_lookup_elem(&cur_dio, &tid) != 0;
+}
+
+static __always_inline void fe_args(u64 *ctx, u64 *a)
+{
+#pragma unroll
+	for (int i = 0; i < BDT_NARGS; i++)
+		if (bpf_get_func_arg(ctx, i, &a[i]))
+			a[i] = 0;
+}
+
+static __always_inline void kp_args(struct pt_regs *regs, u64 *a)
+{
+	a[0] = regs->di;
+	a[1] = regs->si;
+	a[2] = regs->dx;
+	a[3] = regs->cx;
+	a[4] = regs->r8;
+}
+
+static __always_inline void stash_args(u32 hook, const u64 *a)
+{
+	struct fn_key k = { .tid = cur_tid(), .hook = hook };
+	struct fn_args v;
+
+#pragma unroll
+	for (int i = 0; i < BDT_NARGS; i++)
+		v.a[i] = a[i];
+	bpf_map_update_elem(&fn_stash, &k, &v, BPF_ANY);
+}
+
+/* kretprobe: the arguments the kprobe saw; false when the entry was not seen. */
+static __always_inline bool unstash_args(u32 hook, u64 *a)
+{
+	struct fn_key k = { .tid = cur_tid(), .hook = hook };
+	struct fn_args *v = bpf_map_lookup_elem(&fn_stash, &k);
+
+	if (!v)
+		return false;
+#pragma unroll
+	for (int i = 0; i < BDT_NARGS; i++)
+		a[i] = v->a[i];
+	bpf_map_delete_elem(&fn_stash, &k);
+	return true;
+}
+
+/* ---- DIO begin/end where iomap has no tracepoints (6.1) ------------------------- */
+/* btrfs_dio_write/btrfs_dio_read(iocb, iter, done_before): btrfs' calls into
+ * __iomap_dio_rw, which btrfs always passes IOMAP_DIO_PARTIAL. */
+static __always_inline int fn_dio_enter(void *ctx, u64 *a, u8 src)
+{
+	u64 t[4] = { a[0], a[1], BDT_IOMAP_DIO_PARTIAL, a[2] };
+
+	return on_dio_begin(t, src);
+}
+
+/* Submission done (sync: iomap_dio_complete follows in this thread; async: queued). */
+static __always_inline int fn_dio_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	u32 tid = cur_tid();
+
+	bpf_map_delete_elem(&cur_dio, &tid);
+	return 0;
+}
+
+static __always_inline int fn_dio_cmpl_enter(void *ctx, u64 *a, u8 src)
+{
+	struct iomap_dio *dio = (void *)a[0];
+	struct dio_cmpl c = {};
+	u32 tid = cur_tid();
+
+	c.iocb = (u64)BPF_CORE_READ(dio, iocb);
+	c.error = BPF_CORE_READ(dio, error);
+	bpf_map_update_elem(&dio_cmpl_tid, &tid, &c, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int fn_dio_cmpl_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	u32 tid = cur_tid();
+	struct dio_cmpl *c = bpf_map_lookup_elem(&dio_cmpl_tid, &tid);
+	u64 t[3];
+
+	if (!c)
+		return 0;
+	t[0] = c->iocb;
+	t[1] = (u64)c->error;
+	t[2] = (u64)ret;
+	bpf_map_delete_elem(&dio_cmpl_tid, &tid);
+	return on_dio_complete(t, src, ctx);
+}
+
+/* ---- btrfs_get_extent ---------------------------------------------------------- */
+static __always_inline int fn_get_extent(void *ctx, u64 *a, s64 ret, u8 src, bool exit)
+{
+	const struct btrfs_inode *bi = (void *)a[0];
+	u64 start = ge_folio_args ? a[2] : a[3];
+	u64 len = ge_folio_args ? a[3] : a[4];
+	struct bdt_raw_event *e;
+	struct ident id = {};
+
+	btrfs_ident(&id, bi);
+	if (!fs_pass(id.sb_dev) || !task_pass())
+		return 0;
+	touch_inode(&id);
+	e = reserve_src(BDT_EV_GET_EXTENT, src);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &id);
+	e->phase = exit ? BDT_PHASE_EXIT : BDT_PHASE_ENTER;
+	e->u.ext.start = start;
+	e->u.ext.len = len;
+	if (exit) {
+		if (is_err_value(ret)) {
+			e->u.ext.ret = ret;
+			e->flags |= BDT_F_ERR_PTR;
+			if ((ret == -5 || ret == -17) && in_traced_dio())
+				e->stack_id = stack_of(ctx);
+		} else {
+			const struct extent_map *em = (void *)ret;
+
+			e->u.ext.em_start = BPF_CORE_READ(em, start);
+			e->u.ext.em_len = BPF_CORE_READ(em, len);
+			e->u.ext.block_start = em_block_start(em);
+			e->u.ext.em_flags = em_flags(em);
+		}
+	}
+	bdt_submit(e);
+	return 0;
+}
+
+static __always_inline int fn_get_extent_enter(void *ctx, u64 *a, u8 src)
+{
+	return fn_get_extent(ctx, a, 0, src, false);
+}
+
+static __always_inline int fn_get_extent_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	return fn_get_extent(ctx, a, ret, src, true);
+}
+
+/* ---- add_extent_mapping / btrfs_add_extent_mapping (return) --------------------- */
+static __always_inline int fn_em_add_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	const struct btrfs_inode *bi;
+	const struct extent_map *em = 0;
+	struct bdt_raw_event *e;
+	struct ident id = {};
+	struct super_block *sb;
+
+	if (em_add_layout == 0 || em_add_layout == 2) {
+		u64 tree = em_add_layout == 0 ? a[0] : a[1];
+
+		bi = (void *)(tree - bpf_core_field_offset(struct btrfs_inode, extent_tree));
+	} else {
+		bi = (void *)a[0];
+	}
+	if (em_add_layout == 0 || em_add_layout == 1)
+		em = (void *)a[1];
+	else
+		bpf_probe_read_kernel(&em, sizeof(em), (void *)(em_add_layout == 2 ? a[2] : a[1]));
+	/* 6.1's add_extent_mapping also serves the chunk map tree: only inode trees count */
+	sb = BPF_CORE_READ(bi, vfs_inode.i_sb);
+	if (!is_btrfs_sb(sb) || BPF_CORE_READ(bi, root, fs_info, sb) != sb || !em)
+		return 0;
+	btrfs_ident(&id, bi);
+	if (!fs_pass(id.sb_dev) || !task_pass())
+		return 0;
+	e = reserve_src(BDT_EV_EM_ADD, src);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &id);
+	e->u.ext.start = BPF_CORE_READ(em, start);
+	e->u.ext.len = BPF_CORE_READ(em, len);
+	e->u.ext.em_start = e->u.ext.start;
+	e->u.ext.em_len = e->u.ext.len;
+	e->u.ext.block_start = em_block_start(em);
+	e->u.ext.em_flags = em_flags(em);
+	e->u.ext.ret = (s32)ret;
+	if (((s32)ret == -17 || (s32)ret == -5) && in_traced_dio())
+		e->stack_id = stack_of(ctx);
+	bdt_submit(e);
+	return 0;
+}
+
+/* ---- btrfs_finish_ordered_io (where btrfs_finish_ordered_extent is missing) ------ */
+static __always_inline int fn_oe_finish_enter(void *ctx, u64 *a, u8 src)
+{
+	const struct btrfs_ordered_extent *oe = (void *)a[0];
+	void *ip = BPF_CORE_READ(oe, inode);
+	const struct btrfs_inode *bi = oe_inode_is_btrfs ? ip : btrfs_i(ip);
+	struct bdt_raw_event *e;
+	struct ident id = {};
+	u64 kflags;
+
+	btrfs_ident(&id, bi);
+	if (!inode_pass(&id))
+		return 0;
+	e = reserve_src(BDT_EV_OE_FINISH, src);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &id);
+	e->u.oe.file_offset = BPF_CORE_READ(oe, file_offset);
+	e->u.oe.len = BPF_CORE_READ(oe, num_bytes);
+	e->u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
+	e->u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
+	kflags = BPF_CORE_READ(oe, flags);
+	e->u.oe.kflags = kflags;
+	if (oe_ioerr_bit >= 64 || !((kflags >> (oe_ioerr_bit & 63)) & 1))
+		e->flags |= BDT_F_UPTODATE;
+	bdt_submit(e);
+	return 0;
+}
+
+/* ---- extent buffers ----------------------------------------------------------------- */
+static __always_inline bool eb_wanted(u64 bflags)
+{
+	if (eb_all)
+		return true;
+	return eb_stale_bit < 64 && ((bflags >> (eb_stale_bit & 63)) & 1);
+}
+
+static __always_inline int eb_emit(struct extent_buffer *eb, u16 type, u8 phase, u8 src,
+				   bool filter_stale)
+{
+	struct btrfs_fs_info *fs_info;
+	struct bdt_raw_event *e;
+	u64 bflags, sb_dev;
+
+	if (!eb)
+		return 0;
+	bflags = BPF_CORE_READ(eb, bflags);
+	if (filter_stale && !eb_wanted(bflags))
+		return 0;
+	fs_info = BPF_CORE_READ(eb, fs_info);
+	sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
+	if (!fs_pass(sb_dev) || !task_pass())
+		return 0;
+	e = reserve_src(type, src);
+	if (!e)
+		return 0;
+	fill_task(e);
+	read_fsid(e->fsid, fs_info);
+	e->sb_dev = sb_dev;
+	e->phase = phase;
+	e->u.eb.eb_start = BPF_CORE_READ(eb, start);
+	e->u.eb.kbflags = bflags;
+	e->u.eb.eb_ptr = (u64)eb;
+	e->u.eb.refs = BPF_CORE_READ(eb, refs.counter);
+	if (type == BDT_EV_EB_FREE && phase == BDT_PHASE_ENTER) {
+		struct eb_freeing f = {};
+		u32 tid = cur_tid();
+
+		__builtin_memcpy(f.fsid, e->fsid, BDT_FSID_LEN);
+		f.sb_dev = sb_dev;
+		f.start = e->u.eb.eb_start;
+		f.ptr = (u64)eb;
+		f.bflags = bflags;
+		f.refs = e->u.eb.refs;
+		bpf_map_update_elem(&eb_free_tid, &tid, &f, BPF_ANY);
+	}
+	bdt_submit(e);
+	return 0;
+}
+
+static __always_inline int fn_eb_free_enter(void *ctx, u64 *a, u8 src)
+{
+	return eb_emit((void *)a[0], BDT_EV_EB_FREE, BDT_PHASE_ENTER, src, true);
+}
+
+/* The buffer may be gone: report what the enter half saw (only if it was reported). */
+static __always_inline int fn_eb_free_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	u32 tid = cur_tid();
+	struct eb_freeing *f = bpf_map_lookup_elem(&eb_free_tid, &tid);
+	struct bdt_raw_event *e;
+
+	if (!f || f->ptr != a[0])
+		return 0;
+	e = reserve_src(BDT_EV_EB_FREE, src);
+	if (e) {
+		fill_task(e);
+		__builtin_memcpy(e->fsid, f->fsid, BDT_FSID_LEN);
+		e->sb_dev = f->sb_dev;
+		e->phase = BDT_PHASE_EXIT;
+		e->u.eb.eb_start = f->start;
+		e->u.eb.eb_ptr = f->ptr;
+		e->u.eb.kbflags = f->bflags;
+		e->u.eb.refs = f->refs;
+		bdt_submit(e);
+	}
+	bpf_map_delete_elem(&eb_free_tid, &tid);
+	return 0;
+}
+
+static __always_inline int fn_eb_find_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	return eb_emit((void *)ret, BDT_EV_EB_FIND, BDT_PHASE_EXIT, src, true);
+}
+
+static __always_inline int fn_eb_release_enter(void *ctx, u64 *a, u8 src)
+{
+	return eb_emit((void *)a[0], BDT_EV_EB_RELEASE, BDT_PHASE_NONE, src, false);
+}
+
+/* ---- relocation: btrfs_relocate_block_group(fs_info, group_start[, verbose]) ------ */
+static __always_inline int fn_reloc(void *ctx, u64 *a, s64 ret, u8 src, bool exit)
+{
+	struct btrfs_fs_info *fs_info = (void *)a[0];
+	u64 sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
+	struct bdt_raw_event *e;
+
+	if (!fs_pass(sb_dev))
+		return 0;
+	e = reserve_src(exit ? BDT_EV_RELOC_END : BDT_EV_RELOC_BEGIN, src);
+	if (!e)
+		return 0;
+	fill_task(e);
+	read_fsid(e->fsid, fs_info);
+	e->sb_dev = sb_dev;
+	e->u.rel.block_group = a[1];
+	if (exit)
+		e->u.rel.ret = (s32)ret;
+	bdt_submit(e);
+	return 0;
+}
+
+static __always_inline int fn_reloc_enter(void *ctx, u64 *a, u8 src)
+{
+	return fn_reloc(ctx, a, 0, src, false);
+}
+
+static __always_inline int fn_reloc_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	return fn_reloc(ctx, a, ret, src, true);
+}
+
+/* ---- data checksum failures ------------------------------------------------------------ */
+static __always_inline int fn_csum_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	const struct btrfs_inode *bi;
+	struct btrfs_bio *bbio;
+	struct bdt_raw_event *e;
+	struct ident id = {};
+	u32 bio_offset;
+
+	if (csum_layout == 0) {
+		if ((s32)ret == 0)
+			return 0;
+		bi = btrfs_i((void *)a[0]);
+		bbio = (void *)a[1];
+		bio_offset = (u32)a[2];
+	} else {
+		if ((u8)ret)
+			return 0;
+		bbio = (void *)a[0];
+		bio_offset = (u32)a[2];
+		if (!bpf_core_field_exists(bbio->inode))
+			return 0;
+		bi = BPF_CORE_READ(bbio, inode);
+	}
+	btrfs_ident(&id, bi);
+	/* runs in end-io workers: filtered by inode, like ordered extents */
+	if (!inode_pass(&id))
+		return 0;
+	e = reserve_src(BDT_EV_CSUM_ERROR, src);
+	if (!e)
+		return 0;
+	fill_task(e);
+	put_ident(e, &id);
+	e->u.csum.offset = BPF_CORE_READ(bbio, file_offset) + bio_offset;
+	e->u.csum.len = BPF_CORE_READ(bi, root, fs_info, sectorsize);
+	e->u.csum.mirror = BPF_CORE_READ(bbio, mirror_num);
+	e->stack_id = stack_of(ctx);
+	bdt_submit(e);
+	return 0;
+}
+
+/* ---- the programs ------------------------------------------------------------------ */
+#define BDT_FN_ENTER(name, E)                                                   \
+	SEC("fentry") int fe_##name(u64 *ctx)                                   \
+	{                                                                       \
+		u64 a[BDT_NARGS];                                               \
+		fe_args(ctx, a);                                                \
+		return E(ctx, a, BDT_SRC_FENTRY);                               \
+	}                                                                       \
+	SEC("kprobe") int kp_##name(struct pt_regs *ctx)                        \
+	{                                                                       \
+		u64 a[BDT_NARGS];                                               \
+		kp_args(ctx, a);                                                \
+		return E(ctx, a, BDT_SRC_KPROBE);                               \
+	}
+
+#define BDT_FN_RET(name, hook, X)                                               \
+	SEC("fexit") int fx_##name(u64 *ctx)                                    \
+	{                                                                       \
+		u64 a[BDT_NARGS], ret = 0;                                      \
+		fe_args(ctx, a);                                                \
+		bpf_get_func_ret(ctx, &ret);                                    \
+		return X(ctx, a, (s64)ret, BDT_SRC_FENTRY);                     \
+	}                                                                       \
+	SEC("kretprobe") int kr_##name(struct pt_regs *ctx)                     \
+	{                                                                       \
+		u64 a[BDT_NARGS];                                               \
+		if (!unstash_args(hook, a))                                     \
+			return 0;                                               \
+		return X(ctx, a, (s64)ctx->ax, BDT_SRC_KPROBE);                 \
+	}
+
+/* exit half only: the kprobe just keeps the arguments for the kretprobe */
+#define BDT_FN_EXIT(name, hook, X)                                              \
+	SEC("kprobe") int kp_##name(struct pt_regs *ctx)                        \
+	{                                                                       \
+		u64 a[BDT_NARGS];                                               \
+		kp_args(ctx, a);                                                \
+		stash_args(hook, a);                                            \
+		return 0;                                                       \
+	}                                                                       \
+	BDT_FN_RET(name, hook, X)
+
+/* enter and exit halves */
+#define BDT_FN_BOTH(name, hook, E, X)                                           \
+	SEC("fentry") int fe_##name(u64 *ctx)                                   \
+	{                                                                       \
+		u64 a[BDT_NARGS];                                               \
+		fe_args(ctx, a);                                                \
+		return E(ctx, a, BDT_SRC_FENTRY);                               \
+	}                                                                       \
+	SEC("kprobe") int kp_##name(struct pt_regs *ctx)                        \
+	{                                                                       \
+		u64 a[BDT_NARGS];                                               \
+		kp_args(ctx, a);                                                \
+		stash_args(hook, a);                                            \
+		return E(ctx, a, BDT_SRC_KPROBE);                               \
+	}                                                                       \
+	BDT_FN_RET(name, hook, X)
+
+BDT_FN_BOTH(dio_w, FN_DIO_W, fn_dio_enter, fn_dio_exit)
+BDT_FN_BOTH(dio_r, FN_DIO_R, fn_dio_enter, fn_dio_exit)
+BDT_FN_BOTH(dio_cmpl, FN_DIO_CMPL, fn_dio_cmpl_enter, fn_dio_cmpl_exit)
+BDT_FN_BOTH(get_ext, FN_GET_EXT, fn_get_extent_enter, fn_get_extent_exit)
+BDT_FN_EXIT(em_add, FN_EM_ADD, fn_em_add_exit)
+BDT_FN_ENTER(oe_fin, fn_oe_finish_enter)
+BDT_FN_BOTH(eb_free, FN_EB_FREE, fn_eb_free_enter, fn_eb_free_exit)
+BDT_FN_EXIT(eb_find, FN_EB_FIND, fn_eb_find_exit)
+BDT_FN_ENTER(eb_rel, fn_eb_release_enter)
+BDT_FN_BOTH(reloc, FN_RELOC, fn_reloc_enter, fn_reloc_exit)
+BDT_FN_EXIT(csum, FN_CSUM, fn_csum_exit)

@@ -87,6 +87,7 @@ struct btrfs_fs_devices {
 struct btrfs_fs_info {
 	struct btrfs_fs_devices *fs_devices;
 	struct super_block *sb;
+	u32 sectorsize;
 };
 
 struct btrfs_key {
@@ -145,7 +146,10 @@ struct extent_map___old {
 	unsigned long flags;
 };
 
+/* ->inode is a struct inode * before 6.3 and a struct btrfs_inode * since:
+ * the loader tells the programs which (rodata oe_inode_is_btrfs). */
 struct btrfs_ordered_extent {
+	void *inode;
 	u64 file_offset;
 	u64 num_bytes;
 	u64 disk_bytenr;
@@ -164,6 +168,26 @@ struct btrfs_block_group {
 	u64 start;
 	u64 length;
 	u64 flags;
+};
+
+struct extent_buffer {
+	u64 start;
+	unsigned long bflags;
+	struct btrfs_fs_info *fs_info;
+	struct { int counter; } refs; /* atomic_t */
+};
+
+/* The kiocb and error of a DIO request at iomap_dio_complete() (freed there). */
+struct iomap_dio {
+	struct kiocb *iocb;
+	int error;
+};
+
+/* btrfs_bio: file_offset and mirror_num since 6.0; ->inode since 6.3. */
+struct btrfs_bio {
+	struct btrfs_inode *inode;
+	u64 file_offset;
+	unsigned int mirror_num;
 };
 
 struct vm_area_struct {
@@ -188,10 +212,14 @@ struct task_struct {
 	char comm[16];
 };
 
+/* x86_64: kprobe arguments 1-5 in di, si, dx, cx, r8; return value in ax */
 struct pt_regs {
-	unsigned long di;
-	unsigned long si;
+	unsigned long r8;
+	unsigned long ax;
+	unsigned long cx;
 	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
 	unsigned long orig_ax;
 };
 

@@ -178,6 +178,10 @@ struct bdt_raw_event {
 	bdt_u8 source;         /* enum bdt_source */
 	bdt_u32 flags;         /* BDT_F_* */
 	bdt_u8 fsid[BDT_FSID_LEN];
+	/* Error origin: kernel stack id + 1 in the `stacks` map (0: none), set when
+	 * a hooked function returned -EEXIST/-EIO for a traced DIO request or a
+	 * checksum check failed. Fills what was padding: the layout is unchanged. */
+	bdt_u32 stack_id;
 	bdt_u64 dev;           /* kernel dev_t (MKDEV) of the subvolume (st_dev) */
 	bdt_u64 sb_dev;        /* kernel dev_t of the superblock */
 	bdt_u64 ino;

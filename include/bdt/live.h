@@ -67,6 +67,10 @@ class LiveSession {
   // Things the user should know that did not stop the session (one line each),
   // e.g. a hook that could not attach is in hooks(); this is for the rest.
   virtual std::vector<std::string> warnings() const { return {}; }
+  // The kernel stack behind an Event::stack_id (error origin), innermost frame
+  // first, symbolized from /proc/kallsyms ("func+0x1a [module]"); empty when
+  // the id is 0, unknown, or the stack was evicted from the kernel map.
+  virtual std::vector<std::string> stack(uint32_t /*stack_id*/) const { return {}; }
 };
 
 struct DoctorReport {

@@ -153,11 +153,6 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
         "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: {}); btrfs-dio-trace needs a kernel "
         "built with CONFIG_DEBUG_INFO_BTF=y",
         btf.error()));
-  if (opts.backend == Backend::Fentry || opts.backend == Backend::Kprobe)
-    throw KernelError(fmt::format(
-        "the {} backend is not available in this version; use --backend auto or tracepoint "
-        "(see `btrfs-dio-trace doctor`)",
-        opts.backend == Backend::Fentry ? "fentry" : "kprobe"));
   if (opts.comms.size() > 64) throw InputError("--comm: at most 64 names");
   if (opts.pids.size() > 1024) throw InputError("--pid: at most 1024 processes");
   for (const auto& c : opts.comms)
@@ -185,31 +180,96 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
   } cgroup_guard{cgroup_fd};
 
   libbpf_set_print(libbpf_print);
-  g_libbpf_log.clear();
   struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
   setrlimit(RLIMIT_MEMLOCK, &rl);  // kernels < 5.11 charge BPF memory to memlock
 
+  // Function hooks: what the kernel allows (fentry probe, kprobe PMU, kallsyms).
+  const auto env = loader::probe_env(btf, opts.backend);
+  if (opts.backend == Backend::Fentry && !env.fentry_ok)
+    throw KernelError(fmt::format("--backend fentry: {}; use --backend auto (falls back to "
+                                  "kprobes or tracepoints) or see `btrfs-dio-trace doctor`",
+                                  env.fentry_why));
+  if (opts.backend == Backend::Kprobe && !env.kprobe_ok)
+    throw KernelError(fmt::format("--backend kprobe: {}; use --backend auto or see "
+                                  "`btrfs-dio-trace doctor`",
+                                  env.kprobe_why));
+  const auto tp_base = loader::plan_tracepoints(btf);
+  std::vector<loader::FnPlan> fplan;
+  {
+    auto tp = tp_base;
+    fplan = loader::plan_functions(btf, env, opts.backend, tp);
+  }
+
   auto s = std::make_unique<BpfSession>();
-  s->skel = bdt_bpf__open();
-  if (!s->skel)
-    throw KernelError(fmt::format("cannot open the BPF object: {}", std::strerror(errno)));
   uint32_t mask = 0;
   s->flags = flag_maps_from_btf(btf, &mask);
   if (!s->flags.ordered.loaded)
     s->warnings.push_back("no BTRFS_ORDERED_* enumerators in kernel BTF: ordered-extent flags "
                           "will be reported empty");
-  s->skel->rodata->filter_pid = !opts.pids.empty();
-  s->skel->rodata->filter_comm = !opts.comms.empty();
-  s->skel->rodata->filter_cgroup = cgroup_fd >= 0;
-  s->skel->rodata->filter_sb = static_cast<uint32_t>(sb);
-  s->skel->rodata->em_compress_mask = mask;
-  bpf_map__set_max_entries(s->skel->maps.events, ring_size(opts.ringbuf_bytes));
+  uint32_t ioerr_bit = 64, stale_bit = 64;
+  btf.for_each_enumerator([&](std::string_view name, int64_t value) {
+    if (name == "BTRFS_ORDERED_IOERR" && value >= 0 && value < 64) ioerr_bit = static_cast<uint32_t>(value);
+    if (name == "EXTENT_BUFFER_STALE" && value >= 0 && value < 64) stale_bit = static_cast<uint32_t>(value);
+  });
+  const char* eb_all_env = std::getenv("BDT_EB_ALL");
+  const bool eb_all = eb_all_env && *eb_all_env && std::string_view(eb_all_env) != "0";
 
-  auto plan = loader::plan_tracepoints(btf);
-  loader::apply_plan(s->skel->obj, plan);
-  if (int err = bdt_bpf__load(s->skel))
+  std::vector<loader::HookPlan> plan;
+  for (int attempt = 0;; ++attempt) {
+    plan = tp_base;
+    loader::drop_replaced_tracepoints(fplan, plan);
+    if (s->skel) {
+      bdt_bpf__destroy(s->skel);
+      s->skel = nullptr;
+    }
+    s->skel = bdt_bpf__open();
+    if (!s->skel)
+      throw KernelError(fmt::format("cannot open the BPF object: {}", std::strerror(errno)));
+    auto* ro = s->skel->rodata;
+    ro->filter_pid = !opts.pids.empty();
+    ro->filter_comm = !opts.comms.empty();
+    ro->filter_cgroup = cgroup_fd >= 0;
+    ro->filter_sb = static_cast<uint32_t>(sb);
+    ro->em_compress_mask = mask;
+    ro->ge_folio_args = btf.func_nargs("btrfs_get_extent") == 4;
+    ro->oe_inode_is_btrfs = btf.member_struct("btrfs_ordered_extent", "inode") == "btrfs_inode";
+    ro->oe_ioerr_bit = ioerr_bit;
+    ro->eb_stale_bit = stale_bit;
+    ro->eb_all = eb_all;
+    for (const auto& fp : fplan) {
+      const std::string_view c = fp.candidate;
+      if (c == "add_extent_mapping")
+        ro->em_add_layout = btf.func_param_struct("add_extent_mapping", 0) == "btrfs_inode" ? 1 : 0;
+      else if (c == "btrfs_add_extent_mapping")
+        ro->em_add_layout =
+            btf.func_param_struct("btrfs_add_extent_mapping", 0) == "btrfs_inode" ? 3 : 2;
+      else if (c == "btrfs_data_csum_ok")
+        ro->csum_layout = 1;
+    }
+    bpf_map__set_max_entries(s->skel->maps.events, ring_size(opts.ringbuf_bytes));
+    loader::apply_plan(s->skel->obj, plan);
+    loader::apply_fn_plan(s->skel->obj, fplan);
+    g_libbpf_log.clear();
+    const int err = bdt_bpf__load(s->skel);
+    if (!err) break;
+    // A function program the kernel refused (missing function, too many
+    // arguments for a trampoline, ...): downgrade that hook and load again.
+    std::string failed;
+    for (size_t pos = 0; (pos = g_libbpf_log.find("prog '", pos)) != std::string::npos;) {
+      pos += 6;
+      auto q = g_libbpf_log.find('\'', pos);
+      if (q == std::string::npos) break;
+      failed = g_libbpf_log.substr(pos, q - pos);
+    }
+    const std::string why = -err == 524 ? std::string("ENOTSUPP (e.g. too many arguments for a trampoline)")
+                                        : std::string(std::strerror(-err));
+    if (attempt < 24 && !failed.empty() && loader::downgrade(fplan, env, opts.backend, failed, why)) {
+      s->warnings.push_back(fmt::format("program {} refused at load ({}); hook downgraded", failed, why));
+      continue;
+    }
     throw KernelError(fmt::format("the kernel refused the BPF programs ({}): {}",
                                   std::strerror(-err), libbpf_tail()));
+  }
 
   const uint8_t one = 1;
   for (uint32_t pid : opts.pids)
@@ -228,9 +288,11 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
   }
   s->lost_fd = bpf_map__fd(s->skel->maps.lost);
 
+  s->stacks_fd = bpf_map__fd(s->skel->maps.stacks);
   s->hooks = loader::attach_plan(s->skel->obj, plan, s->links);
+  loader::attach_fn_plan(s->skel->obj, fplan, s->links, s->hooks);
   if (s->attached() == 0)
-    throw KernelError("no tracepoint could be attached on this kernel; run `btrfs-dio-trace "
+    throw KernelError("no hook could be attached on this kernel; run `btrfs-dio-trace "
                       "doctor` for the reasons");
   if (sample) {
     s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), sample, ctx, nullptr);

@@ -38,6 +38,7 @@ struct BpfSession {
   std::vector<HookStatus> hooks;
   FlagMaps flags;
   int lost_fd = -1;
+  int stacks_fd = -1;  // kernel stacks of error origins (BPF_MAP_TYPE_STACK_TRACE)
   std::vector<std::string> warnings;
 
   BpfSession() = default;

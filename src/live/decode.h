@@ -95,6 +95,7 @@ inline bool decode_raw(const bdt_raw_event& r, const FlagMaps& fm, Event& out) {
   out.ino = (r.flags & BDT_F_HAS_DEV) ? r.ino : 0;
   out.vm = {};
   out.image = {};
+  out.stack_id = r.stack_id;
   const uint32_t f = r.flags;
   switch (r.type) {
     case BDT_EV_DIO_BEGIN: {

@@ -3,7 +3,15 @@
 #include <bpf/libbpf.h>
 #include <time.h>
 
+#include <bpf/bpf.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include <fmt/core.h>
 
 #include "bdt/live.h"
 #include "live/bpf_session.h"
@@ -34,7 +42,11 @@ class TracepointSession final : public LiveSession {
   }
 
   int poll(int timeout_ms, const std::function<void(const Event&)>& cb) override {
+    // The BPF side wakes us only once a batch is queued (bdt_submit), so a
+    // timed-out poll still drains whatever arrived meanwhile.
     int err = ring_buffer__poll(bpf_->rb, timeout_ms);
+    if (err < 0 && err != -EINTR) return err;
+    if (err == 0) err = ring_buffer__consume(bpf_->rb);
     if (err < 0 && err != -EINTR) return err;
     return static_cast<int>(held_.release(clock_ns(CLOCK_MONOTONIC), cb));
   }
@@ -66,6 +78,20 @@ class TracepointSession final : public LiveSession {
 
   std::vector<std::string> warnings() const override { return bpf_->warnings; }
 
+  std::vector<std::string> stack(uint32_t stack_id) const override {
+    std::vector<std::string> out;
+    if (stack_id == 0 || bpf_->stacks_fd < 0) return out;
+    uint64_t ips[32] = {};  // BDT_STACK_DEPTH in bdt.bpf.c
+    const uint32_t key = stack_id - 1;
+    if (bpf_map_lookup_elem(bpf_->stacks_fd, &key, ips) != 0) return out;
+    std::call_once(syms_once_, [this] { load_kallsyms(); });
+    for (uint64_t ip : ips) {
+      if (!ip) break;
+      out.push_back(symbolize(ip));
+    }
+    return out;
+  }
+
  private:
   static int on_sample(void* ctx, void* data, size_t size) {
     auto* self = static_cast<TracepointSession*>(ctx);
@@ -84,6 +110,37 @@ class TracepointSession final : public LiveSession {
     return 0;
   }
 
+  struct Sym {
+    uint64_t addr;
+    std::string name;  // "func" or "func [module]"
+  };
+  void load_kallsyms() const {
+    std::ifstream in("/proc/kallsyms");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::string addr, type, name, mod;
+      if (!(ls >> addr >> type >> name)) continue;
+      if (type != "t" && type != "T") continue;
+      ls >> mod;
+      const uint64_t a = std::strtoull(addr.c_str(), nullptr, 16);
+      if (!a) continue;  // addresses hidden (kptr_restrict)
+      syms_.push_back({a, mod.empty() ? name : name + " " + mod});
+    }
+    std::sort(syms_.begin(), syms_.end(), [](const Sym& x, const Sym& y) { return x.addr < y.addr; });
+  }
+  std::string symbolize(uint64_t ip) const {
+    auto it = std::upper_bound(syms_.begin(), syms_.end(), ip,
+                               [](uint64_t v, const Sym& s) { return v < s.addr; });
+    if (it == syms_.begin()) return fmt::format("{:#x}", ip);
+    --it;
+    const auto sp = it->name.find(' ');
+    if (sp == std::string::npos) return fmt::format("{}+{:#x}", it->name, ip - it->addr);
+    return fmt::format("{}+{:#x}{}", it->name.substr(0, sp), ip - it->addr, it->name.substr(sp));
+  }
+
+  mutable std::once_flag syms_once_;
+  mutable std::vector<Sym> syms_;
   live::ReorderBuffer held_;
   std::unique_ptr<live::BpfSession> bpf_;
   uint64_t decoded_ = 0, unknown_ = 0;

@@ -28,11 +28,21 @@ class KernelBtf {
   bool has_func(const std::string& name) const;
   bool has_struct(const std::string& name) const;
   bool has_tracepoint_type(const std::string& tp) const { return has_typedef("btf_trace_" + tp); }
+  // Function prototypes (vmlinux or btrfs module): number of parameters (-1 if
+  // the function is not in BTF), and the struct a pointer parameter points to
+  // ("" when not a pointer to a named struct).
+  int func_nargs(const std::string& func) const;
+  std::string func_param_struct(const std::string& func, int idx) const;
+  // The struct a pointer member points to, e.g. ("btrfs_ordered_extent", "inode").
+  std::string member_struct(const std::string& strct, const std::string& member) const;
   // Calls f(name, value) for every enumerator of every enum (vmlinux + btrfs).
   void for_each_enumerator(const std::function<void(std::string_view, int64_t)>& f) const;
 
  private:
   bool has(const std::string& name, int kind) const;
+  // The BTF holding name (module first: its lookups cover vmlinux too) and the id.
+  const struct btf* find(const std::string& name, int kind, int* id) const;
+  std::string pointee_struct(const struct btf* b, unsigned type_id) const;
   struct btf* vmlinux_ = nullptr;
   struct btf* btrfs_ = nullptr;
   std::string error_;

@@ -1,0 +1,34 @@
+// What the running kernel allows for function hooks, learned by trying:
+// an empty fentry program loaded and attached for a moment (the same test as
+// libbpf-tools' fentry_can_attach, written for this project), the kprobe PMU,
+// and the exact symbol names in /proc/kallsyms.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+
+namespace bdt::loader {
+
+struct MechProbe {
+  bool ok = false;
+  std::string reason;  // what was probed, or why not
+};
+
+// Loads and attaches an empty fentry program on func, then detaches.
+MechProbe probe_fentry(const std::string& func);
+// Loads and attaches an empty kprobe on func, then detaches.
+MechProbe probe_kprobe(const std::string& func);
+// Is there a kprobe PMU (/sys/bus/event_source/devices/kprobe)?
+bool kprobe_pmu();
+
+// For every wanted function name: the symbol to attach a kprobe to, from
+// /proc/kallsyms. An exact match wins; otherwise a ThinLTO rename
+// "name.llvm.NNNN". Compiler split parts (.cold, .part.N, .isra.N,
+// .constprop.N) are never taken for the function itself.
+std::map<std::string, std::string> kallsyms_resolve(const std::set<std::string>& wanted);
+// The same, on the text of a kallsyms file (unit-testable).
+std::map<std::string, std::string> kallsyms_resolve_text(const std::string& text,
+                                                         const std::set<std::string>& wanted);
+
+}  // namespace bdt::loader
