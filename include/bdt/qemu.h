@@ -1,0 +1,302 @@
+// --qemu: find QEMU hypervisor processes, name the VM and disk image behind
+// each traced inode, and keep per-VM / per-image statistics.
+//
+// Everything here is userspace only (no libbpf): discovery reads a /proc tree
+// (parameterized so that tests use a fake one), the attributor labels Events
+// and Findings, the stats collector turns events into per-VM tables.
+// Implemented in src/qemu; documented in docs/qemu.md.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "bdt/event.h"
+#include "bdt/finding.h"
+#include "bdt/trace_reader.h"  // InputError, StringTable
+
+namespace bdt::qemu {
+
+// ---- command line -------------------------------------------------------------
+
+// QEMU's "key=value,key=value" option syntax (QemuOpts): ",," is a literal
+// comma; a first element without '=' takes implied_key ("guest" for -name,
+// "" = none: then the element becomes key=<element>, value "on").
+std::vector<std::pair<std::string, std::string>> parse_opts(std::string_view s,
+                                                            std::string_view implied_key = {});
+
+// A disk image as the command line names it.
+struct DriveSpec {
+  std::string path;    // filename as given ("/dev/fdset/N" when libvirt passed an fd)
+  std::string option;  // "-drive", "-blockdev", "-hda", ...
+  std::string format;  // "raw", "qcow2", ... ("" = not said)
+  std::string cache;   // "none", "writeback", "writethrough", "directsync", "unsafe" ("" = not said)
+  std::string aio;     // "threads", "native", "io_uring" ("" = not said)
+  std::optional<bool> direct;  // O_DIRECT (cache.direct or implied by cache=), nullopt = not said
+  bool read_only = false;
+  std::string node_name;  // -blockdev node-name / -drive id
+};
+
+struct CommandLine {
+  std::string vm_name;  // "" when there is no -name
+  std::vector<DriveSpec> drives;
+};
+
+// Parses a QEMU argv (argv[0] included). Never throws: unknown options are
+// ignored, malformed -blockdev JSON is skipped.
+CommandLine parse_command_line(const std::vector<std::string>& argv);
+
+// ---- discovery ------------------------------------------------------------------
+
+// Filesystem type name for statfs f_type ("btrfs", "ext4", "xfs", "tmpfs",
+// ..., or "0x1234abcd" when unknown). ext2/3/4 share a magic: "ext4".
+std::string fs_type_name(uint64_t f_type);
+inline constexpr uint64_t kBtrfsMagic = 0x9123683E;
+
+// stat + statfs of a path (follows symlinks, so "/proc/PID/fd/N" gives the
+// open file). Injectable so tests can pretend a file is on btrfs.
+struct FileId {
+  bool ok = false;
+  int error = 0;  // errno when !ok
+  uint64_t dev = 0, ino = 0;
+  bool regular = false;
+  uint64_t fs_magic = 0;
+};
+using StatFn = std::function<FileId(const std::string& path)>;
+FileId real_stat(const std::string& path);
+
+struct DiscoverOptions {
+  std::string proc_root = "/proc";
+  StatFn stat = real_stat;  // never empty
+};
+
+struct Image {
+  std::string path;   // absolute path of the image file
+  uint64_t dev = 0, ino = 0;  // st_dev / st_ino as stat(2) reports them (0 if unknown)
+  bool on_btrfs = false;      // traced: events on (dev, ino) are labelled with this image
+  std::string fs_type;        // "btrfs", "ext4", ... ("" when stat failed)
+  std::string reason;         // why not traced ("not on btrfs (ext4)", "cannot stat: ..."), "" if traced
+  std::string cache, aio, format;  // from the command line ("" = not said)
+  std::optional<bool> direct;      // O_DIRECT: from fdinfo flags when open, else the command line
+  bool read_only = false;
+  bool open = false;          // the process has it open (/proc/PID/fd)
+  std::string source;         // "-drive", "-blockdev", "-hda", ..., or "fd" (open, not on the command line)
+};
+
+struct Thread {
+  uint32_t tid = 0;
+  std::string comm;  // "qemu-system-x86", "CPU 0/KVM", "IO iothread0", "iou-wrk-812", ...
+};
+
+struct QemuProcess {
+  uint32_t pid = 0;
+  uint64_t start_time = 0;  // /proc/PID/stat starttime (clock ticks): tells a reused pid apart
+  std::string comm;         // /proc/PID/comm
+  std::string exe;          // readlink /proc/PID/exe ("" if not readable)
+  std::string vm;           // VM name: -name, else "pid-<PID>"
+  bool named = false;       // vm came from -name
+  std::vector<std::string> argv;
+  std::vector<Image> images;
+  std::vector<Thread> threads;
+
+  size_t traced_images() const;
+};
+
+// True when argv[0] / exe / comm name a QEMU system emulator
+// (qemu-system-*, qemu-kvm, also as a full path as libvirt starts them).
+bool looks_like_qemu(std::string_view comm, std::string_view exe, std::string_view argv0);
+
+// Every QEMU process under opts.proc_root, by pid. Processes that vanish
+// while being read are skipped. Throws KernelError-free: unreadable details
+// (exe, fd of another user's process) are left empty / reasoned.
+std::vector<QemuProcess> discover(const DiscoverOptions& opts = {});
+
+// One pid. Throws InputError with a one-line reason when the pid does not
+// exist ("no process 123") or is not QEMU ("process 123 (bash, /usr/bin/bash)
+// is not a QEMU process (qemu-system-*)").
+QemuProcess inspect(uint32_t pid, const DiscoverOptions& opts = {});
+
+// ---- watcher --------------------------------------------------------------------
+
+struct WatchDiff {
+  std::vector<QemuProcess> added;    // new since the last scan
+  std::vector<QemuProcess> removed;  // gone (or the pid was reused by another process)
+  std::vector<QemuProcess> changed;  // still running, but its traced image set changed (hotplug)
+  bool empty() const { return added.empty() && removed.empty() && changed.empty(); }
+};
+
+// Polls /proc every interval_ms (poll(now_ms) is cheap between scans).
+class Watcher {
+ public:
+  explicit Watcher(DiscoverOptions opts = {}, uint64_t interval_ms = 1000);
+  // Scans when interval_ms have passed since the last scan (the first call
+  // always scans) and returns what changed; empty otherwise.
+  WatchDiff poll(uint64_t now_ms);
+  WatchDiff scan();  // scan now
+  const std::map<uint32_t, QemuProcess>& current() const { return current_; }
+  std::vector<uint32_t> pids() const;
+  uint64_t scans() const { return scans_; }
+
+ private:
+  DiscoverOptions opts_;
+  uint64_t interval_ms_;
+  std::optional<uint64_t> last_ms_;
+  uint64_t scans_ = 0;
+  std::map<uint32_t, QemuProcess> current_;
+};
+
+// ---- attribution ------------------------------------------------------------------
+
+// Labels events and findings with the VM name and image path. Events of a
+// VM's pid get its name; an event on (dev, ino) of a traced image gets the
+// image path (and the VM's name, even when a kernel worker emitted it).
+// The views it writes into Event::vm/image point into its own string table:
+// they stay valid as long as the Attributor lives, also after remove().
+class Attributor {
+ public:
+  void add(const QemuProcess& p);  // add or replace (same pid)
+  void remove(uint32_t pid);
+  void apply(Event& ev) const;     // no allocation
+  void apply(Finding& f) const;
+  bool knows_pid(uint32_t pid) const { return by_pid_.count(pid) != 0; }
+  size_t vms() const { return by_pid_.size(); }
+  size_t strings() const { return strings_.size(); }
+
+ private:
+  struct ImageRef {
+    std::string_view vm, path;
+    uint32_t pid;
+  };
+  struct DevIno {
+    uint64_t dev, ino;
+    bool operator==(const DevIno&) const = default;
+  };
+  struct DevInoHash {
+    size_t operator()(const DevIno& k) const { return std::hash<uint64_t>()(k.dev * 0x9E3779B97F4A7C15ull ^ k.ino); }
+  };
+  bool lookup(uint32_t pid, uint64_t dev, uint64_t ino, std::string_view& vm,
+              std::string_view& image) const;
+  StringTable strings_;
+  std::unordered_map<uint32_t, std::string_view> by_pid_;
+  std::unordered_map<DevIno, ImageRef, DevInoHash> by_file_;
+};
+
+// ---- statistics --------------------------------------------------------------------
+
+// Latency histogram with log2 buckets: bucket 0 holds 0 and 1 ns, bucket i
+// (i >= 1) holds [2^i, 2^(i+1)) ns. Accepts single values or pre-bucketed
+// counts (as the kernel will provide them).
+class Log2Histogram {
+ public:
+  static constexpr int kBuckets = 64;
+  static int bucket_of(uint64_t v);
+  static uint64_t bucket_low(int b);   // smallest value in bucket b
+  static uint64_t bucket_high(int b);  // largest value in bucket b
+  void add(uint64_t v);
+  void add_bucket(int b, uint64_t n);  // pre-bucketed; b out of range is clamped
+  void merge(const Log2Histogram& o);
+  uint64_t count() const { return count_; }
+  uint64_t max() const { return max_; }  // exact for add(); bucket high for add_bucket()
+  // Value at or below which fraction q (0..1) of the samples lie: the upper
+  // bound of the bucket holding that rank (never above max()); 0 when empty.
+  uint64_t percentile(double q) const;
+  const std::array<uint64_t, kBuckets>& buckets() const { return b_; }
+
+ private:
+  std::array<uint64_t, kBuckets> b_{};
+  uint64_t count_ = 0, max_ = 0;
+};
+
+struct ImageStats {
+  uint64_t reads = 0, writes = 0;            // DIO requests (dio_begin)
+  uint64_t read_bytes = 0, write_bytes = 0;  // bytes done (from dio_end ret)
+  uint64_t errors = 0;                       // dio_end with ret < 0 or error != 0
+  uint64_t short_writes = 0;                 // write dio_end with 0 <= done < count
+  uint64_t buffered_fallback = 0;            // dio-buffered-fallback findings
+  std::map<std::string, uint64_t> findings;  // by detector
+  Log2Histogram read_lat, write_lat;         // ns
+  void merge(const ImageStats& o);
+};
+
+struct StatsRow {
+  std::string vm, image;  // image "" = the VM's I/O on files that are not its images
+  ImageStats s;
+};
+
+enum class SortBy { Vm, Requests };
+
+struct StatsCounters {
+  uint64_t inflight = 0, inflight_cap = 0;
+  uint64_t evicted = 0;        // in-flight requests dropped to stay within the cap
+  uint64_t unmatched_ends = 0; // dio_end without a dio_begin (started before tracing, evicted)
+};
+
+// Per-VM, per-image statistics from attributed events (events without a vm
+// are ignored). Keeps a cumulative table (the summary) and an interval table
+// (reset by take_interval(), for --interval). Memory is bounded: in-flight
+// requests live in a fixed table of max_inflight slots; when a slot set is
+// full the oldest request is evicted (counted).
+class StatsCollector {
+ public:
+  explicit StatsCollector(size_t max_inflight = 16384);
+  void on_event(const Event& ev);
+  void on_finding(const Finding& f);
+  // A latency the kernel measured (pre-bucketed histograms use add_buckets).
+  void on_latency(std::string_view vm, std::string_view image, bool write, uint64_t ns);
+  void add_buckets(std::string_view vm, std::string_view image, bool write, int bucket,
+                   uint64_t n);
+  std::vector<StatsRow> total(SortBy by = SortBy::Vm) const;
+  std::vector<StatsRow> take_interval(SortBy by = SortBy::Vm);  // and reset the interval
+  StatsCounters counters() const;
+
+ private:
+  struct Slot {
+    bool used = false, aio = false, write = false;
+    uint32_t tid = 0, pid = 0;
+    uint64_t dev = 0, ino = 0, pos = 0, count = 0, done_before = 0, ts = 0;
+    std::string_view vm, image;
+  };
+  struct Key {
+    std::string_view vm, image;
+  };
+  struct KeyLess {
+    using is_transparent = void;
+    bool operator()(const std::pair<std::string, std::string>& a,
+                    const std::pair<std::string, std::string>& b) const { return a < b; }
+    bool operator()(const Key& a, const std::pair<std::string, std::string>& b) const {
+      return std::pair(a.vm, a.image) < std::pair<std::string_view, std::string_view>(b.first, b.second);
+    }
+    bool operator()(const std::pair<std::string, std::string>& a, const Key& b) const {
+      return std::pair<std::string_view, std::string_view>(a.first, a.second) < std::pair(b.vm, b.image);
+    }
+  };
+  using Table = std::map<std::pair<std::string, std::string>, ImageStats, KeyLess>;
+  template <class F> void update(std::string_view vm, std::string_view image, F&& f);
+  Slot* find_sync(uint32_t tid, uint64_t dev, uint64_t ino);
+  Slot* find_aio(uint32_t pid, uint64_t dev, uint64_t ino, uint64_t pos);
+  void insert(const Slot& s, uint64_t hash);
+  static std::vector<StatsRow> rows(const Table& t, SortBy by);
+
+  Table total_, interval_;
+  std::vector<Slot> slots_;  // set-associative: kWays slots per set
+  size_t sets_ = 0;
+  uint64_t inflight_ = 0, evicted_ = 0, unmatched_ = 0;
+};
+
+// Text table (aligned columns, latencies in human units) for --interval and
+// the summary. title "" = no title line.
+std::string render_text(const std::vector<StatsRow>& rows, std::string_view title = {});
+// One JSON object: {"type":"vm_stats", "interval_s"?: ..., "vms":[{vm, image, reads, ...}]}.
+// interval_s < 0: omitted (summary).
+std::string render_json(const std::vector<StatsRow>& rows, double interval_s = -1);
+// A list of the VMs found (for the startup message / `--qemu` with nothing traced).
+std::string describe(const std::vector<QemuProcess>& vms);
+
+}  // namespace bdt::qemu
