@@ -17,6 +17,13 @@ struct TraceArgs {
   double stall_threshold_s = 30;
   std::string record;
   bool quiet_header = false;
+  // --snapshot-dir: anomaly snapshots (docs/timeline.md); empty = off.
+  std::string snapshot_dir;
+  double snapshot_seconds = 5;
+  unsigned snapshot_max = 20;
+  double snapshot_interval_s = 10;
+  uint64_t snapshot_max_mib = 64;
+  uint64_t snapshot_events = 1'000'000;
 };
 struct ReplayArgs {
   std::string file;

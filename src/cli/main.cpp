@@ -28,6 +28,7 @@ Backend backend_from(const std::string& s) {
   return Backend::Auto;
 }
 const std::vector<std::string> kFormats{"text", "json"};
+const std::vector<std::string> kFormatsChrome{"text", "json", "chrome"};
 const std::vector<std::string> kBackends{"auto", "fentry", "kprobe", "tracepoint"};
 
 // Messages are printed with one "btrfs-dio-trace: " prefix.
@@ -76,6 +77,23 @@ int main(int argc, char** argv) {
                     "Seconds before an in-flight self-mapped DIO write counts as stuck (default 30)")
       ->check(CLI::PositiveNumber);
   trace->add_option("--record", ta.record, "Save every event to FILE (binary, for replay/dump)");
+  trace->add_option("--snapshot-dir", ta.snapshot_dir,
+                    "When a finding fires, write the last seconds of events and the finding to a "
+                    "JSON-lines file in DIR (read by replay/dump)");
+  trace->add_option("--snapshot-seconds", ta.snapshot_seconds,
+                    "Seconds of events before the finding a snapshot holds (default 5)")
+      ->check(CLI::PositiveNumber);
+  trace->add_option("--snapshot-max", ta.snapshot_max, "Most snapshot files written (default 20)")
+      ->check(CLI::Range(1u, 100000u));
+  trace->add_option("--snapshot-interval", ta.snapshot_interval_s,
+                    "At most one snapshot per detector in this many seconds (default 10)")
+      ->check(CLI::NonNegativeNumber);
+  trace->add_option("--snapshot-max-mb", ta.snapshot_max_mib,
+                    "Size cap of one snapshot file in MiB; the oldest events are left out beyond it (default 64)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{65536}));
+  trace->add_option("--snapshot-events", ta.snapshot_events,
+                    "Most events kept for snapshots (default 1000000)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000'000}));
   uint32_t rb_mib = 8;
   trace->add_option("--ringbuf-size", rb_mib, "BPF ring buffer size in MiB (power of two)")
       ->check(CLI::Range(1u, 1024u));
@@ -84,7 +102,9 @@ int main(int argc, char** argv) {
   auto* replay = app.add_subcommand("replay", "Run the detectors over a recorded trace");
   replay->add_option("FILE", ra.file, "JSON-lines or binary record file ('-' = stdin)")->required();
   std::string replay_format = "text";
-  replay->add_option("--format", replay_format, "text|json")->check(CLI::IsMember(kFormats));
+  replay->add_option("--format", replay_format,
+                     "text|json|chrome (chrome: a timeline of the events with the findings replay computes)")
+      ->check(CLI::IsMember(kFormatsChrome));
   replay->add_flag("--events", ra.events, "Also print every event");
   replay->add_option("--stall-threshold", ra.stall_threshold_s, "Seconds (default 30)")
       ->check(CLI::PositiveNumber);
@@ -98,10 +118,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(kBackends));
 
   DumpArgs dua;
-  auto* dump = app.add_subcommand("dump", "Print a saved trace (binary record or JSON lines)");
+  auto* dump = app.add_subcommand("dump", "Print a saved trace (binary record, JSON lines or snapshot)");
   dump->add_option("FILE", dua.file, "Recorded trace file")->required();
   std::string dump_format = "text";
-  dump->add_option("--format", dump_format, "text|json")->check(CLI::IsMember(kFormats));
+  dump->add_option("--format", dump_format,
+                   "text|json|chrome (chrome: trace-event timeline for ui.perfetto.dev or chrome://tracing)")
+      ->check(CLI::IsMember(kFormatsChrome));
   dump->add_flag("--salvage", dua.salvage, "Read the valid prefix of a damaged binary record");
 
   DemoArgs dea;

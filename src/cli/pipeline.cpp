@@ -13,6 +13,7 @@ void Pipeline::on_event(const Event& ev) {
   if (t < std::size(by_type_)) ++by_type_[t];
   if (ev.ts_ns > last_ts_) last_ts_ = ev.ts_ns;
   if (recorder_) recorder_->write(ev);
+  if (snap_) snap_->on_event(ev);
   if (opts_.print_events) sink_->event(ev);
   scratch_.clear();
   engine_.feed(ev, scratch_);
@@ -35,6 +36,31 @@ void Pipeline::emit(Findings& fs) {
     ++findings_total_;
     ++findings_by_[f.detector + "/" + std::string(to_string(f.level))];
     sink_->finding(f);
+    if (snap_) snapshot(f);
+  }
+}
+
+void Pipeline::snapshot(const Finding& f) {
+  auto r = snap_->on_finding(f);
+  using W = SnapshotResult::What;
+  switch (r.what) {
+    case W::Written:
+      fmt::print(stderr, "btrfs-dio-trace: snapshot for {}/{}: {} ({} events{})\n", f.detector, f.kind,
+                 r.path, r.events,
+                 r.left_out ? fmt::format(", {} oldest left out for the size cap", r.left_out) : "");
+      break;
+    case W::RateLimited: break;
+    case W::LimitReached:
+      if (!snap_limit_said_)
+        fmt::print(stderr, "btrfs-dio-trace: snapshot limit reached ({} files): no more snapshots\n",
+                   snap_->written());
+      snap_limit_said_ = true;
+      break;
+    case W::Failed:
+      ++snap_failed_;
+      fmt::print(stderr, "btrfs-dio-trace: warning: snapshot for {}/{} not written: {}\n", f.detector,
+                 f.kind, r.error);
+      break;
   }
 }
 
@@ -52,6 +78,10 @@ void Pipeline::finish(uint64_t now_ns, Summary s) {
     s.notes.emplace_back(fmt::format("state {}", id),
                          fmt::format("{} entries (cap {}, evicted {})", st.entries, st.capacity,
                                      st.evicted));
+  if (snap_) {
+    s.notes.emplace_back("snapshots written", fmt::format("{}", snap_->written()));
+    if (snap_failed_) s.notes.emplace_back("snapshots failed", fmt::format("{}", snap_failed_));
+  }
   sink_->summary(s);
 }
 

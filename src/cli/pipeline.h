@@ -10,6 +10,7 @@
 #include "bdt/engine.h"
 #include "bdt/sink.h"
 #include "bdt/trace_reader.h"
+#include "sinks/snapshot.h"
 
 namespace bdt::cli {
 
@@ -22,6 +23,9 @@ class Pipeline {
  public:
   Pipeline(PipelineOptions opts, std::unique_ptr<Sink> sink);
   void set_recorder(std::unique_ptr<TraceWriter> w) { recorder_ = std::move(w); }
+  // --snapshot-dir: keep the last seconds of events, write them out when a
+  // finding fires (said on stderr).
+  void set_snapshotter(std::unique_ptr<Snapshotter> s) { snap_ = std::move(s); }
   void on_event(const Event& ev);
   void on_time(uint64_t now_ns);
   void on_lost(uint32_t cpu, uint64_t count) { sink_->lost(cpu, count); }
@@ -32,10 +36,14 @@ class Pipeline {
 
  private:
   void emit(Findings& fs);
+  void snapshot(const Finding& f);
   PipelineOptions opts_;
   std::unique_ptr<Sink> sink_;
   Engine engine_;
   std::unique_ptr<TraceWriter> recorder_;
+  std::unique_ptr<Snapshotter> snap_;
+  bool snap_limit_said_ = false;
+  uint64_t snap_failed_ = 0;
   Findings scratch_;
   uint64_t events_total_ = 0;
   uint64_t by_type_[kEventTypeCount + 1] = {};

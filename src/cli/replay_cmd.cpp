@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/pipeline.h"
+#include "sinks/chrome.h"
 
 namespace bdt::cli {
 
@@ -11,11 +12,12 @@ int run_replay(const ReplayArgs& a) {
   auto reader = open_trace(a.file, a.salvage);
   const auto& h = reader->header();
   TimeBase tb{0, h.mono_to_realtime_ns};
-  std::unique_ptr<Sink> sink = a.format == Format::Json
-                                   ? make_json_sink(stdout)
-                                   : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
+  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout)
+                              : a.format == Format::Chrome ? make_chrome_sink(stdout, h)
+                                                           : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
   PipelineOptions po;
-  po.print_events = a.events;
+  // The timeline shows every event, with the findings replay computes.
+  po.print_events = a.events || a.format == Format::Chrome;
   po.detectors.stall_threshold_ns = static_cast<uint64_t>(a.stall_threshold_s * 1e9);
   po.detectors.kernel = h.kernel;  // the recorded kernel, not this one
   Pipeline pipe(po, std::move(sink));
@@ -46,18 +48,32 @@ int run_dump(const DumpArgs& a) {
   auto reader = open_trace(a.file, a.salvage);
   const auto& h = reader->header();
   TimeBase tb{0, h.mono_to_realtime_ns};
-  std::unique_ptr<Sink> sink =
-      a.format == Format::Json ? make_json_sink(stdout) : make_text_sink(stdout, tb, false);
+  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout)
+                              : a.format == Format::Chrome ? make_chrome_sink(stdout, h)
+                                                           : make_text_sink(stdout, tb, false);
   Event ev;
   bool first = true;
   while (reader->next(ev)) {
     if (first && tb.mono_to_realtime_ns == 0) {
       // Relative times need an origin: the first event.
       tb.origin_ns = ev.ts_ns;
-      if (a.format != Format::Json) sink = make_text_sink(stdout, tb, false);
+      if (a.format == Format::Text) sink = make_text_sink(stdout, tb, false);
     }
     first = false;
     sink->event(ev);
+  }
+  if (a.format == Format::Chrome) {
+    // The finding lines of a JSON-lines trace (a live --format json output, a
+    // snapshot) become instants: the reader skipped them, read them again.
+    if (reader->skipped_findings()) {
+      if (a.file == "-")
+        fmt::print(stderr, "btrfs-dio-trace: {} finding lines read from stdin are not in the timeline "
+                           "(give the file name, or use replay --format chrome)\n",
+                   reader->skipped_findings());
+      else
+        read_finding_lines(a.file, [&](const Finding& f) { sink->finding(f); });
+    }
+    sink->summary(Summary{});
   }
   sink->flush();
   if (auto why = reader->salvage_stop(); !why.empty())

@@ -4,7 +4,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include "bdt/kernel_version.h"
 #include "cli/commands.h"
@@ -47,6 +51,23 @@ int run_trace(const TraceArgs& a) {
   po.detectors.kernel = KernelVersion::running();
   Pipeline pipe(po, std::move(sink));
   if (!a.record.empty()) pipe.set_recorder(create_record(a.record, header));
+  if (!a.snapshot_dir.empty()) {
+    if (::mkdir(a.snapshot_dir.c_str(), 0750) != 0 && errno != EEXIST)
+      throw InputError(fmt::format("--snapshot-dir {}: cannot create: {}", a.snapshot_dir, strerror(errno)));
+    struct stat st {};
+    if (::stat(a.snapshot_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw InputError(fmt::format("--snapshot-dir {}: not a directory", a.snapshot_dir));
+    if (::access(a.snapshot_dir.c_str(), W_OK | X_OK) != 0)
+      throw InputError(fmt::format("--snapshot-dir {}: not writable: {}", a.snapshot_dir, strerror(errno)));
+    SnapshotOptions so;
+    so.dir = a.snapshot_dir;
+    so.seconds = a.snapshot_seconds;
+    so.max_files = a.snapshot_max;
+    so.min_interval_ns = static_cast<uint64_t>(a.snapshot_interval_s * 1e9);
+    so.max_bytes = a.snapshot_max_mib << 20;
+    so.max_events = a.snapshot_events;
+    pipe.set_snapshotter(std::make_unique<Snapshotter>(so, header));
+  }
 
   // Say what is attached, on stderr so stdout stays machine-readable.
   int attached = 0;
