@@ -136,14 +136,13 @@ uint64_t start_time_of(const std::string& stat) {
   return 0;
 }
 
-// O_DIRECT from /proc/PID/fdinfo/N "flags:\t0140002" (octal).
-std::optional<bool> fd_direct(const std::string& fdinfo) {
+// Open flags from /proc/PID/fdinfo/N "flags:\t02140002" (octal).
+std::optional<unsigned long> fd_flags(const std::string& fdinfo) {
   auto text = read_file(fdinfo);
   if (!text) return std::nullopt;
   auto p = text->find("flags:");
   if (p == std::string::npos) return std::nullopt;
-  unsigned long flags = std::strtoul(text->c_str() + p + 6, nullptr, 8);
-  return (flags & O_DIRECT) != 0;
+  return std::strtoul(text->c_str() + p + 6, nullptr, 8);
 }
 
 std::string reason_for(const FileId& id) {
@@ -241,7 +240,11 @@ std::optional<QemuProcess> read_process(uint32_t pid, const DiscoverOptions& o, 
     if (skip_fd_path(target)) continue;
     FileId id = o.stat(link);
     if (!id.ok || !id.regular) continue;
-    auto direct = fd_direct(fmt::format("{}/fdinfo/{}", dir, fd));
+    auto flags = fd_flags(fmt::format("{}/fdinfo/{}", dir, fd));
+    // Logs (stdout/stderr redirected, -D file) are write-only or append: not images.
+    if (flags && ((*flags & O_ACCMODE) == O_WRONLY || (*flags & O_APPEND))) continue;
+    std::optional<bool> direct;
+    if (flags) direct = (*flags & O_DIRECT) != 0;
     auto it = std::find_if(p.images.begin(), p.images.end(), [&](const Image& i) {
       return (i.dev || i.ino) && i.dev == id.dev && i.ino == id.ino;
     });

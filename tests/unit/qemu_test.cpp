@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <nlohmann/json.hpp>
 #include <stdlib.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -44,7 +46,7 @@ struct FakeProc {
     fs::create_directories(images / "btrfs");
     fs::create_directories(images / "ext4");
     for (const char* f : {"btrfs/web-1.qcow2", "btrfs/passed.raw", "btrfs/disk,1.raw", "btrfs/vm4.img",
-                          "btrfs/kv,data.raw", "btrfs/j.raw", "ext4/data.raw"})
+                          "btrfs/kv,data.raw", "btrfs/j.raw", "ext4/data.raw", "ext4/web-1.log"})
       spit(images / f, "x");
     fs::copy(fs::path(BDT_FIXTURES_DIR) / "qemu/proc", proc,
              fs::copy_options::recursive | fs::copy_options::copy_symlinks);
@@ -262,7 +264,8 @@ TEST(QemuDiscover, FakeProcTree) {
   EXPECT_EQ(passed->source, "fd");
   EXPECT_TRUE(passed->on_btrfs);
   EXPECT_EQ(passed->direct, true);
-  // sockets, eventfds, /dev/kvm and firmware are not images
+  // sockets, eventfds, /dev/kvm, firmware and the write-only log are not images
+  EXPECT_FALSE(find_image(web, "web-1.log"));
   EXPECT_EQ(web.images.size(), 4u);
   EXPECT_FALSE(find_image(web, "bios-256k.bin"));
   EXPECT_EQ(web.traced_images(), 2u);
@@ -337,6 +340,58 @@ TEST(QemuDiscover, RealProc) {
   EXPECT_NE(id.fs_magic, 0u);
   EXPECT_FALSE(real_stat((fp.images / "nope").string()).ok);
   EXPECT_EQ(real_stat((fp.images / "nope").string()).error, ENOENT);
+}
+
+// A real QEMU (no guest: -machine none, paused) with one image opened
+// O_DIRECT through -blockdev and one buffered through -drive.
+TEST(QemuDiscover, RealQemuProcess) {
+  const char* qemu = "/usr/bin/qemu-system-x86_64";
+  if (access(qemu, X_OK) != 0) GTEST_SKIP() << qemu << " not installed";
+  FakeProc fp;  // only for its temporary directory
+  const std::string a = (fp.images / "btrfs/web-1.qcow2").string(), b = (fp.images / "ext4/data.raw").string();
+  fs::resize_file(a, 1 << 20);
+  fs::resize_file(b, 1 << 20);
+  const std::string bd = R"({"driver":"file","filename":")" + a +
+                         R"(","node-name":"s","aio":"threads","cache":{"direct":true}})";
+  const std::string dr = "file=" + b + ",if=none,format=raw,cache=writeback";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen((fp.dir / "qemu.log").c_str(), "w", stderr);
+    execl(qemu, qemu, "-name", "guest=bdt-q-unit,debug-threads=on", "-machine", "none", "-nodefaults",
+          "-display", "none", "-S", "-blockdev", bd.c_str(), "-blockdev",
+          R"({"driver":"raw","node-name":"f","file":"s"})", "-drive", dr.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  std::optional<QemuProcess> found;
+  for (int i = 0; i < 100 && !found; ++i) {
+    usleep(100000);
+    for (auto& p : discover())
+      if (p.pid == static_cast<uint32_t>(pid) && p.images.size() == 2 && p.images[0].open &&
+          p.images[1].open)
+        found = p;
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(found) << slurp(fp.dir / "qemu.log");
+  EXPECT_EQ(found->vm, "bdt-q-unit");
+  EXPECT_EQ(found->comm, "qemu-system-x86");
+  EXPECT_EQ(found->exe, qemu);
+  EXPECT_GE(found->threads.size(), 1u);
+  const Image* ia = find_image(*found, "web-1.qcow2");
+  const Image* ib = find_image(*found, "data.raw");
+  ASSERT_TRUE(ia && ib);
+  EXPECT_EQ(ia->direct, true);   // O_DIRECT in fdinfo
+  EXPECT_EQ(ia->aio, "threads");
+  EXPECT_EQ(ib->direct, false);  // cache=writeback: buffered
+  EXPECT_EQ(ib->cache, "writeback");
+  // /tmp here is not btrfs (if it ever is, the reason is empty and on_btrfs true)
+  FileId id = real_stat(a);
+  EXPECT_EQ(ia->on_btrfs, id.fs_magic == kBtrfsMagic);
+  if (!ia->on_btrfs) {
+    EXPECT_EQ(ia->reason, "not on btrfs (" + fs_type_name(id.fs_magic) + ")");
+  }
 }
 
 // ---- watcher ------------------------------------------------------------------
