@@ -163,6 +163,8 @@ class Attributor {
  public:
   void add(const QemuProcess& p);  // add or replace (same pid)
   void remove(uint32_t pid);
+  // A watcher's diff: removed first (a reused pid is removed, then added).
+  void update(const WatchDiff& d);
   void apply(Event& ev) const;     // no allocation
   void apply(Finding& f) const;
   bool knows_pid(uint32_t pid) const { return by_pid_.count(pid) != 0; }
@@ -296,7 +298,11 @@ std::string render_text(const std::vector<StatsRow>& rows, std::string_view titl
 // One JSON object: {"type":"vm_stats", "interval_s"?: ..., "vms":[{vm, image, reads, ...}]}.
 // interval_s < 0: omitted (summary).
 std::string render_json(const std::vector<StatsRow>& rows, double interval_s = -1);
-// A list of the VMs found (for the startup message / `--qemu` with nothing traced).
+// A list of the VMs found (for the startup message / `--qemu` with nothing traced):
+// "VM web-1 (pid 1001, 4 threads): 2 of 4 images traced" then one line per image.
 std::string describe(const std::vector<QemuProcess>& vms);
+// One line per change: "VM db (pid 2001) started: 1 of 1 images traced",
+// "VM db (pid 2001) exited", "VM db (pid 2001) changed: 2 of 2 images traced".
+std::string describe(const WatchDiff& d);
 
 }  // namespace bdt::qemu

@@ -19,6 +19,12 @@ void Attributor::remove(uint32_t pid) {
     it = it->second.pid == pid ? by_file_.erase(it) : std::next(it);
 }
 
+void Attributor::update(const WatchDiff& d) {
+  for (const auto& p : d.removed) remove(p.pid);
+  for (const auto& p : d.added) add(p);
+  for (const auto& p : d.changed) add(p);
+}
+
 bool Attributor::lookup(uint32_t pid, uint64_t dev, uint64_t ino, std::string_view& vm,
                         std::string_view& image) const {
   vm = {};

@@ -317,4 +317,16 @@ std::string describe(const std::vector<QemuProcess>& vms) {
   return out;
 }
 
+std::string describe(const WatchDiff& d) {
+  std::string out;
+  for (const auto& p : d.removed) out += fmt::format("VM {} (pid {}) exited\n", p.vm, p.pid);
+  for (const auto& p : d.added)
+    out += fmt::format("VM {} (pid {}) started: {} of {} images traced\n", p.vm, p.pid,
+                       p.traced_images(), p.images.size());
+  for (const auto& p : d.changed)
+    out += fmt::format("VM {} (pid {}) changed: {} of {} images traced\n", p.vm, p.pid,
+                       p.traced_images(), p.images.size());
+  return out;
+}
+
 }  // namespace bdt::qemu

@@ -394,6 +394,16 @@ TEST(QemuDiscover, RealQemuProcess) {
   }
 }
 
+namespace {
+bdt::Event ev_of_file(uint32_t pid, uint64_t dev, uint64_t ino) {
+  bdt::Event e;
+  e.pid = e.tid = pid;
+  e.dev = dev;
+  e.ino = ino;
+  return e;
+}
+}  // namespace
+
 // ---- watcher ------------------------------------------------------------------
 
 TEST(QemuWatcher, AddedRemovedReusedChanged) {
@@ -418,6 +428,10 @@ TEST(QemuWatcher, AddedRemovedReusedChanged) {
   EXPECT_EQ(d.added[0].pid, 2101u);
   EXPECT_EQ(d.added[0].vm, "db");
 
+  EXPECT_EQ(describe(d), "VM pid-5001 (pid 5001) exited\nVM db (pid 2101) started: 1 of 1 images traced\n");
+  Attributor a;
+  for (const auto& [pid, p] : w.current()) a.add(p);
+  EXPECT_TRUE(a.knows_pid(2101));
   // pid 4001 reused by another process (new start time)
   auto stat = slurp(fp.proc / "4001/stat");
   spit(fp.proc / "4001/stat", replace_all(stat, " 8000 ", " 8800 "));
@@ -432,6 +446,17 @@ TEST(QemuWatcher, AddedRemovedReusedChanged) {
   ASSERT_EQ(d.changed.size(), 1u);
   EXPECT_EQ(d.changed[0].pid, 1001u);
   EXPECT_EQ(d.changed[0].traced_images(), 1u);
+  // the attributor follows the diff: 1001's unplugged image is no longer labelled
+  struct stat st {};
+  ASSERT_EQ(::stat((fp.images / "btrfs/passed.raw").c_str(), &st), 0);
+  Event e = ev_of_file(1, st.st_dev, st.st_ino);
+  a.apply(e);
+  EXPECT_EQ(e.image, (fp.images / "btrfs/passed.raw").string());
+  a.update(d);
+  a.apply(e);
+  EXPECT_TRUE(e.image.empty());
+  EXPECT_TRUE(a.knows_pid(4001));
+  EXPECT_TRUE(describe(d).find("VM vm4 (pid 4001) exited\nVM vm4 (pid 4001) started") == 0) << describe(d);
 }
 
 TEST(QemuWatcher, NothingRunning) {
