@@ -221,7 +221,9 @@ struct ImageStats {
   uint64_t read_bytes = 0, write_bytes = 0;  // bytes done (from dio_end ret)
   uint64_t errors = 0;                       // dio_end with ret < 0 or error != 0
   uint64_t short_writes = 0;                 // write dio_end with 0 <= done < count
-  uint64_t buffered_fallback = 0;            // dio-buffered-fallback findings
+  uint64_t buffered_fallback = 0;            // dio-buffered-fallback findings (once per image and process)
+  uint64_t buffered_extents = 0;             // oe_add without DIRECT: data written through the page cache
+  uint64_t buffered_bytes = 0;               //   (e.g. O_DIRECT writes btrfs sent down the buffered path)
   std::map<std::string, uint64_t> findings;  // by detector
   Log2Histogram read_lat, write_lat;         // ns
   void merge(const ImageStats& o);

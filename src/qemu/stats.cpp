@@ -60,6 +60,8 @@ void ImageStats::merge(const ImageStats& o) {
   errors += o.errors;
   short_writes += o.short_writes;
   buffered_fallback += o.buffered_fallback;
+  buffered_extents += o.buffered_extents;
+  buffered_bytes += o.buffered_bytes;
   for (const auto& [k, v] : o.findings) findings[k] += v;
   read_lat.merge(o.read_lat);
   write_lat.merge(o.write_lat);
@@ -158,6 +160,14 @@ void StatsCollector::on_event(const Event& ev) {
     } else {
       insert(s, aio_hash(ev.pid, ev.dev, ev.ino, b->pos));
     }
+    return;
+  }
+  if (const auto* o = ev.as<Ordered>()) {
+    if (ev.type == EventType::OeAdd && !(o->flags & oef::DIRECT))
+      update(ev.vm, ev.image, [&](ImageStats& s) {
+        ++s.buffered_extents;
+        s.buffered_bytes += o->len;
+      });
     return;
   }
   const auto* e = ev.as<DioEnd>();
@@ -273,7 +283,7 @@ nlohmann::ordered_json hist_json(const Log2Histogram& h) {
 
 std::string render_text(const std::vector<StatsRow>& rows, std::string_view title) {
   std::vector<std::vector<std::string>> cells;
-  cells.push_back({"VM", "IMAGE", "READS", "RBYTES", "WRITES", "WBYTES", "ERR", "SHORT", "FALLBK",
+  cells.push_back({"VM", "IMAGE", "READS", "RBYTES", "WRITES", "WBYTES", "ERR", "SHORT", "BUFFERED", "FALLBK",
                    "P50", "P99", "MAX", "FINDINGS"});
   for (const auto& r : rows) {
     Log2Histogram all = r.s.read_lat;
@@ -282,7 +292,8 @@ std::string render_text(const std::vector<StatsRow>& rows, std::string_view titl
     cells.push_back({r.vm, r.image.empty() ? "(other files)" : r.image, std::to_string(r.s.reads),
                      human_bytes(r.s.read_bytes), std::to_string(r.s.writes),
                      human_bytes(r.s.write_bytes), std::to_string(r.s.errors),
-                     std::to_string(r.s.short_writes), std::to_string(r.s.buffered_fallback),
+                     std::to_string(r.s.short_writes), human_bytes(r.s.buffered_bytes),
+                     std::to_string(r.s.buffered_fallback),
                      human_ns(all.percentile(0.5), any), human_ns(all.percentile(0.99), any),
                      human_ns(all.max(), any), findings_text(r.s.findings)});
   }
@@ -321,7 +332,9 @@ std::string render_json(const std::vector<StatsRow>& rows, double interval_s) {
     o["write_bytes"] = r.s.write_bytes;
     o["errors"] = r.s.errors;
     o["short_writes"] = r.s.short_writes;
-    o["buffered_fallback_writes"] = r.s.buffered_fallback;
+    o["buffered_extents"] = r.s.buffered_extents;
+    o["buffered_bytes"] = r.s.buffered_bytes;
+    o["buffered_fallback_findings"] = r.s.buffered_fallback;
     o["findings"] = r.s.findings;
     o["read_latency"] = hist_json(r.s.read_lat);
     o["write_latency"] = hist_json(r.s.write_lat);

@@ -653,6 +653,21 @@ TEST(QemuStats, SyncAioShortErrorsFallback) {
   // continued sync write: ret includes done_before
   sc.on_event(labelled(ev_of(100, 45, 257, begin(4096, 4096, true, false, 4096), 400000, 101), W, WI));
   sc.on_event(labelled(ev_of(100, 45, 257, end(4096, 8192), 401000, 101), W, WI));
+  // buffered writes on the image: ordered extents without DIRECT (a worker's
+  // event labelled by the image); DIRECT ones and other types are not counted
+  Ordered oe;
+  oe.file_offset = 0;
+  oe.len = 8192;
+  oe.flags = oef::REGULAR;
+  Event oev = labelled(ev_of(77, 45, 300, oe, 303000, 77), D, DI);
+  oev.type = EventType::OeAdd;
+  sc.on_event(oev);
+  oev.type = EventType::OeFinish;
+  sc.on_event(oev);
+  oe.flags = oef::REGULAR | oef::DIRECT;
+  oev.body = oe;
+  oev.type = EventType::OeAdd;
+  sc.on_event(oev);
   // unlabelled events (not a VM) are ignored
   sc.on_event(ev_of(9, 45, 999, begin(0, 4096, true), 500000, 9));
 
@@ -677,6 +692,8 @@ TEST(QemuStats, SyncAioShortErrorsFallback) {
   EXPECT_EQ(db.errors, 1u);
   EXPECT_EQ(db.short_writes, 1u);
   EXPECT_EQ(db.buffered_fallback, 1u);
+  EXPECT_EQ(db.buffered_extents, 1u);
+  EXPECT_EQ(db.buffered_bytes, 8192u);
   EXPECT_EQ(db.findings.at("dio-short-write"), 1u);
   EXPECT_EQ(db.write_lat.count(), 3u);
   EXPECT_EQ(db.write_lat.max(), 200000u);
@@ -776,6 +793,7 @@ TEST(QemuRender, TextAndJson) {
   EXPECT_EQ(j["vms"][1]["write_latency"]["count"], 1);
   EXPECT_EQ(j["vms"][1]["write_latency"]["max_ns"], 1500000);
   EXPECT_EQ(j["vms"][1]["write_latency"]["buckets"][0][0], 1 << 20);
-  EXPECT_EQ(j["vms"][0]["buffered_fallback_writes"], 1);
+  EXPECT_EQ(j["vms"][0]["buffered_fallback_findings"], 1);
+  EXPECT_EQ(j["vms"][0]["buffered_bytes"], 0);
   EXPECT_FALSE(nlohmann::json::parse(render_json({})).contains("interval_s"));
 }
