@@ -38,6 +38,16 @@ uint64_t monotonic_ns() {
 }
 
 int run_trace(const TraceArgs& a) {
+  // Usage errors before attaching anything.
+  if (!a.snapshot_dir.empty()) {
+    if (::mkdir(a.snapshot_dir.c_str(), 0750) != 0 && errno != EEXIST)
+      throw InputError(fmt::format("--snapshot-dir {}: cannot create: {}", a.snapshot_dir, strerror(errno)));
+    struct stat st {};
+    if (::stat(a.snapshot_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw InputError(fmt::format("--snapshot-dir {}: not a directory", a.snapshot_dir));
+    if (::access(a.snapshot_dir.c_str(), W_OK | X_OK) != 0)
+      throw InputError(fmt::format("--snapshot-dir {}: not writable: {}", a.snapshot_dir, strerror(errno)));
+  }
   auto session = LiveSession::open(a.live);
   auto header = session->header();
 
@@ -52,13 +62,6 @@ int run_trace(const TraceArgs& a) {
   Pipeline pipe(po, std::move(sink));
   if (!a.record.empty()) pipe.set_recorder(create_record(a.record, header));
   if (!a.snapshot_dir.empty()) {
-    if (::mkdir(a.snapshot_dir.c_str(), 0750) != 0 && errno != EEXIST)
-      throw InputError(fmt::format("--snapshot-dir {}: cannot create: {}", a.snapshot_dir, strerror(errno)));
-    struct stat st {};
-    if (::stat(a.snapshot_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      throw InputError(fmt::format("--snapshot-dir {}: not a directory", a.snapshot_dir));
-    if (::access(a.snapshot_dir.c_str(), W_OK | X_OK) != 0)
-      throw InputError(fmt::format("--snapshot-dir {}: not writable: {}", a.snapshot_dir, strerror(errno)));
     SnapshotOptions so;
     so.dir = a.snapshot_dir;
     so.seconds = a.snapshot_seconds;
