@@ -31,7 +31,7 @@ typedef s32 bdt_s32;
 typedef s64 bdt_s64;
 #endif
 
-#define BDT_RAW_ABI 1
+#define BDT_RAW_ABI 2 /* 2: stack_id */
 #define BDT_COMM_LEN 16
 #define BDT_FSID_LEN 16
 
@@ -180,7 +180,7 @@ struct bdt_raw_event {
 	bdt_u8 fsid[BDT_FSID_LEN];
 	/* Error origin: kernel stack id + 1 in the `stacks` map (0: none), set when
 	 * a hooked function returned -EEXIST/-EIO for a traced DIO request or a
-	 * checksum check failed. Fills what was padding: the layout is unchanged. */
+	 * checksum check failed. (Added in ABI 2; 4 bytes of padding follow.) */
 	bdt_u32 stack_id;
 	bdt_u64 dev;           /* kernel dev_t (MKDEV) of the subvolume (st_dev) */
 	bdt_u64 sb_dev;        /* kernel dev_t of the superblock */

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "live/decode.h"
@@ -321,4 +322,73 @@ TEST(Reorder, BoundedHolding) {
   rb.release(0, [&](const Event& e) { out.push_back(e.ts_ns); });
   EXPECT_EQ(out, (std::vector<uint64_t>{10, 20}));  // oldest released early
   EXPECT_EQ(rb.size(), 3u);
+}
+
+// Function-hook records: the error-origin stack id (record ABI 2) reaches
+// Event::stack_id; a reused event slot never keeps an old id.
+TEST(Decode, StackIdOfErrorOrigin) {
+  static_assert(sizeof(bdt_raw_event) % 8 == 0);
+  static_assert(BDT_RAW_ABI == 2);
+  auto r = raw(BDT_EV_CSUM_ERROR);
+  r.source = BDT_SRC_FENTRY;
+  r.stack_id = 7;
+  r.u.csum.offset = 8192;
+  r.u.csum.len = 4096;
+  r.u.csum.mirror = 1;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.stack_id, 7u);
+  auto* c = e.as<CsumError>();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->offset, 8192u);
+  EXPECT_EQ(c->len, 4096u);
+  EXPECT_EQ(c->mirror, 1u);
+  auto r2 = raw(BDT_EV_DIO_END);
+  ASSERT_TRUE(decode_raw(r2, maps_618(), e));
+  EXPECT_EQ(e.stack_id, 0u);
+}
+
+// get_extent from fentry: an enter half with the requested range, and an
+// exit half carrying an ERR_PTR return as -errno.
+TEST(Decode, GetExtentEnterAndErrPtrExit) {
+  auto r = raw(BDT_EV_GET_EXTENT);
+  r.phase = BDT_PHASE_ENTER;
+  r.u.ext.start = 4096;
+  r.u.ext.len = 8192;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  auto* g = e.as<GetExtent>();
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->phase, Phase::Enter);
+  EXPECT_EQ(g->start, 4096u);
+  EXPECT_EQ(g->len, 8192u);
+  r.phase = BDT_PHASE_EXIT;
+  r.flags |= BDT_F_ERR_PTR;
+  r.u.ext.ret = -17;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  g = e.as<GetExtent>();
+  EXPECT_EQ(g->phase, Phase::Exit);
+  EXPECT_EQ(g->ret, -17);
+}
+
+// eb_free enter/exit and eb_find from the function hooks: the kernel address is
+// the buffer's identity, flags by name.
+TEST(Decode, ExtentBufferFreeEnterExit) {
+  auto r = raw(BDT_EV_EB_FREE);
+  r.flags = 0;  // extent buffers have no inode
+  r.phase = BDT_PHASE_EXIT;
+  r.u.eb.eb_start = 30408704;
+  r.u.eb.eb_ptr = 0xffff888012345000ull;
+  r.u.eb.refs = 2;
+  r.u.eb.kbflags = 1ull << 3;  // STALE in the 6.18 numbering
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  auto* b = e.as<ExtentBuffer>();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->phase, Phase::Exit);
+  EXPECT_EQ(b->eb_id, 0xffff888012345000ull);
+  EXPECT_EQ(b->refs, 2);
+  EXPECT_EQ(b->bflags, ebf::STALE);
+  EXPECT_EQ(e.dev, 0u);
+  EXPECT_EQ(e.ino, 0u);
 }

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# VM tier: the fentry/fexit and kprobe/kretprobe backends on the Debian 6.1 guest
+# kernel (scripts/vmtest --host-root: the host's build runs unchanged in the guest).
+# For each backend the tracer runs (--backend fentry, then --backend kprobe,
+# --mount /mnt, JSON) while the workloads run:
+#   dio-unstable -m csum   seed 004: on 6.1 O_DIRECT to a checksummed file goes direct,
+#                          the buffer changes in flight -> csum failures + EIO on read
+#   dio-interleaved        seed 000: em_exist while another thread is in btrfs_get_extent
+#   dio-buf-fault          seed 002: DIO write faulting part-way (short write, continued)
+#   send-vs-balance.sh -s 100   seed 003: send during a full balance
+# and a short second tracer with BDT_EB_ALL=1 (every free/find_extent_buffer, not
+# only STALE buffers) around a metadata-heavy burst. Asserts, per backend: every
+# function hook the 6.1 kernel has attached with that mechanism; a
+# dio-unstable-pages SYMPTOM naming the writer (dio-unstable) and a range inside
+# the written file; csum_error, dio_begin/dio_end, get_extent, em_add events;
+# em-merge-race, dio-short-write and send-vs-relocation findings; eb_free (enter
+# and exit) and eb_find events.
+# Exit 77 (SKIPPED: reason) when QEMU, the kernel package, root or the build are missing.
+#   tests/vm/test_vm_backends.sh [BUILD_DIR]
+set -uo pipefail
+src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+build=$(cd "${1:-${BDT_BUILD_DIR:-$src/build}}" 2>/dev/null && pwd) || { echo "SKIPPED: no build dir"; exit 77; }
+bin=$build/btrfs-dio-trace
+vmtest=$src/scripts/vmtest
+
+[[ -x $bin ]] || { echo "SKIPPED: $bin is not built"; exit 77; }
+for w in dio-unstable dio-interleaved dio-buf-fault; do
+  [[ -x $build/workloads/$w ]] || { echo "SKIPPED: $build/workloads/$w is not built"; exit 77; }
+done
+[[ $(id -u) -eq 0 ]] || { echo "SKIPPED: --host-root needs root"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIPPED: python3 is needed to check the JSON"; exit 77; }
+check=$("$vmtest" --check 2>&1)
+rc=$?
+if [[ $rc -eq 121 ]]; then
+  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
+  exit 77
+elif [[ $rc -ne 0 ]]; then
+  echo "$check"; echo "FAIL: scripts/vmtest --check exited $rc"; exit 1
+fi
+
+# The guest sees the host's / read-only: the guest script lives in the build dir.
+guest=$(mktemp "$build/.vm-backends-guest.XXXXXX.sh")
+out=$(mktemp /tmp/bdt-vm-backends.XXXXXX)
+trap 'rm -f "$guest" "$out"' EXIT
+cat >"$guest" <<GUEST
+#!/bin/bash
+BIN=$bin
+WL=$build/workloads
+SRC=$src
+GUEST
+cat >>"$guest" <<'GUEST'
+set -u
+cd /tmp
+wait_ready() {  # the tracer prints "Ctrl-C to stop" once everything is attached
+  for _ in $(seq 1 240); do grep -q "Ctrl-C" "$1" 2>/dev/null && return 0; sleep 0.5; done
+  return 1
+}
+for be in fentry kprobe; do
+  echo "BE $be begin"
+  "$BIN" --backend "$be" --format json --mount /mnt >/tmp/$be.json 2>/tmp/$be.err &
+  T=$!
+  wait_ready /tmp/$be.err || { echo "BE $be tracer not ready"; cat /tmp/$be.err; kill -9 $T; continue; }
+  "$WL/dio-unstable" -m csum -d 2 /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL dio-unstable rc=$? $(tail -n1 /tmp/$be.wl)"
+  "$WL/dio-interleaved" /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL dio-interleaved rc=$? $(tail -n1 /tmp/$be.wl)"
+  "$WL/dio-buf-fault" /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL dio-buf-fault rc=$? $(tail -n1 /tmp/$be.wl)"
+  # a second tracer, only the btrfs tool's ioctls and relocation, every event
+  "$BIN" --backend "$be" --format json --events --comm btrfs --mount /mnt >/tmp/$be.svb 2>/tmp/$be.svberr &
+  T2=$!
+  wait_ready /tmp/$be.svberr
+  bash "$SRC/scripts/workloads/send-vs-balance.sh" -s 100 /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL send-vs-balance rc=$? $(tail -n1 /tmp/$be.wl)"
+  sleep 1
+  kill -INT $T2; wait $T2
+  grep -E '"type":"(ioctl_begin|ioctl_end|reloc_begin|reloc_end)"' /tmp/$be.svb | head -20 | sed "s/^/BE $be SVB /"
+  grep -c '"detector":"send-vs-relocation"' /tmp/$be.svb | sed "s/^/BE $be SVB findings /"
+  sleep 1
+  kill -INT $T; wait $T; echo "BE $be tracer rc=$?"
+  sed "s/^/BE $be ERR /" /tmp/$be.err | grep -v "not attached" | head -5
+  # findings: the first 3 per detector/level, then the summary
+  python3 - "$be" /tmp/$be.json <<'PY'
+import json, sys
+be, path = sys.argv[1], sys.argv[2]
+seen = {}
+for line in open(path):
+    try:
+        o = json.loads(line)
+    except ValueError:
+        continue
+    if o.get("type") == "finding":
+        k = (o.get("detector"), o.get("level"))
+        seen[k] = seen.get(k, 0) + 1
+        if seen[k] <= 3:
+            keep = {x: o.get(x) for x in ("detector", "level", "kind", "comm", "pid", "ino", "range", "message")}
+            print(f"BE {be} FINDING {json.dumps(keep)}")
+    elif o.get("type") == "summary":
+        print(f"BE {be} SUMMARY {json.dumps({'events_by_type': o.get('events_by_type'), 'lost': o.get('lost')})}")
+PY
+  "$BIN" doctor --backend "$be" --format json 2>/dev/null | tr -d '\n' | sed "s/^/BE $be DOCTOR /"; echo
+  # every extent buffer free/find, around a metadata-heavy burst
+  BDT_EB_ALL=1 "$BIN" --backend "$be" --format json --mount /mnt --duration 4 >/tmp/$be.eb 2>/tmp/$be.eberr &
+  T=$!
+  wait_ready /tmp/$be.eberr
+  mkdir -p /mnt/ebburst; for i in $(seq 1 200); do echo $i >/mnt/ebburst/f$i; done; sync; rm -rf /mnt/ebburst; sync
+  wait $T
+  python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    if "\"summary\"" in l:
+        print("BE " + sys.argv[2] + " EBALL " + json.dumps(json.loads(l).get("events_by_type")))' /tmp/$be.eb "$be"
+done
+GUEST
+chmod +x "$guest"
+
+"$vmtest" --host-root --timeout 600 --mem 2G --append loglevel=1 --run "bash $guest" >"$out" 2>&1
+rc=$?
+grep -E "^BE |^vmtest:" "$out" | cut -c1-400
+if [[ $rc -ne 0 ]]; then tail -n 30 "$out"; echo "FAIL: the guest run exited $rc"; exit 1; fi
+
+python3 - "$out" <<'PY'
+import json, sys
+lines = [l.rstrip("\r\n") for l in open(sys.argv[1], errors="replace")]
+fails = []
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        fails.append(what)
+for be in ("fentry", "kprobe"):
+    pre = f"BE {be} "
+    mine = [l[len(pre):] for l in lines if l.startswith(pre)]
+    findings = [json.loads(l[len("FINDING "):]) for l in mine if l.startswith("FINDING ")]
+    summ = [json.loads(l[len("SUMMARY "):]) for l in mine if l.startswith("SUMMARY ")]
+    doc = [l[len("DOCTOR "):] for l in mine if l.startswith("DOCTOR ")]
+    eb = [l[len("EBALL "):] for l in mine if l.startswith("EBALL ")]
+    check(bool(summ), f"{be}: tracer summary printed")
+    ev = (summ[0].get("events_by_type") or {}) if summ else {}
+    for t in ("dio_begin", "dio_end", "get_extent", "em_add", "csum_error", "oe_finish"):
+        check(ev.get(t, 0) > 0, f"{be}: {t} events seen ({ev.get(t, 0)})")
+    # seed 004 symptom: names the writer and a range inside the 1 MiB file
+    sym = [f for f in findings if f["detector"] == "dio-unstable-pages" and f["level"] == "symptom"]
+    check(bool(sym), f"{be}: dio-unstable-pages symptom")
+    if sym:
+        f = sym[0]
+        check("dio-unstable (pid" in (f.get("message") or ""), f"{be}: symptom names the writer: {f.get('message')}")
+        r = f.get("range") or [0, 0]
+        check(0 <= r[0] < r[1] <= 1 << 20, f"{be}: symptom range {r} inside the written file")
+    for det in ("em-merge-race", "dio-short-write", "send-vs-relocation"):
+        check(any(f["detector"] == det for f in findings), f"{be}: a {det} finding")
+    if doc:
+        try:
+            d = json.loads(doc[0])
+            hooks = {h["name"]: h for h in d.get("hooks", [])}
+            for h in ("btrfs_dio_write()", "btrfs_dio_read()", "iomap_dio_complete()", "btrfs_get_extent()",
+                      "add_extent_mapping()", "btrfs_finish_ordered_io()", "free_extent_buffer()",
+                      "find_extent_buffer()", "btrfs_release_extent_buffer_pages()",
+                      "btrfs_relocate_block_group()", "btrfs_check_data_csum()"):
+                x = hooks.get(h, {})
+                check(x.get("mechanism") == be and x.get("attached"), f"{be}: doctor {h} -> {x.get('mechanism')} attached={x.get('attached')}")
+        except ValueError:
+            check(False, f"{be}: doctor JSON parses")
+    else:
+        check(False, f"{be}: doctor output")
+    ebev = {}
+    if eb:
+        try:
+            ebev = json.loads(eb[0]) or {}
+        except ValueError:
+            pass
+    check(ebev.get("eb_free", 0) > 0 and ebev.get("eb_find", 0) > 0,
+          f"{be}: eb_free/eb_find events with BDT_EB_ALL=1 ({ebev.get('eb_free', 0)}/{ebev.get('eb_find', 0)})")
+print(f"{len(fails)} failed")
+sys.exit(1 if fails else 0)
+PY
