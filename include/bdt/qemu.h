@@ -75,6 +75,8 @@ FileId real_stat(const std::string& path);
 struct DiscoverOptions {
   std::string proc_root = "/proc";
   StatFn stat = real_stat;  // never empty
+  // Only these pids (--pid X --qemu); empty = every QEMU process.
+  std::vector<uint32_t> only_pids;
 };
 
 struct Image {
@@ -306,5 +308,39 @@ std::string describe(const std::vector<QemuProcess>& vms);
 // One line per change: "VM db (pid 2001) started: 1 of 1 images traced",
 // "VM db (pid 2001) exited", "VM db (pid 2001) changed: 2 of 2 images traced".
 std::string describe(const WatchDiff& d);
+
+// ---- the whole of --qemu for the CLI ------------------------------------------------
+
+// Watcher + Attributor + StatsCollector, driven from the trace loop:
+//   Tracker t({...});                       // validates only_pids (InputError)
+//   diff = t.poll(now_ms)  -> update the kernel pid filter, print describe(diff)
+//   t.on_event(ev)         -> labels ev (vm/image) and counts it
+//   t.on_finding(f)        -> labels f and counts it
+//   t.stats().take_interval() / total() -> render_text / render_json
+class Tracker {
+ public:
+  struct Options {
+    DiscoverOptions discover;  // discover.only_pids: --pid X --qemu
+    uint64_t poll_ms = 1000;
+    size_t max_inflight = 16384;
+  };
+  // Throws InputError when an only_pids entry is not a QEMU process.
+  explicit Tracker(Options o);
+  // Rescans /proc when poll_ms have passed (the first call always scans),
+  // updates the attributor, and returns what changed.
+  WatchDiff poll(uint64_t now_ms);
+  void on_event(Event& ev);
+  void on_finding(Finding& f);
+  std::vector<uint32_t> pids() const { return watcher_.pids(); }
+  const std::map<uint32_t, QemuProcess>& vms() const { return watcher_.current(); }
+  const Attributor& attributor() const { return attr_; }
+  StatsCollector& stats() { return stats_; }
+  const StatsCollector& stats() const { return stats_; }
+
+ private:
+  Watcher watcher_;
+  Attributor attr_;
+  StatsCollector stats_;
+};
 
 }  // namespace bdt::qemu

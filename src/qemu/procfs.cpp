@@ -280,7 +280,10 @@ bool looks_like_qemu(std::string_view comm, std::string_view exe, std::string_vi
 
 std::vector<QemuProcess> discover(const DiscoverOptions& opts) {
   std::vector<QemuProcess> out;
-  for (uint32_t pid : numeric_entries(opts.proc_root)) {
+  std::vector<uint32_t> pids = opts.only_pids;
+  if (pids.empty()) pids = numeric_entries(opts.proc_root);
+  else std::sort(pids.begin(), pids.end());
+  for (uint32_t pid : pids) {
     // cheap test first: comm/exe/argv0 without parsing anything else
     const std::string dir = fmt::format("{}/{}", opts.proc_root, pid);
     auto comm = trim_nl(read_file(dir + "/comm").value_or(""));

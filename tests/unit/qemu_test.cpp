@@ -797,3 +797,47 @@ TEST(QemuRender, TextAndJson) {
   EXPECT_EQ(j["vms"][0]["buffered_bytes"], 0);
   EXPECT_FALSE(nlohmann::json::parse(render_json({})).contains("interval_s"));
 }
+
+TEST(QemuTracker, EndToEnd) {
+  FakeProc fp;
+  Tracker::Options o;
+  o.discover = fp.opts();
+  o.poll_ms = 1000;
+  Tracker t(o);
+  auto d = t.poll(0);
+  EXPECT_EQ(d.added.size(), 4u);
+  EXPECT_EQ(t.pids(), (std::vector<uint32_t>{1001, 2001, 4001, 5001}));
+  struct stat st {};
+  ASSERT_EQ(::stat((fp.images / "btrfs/web-1.qcow2").c_str(), &st), 0);
+  Event b = ev_of(1001, st.st_dev, st.st_ino, begin(0, 4096, true), 100, 1004);  // io-wq worker
+  Event e = ev_of(1001, st.st_dev, st.st_ino, end(0, 4096), 2100, 1004);
+  t.on_event(b);
+  t.on_event(e);
+  EXPECT_EQ(b.vm, "web-1");
+  EXPECT_EQ(e.image, (fp.images / "btrfs/web-1.qcow2").string());
+  Event other = ev_of(3001, st.st_dev, 999, begin(0, 4096, true), 100, 3001);  // bash, another file
+  t.on_event(other);
+  EXPECT_TRUE(other.vm.empty());
+  Finding f;
+  f.detector = "dio-short-write";
+  f.pid = 1001;
+  f.dev = st.st_dev;
+  f.ino = st.st_ino;
+  t.on_finding(f);
+  EXPECT_EQ(f.vm, "web-1");
+  auto rows = t.stats().total();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].s.writes, 1u);
+  EXPECT_EQ(rows[0].s.write_lat.max(), 2000u);
+  EXPECT_EQ(rows[0].s.findings.at("dio-short-write"), 1u);
+  EXPECT_TRUE(t.poll(500).empty());  // not due
+
+  // --pid X --qemu
+  Tracker::Options only = o;
+  only.discover.only_pids = {2001};
+  Tracker t2(only);
+  EXPECT_EQ(t2.poll(0).added.size(), 1u);
+  EXPECT_EQ(t2.pids(), (std::vector<uint32_t>{2001}));
+  only.discover.only_pids = {2001, 3001};
+  EXPECT_THROW(Tracker{only}, InputError);
+}
