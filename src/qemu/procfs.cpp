@@ -125,6 +125,12 @@ std::string trim_nl(std::string s) {
   return s;
 }
 
+// Field 3 of /proc/PID/stat: R, S, D, Z (zombie), X (dead), ...
+char state_of(const std::string& stat) {
+  auto rp = stat.rfind(')');
+  return rp != std::string::npos && rp + 2 < stat.size() ? stat[rp + 2] : '?';
+}
+
 // Field 22 of /proc/PID/stat (after the parenthesized comm, which may hold spaces).
 uint64_t start_time_of(const std::string& stat) {
   auto rp = stat.rfind(')');
@@ -181,7 +187,14 @@ std::optional<QemuProcess> read_process(uint32_t pid, const DiscoverOptions& o, 
   p.argv = split_nul(*cmdline);
   p.comm = trim_nl(read_file(dir + "/comm").value_or(""));
   p.exe = strip_deleted(read_link(dir + "/exe"));
-  if (auto st = read_file(dir + "/stat")) p.start_time = start_time_of(*st);
+  if (auto st = read_file(dir + "/stat")) {
+    p.start_time = start_time_of(*st);
+    // An exited QEMU its parent has not reaped yet: no files, no I/O.
+    if (char c = state_of(*st); c == 'Z' || c == 'X') {
+      if (why_not) *why_not = fmt::format("process {} ({}) has exited", pid, p.comm);
+      return std::nullopt;
+    }
+  }
   const std::string argv0 = p.argv.empty() ? std::string() : p.argv[0];
   if (!any && !looks_like_qemu(p.comm, p.exe, argv0)) {
     if (why_not) {

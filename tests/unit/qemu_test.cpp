@@ -220,7 +220,7 @@ TEST(QemuFs, TypeNames) {
 TEST(QemuDiscover, FakeProcTree) {
   FakeProc fp;
   auto vms = discover(fp.opts());
-  ASSERT_EQ(vms.size(), 4u);  // not bash (3001), not the kernel thread (2)
+  ASSERT_EQ(vms.size(), 4u);  // not bash (3001), the kernel thread (2) or the zombie (6001)
   EXPECT_EQ(vms[0].pid, 1001u);
   EXPECT_EQ(vms[1].pid, 2001u);
   EXPECT_EQ(vms[2].pid, 4001u);
@@ -319,6 +319,12 @@ TEST(QemuDiscover, InspectNotQemu) {
     FAIL() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("kernel thread"), std::string::npos) << e.what();
+  }
+  try {
+    inspect(6001, fp.opts());
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "process 6001 (qemu-system-x86) has exited");
   }
   try {
     inspect(999999, fp.opts());
