@@ -33,6 +33,7 @@ namespace {
 constexpr uint32_t kFsPidBase = 1'000'000'000;  // above any pid_max
 constexpr uint32_t kOeTid = 1, kFsOpsTid = 2;
 constexpr size_t kMaxPendingAio = 65536;
+constexpr uint64_t kNoTs = ~0ull;
 
 struct OpenSpan {
   Event begin;
@@ -121,6 +122,10 @@ class ChromeSink final : public Sink {
  private:
   // ---- encoding helpers ------------------------------------------------------
   void ts(uint64_t ns) {
+    if (ns == kNoTs) {  // metadata: viewers ignore the time
+      buf_ += '0';
+      return;
+    }
     int64_t t = static_cast<int64_t>(ns) + off_;
     if (t < 0) t = 0;
     fmt::format_to(std::back_inserter(buf_), "{}.{:03}", t / 1000, t % 1000);
@@ -141,7 +146,7 @@ class ChromeSink final : public Sink {
     fmt::format_to(std::back_inserter(buf_), ",\"dur\":{}.{:03}", d / 1000, d % 1000);
   }
   void meta(std::string_view what, uint32_t pid, uint32_t tid, std::string_view name) {
-    open_event(what, "__metadata", "M", 0, pid, tid);
+    open_event(what, "__metadata", "M", kNoTs, pid, tid);
     buf_ += ",\"args\":{\"name\":";
     append_json_string(buf_, name);
     buf_ += "}}";
