@@ -251,8 +251,9 @@ class ChromeSink final : public Sink {
   void dio_end(const Event& ev) {
     // 1) this thread's request; 2) an async request of the file completing at
     // this position (in a worker or interrupt context).
-    if (auto it = sync_.find(ev.tid); it != sync_.end() && it->second.ino == ev.ino &&
-                                      it->second.fs == ev.fs) {
+    // (A source that cannot name the file at the end gives ino 0.)
+    if (auto it = sync_.find(ev.tid);
+        it != sync_.end() && (ev.ino == 0 || (it->second.ino == ev.ino && it->second.fs == ev.fs))) {
       close_dio(it->second, &ev, ev.ts_ns);
       sync_.erase(it);
       return;
