@@ -133,6 +133,7 @@ std::vector<json> named(const json& evs, const std::string& ph, const std::strin
 }
 
 const Who kWriter{812, 815, "qemu-kvm"}, kWriter2{812, 816, "qemu-kvm"}, kWorker{97, 97, "kworker/u8:3"},
+    kWorker2{98, 98, "kworker/u8:4"},
     kBalance{900, 900, "btrfs"}, kSend{901, 901, "btrfs"};
 
 TL mixed() {
@@ -294,4 +295,44 @@ TEST(Chrome, ReadFindingLines) {
   EXPECT_EQ(got[0].range, f.range);
   EXPECT_EQ(got[0].ino, f.ino);
   unlink(path);
+}
+
+// Two async writes of one thread in flight, continued (done_before), completing
+// out of order in other contexts; a sync end that cannot name the file.
+TEST(Chrome, AsyncCompletionsMatchedByPosition) {
+  TL t("aio", false, "6.18.0");
+  DioBegin a;
+  a.pos = 0, a.count = 8192, a.write = true, a.aio = true;
+  t.at(100).ev(kWriter, EventType::DioBegin, a, 257);
+  DioBegin b = a;
+  b.pos = 65536, b.done_before = 4096;  // a continuation: ki_pos moves by ret - done_before
+  t.at(200).ev(kWriter, EventType::DioBegin, b, 257);
+  DioEnd eb;
+  eb.pos = 65536 + 8192 - 4096, eb.ret = 8192;
+  t.at(300).ev(kWorker, EventType::DioEnd, eb, 257);
+  DioEnd ea;
+  ea.pos = 8192, ea.ret = 8192;
+  t.at(400).ev(kWorker2, EventType::DioEnd, ea, 257);
+  DioBegin s;
+  s.pos = 0, s.count = 4096;
+  t.at(500).ev(kWriter2, EventType::DioBegin, s, 258);
+  DioEnd se;
+  se.ret = 4096;
+  t.at(600).ev(kWriter2, EventType::DioEnd, se, 0);
+  DioEnd stray;
+  stray.pos = 1, stray.ret = 1;
+  t.at(700).ev(kWorker, EventType::DioEnd, stray, 999);
+  auto doc = export_timeline(t.events(), {});
+  const auto& evs = check_format(doc);
+  auto spans = named(evs, "b", "adio write");
+  ASSERT_EQ(spans.size(), 2u);
+  for (auto& sp : spans) {
+    uint64_t pos = sp["args"]["begin"]["pos"];
+    uint64_t end_ts = sp["args"]["end"]["ts_ns"];
+    EXPECT_EQ(end_ts, kT0 + (pos == 0 ? 400 : 300)) << "request at " << pos;
+  }
+  auto sync = named(evs, "X", "dio read");
+  ASSERT_EQ(sync.size(), 1u);
+  EXPECT_FALSE(sync[0]["args"].value("unfinished", false));
+  EXPECT_EQ(named(evs, "i", "dio_end (no matching dio_begin)").size(), 1u);
 }
