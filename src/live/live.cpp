@@ -87,7 +87,10 @@ class TracepointSession final : public LiveSession {
     std::call_once(syms_once_, [this] { load_kallsyms(); });
     for (uint64_t ip : ips) {
       if (!ip) break;
-      out.push_back(symbolize(ip));
+      std::string f = symbolize(ip);
+      // the BPF program and trampoline that captured the stack are not the origin
+      if (f.size() > 6 && f.compare(f.size() - 6, 6, " [bpf]") == 0) continue;
+      out.push_back(std::move(f));
     }
     return out;
   }

@@ -8,6 +8,8 @@
 #include <set>
 #include <string>
 
+#include "loader/kallsyms.h"
+
 namespace bdt::loader {
 
 struct MechProbe {
@@ -27,8 +29,4 @@ bool kprobe_pmu();
 // "name.llvm.NNNN". Compiler split parts (.cold, .part.N, .isra.N,
 // .constprop.N) are never taken for the function itself.
 std::map<std::string, std::string> kallsyms_resolve(const std::set<std::string>& wanted);
-// The same, on the text of a kallsyms file (unit-testable).
-std::map<std::string, std::string> kallsyms_resolve_text(const std::string& text,
-                                                         const std::set<std::string>& wanted);
-
 }  // namespace bdt::loader

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "live/decode.h"
+#include "loader/kallsyms.h"
 
 using namespace bdt::live;
 
@@ -94,4 +95,28 @@ TEST(FindMount, SuperblockDevIsKernelEncoding) {
   EXPECT_EQ(kdev_make(a->major, a->minor), (0ull << 20) | 41u);
   auto root = find_mount(m, "/etc");
   EXPECT_EQ(kdev_make(root->major, root->minor), (8ull << 20) | 1u);
+}
+
+// kprobe targets from /proc/kallsyms: exact names, ThinLTO ".llvm.N" renames,
+// never a .cold/.part split part or a data symbol.
+TEST(Kallsyms, ExactLlvmAndSplitParts) {
+  const std::string text =
+      "ffffffffc0a00000 t btrfs_get_extent.cold\t[btrfs]\n"
+      "ffffffffc0a01000 t btrfs_get_extent\t[btrfs]\n"
+      "ffffffffc0a02000 t add_extent_mapping.llvm.123456789\t[btrfs]\n"
+      "ffffffffc0a03000 t free_extent_buffer_stale.part.0\t[btrfs]\n"
+      "ffffffffc0a04000 d find_extent_buffer\t[btrfs]\n"
+      "ffffffff81000000 T iomap_dio_complete\n"
+      "ffffffff81000100 t btrfs_dio_write.llvm.1\n"
+      "ffffffff81000200 t btrfs_dio_write\n";
+  auto m = bdt::loader::kallsyms_resolve_text(
+      text, {"btrfs_get_extent", "add_extent_mapping", "free_extent_buffer_stale",
+             "find_extent_buffer", "iomap_dio_complete", "btrfs_dio_write", "missing"});
+  EXPECT_EQ(m["btrfs_get_extent"], "btrfs_get_extent");
+  EXPECT_EQ(m["add_extent_mapping"], "add_extent_mapping.llvm.123456789");
+  EXPECT_EQ(m.count("free_extent_buffer_stale"), 0u);
+  EXPECT_EQ(m.count("find_extent_buffer"), 0u);  // a data symbol
+  EXPECT_EQ(m["iomap_dio_complete"], "iomap_dio_complete");
+  EXPECT_EQ(m["btrfs_dio_write"], "btrfs_dio_write");  // the exact name wins
+  EXPECT_EQ(m.count("missing"), 0u);
 }
