@@ -13,6 +13,7 @@ class TextSink final : public Sink {
   TextSink(std::FILE* out, TimeBase tb, bool color) : out_(out), tb_(tb), color_(color) {}
 
   void event(const Event& ev) override {
+    set_origin(ev.ts_ns);
     if (!header_done_) {
       fmt::print(out_, "{:<15} {:<16} {:>7} {:>7} {:<16} {}\n", "TIME", "COMM", "PID", "TID",
                  "EVENT", "DETAILS");
@@ -28,6 +29,7 @@ class TextSink final : public Sink {
   }
 
   void finding(const Finding& f) override {
+    set_origin(f.evidence.empty() ? f.ts_ns : f.evidence.front().ts_ns);
     const char* on = "";
     const char* off = "";
     if (color_) {
@@ -96,6 +98,11 @@ class TextSink final : public Sink {
   void flush() override { std::fflush(out_); }
 
  private:
+  // Without wall-clock and without an origin (replay of a trace with no clock
+  // offset), times are shown relative to the first thing printed.
+  void set_origin(uint64_t ts) {
+    if (tb_.mono_to_realtime_ns == 0 && tb_.origin_ns == 0) tb_.origin_ns = ts;
+  }
   std::FILE* out_;
   TimeBase tb_;
   bool color_;
