@@ -219,9 +219,12 @@ class Log2Histogram {
 };
 
 struct ImageStats {
-  uint64_t reads = 0, writes = 0;            // DIO requests (dio_begin)
+  uint64_t reads = 0, writes = 0;            // DIO requests completed (dio_end, direction known)
   uint64_t read_bytes = 0, write_bytes = 0;  // bytes done (from dio_end ret)
-  uint64_t errors = 0;                       // dio_end with ret < 0 or error != 0
+  uint64_t errors = 0;                       // dio_end with ret < 0 or error != 0 (but -EAGAIN)
+  uint64_t again = 0;                        // ended -EAGAIN: an io_uring/RWF_NOWAIT attempt that
+                                             // io_uring retries from an io-wq worker (not an error,
+                                             // not a request, no latency sample)
   uint64_t short_writes = 0;                 // write dio_end with 0 <= done < count
   uint64_t buffered_fallback = 0;            // dio-buffered-fallback findings (once per image and process)
   uint64_t buffered_extents = 0;             // oe_add without DIRECT: data written through the page cache

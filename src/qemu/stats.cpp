@@ -58,6 +58,7 @@ void ImageStats::merge(const ImageStats& o) {
   read_bytes += o.read_bytes;
   write_bytes += o.write_bytes;
   errors += o.errors;
+  again += o.again;
   short_writes += o.short_writes;
   buffered_fallback += o.buffered_fallback;
   buffered_extents += o.buffered_extents;
@@ -137,7 +138,6 @@ void StatsCollector::insert(const Slot& s, uint64_t hash) {
 void StatsCollector::on_event(const Event& ev) {
   if (ev.vm.empty()) return;
   if (const auto* b = ev.as<DioBegin>()) {
-    update(ev.vm, ev.image, [&](ImageStats& s) { ++(b->write ? s.writes : s.reads); });
     Slot s;
     s.aio = b->aio;
     s.write = b->write;
@@ -177,12 +177,20 @@ void StatsCollector::on_event(const Event& ev) {
   // dio_end's pos may be the file position after the request (ki_pos advanced)
   if (!s && e->ret > 0 && static_cast<uint64_t>(e->ret) <= e->pos)
     s = find_aio(ev.pid, ev.dev, ev.ino, e->pos - static_cast<uint64_t>(e->ret));
-  const bool failed = e->ret < 0 || e->error != 0;
+  constexpr int64_t kEagain = -11;
+  const bool again = e->ret == kEagain || (e->ret <= 0 && e->error == kEagain);
+  const bool failed = !again && (e->ret < 0 || e->error != 0);
   if (!s) {
     ++unmatched_;
     update(ev.vm, ev.image, [&](ImageStats& st) {
+      if (again) {
+        ++st.again;
+        return;
+      }
       if (failed) ++st.errors;
-      if (e->ret > 0 && e->write) (*e->write ? st.write_bytes : st.read_bytes) += static_cast<uint64_t>(e->ret);
+      if (!e->write) return;
+      ++(*e->write ? st.writes : st.reads);
+      if (e->ret > 0) (*e->write ? st.write_bytes : st.read_bytes) += static_cast<uint64_t>(e->ret);
     });
     return;
   }
@@ -193,6 +201,11 @@ void StatsCollector::on_event(const Event& ev) {
   uint64_t done = 0;
   if (e->ret > 0) done = static_cast<uint64_t>(e->ret) > req.done_before ? e->ret - req.done_before : 0;
   update(ev.vm, ev.image, [&](ImageStats& st) {
+    if (again) {
+      ++st.again;
+      return;
+    }
+    ++(req.write ? st.writes : st.reads);
     if (failed) ++st.errors;
     (req.write ? st.write_bytes : st.read_bytes) += done;
     if (req.write && e->ret >= 0 && done < req.count) ++st.short_writes;
@@ -331,6 +344,7 @@ std::string render_json(const std::vector<StatsRow>& rows, double interval_s) {
     o["writes"] = r.s.writes;
     o["write_bytes"] = r.s.write_bytes;
     o["errors"] = r.s.errors;
+    o["again"] = r.s.again;
     o["short_writes"] = r.s.short_writes;
     o["buffered_extents"] = r.s.buffered_extents;
     o["buffered_bytes"] = r.s.buffered_bytes;

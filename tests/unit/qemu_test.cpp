@@ -692,7 +692,7 @@ TEST(QemuStats, SyncAioShortErrorsFallback) {
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].vm, "db");  // sorted by VM name
   const auto& db = rows[0].s;
-  EXPECT_EQ(db.writes, 3u);
+  EXPECT_EQ(db.writes, 4u);  // completed: 2 aio, 1 failed, 1 end without begin
   EXPECT_EQ(db.reads, 0u);
   EXPECT_EQ(db.write_bytes, 65536u + 32768u + 4096u);
   EXPECT_EQ(db.errors, 1u);
@@ -718,8 +718,13 @@ TEST(QemuStats, SyncAioShortErrorsFallback) {
   EXPECT_EQ(c.evicted, 0u);
 
   auto by_req = sc.total(SortBy::Requests);
-  EXPECT_EQ(by_req[0].vm, "db");  // 3 requests each: ties keep the name order
+  EXPECT_EQ(by_req[0].vm, "db");  // 4 requests vs 3
   sc.on_event(labelled(ev_of(100, 45, 257, begin(0, 1, false), 600000, 101), W, WI));
+  EXPECT_EQ(sc.total(SortBy::Requests)[0].vm, "db");  // a request counts when it completes
+  sc.on_event(labelled(ev_of(100, 45, 257, end(0, 1), 600100, 101), W, WI));
+  EXPECT_EQ(sc.total(SortBy::Requests)[0].vm, "db");  // 4 each: ties keep the name order
+  sc.on_event(labelled(ev_of(100, 45, 257, begin(0, 1, false), 600200, 101), W, WI));
+  sc.on_event(labelled(ev_of(100, 45, 257, end(0, 1), 600300, 101), W, WI));
   EXPECT_EQ(sc.total(SortBy::Requests)[0].vm, "web-1");
 }
 
@@ -736,6 +741,8 @@ TEST(QemuStats, IntervalResetsTotalKeeps) {
   EXPECT_EQ(i2[0].s.read_lat.count(), 0u);
   sc.on_event(labelled(ev_of(2, 1, 2, begin(0, 10, true), 20, 2), "b", "/b"));
   sc.on_event(labelled(ev_of(2, 1, 2, begin(0, 10, true), 30, 3), "b", "/b"));
+  sc.on_event(labelled(ev_of(2, 1, 2, end(0, 10), 40, 2), "b", "/b"));
+  sc.on_event(labelled(ev_of(2, 1, 2, end(0, 10), 50, 3), "b", "/b"));
   auto i3 = sc.take_interval(SortBy::Requests);
   ASSERT_EQ(i3.size(), 2u);
   EXPECT_EQ(i3[0].vm, "b");
@@ -743,8 +750,28 @@ TEST(QemuStats, IntervalResetsTotalKeeps) {
   sc.on_latency("b", "/b", true, 12345);
   sc.add_buckets("b", "/b", false, 14, 7);
   auto t = sc.total();
-  EXPECT_EQ(t[1].s.write_lat.count(), 1u);
+  EXPECT_EQ(t[1].s.write_lat.count(), 3u);  // two measured pairs + one given latency
   EXPECT_EQ(t[1].s.read_lat.count(), 7u);
+}
+
+// io_uring first tries without blocking; -EAGAIN sends the request to an
+// io-wq worker (same tgid) that submits it again (seen live on 6.x).
+TEST(QemuStats, NowaitAgainIsNotAnError) {
+  StatsCollector sc;
+  sc.on_event(labelled(ev_of(7, 40, 258, begin(0, 262144, false, true), 1000, 7), "vm", "/i"));
+  sc.on_event(labelled(ev_of(7, 40, 258, end(0, -11, -11, false), 2000, 7), "vm", "/i"));
+  sc.on_event(labelled(ev_of(7, 40, 258, begin(0, 262144, false, true), 3000, 19), "vm", "/i"));
+  sc.on_event(labelled(ev_of(7, 40, 258, end(262144, 262144, 0, false), 53000, 19), "vm", "/i"));
+  sc.on_event(labelled(ev_of(7, 40, 258, end(0, -11, -11, true), 60000, 7), "vm", "/i"));  // no begin
+  auto r = sc.total()[0].s;
+  EXPECT_EQ(r.again, 2u);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_EQ(r.reads, 1u);
+  EXPECT_EQ(r.writes, 0u);
+  EXPECT_EQ(r.read_bytes, 262144u);
+  EXPECT_EQ(r.read_lat.count(), 1u);
+  EXPECT_EQ(r.read_lat.max(), 50000u);
+  EXPECT_EQ(sc.counters().inflight, 0u);
 }
 
 TEST(QemuStats, BoundedInflightEvicts) {
