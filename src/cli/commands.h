@@ -17,6 +17,9 @@ struct TraceArgs {
   double stall_threshold_s = 30;
   std::string record;
   bool quiet_header = false;
+  bool qemu = false;           // --qemu
+  double interval_s = 0;       // --interval SEC (0 = off)
+  bool sort_requests = false;  // --sort requests (default: vm)
   // --snapshot-dir: anomaly snapshots (docs/timeline.md); empty = off.
   std::string snapshot_dir;
   double snapshot_seconds = 5;

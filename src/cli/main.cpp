@@ -71,6 +71,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(kBackends));
   trace->add_flag("--events", ta.events, "Also print every event");
   trace->add_option("--format", trace_format, "text|json")->check(CLI::IsMember(kFormats));
+  trace->add_flag("--qemu", ta.qemu,
+                  "Trace every QEMU process (or the --pid ones), labelled with VM name and disk image");
+  trace->add_option("--interval", ta.interval_s, "With --qemu: print per-VM statistics every SEC seconds")
+      ->check(CLI::PositiveNumber);
+  std::string trace_sort = "vm";
+  trace->add_option("--sort", trace_sort, "Per-VM tables sorted by: vm|requests")
+      ->check(CLI::IsMember({"vm", "requests"}))
+      ->each([&](const std::string& v) { ta.sort_requests = v == "requests"; });
   trace->add_option("--duration", ta.duration_s, "Stop after SEC seconds")
       ->check(CLI::PositiveNumber);
   trace->add_option("--stall-threshold", ta.stall_threshold_s,

@@ -33,6 +33,7 @@ void Pipeline::on_time(uint64_t now_ns) {
 
 void Pipeline::emit(Findings& fs) {
   for (auto& f : fs) {
+    if (finding_hook_) finding_hook_(f);
     ++findings_total_;
     ++findings_by_[f.detector + "/" + std::string(to_string(f.level))];
     sink_->finding(f);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,7 @@ class Pipeline {
  public:
   Pipeline(PipelineOptions opts, std::unique_ptr<Sink> sink);
   void set_recorder(std::unique_ptr<TraceWriter> w) { recorder_ = std::move(w); }
+  void set_finding_hook(std::function<void(Finding&)> h) { finding_hook_ = std::move(h); }
   // --snapshot-dir: keep the last seconds of events, write them out when a
   // finding fires (said on stderr).
   void set_snapshotter(std::unique_ptr<Snapshotter> s) { snap_ = std::move(s); }
@@ -41,6 +43,7 @@ class Pipeline {
   std::unique_ptr<Sink> sink_;
   Engine engine_;
   std::unique_ptr<TraceWriter> recorder_;
+  std::function<void(Finding&)> finding_hook_;
   std::unique_ptr<Snapshotter> snap_;
   bool snap_limit_said_ = false;
   uint64_t snap_failed_ = 0;
