@@ -101,7 +101,14 @@ int run_trace(const TraceArgs& a) {
   const uint64_t deadline = a.duration_s > 0 ? start + static_cast<uint64_t>(a.duration_s * 1e9) : 0;
   std::vector<uint64_t> lost_seen;
   const auto sort = a.sort_requests ? qemu::SortBy::Requests : qemu::SortBy::Vm;
-  if (vms) pipe.set_finding_hook([&](Finding& f) { vms->on_finding(f); });
+  pipe.set_finding_hook([&](Finding& f) {
+    // Error origins: the kernel stack captured where a hooked function
+    // failed inside a traced request, from the first evidence event that has one.
+    if (f.stack.empty())
+      for (const auto& ev : f.evidence)
+        if (ev.stack_id && !(f.stack = session->stack(ev.stack_id)).empty()) break;
+    if (vms) vms->on_finding(f);
+  });
   auto deliver = [&](const Event& ev) {
     if (!vms) return pipe.on_event(ev);
     Event e = ev;
