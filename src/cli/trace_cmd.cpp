@@ -50,6 +50,9 @@ int run_trace(const TraceArgs& a) {
       throw InputError(fmt::format("--snapshot-dir {}: not writable: {}", a.snapshot_dir, strerror(errno)));
   }
   if (a.interval_s > 0 && !a.qemu) throw InputError("--interval needs --qemu");
+  for (uint32_t pid : a.live.pids)
+    if (pid == 0 || ::access(fmt::format("/proc/{}", pid).c_str(), F_OK) != 0)
+      throw InputError(fmt::format("--pid {}: no such process", pid));
   // --qemu: find the VMs first (--pid X --qemu with a non-QEMU X is a usage error).
   std::optional<qemu::Tracker> vms;
   LiveOptions lo = a.live;

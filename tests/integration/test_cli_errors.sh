@@ -22,6 +22,7 @@ expect() {  # expect CODE PATTERN -- CMD...
 expect 1 "not on a btrfs" -- "$BIN" --mount /proc --duration 1
 expect 1 "No such file|does not exist" -- "$BIN" --mount /nonexistent/path --duration 1
 expect 1 "format" -- "$BIN" --format yaml
+expect 1 "pid 999999: no such process" -- "$BIN" --pid 999999 --duration 1
 expect 1 "" -- "$BIN" --no-such-option
 expect 1 "No such file|cannot open" -- "$BIN" replay /nonexistent.jsonl
 printf 'this is not a trace\n' >"$ITEST_TMP/garbage"
