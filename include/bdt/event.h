@@ -175,6 +175,8 @@ struct Event {
   template <class T> T* as() { return std::get_if<T>(&body); }
 };
 
+// The (default-constructed) payload an event of type t carries.
+Payload payload_for(EventType t);
 // Does the payload type match the event type (used by decoders to validate)?
 bool payload_matches(const Event& e);
 

@@ -118,29 +118,31 @@ void Event::set_comm(std::string_view c) {
   std::memcpy(comm.data(), c.data(), std::min(c.size(), comm.size() - 1));
 }
 
-bool payload_matches(const Event& e) {
-  switch (e.type) {
-    case EventType::DioBegin: return e.as<DioBegin>();
-    case EventType::DioEnd: return e.as<DioEnd>();
-    case EventType::GetExtent: return e.as<GetExtent>();
-    case EventType::EmAdd: return e.as<EmAdd>();
-    case EventType::EmExist: return e.as<EmExist>();
+Payload payload_for(EventType t) {
+  switch (t) {
+    case EventType::DioBegin: return DioBegin{};
+    case EventType::DioEnd: return DioEnd{};
+    case EventType::GetExtent: return GetExtent{};
+    case EventType::EmAdd: return EmAdd{};
+    case EventType::EmExist: return EmExist{};
     case EventType::OeAdd:
     case EventType::OeSplit:
     case EventType::OeStart:
     case EventType::OeMarkFinished:
     case EventType::OeFinish:
-    case EventType::OeRemove: return e.as<Ordered>();
+    case EventType::OeRemove: return Ordered{};
     case EventType::EbFree:
     case EventType::EbFind:
-    case EventType::EbRelease: return e.as<ExtentBuffer>();
+    case EventType::EbRelease: return ExtentBuffer{};
     case EventType::IoctlBegin:
-    case EventType::IoctlEnd: return e.as<Ioctl>();
+    case EventType::IoctlEnd: return Ioctl{};
     case EventType::RelocBegin:
-    case EventType::RelocEnd: return e.as<Reloc>();
-    case EventType::CsumError: return e.as<CsumError>();
+    case EventType::RelocEnd: return Reloc{};
+    case EventType::CsumError: return CsumError{};
   }
-  return false;
+  return DioBegin{};
 }
+
+bool payload_matches(const Event& e) { return e.body.index() == payload_for(e.type).index(); }
 
 }  // namespace bdt

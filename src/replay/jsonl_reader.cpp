@@ -320,31 +320,6 @@ struct PayloadReader {
   }
 };
 
-Payload default_payload(EventType t) {
-  switch (t) {
-    case EventType::DioBegin: return DioBegin{};
-    case EventType::DioEnd: return DioEnd{};
-    case EventType::GetExtent: return GetExtent{};
-    case EventType::EmAdd: return EmAdd{};
-    case EventType::EmExist: return EmExist{};
-    case EventType::OeAdd:
-    case EventType::OeSplit:
-    case EventType::OeStart:
-    case EventType::OeMarkFinished:
-    case EventType::OeFinish:
-    case EventType::OeRemove: return Ordered{};
-    case EventType::EbFree:
-    case EventType::EbFind:
-    case EventType::EbRelease: return ExtentBuffer{};
-    case EventType::IoctlBegin:
-    case EventType::IoctlEnd: return Ioctl{};
-    case EventType::RelocBegin:
-    case EventType::RelocEnd: return Reloc{};
-    case EventType::CsumError: return CsumError{};
-  }
-  return DioBegin{};
-}
-
 // Decodes an event object whose "type" is known. Throws InputError(reason).
 template <class Doc>
 void decode_event(const Doc& j, EventType type, Event& ev, StringTable& strings) {
@@ -366,7 +341,7 @@ void decode_event(const Doc& j, EventType type, Event& ev, StringTable& strings)
   o.num("ino", ev.ino);
   if (const std::string* s = o.str("vm")) ev.vm = strings.intern(*s);
   if (const std::string* s = o.str("image")) ev.image = strings.intern(*s);
-  ev.body = default_payload(type);
+  ev.body = payload_for(type);
   std::visit(PayloadReader<Doc>{o, type}, ev.body);
 }
 

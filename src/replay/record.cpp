@@ -366,31 +366,6 @@ struct PayloadIn {
   }
 };
 
-Payload payload_for(EventType t) {
-  switch (t) {
-    case EventType::DioBegin: return DioBegin{};
-    case EventType::DioEnd: return DioEnd{};
-    case EventType::GetExtent: return GetExtent{};
-    case EventType::EmAdd: return EmAdd{};
-    case EventType::EmExist: return EmExist{};
-    case EventType::OeAdd:
-    case EventType::OeSplit:
-    case EventType::OeStart:
-    case EventType::OeMarkFinished:
-    case EventType::OeFinish:
-    case EventType::OeRemove: return Ordered{};
-    case EventType::EbFree:
-    case EventType::EbFind:
-    case EventType::EbRelease: return ExtentBuffer{};
-    case EventType::IoctlBegin:
-    case EventType::IoctlEnd: return Ioctl{};
-    case EventType::RelocBegin:
-    case EventType::RelocEnd: return Reloc{};
-    case EventType::CsumError: return CsumError{};
-  }
-  return DioBegin{};
-}
-
 // ---- writer --------------------------------------------------------------------
 class RecordWriter final : public TraceWriter {
  public:
