@@ -20,6 +20,7 @@ depth=8; [[ $engine == psync || $engine == sync ]] && depth=1
 [[ -x $bin ]] || { echo "build first: $bin missing" >&2; exit 1; }
 source "$src/scripts/lib/scratch-btrfs.sh"
 scratch_btrfs_require || exit 2
+bdt_root_lock || exit 2
 export SCRATCH_PREFIX=bdt-bench
 tracer=
 cleanup() { [[ -n $tracer ]] && kill -INT "$tracer" 2>/dev/null && wait "$tracer" 2>/dev/null; scratch_btrfs_cleanup; }

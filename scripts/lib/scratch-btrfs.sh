@@ -116,3 +116,14 @@ scratch_btrfs_cleanup() {
     SCRATCH_DIR='' SCRATCH_IMG='' SCRATCH_MNT='' SCRATCH_LOOP='' SCRATCH_NOCOW='' SCRATCH_FSID=''
     return $rc
 }
+
+# bdt_root_lock: root tests and benchmarks share the kernel, loop devices and bpffs, so only one
+# runs at a time on a machine. Takes an exclusive flock on fd 9 (released when the process exits);
+# waits up to 30 min, saying what it waits for. BDT_ROOT_LOCK overrides the lock file.
+bdt_root_lock() {
+    local lock=${BDT_ROOT_LOCK:-/run/lock/btrfs-dio-trace-root.lock}
+    exec 9>"$lock" || { echo "cannot open lock file $lock" >&2; return 1; }
+    flock -n 9 && return 0
+    echo "waiting for $lock (another root test or benchmark is running)" >&2
+    flock -w 1800 9 || { echo "timed out after 30 min waiting for $lock" >&2; return 1; }
+}

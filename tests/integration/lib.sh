@@ -61,6 +61,7 @@ itest_init() {
     command -v python3 >/dev/null || skip "python3 needed to check JSON output"
     local why
     why=$(scratch_btrfs_require 2>&1) || skip "cannot make a scratch btrfs: $why"
+    bdt_root_lock || die "could not take the root-test lock"
     ITEST_TMP=$(mktemp -d "/tmp/bdt-itest-$name-XXXXXX")
     trap itest_cleanup EXIT
     trap 'exit 130' INT TERM
