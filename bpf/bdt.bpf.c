@@ -47,6 +47,7 @@ const volatile bool filter_cgroup = false; /* task must be in cgroup_filter[0] o
 const volatile __u32 filter_sb = 0;       /* kernel dev_t of the watched superblock */
 const volatile __u32 em_compress_mask = 0; /* EXTENT_FLAG_COMPRESS_* of this kernel */
 const volatile __u32 nr_ioctl = 16;        /* x86_64 __NR_ioctl (raw sys_enter fallback) */
+const volatile __u32 rec_slots = 0;        /* flight recorder slots per CPU (0: off) */
 
 /* ---- maps ------------------------------------------------------------------- */
 struct {
@@ -163,6 +164,32 @@ struct {
 	__uint(value_size, BDT_STACK_DEPTH * sizeof(u64));
 } stacks SEC(".maps");
 
+/* Flight recorder (events.h, docs/flight-recorder.md): ncpus * rec_slots slots,
+ * sized by userspace before load; mmap-able so a dump reads it in place. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct bdt_rec_slot);
+} recorder SEC(".maps");
+
+/* Records written to the recorder so far, per CPU (the next sequence number - 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} rec_head SEC(".maps");
+
+/* Written by userspace only (struct bdt_rec_meta), pinned with the recorder. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct bdt_rec_meta);
+} rec_meta SEC(".maps");
+
 /* ---- helpers ------------------------------------------------------------------ */
 static __always_inline void count_lost(void)
 {
@@ -181,17 +208,58 @@ static __always_inline void count_lost(void)
  */
 #define BDT_WAKEUP_BYTES (64 * 1024)
 
+/*
+ * With the flight recorder on (rec_slots != 0, a load-time constant, so the
+ * verifier keeps one of the two paths), a record is built in place in this
+ * CPU's next recorder slot and then copied to the ring buffer: the recorder
+ * never depends on the ring having room or on anybody consuming it. Slot
+ * claims are atomic, so a program nesting on this CPU (an irq-time
+ * completion) takes the next slot. Recorder off: built in the ring buffer.
+ */
+static __always_inline struct bdt_raw_event *rec_reserve(void)
+{
+	u32 zero = 0, key;
+	u64 *head = bpf_map_lookup_elem(&rec_head, &zero);
+	struct bdt_rec_slot *slot;
+	u64 seq;
+
+	if (!head)
+		return 0;
+	seq = __sync_fetch_and_add(head, 1) + 1;
+	key = bpf_get_smp_processor_id() * rec_slots + (u32)((seq - 1) % rec_slots);
+	slot = bpf_map_lookup_elem(&recorder, &key);
+	if (!slot)
+		return 0;
+	/* seq_end first: a concurrent reader of the old record sees the change */
+	__sync_lock_test_and_set(&slot->seq_end, seq);
+	return &slot->ev;
+}
+
 static __always_inline void bdt_submit(void *e)
 {
 	long avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	u64 wake = avail >= BDT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 
-	bpf_ringbuf_submit(e, avail >= BDT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	if (rec_slots) {
+		struct bdt_rec_slot *slot = e - __builtin_offsetof(struct bdt_rec_slot, ev);
+
+		/* seq last (xchg: ordered after the record's stores) */
+		__sync_lock_test_and_set(&slot->seq, slot->seq_end);
+		if (bpf_ringbuf_output(&events, e, sizeof(struct bdt_raw_event), wake))
+			count_lost();
+		return;
+	}
+	bpf_ringbuf_submit(e, wake);
 }
 
 static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
 {
-	struct bdt_raw_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct bdt_raw_event *e;
 
+	if (rec_slots)
+		e = rec_reserve();
+	else
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
 		return 0;

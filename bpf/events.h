@@ -198,4 +198,42 @@ struct bdt_raw_event {
 	} u;
 };
 
+/*
+ * Flight recorder (docs/flight-recorder.md): every record is also written into
+ * a per-CPU circular array of slots in the `recorder` map (BPF_F_MMAPABLE
+ * array of ncpus * slots_per_cpu slots; CPU c owns slots [c*N, (c+1)*N)).
+ * A slot is valid when seq == seq_end != 0. The writer stores seq_end (the
+ * new sequence number) first, then the record, then seq, so a reader that
+ * copies seq first and seq_end last sees them differ for a slot that was
+ * being (re)written meanwhile (a torn read) and drops it. Sequence numbers
+ * count per CPU from 1: the newest slot of a CPU has the highest.
+ */
+struct bdt_rec_slot {
+	bdt_u64 seq;           /* written last */
+	struct bdt_raw_event ev;
+	bdt_u64 seq_end;       /* written first */
+};
+
+/* What a later `dump --pin-dir` needs, in the one-entry `rec_meta` map,
+ * written by the tracer after attaching. Change it => bump BDT_REC_META_VERSION. */
+#define BDT_REC_MAGIC 0x31434552544442ULL /* "BDTREC1" little-endian */
+#define BDT_REC_META_VERSION 1
+#define BDT_REC_HOOKS_LEN 3072
+
+struct bdt_rec_meta {
+	bdt_u64 magic;
+	bdt_u32 meta_version;
+	bdt_u32 raw_abi;              /* BDT_RAW_ABI of the programs */
+	bdt_u32 slot_size;            /* sizeof(struct bdt_rec_slot) */
+	bdt_u32 slots_per_cpu;
+	bdt_u32 ncpus;                /* possible CPUs when the tracer started */
+	bdt_u32 tracer_pid;
+	bdt_u64 start_mono_ns;        /* CLOCK_MONOTONIC at start */
+	bdt_u64 start_realtime_ns;    /* CLOCK_REALTIME at start */
+	bdt_s64 mono_to_realtime_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at start */
+	char boot_id[40];             /* /proc/sys/kernel/random/boot_id */
+	char release[72];             /* uname -r */
+	char hooks[BDT_REC_HOOKS_LEN]; /* "name\tmechanism\t0|1\n" per hook */
+};
+
 #endif /* BDT_EVENTS_H */

@@ -32,6 +32,10 @@ struct LiveOptions {
   // Events are held this long and released in ts order: one ring buffer is
   // filled from several CPUs, so arrival order is not quite time order.
   uint32_t reorder_window_ms = 20;
+  // In-kernel flight recorder (docs/flight-recorder.md): slots per CPU, 0 = off.
+  uint32_t recorder_events = 65536;
+  // Pin the recorder and the programs' links here (bpffs) so they outlive the tracer.
+  std::string pin_dir;
 };
 
 struct HookStatus {
@@ -71,6 +75,11 @@ class LiveSession {
   // first, symbolized from /proc/kallsyms ("func+0x1a [module]"); empty when
   // the id is 0, unknown, or the stack was evicted from the kernel map.
   virtual std::vector<std::string> stack(uint32_t /*stack_id*/) const { return {}; }
+  // With --pin-dir: keep the recorder's pins when the session ends (the links
+  // are unpinned on a clean end, so the programs detach; the recorder stays
+  // for `dump --pin-dir`). Without this call a session that ends (e.g. a
+  // failed start) removes every pin it made.
+  virtual void keep_pins() {}
 };
 
 struct DoctorReport {

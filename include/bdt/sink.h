@@ -43,7 +43,9 @@ class Sink {
 };
 
 std::unique_ptr<Sink> make_text_sink(std::FILE* out, TimeBase tb, bool color);
-std::unique_ptr<Sink> make_json_sink(std::FILE* out);
+// mono_to_realtime_ns != 0: each event line also carries its wall-clock time,
+// "wall_ns" (ns since the epoch) and "wall_time" (UTC, ISO 8601, microseconds).
+std::unique_ptr<Sink> make_json_sink(std::FILE* out, int64_t mono_to_realtime_ns = 0);
 
 // One-line text rendering of an event's type-specific fields ("ino=257 pos=0 ...").
 std::string format_event_details(const Event& ev);
@@ -52,5 +54,7 @@ void append_event_details(std::string& out, const Event& ev);
 // "HH:MM:SS.uuuuuu" (wall) or "+SSS.uuuuuu" (relative).
 std::string format_time(uint64_t ts_ns, const TimeBase& tb);
 std::string format_dev(uint64_t st_dev);  // "0:45"
+// "2026-11-22T04:50:01.123456Z": ns since the epoch as UTC, microseconds.
+std::string format_wall_utc(int64_t wall_ns);
 
 }  // namespace bdt

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Overhead of btrfs-dio-trace on O_DIRECT I/O, measured as ratios within one run:
 # fio 4 KiB O_DIRECT random read/write on a nocow file of a scratch btrfs,
-# alternating runs without the tracer, with the tracer (findings only) and with
-# --events --format json to /dev/null. Prints IOPS per run and the median ratio.
+# alternating runs without the tracer, with the tracer (findings only), with the
+# tracer and its in-kernel flight recorder off (--recorder-events 0), and with
+# --events --format json to /dev/null. Prints IOPS per run and the median ratios.
 #
 #   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e ioengine]
 set -euo pipefail
@@ -43,19 +44,23 @@ start() {
 }
 stop() { kill -INT "$tracer"; wait "$tracer" || true; tracer=; }
 
-declare -a base=() det=() ev=()
+declare -a base=() det=() ev=() norec=()
 echo "kernel $(uname -r), fio randrw 4k direct=1 ioengine=$engine iodepth=$depth 2 threads, ${runtime}s x $rounds rounds"
 for r in $(seq "$rounds"); do
     b=$(iops)
     start; d=$(iops); stop
+    start --recorder-events 0; n=$(iops); stop
     start --events --format json; e=$(iops); stop
-    base+=("$b") det+=("$d") ev+=("$e")
-    echo "round $r: no tracer $b IOPS | tracer (findings) $d IOPS | tracer --events json $e IOPS"
+    base+=("$b") det+=("$d") ev+=("$e") norec+=("$n")
+    echo "round $r: no tracer $b IOPS | tracer (findings) $d IOPS | tracer, recorder off $n IOPS | tracer --events json $e IOPS"
 done
-python3 - "${base[*]}" "${det[*]}" "${ev[*]}" <<'PY'
+python3 - "${base[*]}" "${det[*]}" "${ev[*]}" "${norec[*]}" <<'PY'
 import statistics, sys
-b, d, e = ([int(x) for x in a.split()] for a in sys.argv[1:4])
+b, d, e, n = ([int(x) for x in a.split()] for a in sys.argv[1:5])
 rd = statistics.median([x / y for x, y in zip(d, b)])
 re = statistics.median([x / y for x, y in zip(e, b)])
-print(f"median IOPS ratio, tracer attached / not: findings only {rd:.3f}, --events json {re:.3f}")
+rn = statistics.median([x / y for x, y in zip(n, b)])
+rr = statistics.median([x / y for x, y in zip(d, n)])
+print(f"median IOPS ratio, tracer attached / not: findings only {rd:.3f} (recorder off {rn:.3f}), --events json {re:.3f}")
+print(f"median IOPS ratio, flight recorder on / off (findings only): {rr:.3f}")
 PY

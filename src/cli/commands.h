@@ -43,6 +43,8 @@ struct DumpArgs {
   std::string file;
   Format format = Format::Text;
   bool salvage = false;
+  std::string pin_dir;  // dump --pin-dir: the pinned flight recorder instead of FILE
+  bool release = false; // dump --pin-dir DIR --release
 };
 
 struct DemoArgs {
@@ -57,6 +59,7 @@ int run_demo(const DemoArgs& a);
 int run_replay(const ReplayArgs& a);
 int run_doctor_cmd(const DoctorArgs& a);
 int run_dump(const DumpArgs& a);
+int run_dump_pinned(const DumpArgs& a);  // dump_pinned.cpp
 
 // Set by SIGINT/SIGTERM.
 bool stop_requested();

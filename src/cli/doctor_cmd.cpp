@@ -5,6 +5,9 @@
 #include "bdt/exposure.h"
 #include "bdt/kernel_version.h"
 #include "cli/commands.h"
+#include "live/flight_recorder.h"
+
+#include <bpf/libbpf.h>
 
 namespace bdt::cli {
 
@@ -44,6 +47,13 @@ int run_doctor_cmd(const DoctorArgs& a) {
                h.reason);
   fmt::print("\n{:<22} {:<12} {}\n", "DETECTOR", "FIDELITY", "WHY");
   for (const auto& d : r.detectors) fmt::print("{:<22} {:<12} {}\n", d.id, d.fidelity, d.reason);
+  {
+    const size_t slot = live::recorder_slot_bytes();
+    const int ncpu = libbpf_num_possible_cpus();
+    fmt::print("\nflight recorder  {} bytes per event; the default 65536 events per CPU take {:.1f} MiB per "
+               "CPU, {:.1f} MiB for this machine's {} possible CPUs (trace --recorder-events N)\n",
+               slot, 65536.0 * slot / (1 << 20), 65536.0 * slot * ncpu / (1 << 20), ncpu);
+  }
   if (!r.exposure.empty()) {
     fmt::print("\nknown-bug exposure of this kernel:\n");
     for (const auto& e : r.exposure) fmt::print("  - {}\n", e);

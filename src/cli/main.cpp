@@ -10,9 +10,11 @@
 #include "bdt/live.h"
 #include "bdt/trace_reader.h"
 #include "cli/commands.h"
+#include "live/flight_recorder.h"
 
 using namespace bdt;
 using namespace bdt::cli;
+using bdt::live::recorder_slot_bytes;
 
 namespace {
 
@@ -102,6 +104,15 @@ int main(int argc, char** argv) {
   trace->add_option("--snapshot-events", ta.snapshot_events,
                     "Most events kept for snapshots (default 1000000)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100'000'000}));
+  trace->add_option("--pin-dir", ta.live.pin_dir,
+                    "Pin the flight recorder and the programs' links in this bpffs directory (e.g. "
+                    "/sys/fs/bpf/bdt): recording goes on if the tracer is killed; read it with "
+                    "`dump --pin-dir DIR`, free it with `dump --pin-dir DIR --release`");
+  trace->add_option("--recorder-events", ta.live.recorder_events,
+                    fmt::format("In-kernel flight recorder: events kept per CPU (default 65536 = {} MiB "
+                                "per CPU, {} bytes per event; 0: off)",
+                                (65536 * recorder_slot_bytes()) >> 20, recorder_slot_bytes()))
+      ->check(CLI::Range(0u, 1u << 20));
   uint32_t rb_mib = 8;
   trace->add_option("--ringbuf-size", rb_mib, "BPF ring buffer size in MiB (power of two)")
       ->check(CLI::Range(1u, 1024u));
@@ -126,8 +137,15 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(kBackends));
 
   DumpArgs dua;
-  auto* dump = app.add_subcommand("dump", "Print a saved trace (binary record, JSON lines or snapshot)");
-  dump->add_option("FILE", dua.file, "Recorded trace file")->required();
+  auto* dump = app.add_subcommand(
+      "dump", "Print a saved trace (binary record, JSON lines or snapshot) or a pinned flight recorder");
+  auto* dump_file = dump->add_option("FILE", dua.file, "Recorded trace file");
+  auto* dump_pin = dump->add_option("--pin-dir", dua.pin_dir,
+                                    "Read the flight recorder pinned here by `trace --pin-dir`");
+  dump_pin->excludes(dump_file);
+  dump->add_flag("--release", dua.release,
+                 "With --pin-dir: detach the pinned programs and remove the pins")
+      ->needs(dump_pin);
   std::string dump_format = "text";
   dump->add_option("--format", dump_format,
                    "text|json|chrome (chrome: trace-event timeline for ui.perfetto.dev or chrome://tracing)")
@@ -175,7 +193,10 @@ int main(int argc, char** argv) {
     }
     if (*replay) return run_replay(ra);
     if (*doctor) return run_doctor_cmd(da);
-    if (*dump) return run_dump(dua);
+    if (*dump) {
+      if (dua.file.empty() && dua.pin_dir.empty()) throw InputError("dump: give FILE or --pin-dir DIR");
+      return run_dump(dua);
+    }
   } catch (const InputError& e) {
     fmt::print(stderr, "btrfs-dio-trace: {}\n", strip_prefix(e.what()));
     return 1;

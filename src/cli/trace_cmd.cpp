@@ -99,6 +99,12 @@ int run_trace(const TraceArgs& a) {
   fmt::print(stderr, "\nbtrfs-dio-trace: Ctrl-C to stop{}\n",
              a.duration_s > 0 ? fmt::format(" (or after {} s)", a.duration_s) : "");
 
+  if (!a.live.pin_dir.empty()) {
+    session->keep_pins();
+    fmt::print(stderr, "btrfs-dio-trace: flight recorder pinned in {} ({} events per CPU); it keeps "
+                       "recording if this process is killed\n",
+               a.live.pin_dir, a.live.recorder_events);
+  }
   install_signal_handlers();
   const uint64_t start = monotonic_ns();
   const uint64_t deadline = a.duration_s > 0 ? start + static_cast<uint64_t>(a.duration_s * 1e9) : 0;
@@ -183,6 +189,11 @@ int run_trace(const TraceArgs& a) {
                                                        c.evicted, c.inflight_cap, c.unmatched_ends));
   }
   pipe.finish(end, std::move(s));
+  if (!a.live.pin_dir.empty())
+    fmt::print(stderr, "btrfs-dio-trace: programs detached; the flight recorder stays in {0}: read it "
+                       "with `btrfs-dio-trace dump --pin-dir {0}`, free it with `btrfs-dio-trace dump "
+                       "--pin-dir {0} --release`\n",
+               a.live.pin_dir);
   if (vms) {
     pipe.sink().flush();
     auto rows = vms->stats().total(sort);

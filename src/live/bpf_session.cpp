@@ -9,6 +9,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
@@ -21,6 +22,7 @@
 
 #include "bdt.skel.h"
 #include "bdt/trace_reader.h"
+#include "live/flight_recorder.h"
 #include "loader/hooks.h"
 
 namespace bdt::live {
@@ -126,6 +128,13 @@ FlagMaps flag_maps_from_btf(const loader::KernelBtf& btf, uint32_t* em_compress_
 }
 
 BpfSession::~BpfSession() {
+  // A clean end detaches the programs (a kill -9 never gets here: the pinned
+  // links keep them attached and recording).
+  for (const auto& p : link_pins) unlink(p.c_str());
+  if (!keep_pins) {
+    for (const auto& p : pins) unlink(p.c_str());
+    if (!pin_dir.empty()) rmdir(pin_dir.c_str());
+  }
   if (rb) ring_buffer__free(rb);
   for (auto* l : links) bpf_link__destroy(l);
   if (skel) bdt_bpf__destroy(skel);
@@ -159,6 +168,17 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
     if (c.empty() || c.size() > 15)
       throw InputError(fmt::format("--comm \"{}\": a task name has 1 to 15 characters", c));
   const uint64_t sb = opts.mount.empty() ? 0 : mount_superblock_dev(opts.mount);
+  if (opts.recorder_events > kMaxRecorderEvents)
+    throw InputError(fmt::format("--recorder-events {}: at most {} per CPU", opts.recorder_events,
+                                 kMaxRecorderEvents));
+  if (!opts.pin_dir.empty()) {
+    if (!opts.recorder_events)
+      throw InputError("--pin-dir needs the flight recorder (--recorder-events 0 turns it off)");
+    check_pin_dir(opts.pin_dir);
+  }
+  const uint32_t ncpus = static_cast<uint32_t>(std::max(1, libbpf_num_possible_cpus()));
+  if (static_cast<uint64_t>(ncpus) * opts.recorder_events > UINT32_MAX)
+    throw InputError(fmt::format("--recorder-events {}: too many for {} CPUs", opts.recorder_events, ncpus));
   int cgroup_fd = -1;
   if (!opts.cgroup.empty()) {
     struct statfs cfs {};
@@ -247,6 +267,9 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
         ro->csum_layout = 1;
     }
     bpf_map__set_max_entries(s->skel->maps.events, ring_size(opts.ringbuf_bytes));
+    ro->rec_slots = opts.recorder_events;
+    bpf_map__set_max_entries(s->skel->maps.recorder,
+                             opts.recorder_events ? ncpus * opts.recorder_events : 1);
     loader::apply_plan(s->skel->obj, plan);
     loader::apply_fn_plan(s->skel->obj, fplan);
     g_libbpf_log.clear();
@@ -294,6 +317,7 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
   if (s->attached() == 0)
     throw KernelError("no hook could be attached on this kernel; run `btrfs-dio-trace "
                       "doctor` for the reasons");
+  setup_recorder(*s, opts.pin_dir);
   if (sample) {
     s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), sample, ctx, nullptr);
     if (!s->rb)

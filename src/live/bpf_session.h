@@ -40,6 +40,11 @@ struct BpfSession {
   int lost_fd = -1;
   int stacks_fd = -1;  // kernel stacks of error origins (BPF_MAP_TYPE_STACK_TRACE)
   std::vector<std::string> warnings;
+  // --pin-dir (flight_recorder.cpp): pinned maps and links; removed by the
+  // destructor (links always, maps unless keep_pins).
+  std::string pin_dir;
+  std::vector<std::string> pins, link_pins;
+  bool keep_pins = false;
 
   BpfSession() = default;
   BpfSession(const BpfSession&) = delete;

@@ -93,6 +93,7 @@ DoctorReport run_doctor(Backend backend) {
     LiveOptions o;
     o.backend = backend;
     o.ringbuf_bytes = 64 * 1024;
+    o.recorder_events = 16;  // the recorder's code path, without its memory
     auto s = live::open_bpf(o, btf, nullptr, nullptr);
     rep.hooks = s->hooks;
   }  // everything detached here

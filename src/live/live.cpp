@@ -77,6 +77,7 @@ class TracepointSession final : public LiveSession {
   }
 
   std::vector<std::string> warnings() const override { return bpf_->warnings; }
+  void keep_pins() override { bpf_->keep_pins = true; }
 
   std::vector<std::string> stack(uint32_t stack_id) const override {
     std::vector<std::string> out;

@@ -30,12 +30,18 @@ void append_json_string(std::string& out, std::string_view s) {
 
 class JsonSink final : public Sink {
  public:
-  explicit JsonSink(std::FILE* out) : out_(out) {}
+  JsonSink(std::FILE* out, int64_t wall_off) : out_(out), wall_off_(wall_off) {}
 
   void event(const Event& ev) override {
     if (!header_done_) header();
     line_.clear();
     append_event_json(line_, ev);
+    if (wall_off_ && !line_.empty() && line_.back() == '}') {
+      const int64_t wall = static_cast<int64_t>(ev.ts_ns) + wall_off_;
+      line_.pop_back();
+      fmt::format_to(std::back_inserter(line_), ",\"wall_ns\":{},\"wall_time\":\"{}\"}}", wall,
+                     format_wall_utc(wall));
+    }
     emit();
   }
   void finding(const Finding& f) override {
@@ -97,12 +103,15 @@ class JsonSink final : public Sink {
     std::fwrite(line_.data(), 1, line_.size(), out_);
   }
   std::FILE* out_;
+  int64_t wall_off_ = 0;
   std::string line_;
   bool header_done_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Sink> make_json_sink(std::FILE* out) { return std::make_unique<JsonSink>(out); }
+std::unique_ptr<Sink> make_json_sink(std::FILE* out, int64_t mono_to_realtime_ns) {
+  return std::make_unique<JsonSink>(out, mono_to_realtime_ns);
+}
 
 }  // namespace bdt

@@ -48,9 +48,15 @@ itest_cleanup() {
     return $rc
 }
 
-# Count our BPF programs currently loaded (names start with bdt_).
+# Count our BPF programs currently loaded: the program names of the skeleton
+# (build/bpf/bdt.skel.h), as the kernel keeps them (15 characters at most).
+bdt_prog_names() {
+    sed -n '/struct {/,/} progs;/s/.*struct bpf_program \*\([a-z0-9_]*\);.*/\1/p' \
+        "$BUILD_DIR/bpf/bdt.skel.h" 2>/dev/null | cut -c1-15 | sort -u
+}
 bdt_prog_count() {
-    bpftool prog show 2>/dev/null | grep -cE '^[0-9]+: [a-z_]+ +name bdt_' || true
+    bpftool prog show 2>/dev/null | sed -n 's/^[0-9]*: [a-z_]* *name \([^ ]*\).*/\1/p' \
+        | grep -cxF -f <(bdt_prog_names) || true
 }
 
 itest_init() {
@@ -67,6 +73,12 @@ itest_init() {
     trap 'exit 130' INT TERM
     export SCRATCH_PREFIX="bdt-itest-$name"
     ITEST_PROGS_BEFORE=$(bdt_prog_count)
+    ITEST_PINS_BEFORE=$(bdt_pins)
+}
+
+# bpffs pins of this tool (trace --pin-dir): /sys/fs/bpf/bdt-*, one per line.
+bdt_pins() {
+    ls -d /sys/fs/bpf/bdt-* 2>/dev/null | sort || true
 }
 
 # start_tracer OUTFILE ARGS... : runs the tracer in the background, waits until it is attached.
@@ -114,6 +126,13 @@ itest_check_leftovers() {
         fail "BPF programs left loaded after the tracer exited: $now (before: $ITEST_PROGS_BEFORE)"
     else
         pass "no BPF programs left behind"
+    fi
+    local pins
+    pins=$(comm -13 <(echo "${ITEST_PINS_BEFORE:-}") <(bdt_pins) | grep . || true)
+    if [[ -n $pins ]]; then
+        fail "bpffs pins left behind: $(echo $pins)"
+    else
+        pass "no bpffs pins (/sys/fs/bpf/bdt-*) left behind"
     fi
 }
 

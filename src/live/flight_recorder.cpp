@@ -1,0 +1,324 @@
+#include "live/flight_recorder.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "bdt.skel.h"
+#include "bdt/live.h"
+#include "live/bpf_session.h"
+
+namespace bdt::live {
+
+namespace {
+
+// Pin names inside DIR. The link pins are "link-NN".
+constexpr const char* kMapPins[] = {"rec_meta", "recorder", "rec_head", "lost", "stacks"};
+
+uint64_t clock_ns(clockid_t c) {
+  timespec ts{};
+  clock_gettime(c, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string read_line(const char* path) {
+  std::ifstream in(path);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+std::string cstr(const char* p, size_t n) { return std::string(p, strnlen(p, n)); }
+
+bool on_bpffs(const std::string& path) {
+  struct statfs sfs {};
+  return statfs(path.c_str(), &sfs) == 0 && static_cast<unsigned long>(sfs.f_type) == BPF_FS_MAGIC;
+}
+
+bool exists(const std::string& p) {
+  struct stat st {};
+  return lstat(p.c_str(), &st) == 0;
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (auto* e = readdir(d))
+      if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.emplace_back(e->d_name);
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool pid_is_tracer(uint32_t pid) {
+  if (!pid) return false;
+  const auto comm = read_line(fmt::format("/proc/{}/comm", pid).c_str());
+  return comm.rfind("btrfs-dio-trac", 0) == 0;  // comm is 15 characters at most
+}
+
+std::string how_to(const std::string& dir) {
+  return fmt::format("read it with `btrfs-dio-trace dump --pin-dir {0}`, free it with "
+                     "`btrfs-dio-trace dump --pin-dir {0} --release`",
+                     dir);
+}
+
+}  // namespace
+
+size_t recorder_slot_bytes() { return sizeof(bdt_rec_slot); }
+
+void check_pin_dir(const std::string& dir) {
+  if (dir.empty()) throw InputError("--pin-dir: empty path");
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw InputError(fmt::format("--pin-dir {}: not a directory", dir));
+    if (!on_bpffs(dir))
+      throw InputError(fmt::format("--pin-dir {}: not on a BPF filesystem (bpffs); use a directory "
+                                   "under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)",
+                                   dir));
+    if (exists(dir + "/rec_meta") || exists(dir + "/recorder")) {
+      bdt_rec_meta m{};
+      std::string who;
+      int fd = bpf_obj_get((dir + "/rec_meta").c_str());
+      const uint32_t zero = 0;
+      if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, &m) == 0 && m.magic == BDT_REC_MAGIC)
+        who = fmt::format(" (tracer pid {}{})", m.tracer_pid,
+                          pid_is_tracer(m.tracer_pid) ? ", still running" : ", gone");
+      if (fd >= 0) close(fd);
+      throw InputError(fmt::format("--pin-dir {}: already holds a flight recorder{}; {}", dir, who,
+                                   how_to(dir)));
+    }
+    return;
+  }
+  if (errno != ENOENT) throw InputError(fmt::format("--pin-dir {}: {}", dir, std::strerror(errno)));
+  auto slash = dir.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  if (!on_bpffs(parent))
+    throw InputError(fmt::format("--pin-dir {}: not on a BPF filesystem (bpffs); use a directory "
+                                 "under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)",
+                                 dir));
+}
+
+void setup_recorder(BpfSession& s, const std::string& pin_dir) {
+  if (!s.skel->rodata->rec_slots) return;
+  bdt_rec_meta m{};
+  m.magic = BDT_REC_MAGIC;
+  m.meta_version = BDT_REC_META_VERSION;
+  m.raw_abi = BDT_RAW_ABI;
+  m.slot_size = sizeof(bdt_rec_slot);
+  m.slots_per_cpu = s.skel->rodata->rec_slots;
+  m.ncpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  m.tracer_pid = static_cast<uint32_t>(getpid());
+  // The offset from the closest pair of readings (the smallest gap of three).
+  int64_t best_gap = INT64_MAX;
+  for (int i = 0; i < 3; ++i) {
+    const uint64_t a = clock_ns(CLOCK_MONOTONIC), rt = clock_ns(CLOCK_REALTIME), b = clock_ns(CLOCK_MONOTONIC);
+    if (static_cast<int64_t>(b - a) < best_gap) {
+      best_gap = static_cast<int64_t>(b - a);
+      m.start_mono_ns = a + (b - a) / 2;
+      m.start_realtime_ns = rt;
+    }
+  }
+  m.mono_to_realtime_ns = static_cast<int64_t>(m.start_realtime_ns - m.start_mono_ns);
+  const auto boot = read_line("/proc/sys/kernel/random/boot_id");
+  std::snprintf(m.boot_id, sizeof m.boot_id, "%s", boot.c_str());
+  struct utsname u {};
+  uname(&u);
+  std::snprintf(m.release, sizeof m.release, "%s", u.release);
+  std::string hooks;
+  for (const auto& h : s.hooks) {
+    auto line = fmt::format("{}\t{}\t{}\n", h.name, h.mechanism, h.attached ? 1 : 0);
+    if (hooks.size() + line.size() >= sizeof m.hooks) break;
+    hooks += line;
+  }
+  std::memcpy(m.hooks, hooks.data(), hooks.size());
+  const uint32_t zero = 0;
+  if (bpf_map__update_elem(s.skel->maps.rec_meta, &zero, sizeof zero, &m, sizeof m, BPF_ANY) != 0)
+    throw KernelError(fmt::format("cannot write the flight recorder's meta map: {}", std::strerror(errno)));
+  if (pin_dir.empty()) return;
+
+  if (mkdir(pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw KernelError(fmt::format("--pin-dir {}: cannot create: {}", pin_dir, std::strerror(errno)));
+  s.pin_dir = pin_dir;
+  auto pin_map = [&](struct bpf_map* map, const char* name) {
+    const auto p = pin_dir + "/" + name;
+    if (bpf_map__pin(map, p.c_str()) != 0)
+      throw KernelError(fmt::format("--pin-dir: cannot pin {}: {}", p, std::strerror(errno)));
+    s.pins.push_back(p);
+  };
+  // rec_meta first: its presence is what marks DIR as holding a recorder.
+  pin_map(s.skel->maps.rec_meta, "rec_meta");
+  pin_map(s.skel->maps.recorder, "recorder");
+  pin_map(s.skel->maps.rec_head, "rec_head");
+  pin_map(s.skel->maps.lost, "lost");
+  pin_map(s.skel->maps.stacks, "stacks");
+  for (size_t i = 0; i < s.links.size(); ++i) {
+    const auto p = fmt::format("{}/link-{:02}", pin_dir, i);
+    if (bpf_link__pin(s.links[i], p.c_str()) != 0) {
+      s.warnings.push_back(fmt::format("--pin-dir: cannot pin link {} ({}): that hook stops when the "
+                                       "tracer exits",
+                                       i, std::strerror(errno)));
+      continue;
+    }
+    s.link_pins.push_back(p);
+  }
+}
+
+PinnedDump read_pinned(const std::string& dir) {
+  PinnedDump d;
+  if (!exists(dir))
+    throw InputError(fmt::format("--pin-dir {}: no flight recorder pinned here (no such directory)", dir));
+  if (!on_bpffs(dir))
+    throw InputError(fmt::format("--pin-dir {}: not on a BPF filesystem (bpffs): nothing pinned there", dir));
+  const auto meta_path = dir + "/rec_meta", rec_path = dir + "/recorder";
+  if (!exists(meta_path) || !exists(rec_path))
+    throw InputError(fmt::format("--pin-dir {}: no flight recorder pinned here (start one with "
+                                 "`btrfs-dio-trace trace --pin-dir {}`)",
+                                 dir, dir));
+  struct Fd {
+    int fd = -1;
+    ~Fd() {
+      if (fd >= 0) close(fd);
+    }
+  } meta_fd, rec_fd;
+  meta_fd.fd = bpf_obj_get(meta_path.c_str());
+  if (meta_fd.fd < 0) {
+    if (errno == EPERM || errno == EACCES)
+      throw KernelError(fmt::format("--pin-dir {}: {}: run it as root", dir, std::strerror(errno)));
+    throw InputError(fmt::format("--pin-dir {}: cannot open rec_meta: {}", dir, std::strerror(errno)));
+  }
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(meta_fd.fd, &info, &len) != 0 || info.value_size != sizeof(bdt_rec_meta))
+    throw InputError(fmt::format("--pin-dir {}: rec_meta has {} bytes per value, this btrfs-dio-trace "
+                                 "expects {}: dump it with the btrfs-dio-trace build that pinned it",
+                                 dir, info.value_size, sizeof(bdt_rec_meta)));
+  const uint32_t zero = 0;
+  if (bpf_map_lookup_elem(meta_fd.fd, &zero, &d.meta) != 0)
+    throw InputError(fmt::format("--pin-dir {}: cannot read rec_meta: {}", dir, std::strerror(errno)));
+  const auto& m = d.meta;
+  if (m.magic != BDT_REC_MAGIC)
+    throw InputError(fmt::format("--pin-dir {}: rec_meta holds no recorder description (magic {:#x}); "
+                                 "the tracer that pinned it died before writing it?",
+                                 dir, m.magic));
+  if (m.meta_version != BDT_REC_META_VERSION || m.raw_abi != BDT_RAW_ABI || m.slot_size != sizeof(bdt_rec_slot))
+    throw InputError(fmt::format("--pin-dir {}: recorder written with meta version {}, raw ABI {}, {}-byte "
+                                 "slots; this btrfs-dio-trace reads meta version {}, raw ABI {}, {}-byte "
+                                 "slots: dump it with the btrfs-dio-trace build that pinned it",
+                                 dir, m.meta_version, m.raw_abi, m.slot_size, BDT_REC_META_VERSION,
+                                 BDT_RAW_ABI, sizeof(bdt_rec_slot)));
+  const auto boot = read_line("/proc/sys/kernel/random/boot_id");
+  if (cstr(m.boot_id, sizeof m.boot_id) != boot)
+    throw InputError(fmt::format("--pin-dir {}: recorded during boot {}, this is boot {}: its times "
+                                 "cannot be converted",
+                                 dir, cstr(m.boot_id, sizeof m.boot_id), boot));
+
+  rec_fd.fd = bpf_obj_get(rec_path.c_str());
+  if (rec_fd.fd < 0)
+    throw InputError(fmt::format("--pin-dir {}: cannot open recorder: {}", dir, std::strerror(errno)));
+  info = {};
+  len = sizeof info;
+  if (bpf_obj_get_info_by_fd(rec_fd.fd, &info, &len) != 0)
+    throw KernelError(fmt::format("--pin-dir {}: recorder: {}", dir, std::strerror(errno)));
+  if (info.value_size != sizeof(bdt_rec_slot) || !m.slots_per_cpu ||
+      static_cast<uint64_t>(info.max_entries) != static_cast<uint64_t>(m.ncpus) * m.slots_per_cpu)
+    throw InputError(fmt::format("--pin-dir {}: recorder map ({} entries of {} bytes) does not match its "
+                                 "meta ({} CPUs x {} slots of {} bytes)",
+                                 dir, info.max_entries, info.value_size, m.ncpus, m.slots_per_cpu,
+                                 sizeof(bdt_rec_slot)));
+  const size_t stride = (sizeof(bdt_rec_slot) + 7) & ~size_t{7};
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t bytes = (static_cast<size_t>(info.max_entries) * stride + page - 1) / page * page;
+  void* base = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, rec_fd.fd, 0);
+  if (base == MAP_FAILED)
+    throw KernelError(fmt::format("--pin-dir {}: cannot map the recorder ({} MiB): {}", dir, bytes >> 20,
+                                  std::strerror(errno)));
+  d.scan = scan_slots(static_cast<const uint8_t*>(base), stride, m.ncpus, m.slots_per_cpu);
+  munmap(base, bytes);
+
+  auto percpu = [&](const char* name) {
+    std::vector<uint64_t> v(m.ncpus, 0);
+    int fd = bpf_obj_get((dir + "/" + name).c_str());
+    if (fd >= 0) {
+      if (bpf_map_lookup_elem(fd, &zero, v.data()) != 0) v.assign(m.ncpus, 0);
+      close(fd);
+    }
+    return v;
+  };
+  d.recorded_per_cpu = percpu("rec_head");
+  d.lost_per_cpu = percpu("lost");
+  for (const auto& n : list_dir(dir))
+    if (n.rfind("link-", 0) == 0) d.link_pins.push_back(dir + "/" + n);
+  d.tracer_alive = pid_is_tracer(m.tracer_pid);
+
+  auto& h = d.header;
+  h.schema_version = 1;
+  const auto rel = cstr(m.release, sizeof m.release);
+  if (auto kv = KernelVersion::parse(rel)) h.kernel = *kv;
+  h.kernel.release = rel;
+  h.mono_to_realtime_ns = m.mono_to_realtime_ns;
+  std::istringstream hs(cstr(m.hooks, sizeof m.hooks));
+  std::string line;
+  while (std::getline(hs, line)) {
+    auto t1 = line.find('\t'), t2 = line.rfind('\t');
+    if (t1 == std::string::npos || t2 == t1) continue;
+    h.hooks.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1) == "1"});
+  }
+  return d;
+}
+
+std::vector<std::string> release_pinned(const std::string& dir) {
+  if (!exists(dir) || !on_bpffs(dir) || !exists(dir + "/rec_meta"))
+    throw InputError(fmt::format("--pin-dir {}: no flight recorder pinned here, nothing to release", dir));
+  std::vector<std::string> said;
+  uint32_t tracer = 0;
+  {
+    bdt_rec_meta m{};
+    const uint32_t zero = 0;
+    int fd = bpf_obj_get((dir + "/rec_meta").c_str());
+    if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, &m) == 0 && m.magic == BDT_REC_MAGIC) tracer = m.tracer_pid;
+    if (fd >= 0) close(fd);
+  }
+  size_t links = 0;
+  for (const auto& n : list_dir(dir))
+    if (n.rfind("link-", 0) == 0) {
+      const auto p = dir + "/" + n;
+      if (unlink(p.c_str()) != 0)
+        throw KernelError(fmt::format("--release: cannot remove {}: {}", p, std::strerror(errno)));
+      ++links;
+    }
+  if (links) said.push_back(fmt::format("removed {} link pins (their programs are detached)", links));
+  for (const char* n : kMapPins) {
+    const auto p = dir + "/" + n;
+    if (!exists(p)) continue;
+    if (unlink(p.c_str()) != 0)
+      throw KernelError(fmt::format("--release: cannot remove {}: {}", p, std::strerror(errno)));
+    said.push_back(fmt::format("removed map pin {}", p));
+  }
+  if (list_dir(dir).empty() && rmdir(dir.c_str()) == 0)
+    said.push_back(fmt::format("removed directory {}", dir));
+  else
+    said.push_back(fmt::format("left {} in place (it holds other files)", dir));
+  if (pid_is_tracer(tracer))
+    said.push_back(fmt::format("the tracer (pid {}) is still running: its programs stay attached until "
+                               "it exits",
+                               tracer));
+  return said;
+}
+
+}  // namespace bdt::live

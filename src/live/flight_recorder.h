@@ -1,0 +1,49 @@
+// The in-kernel flight recorder (docs/flight-recorder.md): its meta record,
+// pinning it (and the programs' links) in bpffs with `trace --pin-dir`, and
+// reading / releasing a pinned one (`dump --pin-dir [--release]`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bdt/trace_reader.h"
+#include "live/recorder_scan.h"
+
+namespace bdt::live {
+
+struct BpfSession;
+
+// Bytes one recorder slot takes (per event, per CPU).
+size_t recorder_slot_bytes();
+// Largest --recorder-events accepted.
+inline constexpr uint32_t kMaxRecorderEvents = 1u << 20;
+
+// Before loading: DIR must be on bpffs (created if missing, its parent must be
+// on bpffs) and must not hold a recorder already. Throws InputError.
+void check_pin_dir(const std::string& dir);
+
+// After attaching: writes the meta record; with a pin dir, pins the recorder
+// maps and the links (BpfSession::pins lists them). Throws KernelError.
+void setup_recorder(BpfSession& s, const std::string& pin_dir);
+
+struct PinnedDump {
+  bdt_rec_meta meta{};
+  TraceHeader header;
+  SlotScan scan;
+  std::vector<uint64_t> recorded_per_cpu;  // rec_head: records written per CPU
+  std::vector<uint64_t> lost_per_cpu;      // ring-buffer losses (e.g. after the tracer died)
+  std::vector<std::string> link_pins;      // links still pinned (programs attached)
+  bool tracer_alive = false;
+};
+
+// Reads a pinned recorder. Throws InputError (no recorder, ABI / meta mismatch,
+// another boot) or KernelError (permission).
+PinnedDump read_pinned(const std::string& dir);
+
+// Removes the pins (links first: their programs detach once nothing else holds
+// them) and DIR itself when it is left empty. Returns what it removed, one line
+// each. Throws InputError when DIR holds no recorder.
+std::vector<std::string> release_pinned(const std::string& dir);
+
+}  // namespace bdt::live

@@ -1,0 +1,170 @@
+// The flight recorder's slot reader (src/live/recorder_scan.h): the pure part
+// of `dump --pin-dir`, fed slot arrays built the way bpf/bdt.bpf.c writes them.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "bdt/trace_reader.h"
+
+#include "bdt/sink.h"
+#include "live/recorder_scan.h"
+
+using namespace bdt;
+using namespace bdt::live;
+
+namespace {
+
+// A recorder of ncpus x slots, written like rec_reserve + bdt_submit.
+struct FakeRecorder {
+  uint32_t ncpus, slots;
+  std::vector<uint64_t> head;
+  std::vector<bdt_rec_slot> mem;
+  FakeRecorder(uint32_t n, uint32_t s) : ncpus(n), slots(s), head(n, 0), mem(size_t{n} * s) {
+    std::memset(mem.data(), 0, mem.size() * sizeof(bdt_rec_slot));
+  }
+  bdt_rec_slot& reserve(uint32_t cpu, uint64_t ts, uint32_t tid) {
+    const uint64_t seq = ++head[cpu];
+    auto& sl = mem[size_t{cpu} * slots + (seq - 1) % slots];
+    sl.seq_end = seq;
+    std::memset(&sl.ev, 0, sizeof sl.ev);
+    sl.ev.ts_ns = ts;
+    sl.ev.tid = tid;
+    sl.ev.type = BDT_EV_DIO_BEGIN;
+    return sl;
+  }
+  void write(uint32_t cpu, uint64_t ts, uint32_t tid) {
+    auto& sl = reserve(cpu, ts, tid);
+    sl.seq = sl.seq_end;
+  }
+  SlotScan scan() const {
+    return scan_slots(reinterpret_cast<const uint8_t*>(mem.data()), sizeof(bdt_rec_slot), ncpus, slots);
+  }
+};
+
+TEST(RecorderScan, EmptyRecorderHasNoRecords) {
+  FakeRecorder r(2, 8);
+  auto s = r.scan();
+  EXPECT_TRUE(s.records.empty());
+  EXPECT_EQ(s.empty, 16u);
+  EXPECT_EQ(s.torn, 0u);
+}
+
+TEST(RecorderScan, MergesCpusByTime) {
+  FakeRecorder r(2, 8);
+  r.write(0, 100, 1);
+  r.write(1, 50, 2);
+  r.write(0, 300, 3);
+  r.write(1, 200, 4);
+  r.write(1, 300, 5);  // same ts as cpu 0's: cpu order breaks the tie
+  auto s = r.scan();
+  ASSERT_EQ(s.records.size(), 5u);
+  std::vector<uint32_t> tids;
+  for (auto& x : s.records) tids.push_back(x.ev.tid);
+  EXPECT_EQ(tids, (std::vector<uint32_t>{2, 1, 4, 3, 5}));
+  EXPECT_EQ(s.kept_per_cpu, (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(s.newest_per_cpu, (std::vector<uint64_t>{2, 3}));
+}
+
+TEST(RecorderScan, WrapKeepsExactlyTheNewest) {
+  FakeRecorder r(1, 4);
+  for (uint32_t i = 1; i <= 10; ++i) r.write(0, i * 10, i);
+  auto s = r.scan();
+  ASSERT_EQ(s.records.size(), 4u);
+  for (size_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(s.records[k].ev.tid, 7 + k);  // 7, 8, 9, 10: the newest, in order
+    EXPECT_EQ(s.records[k].seq, 7 + k);
+  }
+  EXPECT_EQ(s.kept_per_cpu[0], 4u);
+  EXPECT_EQ(s.newest_per_cpu[0], 10u);
+}
+
+TEST(RecorderScan, TornSlotsAreDropped) {
+  FakeRecorder r(1, 4);
+  for (uint32_t i = 1; i <= 4; ++i) r.write(0, i * 10, i);
+  // A writer reserved the slot of seq 1 again (seq 5) and is half-way: seq_end
+  // is new, seq still old.
+  r.reserve(0, 50, 5);
+  auto s = r.scan();
+  EXPECT_EQ(s.torn, 1u);
+  ASSERT_EQ(s.records.size(), 3u);
+  EXPECT_EQ(s.records.front().ev.tid, 2u);
+  // Finished: all four valid again, the oldest gone.
+  r.mem[0].seq = r.mem[0].seq_end;
+  s = r.scan();
+  EXPECT_EQ(s.torn, 0u);
+  ASSERT_EQ(s.records.size(), 4u);
+  EXPECT_EQ(s.records.back().ev.tid, 5u);
+  EXPECT_EQ(s.records.front().ev.tid, 2u);
+}
+
+TEST(RecorderScan, SlotInTheWrongPositionIsRejected) {
+  FakeRecorder r(1, 4);
+  r.write(0, 10, 1);
+  r.mem[2] = r.mem[0];  // seq 1 cannot live in position 2
+  auto s = r.scan();
+  EXPECT_EQ(s.records.size(), 1u);
+  EXPECT_EQ(s.torn, 1u);
+}
+
+TEST(RecorderScan, NestedWriterOnOneCpuGetsItsOwnSlot) {
+  // An irq-time program nests inside another on the same CPU: the outer one
+  // reserved first, the inner one finished first; both survive, time-ordered.
+  FakeRecorder r(1, 8);
+  auto& outer = r.reserve(0, 100, 1);
+  r.write(0, 105, 2);
+  EXPECT_EQ(r.scan().records.size(), 1u);  // outer still being written
+  outer.seq = outer.seq_end;
+  auto s = r.scan();
+  ASSERT_EQ(s.records.size(), 2u);
+  EXPECT_EQ(s.records[0].ev.tid, 1u);
+  EXPECT_EQ(s.records[1].ev.tid, 2u);
+}
+
+TEST(RecorderScan, WallClockConversion) {
+  // 2026-11-22T04:50:01.123456789Z = 1795323001.123456789 s since the epoch
+  const int64_t rt = 1795323001'123456789;
+  const uint64_t mono = 5'000'000'000;
+  const int64_t off = rt - static_cast<int64_t>(mono);
+  EXPECT_EQ(wall_ns(mono, off), rt);
+  EXPECT_EQ(wall_ns(mono + 1'500'000, off), rt + 1'500'000);
+  EXPECT_EQ(format_wall_utc(rt), "2026-11-22T04:50:01.123456Z");
+  EXPECT_EQ(format_wall_utc(0), "1970-01-01T00:00:00.000000Z");
+}
+
+// dump --pin-dir --format json: every event line gets wall_ns / wall_time, and
+// replay still reads such a file (by ts_ns).
+TEST(RecorderScan, JsonWallClockFieldsAndReplayReadsThem) {
+  char* buf = nullptr;
+  size_t len = 0;
+  FILE* f = open_memstream(&buf, &len);
+  const int64_t off = 1795323001'123456789 - 5'000'000'000;
+  {
+    auto sink = make_json_sink(f, off);
+    Event ev;
+    ev.type = EventType::DioBegin;
+    ev.ts_ns = 5'000'000'000;
+    ev.pid = ev.tid = 7;
+    sink->event(ev);
+    sink->flush();
+  }
+  std::fclose(f);
+  std::string out(buf, len);
+  std::free(buf);
+  EXPECT_NE(out.find("\"wall_ns\":1795323001123456789,\"wall_time\":\"2026-11-22T04:50:01.123456Z\"}"),
+            std::string::npos)
+      << out;
+  const std::string path = ::testing::TempDir() + "/bdt-wall.jsonl";
+  std::ofstream(path) << out;
+  auto r = open_trace(path);
+  Event back;
+  ASSERT_TRUE(r->next(back));
+  EXPECT_EQ(back.ts_ns, 5'000'000'000u);
+  EXPECT_EQ(back.type, EventType::DioBegin);
+  std::remove(path.c_str());
+}
+
+}  // namespace
