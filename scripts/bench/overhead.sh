@@ -5,15 +5,19 @@
 # tracer and its in-kernel flight recorder off (--recorder-events 0), and with
 # --events --format json to /dev/null. Prints IOPS per run and the median ratios.
 #
-#   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e ioengine]
+# -s: also measure the BPF programs' own cost (kernel.bpf_stats_enabled=1 for the run,
+# restored after): average ns per program run with the flight recorder on and off,
+# which a busy machine disturbs much less than IOPS.
+#
+#   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e ioengine] [-s]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-build=$src/build runtime=5 rounds=3 engine=io_uring
-while getopts "b:r:n:e:h" o; do
+build=$src/build runtime=5 rounds=3 engine=io_uring stats=0
+while getopts "b:r:n:e:sh" o; do
     case $o in
-        b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engine=$OPTARG ;;
-        *) sed -n '2,9p' "$0"; exit 1 ;;
+        b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engine=$OPTARG ;; s) stats=1 ;;
+        *) sed -n '2,13p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
@@ -24,7 +28,12 @@ scratch_btrfs_require || exit 2
 bdt_root_lock || exit 2
 export SCRATCH_PREFIX=bdt-bench
 tracer=
-cleanup() { [[ -n $tracer ]] && kill -INT "$tracer" 2>/dev/null && wait "$tracer" 2>/dev/null; scratch_btrfs_cleanup; }
+stats_was=$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || echo 0)
+cleanup() {
+    [[ -n $tracer ]] && kill -INT "$tracer" 2>/dev/null && wait "$tracer" 2>/dev/null
+    [[ $stats == 1 ]] && echo "$stats_was" >/proc/sys/kernel/bpf_stats_enabled
+    scratch_btrfs_cleanup
+}
 trap cleanup EXIT
 scratch_btrfs_setup 2G >/dev/null
 f=$SCRATCH_NOCOW/bench
@@ -43,13 +52,26 @@ start() {
     echo "tracer did not start: $(cat "$SCRATCH_DIR/tracer.err")" >&2; exit 2
 }
 stop() { kill -INT "$tracer"; wait "$tracer" || true; tracer=; }
+# -s: "ns_per_run runs" of the tracer's programs (skeleton names), read while it runs.
+prog_ns() {
+    bpftool prog show -j 2>/dev/null | python3 -c '
+import json, sys
+names = {l.strip()[:15] for l in open(sys.argv[1])}
+t = n = 0
+for p in json.load(sys.stdin):
+    if p.get("name") in names:
+        t += p.get("run_time_ns", 0); n += p.get("run_cnt", 0)
+print(f"{t / n:.0f} {n}" if n else "0 0")' <(sed -n 's/.*struct bpf_program \*\([a-z0-9_]*\);.*/\1/p' "$build/bpf/bdt.skel.h")
+}
+if [[ $stats == 1 ]]; then echo 1 >/proc/sys/kernel/bpf_stats_enabled || { echo "cannot enable bpf_stats" >&2; exit 2; }; fi
+declare -a ns_on=() ns_off=()
 
 declare -a base=() det=() ev=() norec=()
 echo "kernel $(uname -r), fio randrw 4k direct=1 ioengine=$engine iodepth=$depth 2 threads, ${runtime}s x $rounds rounds"
 for r in $(seq "$rounds"); do
     b=$(iops)
-    start; d=$(iops); stop
-    start --recorder-events 0; n=$(iops); stop
+    start; d=$(iops); [[ $stats == 1 ]] && ns_on+=("$(prog_ns)"); stop
+    start --recorder-events 0; n=$(iops); [[ $stats == 1 ]] && ns_off+=("$(prog_ns)"); stop
     start --events --format json; e=$(iops); stop
     base+=("$b") det+=("$d") ev+=("$e") norec+=("$n")
     echo "round $r: no tracer $b IOPS | tracer (findings) $d IOPS | tracer, recorder off $n IOPS | tracer --events json $e IOPS"
@@ -64,3 +86,14 @@ rr = statistics.median([x / y for x, y in zip(d, n)])
 print(f"median IOPS ratio, tracer attached / not: findings only {rd:.3f} (recorder off {rn:.3f}), --events json {re:.3f}")
 print(f"median IOPS ratio, flight recorder on / off (findings only): {rr:.3f}")
 PY
+if [[ $stats == 1 ]]; then
+    python3 - "$(printf '%s\n' "${ns_on[@]}")" "$(printf '%s\n' "${ns_off[@]}")" <<'PY'
+import statistics, sys
+on = [tuple(map(float, l.split())) for l in sys.argv[1].splitlines() if l.strip()]
+off = [tuple(map(float, l.split())) for l in sys.argv[2].splitlines() if l.strip()]
+for tag, v in (("recorder on ", on), ("recorder off", off)):
+    print(f"BPF programs, {tag}: ns per program run per round {[int(x) for x, _ in v]} (runs {[int(n) for _, n in v]})")
+mon, moff = statistics.median(x for x, _ in on), statistics.median(x for x, _ in off)
+print(f"median ns per BPF program run: recorder on {mon:.0f}, off {moff:.0f}, ratio {mon / moff:.3f}")
+PY
+fi

@@ -2,7 +2,8 @@
 # The in-kernel flight recorder pinned in bpffs (docs/flight-recorder.md):
 #  1. trace --pin-dir; an O_DIRECT workload on a nocow file logs the wall-clock
 #     time around each pwrite; the tracer is killed with SIGKILL mid-workload and
-#     the workload goes on writing. `dump --pin-dir --format json` shows its
+#     the workload goes on writing until the (1 MiB) ring buffer, read by nobody,
+#     overflows. `dump --pin-dir --format json` shows its
 #     dio events from before AND after the kill, each within 1 ms of the times
 #     the workload logged; `--format chrome` is a valid trace-event document.
 #  2. --recorder-events 256: the ring wraps, keeping exactly the newest events
@@ -55,9 +56,11 @@ PY
 
 # ---- 1. kill -9 mid-workload ---------------------------------------------------
 F=$SCRATCH_NOCOW/fr-kill
-start_tracer "$ITEST_TMP/t1.out" --mount "$SCRATCH_MNT" --pin-dir "$PIN"
+# A 1 MiB ring buffer (about 5700 records) that nobody reads after the kill
+# fills up: the recorder must keep every event anyway.
+start_tracer "$ITEST_TMP/t1.out" --mount "$SCRATCH_MNT" --pin-dir "$PIN" --ringbuf-size 1
 [[ -e $PIN/recorder && -e $PIN/rec_meta ]] || fail "recorder pinned in $PIN"
-python3 "$WL" "$F" 400 0.005 "$ITEST_TMP/wl1.jsonl" &
+python3 "$WL" "$F" 1500 0.001 "$ITEST_TMP/wl1.jsonl" &
 WLPID=$!
 for _ in $(seq 1 200); do [[ $( (wc -l <"$ITEST_TMP/wl1.jsonl") 2>/dev/null || echo 0) -ge 50 ]] && break; sleep 0.05; done
 KILL_NS=$(date +%s%N)
@@ -86,6 +89,9 @@ cat "$ITEST_TMP/d1.err"
 "$BIN" dump --pin-dir "$PIN" --format chrome >"$ITEST_TMP/d1.chrome.json" 2>/dev/null \
     || fail "dump --pin-dir --format chrome failed"
 "$BIN" dump --pin-dir "$PIN" >"$ITEST_TMP/d1.txt" 2>/dev/null || fail "dump --pin-dir (text) failed"
+grep -q "not delivered live" "$ITEST_TMP/d1.err" \
+    && pass "the ring buffer overflowed after the kill (losses counted) while the recorder kept recording" \
+    || fail "expected ring-buffer losses after the kill: $(cat "$ITEST_TMP/d1.err")"
 INO=$(stat -c %i "$F")
 python3 - "$ITEST_TMP/d1.jsonl" "$ITEST_TMP/wl1.jsonl" "$INO" "$KILL_NS" "$ITEST_TMP/d1.chrome.json" \
     "$ITEST_TMP/d1.txt" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
