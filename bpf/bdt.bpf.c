@@ -48,6 +48,7 @@ const volatile __u32 filter_sb = 0;       /* kernel dev_t of the watched superbl
 const volatile __u32 em_compress_mask = 0; /* EXTENT_FLAG_COMPRESS_* of this kernel */
 const volatile __u32 nr_ioctl = 16;        /* x86_64 __NR_ioctl (raw sys_enter fallback) */
 const volatile __u32 rec_slots = 0;        /* flight recorder slots per CPU (0: off) */
+const volatile bool lat_hist_on = false;   /* --qemu: per-file latency histograms (lat_hist) */
 
 /* ---- maps ------------------------------------------------------------------- */
 struct {
@@ -119,6 +120,7 @@ struct dio_req {
 	char comm[BDT_COMM_LEN];
 	u32 flags; /* BDT_F_WRITE | BDT_F_AIO */
 	u32 pad;
+	u64 ts; /* bpf_ktime_get_ns() at begin: latency at completion (lat_hist) */
 };
 
 struct {
@@ -127,6 +129,34 @@ struct {
 	__type(key, u64);
 	__type(value, struct dio_req);
 } inflight_dio SEC(".maps");
+
+/* Latency histograms by (tgid, dev, ino, direction), see events.h. A plain
+ * hash (not LRU): a full map drops new keys and counts them in
+ * lat_overflow[0] instead of silently evicting a VM's history. Userspace
+ * sizes it (max_entries) and deletes the keys of processes that exited. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct bdt_lat_key);
+	__type(value, struct bdt_lat_val);
+} lat_hist SEC(".maps");
+
+/* All zeros, never written: the initial value of a new lat_hist entry
+ * (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct bdt_lat_val);
+} lat_zero SEC(".maps");
+
+/* [0]: latency samples dropped because lat_hist was full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} lat_overflow SEC(".maps");
 
 /* The inode this thread is submitting DIO for (em_exist has no inode). */
 struct cur_req {
@@ -518,6 +548,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 		req.tid = (u32)t;
 	}
 	bpf_get_current_comm(req.comm, sizeof(req.comm));
+	req.ts = bpf_ktime_get_ns();
 	bpf_map_update_elem(&inflight_dio, &key, &req, BPF_ANY);
 	{
 		struct cur_req cr = { .id = req.id, .tree_root = em_tree_root(bi) };
@@ -562,6 +593,60 @@ static __always_inline int on_dio_queued(u64 *ctx)
 }
 
 /* ---- DIO end ------------------------------------------------------------------ */
+static __always_inline u32 lat_bucket(u64 v)
+{
+	u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) r += 1;
+	return r < BDT_LAT_BUCKETS ? r : BDT_LAT_BUCKETS - 1;
+}
+
+/* A traced request completed (any context: the submitter's thread, irq, a
+ * worker): add its latency to the submitter's histogram for this file. */
+static __always_inline void lat_record(const struct dio_req *req, s64 ret, s32 error)
+{
+	struct bdt_lat_key k = {};
+	struct bdt_lat_val *v;
+	u32 zero = 0, b;
+	u64 now = bpf_ktime_get_ns(), lat;
+
+	/* -EAGAIN: io_uring's nowait attempt, retried from io-wq: not a request */
+	if (!lat_hist_on || !req->ts || ret == -11 || (ret <= 0 && error == -11))
+		return;
+	lat = now > req->ts ? now - req->ts : 0;
+	k.pid = req->pid;
+	k.write = (req->flags & BDT_F_WRITE) ? 1 : 0;
+	k.dev = req->id.dev;
+	k.ino = req->id.ino;
+	v = bpf_map_lookup_elem(&lat_hist, &k);
+	if (!v) {
+		struct bdt_lat_val *z = bpf_map_lookup_elem(&lat_zero, &zero);
+
+		if (!z)
+			return;
+		bpf_map_update_elem(&lat_hist, &k, z, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&lat_hist, &k);
+		if (!v) {
+			u64 *n = bpf_map_lookup_elem(&lat_overflow, &zero);
+
+			if (n)
+				__sync_fetch_and_add(n, 1);
+			return;
+		}
+	}
+	b = lat_bucket(lat);
+	if (b < BDT_LAT_BUCKETS)
+		__sync_fetch_and_add(&v->slots[b], 1);
+	__sync_fetch_and_add(&v->sum_ns, lat);
+	if (lat > v->max_ns)
+		v->max_ns = lat;
+}
+
 static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 {
 	struct kiocb *iocb = (void *)ctx[0];
@@ -591,6 +676,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 			e->u.dio.error = error;
 			bdt_submit(e);
 		}
+		lat_record(req, ret, error);
 		bpf_map_delete_elem(&inflight_dio, &key);
 		return 0;
 	}

@@ -236,4 +236,22 @@ struct bdt_rec_meta {
 	char hooks[BDT_REC_HOOKS_LEN]; /* "name\tmechanism\t0|1\n" per hook */
 };
 
+/* --qemu latency histograms (not ring-buffer records): one value per
+ * (process, subvolume dev, inode, direction) in the lat_hist hash map, updated
+ * at DIO completion from the begin time kept with the in-flight request.
+ * Bucket 0 holds 0..1 ns, bucket i >= 1 holds [2^i, 2^(i+1)) ns; the last
+ * bucket also holds everything above. */
+#define BDT_LAT_BUCKETS 48
+struct bdt_lat_key {
+	bdt_u32 pid;   /* tgid of the submitter */
+	bdt_u32 write; /* 1: write, 0: read */
+	bdt_u64 dev;   /* kernel dev_t of the subvolume (st_dev) */
+	bdt_u64 ino;
+};
+struct bdt_lat_val {
+	bdt_u64 slots[BDT_LAT_BUCKETS];
+	bdt_u64 max_ns; /* largest latency seen (racy max: may miss a concurrent larger one by one update) */
+	bdt_u64 sum_ns;
+};
+
 #endif /* BDT_EVENTS_H */

@@ -24,6 +24,9 @@ enum class Backend { Auto, Fentry, Kprobe, Tracepoint };
 
 struct LiveOptions {
   std::vector<uint32_t> pids;       // tgids; every thread of each
+  // Filter by pid even when `pids` is empty (nothing passes until
+  // LiveSession::add_pid): --qemu adds VMs as they appear.
+  bool pid_filter = false;
   std::vector<std::string> comms;   // exact task comm
   std::string mount;                // a path on the btrfs filesystem to watch ("" = all)
   std::string cgroup;               // cgroup v2 path ("" = all)
@@ -36,6 +39,29 @@ struct LiveOptions {
   uint32_t recorder_events = 65536;
   // Pin the recorder and the programs' links here (bpffs) so they outlive the tracer.
   std::string pin_dir;
+  // In-kernel DIO latency histograms per (process, file, direction), read
+  // with LiveSession::latency() (--qemu). At most latency_entries keys; more
+  // are dropped and counted (LatencyHists::overflow).
+  bool latency_hist = false;
+  uint32_t latency_entries = 4096;
+};
+
+// The kernel's DIO latency histograms (LiveOptions::latency_hist): cumulative
+// since the session opened (or since the key was removed by remove_pid).
+struct LatencyHist {
+  uint32_t pid = 0;  // tgid of the submitter
+  bool write = false;
+  uint64_t dev = 0, ino = 0;  // st_dev (subvolume) and inode of the file
+  // log2 buckets: [0] = 0..1 ns, [i] = [2^i, 2^(i+1)) ns; the last one also
+  // holds everything larger. kLatencyBuckets entries.
+  std::vector<uint64_t> buckets;
+  uint64_t max_ns = 0, sum_ns = 0;
+};
+inline constexpr int kLatencyBuckets = 48;  // BDT_LAT_BUCKETS (bpf/events.h)
+struct LatencyHists {
+  std::vector<LatencyHist> hists;
+  uint64_t overflow = 0;   // samples dropped: the map was full
+  uint32_t capacity = 0;   // max keys
 };
 
 struct HookStatus {
@@ -80,6 +106,15 @@ class LiveSession {
   // for `dump --pin-dir`). Without this call a session that ends (e.g. a
   // failed start) removes every pin it made.
   virtual void keep_pins() {}
+  // The in-kernel pid filter (LiveOptions::pids / pid_filter): trace the
+  // process tgid (all its threads, io_uring io-wq workers included), or stop.
+  // remove_pid also deletes the process's latency histograms. Throw
+  // KernelError when the map cannot be updated (e.g. full: 1024 processes);
+  // InputError when the session was opened without a pid filter.
+  virtual void add_pid(uint32_t /*tgid*/) { throw InputError("this session has no pid filter"); }
+  virtual void remove_pid(uint32_t /*tgid*/) { throw InputError("this session has no pid filter"); }
+  // The kernel's latency histograms (empty unless LiveOptions::latency_hist).
+  virtual LatencyHists latency() const { return {}; }
 };
 
 struct DoctorReport {

@@ -18,8 +18,11 @@
 #include <utility>
 #include <vector>
 
+#include <span>
+
 #include "bdt/event.h"
 #include "bdt/finding.h"
+#include "bdt/live.h"          // LatencyHists (plain structs, no libbpf)
 #include "bdt/trace_reader.h"  // InputError, StringTable
 
 namespace bdt::qemu {
@@ -169,6 +172,10 @@ class Attributor {
   void update(const WatchDiff& d);
   void apply(Event& ev) const;     // no allocation
   void apply(Finding& f) const;
+  // The labels apply() would give an event of pid on (dev, ino): vm "" when
+  // neither the pid nor the file belongs to a VM.
+  bool lookup(uint32_t pid, uint64_t dev, uint64_t ino, std::string_view& vm,
+              std::string_view& image) const;
   bool knows_pid(uint32_t pid) const { return by_pid_.count(pid) != 0; }
   size_t vms() const { return by_pid_.size(); }
   size_t strings() const { return strings_.size(); }
@@ -185,8 +192,6 @@ class Attributor {
   struct DevInoHash {
     size_t operator()(const DevIno& k) const { return std::hash<uint64_t>()(k.dev * 0x9E3779B97F4A7C15ull ^ k.ino); }
   };
-  bool lookup(uint32_t pid, uint64_t dev, uint64_t ino, std::string_view& vm,
-              std::string_view& image) const;
   StringTable strings_;
   std::unordered_map<uint32_t, std::string_view> by_pid_;
   std::unordered_map<DevIno, ImageRef, DevInoHash> by_file_;
@@ -205,9 +210,12 @@ class Log2Histogram {
   static uint64_t bucket_high(int b);  // largest value in bucket b
   void add(uint64_t v);
   void add_bucket(int b, uint64_t n);  // pre-bucketed; b out of range is clamped
+  // Pre-bucketed counts (counts[i] for bucket i) whose largest value is
+  // max_ns (exact when known, else a bound): max() becomes max(max(), max_ns).
+  void add_counts(std::span<const uint64_t> counts, uint64_t max_ns);
   void merge(const Log2Histogram& o);
   uint64_t count() const { return count_; }
-  uint64_t max() const { return max_; }  // exact for add(); bucket high for add_bucket()
+  uint64_t max() const { return max_; }  // exact for add(); bucket high for add_bucket(); as given to add_counts()
   // Value at or below which fraction q (0..1) of the samples lie: the upper
   // bound of the bucket holding that rank (never above max()); 0 when empty.
   uint64_t percentile(double q) const;
@@ -245,10 +253,22 @@ struct StatsCounters {
   uint64_t inflight = 0, inflight_cap = 0;
   uint64_t evicted = 0;        // in-flight requests dropped to stay within the cap
   uint64_t unmatched_ends = 0; // dio_end without a dio_begin (started before tracing, evicted)
+  // Kernel latency histograms (Tracker with a latency source):
+  uint64_t kernel_hist_overflow = 0;  // samples the kernel dropped: its map was full
+  uint32_t kernel_hist_capacity = 0;  // keys (process, file, direction) the map holds
+  uint64_t kernel_hist_used = 0;      // keys in use at the last read
+  uint64_t kernel_hist_unattributed = 0;  // samples of a process/file no VM claims (dropped)
 };
 
 // Per-VM, per-image statistics from attributed events (events without a vm
-// are ignored). Keeps a cumulative table (the summary) and an interval table
+// are ignored). This is the object exporters read (the text/JSON tables,
+// Prometheus): total() and take_interval() return plain StatsRow values
+// (vm, image, ImageStats: counters and Log2Histogram latencies in ns), one per
+// (VM, image) seen, image "" = the VM's I/O on files that are not its images;
+// counters() tells how well the bounded state coped. Latency samples come
+// either from pairing dio_begin/dio_end here (the default) or, with
+// set_kernel_latency(true), only from add_kernel_counts() (the kernel's
+// histograms, see Tracker::harvest_latency). Keeps a cumulative table (the summary) and an interval table
 // (reset by take_interval(), for --interval). Memory is bounded: in-flight
 // requests live in a fixed table of max_inflight slots; when a slot set is
 // full the oldest request is evicted (counted).
@@ -261,6 +281,11 @@ class StatsCollector {
   void on_latency(std::string_view vm, std::string_view image, bool write, uint64_t ns);
   void add_buckets(std::string_view vm, std::string_view image, bool write, int bucket,
                    uint64_t n);
+  void add_kernel_counts(std::string_view vm, std::string_view image, bool write,
+                         std::span<const uint64_t> counts, uint64_t max_ns);
+  // true: on_event() no longer measures latency (the kernel does).
+  void set_kernel_latency(bool on) { kernel_latency_ = on; }
+  bool kernel_latency() const { return kernel_latency_; }
   std::vector<StatsRow> total(SortBy by = SortBy::Vm) const;
   std::vector<StatsRow> take_interval(SortBy by = SortBy::Vm);  // and reset the interval
   StatsCounters counters() const;
@@ -297,6 +322,7 @@ class StatsCollector {
   std::vector<Slot> slots_;  // set-associative: kWays slots per set
   size_t sets_ = 0;
   uint64_t inflight_ = 0, evicted_ = 0, unmatched_ = 0;
+  bool kernel_latency_ = false;
 };
 
 // Text table (aligned columns, latencies in human units) for --interval and
@@ -304,7 +330,9 @@ class StatsCollector {
 std::string render_text(const std::vector<StatsRow>& rows, std::string_view title = {});
 // One JSON object: {"type":"vm_stats", "interval_s"?: ..., "vms":[{vm, image, reads, ...}]}.
 // interval_s < 0: omitted (summary).
-std::string render_json(const std::vector<StatsRow>& rows, double interval_s = -1);
+// With c: also "latency_hist":{"source":"kernel"|"userspace","keys","capacity","dropped"}.
+std::string render_json(const std::vector<StatsRow>& rows, double interval_s = -1,
+                        const StatsCounters* c = nullptr);
 // A list of the VMs found (for the startup message / `--qemu` with nothing traced):
 // "VM web-1 (pid 1001, 4 threads): 2 of 4 images traced" then one line per image.
 std::string describe(const std::vector<QemuProcess>& vms);
@@ -319,7 +347,12 @@ std::string describe(const WatchDiff& d);
 //   diff = t.poll(now_ms)  -> update the kernel pid filter, print describe(diff)
 //   t.on_event(ev)         -> labels ev (vm/image) and counts it
 //   t.on_finding(f)        -> labels f and counts it
+//   t.set_latency_source([&]{ return session->latency(); })  // kernel histograms
+//   t.harvest_latency()    -> before take_interval() / total()
 //   t.stats().take_interval() / total() -> render_text / render_json
+// A VM that exits is harvested one last time inside poll(), before its labels
+// go; the caller then removes its pid from the kernel (LiveSession::remove_pid
+// deletes its histograms there).
 class Tracker {
  public:
   struct Options {
@@ -334,6 +367,14 @@ class Tracker {
   WatchDiff poll(uint64_t now_ms);
   void on_event(Event& ev);
   void on_finding(Finding& f);
+  // Latency from the kernel's histograms instead of userspace pairing.
+  void set_latency_source(std::function<LatencyHists()> src);
+  // Reads the source and adds what each histogram gained since the last read
+  // to the VM's (image's) stats. No-op without a source.
+  void harvest_latency();
+  // Harvest from an explicit snapshot (what harvest_latency does with the source's answer).
+  void ingest_latency(const LatencyHists& h);
+  StatsCounters counters() const;  // stats().counters() plus the kernel histogram counters
   std::vector<uint32_t> pids() const { return watcher_.pids(); }
   const std::map<uint32_t, QemuProcess>& vms() const { return watcher_.current(); }
   const Attributor& attributor() const { return attr_; }
@@ -341,9 +382,23 @@ class Tracker {
   const StatsCollector& stats() const { return stats_; }
 
  private:
+  struct HistKey {
+    uint32_t pid;
+    bool write;
+    uint64_t dev, ino;
+    auto operator<=>(const HistKey&) const = default;
+  };
+  struct HistSeen {
+    std::vector<uint64_t> buckets;
+    uint64_t max_ns = 0;
+  };
   Watcher watcher_;
   Attributor attr_;
   StatsCollector stats_;
+  std::function<LatencyHists()> latency_src_;
+  std::map<HistKey, HistSeen> hist_seen_;
+  uint64_t hist_overflow_ = 0, hist_unattributed_ = 0, hist_used_ = 0;
+  uint32_t hist_capacity_ = 0;
 };
 
 }  // namespace bdt::qemu

@@ -60,11 +60,15 @@ int run_trace(const TraceArgs& a) {
     qemu::Tracker::Options qo;
     qo.discover.only_pids = a.live.pids;
     vms.emplace(std::move(qo));
-    // Interim: no kernel pid filter (it cannot follow VMs that start later
-    // yet); events of other processes are dropped in userspace below.
+    // In-kernel pid filter, empty at first: VMs are added as the watcher
+    // finds them (qemu_tick), removed when they exit. Latency histograms are
+    // computed in the kernel.
     lo.pids.clear();
+    lo.pid_filter = true;
+    lo.latency_hist = true;
   }
   auto session = LiveSession::open(lo);
+  if (vms) vms->set_latency_source([&session] { return session->latency(); });
   auto header = session->header();
 
   TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns};
@@ -128,8 +132,9 @@ int run_trace(const TraceArgs& a) {
   uint64_t next_table = a.interval_s > 0 ? start + static_cast<uint64_t>(a.interval_s * 1e9) : 0;
   auto qemu_tick = [&](uint64_t now) {
     if (!vms) return;
-    auto d = vms->poll(now / 1'000'000);
-    // (with LiveSession::add_pid/remove_pid: for d.added add_pid, for d.removed remove_pid)
+    auto d = vms->poll(now / 1'000'000);  // harvests exiting VMs' latency first
+    for (const auto& p : d.removed) session->remove_pid(p.pid);  // and their kernel histograms
+    for (const auto& p : d.added) session->add_pid(p.pid);
     if (!d.added.empty()) fmt::print(stderr, "{}", qemu::describe(d.added));
     for (const auto& p : d.removed) fmt::print(stderr, "VM {} (pid {}) exited\n", p.vm, p.pid);
     for (const auto& p : d.changed) fmt::print(stderr, "{}", qemu::describe({p}));
@@ -137,10 +142,12 @@ int run_trace(const TraceArgs& a) {
       fmt::print(stderr, "btrfs-dio-trace: no QEMU process is running; waiting for one (checking /proc every second)\n");
     said_waiting = vms->pids().empty();
     if (next_table && now >= next_table) {
+      vms->harvest_latency();
       auto rows = vms->stats().take_interval(sort);
       pipe.sink().flush();
+      const auto c = vms->counters();
       if (a.format == Format::Json)
-        fmt::print("{}\n", qemu::render_json(rows, a.interval_s));
+        fmt::print("{}\n", qemu::render_json(rows, a.interval_s, &c));
       else
         fmt::print("{}", qemu::render_text(rows, fmt::format("-- per-VM direct I/O, last {} s --", a.interval_s)));
       std::fflush(stdout);
@@ -182,11 +189,16 @@ int run_trace(const TraceArgs& a) {
   if (st.unknown_records)
     s.notes.emplace_back("unknown records", fmt::format("{} (skipped: newer BPF object?)", st.unknown_records));
   if (vms) {
-    auto c = vms->stats().counters();
+    vms->harvest_latency();
+    auto c = vms->counters();
     s.notes.emplace_back("qemu VMs", fmt::format("{} running at the end", vms->pids().size()));
     if (c.evicted || c.unmatched_ends)
       s.notes.emplace_back("qemu latency", fmt::format("{} requests evicted (cap {}), {} ends without a begin",
                                                        c.evicted, c.inflight_cap, c.unmatched_ends));
+    s.notes.emplace_back("qemu latency histograms",
+                         fmt::format("in the kernel, {} of {} keys used, {} samples dropped (map full){}",
+                                     c.kernel_hist_used, c.kernel_hist_capacity, c.kernel_hist_overflow,
+                                     c.kernel_hist_overflow ? " - raise the cap or trace fewer processes" : ""));
   }
   pipe.finish(end, std::move(s));
   if (!a.live.pin_dir.empty())
@@ -197,8 +209,9 @@ int run_trace(const TraceArgs& a) {
   if (vms) {
     pipe.sink().flush();
     auto rows = vms->stats().total(sort);
+    const auto c = vms->counters();
     if (a.format == Format::Json)
-      fmt::print("{}\n", qemu::render_json(rows));
+      fmt::print("{}\n", qemu::render_json(rows, -1, &c));
     else
       fmt::print("{}", qemu::render_text(rows, "-- per-VM direct I/O, whole run --"));
   }

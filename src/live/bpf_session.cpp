@@ -25,6 +25,8 @@
 #include "live/flight_recorder.h"
 #include "loader/hooks.h"
 
+static_assert(bdt::kLatencyBuckets == BDT_LAT_BUCKETS, "live.h and bpf/events.h disagree");
+
 namespace bdt::live {
 
 namespace {
@@ -155,6 +157,58 @@ std::vector<uint64_t> BpfSession::lost_per_cpu() const {
   return v;
 }
 
+void BpfSession::add_pid(uint32_t tgid) {
+  if (!pid_filter_on) throw InputError("this session has no pid filter");
+  const uint8_t one = 1;
+  if (bpf_map__update_elem(skel->maps.pid_filter, &tgid, sizeof tgid, &one, sizeof one, BPF_ANY) != 0)
+    throw KernelError(fmt::format("cannot add pid {} to the in-kernel pid filter: {}{}", tgid,
+                                  std::strerror(errno),
+                                  errno == E2BIG ? " (at most 1024 processes)" : ""));
+}
+
+void BpfSession::remove_pid(uint32_t tgid) {
+  if (!pid_filter_on) throw InputError("this session has no pid filter");
+  bpf_map__delete_elem(skel->maps.pid_filter, &tgid, sizeof tgid, 0);
+  // Its latency histograms: collect the keys first (deleting while iterating
+  // restarts the walk).
+  std::vector<bdt_lat_key> gone;
+  bdt_lat_key k{}, next{};
+  const bdt_lat_key* prev = nullptr;
+  while (bpf_map__get_next_key(skel->maps.lat_hist, prev, &next, sizeof next) == 0) {
+    if (next.pid == tgid) gone.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  for (const auto& g : gone) bpf_map__delete_elem(skel->maps.lat_hist, &g, sizeof g, 0);
+}
+
+LatencyHists BpfSession::latency() const {
+  LatencyHists out;
+  out.capacity = bpf_map__max_entries(skel->maps.lat_hist);
+  const uint32_t zero = 0;
+  uint64_t n = 0;
+  if (bpf_map__lookup_elem(skel->maps.lat_overflow, &zero, sizeof zero, &n, sizeof n, 0) == 0)
+    out.overflow = n;
+  bdt_lat_key k{}, next{};
+  const bdt_lat_key* prev = nullptr;
+  bdt_lat_val v{};
+  while (bpf_map__get_next_key(skel->maps.lat_hist, prev, &next, sizeof next) == 0) {
+    k = next;
+    prev = &k;
+    if (bpf_map__lookup_elem(skel->maps.lat_hist, &k, sizeof k, &v, sizeof v, 0) != 0) continue;
+    LatencyHist h;
+    h.pid = k.pid;
+    h.write = k.write != 0;
+    h.dev = kernel_dev_to_user(k.dev);
+    h.ino = k.ino;
+    h.buckets.assign(std::begin(v.slots), std::end(v.slots));
+    h.max_ns = v.max_ns;
+    h.sum_ns = v.sum_ns;
+    out.hists.push_back(std::move(h));
+  }
+  return out;
+}
+
 std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::KernelBtf& btf,
                                      SampleFn sample, void* ctx) {
   if (!btf.vmlinux())
@@ -162,6 +216,8 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
         "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: {}); btrfs-dio-trace needs a kernel "
         "built with CONFIG_DEBUG_INFO_BTF=y",
         btf.error()));
+  if (opts.latency_hist && (opts.latency_entries == 0 || opts.latency_entries > (1u << 20)))
+    throw InputError("latency histogram entries: 1 to 1048576");
   if (opts.comms.size() > 64) throw InputError("--comm: at most 64 names");
   if (opts.pids.size() > 1024) throw InputError("--pid: at most 1024 processes");
   for (const auto& c : opts.comms)
@@ -246,7 +302,8 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
     if (!s->skel)
       throw KernelError(fmt::format("cannot open the BPF object: {}", std::strerror(errno)));
     auto* ro = s->skel->rodata;
-    ro->filter_pid = !opts.pids.empty();
+    ro->filter_pid = !opts.pids.empty() || opts.pid_filter;
+    ro->lat_hist_on = opts.latency_hist;
     ro->filter_comm = !opts.comms.empty();
     ro->filter_cgroup = cgroup_fd >= 0;
     ro->filter_sb = static_cast<uint32_t>(sb);
@@ -270,6 +327,9 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
     ro->rec_slots = opts.recorder_events;
     bpf_map__set_max_entries(s->skel->maps.recorder,
                              opts.recorder_events ? ncpus * opts.recorder_events : 1);
+    // Without --qemu nothing reads the histograms: keep the map tiny.
+    bpf_map__set_max_entries(s->skel->maps.lat_hist,
+                             opts.latency_hist ? std::max<uint32_t>(1, opts.latency_entries) : 1);
     loader::apply_plan(s->skel->obj, plan);
     loader::apply_fn_plan(s->skel->obj, fplan);
     g_libbpf_log.clear();
@@ -310,6 +370,7 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
                                     opts.cgroup, std::strerror(errno)));
   }
   s->lost_fd = bpf_map__fd(s->skel->maps.lost);
+  s->pid_filter_on = !opts.pids.empty() || opts.pid_filter;
 
   s->stacks_fd = bpf_map__fd(s->skel->maps.stacks);
   s->hooks = loader::attach_plan(s->skel->obj, plan, s->links);

@@ -39,6 +39,7 @@ struct BpfSession {
   FlagMaps flags;
   int lost_fd = -1;
   int stacks_fd = -1;  // kernel stacks of error origins (BPF_MAP_TYPE_STACK_TRACE)
+  bool pid_filter_on = false;  // filter_pid set: add_pid/remove_pid allowed
   std::vector<std::string> warnings;
   // --pin-dir (flight_recorder.cpp): pinned maps and links; removed by the
   // destructor (links always, maps unless keep_pins).
@@ -52,6 +53,9 @@ struct BpfSession {
   ~BpfSession();
   size_t attached() const;
   std::vector<uint64_t> lost_per_cpu() const;
+  void add_pid(uint32_t tgid);     // LiveSession::add_pid
+  void remove_pid(uint32_t tgid);  // and its latency histograms
+  LatencyHists latency() const;
 };
 
 // Opens, configures (filters, ring size), loads and attaches. sample may be

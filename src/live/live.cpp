@@ -78,6 +78,9 @@ class TracepointSession final : public LiveSession {
 
   std::vector<std::string> warnings() const override { return bpf_->warnings; }
   void keep_pins() override { bpf_->keep_pins = true; }
+  void add_pid(uint32_t tgid) override { bpf_->add_pid(tgid); }
+  void remove_pid(uint32_t tgid) override { bpf_->remove_pid(tgid); }
+  LatencyHists latency() const override { return bpf_->latency(); }
 
   std::vector<std::string> stack(uint32_t stack_id) const override {
     std::vector<std::string> out;

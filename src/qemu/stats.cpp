@@ -33,6 +33,18 @@ void Log2Histogram::add_bucket(int b, uint64_t n) {
   max_ = std::max(max_, bucket_high(b));
 }
 
+void Log2Histogram::add_counts(std::span<const uint64_t> counts, uint64_t max_ns) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const int b = std::min<int>(static_cast<int>(i), kBuckets - 1);
+    b_[b] += counts[i];
+    n += counts[i];
+  }
+  if (n == 0) return;
+  count_ += n;
+  max_ = std::max(max_, max_ns);
+}
+
 void Log2Histogram::merge(const Log2Histogram& o) {
   for (int i = 0; i < kBuckets; ++i) b_[i] += o.b_[i];
   count_ += o.count_;
@@ -209,7 +221,7 @@ void StatsCollector::on_event(const Event& ev) {
     if (failed) ++st.errors;
     (req.write ? st.write_bytes : st.read_bytes) += done;
     if (req.write && e->ret >= 0 && done < req.count) ++st.short_writes;
-    (req.write ? st.write_lat : st.read_lat).add(lat);
+    if (!kernel_latency_) (req.write ? st.write_lat : st.read_lat).add(lat);
   });
 }
 
@@ -228,6 +240,11 @@ void StatsCollector::on_latency(std::string_view vm, std::string_view image, boo
 void StatsCollector::add_buckets(std::string_view vm, std::string_view image, bool write, int bucket,
                                  uint64_t n) {
   update(vm, image, [&](ImageStats& s) { (write ? s.write_lat : s.read_lat).add_bucket(bucket, n); });
+}
+
+void StatsCollector::add_kernel_counts(std::string_view vm, std::string_view image, bool write,
+                                       std::span<const uint64_t> counts, uint64_t max_ns) {
+  update(vm, image, [&](ImageStats& s) { (write ? s.write_lat : s.read_lat).add_counts(counts, max_ns); });
 }
 
 std::vector<StatsRow> StatsCollector::rows(const Table& t, SortBy by) {
@@ -330,7 +347,7 @@ std::string render_text(const std::vector<StatsRow>& rows, std::string_view titl
   return out;
 }
 
-std::string render_json(const std::vector<StatsRow>& rows, double interval_s) {
+std::string render_json(const std::vector<StatsRow>& rows, double interval_s, const StatsCounters* c) {
   nlohmann::ordered_json j;
   j["type"] = "vm_stats";
   if (interval_s >= 0) j["interval_s"] = interval_s;
@@ -355,6 +372,20 @@ std::string render_json(const std::vector<StatsRow>& rows, double interval_s) {
     arr.push_back(std::move(o));
   }
   j["vms"] = std::move(arr);
+  if (c) {
+    nlohmann::ordered_json h;
+    h["source"] = c->kernel_hist_capacity ? "kernel" : "userspace";
+    if (c->kernel_hist_capacity) {
+      h["keys"] = c->kernel_hist_used;
+      h["capacity"] = c->kernel_hist_capacity;
+      h["dropped"] = c->kernel_hist_overflow;
+      h["unattributed"] = c->kernel_hist_unattributed;
+    } else {
+      h["evicted"] = c->evicted;
+      h["unmatched_ends"] = c->unmatched_ends;
+    }
+    j["latency_hist"] = std::move(h);
+  }
   return j.dump();
 }
 

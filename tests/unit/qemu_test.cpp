@@ -874,3 +874,138 @@ TEST(QemuTracker, EndToEnd) {
   only.discover.only_pids = {2001, 3001};
   EXPECT_THROW(Tracker{only}, InputError);
 }
+
+// ---- latency histograms computed in the kernel ----------------------------------
+
+TEST(QemuHistogram, KernelBucketsToPercentiles) {
+  // As the kernel hands them over: counts per log2 bucket, max known exactly.
+  std::vector<uint64_t> c(kLatencyBuckets, 0);
+  c[12] = 90;  // [4096, 8191] ns
+  c[17] = 9;   // [131072, 262143] ns
+  c[25] = 1;   // [33554432, 67108863] ns
+  Log2Histogram h;
+  h.add_counts(c, 40'000'000);
+  EXPECT_EQ(h.count(), 100u);
+  EXPECT_EQ(h.percentile(0.5), 8191u);     // rank 50 in bucket 12: its upper bound
+  EXPECT_EQ(h.percentile(0.90), 8191u);    // rank 90: still bucket 12
+  EXPECT_EQ(h.percentile(0.91), 262143u);  // rank 91: bucket 17
+  EXPECT_EQ(h.percentile(0.99), 262143u);  // rank 99: bucket 17
+  EXPECT_EQ(h.percentile(1.0), 40'000'000u);  // rank 100: bucket 25, capped at the max
+  EXPECT_EQ(h.max(), 40'000'000u);
+  // a single sample: every percentile is that sample's bucket bound, capped at max
+  Log2Histogram one;
+  std::vector<uint64_t> o(kLatencyBuckets, 0);
+  o[0] = 1;
+  one.add_counts(o, 1);
+  EXPECT_EQ(one.percentile(0.5), 1u);
+  EXPECT_EQ(one.percentile(0.99), 1u);
+  // empty counts change nothing, not even max
+  Log2Histogram e;
+  e.add_counts(std::vector<uint64_t>(kLatencyBuckets, 0), 123);
+  EXPECT_EQ(e.count(), 0u);
+  EXPECT_EQ(e.max(), 0u);
+  EXPECT_EQ(e.percentile(0.5), 0u);
+  // the last kernel bucket holds everything larger: it is a bucket like any other
+  std::vector<uint64_t> big(kLatencyBuckets, 0);
+  big[kLatencyBuckets - 1] = 2;
+  Log2Histogram b;
+  b.add_counts(big, ~0ull >> 8);
+  EXPECT_EQ(b.percentile(0.5), Log2Histogram::bucket_high(kLatencyBuckets - 1));
+}
+
+TEST(QemuTracker, KernelLatencyDeltasAndExit) {
+  FakeProc fp;
+  Tracker::Options o;
+  o.discover = fp.opts();
+  Tracker t(o);
+  struct stat st {};
+  ASSERT_EQ(::stat((fp.images / "btrfs/web-1.qcow2").c_str(), &st), 0);
+  const std::string img = (fp.images / "btrfs/web-1.qcow2").string();
+  LatencyHists kernel;
+  kernel.capacity = 64;
+  kernel.hists.reserve(8);  // hist() hands out references
+  auto hist = [&](uint32_t pid, bool write, uint64_t ino) -> LatencyHist& {
+    for (auto& h : kernel.hists)
+      if (h.pid == pid && h.write == write && h.ino == ino) return h;
+    LatencyHist h;
+    h.pid = pid;
+    h.write = write;
+    h.dev = st.st_dev;
+    h.ino = ino;
+    h.buckets.assign(kLatencyBuckets, 0);
+    kernel.hists.push_back(h);
+    return kernel.hists.back();
+  };
+  int reads = 0;
+  t.set_latency_source([&] {
+    ++reads;
+    return kernel;
+  });
+  EXPECT_TRUE(t.stats().kernel_latency());
+  t.poll(0);
+
+  // userspace pairing still counts the request, but its latency is the kernel's
+  Event b = ev_of(1001, st.st_dev, st.st_ino, begin(0, 4096, true), 100, 1004);
+  Event e = ev_of(1001, st.st_dev, st.st_ino, end(0, 4096), 999'999'100, 1004);
+  t.on_event(b);
+  t.on_event(e);
+  auto& w = hist(1001, true, st.st_ino);
+  w.buckets[10] = 3;  // [1024, 2047]
+  w.buckets[20] = 1;  // [1 Mi, 2 Mi)
+  w.max_ns = 1'500'000;
+  hist(3001, false, 999).buckets[5] = 7;  // bash: no VM claims it
+  t.harvest_latency();
+  auto rows = t.stats().total();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].vm, "web-1");
+  EXPECT_EQ(rows[0].image, img);
+  EXPECT_EQ(rows[0].s.writes, 1u);
+  EXPECT_EQ(rows[0].s.write_lat.count(), 4u);  // not 5: the paired request added no sample
+  EXPECT_EQ(rows[0].s.write_lat.percentile(0.5), 2047u);
+  EXPECT_EQ(rows[0].s.write_lat.percentile(0.99), 1'500'000u);
+  EXPECT_EQ(rows[0].s.write_lat.max(), 1'500'000u);
+  EXPECT_EQ(t.counters().kernel_hist_unattributed, 7u);
+  EXPECT_EQ(t.counters().kernel_hist_used, 2u);
+  EXPECT_EQ(t.counters().kernel_hist_capacity, 64u);
+
+  // a second read adds only what is new; the interval's max is bounded by its top bucket
+  t.stats().take_interval();
+  w.buckets[10] += 2;
+  kernel.overflow = 5;
+  t.harvest_latency();
+  auto iv = t.stats().take_interval();
+  ASSERT_EQ(iv.size(), 1u);
+  EXPECT_EQ(iv[0].s.write_lat.count(), 2u);
+  EXPECT_EQ(iv[0].s.write_lat.max(), 2047u);
+  EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 6u);
+  EXPECT_EQ(t.counters().kernel_hist_overflow, 5u);
+  t.harvest_latency();  // nothing new
+  EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 6u);
+
+  // the kernel key was deleted and created again: counted from zero
+  w.buckets.assign(kLatencyBuckets, 0);
+  w.buckets[11] = 1;
+  w.max_ns = 3000;
+  t.harvest_latency();
+  EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 7u);
+
+  // the VM exits: its last samples are harvested while it still has its labels
+  w.buckets[11] = 2;
+  fs::remove_all(fp.proc / "1001");
+  const int before = reads;
+  auto d = t.poll(5000);
+  ASSERT_EQ(d.removed.size(), 1u);
+  EXPECT_EQ(reads, before + 1);
+  EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 8u);
+  // the CLI then removes the pid in the kernel (its keys go); a later sample
+  // of that pid (reused by another process) is not attributed
+  kernel.hists.erase(kernel.hists.begin());
+  hist(1001, true, st.st_ino).buckets[11] = 1;
+  t.harvest_latency();
+  EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 8u);
+  EXPECT_EQ(t.counters().kernel_hist_unattributed, 8u);
+
+  auto j = nlohmann::json::parse(render_json(t.stats().total(), -1, &*std::make_unique<StatsCounters>(t.counters())));
+  EXPECT_EQ(j["latency_hist"]["source"], "kernel");
+  EXPECT_EQ(j["latency_hist"]["dropped"], 5);
+}
