@@ -27,6 +27,7 @@ struct TraceArgs {
   double snapshot_interval_s = 10;
   uint64_t snapshot_max_mib = 64;
   uint64_t snapshot_events = 1'000'000;
+  std::string metrics_addr;  // --metrics-addr HOST:PORT (docs/metrics.md); empty = off
 };
 struct ReplayArgs {
   std::string file;

@@ -113,6 +113,8 @@ int main(int argc, char** argv) {
                                 "per CPU, {} bytes per event; 0: off)",
                                 (65536 * recorder_slot_bytes()) >> 20, recorder_slot_bytes()))
       ->check(CLI::Range(0u, 1u << 20));
+  trace->add_option("--metrics-addr", ta.metrics_addr,
+                    "Serve Prometheus metrics at http://HOST:PORT/metrics (HOST:PORT, [IPV6]:PORT, :PORT = all interfaces)");
   uint32_t rb_mib = 8;
   trace->add_option("--ringbuf-size", rb_mib, "BPF ring buffer size in MiB (power of two)")
       ->check(CLI::Range(1u, 1024u));

@@ -35,6 +35,7 @@ class Pipeline {
   void finish(uint64_t now_ns, Summary summary);
   uint64_t findings() const { return findings_total_; }
   Sink& sink() { return *sink_; }
+  const Engine& engine() const { return engine_; }
 
  private:
   void emit(Findings& fs);

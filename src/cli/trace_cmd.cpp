@@ -13,6 +13,7 @@
 #include "bdt/kernel_version.h"
 #include "bdt/qemu.h"
 #include "cli/commands.h"
+#include "cli/metrics_glue.h"
 #include "cli/pipeline.h"
 
 namespace bdt::cli {
@@ -67,6 +68,7 @@ int run_trace(const TraceArgs& a) {
     lo.pid_filter = true;
     lo.latency_hist = true;
   }
+  auto exporter = start_metrics(a);  // binds now: a bad address is a usage error before attaching
   auto session = LiveSession::open(lo);
   if (vms) vms->set_latency_source([&session] { return session->latency(); });
   auto header = session->header();
@@ -121,13 +123,20 @@ int run_trace(const TraceArgs& a) {
       for (const auto& ev : f.evidence)
         if (ev.stack_id && !(f.stack = session->stack(ev.stack_id)).empty()) break;
     if (vms) vms->on_finding(f);
+    if (exporter) exporter->on_finding(f);
   });
+  auto to_pipe = [&](const Event& e) {
+    if (exporter) exporter->on_event(e);
+    pipe.on_event(e);
+  };
   auto deliver = [&](const Event& ev) {
-    if (!vms) return pipe.on_event(ev);
+    if (!vms) return to_pipe(ev);
     Event e = ev;
     vms->on_event(e);
-    if (!e.vm.empty()) pipe.on_event(e);  // only the VMs' I/O
+    if (!e.vm.empty()) to_pipe(e);  // only the VMs' I/O
   };
+  const double start_unix = static_cast<double>(::time(nullptr));
+  auto metrics_state = [&] { return tracer_state(*session, pipe.engine(), vms ? &*vms : nullptr, a, start_unix); };
   bool said_waiting = false;
   uint64_t next_table = a.interval_s > 0 ? start + static_cast<uint64_t>(a.interval_s * 1e9) : 0;
   auto qemu_tick = [&](uint64_t now) {
@@ -173,6 +182,7 @@ int run_trace(const TraceArgs& a) {
     pipe.on_time(watermark_ns(a.live));
     check_lost();
     qemu_tick(monotonic_ns());
+    if (exporter) exporter->tick(monotonic_ns(), metrics_state);
   }
   session->drain(deliver);
   check_lost();

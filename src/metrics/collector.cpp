@@ -1,0 +1,264 @@
+#include "metrics/collector.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <tuple>
+
+namespace bdt::metrics {
+
+namespace {
+constexpr std::string_view kOverflow = "(overflow)";
+constexpr int64_t kEagain = -11;
+
+std::string dir_name(int d) { return d == 0 ? "read" : d == 1 ? "write" : "unknown"; }
+}  // namespace
+
+HistogramSample to_histogram(const qemu::Log2Histogram& h, Labels labels, std::optional<double> sum_s) {
+  HistogramSample s;
+  s.labels = std::move(labels);
+  s.count = h.count();
+  s.sum = sum_s;
+  const auto& b = h.buckets();
+  uint64_t low = 0;
+  for (int i = 0; i < kLoBucket; ++i) low += b[i];
+  for (int i = kLoBucket; i <= kHiBucket; ++i) {
+    // bucket i holds [2^i, 2^(i+1)) ns: every value in it is <= 2^(i+1)-1 ns
+    double le = static_cast<double>(qemu::Log2Histogram::bucket_high(i)) / 1e9;
+    s.buckets.emplace_back(le, b[i] + (i == kLoBucket ? low : 0));
+  }
+  return s;
+}
+
+size_t Collector::KeyHash::operator()(const Key& k) const {
+  uint64_t h = k.a * 0x9E3779B97F4A7C15ull;
+  h ^= k.b + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  h ^= k.c + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  h ^= k.d + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  return static_cast<size_t>(h);
+}
+
+Collector::Collector(CollectorOptions o, std::vector<std::string> detector_ids)
+    : opts_(o), detector_ids_(std::move(detector_ids)) {
+  if (opts_.max_fs == 0) opts_.max_fs = 1;
+  // Zero series for every detector/level/severity, so that increase() and
+  // alerts work from the first scrape on.
+  for (const auto& d : detector_ids_)
+    for (auto l : {Level::Hazard, Level::Symptom})
+      for (auto s : {Severity::Info, Severity::Warning, Severity::Critical})
+        findings_[{d, std::string(to_string(l)), std::string(to_string(s))}] = 0;
+}
+
+size_t Collector::fs_index(const Fsid& fs) {
+  auto it = fs_index_.find(fs);
+  if (it != fs_index_.end()) return it->second;
+  size_t idx;
+  if (fs_names_.size() < opts_.max_fs) {
+    idx = fs_names_.size();
+    fs_names_.push_back(fs.empty() ? "(unknown)" : fs.str());
+    fs_dio_.emplace_back();
+  } else {
+    // The (max_fs+1)th filesystem and later share one series.
+    if (fs_names_.size() == opts_.max_fs) {
+      fs_names_.emplace_back(kOverflow);
+      fs_dio_.emplace_back();
+    }
+    idx = opts_.max_fs;
+  }
+  fs_index_.emplace(fs, idx);
+  return idx;
+}
+
+void Collector::remember(const Key& k, const Pending& p) {
+  if (pending_.size() >= opts_.max_inflight && !pending_.count(k)) {
+    // Evict the oldest quarter at once (amortized O(1) per request).
+    std::vector<uint64_t> ts;
+    ts.reserve(pending_.size());
+    for (const auto& [key, v] : pending_) ts.push_back(v.ts);
+    auto nth = ts.begin() + static_cast<std::ptrdiff_t>(ts.size() / 4);
+    std::nth_element(ts.begin(), nth, ts.end());
+    uint64_t cut = *nth;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.ts <= cut) {
+        it = pending_.erase(it);
+        ++evicted_;
+      } else {
+        ++it;
+      }
+    }
+  }
+  auto [it, inserted] = pending_.insert_or_assign(k, p);
+  (void)it;
+  if (!inserted) ++unmatched_ends_;  // a new sync begin on this thread: the old one's end was not seen
+}
+
+void Collector::on_event(const Event& ev) {
+  auto t = static_cast<size_t>(ev.type);
+  if (t < std::size(events_)) ++events_[t];
+  if (const auto* b = ev.as<DioBegin>()) {
+    Pending p{ev.ts_ns, b->count, b->done_before, b->write, fs_index(ev.fs)};
+    Key k = b->aio ? Key{2, ev.dev, ev.ino, b->pos} : Key{1, ev.tid, ev.dev, ev.ino};
+    remember(k, p);
+    return;
+  }
+  const auto* e = ev.as<DioEnd>();
+  if (!e) return;
+  auto it = pending_.find(Key{1, ev.tid, ev.dev, ev.ino});
+  if (it == pending_.end()) it = pending_.find(Key{2, ev.dev, ev.ino, e->pos});
+  // dio_end's pos may be the position after the request (ki_pos advanced)
+  if (it == pending_.end() && e->ret > 0 && static_cast<uint64_t>(e->ret) <= e->pos)
+    it = pending_.find(Key{2, ev.dev, ev.ino, e->pos - static_cast<uint64_t>(e->ret)});
+  const bool again = e->ret == kEagain || (e->ret <= 0 && e->error == kEagain);
+  const bool failed = !again && (e->ret < 0 || e->error != 0);
+  if (it == pending_.end()) {
+    ++unmatched_ends_;
+    FsDio& f = fs_dio_[fs_index(ev.fs)];
+    Dio& d = !e->write ? f.unknown : *e->write ? f.write : f.read;
+    if (again) {
+      ++d.again;
+      return;
+    }
+    ++d.requests;
+    if (failed) ++d.errors;
+    if (e->ret > 0) d.bytes += static_cast<uint64_t>(e->ret);
+    return;
+  }
+  const Pending p = it->second;
+  pending_.erase(it);
+  Dio& d = p.write ? fs_dio_[p.fs].write : fs_dio_[p.fs].read;
+  if (again) {
+    ++d.again;
+    return;
+  }
+  ++d.requests;
+  if (failed) ++d.errors;
+  uint64_t done = 0;
+  if (e->ret > 0 && static_cast<uint64_t>(e->ret) > p.done_before) done = static_cast<uint64_t>(e->ret) - p.done_before;
+  d.bytes += done;
+  if (p.write && e->ret >= 0 && done < p.count) ++d.short_writes;
+  const uint64_t lat = ev.ts_ns >= p.ts ? ev.ts_ns - p.ts : 0;
+  d.lat.add(lat);
+  d.lat_sum_ns += lat;
+}
+
+void Collector::on_finding(const Finding& f) {
+  ++findings_[{f.detector, std::string(to_string(f.level)), std::string(to_string(f.severity))}];
+}
+
+std::string Collector::qemu_key_label(std::string_view s) const { return s.empty() ? "(none)" : std::string(s); }
+
+Exposition Collector::snapshot(const TracerState& t) const {
+  Exposition x;
+  x.gauge("info", "Tracer build and environment (value is always 1).")
+      .add({{"version", t.version}, {"kernel", t.kernel}, {"backend", t.backend}, {"backend_requested", t.backend_requested}}, 1);
+  x.gauge("start_time_seconds", "Unix time the trace started.").add({}, t.start_time_s);
+
+  auto& ev = x.counter("events_total", "Events delivered to the detectors, by type.");
+  for (int i = 1; i <= kEventTypeCount; ++i)
+    ev.add({{"type", std::string(to_string(static_cast<EventType>(i)))}}, static_cast<double>(events_[i]));
+  x.counter("records_decoded_total", "Ring-buffer records the consumer decoded.").add({}, static_cast<double>(t.live.events));
+  x.counter("unknown_records_total", "Ring-buffer records of an unknown type (skipped).").add({}, static_cast<double>(t.live.unknown_records));
+  auto& lost = x.counter("lost_events_total", "Records the kernel dropped because the ring buffer was full, by CPU.");
+  for (size_t cpu = 0; cpu < t.live.lost_per_cpu.size(); ++cpu)
+    lost.add({{"cpu", std::to_string(cpu)}}, static_cast<double>(t.live.lost_per_cpu[cpu]));
+  x.gauge("ring_buffer_size_bytes", "Size of the BPF ring buffer.").add({}, static_cast<double>(t.ringbuf_bytes));
+
+  auto& fi = x.counter("findings_total", "Findings reported, by detector, level and severity.");
+  for (const auto& [k, n] : findings_)
+    fi.add({{"detector", std::get<0>(k)}, {"level", std::get<1>(k)}, {"severity", std::get<2>(k)}}, static_cast<double>(n));
+
+  auto& req = x.counter("dio_requests_total", "Direct I/O requests completed (dio_end), by filesystem and direction.");
+  auto& bytes = x.counter("dio_bytes_total", "Bytes transferred by completed direct I/O requests.");
+  auto& err = x.counter("dio_errors_total", "Direct I/O requests that ended with an error (not counting -EAGAIN).");
+  auto& again = x.counter("dio_again_total", "Direct I/O attempts that ended -EAGAIN (io_uring/RWF_NOWAIT; retried, not requests).");
+  auto& shortw = x.counter("dio_short_writes_total", "Direct I/O writes that completed fewer bytes than asked.");
+  auto& lat = x.histogram("dio_latency_seconds", "Direct I/O request latency, dio_begin to dio_end.");
+  for (size_t i = 0; i < fs_names_.size(); ++i) {
+    const FsDio& f = fs_dio_[i];
+    for (int dir = 0; dir < 3; ++dir) {
+      const Dio& d = dir == 0 ? f.read : dir == 1 ? f.write : f.unknown;
+      if (dir == 2 && !d.requests && !d.again) continue;
+      Labels l{{"fs", fs_names_[i]}, {"direction", dir_name(dir)}};
+      req.add(l, static_cast<double>(d.requests));
+      bytes.add(l, static_cast<double>(d.bytes));
+      err.add(l, static_cast<double>(d.errors));
+      again.add(l, static_cast<double>(d.again));
+      if (dir != 2) lat.add(to_histogram(d.lat, l, static_cast<double>(d.lat_sum_ns) / 1e9));
+    }
+    shortw.add({{"fs", fs_names_[i]}}, static_cast<double>(f.write.short_writes));
+  }
+  x.gauge("dio_inflight", "Direct I/O requests begun and not yet ended (as far as the tracer saw).").add({}, static_cast<double>(pending_.size()));
+  x.counter("dio_inflight_evicted_total", "In-flight requests forgotten to stay within the cap.").add({}, static_cast<double>(evicted_));
+  x.counter("dio_unmatched_total", "dio_end without a dio_begin, or a sync dio_begin whose end was not seen.").add({}, static_cast<double>(unmatched_ends_));
+
+  auto& se = x.gauge("detector_state_entries", "Objects a detector tracks now (bounded).");
+  auto& sc = x.gauge("detector_state_capacity", "A detector's configured state cap.");
+  auto& sv = x.counter("detector_state_evicted_total", "State a detector evicted because of its cap or age.");
+  for (const auto& [id, st] : t.detector_state) {
+    Labels l{{"detector", id}};
+    se.add(l, static_cast<double>(st.entries));
+    sc.add(l, static_cast<double>(st.capacity));
+    sv.add(l, static_cast<double>(st.evicted));
+  }
+
+  std::map<std::string, uint64_t> by_mech;
+  uint64_t not_attached = 0;
+  for (const auto& h : t.hooks) {
+    if (h.attached) ++by_mech[h.mechanism];
+    else ++not_attached;
+  }
+  auto& ha = x.gauge("hooks_attached", "Kernel hooks attached, by mechanism.");
+  for (const auto& [m, n] : by_mech) ha.add({{"mechanism", m}}, static_cast<double>(n));
+  x.gauge("hooks_not_attached", "Kernel hooks that could not be attached (doctor says why).").add({}, static_cast<double>(not_attached));
+
+  x.counter("metrics_http_requests_total", "HTTP requests to the metrics endpoint.").add({}, static_cast<double>(t.http_requests));
+  x.counter("metrics_http_rejected_total", "HTTP requests rejected: malformed, oversized, too slow, or over the connection cap.")
+      .add({}, static_cast<double>(t.http_rejected));
+
+  if (t.qemu) {
+    x.gauge("qemu_vms", "QEMU processes being traced.").add({}, static_cast<double>(t.qemu_vms));
+    // Sticky top-N (first come): a (vm, image) keeps its own series for the
+    // whole run, later ones add up in (overflow), so every counter stays monotone.
+    std::map<std::pair<std::string, std::string>, qemu::ImageStats> agg;
+    for (const auto& row : t.qemu->total()) {
+      std::pair<std::string, std::string> k{qemu_key_label(row.vm), qemu_key_label(row.image)};
+      auto it = qemu_series_.find(k);
+      if (it == qemu_series_.end() && qemu_series_.size() < opts_.max_qemu_series)
+        it = qemu_series_.emplace(k, true).first;
+      if (it == qemu_series_.end()) k = {std::string(kOverflow), std::string(kOverflow)};
+      agg[k].merge(row.s);
+    }
+    auto& qr = x.counter("qemu_requests_total", "Direct I/O requests completed by a VM, per disk image and direction.");
+    auto& qb = x.counter("qemu_bytes_total", "Bytes transferred by a VM's direct I/O, per disk image and direction.");
+    auto& qe = x.counter("qemu_errors_total", "A VM's direct I/O requests that ended with an error, per disk image.");
+    auto& qa = x.counter("qemu_again_total", "A VM's -EAGAIN direct I/O attempts (retried by io_uring), per disk image.");
+    auto& qs = x.counter("qemu_short_writes_total", "A VM's short direct I/O writes, per disk image.");
+    auto& qf = x.counter("qemu_findings_total", "Findings attributed to a VM, per disk image and detector.");
+    auto& ql = x.histogram("qemu_request_latency_seconds", "A VM's direct I/O latency per disk image and direction (log2 buckets; no _sum).");
+    for (const auto& [k, s] : agg) {
+      Labels base{{"vm", k.first}, {"image", k.second}};
+      for (int dir = 0; dir < 2; ++dir) {
+        Labels l = base;
+        l.emplace_back("direction", dir_name(dir));
+        qr.add(l, static_cast<double>(dir ? s.writes : s.reads));
+        qb.add(l, static_cast<double>(dir ? s.write_bytes : s.read_bytes));
+        ql.add(to_histogram(dir ? s.write_lat : s.read_lat, l, std::nullopt));
+      }
+      qe.add(base, static_cast<double>(s.errors));
+      qa.add(base, static_cast<double>(s.again));
+      qs.add(base, static_cast<double>(s.short_writes));
+      for (const auto& [det, n] : s.findings) {
+        Labels l = base;
+        l.emplace_back("detector", det);
+        qf.add(l, static_cast<double>(n));
+      }
+    }
+    auto c = t.qemu->counters();
+    x.counter("qemu_inflight_evicted_total", "In-flight VM requests the per-VM statistics forgot to stay within their cap.")
+        .add({}, static_cast<double>(c.evicted));
+    x.counter("qemu_unmatched_ends_total", "VM dio_end events without a matching dio_begin.").add({}, static_cast<double>(c.unmatched_ends));
+  }
+  return x;
+}
+
+}  // namespace bdt::metrics

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# --metrics-addr scraped by a real Prometheus server (Debian's prometheus).
+# The tracer serves 127.0.0.1:PORT; a throw-away Prometheus (temp config and
+# storage, scrape interval 1 s) scrapes it while dd does a known number of
+# O_DIRECT writes and reads on a scratch btrfs; the test then asks
+# Prometheus's HTTP API (/api/v1/query) for the btrfs_dio_trace_* series and
+# compares them with what the workload did. `promtool check metrics` must
+# accept the exposition. Also: 404 for other paths, usage errors for a bad
+# address and a port in use. Expected: every check passes.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+itest_init metrics
+command -v prometheus >/dev/null && command -v promtool >/dev/null ||
+    skip "prometheus/promtool not installed (scripts/install-deps installs Debian's prometheus package)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+PPORT=$(free_port)
+while [[ $PPORT == "$PORT" ]]; do PPORT=$(free_port); done
+http_get() { # URL -> body on stdout; prints "HTTP <code>" on stderr for non-200
+    python3 - "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())
+except urllib.error.HTTPError as e:
+    print(f"HTTP {e.code}", file=sys.stderr); sys.exit(3)
+PY
+}
+
+# Usage errors come before anything is attached: exit 1, one line naming the option.
+err=$("$BIN" trace --metrics-addr nonsense 2>&1 >/dev/null); rc=$?
+[[ $rc -eq 1 && $err == *"--metrics-addr"* ]] && pass "bad address: exit 1 ($err)" ||
+    fail "bad address: want exit 1 naming --metrics-addr, got $rc: $err"
+
+scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
+F=$SCRATCH_NOCOW/f
+dd if=/dev/zero of="$F" bs=1M count=2 status=none && sync
+
+OUT=$ITEST_TMP/trace.jsonl
+start_tracer "$OUT" --events --format json --mount "$SCRATCH_MNT" --metrics-addr "127.0.0.1:$PORT"
+grep -q "serving Prometheus metrics on http://127.0.0.1:$PORT/metrics" "$OUT.err" &&
+    pass "tracer says where it serves" || fail "no 'serving Prometheus metrics' line: $(cat "$OUT.err")"
+
+err=$("$BIN" trace --metrics-addr "127.0.0.1:$PORT" 2>&1 >/dev/null); rc=$?
+[[ $rc -eq 1 && $err == *"already in use"* ]] && pass "port in use: exit 1 ($err)" ||
+    fail "port in use: want exit 1 'already in use', got $rc: $err"
+
+# A throw-away Prometheus scraping the tracer every second.
+PDIR=$ITEST_TMP/prometheus
+mkdir -p "$PDIR/data"
+cat >"$PDIR/prometheus.yml" <<EOF2
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: bdt
+    static_configs:
+      - targets: ['127.0.0.1:$PORT']
+EOF2
+promtool check config "$PDIR/prometheus.yml" >/dev/null 2>&1 || die "promtool rejects the test's config: $(promtool check config "$PDIR/prometheus.yml" 2>&1)"
+prometheus --config.file="$PDIR/prometheus.yml" --storage.tsdb.path="$PDIR/data" \
+    --web.listen-address="127.0.0.1:$PPORT" --log.level=warn >"$PDIR/log" 2>&1 &
+PROM_PID=$!
+# Runs before lib.sh removes $ITEST_TMP, also on failure.
+ITEST_CLEANUPS+=("kill $PROM_PID 2>/dev/null; wait $PROM_PID 2>/dev/null")
+PROM=http://127.0.0.1:$PPORT
+for _ in $(seq 1 60); do
+    http_get "$PROM/-/ready" >/dev/null 2>&1 && break
+    kill -0 "$PROM_PID" 2>/dev/null || die "prometheus exited: $(tail -n 5 "$PDIR/log")"
+    sleep 0.5
+done
+http_get "$PROM/-/ready" >/dev/null 2>&1 || die "prometheus not ready after 30 s: $(tail -n 5 "$PDIR/log")"
+pass "prometheus $(prometheus --version 2>&1 | head -n1 | awk '{print $3}') scraping 127.0.0.1:$PORT"
+
+# The workload: 24 x 64 KiB O_DIRECT writes, 8 x 64 KiB O_DIRECT reads.
+W=24 R=8
+dd if=/dev/zero of="$F" bs=64k count=$W oflag=direct conv=notrunc status=none
+dd if="$F" of=/dev/null bs=64k count=$R iflag=direct status=none
+sync
+
+# The exposition itself: promtool accepts it, other paths are 404.
+SCRAPE=$ITEST_TMP/scrape.txt
+http_get "http://127.0.0.1:$PORT/metrics" >"$SCRAPE" || fail "GET /metrics failed"
+lint=$(promtool check metrics <"$SCRAPE" 2>&1); rc=$?
+[[ $rc -eq 0 && $(grep -c '^btrfs_dio_trace_' "$SCRAPE") -gt 50 ]] &&
+    pass "promtool check metrics accepts $(grep -c '^btrfs_dio_trace_' "$SCRAPE") samples" ||
+    fail "promtool check metrics (rc $rc): $lint; $(wc -l <"$SCRAPE") lines"
+grep -v '^#' "$SCRAPE" | grep -v '^btrfs_dio_trace_' | head -n 3 | grep -q . &&
+    fail "samples without the btrfs_dio_trace_ prefix: $(grep -v '^#' "$SCRAPE" | grep -v '^btrfs_dio_trace_' | head -n 3)"
+code=$(http_get "http://127.0.0.1:$PORT/nope" 2>&1 >/dev/null)
+[[ $code == "HTTP 404" ]] && pass "GET /nope: 404" || fail "GET /nope: want HTTP 404, got '$code'"
+
+# What Prometheus stored (wait for scrapes after the workload).
+python3 - "$PROM" "$SCRATCH_FSID" "$(uname -r)" $W $R "$ITEST_TMP/read_bytes" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import json, sys, time, urllib.parse, urllib.request
+prom, fsid, kernel, W, R = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+def query(q):
+    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    r = json.load(urllib.request.urlopen(url, timeout=10))
+    if r.get("status") != "success":
+        raise SystemExit(f"FAIL: query {q}: {r}")
+    return r["data"]["result"]
+def value(q):
+    res = query(q)
+    return float(res[0]["value"][1]) if res else None
+K = 65536
+fs = f'fs="{fsid}"'
+want = {
+    f'sum(btrfs_dio_trace_dio_requests_total{{{fs},direction="write"}})': W,
+    f'sum(btrfs_dio_trace_dio_bytes_total{{{fs},direction="write"}})': W * K,
+    f'sum(btrfs_dio_trace_dio_requests_total{{{fs},direction="read"}})': R,
+    f'sum(btrfs_dio_trace_dio_latency_seconds_count{{{fs},direction="write"}})': W,
+    f'sum(btrfs_dio_trace_dio_latency_seconds_bucket{{{fs},direction="write",le="+Inf"}})': W,
+    'sum(btrfs_dio_trace_events_total{type="dio_begin"})': W + R,
+    'sum(btrfs_dio_trace_events_total{type="dio_end"})': W + R,
+    f'sum(btrfs_dio_trace_dio_errors_total{{{fs}}})': 0,
+    f'sum(btrfs_dio_trace_dio_short_writes_total{{{fs}}})': 0,
+    'sum(btrfs_dio_trace_lost_events_total)': 0,
+    'up{job="bdt"}': 1,
+    f'btrfs_dio_trace_info{{kernel="{kernel}",backend_requested="auto"}}': 1,
+}
+got = {}
+deadline = time.time() + 40
+while time.time() < deadline:
+    got = {q: value(q) for q in want}
+    if all(got[q] == v for q, v in want.items()):
+        break
+    time.sleep(1)
+bad = 0
+for q, v in want.items():
+    ok = got[q] == v
+    bad += not ok
+    print(f"{'ok' if ok else 'FAIL'}: prometheus {q} = {got[q]} (want {v})")
+# Checks that hold without an exact expected value.
+hooks = value("sum(btrfs_dio_trace_hooks_attached)")
+ok = hooks is not None and hooks > 0; bad += not ok
+print(f"{'ok' if ok else 'FAIL'}: hooks attached per Prometheus: {hooks}")
+series = value('count({__name__=~"btrfs_dio_trace_.+"})')
+ok = series is not None and series >= 100; bad += not ok
+print(f"{'ok' if ok else 'FAIL'}: {series} btrfs_dio_trace_* series stored")
+p50 = value(f'histogram_quantile(0.5, sum by (le) (btrfs_dio_trace_dio_latency_seconds_bucket{{{fs},direction="write"}}))')
+ok = p50 is not None and 0 < p50 < 10; bad += not ok
+print(f"{'ok' if ok else 'FAIL'}: median DIO write latency from the histogram: {p50} s")
+# Read bytes: compared with the tracer's own events below (a DIO read into a
+# buffer dd never touched can end with 0 bytes: btrfs then reads buffered).
+rb = value(f'sum(btrfs_dio_trace_dio_bytes_total{{{fs},direction="read"}})')
+open(sys.argv[6], "w").write(str(rb))
+sys.exit(1 if bad else 0)
+PY
+
+stop_tracer || fail "tracer exited non-zero"
+cp "$OUT" /tmp/bdt-last-metrics.jsonl 2>/dev/null || true
+echo "--- tracer stderr"; cat "$OUT.err"
+ITEST_DIR=$(dirname "$0") python3 - "$OUT" "$F" "$(cat "$ITEST_TMP/read_bytes" 2>/dev/null)" $R <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import os, sys
+sys.path.insert(0, os.environ.get("ITEST_DIR", "."))
+from bdtcheck import load
+out, path, prom_rb, R = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ev, _, _ = load(out)
+st = os.stat(path)
+ends = [e for e in ev if e["type"] == "dio_end" and e["dev"] == st.st_dev and e["ino"] == st.st_ino
+        and e.get("write") is False]
+want = sum(max(e["ret"], 0) for e in ends)
+ok = len(ends) == R and prom_rb and float(prom_rb) == want and 0 < want <= R * 65536
+print(f"{'ok' if ok else 'FAIL'}: DIO read bytes per Prometheus {prom_rb} = sum of the {len(ends)} read dio_end events {want}")
+sys.exit(0 if ok else 1)
+PY
+itest_finish
