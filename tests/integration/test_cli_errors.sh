@@ -29,6 +29,17 @@ printf 'this is not a trace\n' >"$ITEST_TMP/garbage"
 expect 1 "garbage.*1" -- "$BIN" replay "$ITEST_TMP/garbage"
 printf '{"schema":"btrfs-dio-trace.events/99"}\n' >"$ITEST_TMP/v99.jsonl"
 expect 1 "99" -- "$BIN" replay "$ITEST_TMP/v99.jsonl"
+# flight recorder (docs/flight-recorder.md)
+expect 1 "give FILE or --pin-dir" -- "$BIN" dump
+expect 1 "requires --pin-dir" -- "$BIN" dump "$ITEST_TMP/garbage" --release
+expect 1 "excludes" -- "$BIN" dump "$ITEST_TMP/garbage" --pin-dir /sys/fs/bpf/x
+expect 1 "recorder-events" -- "$BIN" --recorder-events 2000000 --duration 1
+if [[ $(id -u) -eq 0 ]]; then
+    expect 1 "needs the flight recorder" -- "$BIN" --recorder-events 0 --pin-dir /sys/fs/bpf/bdt-itest-cli --duration 1
+    expect 1 "not on a BPF filesystem" -- "$BIN" --pin-dir "$ITEST_TMP/pins" --duration 1
+    expect 1 "no flight recorder" -- "$BIN" dump --pin-dir "$ITEST_TMP/nothing"
+    expect 1 "no flight recorder" -- "$BIN" dump --pin-dir "$ITEST_TMP/nothing" --release
+fi
 if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
     # Without root/CAP_BPF+CAP_PERFMON the tracer cannot load: exit 2, saying so.
     expect 2 "root|CAP_BPF|permission" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
