@@ -122,6 +122,7 @@ scratch_btrfs_cleanup() {
 # waits up to 30 min, saying what it waits for. BDT_ROOT_LOCK overrides the lock file.
 bdt_root_lock() {
     local lock=${BDT_ROOT_LOCK:-/run/lock/btrfs-dio-trace-root.lock}
+    mkdir -p "${lock%/*}" 2>/dev/null   # a bare system (the VM tier's guest) has no /run/lock
     exec 9>"$lock" || { echo "cannot open lock file $lock" >&2; return 1; }
     flock -n 9 && return 0
     echo "waiting for $lock (another root test or benchmark is running)" >&2
