@@ -68,6 +68,22 @@ kill -KILL "$TRACER_PID"
 wait "$TRACER_PID" 2>/dev/null
 TRACER_PID=
 progs_after_kill=$(bdt_prog_count)
+# Dump while the programs write (the workload goes on): torn slots are dropped,
+# what is printed is valid and in time order.
+sleep 0.3
+"$BIN" dump --pin-dir "$PIN" --format json >"$ITEST_TMP/d1-during.jsonl" 2>"$ITEST_TMP/d1-during.err" \
+    || fail "dump while recording failed: $(cat "$ITEST_TMP/d1-during.err")"
+kill -0 "$WLPID" 2>/dev/null && pass "dumped while the workload was still writing" \
+    || echo "note: the workload ended before the concurrent dump"
+python3 - "$ITEST_TMP/d1-during.jsonl" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ev = [e for e in ev if "type" in e]
+ts = [e["ts_ns"] for e in ev]
+ok = ev and ts == sorted(ts) and any(e["type"] == "dio_begin" for e in ev) and all("wall_ns" in e for e in ev)
+print(("ok: " if ok else "FAIL: ") + f"a dump taken while recording is valid and time-ordered ({len(ev)} events)")
+sys.exit(0 if ok else 1)
+PY
 wait "$WLPID" || fail "workload failed"
 if [[ $progs_after_kill -gt ${ITEST_PROGS_BEFORE:-0} ]]; then
     pass "programs stay loaded after kill -9 ($progs_after_kill bdt_ programs)"
