@@ -17,8 +17,10 @@ Tracker::Tracker(Options o)
 
 WatchDiff Tracker::poll(uint64_t now_ms) {
   WatchDiff d = watcher_.poll(now_ms);
-  // Last harvest of exiting VMs while their labels still exist.
-  if (!d.removed.empty()) harvest_latency();
+  // Last harvest of exiting VMs while their labels still exist; before a
+  // VM's image set changes, so that earlier samples keep the labels their
+  // events got.
+  if (!d.removed.empty() || !d.changed.empty()) harvest_latency();
   attr_.update(d);
   for (const auto& p : d.removed)
     std::erase_if(hist_seen_, [&](const auto& kv) { return kv.first.pid == p.pid; });

@@ -6,7 +6,8 @@
 # reads, writes and reads on /dev/vda and powers off. The tracer, started first with
 # `--qemu --events --format json`, must
 #   - label the VMs' events and findings with the right "vm" and "image",
-#   - show per-VM request counts and (in-kernel) latency percentiles in the summary,
+#   - show per-VM request counts and (in-kernel) latency percentiles in the summary and in the
+#     --interval tables,
 #   - report dio-buffered-fallback for the checksummed image (6.18 falls back; docs/kernel-behaviour.md)
 #     and not for the nocow one,
 #   - see nothing of a dd O_DIRECT on the same filesystem by another process.
@@ -43,7 +44,7 @@ ITEST_CLEANUPS+=("kill_vms")
 for mode in $MODES; do
     echo "=== aio=$mode"
     OUT=$ITEST_TMP/$mode.jsonl
-    start_tracer "$OUT" --qemu --events --format json
+    start_tracer "$OUT" --qemu --events --format json --interval 3
     VMPIDS=()
     for vm in nocow csum; do
         img=$NOCOW
@@ -85,6 +86,7 @@ objs = [json.loads(l) for l in open(out) if l.strip()]
 ev = [o for o in objs if o.get("type") not in ("finding", "summary", "vm_stats", "lost")]
 fi = [o for o in objs if o.get("type") == "finding"]
 stats = [o for o in objs if o.get("type") == "vm_stats" and "interval_s" not in o]
+ivs = [o for o in objs if o.get("type") == "vm_stats" and o.get("interval_s") == 3]
 err = open(errf).read()
 started = {m.group(1): int(m.group(2)) for m in re.finditer(r"^VM (vm-\w+) \(pid (\d+), \d+ threads\)", err, re.M)}
 exited = set(re.findall(r"VM (vm-\w+) \(pid \d+\) exited", err))
@@ -164,6 +166,15 @@ if stats:
         else:
             check(r["buffered_bytes"] >= 64 * 65536 and r["buffered_fallback_findings"] >= 1,
                   f"{vm}: buffered bytes and the fallback finding counted")
+check(len(ivs) >= 2, f"--interval 3 printed per-VM tables ({len(ivs)})")
+if stats:
+    tot = {(r["vm"], r["image"]): r for r in stats[-1]["vms"]}
+    for vm, path in imgs.items():
+        rs = [r for o in ivs for r in o["vms"] if r["vm"] == vm and r["image"] == path]
+        n = sum(r["read_latency"]["count"] for r in rs)
+        t = tot.get((vm, path), {}).get("read_latency", {}).get("count", 0)
+        check(any(r["read_latency"]["count"] > 0 and r["read_latency"]["p50_ns"] > 0 for r in rs) and 0 < n <= t,
+              f"{vm}: interval tables carry read latency ({n} samples in intervals, {t} in the summary)")
 sys.exit(1 if fails else 0)
 PY
 done
