@@ -25,7 +25,7 @@ std::unique_ptr<metrics::Exporter> start_metrics(const TraceArgs& a) {
   return x;
 }
 
-metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, const qemu::Tracker* vms,
+metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, qemu::Tracker* vms,
                                   const TraceArgs& a, double start_unix_s) {
   metrics::TracerState t;
   t.version = BDT_VERSION;
@@ -38,7 +38,9 @@ metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, const q
   t.ringbuf_bytes = a.live.ringbuf_bytes;
   for (const auto& [id, st] : e.state()) t.detector_state.emplace_back(std::string(id), st);
   if (vms) {
+    vms->harvest_latency();  // the kernel's latency histograms, up to now
     t.qemu = &vms->stats();
+    t.qemu_counters = vms->counters();
     t.qemu_vms = vms->pids().size();
   }
   return t;

@@ -13,7 +13,7 @@ namespace bdt::cli {
 
 // Binds --metrics-addr (nullptr when not given); InputError/KernelError.
 std::unique_ptr<metrics::Exporter> start_metrics(const TraceArgs& a);
-metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, const qemu::Tracker* vms,
+metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, qemu::Tracker* vms,
                                   const TraceArgs& a, double start_unix_s);
 
 }  // namespace bdt::cli

@@ -253,10 +253,19 @@ Exposition Collector::snapshot(const TracerState& t) const {
         qf.add(l, static_cast<double>(n));
       }
     }
-    auto c = t.qemu->counters();
+    const auto& c = t.qemu_counters;
     x.counter("qemu_inflight_evicted_total", "In-flight VM requests the per-VM statistics forgot to stay within their cap.")
         .add({}, static_cast<double>(c.evicted));
     x.counter("qemu_unmatched_ends_total", "VM dio_end events without a matching dio_begin.").add({}, static_cast<double>(c.unmatched_ends));
+    // The kernel's latency histograms (per process, file, direction): how their bounded map copes.
+    x.gauge("qemu_latency_kernel_keys", "Keys (process, file, direction) in the kernel latency map at the last read.")
+        .add({}, static_cast<double>(c.kernel_hist_used));
+    x.gauge("qemu_latency_kernel_capacity", "Keys the kernel latency map holds (0: latency paired in userspace).")
+        .add({}, static_cast<double>(c.kernel_hist_capacity));
+    x.counter("qemu_latency_kernel_overflow_total", "Latency samples the kernel dropped because its map was full.")
+        .add({}, static_cast<double>(c.kernel_hist_overflow));
+    x.counter("qemu_latency_unattributed_total", "Kernel latency samples of a process or file no VM claims (dropped).")
+        .add({}, static_cast<double>(c.kernel_hist_unattributed));
   }
   return x;
 }

@@ -37,7 +37,8 @@ struct TracerState {
   std::vector<HookStatus> hooks;
   uint64_t ringbuf_bytes = 0;
   std::vector<std::pair<std::string, StateSize>> detector_state;
-  const qemu::StatsCollector* qemu = nullptr;  // --qemu only
+  const qemu::StatsCollector* qemu = nullptr;  // --qemu only (latency harvested before the snapshot)
+  qemu::StatsCounters qemu_counters;           // qemu::Tracker::counters()
   size_t qemu_vms = 0;
   uint64_t http_requests = 0, http_rejected = 0;
 };

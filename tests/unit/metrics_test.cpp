@@ -230,12 +230,18 @@ TEST(MetricsCollector, QemuSeriesStickyTopNWithOverflow) {
   TracerState t;
   t.qemu = &st;
   t.qemu_vms = 3;
+  t.qemu_counters.kernel_hist_capacity = 4096;
+  t.qemu_counters.kernel_hist_used = 6;
+  t.qemu_counters.kernel_hist_overflow = 2;
   std::string s = c.snapshot(t).render();
   EXPECT_NE(s.find("btrfs_dio_trace_qemu_requests_total{vm=\"db\",image=\"/img/\\\"db\\\".raw\",direction=\"write\"} 1\n"), std::string::npos) << s;
   EXPECT_NE(s.find("btrfs_dio_trace_qemu_requests_total{vm=\"web\",image=\"/img/web.raw\",direction=\"write\"} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_qemu_requests_total{vm=\"(overflow)\",image=\"(overflow)\",direction=\"write\"} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_qemu_request_latency_seconds_count{vm=\"web\",image=\"/img/web.raw\",direction=\"write\"} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_qemu_vms 3\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_qemu_latency_kernel_capacity 4096\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_qemu_latency_kernel_keys 6\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_qemu_latency_kernel_overflow_total 2\n"), std::string::npos);
   // A VM seen first now keeps its series; one that appears later goes to overflow.
   vm_io("aa", "/img/aa.raw", 4000, 4);
   s = c.snapshot(t).render();
