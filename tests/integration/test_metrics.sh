@@ -6,7 +6,9 @@
 # Prometheus's HTTP API (/api/v1/query) for the btrfs_dio_trace_* series and
 # compares them with what the workload did. `promtool check metrics` must
 # accept the exposition. Also: 404 for other paths, usage errors for a bad
-# address and a port in use. Expected: every check passes.
+# address and a port in use. Then with --qemu: per-VM/per-image series for a
+# stand-in QEMU process (argv[0] qemu-system-x86_64 and a -drive command line)
+# doing a known number of O_DIRECT writes to its image. Expected: every check passes.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 itest_init metrics
@@ -166,4 +168,66 @@ ok = len(ends) == R and prom_rb and float(prom_rb) == want and 0 < want <= R * 6
 print(f"{'ok' if ok else 'FAIL'}: DIO read bytes per Prometheus {prom_rb} = sum of the {len(ends)} read dio_end events {want}")
 sys.exit(0 if ok else 1)
 PY
+
+# --qemu: per-VM series. A stand-in hypervisor: a process whose argv[0] is
+# qemu-system-x86_64 with a QEMU command line naming its disk image (that is
+# all discovery looks at), doing O_DIRECT writes to the image once the tracer
+# has had time to find it (/proc is rescanned every second).
+IMG=$SCRATCH_NOCOW/vm-disk.raw
+dd if=/dev/zero of="$IMG" bs=1M count=4 status=none && sync
+QW=16
+cat >"$ITEST_TMP/fake-vm.py" <<'PY'
+import mmap, os, sys, time
+img, n = sys.argv[sys.argv.index("-drive") + 1].split(",")[0].split("=", 1)[1], int(os.environ["QW"])
+time.sleep(3)
+fd = os.open(img, os.O_RDWR | os.O_DIRECT)
+buf = mmap.mmap(-1, 65536)
+buf.write(b"\x5a" * 65536)
+for i in range(n):
+    os.pwrite(fd, buf, i * 65536)
+os.close(fd)
+time.sleep(1)
+PY
+OUT2=$ITEST_TMP/trace-qemu.jsonl
+start_tracer "$OUT2" --qemu --format json --metrics-addr "127.0.0.1:$PORT"
+PY3=$(python3 -c "import sys; print(sys.executable)")  # the interpreter itself, not a wrapper script that would lose argv[0]
+(QW=$QW exec -a qemu-system-x86_64 "$PY3" "$ITEST_TMP/fake-vm.py" -name guest=bdt-metrics-vm \
+    -drive "file=$IMG,format=raw,cache=none,aio=threads") || fail "stand-in VM failed"
+python3 - "$PROM" "$IMG" $QW <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import json, sys, time, urllib.parse, urllib.request
+prom, img, QW = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def value(q):
+    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    res = json.load(urllib.request.urlopen(url, timeout=10))["data"]["result"]
+    return float(res[0]["value"][1]) if res else None
+sel = f'vm="bdt-metrics-vm",image="{img}",direction="write"'
+want = {
+    f"btrfs_dio_trace_qemu_requests_total{{{sel}}}": QW,
+    f"btrfs_dio_trace_qemu_bytes_total{{{sel}}}": QW * 65536,
+    f"btrfs_dio_trace_qemu_request_latency_seconds_count{{{sel}}}": QW,
+    f'btrfs_dio_trace_qemu_errors_total{{vm="bdt-metrics-vm",image="{img}"}}': 0,
+}
+got = {}
+deadline = time.time() + 30
+while time.time() < deadline:
+    got = {q: value(q) for q in want}
+    if all(got[q] == v for q, v in want.items()):
+        break
+    time.sleep(1)
+bad = 0
+for q, v in want.items():
+    ok = got[q] == v
+    bad += not ok
+    print(f"{'ok' if ok else 'FAIL'}: prometheus {q} = {got[q]} (want {v})")
+p99 = value(f"histogram_quantile(0.99, btrfs_dio_trace_qemu_request_latency_seconds_bucket{{{sel}}})")
+ok = p99 is not None and 0 < p99 < 35; bad += not ok
+print(f"{'ok' if ok else 'FAIL'}: p99 write latency of the VM's image (kernel histogram): {p99} s")
+sys.exit(1 if bad else 0)
+PY
+http_get "http://127.0.0.1:$PORT/metrics" | grep '^btrfs_dio_trace_qemu' | grep -v _bucket >"$ITEST_TMP/qemu-scrape.txt"
+stop_tracer || fail "--qemu tracer exited non-zero"
+if ((ITEST_FAILS)); then
+    echo "--- --qemu tracer stderr"; cat "$OUT2.err"
+    echo "--- its qemu series"; cat "$ITEST_TMP/qemu-scrape.txt"
+fi
 itest_finish
