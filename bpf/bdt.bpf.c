@@ -49,6 +49,9 @@ const volatile __u32 em_compress_mask = 0; /* EXTENT_FLAG_COMPRESS_* of this ker
 const volatile __u32 nr_ioctl = 16;        /* x86_64 __NR_ioctl (raw sys_enter fallback) */
 const volatile __u32 rec_slots = 0;        /* flight recorder slots per CPU (0: off) */
 const volatile bool lat_hist_on = false;   /* --qemu: per-file latency histograms (lat_hist) */
+/* set by the loader once they attached: bit (1 << BDT_IOC_*) for the ioctl kinds whose
+ * begin/end the function hooks report (btrfs_ioctl_send(), btrfs_balance()) */
+volatile __u32 ioc_fn_mask = 0;
 
 /* ---- maps ------------------------------------------------------------------- */
 struct {
@@ -171,11 +174,17 @@ struct {
 	__type(value, struct cur_req);
 } cur_dio SEC(".maps");
 
+/* Which source reports an ioctl's begin/end: the syscall hooks, or the function
+ * hooks on btrfs_ioctl_send()/btrfs_balance() (one source per call, never both). */
+enum { IOC_OWNER_NONE = 0, IOC_OWNER_SYSCALL, IOC_OWNER_FN, IOC_OWNER_FN_DONE };
+
 struct ioctl_req {
 	struct ident id;
 	u64 raw_cmd;
 	u32 fd;
 	u32 cmd;
+	u32 owner;
+	u32 pad;
 };
 
 struct {
@@ -915,8 +924,13 @@ static __always_inline int ioctl_enter(u64 fd, u64 raw_cmd)
 	req.fd = fd;
 	req.cmd = kind;
 	req.raw_cmd = raw_cmd;
+	/* send/balance with their function hooks attached: those report the call
+	 * (also balance resumed by a kernel thread); this only keeps fd and cmd */
+	req.owner = (ioc_fn_mask & (1u << kind)) ? IOC_OWNER_NONE : IOC_OWNER_SYSCALL;
 	tid = (u32)bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&inflight_ioctl, &tid, &req, BPF_ANY);
+	if (req.owner != IOC_OWNER_SYSCALL)
+		return 0;
 
 	e = reserve(BDT_EV_IOCTL_BEGIN);
 	if (!e)
@@ -938,7 +952,7 @@ static __always_inline int ioctl_exit(s64 ret)
 
 	if (!req)
 		return 0;
-	e = reserve(BDT_EV_IOCTL_END);
+	e = req->owner == IOC_OWNER_SYSCALL ? reserve(BDT_EV_IOCTL_END) : 0;
 	if (e) {
 		fill_task(e);
 		put_ident(e, &req->id);
@@ -1055,6 +1069,8 @@ const volatile bool eb_all = false;
 /* 0: int btrfs_check_data_csum(inode, bbio, bio_offset, page, pgoff), nonzero = failure
  * 1: bool btrfs_data_csum_ok(bbio, dev, bio_offset, paddr), false = failure */
 const volatile __u32 csum_layout = 0;
+/* first argument of btrfs_ioctl_send: 0 struct inode, 1 struct btrfs_inode, 2 struct btrfs_root */
+const volatile __u32 send_layout = 0;
 
 enum fn_hook_id {
 	FN_DIO_W = 1,
@@ -1066,6 +1082,8 @@ enum fn_hook_id {
 	FN_EB_FIND,
 	FN_RELOC,
 	FN_CSUM,
+	FN_SEND,
+	FN_BALANCE,
 };
 
 struct fn_key {
@@ -1470,6 +1488,94 @@ static __always_inline int fn_reloc_exit(void *ctx, u64 *a, s64 ret, u8 src)
 	return fn_reloc(ctx, a, ret, src, true);
 }
 
+/* ---- send and balance at btrfs' entry points ----------------------------------------
+ * btrfs_ioctl_send(X, args): X is struct inode (6.1), struct btrfs_inode or struct
+ * btrfs_root (newer; send_layout from the BTF prototype); btrfs_balance(fs_info, bctl,
+ * bargs) runs for the balance ioctls and for a balance resumed after mount (kernel
+ * thread, no ioctl: fd -1). Inside an ioctl the syscall hook's record gives fd, cmd and
+ * the file's identity; the call is reported by whichever source saw it first. */
+static __always_inline struct btrfs_fs_info *send_fs_info(u64 arg0)
+{
+	switch (send_layout) {
+	case 1: return BPF_CORE_READ((struct btrfs_inode *)arg0, root, fs_info);
+	case 2: return BPF_CORE_READ((struct btrfs_root *)arg0, fs_info);
+	}
+	return BPF_CORE_READ((struct inode *)arg0, i_sb, s_fs_info);
+}
+
+static __always_inline int fn_ioc(void *ctx, u64 *a, s64 ret, u8 src, bool exit, u32 kind)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct ioctl_req *req = bpf_map_lookup_elem(&inflight_ioctl, &tid);
+	struct ioctl_req fresh = {};
+	struct btrfs_fs_info *fs_info;
+	struct bdt_raw_event *e;
+
+	if (req && req->owner == IOC_OWNER_SYSCALL)
+		return 0;
+	if (!exit) {
+		if (!req) {
+			if (!task_pass())
+				return 0;
+			fs_info = kind == BDT_IOC_SEND ? send_fs_info(a[0]) : (void *)a[0];
+			fresh.id.sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
+			if (!fs_pass(fresh.id.sb_dev))
+				return 0;
+			read_fsid(fresh.id.fsid, fs_info);
+			fresh.fd = (u32)-1;
+			fresh.cmd = kind;
+			fresh.owner = IOC_OWNER_FN;
+			bpf_map_update_elem(&inflight_ioctl, &tid, &fresh, BPF_ANY);
+			req = bpf_map_lookup_elem(&inflight_ioctl, &tid);
+			if (!req)
+				return 0;
+		} else if (req->owner == IOC_OWNER_NONE) {
+			req->owner = IOC_OWNER_FN;
+		} else {
+			return 0;
+		}
+	} else if (!req || req->owner != IOC_OWNER_FN) {
+		return 0;
+	}
+	e = reserve_src(exit ? BDT_EV_IOCTL_END : BDT_EV_IOCTL_BEGIN, src);
+	if (e) {
+		fill_task(e);
+		put_ident(e, &req->id);
+		e->u.ioc.fd = req->fd;
+		e->u.ioc.cmd = req->cmd;
+		e->u.ioc.raw_cmd = req->raw_cmd;
+		e->u.ioc.ret = exit ? (s64)(s32)ret : 0;
+		bdt_submit(e);
+	}
+	if (exit) {
+		if (req->fd == (u32)-1)
+			bpf_map_delete_elem(&inflight_ioctl, &tid);
+		else
+			req->owner = IOC_OWNER_FN_DONE;
+	}
+	return 0;
+}
+
+static __always_inline int fn_send_enter(void *ctx, u64 *a, u8 src)
+{
+	return fn_ioc(ctx, a, 0, src, false, BDT_IOC_SEND);
+}
+
+static __always_inline int fn_send_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	return fn_ioc(ctx, a, ret, src, true, BDT_IOC_SEND);
+}
+
+static __always_inline int fn_balance_enter(void *ctx, u64 *a, u8 src)
+{
+	return fn_ioc(ctx, a, 0, src, false, BDT_IOC_BALANCE);
+}
+
+static __always_inline int fn_balance_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	return fn_ioc(ctx, a, ret, src, true, BDT_IOC_BALANCE);
+}
+
 /* ---- data checksum failures ------------------------------------------------------------ */
 static __always_inline int fn_csum_exit(void *ctx, u64 *a, s64 ret, u8 src)
 {
@@ -1581,3 +1687,5 @@ BDT_FN_EXIT(eb_find, FN_EB_FIND, fn_eb_find_exit)
 BDT_FN_ENTER(eb_rel, fn_eb_release_enter)
 BDT_FN_BOTH(reloc, FN_RELOC, fn_reloc_enter, fn_reloc_exit)
 BDT_FN_EXIT(csum, FN_CSUM, fn_csum_exit)
+BDT_FN_BOTH(send, FN_SEND, fn_send_enter, fn_send_exit)
+BDT_FN_BOTH(balance, FN_BALANCE, fn_balance_enter, fn_balance_exit)

@@ -34,6 +34,7 @@ typedef long ssize_t;
 struct super_block {
 	dev_t s_dev;
 	unsigned long s_magic;
+	void *s_fs_info;
 };
 
 struct inode {

@@ -322,6 +322,10 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
             btf.func_param_struct("btrfs_add_extent_mapping", 0) == "btrfs_inode" ? 3 : 2;
       else if (c == "btrfs_data_csum_ok")
         ro->csum_layout = 1;
+      else if (c == "btrfs_ioctl_send") {
+        const auto first = btf.func_param_struct("btrfs_ioctl_send", 0);
+        ro->send_layout = first == "btrfs_inode" ? 1 : first == "btrfs_root" ? 2 : 0;
+      }
     }
     bpf_map__set_max_entries(s->skel->maps.events, ring_size(opts.ringbuf_bytes));
     ro->rec_slots = opts.recorder_events;
@@ -375,6 +379,15 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
   s->stacks_fd = bpf_map__fd(s->skel->maps.stacks);
   s->hooks = loader::attach_plan(s->skel->obj, plan, s->links);
   loader::attach_fn_plan(s->skel->obj, fplan, s->links, s->hooks);
+  // send/balance: once their function hooks are attached they report those calls
+  // and the syscall hooks only keep fd and cmd for them (no second ioctl_begin).
+  uint32_t ioc_mask = 0;
+  for (const auto& h : s->hooks) {
+    if (!h.attached) continue;
+    if (h.name == "btrfs_ioctl_send()") ioc_mask |= 1u << BDT_IOC_SEND;
+    if (h.name == "btrfs_balance()") ioc_mask |= (1u << BDT_IOC_BALANCE) | (1u << BDT_IOC_BALANCE_V2);
+  }
+  s->skel->bss->ioc_fn_mask = ioc_mask;
   if (s->attached() == 0)
     throw KernelError("no hook could be attached on this kernel; run `btrfs-dio-trace "
                       "doctor` for the reasons");

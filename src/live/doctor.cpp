@@ -53,7 +53,9 @@ const DetectorNeeds kDetectors[] = {
      {},
      "",
      ""},
-    {"send-vs-relocation", {"sys_enter_ioctl", "sys_exit_ioctl"}, {"btrfs_relocate_block_group()"},
+    {"send-vs-relocation",
+     {"sys_enter_ioctl|btrfs_ioctl_send()", "sys_exit_ioctl|btrfs_ioctl_send()"},
+     {"btrfs_relocate_block_group()"},
      "relocation is seen as the balance/device-remove/resize ioctls and automatic reclaim "
      "(begin only); per-block-group relocation needs a function hook on "
      "btrfs_relocate_block_group",

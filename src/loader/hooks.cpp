@@ -75,13 +75,14 @@ const FunctionHook kFunctions[] = {
      {"btrfs_release_extent_buffer_pages", "btrfs_release_extent_buffer_folios",
       "release_extent_buffer"},
      "extent buffer pages released (eb_release)", "eb_rel", true, false},
+    // send and balance where btrfs runs them; the syscall hooks keep only fd/cmd
+    // for these then (ioc_fn_mask), so each call is reported once.
     {"btrfs_ioctl_send()",
-     {"btrfs_ioctl_send"}, "send begin/end", nullptr, false, false, {}, false,
-     "send is seen at the ioctl syscall (sys_enter_ioctl/sys_exit_ioctl, cmd send)"},
+     {"btrfs_ioctl_send"}, "send begin/end (ioctl_begin/ioctl_end, cmd send)", "send", true, true},
     {"btrfs_balance()",
-     {"btrfs_balance"}, "balance begin/end", nullptr, false, false, {}, false,
-     "balance is seen at the ioctl syscall; the block groups it relocates at "
-     "btrfs_relocate_block_group()"},
+     {"btrfs_balance"},
+     "balance begin/end (ioctl_begin/ioctl_end, cmd balance), also a balance resumed at mount",
+     "balance", true, true},
     {"btrfs_relocate_block_group()",
      {"btrfs_relocate_block_group"},
      "relocation of one block group begin/end (balance, device remove, resize, reclaim)",

@@ -60,17 +60,29 @@ for be in fentry kprobe; do
   "$BIN" --backend "$be" --format json --mount /mnt >/tmp/$be.json 2>/tmp/$be.err &
   T=$!
   wait_ready /tmp/$be.err || { echo "BE $be tracer not ready"; cat /tmp/$be.err; kill -9 $T; continue; }
+  dmesg -C
   "$WL/dio-unstable" -m csum -d 2 /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL dio-unstable rc=$? $(tail -n1 /tmp/$be.wl)"
+  sed -n 's/^dio-unstable: mode=csum file=[^ ]*\.\([0-9]*\) ino=\([0-9]*\) .*/BE '$be' UNSTABLE pid=\1 ino=\2/p' /tmp/$be.wl
+  # the kernel's own account of the failing ranges (6.1: "csum failed root R ino I off O ...")
+  dmesg | sed -n 's/.*csum failed root [0-9]* ino \([0-9]*\) off \([0-9]*\) .*/\1 \2/p' | sort -u |
+    awk -v be=$be '{printf "BE %s CSUMLOG %s %s\n", be, $1, $2}' | head -400
   "$WL/dio-interleaved" /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL dio-interleaved rc=$? $(tail -n1 /tmp/$be.wl)"
   "$WL/dio-buf-fault" /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL dio-buf-fault rc=$? $(tail -n1 /tmp/$be.wl)"
   # a second tracer, only the btrfs tool's ioctls and relocation, every event
+  echo 1 >/proc/sys/kernel/bpf_stats_enabled
   "$BIN" --backend "$be" --format json --events --comm btrfs --mount /mnt >/tmp/$be.svb 2>/tmp/$be.svberr &
   T2=$!
   wait_ready /tmp/$be.svberr
   bash "$SRC/scripts/workloads/send-vs-balance.sh" -s 100 /mnt >/tmp/$be.wl 2>&1; echo "BE $be WL send-vs-balance rc=$? $(tail -n1 /tmp/$be.wl)"
+  # how often the send/balance function-hook programs ran (both tracers' copies)
+  for p in fe_send fx_send kp_send kr_send fe_balance fx_balance kp_balance kr_balance; do
+    n=$(bpftool prog show name $p 2>/dev/null | sed -n 's/.* run_cnt \([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s+0}')
+    echo "BE $be PROGRUN $p $n"
+  done
+  echo 0 >/proc/sys/kernel/bpf_stats_enabled
   sleep 1
   kill -INT $T2; wait $T2
-  grep -E '"type":"(ioctl_begin|ioctl_end|reloc_begin|reloc_end)"' /tmp/$be.svb | head -60 | sed "s/^/BE $be SVB /"
+  grep -E '"type":"(ioctl_begin|ioctl_end|reloc_begin|reloc_end)"' /tmp/$be.svb | head -300 | sed "s/^/BE $be SVB /"
   grep -c '"detector":"send-vs-relocation"' /tmp/$be.svb | sed "s/^/BE $be SVB findings /"
   sleep 1
   kill -INT $T; wait $T; echo "BE $be tracer rc=$?"
@@ -91,6 +103,9 @@ for line in open(path):
         if seen[k] <= 3:
             keep = {x: o.get(x) for x in ("detector", "level", "kind", "comm", "pid", "ino", "range", "message")}
             print(f"BE {be} FINDING {json.dumps(keep)}")
+        if k == ("dio-unstable-pages", "symptom"):
+            keep = {x: o.get(x) for x in ("kind", "ino", "range", "message")}
+            print(f"BE {be} SYMPTOM {json.dumps(keep)}")
     elif o.get("type") == "summary":
         print(f"BE {be} SUMMARY {json.dumps({'events_by_type': o.get('events_by_type'), 'lost': o.get('lost')})}")
 PY
@@ -134,14 +149,37 @@ for be in ("fentry", "kprobe"):
     ev = (summ[0].get("events_by_type") or {}) if summ else {}
     for t in ("dio_begin", "dio_end", "get_extent", "em_add", "csum_error", "oe_finish"):
         check(ev.get(t, 0) > 0, f"{be}: {t} events seen ({ev.get(t, 0)})")
-    # seed 004 symptom: names the writer and a range inside the 1 MiB file
+    # seed 004 symptom (issue 5 acceptance): every symptom names the writing process
+    # (dio-unstable, its pid), the shared buffer, and a failing range that the kernel
+    # itself logged as "csum failed ... ino I off O"; and every logged failure has one.
     sym = [f for f in findings if f["detector"] == "dio-unstable-pages" and f["level"] == "symptom"]
     check(bool(sym), f"{be}: dio-unstable-pages symptom")
-    if sym:
-        f = sym[0]
-        check("dio-unstable (pid" in (f.get("message") or ""), f"{be}: symptom names the writer: {f.get('message')}")
-        r = f.get("range") or [0, 0]
-        check(0 <= r[0] < r[1] <= 1 << 20, f"{be}: symptom range {r} inside the written file")
+    wl = [dict(kv.split("=") for kv in l.split()[1:]) for l in mine if l.startswith("UNSTABLE ")]
+    logged = {(int(l.split()[1]), int(l.split()[2])) for l in mine if l.startswith("CSUMLOG ")}
+    allsym = [json.loads(l[len("SYMPTOM "):]) for l in mine if l.startswith("SYMPTOM ")]
+    check(bool(wl), f"{be}: the workload printed its pid and inode")
+    check(bool(logged), f"{be}: the kernel logged csum failures ({len(logged)} distinct ranges)")
+    if sym and wl:
+        pid, ino = int(wl[0]["pid"]), int(wl[0]["ino"])
+        for f in allsym:
+            m = f.get("message") or ""
+            r = f.get("range") or [0, 0]
+            ok = (f.get("ino") == ino and f"by dio-unstable (pid {pid})" in m and "shared writable buffer 0x" in m
+                  and (f.get("kind") != "csum-error" or r[1] - r[0] == 4096 and (ino, r[0]) in logged))
+            if not ok:
+                check(False, f"{be}: symptom {f} names ino {ino}, dio-unstable (pid {pid}), the shared buffer and a logged range")
+                break
+        else:
+            check(True, f"{be}: all {len(allsym)} symptoms name ino {ino}, dio-unstable (pid {pid}), the shared "
+                        f"buffer and (csum-error) a 4 KiB range the kernel logged")
+    # send/balance function hooks: they ran, and each call was reported once
+    runs = {l.split()[1]: int(l.split()[2]) for l in mine if l.startswith("PROGRUN ")}
+    pre_ = "fe" if be == "fentry" else "kp"
+    post = "fx" if be == "fentry" else "kr"
+    for fn in ("send", "balance"):
+        check(runs.get(f"{pre_}_{fn}", 0) > 0 and runs.get(f"{post}_{fn}", 0) > 0,
+              f"{be}: the {fn} function hook programs ran ({pre_}_{fn} {runs.get(f'{pre_}_{fn}')}, "
+              f"{post}_{fn} {runs.get(f'{post}_{fn}')})")
     for det in ("em-merge-race", "dio-short-write"):
         check(any(f["detector"] == det for f in findings), f"{be}: a {det} finding")
     # send-vs-relocation: asserted when the kernel really ran them together, i.e. the
@@ -167,6 +205,10 @@ for be in ("fentry", "kprobe"):
                 elif k in open_:
                     out.append((open_.pop(k), e["ts_ns"]))
         return out
+    for cmd, want in (("send", 1), ("balance_v2", 1)):
+        nb = sum(1 for e in svb if e.get("type") == "ioctl_begin" and e.get("cmd") == cmd)
+        ne = sum(1 for e in svb if e.get("type") == "ioctl_end" and e.get("cmd") == cmd)
+        check(nb == want and ne == want, f"{be}: one {cmd} call, reported once (ioctl_begin {nb}, ioctl_end {ne})")
     together = any(a0 < b1 and b0 < a1 for a0, a1 in spans("send") for b0, b1 in spans("reloc"))
     svb_found = any(l.startswith("SVB findings ") and l.split()[-1] != "0" for l in mine)
     if together:
@@ -181,7 +223,8 @@ for be in ("fentry", "kprobe"):
             for h in ("btrfs_dio_write()", "btrfs_dio_read()", "iomap_dio_complete()", "btrfs_get_extent()",
                       "add_extent_mapping()", "btrfs_finish_ordered_io()", "free_extent_buffer()",
                       "find_extent_buffer()", "btrfs_release_extent_buffer_pages()",
-                      "btrfs_relocate_block_group()", "btrfs_check_data_csum()"):
+                      "btrfs_relocate_block_group()", "btrfs_check_data_csum()",
+                      "btrfs_ioctl_send()", "btrfs_balance()"):
                 x = hooks.get(h, {})
                 check(x.get("mechanism") == be and x.get("attached"), f"{be}: doctor {h} -> {x.get('mechanism')} attached={x.get('attached')}")
         except ValueError:
