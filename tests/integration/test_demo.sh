@@ -4,7 +4,8 @@
 # Expected on this kernel (docs/kernel-behaviour.md): hazards for em-merge-race,
 # dio-short-write (continued write and self-mmap), send-vs-relocation and
 # dio-buffered-fallback; nothing for the benign control; no symptoms; no
-# loop device, mount or BPF program left behind.
+# loop device, mount or BPF program left behind. On 6.1 (VM tier) the checksummed
+# file gives the dio-unstable-pages hazard and its symptoms instead of the fallback.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 itest_init demo
@@ -31,8 +32,20 @@ c.check(has("em-merge-race"), "em-merge-race hazard (two DIO readers in one cold
 c.check(has("dio-short-write", "continued-write"), "dio-short-write continued-write hazard")
 c.check(has("dio-short-write", "self-mmap-write"), "dio-short-write self-mmap-write hazard")
 c.check(has("send-vs-relocation"), "send-vs-relocation overlap hazard")
-c.check(has("dio-buffered-fallback"), "dio-buffered-fallback for the checksummed file")
-c.check(not [f for f in findings if f["level"] == "symptom"], "no symptom on this kernel")
+rel = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+sy = [f for f in findings if f["level"] == "symptom"]
+if rel < (6, 6):
+    # measured on Debian 6.1 (VM tier): no buffered fallback (968f19c5b1b7), the writes to the
+    # checksummed file go direct and the seed-004 workload really corrupts checksums
+    c.check(has("dio-unstable-pages", "shared-buffer-write"), "dio-unstable-pages hazard for the checksummed file (6.1)")
+    c.check(not has("dio-buffered-fallback"), "no dio-buffered-fallback: 6.1 writes such files directly")
+    c.check(sy and all(f["detector"] == "dio-unstable-pages" for f in sy),
+            f"symptoms, all dio-unstable-pages (seed 004 on 6.1): {sorted({(f['detector'], f.get('kind')) for f in sy})}")
+elif rel >= (6, 15):
+    c.check(has("dio-buffered-fallback"), "dio-buffered-fallback for the checksummed file")
+    c.check(not sy, "no symptom on this kernel")
+else:
+    print(f"not asserted: {os.uname().release} lies between the measured kernels (6.1, 6.18) for the csum workload")
 c.check(all(f.get("evidence") for f in findings), "every finding carries evidence")
 summ = [o for o in others if o.get("type") == "summary"]
 c.check(len(summ) == 1 and summ[0]["lost"] == 0, "summary present, no lost records")

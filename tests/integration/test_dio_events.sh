@@ -3,7 +3,8 @@
 # pread/pwrite (dd), io_uring and libaio (fio), in the top-level subvolume and
 # in a second subvolume; nothing from another btrfs filesystem (--mount).
 # Expected: one dio_begin per O_DIRECT request we make, with the file's st_dev
-# and inode, and none for the other filesystem.
+# and inode, and none for the other filesystem. Before 6.6 (measured on 6.1) a
+# read whose buffer is not resident yet is two attempts: -EFAULT, then the read.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 itest_init dio-events
@@ -60,6 +61,24 @@ ev, findings, others = load(out)
 c = Checker()
 st = {p: os.stat(p) for p in (f1, f2, f3, fb)}
 begins = [e for e in ev if e["type"] == "dio_begin"]
+# Debian 6.1 (measured in the VM tier): btrfs_direct_read() first calls btrfs_dio_read() with page
+# faults disabled; when the user buffer is not resident yet that attempt ends with -EFAULT, btrfs
+# faults it in and tries again: one read(2), two DIO attempts of the same range on one thread.
+# Accepted only there, only for reads, and only when the same thread's next attempt is the same range.
+rel = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+retried = []
+if rel < (6, 6):
+    seq = [e for e in ev if e["type"] in ("dio_begin", "dio_end")]
+    for i, e in enumerate(seq):
+        if e["type"] != "dio_end" or e.get("ret") != -14:
+            continue
+        b = [x for x in seq[:i] if x["type"] == "dio_begin" and x["tid"] == e["tid"]]
+        nxt = [x for x in seq[i + 1:] if x["type"] == "dio_begin" and x["tid"] == e["tid"]]
+        if b and not b[-1]["write"] and nxt and (nxt[0]["ino"], nxt[0]["pos"], nxt[0]["count"]) == \
+                (b[-1]["ino"], b[-1]["pos"], b[-1]["count"]):
+            retried += [id(b[-1]), id(e)]
+    print(f"6.1: {len(retried) // 2} read attempt(s) ended -EFAULT and were retried on the same range")
+    begins = [e for e in begins if id(e) not in retried]
 def reqs(path, comm=None):
     s = st[path]
     return sorted((e["pos"], e["count"], e["write"]) for e in begins
@@ -82,7 +101,8 @@ aio = [e for e in begins if e["ino"] == st[f3].st_ino and e.get("aio")]
 c.check(len(aio) > 0, f"fio requests marked aio: {len(aio)}")
 other = [e for e in ev if e.get("dev") == st[fb].st_dev or e.get("ino") == st[fb].st_ino and e.get("dev") == st[fb].st_dev]
 c.check(not other, f"nothing from the other btrfs (--mount): {len(other)} events")
-ends = [e for e in ev if e["type"] == "dio_end" and e["ino"] == st[f1].st_ino and e["dev"] == st[f1].st_dev]
+ends = [e for e in ev if e["type"] == "dio_end" and e["ino"] == st[f1].st_ino and e["dev"] == st[f1].st_dev
+        and id(e) not in retried]
 c.check(len(ends) == 6, f"one dio_end per dio_begin on f1 (got {len(ends)})")
 rets = [e["ret"] for e in ends]
 # A DIO read may complete with 0 bytes when btrfs hands the range to a buffered read

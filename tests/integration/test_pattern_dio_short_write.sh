@@ -7,7 +7,8 @@
 # Expected on this kernel (docs/kernel-behaviour.md, 10/10 runs each): copy: one continuation per write
 # (done_before 64 KiB); self: two continuations (done_before 64 KiB and 2 MiB+64 KiB), no hang, no
 # mismatch. The tracer must report HAZARDS only: continued-write (copy and self) and self-mmap-write
-# (self), severity info on a kernel with b73a6fd1b1ef; never a hole or stall symptom.
+# (self), severity info on a kernel with b73a6fd1b1ef (6.4+), warning before (measured on 6.1 in the VM
+# tier: the same continuations and findings); never a hole or stall symptom.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/patterns.sh"
@@ -33,13 +34,16 @@ SRC=$(sed -n 's/^dio-buf-fault: mode=copy src=\([^ ]*\) .*/\1/p' "$ITEST_TMP/cop
 DST=${SRC/.src./.dst.}
 [[ -n $SRC && -e $DST ]] || die "cannot find the copy run's files from its output"
 pt_check "$OUT" "$DST" "$SRC" "$SZ" <<'PY'
+# b73a6fd1b1ef (6.4) splits the ordered extent; 5.16-6.3 (e.g. Debian 6.1) are exposed to seed 002
+WANT_SEV, WHY_SEV = (("info", "this kernel splits the ordered extent (b73a6fd1b1ef, 6.4)") if KREL >= (6, 4) else
+                     ("warning", "5.16-6.3 lack b73a6fd1b1ef (seed 002 exposure)"))
 dst, src, sz = ARGS[0], ARGS[1], int(ARGS[2])
 s, so = st(dst), st(src)
 cw = of("dio-short-write", kind="continued-write")
 c.check(len(cw) == 1, f"exactly one continued-write finding (one write was continued), got {len(cw)}")
 for f in cw:
     c.check(f.get("level") == "hazard", f"level hazard (got {f.get('level')})")
-    c.check(f.get("severity") == "info", f"severity info: 6.18 splits the ordered extent (b73a6fd1b1ef) (got {f.get('severity')})")
+    c.check(f.get("severity") == WANT_SEV, f"severity {WANT_SEV}: {WHY_SEV} (got {f.get('severity')})")
     c.check(f.get("ino") == s.st_ino and f.get("dev") == s.st_dev,
             f"names the destination dev={s.st_dev} ino={s.st_ino} (got dev={f.get('dev')} ino={f.get('ino')})")
     c.check(f.get("range") == [0, sz], f"range [0, {sz}) (got {f.get('range')})")
@@ -70,6 +74,9 @@ echo "self run took $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s"
 F=$(sed -n 's/^dio-buf-fault: mode=self src=\([^ ]*\) .*/\1/p' "$ITEST_TMP/self.log")
 [[ -n $F && -e $F ]] || die "cannot find the self run's file from its output"
 pt_check "$OUT" "$F" "$SZ" <<'PY'
+# b73a6fd1b1ef (6.4) splits the ordered extent; 5.16-6.3 (e.g. Debian 6.1) are exposed to seed 002
+WANT_SEV, WHY_SEV = (("info", "this kernel splits the ordered extent (b73a6fd1b1ef, 6.4)") if KREL >= (6, 4) else
+                     ("warning", "5.16-6.3 lack b73a6fd1b1ef (seed 002 exposure)"))
 path, sz = ARGS[0], int(ARGS[1])
 s = st(path)
 lo, hi = sz // 4, sz * 3 // 4
@@ -80,7 +87,7 @@ c.check(len(cw) == 1, f"exactly one continued-write finding (one call, continued
 for f in sm + cw:
     k = f.get("kind")
     c.check(f.get("level") == "hazard", f"{k}: level hazard (got {f.get('level')})")
-    c.check(f.get("severity") == "info", f"{k}: severity info on a kernel with b73a6fd1b1ef (got {f.get('severity')})")
+    c.check(f.get("severity") == WANT_SEV, f"{k}: severity {WANT_SEV}: {WHY_SEV} (got {f.get('severity')})")
     c.check(f.get("ino") == s.st_ino and f.get("dev") == s.st_dev,
             f"{k}: names the file dev={s.st_dev} ino={s.st_ino} (got dev={f.get('dev')} ino={f.get('ino')})")
     c.check(f.get("range") == [lo, hi], f"{k}: range [{lo}, {hi}) (got {f.get('range')})")
