@@ -12,6 +12,10 @@ const base = path.join(modules, '@paulirish/trace_engine');
 const Trace = await import(pathToFileURL(path.join(base, 'models/trace/trace.js')).href);
 const {polyfillDOMRect} = await import(pathToFileURL(path.join(base, 'analyze-trace.mjs')).href);
 polyfillDOMRect();
+// URL.parse arrived in Node 20.18/22.1; Debian 12 ships Node 18.
+if (typeof URL.parse !== 'function') {
+  URL.parse = (url, base) => { try { return new URL(url, base); } catch { return null; } };
+}
 
 const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
 const model = Trace.TraceModel.Model.createWithAllHandlers();
