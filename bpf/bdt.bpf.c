@@ -52,6 +52,21 @@ const volatile bool lat_hist_on = false;   /* --qemu: per-file latency histogram
 /* set by the loader once they attached: bit (1 << BDT_IOC_*) for the ioctl kinds whose
  * begin/end the function hooks report (btrfs_ioctl_send(), btrfs_balance()) */
 volatile __u32 ioc_fn_mask = 0;
+/*
+ * Emission policy (docs/performance.md). By default a hook emits a record only
+ * when a detector can use it; records that carry nothing a detector reads are
+ * not made (a record costs far more than the checks that skip it):
+ *   - btrfs_get_extent tracepoint: only the lookup during which this thread's
+ *     DIO request saw btrfs_handle_em_exist (the tracepoint has no enter
+ *     half and never reports errors, so any other exit only decorates evidence);
+ *   - btrfs_finish_ordered_extent / btrfs_finish_ordered_io: only when not
+ *     uptodate; btrfs_ordered_extent_mark_finished: only with IOERR set;
+ *   - dio_begin of a read: no bpf_find_vma (the buf_* fields describe write
+ *     buffers only; no detector reads them for reads).
+ * all_events (--all-events) makes every hook emit every record, as before.
+ */
+const volatile bool all_events = false;
+const volatile __u32 oe_ioerr_bit = 64;    /* BTRFS_ORDERED_IOERR (64: unknown) */
 
 /* ---- maps ------------------------------------------------------------------- */
 struct {
@@ -165,6 +180,8 @@ struct {
 struct cur_req {
 	struct ident id;
 	u64 tree_root; /* &BTRFS_I(inode)->extent_tree's rb_root, to verify em_exist */
+	u32 em_exist_seen; /* em_exist fired in this thread since its last get_extent record */
+	u32 pad;
 };
 
 struct {
@@ -566,7 +583,8 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	}
 
 	vi.addr = iter_user_addr(iter);
-	if (vi.addr)
+	/* the buffer's VMA matters for writes only (self-mmap, shared buffers) */
+	if (vi.addr && (all_events || (req.flags & BDT_F_WRITE)))
 		bpf_find_vma(bpf_get_current_task_btf(), vi.addr, vma_cb, &vi, 0);
 
 	e = reserve_src(BDT_EV_DIO_BEGIN, src);
@@ -740,11 +758,25 @@ static __always_inline int on_get_extent(u64 *ctx)
 	const struct extent_map *em = (void *)ctx[2];
 	struct bdt_raw_event *e;
 	struct ident id = {};
+	bool wanted = all_events;
 
+	if (!wanted) {
+		u32 tid = (u32)bpf_get_current_pid_tgid();
+		struct cur_req *cur = bpf_map_lookup_elem(&cur_dio, &tid);
+
+		if (cur && cur->em_exist_seen) {
+			cur->em_exist_seen = 0;
+			wanted = true;
+		}
+		if (!wanted && !task_filtered())
+			return 0;
+	}
 	btrfs_ident(&id, bi);
 	if (!fs_pass(id.sb_dev) || !task_pass())
 		return 0;
 	touch_inode(&id);
+	if (!wanted)
+		return 0;
 	e = reserve(BDT_EV_GET_EXTENT);
 	if (!e)
 		return 0;
@@ -776,6 +808,8 @@ static __always_inline int on_em_exist(u64 *ctx)
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
 	cur = bpf_map_lookup_elem(&cur_dio, &tid);
+	if (cur)
+		cur->em_exist_seen = 1; /* the enclosing get_extent's record is wanted */
 	if (cur && cur->id.sb_dev == sb_dev && existing) {
 		/* Attribute to this thread's DIO inode only if the existing map is in its tree. */
 		root_node = em_root_node(existing);
@@ -802,6 +836,11 @@ static __always_inline int on_em_exist(u64 *ctx)
 }
 
 /* ---- ordered extents ----------------------------------------------------------- */
+static __always_inline bool oe_ioerr(u64 kflags)
+{
+	return oe_ioerr_bit < 64 && ((kflags >> (oe_ioerr_bit & 63)) & 1);
+}
+
 static __always_inline int on_ordered(u64 *ctx, u16 type)
 {
 	const struct btrfs_inode *bi = (void *)ctx[0];
@@ -809,6 +848,10 @@ static __always_inline int on_ordered(u64 *ctx, u16 type)
 	struct bdt_raw_event *e;
 	struct ident id = {};
 
+	/* a clean completion changes no detector's state */
+	if (type == BDT_EV_OE_MARK_FINISHED && !all_events && oe_ioerr_bit < 64 &&
+	    !oe_ioerr(BPF_CORE_READ(oe, flags)))
+		return 0;
 	btrfs_ident(&id, bi);
 	if (!inode_pass(&id))
 		return 0;
@@ -838,6 +881,8 @@ static __always_inline int on_finish_ordered(u64 *ctx)
 	struct bdt_raw_event *e;
 	struct ident id = {};
 
+	if ((u8)ctx[3] && !all_events) /* uptodate: changes no detector's state */
+		return 0;
 	btrfs_ident(&id, bi);
 	if (!inode_pass(&id))
 		return 0;
@@ -1061,8 +1106,7 @@ const volatile bool ge_folio_args = false;
 const volatile __u32 em_add_layout = 0;
 /* btrfs_ordered_extent::inode is a struct btrfs_inode * (6.3+) */
 const volatile bool oe_inode_is_btrfs = false;
-/* kernel bit numbers (64: unknown) */
-const volatile __u32 oe_ioerr_bit = 64;
+/* kernel bit number (64: unknown); BTRFS_ORDERED_IOERR is with the configuration above */
 const volatile __u32 eb_stale_bit = 64;
 /* extent buffers: every free/find (true) or only those of STALE buffers (default) */
 const volatile bool eb_all = false;
@@ -1343,8 +1387,11 @@ static __always_inline int fn_oe_finish_enter(void *ctx, u64 *a, u8 src)
 	const struct btrfs_inode *bi = oe_inode_is_btrfs ? ip : btrfs_i(ip);
 	struct bdt_raw_event *e;
 	struct ident id = {};
-	u64 kflags;
+	u64 kflags = BPF_CORE_READ(oe, flags);
 
+	/* finished cleanly: changes no detector's state (see all_events) */
+	if (!all_events && oe_ioerr_bit < 64 && !oe_ioerr(kflags))
+		return 0;
 	btrfs_ident(&id, bi);
 	if (!inode_pass(&id))
 		return 0;
@@ -1357,9 +1404,8 @@ static __always_inline int fn_oe_finish_enter(void *ctx, u64 *a, u8 src)
 	e->u.oe.len = BPF_CORE_READ(oe, num_bytes);
 	e->u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
 	e->u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
-	kflags = BPF_CORE_READ(oe, flags);
 	e->u.oe.kflags = kflags;
-	if (oe_ioerr_bit >= 64 || !((kflags >> (oe_ioerr_bit & 63)) & 1))
+	if (!oe_ioerr(kflags))
 		e->flags |= BDT_F_UPTODATE;
 	bdt_submit(e);
 	return 0;

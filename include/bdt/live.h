@@ -44,6 +44,10 @@ struct LiveOptions {
   // are dropped and counted (LatencyHists::overflow).
   bool latency_hist = false;
   uint32_t latency_entries = 4096;
+  // --all-events: every hook emits every record it can make, also those no
+  // detector reads (clean ordered-extent completions, every get_extent
+  // lookup, read buffers' VMAs). Off: docs/performance.md.
+  bool all_events = false;
 };
 
 // The kernel's DIO latency histograms (LiveOptions::latency_hist): cumulative

@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
   trace->add_option("--backend", trace_backend, "auto|fentry|kprobe|tracepoint")
       ->check(CLI::IsMember(kBackends));
   trace->add_flag("--events", ta.events, "Also print every event");
+  trace->add_flag("--all-events", ta.live.all_events,
+                  "Make every record the hooks can produce, also those no detector needs "
+                  "(clean ordered-extent completions, every get_extent lookup); costs more");
   trace->add_option("--format", trace_format, "text|json")->check(CLI::IsMember(kFormats));
   trace->add_flag("--qemu", ta.qemu,
                   "Trace every QEMU process (or the --pid ones), labelled with VM name and disk image");

@@ -313,6 +313,7 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
     ro->oe_ioerr_bit = ioerr_bit;
     ro->eb_stale_bit = stale_bit;
     ro->eb_all = eb_all;
+    ro->all_events = opts.all_events;
     for (const auto& fp : fplan) {
       const std::string_view c = fp.candidate;
       if (c == "add_extent_mapping")
