@@ -17,23 +17,6 @@ namespace {
 
 const std::string kBad = std::string(BDT_FIXTURES_DIR) + "/bad/";
 
-std::vector<Event> read_all(TraceReader& r) {
-  std::vector<Event> v;
-  Event e;
-  while (r.next(e)) v.push_back(e);
-  return v;
-}
-
-std::string error_of(const std::string& path, bool salvage = false) {
-  try {
-    auto r = open_trace(path, salvage);
-    read_all(*r);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 uint64_t file_size(const std::string& p) {
   struct stat st {};
   if (stat(p.c_str(), &st) != 0) return 0;
@@ -219,7 +202,7 @@ TEST(Record, CorruptCrcNamesOffsetAndSalvageKeepsPrefix) {
   // Flip one bit inside the 6th record's payload.
   b[offs[5] + 8 + 60] ^= 0x10;
   write_file(path, b);
-  std::string msg = error_of(path);
+  std::string msg = read_error(path);
   EXPECT_EQ(msg.rfind(path + ": at byte " + std::to_string(offs[5]) +
                           ": record checksum mismatch (stored 0x",
                       0),
@@ -258,7 +241,7 @@ TEST(Record, TruncatedAtEveryByte) {
     size_t whole = 0;  // complete records in the prefix
     while (whole < all.size() && offs[whole + 1] <= len) ++whole;
     bool boundary = offs[whole] == len;
-    std::string msg = error_of(cut);
+    std::string msg = read_error(cut);
     if (boundary) {
       EXPECT_EQ(msg, "") << len;
     } else {
@@ -277,9 +260,9 @@ TEST(Record, TruncatedAtEveryByte) {
   }
   // Inside the header: an error even with salvage (there is no valid prefix).
   write_file(cut, full.substr(0, offs[0] - 3));
-  EXPECT_NE(error_of(cut, true).find("truncated file header"), std::string::npos);
+  EXPECT_NE(read_error(cut, true).find("truncated file header"), std::string::npos);
   write_file(cut, full.substr(0, 5));
-  EXPECT_NE(error_of(cut, true).find("truncated file header (file is 5 bytes)"),
+  EXPECT_NE(read_error(cut, true).find("truncated file header (file is 5 bytes)"),
             std::string::npos);
   std::remove(path.c_str());
   std::remove(cut.c_str());
@@ -291,7 +274,7 @@ TEST(Record, HeaderCorruptionIsFatal) {
   std::string b = read_file(path);
   b[30] ^= 1;  // inside the kernel release string
   write_file(path, b);
-  EXPECT_NE(error_of(path, true).find(": at byte 0: file header checksum mismatch"),
+  EXPECT_NE(read_error(path, true).find(": at byte 0: file header checksum mismatch"),
             std::string::npos);
   std::remove(path.c_str());
 }
@@ -346,7 +329,7 @@ TEST(Record, OutOfOrderIsAnError) {
     w->write(all[3]);
     w->write(all[1]);
   }
-  std::string msg = error_of(path);
+  std::string msg = read_error(path);
   EXPECT_NE(msg.find("event out of timestamp order"), std::string::npos) << msg;
   std::remove(path.c_str());
 }
@@ -453,9 +436,9 @@ TEST(Record, RandomDamageOnlyGivesInputError) {
     size_t at = offs[0] + rng() % (m.size() - offs[0]);
     m[at] = static_cast<char>(m[at] ^ (1 + rng() % 255));
     write_file(bad, m);
-    std::string err = error_of(bad);
+    std::string err = read_error(bad);
     if (!err.empty()) ++errors;
-    EXPECT_EQ(error_of(bad, true), "");
+    EXPECT_EQ(read_error(bad, true), "");
   }
   EXPECT_EQ(errors, 200u);
   std::remove(path.c_str());

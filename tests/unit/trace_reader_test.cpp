@@ -18,24 +18,6 @@ namespace {
 
 const std::string kBad = std::string(BDT_FIXTURES_DIR) + "/bad/";
 
-std::vector<Event> read_all(TraceReader& r) {
-  std::vector<Event> v;
-  Event e;
-  while (r.next(e)) v.push_back(e);
-  return v;
-}
-
-// The InputError message of reading the whole file, or "" if it read cleanly.
-std::string read_error(const std::string& path, bool salvage = false) {
-  try {
-    auto r = open_trace(path, salvage);
-    read_all(*r);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 std::string jsonl(const std::vector<Event>& evs, bool header = true) {
   std::string s;
   if (header) {

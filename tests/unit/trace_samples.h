@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bdt/event.h"
+#include "bdt/trace_reader.h"
 
 namespace bdt::testing_samples {
 
@@ -207,6 +208,25 @@ inline ::testing::AssertionResult same_event(const Event& a, const Event& b) {
 
 inline std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "bdt-d1-" + std::to_string(::getpid()) + "-" + name;
+}
+
+// Every event a reader yields.
+inline std::vector<Event> read_all(TraceReader& r) {
+  std::vector<Event> v;
+  Event e;
+  while (r.next(e)) v.push_back(e);
+  return v;
+}
+
+// The InputError message of reading the whole file, or "" if it read cleanly.
+inline std::string read_error(const std::string& path, bool salvage = false) {
+  try {
+    auto r = open_trace(path, salvage);
+    read_all(*r);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
 }
 
 inline void write_file(const std::string& path, const std::string& data) {
