@@ -1664,17 +1664,23 @@ static __always_inline int fn_csum_exit(void *ctx, u64 *a, s64 ret, u8 src)
 }
 
 /* ---- the programs ------------------------------------------------------------------ */
-#define BDT_FN_ENTER(name, E)                                                   \
+/* on entry: the fentry program */
+#define BDT_FN_FENTRY(name, E)                                                  \
 	SEC("fentry") int fe_##name(u64 *ctx)                                   \
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
 		fe_args(ctx, a);                                                \
 		return E(ctx, a, BDT_SRC_FENTRY);                               \
-	}                                                                       \
+	}
+
+/* on entry: the kprobe program; hook != 0 keeps the arguments for the kretprobe */
+#define BDT_FN_KPROBE(name, hook, E)                                            \
 	SEC("kprobe") int kp_##name(struct pt_regs *ctx)                        \
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
 		kp_args(ctx, a);                                                \
+		if (hook)                                                       \
+			stash_args(hook, a);                                    \
 		return E(ctx, a, BDT_SRC_KPROBE);                               \
 	}
 
@@ -1694,33 +1700,18 @@ static __always_inline int fn_csum_exit(void *ctx, u64 *a, s64 ret, u8 src)
 		return X(ctx, a, (s64)ctx->ax, BDT_SRC_KPROBE);                 \
 	}
 
-/* exit half only: the kprobe just keeps the arguments for the kretprobe */
-#define BDT_FN_EXIT(name, hook, X)                                              \
-	SEC("kprobe") int kp_##name(struct pt_regs *ctx)                        \
-	{                                                                       \
-		u64 a[BDT_NARGS];                                               \
-		kp_args(ctx, a);                                                \
-		stash_args(hook, a);                                            \
-		return 0;                                                       \
-	}                                                                       \
-	BDT_FN_RET(name, hook, X)
+static __always_inline int fn_no_enter(void *ctx, u64 *a, u8 src)
+{
+	return 0;
+}
 
+/* enter half only */
+#define BDT_FN_ENTER(name, E) BDT_FN_FENTRY(name, E) BDT_FN_KPROBE(name, 0, E)
+/* exit half only: the kprobe just keeps the arguments for the kretprobe */
+#define BDT_FN_EXIT(name, hook, X) BDT_FN_KPROBE(name, hook, fn_no_enter) BDT_FN_RET(name, hook, X)
 /* enter and exit halves */
 #define BDT_FN_BOTH(name, hook, E, X)                                           \
-	SEC("fentry") int fe_##name(u64 *ctx)                                   \
-	{                                                                       \
-		u64 a[BDT_NARGS];                                               \
-		fe_args(ctx, a);                                                \
-		return E(ctx, a, BDT_SRC_FENTRY);                               \
-	}                                                                       \
-	SEC("kprobe") int kp_##name(struct pt_regs *ctx)                        \
-	{                                                                       \
-		u64 a[BDT_NARGS];                                               \
-		kp_args(ctx, a);                                                \
-		stash_args(hook, a);                                            \
-		return E(ctx, a, BDT_SRC_KPROBE);                               \
-	}                                                                       \
-	BDT_FN_RET(name, hook, X)
+	BDT_FN_FENTRY(name, E) BDT_FN_KPROBE(name, hook, E) BDT_FN_RET(name, hook, X)
 
 BDT_FN_BOTH(dio_w, FN_DIO_W, fn_dio_enter, fn_dio_exit)
 BDT_FN_BOTH(dio_r, FN_DIO_R, fn_dio_enter, fn_dio_exit)
