@@ -8,16 +8,18 @@
 # -s: also measure the BPF programs' own cost (kernel.bpf_stats_enabled=1 for the run,
 # restored after): average ns per program run with the flight recorder on and off,
 # which a busy machine disturbs much less than IOPS.
+# -a: also run the tracer with --all-events (every record every hook can make, as
+# before the emission policy of docs/performance.md), findings only, in the same rounds.
 #
-#   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e ioengine] [-s]
+#   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e ioengine] [-s] [-a]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-build=$src/build runtime=5 rounds=3 engine=io_uring stats=0
-while getopts "b:r:n:e:sh" o; do
+build=$src/build runtime=5 rounds=3 engine=io_uring stats=0 all=0
+while getopts "b:r:n:e:sah" o; do
     case $o in
-        b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engine=$OPTARG ;; s) stats=1 ;;
-        *) sed -n '2,13p' "$0"; exit 1 ;;
+        b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engine=$OPTARG ;; s) stats=1 ;; a) all=1 ;;
+        *) sed -n '2,15p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
@@ -66,15 +68,17 @@ print(f"{t / n:.0f} {n}" if n else "0 0")' <(sed -n 's/.*struct bpf_program \*\(
 if [[ $stats == 1 ]]; then echo 1 >/proc/sys/kernel/bpf_stats_enabled || { echo "cannot enable bpf_stats" >&2; exit 2; }; fi
 declare -a ns_on=() ns_off=()
 
-declare -a base=() det=() ev=() norec=()
+declare -a base=() det=() ev=() norec=() alle=()
 echo "kernel $(uname -r), fio randrw 4k direct=1 ioengine=$engine iodepth=$depth 2 threads, ${runtime}s x $rounds rounds"
 for r in $(seq "$rounds"); do
     b=$(iops)
     start; d=$(iops); [[ $stats == 1 ]] && ns_on+=("$(prog_ns)"); stop
     start --recorder-events 0; n=$(iops); [[ $stats == 1 ]] && ns_off+=("$(prog_ns)"); stop
     start --events --format json; e=$(iops); stop
+    a=
+    if [[ $all == 1 ]]; then start --all-events; a=$(iops); stop; alle+=("$a"); fi
     base+=("$b") det+=("$d") ev+=("$e") norec+=("$n")
-    echo "round $r: no tracer $b IOPS | tracer (findings) $d IOPS | tracer, recorder off $n IOPS | tracer --events json $e IOPS"
+    echo "round $r: no tracer $b IOPS | tracer (findings) $d IOPS | tracer, recorder off $n IOPS | tracer --events json $e IOPS${a:+ | tracer --all-events $a IOPS}"
 done
 python3 - "${base[*]}" "${det[*]}" "${ev[*]}" "${norec[*]}" <<'PY'
 import statistics, sys
@@ -85,7 +89,18 @@ rn = statistics.median([x / y for x, y in zip(n, b)])
 rr = statistics.median([x / y for x, y in zip(d, n)])
 print(f"median IOPS ratio, tracer attached / not: findings only {rd:.3f} (recorder off {rn:.3f}), --events json {re:.3f}")
 print(f"median IOPS ratio, flight recorder on / off (findings only): {rr:.3f}")
+print("spread (min-max) of the per-round ratios: findings only "
+      f"{min(x / y for x, y in zip(d, b)):.3f}-{max(x / y for x, y in zip(d, b)):.3f}, --events json "
+      f"{min(x / y for x, y in zip(e, b)):.3f}-{max(x / y for x, y in zip(e, b)):.3f}")
 PY
+if [[ $all == 1 ]]; then
+    python3 - "${base[*]}" "${alle[*]}" <<'PY'
+import statistics, sys
+b, a = ([int(x) for x in v.split()] for v in sys.argv[1:3])
+r = [x / y for x, y in zip(a, b)]
+print(f"median IOPS ratio, tracer --all-events / not: {statistics.median(r):.3f} (spread {min(r):.3f}-{max(r):.3f})")
+PY
+fi
 if [[ $stats == 1 ]]; then
     python3 - "$(printf '%s\n' "${ns_on[@]}")" "$(printf '%s\n' "${ns_off[@]}")" <<'PY'
 import statistics, sys
