@@ -57,8 +57,9 @@ PY
 # ---- 1. kill -9 mid-workload ---------------------------------------------------
 F=$SCRATCH_NOCOW/fr-kill
 # A 1 MiB ring buffer (about 5700 records) that nobody reads after the kill
-# fills up: the recorder must keep every event anyway.
-start_tracer "$ITEST_TMP/t1.out" --mount "$SCRATCH_MNT" --pin-dir "$PIN" --ringbuf-size 1
+# fills up: the recorder must keep every event anyway. --all-events: 7 records
+# per write (by default 4, which 1500 writes would not reliably overflow it with).
+start_tracer "$ITEST_TMP/t1.out" --mount "$SCRATCH_MNT" --pin-dir "$PIN" --ringbuf-size 1 --all-events
 [[ -e $PIN/recorder && -e $PIN/rec_meta ]] || fail "recorder pinned in $PIN"
 python3 "$WL" "$F" 1500 0.001 "$ITEST_TMP/wl1.jsonl" &
 WLPID=$!
