@@ -43,8 +43,10 @@ clean_fin = lambda e: e.get("uptodate", True) and "IOERR" not in e.get("flags", 
 for name, ev in (("default", d), ("--all-events", a)):
     w = of(ev, "dio_begin", lambda e: e.get("write"))
     r = of(ev, "dio_begin", lambda e: not e.get("write"))
-    c.check(len(w) == 4 and len(r) == 2, f"{name}: 4 write and 2 read dio_begin (got {len(w)}, {len(r)})")
-    c.check(len(of(ev, "dio_end")) == 6, f"{name}: 6 dio_end (got {len(of(ev, 'dio_end'))})")
+    # 6.1 retries a DIO read that ended -EFAULT on the same range: one more begin/end pair
+    c.check(len(w) == 4 and len(r) >= 2, f"{name}: 4 write and at least 2 read dio_begin (got {len(w)}, {len(r)})")
+    c.check(len(of(ev, "dio_end")) == len(w) + len(r),
+            f"{name}: a dio_end per dio_begin (got {len(of(ev, 'dio_end'))} for {len(w) + len(r)})")
     c.check(len(of(ev, "oe_add")) >= 4 and len(of(ev, "oe_remove")) >= 4,
             f"{name}: every write's oe_add and oe_remove (got {len(of(ev, 'oe_add'))}, {len(of(ev, 'oe_remove'))})")
 c.check(len(of(d, "oe_add")) == len(of(a, "oe_add")), f"oe_add kept: {len(of(d, 'oe_add'))} vs {len(of(a, 'oe_add'))}")
