@@ -110,34 +110,6 @@ for line in open(path):
         print(f"BE {be} SUMMARY {json.dumps({'events_by_type': o.get('events_by_type'), 'lost': o.get('lost')})}")
 PY
   "$BIN" doctor --backend "$be" --format json 2>/dev/null | tr -d '\n' | sed "s/^/BE $be DOCTOR /"; echo
-  # seed 001 (stale-eb-reuse): tree blocks freed and re-allocated within one transaction are
-  # STALE extent buffers found again; two threads churning small files in one directory make
-  # that frequent. The tracer reports only STALE buffers (the default); the hazard needs a find
-  # of a buffer while another thread is inside free_extent_buffer() for it.
-  "$BIN" --backend "$be" --format json --mount /mnt --duration 25 >/tmp/$be.st 2>/tmp/$be.sterr &
-  T=$!
-  wait_ready /tmp/$be.sterr
-  mkdir -p /mnt/stale
-  W=""
-  for w in 1 2; do
-    ( end=$(( $(date +%s) + 15 )); n=0
-      while [ "$(date +%s)" -lt $end ]; do
-        for i in $(seq 1 100); do echo $i >/mnt/stale/w$w.$n.$i; done; rm -f /mnt/stale/w$w.$n.*; n=$((n + 1))
-      done ) &
-    W="$W $!"
-  done
-  wait $W; sleep 1; rm -rf /mnt/stale
-  wait $T
-  python3 -c '
-import json, sys
-ev, fi = {}, {}
-for l in open(sys.argv[1]):
-    o = json.loads(l)
-    if o.get("type") == "summary":
-        ev = o.get("events_by_type") or {}
-    elif o.get("type") == "finding":
-        fi[o["detector"]] = fi.get(o["detector"], 0) + 1
-print("BE " + sys.argv[2] + " STALE " + json.dumps({"eb_free": ev.get("eb_free", 0), "eb_find": ev.get("eb_find", 0), "eb_release": ev.get("eb_release", 0), "stale_eb_reuse": fi.get("stale-eb-reuse", 0)}))' /tmp/$be.st "$be"
   # every extent buffer free/find, around a metadata-heavy burst
   BDT_EB_ALL=1 "$BIN" --backend "$be" --format json --mount /mnt --duration 4 >/tmp/$be.eb 2>/tmp/$be.eberr &
   T=$!
@@ -155,7 +127,7 @@ done
 GUEST
 chmod +x "$guest"
 
-"$vmtest" --host-root --timeout 600 --mem 2G --append loglevel=1 --run "bash $guest" >"$out" 2>&1
+"$vmtest" --host-root --timeout 900 --mem 2G --append loglevel=1 --run "bash $guest" >"$out" 2>&1
 rc=$?
 grep -E "^BE |^vmtest:" "$out" | cut -c1-400
 if [[ $rc -ne 0 ]]; then tail -n 30 "$out"; echo "FAIL: the guest run exited $rc"; exit 1; fi
@@ -264,15 +236,13 @@ for be in ("fentry", "kprobe"):
             check(False, f"{be}: doctor JSON parses")
     else:
         check(False, f"{be}: doctor output")
-    st = [json.loads(l[len("STALE "):]) for l in mine if l.startswith("STALE ")]
-    if st:
-        x = st[0]
-        check(x["eb_free"] > 0 and x["eb_find"] > 0,
-              f"{be}: STALE extent buffers freed and found again during the churn "
-              f"(eb_free {x['eb_free']}, eb_find {x['eb_find']}, eb_release {x['eb_release']})")
-        print(f"note {be}: stale-eb-reuse hazards during the churn: {x['stale_eb_reuse']} (a race; not asserted)")
-    else:
-        check(False, f"{be}: the stale-eb churn tracer printed its summary")
+    # seed 001: the main tracer reports only STALE extent buffers (no BDT_EB_ALL); tree blocks
+    # freed and re-allocated in one transaction are freed STALE and found again (measured on 6.1:
+    # thousands of eb_free and a few eb_find per run); the hazard itself needs a find during
+    # another thread's free_extent_buffer() of that buffer and was never seen
+    check(ev.get("eb_free", 0) > 0 and ev.get("eb_find", 0) > 0,
+          f"{be}: STALE extent buffers freed and found again (eb_free {ev.get('eb_free', 0)}, eb_find {ev.get('eb_find', 0)})")
+    print(f"note {be}: stale-eb-reuse findings: {sum(1 for f in findings if f['detector'] == 'stale-eb-reuse')} (a race; not asserted)")
     ebev = {}
     if eb:
         try:
