@@ -36,7 +36,10 @@ struct LiveOptions {
   // filled from several CPUs, so arrival order is not quite time order.
   uint32_t reorder_window_ms = 20;
   // In-kernel flight recorder (docs/flight-recorder.md): slots per CPU, 0 = off.
-  uint32_t recorder_events = 65536;
+  // Only a pinned recorder can be read (dump --pin-dir), so the CLI turns it on
+  // with --pin-dir (kDefaultRecorderEvents unless --recorder-events says otherwise).
+  static constexpr uint32_t kDefaultRecorderEvents = 65536;
+  uint32_t recorder_events = 0;
   // Pin the recorder and the programs' links here (bpffs) so they outlive the tracer.
   std::string pin_dir;
   // In-kernel DIO latency histograms per (process, file, direction), read

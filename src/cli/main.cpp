@@ -111,11 +111,14 @@ int main(int argc, char** argv) {
                     "Pin the flight recorder and the programs' links in this bpffs directory (e.g. "
                     "/sys/fs/bpf/bdt): recording goes on if the tracer is killed; read it with "
                     "`dump --pin-dir DIR`, free it with `dump --pin-dir DIR --release`");
-  trace->add_option("--recorder-events", ta.live.recorder_events,
-                    fmt::format("In-kernel flight recorder: events kept per CPU (default 65536 = {} MiB "
-                                "per CPU, {} bytes per event; 0: off)",
-                                (65536 * recorder_slot_bytes()) >> 20, recorder_slot_bytes()))
-      ->check(CLI::Range(0u, 1u << 20));
+  auto* rec_events_opt =
+      trace->add_option("--recorder-events", ta.live.recorder_events,
+                        fmt::format("With --pin-dir: in-kernel flight recorder events kept per CPU (default "
+                                    "{} = {} MiB per CPU, {} bytes per event)",
+                                    LiveOptions::kDefaultRecorderEvents,
+                                    (LiveOptions::kDefaultRecorderEvents * recorder_slot_bytes()) >> 20,
+                                    recorder_slot_bytes()))
+          ->check(CLI::Range(0u, 1u << 20));
   trace->add_option("--metrics-addr", ta.metrics_addr,
                     "Serve Prometheus metrics at http://HOST:PORT/metrics (HOST:PORT, [IPV6]:PORT, :PORT = all interfaces)");
   uint32_t rb_mib = 8;
@@ -194,6 +197,16 @@ int main(int argc, char** argv) {
     if (*demo) return run_demo(dea);
     if (*trace) {
       ta.live.ringbuf_bytes = rb_mib << 20;
+      // The in-kernel recorder is read through its pins only: without --pin-dir it would cost
+      // memory and CPU for events nobody can read (docs/flight-recorder.md).
+      if (ta.live.pin_dir.empty()) {
+        if (rec_events_opt->count() && ta.live.recorder_events)
+          throw InputError("--recorder-events sizes the flight recorder, which is only kept (and readable) "
+                           "with --pin-dir DIR");
+        ta.live.recorder_events = 0;
+      } else if (!rec_events_opt->count()) {
+        ta.live.recorder_events = LiveOptions::kDefaultRecorderEvents;
+      }
       return run_trace(ta);
     }
     if (*replay) return run_replay(ra);

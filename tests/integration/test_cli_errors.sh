@@ -34,6 +34,7 @@ expect 1 "give FILE or --pin-dir" -- "$BIN" dump
 expect 1 "requires --pin-dir" -- "$BIN" dump "$ITEST_TMP/garbage" --release
 expect 1 "excludes" -- "$BIN" dump "$ITEST_TMP/garbage" --pin-dir /sys/fs/bpf/x
 expect 1 "recorder-events" -- "$BIN" --recorder-events 2000000 --duration 1
+expect 1 "flight recorder, which is only kept" -- "$BIN" --recorder-events 1024 --duration 1
 if [[ $(id -u) -eq 0 ]]; then
     expect 1 "needs the flight recorder" -- "$BIN" --recorder-events 0 --pin-dir /sys/fs/bpf/bdt-itest-cli --duration 1
     expect 1 "not on a BPF filesystem" -- "$BIN" --pin-dir "$ITEST_TMP/pins" --duration 1
