@@ -49,10 +49,14 @@ for f in cw:
     c.check(f.get("range") == [0, sz], f"range [0, {sz}) (got {f.get('range')})")
     c.check(f.get("comm") == "dio-buf-fault", f"process dio-buf-fault (got {f.get('comm')} pid {f.get('pid')})")
     m = f.get("message", "")
-    c.check("stopped after 65536 bytes" in m and "continued at 65536" in m,
-            "message: stopped after 65536 bytes, continued at 65536 (the measured done_before 0x10000)")
-    c.check(any(e.get("type") == "dio_begin" and e.get("done_before") == 65536 for e in f.get("evidence", [])),
-            "evidence holds the continuation's dio_begin (done_before 65536)")
+    # the resident prefix of the source: 64 KiB (readahead) on 6.18 10/10; on 6.1 (VM tier) 64 KiB
+    # in 3 runs and 4 KiB (only the touched page) in one
+    ds = [e.get("done_before") for e in f.get("evidence", []) if e.get("type") == "dio_begin" and e.get("done_before")]
+    ok_d = [65536] if KLIKE == "6.18" or not KLIKE else list(range(4096, 65537, 4096))
+    d = ds[0] if ds else None
+    c.check(d in ok_d, f"evidence holds the continuation's dio_begin (done_before {d}, want one of {ok_d[:2]}..{ok_d[-1]})")
+    c.check(d is not None and f"stopped after {d} bytes" in m and f"continued at {d}" in m,
+            f"message: stopped after {d} bytes, continued at {d} (the measured done_before)")
 c.check(not [f for f in FINDINGS if f.get("ino") == so.st_ino],
         f"nothing about the mmap'ed source file (ino {so.st_ino}): it is only read through the mapping")
 no_symptoms()
