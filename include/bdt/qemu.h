@@ -212,16 +212,24 @@ class Log2Histogram {
   void add_bucket(int b, uint64_t n);  // pre-bucketed; b out of range is clamped
   // Pre-bucketed counts (counts[i] for bucket i) whose largest value is
   // max_ns (exact when known, else a bound): max() becomes max(max(), max_ns).
-  void add_counts(std::span<const uint64_t> counts, uint64_t max_ns);
+  // sum_ns: the samples' exact sum when known (the kernel keeps one); without
+  // it sum_known() becomes false.
+  void add_counts(std::span<const uint64_t> counts, uint64_t max_ns,
+                  std::optional<uint64_t> sum_ns = std::nullopt);
   void merge(const Log2Histogram& o);
   uint64_t count() const { return count_; }
   uint64_t max() const { return max_; }  // exact for add(); bucket high for add_bucket(); as given to add_counts()
+  // Sum of all samples (ns); exact only while sum_known() (add(), and add_counts() given a sum).
+  uint64_t sum() const { return sum_; }
+  bool sum_known() const { return sum_known_; }
   // Value at or below which fraction q (0..1) of the samples lie: the upper
   // bound of the bucket holding that rank (never above max()); 0 when empty.
   uint64_t percentile(double q) const;
   const std::array<uint64_t, kBuckets>& buckets() const { return b_; }
 
  private:
+  uint64_t sum_ = 0;
+  bool sum_known_ = true;
   std::array<uint64_t, kBuckets> b_{};
   uint64_t count_ = 0, max_ = 0;
 };
@@ -282,7 +290,7 @@ class StatsCollector {
   void add_buckets(std::string_view vm, std::string_view image, bool write, int bucket,
                    uint64_t n);
   void add_kernel_counts(std::string_view vm, std::string_view image, bool write,
-                         std::span<const uint64_t> counts, uint64_t max_ns);
+                         std::span<const uint64_t> counts, uint64_t max_ns, uint64_t sum_ns);
   // true: on_event() no longer measures latency (the kernel does).
   void set_kernel_latency(bool on) { kernel_latency_ = on; }
   bool kernel_latency() const { return kernel_latency_; }
@@ -390,7 +398,7 @@ class Tracker {
   };
   struct HistSeen {
     std::vector<uint64_t> buckets;
-    uint64_t max_ns = 0;
+    uint64_t max_ns = 0, sum_ns = 0;
   };
   Watcher watcher_;
   Attributor attr_;

@@ -234,7 +234,7 @@ Exposition Collector::snapshot(const TracerState& t) const {
     auto& qa = x.counter("qemu_again_total", "A VM's -EAGAIN direct I/O attempts (retried by io_uring), per disk image.");
     auto& qs = x.counter("qemu_short_writes_total", "A VM's short direct I/O writes, per disk image.");
     auto& qf = x.counter("qemu_findings_total", "Findings attributed to a VM, per disk image and detector.");
-    auto& ql = x.histogram("qemu_request_latency_seconds", "A VM's direct I/O latency per disk image and direction (log2 buckets; no _sum).");
+    auto& ql = x.histogram("qemu_request_latency_seconds", "A VM's direct I/O latency per disk image and direction (log2 buckets).");
     for (const auto& [k, s] : agg) {
       Labels base{{"vm", k.first}, {"image", k.second}};
       for (int dir = 0; dir < 2; ++dir) {
@@ -242,7 +242,9 @@ Exposition Collector::snapshot(const TracerState& t) const {
         l.emplace_back("direction", dir_name(dir));
         qr.add(l, static_cast<double>(dir ? s.writes : s.reads));
         qb.add(l, static_cast<double>(dir ? s.write_bytes : s.read_bytes));
-        ql.add(to_histogram(dir ? s.write_lat : s.read_lat, l, std::nullopt));
+        const auto& h = dir ? s.write_lat : s.read_lat;
+        ql.add(to_histogram(h, l, h.sum_known() ? std::optional<double>(static_cast<double>(h.sum()) / 1e9)
+                                                : std::nullopt));
       }
       qe.add(base, static_cast<double>(s.errors));
       qa.add(base, static_cast<double>(s.again));

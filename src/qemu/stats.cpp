@@ -23,6 +23,7 @@ void Log2Histogram::add(uint64_t v) {
   ++b_[bucket_of(v)];
   ++count_;
   max_ = std::max(max_, v);
+  sum_ += v;
 }
 
 void Log2Histogram::add_bucket(int b, uint64_t n) {
@@ -31,9 +32,11 @@ void Log2Histogram::add_bucket(int b, uint64_t n) {
   b_[b] += n;
   count_ += n;
   max_ = std::max(max_, bucket_high(b));
+  if (n) sum_known_ = false;
 }
 
-void Log2Histogram::add_counts(std::span<const uint64_t> counts, uint64_t max_ns) {
+void Log2Histogram::add_counts(std::span<const uint64_t> counts, uint64_t max_ns,
+                               std::optional<uint64_t> sum_ns) {
   uint64_t n = 0;
   for (size_t i = 0; i < counts.size(); ++i) {
     const int b = std::min<int>(static_cast<int>(i), kBuckets - 1);
@@ -43,12 +46,18 @@ void Log2Histogram::add_counts(std::span<const uint64_t> counts, uint64_t max_ns
   if (n == 0) return;
   count_ += n;
   max_ = std::max(max_, max_ns);
+  if (sum_ns)
+    sum_ += *sum_ns;
+  else
+    sum_known_ = false;
 }
 
 void Log2Histogram::merge(const Log2Histogram& o) {
   for (int i = 0; i < kBuckets; ++i) b_[i] += o.b_[i];
   count_ += o.count_;
   max_ = std::max(max_, o.max_);
+  sum_ += o.sum_;
+  sum_known_ = sum_known_ && o.sum_known_;
 }
 
 uint64_t Log2Histogram::percentile(double q) const {
@@ -243,8 +252,9 @@ void StatsCollector::add_buckets(std::string_view vm, std::string_view image, bo
 }
 
 void StatsCollector::add_kernel_counts(std::string_view vm, std::string_view image, bool write,
-                                       std::span<const uint64_t> counts, uint64_t max_ns) {
-  update(vm, image, [&](ImageStats& s) { (write ? s.write_lat : s.read_lat).add_counts(counts, max_ns); });
+                                       std::span<const uint64_t> counts, uint64_t max_ns, uint64_t sum_ns) {
+  update(vm, image,
+         [&](ImageStats& s) { (write ? s.write_lat : s.read_lat).add_counts(counts, max_ns, sum_ns); });
 }
 
 std::vector<StatsRow> StatsCollector::rows(const Table& t, SortBy by) {

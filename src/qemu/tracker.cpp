@@ -46,7 +46,8 @@ void Tracker::ingest_latency(const LatencyHists& h) {
     // A key deleted and created again in the kernel starts from zero.
     bool reset = seen.buckets.size() != k.buckets.size();
     for (size_t i = 0; !reset && i < k.buckets.size(); ++i) reset = k.buckets[i] < seen.buckets[i];
-    if (reset) seen = HistSeen{std::vector<uint64_t>(k.buckets.size(), 0), 0};
+    reset = reset || k.sum_ns < seen.sum_ns;
+    if (reset) seen = HistSeen{std::vector<uint64_t>(k.buckets.size(), 0), 0, 0};
     delta.assign(k.buckets.size(), 0);
     uint64_t n = 0;
     int top = -1;
@@ -59,15 +60,17 @@ void Tracker::ingest_latency(const LatencyHists& h) {
     // read, else bounded by the top new bucket and the max so far.
     const uint64_t max_ns = k.max_ns > seen.max_ns ? k.max_ns
                                                      : std::min(Log2Histogram::bucket_high(top), k.max_ns);
+    const uint64_t sum_ns = k.sum_ns - seen.sum_ns;
     seen.buckets = k.buckets;
     seen.max_ns = k.max_ns;
+    seen.sum_ns = k.sum_ns;
     if (n == 0) continue;
     std::string_view vm, image;
     if (!attr_.lookup(k.pid, k.dev, k.ino, vm, image) || vm.empty()) {
       hist_unattributed_ += n;
       continue;
     }
-    stats_.add_kernel_counts(vm, image, k.write, delta, max_ns);
+    stats_.add_kernel_counts(vm, image, k.write, delta, max_ns, sum_ns);
   }
 }
 

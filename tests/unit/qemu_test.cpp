@@ -953,6 +953,7 @@ TEST(QemuTracker, KernelLatencyDeltasAndExit) {
   w.buckets[10] = 3;  // [1024, 2047]
   w.buckets[20] = 1;  // [1 Mi, 2 Mi)
   w.max_ns = 1'500'000;
+  w.sum_ns = 3 * 1500 + 1'500'000;
   hist(3001, false, 999).buckets[5] = 7;  // bash: no VM claims it
   t.harvest_latency();
   auto rows = t.stats().total();
@@ -964,6 +965,8 @@ TEST(QemuTracker, KernelLatencyDeltasAndExit) {
   EXPECT_EQ(rows[0].s.write_lat.percentile(0.5), 2047u);
   EXPECT_EQ(rows[0].s.write_lat.percentile(0.99), 1'500'000u);
   EXPECT_EQ(rows[0].s.write_lat.max(), 1'500'000u);
+  EXPECT_TRUE(rows[0].s.write_lat.sum_known());  // the kernel's exact sum (Prometheus _sum)
+  EXPECT_EQ(rows[0].s.write_lat.sum(), 3u * 1500 + 1'500'000);
   EXPECT_EQ(t.counters().kernel_hist_unattributed, 7u);
   EXPECT_EQ(t.counters().kernel_hist_used, 2u);
   EXPECT_EQ(t.counters().kernel_hist_capacity, 64u);
@@ -971,11 +974,14 @@ TEST(QemuTracker, KernelLatencyDeltasAndExit) {
   // a second read adds only what is new; the interval's max is bounded by its top bucket
   t.stats().take_interval();
   w.buckets[10] += 2;
+  w.sum_ns += 2 * 1100;
   kernel.overflow = 5;
   t.harvest_latency();
   auto iv = t.stats().take_interval();
   ASSERT_EQ(iv.size(), 1u);
   EXPECT_EQ(iv[0].s.write_lat.count(), 2u);
+  EXPECT_EQ(iv[0].s.write_lat.sum(), 2u * 1100);  // only what is new
+  EXPECT_EQ(t.stats().total()[0].s.write_lat.sum(), 3u * 1500 + 1'500'000 + 2 * 1100);
   EXPECT_EQ(iv[0].s.write_lat.max(), 2047u);
   EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 6u);
   EXPECT_EQ(t.counters().kernel_hist_overflow, 5u);
@@ -986,8 +992,10 @@ TEST(QemuTracker, KernelLatencyDeltasAndExit) {
   w.buckets.assign(kLatencyBuckets, 0);
   w.buckets[11] = 1;
   w.max_ns = 3000;
+  w.sum_ns = 3000;
   t.harvest_latency();
   EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 7u);
+  EXPECT_EQ(t.stats().total()[0].s.write_lat.sum(), 3u * 1500 + 1'500'000 + 2 * 1100 + 3000);
 
   // the VM exits: its last samples are harvested while it still has its labels
   w.buckets[11] = 2;
