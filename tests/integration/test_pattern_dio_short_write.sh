@@ -67,7 +67,7 @@ PY
 
 # --- self
 OUT=$ITEST_TMP/self.jsonl
-start_tracer "$OUT" --format json --mount "$SCRATCH_MNT"
+start_tracer "$OUT" --events --format json --mount "$SCRATCH_MNT"
 rc=0
 t0=$(date +%s.%N)
 pt_run 40 "$ITEST_TMP/self.log" "$WL" -m self -s $SZ -t 20 -k "$SCRATCH_NOCOW" || rc=$?
@@ -87,7 +87,16 @@ lo, hi = sz // 4, sz * 3 // 4
 sm = of("dio-short-write", kind="self-mmap-write")
 cw = of("dio-short-write", kind="continued-write")
 c.check(len(sm) == 1, f"exactly one self-mmap-write finding, got {len(sm)}")
-c.check(len(cw) == 1, f"exactly one continued-write finding (one call, continued twice), got {len(cw)}")
+# The continuation is the kernel's doing: a dio_begin of the file with done_before > 0. 6.18
+# continued in 10/10 runs; the 6.1 guest under TCG sometimes had the buffer resident and did not
+# continue at all. The finding must follow what the kernel did: one finding iff it continued.
+conts = [e for e in EV if e.get("type") == "dio_begin" and e.get("ino") == s.st_ino and e.get("write")
+         and e.get("done_before", 0) > 0]
+if KREL >= (6, 4):
+    c.check(len(conts) > 0, f"the kernel continued the write (measured 10/10 on 6.18): {len(conts)} continuations")
+c.check(len(cw) == (1 if conts else 0),
+        f"continued-write findings follow the kernel: {len(conts)} continued dio_begin -> want "
+        f"{1 if conts else 0} finding (one call), got {len(cw)}")
 for f in sm + cw:
     k = f.get("kind")
     c.check(f.get("level") == "hazard", f"{k}: level hazard (got {f.get('level')})")
