@@ -7,7 +7,7 @@
  * is chosen at run time (bpf_program__set_attach_target / attach_kprobe).
  * Nothing here ever emits data, and the doctor detaches everything at once.
  */
-#include "bdt_core.h"
+#include "kernel_types.h"
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

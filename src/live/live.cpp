@@ -85,7 +85,7 @@ class TracepointSession final : public LiveSession {
   std::vector<std::string> stack(uint32_t stack_id) const override {
     std::vector<std::string> out;
     if (stack_id == 0 || bpf_->stacks_fd < 0) return out;
-    uint64_t ips[32] = {};  // BDT_STACK_DEPTH in bdt.bpf.c
+    uint64_t ips[32] = {};  // BDT_STACK_DEPTH in bpf/emission.bpf.h
     const uint32_t key = stack_id - 1;
     if (bpf_map_lookup_elem(bpf_->stacks_fd, &key, ips) != 0) return out;
     std::call_once(syms_once_, [this] { load_kallsyms(); });

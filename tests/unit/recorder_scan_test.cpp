@@ -1,5 +1,5 @@
 // The flight recorder's slot reader (src/live/recorder_scan.h): the pure part
-// of `dump --pin-dir`, fed slot arrays built the way bpf/bdt.bpf.c writes them.
+// of `dump --pin-dir`, fed slot arrays built the way bpf/emission.bpf.h writes them.
 #include <gtest/gtest.h>
 
 #include <cstdio>

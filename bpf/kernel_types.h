@@ -2,16 +2,18 @@
 /*
  * btrfs-dio-trace: the minimal kernel types the BPF programs read.
  *
- * Hand-written, CO-RE relocatable: only the structs and fields bdt.bpf.c
- * touches, each with preserve_access_index, so libbpf resolves every field
- * against the running kernel's BTF at load time. Field order and the other
- * members do not matter. Never replace this with a generated vmlinux.h.
+ * Hand-written, CO-RE relocatable: only the structs and fields the programs
+ * (bdt.bpf.c and its *.bpf.h pieces) touch, each with
+ * preserve_access_index, so libbpf resolves every field against the running
+ * kernel's BTF at load time. Field order and the other members do not
+ * matter. Never replace this with a generated vmlinux.h.
  *
  * Types named foo___suffix are "flavors": older layouts of struct foo that
- * bdt.bpf.c probes with bpf_core_field_exists() before reading.
+ * the programs probe with bpf_core_field_exists() before reading
+ * (kernel_shims.bpf.h).
  */
-#ifndef BDT_CORE_H
-#define BDT_CORE_H
+#ifndef BDT_KERNEL_TYPES_H
+#define BDT_KERNEL_TYPES_H
 
 #include <linux/types.h>
 
@@ -226,4 +228,4 @@ struct pt_regs {
 
 #pragma clang attribute pop
 
-#endif /* BDT_CORE_H */
+#endif /* BDT_KERNEL_TYPES_H */

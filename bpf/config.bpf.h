@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * btrfs-dio-trace BPF: configuration. The read-only data userspace sets
+ * before load (filters, emission policy, the running kernel's bit numbers
+ * and argument layouts) and the one flag it sets after attach.
+ */
+#ifndef BDT_CONFIG_BPF_H
+#define BDT_CONFIG_BPF_H
+
+const volatile bool filter_pid = false;
+const volatile bool filter_comm = false;
+const volatile bool filter_cgroup = false; /* task must be in cgroup_filter[0] or below */
+const volatile __u32 filter_sb = 0;       /* kernel dev_t of the watched superblock */
+const volatile __u32 em_compress_mask = 0; /* EXTENT_FLAG_COMPRESS_* of this kernel */
+const volatile __u32 nr_ioctl = 16;        /* x86_64 __NR_ioctl (raw sys_enter fallback) */
+const volatile __u32 rec_slots = 0;        /* flight recorder slots per CPU (0: off) */
+const volatile bool lat_hist_on = false;   /* --qemu: per-file latency histograms (lat_hist) */
+/* set by the loader once they attached: bit (1 << BDT_IOC_*) for the ioctl kinds whose
+ * begin/end the function hooks report (btrfs_ioctl_send(), btrfs_balance()) */
+volatile __u32 ioc_fn_mask = 0;
+/*
+ * Emission policy (docs/performance.md). By default a hook emits a record only
+ * when a detector can use it; records that carry nothing a detector reads are
+ * not made (a record costs far more than the checks that skip it):
+ *   - btrfs_get_extent tracepoint: only the lookup during which this thread's
+ *     DIO request saw btrfs_handle_em_exist (the tracepoint has no enter
+ *     half and never reports errors, so any other exit only decorates evidence);
+ *   - btrfs_finish_ordered_extent / btrfs_finish_ordered_io: only when not
+ *     uptodate; btrfs_ordered_extent_mark_finished: only with IOERR set;
+ *   - dio_begin of a read: no bpf_find_vma (the buf_* fields describe write
+ *     buffers only; no detector reads them for reads).
+ * all_events (--all-events) makes every hook emit every record, as before.
+ */
+const volatile bool all_events = false;
+const volatile __u32 oe_ioerr_bit = 64;    /* BTRFS_ORDERED_IOERR (64: unknown) */
+
+/* ---- function-hook argument layouts, told by the loader from the kernel's BTF
+ * prototypes (src/loader/hooks.cpp) ---- */
+/* btrfs_get_extent(inode, folio, start, len) (6.x) vs (inode, page, pg_offset, start, len) (6.1) */
+const volatile bool ge_folio_args = false;
+/* 0: add_extent_mapping(tree, em, modified)   1: add_extent_mapping(btrfs_inode, em, modified)
+ * 2: btrfs_add_extent_mapping(fs_info, tree, em_in, start, len)
+ * 3: btrfs_add_extent_mapping(btrfs_inode, em_in, start, len) */
+const volatile __u32 em_add_layout = 0;
+/* btrfs_ordered_extent::inode is a struct btrfs_inode * (6.3+) */
+const volatile bool oe_inode_is_btrfs = false;
+/* BTRFS_EXTENT_BUFFER_STALE's kernel bit number (64: unknown) */
+const volatile __u32 eb_stale_bit = 64;
+/* extent buffers: every free/find (true) or only those of STALE buffers (default) */
+const volatile bool eb_all = false;
+/* 0: int btrfs_check_data_csum(inode, bbio, bio_offset, page, pgoff), nonzero = failure
+ * 1: bool btrfs_data_csum_ok(bbio, dev, bio_offset, paddr), false = failure */
+const volatile __u32 csum_layout = 0;
+/* first argument of btrfs_ioctl_send: 0 struct inode, 1 struct btrfs_inode, 2 struct btrfs_root */
+const volatile __u32 send_layout = 0;
+
+#endif /* BDT_CONFIG_BPF_H */

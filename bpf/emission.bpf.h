@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * btrfs-dio-trace BPF: emission. The ring buffer, the per-CPU lost-record
+ * counters, the flight recorder's reserve/submit (docs/flight-recorder.md),
+ * the fields every record carries (task, identity) and error-origin stacks.
+ */
+#ifndef BDT_EMISSION_BPF_H
+#define BDT_EMISSION_BPF_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* Records dropped because the ring was full, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} lost SEC(".maps");
+
+/* Error origins: kernel stacks (see stack_of), symbolized in userspace. */
+#define BDT_STACK_DEPTH 32
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__uint(value_size, BDT_STACK_DEPTH * sizeof(u64));
+} stacks SEC(".maps");
+
+/* Flight recorder (events.h, docs/flight-recorder.md): ncpus * rec_slots slots,
+ * sized by userspace before load; mmap-able so a dump reads it in place. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct bdt_rec_slot);
+} recorder SEC(".maps");
+
+/* Records written to the recorder so far, per CPU (the next sequence number - 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} rec_head SEC(".maps");
+
+/* Written by userspace only (struct bdt_rec_meta), pinned with the recorder. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct bdt_rec_meta);
+} rec_meta SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	u32 zero = 0;
+	u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no other writer */
+}
+
+/*
+ * Submitting with a wakeup per record costs an irq_work and a consumer wakeup
+ * per event, which dominates at hundreds of thousands of events per second.
+ * Wake the consumer only once a batch is queued; it also drains the ring on a
+ * short timer (src/live/live.cpp), so no record waits longer than that.
+ */
+#define BDT_WAKEUP_BYTES (64 * 1024)
+
+/*
+ * With the flight recorder on (rec_slots != 0, a load-time constant, so the
+ * verifier keeps one of the two paths), a record is built in place in this
+ * CPU's next recorder slot and then copied to the ring buffer: the recorder
+ * never depends on the ring having room or on anybody consuming it. Slot
+ * claims are atomic, so a program nesting on this CPU (an irq-time
+ * completion) takes the next slot. Recorder off: built in the ring buffer.
+ */
+static __always_inline struct bdt_raw_event *rec_reserve(void)
+{
+	u32 zero = 0, key;
+	u64 *head = bpf_map_lookup_elem(&rec_head, &zero);
+	struct bdt_rec_slot *slot;
+	u64 seq;
+
+	if (!head)
+		return 0;
+	seq = __sync_fetch_and_add(head, 1) + 1;
+	key = bpf_get_smp_processor_id() * rec_slots + (u32)((seq - 1) % rec_slots);
+	slot = bpf_map_lookup_elem(&recorder, &key);
+	if (!slot)
+		return 0;
+	/* seq_end first: a concurrent reader of the old record sees the change */
+	__sync_lock_test_and_set(&slot->seq_end, seq);
+	return &slot->ev;
+}
+
+static __always_inline void bdt_submit(void *e)
+{
+	long avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	u64 wake = avail >= BDT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+
+	if (rec_slots) {
+		struct bdt_rec_slot *slot = e - __builtin_offsetof(struct bdt_rec_slot, ev);
+
+		/* seq last (xchg: ordered after the record's stores) */
+		__sync_lock_test_and_set(&slot->seq, slot->seq_end);
+		if (bpf_ringbuf_output(&events, e, sizeof(struct bdt_raw_event), wake))
+			count_lost();
+		return;
+	}
+	bpf_ringbuf_submit(e, wake);
+}
+
+static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
+{
+	struct bdt_raw_event *e;
+
+	if (rec_slots)
+		e = rec_reserve();
+	else
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->source = src;
+	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
+static __always_inline struct bdt_raw_event *reserve(u16 type)
+{
+	return reserve_src(type, BDT_SRC_TRACEPOINT);
+}
+
+/* Kernel stack of the current context into `stacks`; id + 1, 0 when none. */
+static __always_inline u32 stack_of(void *ctx)
+{
+	long id = bpf_get_stackid(ctx, &stacks, 0);
+
+	return id >= 0 ? (u32)id + 1 : 0;
+}
+
+static __always_inline void fill_task(struct bdt_raw_event *e)
+{
+	u64 id = bpf_get_current_pid_tgid();
+
+	e->pid = id >> 32;
+	e->tid = (u32)id;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+static __always_inline void put_ident(struct bdt_raw_event *e, const struct ident *id)
+{
+	__builtin_memcpy(e->fsid, id->fsid, BDT_FSID_LEN);
+	e->dev = id->dev;
+	e->sb_dev = id->sb_dev;
+	e->ino = id->ino;
+	e->root = id->root;
+	if (id->ino)
+		e->flags |= BDT_F_HAS_DEV;
+}
+
+#endif /* BDT_EMISSION_BPF_H */
