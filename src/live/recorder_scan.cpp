@@ -1,0 +1,63 @@
+// Reading the flight recorder's slots (recorder_scan.h).
+#include "live/recorder_scan.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+namespace bdt::live {
+
+bool read_slot(const uint8_t* p, uint32_t pos, uint32_t slots_per_cpu, RecordedRaw& out,
+               bool* empty) {
+  const auto* s = reinterpret_cast<const bdt_rec_slot*>(p);
+  const uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+  std::memcpy(&out.ev, &s->ev, sizeof out.ev);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const uint64_t seq_end = __atomic_load_n(&s->seq_end, __ATOMIC_RELAXED);
+  *empty = seq == 0 && seq_end == 0;
+  if (seq == 0 || seq != seq_end) return false;
+  if ((seq - 1) % slots_per_cpu != pos) return false;  // not this position's record
+  out.seq = seq;
+  return true;
+}
+
+SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t slots_per_cpu) {
+  SlotScan r;
+  r.kept_per_cpu.assign(ncpus, 0);
+  r.newest_per_cpu.assign(ncpus, 0);
+  if (!slots_per_cpu || stride < sizeof(bdt_rec_slot)) return r;
+  RecordedRaw rec;
+  for (uint32_t cpu = 0; cpu < ncpus; ++cpu) {
+    const size_t first = r.records.size();
+    for (uint32_t i = 0; i < slots_per_cpu; ++i) {
+      const uint8_t* p = base + (static_cast<size_t>(cpu) * slots_per_cpu + i) * stride;
+      bool empty = false;
+      if (!read_slot(p, i, slots_per_cpu, rec, &empty)) {
+        (empty ? r.empty : r.torn) += 1;
+        continue;
+      }
+      rec.cpu = cpu;
+      r.records.push_back(rec);
+    }
+    // The ring wrapped: slots older than newest - slots_per_cpu were
+    // overwritten; anything below that window is a stale leftover (a record
+    // reserved and never finished is torn already).
+    uint64_t newest = 0;
+    for (size_t k = first; k < r.records.size(); ++k) newest = std::max(newest, r.records[k].seq);
+    const uint64_t floor = newest > slots_per_cpu ? newest - slots_per_cpu : 0;
+    auto mid = std::remove_if(r.records.begin() + static_cast<std::ptrdiff_t>(first), r.records.end(),
+                              [&](const RecordedRaw& x) { return x.seq <= floor; });
+    r.torn += static_cast<uint64_t>(r.records.end() - mid);
+    r.records.erase(mid, r.records.end());
+    r.kept_per_cpu[cpu] = r.records.size() - first;
+    r.newest_per_cpu[cpu] = newest;
+  }
+  std::sort(r.records.begin(), r.records.end(), [](const RecordedRaw& a, const RecordedRaw& b) {
+    if (a.ev.ts_ns != b.ev.ts_ns) return a.ev.ts_ns < b.ev.ts_ns;
+    if (a.cpu != b.cpu) return a.cpu < b.cpu;
+    return a.seq < b.seq;
+  });
+  return r;
+}
+
+}  // namespace bdt::live
