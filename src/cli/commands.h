@@ -16,6 +16,7 @@ struct TraceArgs {
   double duration_s = 0;  // 0 = until Ctrl-C / SIGTERM
   double stall_threshold_s = 30;
   std::string record;
+  std::string output;  // -o FILE ("" = stdout)
   bool quiet_header = false;
   bool qemu = false;           // --qemu
   double interval_s = 0;       // --interval SEC (0 = off)
@@ -35,6 +36,7 @@ struct ReplayArgs {
   bool events = false;
   double stall_threshold_s = 30;
   bool salvage = false;
+  std::string output;
 };
 struct DoctorArgs {
   Format format = Format::Text;
@@ -46,6 +48,7 @@ struct DumpArgs {
   bool salvage = false;
   std::string pin_dir;  // dump --pin-dir: the pinned flight recorder instead of FILE
   bool release = false; // dump --pin-dir DIR --release
+  std::string output;
 };
 
 struct DemoArgs {
@@ -53,6 +56,7 @@ struct DemoArgs {
   Backend backend = Backend::Auto;
   bool events = false;
   std::string record;
+  std::string output;
 };
 
 int run_trace(const TraceArgs& a);
@@ -61,6 +65,10 @@ int run_replay(const ReplayArgs& a);
 int run_doctor_cmd(const DoctorArgs& a);
 int run_dump(const DumpArgs& a);
 int run_dump_pinned(const DumpArgs& a);  // dump_pinned.cpp
+
+// -o FILE: makes FILE the process's stdout (created new: O_EXCL, O_NOFOLLOW,
+// mode 0600); "" or "-" leaves stdout alone. Throws InputError.
+void redirect_stdout(const std::string& path);
 
 // Set by SIGINT/SIGTERM.
 bool stop_requested();

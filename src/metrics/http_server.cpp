@@ -42,7 +42,7 @@ ListenAddress parse_listen_address(std::string_view s) {
     auto colon = s.rfind(':');
     if (colon == std::string_view::npos) throw bad("no port");
     a.host = std::string(s.substr(0, colon));
-    if (a.host.find(':') != std::string::npos) throw bad("an IPv6 address needs brackets, e.g. [::1]:9435");
+    if (a.host.find(':') != std::string::npos) throw bad("an IPv6 address needs brackets, e.g. [::1]:9089");
     port = s.substr(colon + 1);
   }
   if (port.empty() || port.size() > 5) throw bad("bad port");

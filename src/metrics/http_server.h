@@ -61,7 +61,7 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // "127.0.0.1:9435", "[::1]:9435", "[::]:9435" (the bound port, also for port 0).
+  // "127.0.0.1:9089", "[::1]:9089", "[::]:9089" (the bound port, also for port 0).
   std::string bound_address() const { return bound_; }
   uint16_t port() const { return port_; }
 

@@ -252,15 +252,15 @@ TEST(MetricsCollector, QemuSeriesStickyTopNWithOverflow) {
 // ---- HTTP ---------------------------------------------------------------------------
 
 TEST(MetricsHttp, ParseListenAddress) {
-  auto a = parse_listen_address("127.0.0.1:9435");
+  auto a = parse_listen_address("127.0.0.1:9089");
   EXPECT_EQ(a.host, "127.0.0.1");
-  EXPECT_EQ(a.port, 9435);
-  a = parse_listen_address("[::1]:9435");
+  EXPECT_EQ(a.port, 9089);
+  a = parse_listen_address("[::1]:9089");
   EXPECT_EQ(a.host, "::1");
-  a = parse_listen_address(":9435");
+  a = parse_listen_address(":9089");
   EXPECT_EQ(a.host, "");
-  EXPECT_EQ(a.port, 9435);
-  for (const char* bad : {"", "9435", "::1:9435", "[::1]9435", "[::1", "host:", "host:65536", "host:12a", "[]:1"})
+  EXPECT_EQ(a.port, 9089);
+  for (const char* bad : {"", "9089", "::1:9089", "[::1]9089", "[::1", "host:", "host:65536", "host:12a", "[]:1"})
     EXPECT_THROW(parse_listen_address(bad), InputError) << bad;
 }
 
@@ -407,8 +407,8 @@ TEST(MetricsHttp, BindErrors) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("already in use"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(Server::start("192.0.2.1:9435", fast()), InputError);  // not an address of this host
-  EXPECT_THROW(Server::start("no-such-host.invalid:9435", fast()), InputError);
+  EXPECT_THROW(Server::start("192.0.2.1:9089", fast()), InputError);  // not an address of this host
+  EXPECT_THROW(Server::start("no-such-host.invalid:9089", fast()), InputError);
   // IPv6 loopback, when the host has IPv6.
   try {
     auto v6 = Server::start("[::1]:0", fast());
