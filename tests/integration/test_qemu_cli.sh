@@ -32,6 +32,8 @@ awk -v e="$el" 'BEGIN { exit !(e >= 2.8) }' && pass "no QEMU: kept waiting (${el
 sleep 60 &
 NOTQ=$!
 ITEST_CLEANUPS+=("kill $NOTQ 2>/dev/null")
+# Until the forked shell has exec'd sleep, the process is still called bash.
+for _ in $(seq 50); do [[ $(cat /proc/$NOTQ/comm 2>/dev/null) == sleep ]] && break; sleep 0.02; done
 rc=0
 "$BIN" --qemu --pid "$NOTQ" --duration 1 >"$ITEST_TMP/pid.out" 2>"$ITEST_TMP/pid.err" || rc=$?
 [[ $rc -eq 1 ]] && pass "--pid <sleep> --qemu: exit 1" || fail "--pid <sleep> --qemu: exit $rc (want 1)"
