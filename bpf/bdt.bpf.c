@@ -57,6 +57,7 @@ int tb_sys_enter(u64 *ctx)
 
 	if ((long)ctx[1] != nr_ioctl)
 		return 0;
+	BDT_ARG_OR_RETURN(regs);
 	return ioctl_enter(BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si));
 }
 
@@ -65,6 +66,7 @@ int tb_sys_exit(u64 *ctx)
 {
 	struct pt_regs *regs = (void *)ctx[0];
 
+	BDT_ARG_OR_RETURN(regs);
 	if (BPF_CORE_READ(regs, orig_ax) != nr_ioctl)
 		return 0;
 	return ioctl_exit((s64)ctx[1]);

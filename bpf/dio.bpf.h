@@ -133,8 +133,8 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	struct iov_iter *iter = (void *)ctx[1];
 	u32 dio_flags = (u32)ctx[2];
 	u64 done_before = ctx[3];
-	struct inode *inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
-	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	struct inode *inode;
+	struct super_block *sb;
 	struct btrfs_inode *bi;
 	struct bdt_raw_event *e;
 	struct dio_req req = {};
@@ -142,6 +142,10 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	u64 key = (u64)iocb;
 	u32 bflags;
 
+	BDT_ARG_OR_RETURN(iocb);
+	BDT_ARG_OR_RETURN(iter);
+	inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
+	sb = BPF_CORE_READ(inode, i_sb);
 	if (!is_btrfs_sb(sb))
 		return 0;
 	if (!fs_pass(BPF_CORE_READ(sb, s_dev)) || !task_pass())
@@ -273,6 +277,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 	struct bdt_raw_event *e;
 
 	bpf_map_delete_elem(&cur_dio, &tid);
+	BDT_ARG_OR_RETURN(iocb);
 	if (req) {
 		/* Completion may run in irq or a worker: report the submitter. */
 		e = reserve_src(BDT_EV_DIO_END, src);

@@ -37,6 +37,8 @@ static __always_inline int on_get_extent(u64 *ctx)
 	struct ident id = {};
 	bool wanted = all_events;
 
+	BDT_ARG_OR_RETURN(bi);
+	BDT_ARG_OR_RETURN(em);
 	if (!wanted) {
 		u32 tid = (u32)bpf_get_current_pid_tgid();
 		struct cur_req *cur = bpf_map_lookup_elem(&cur_dio, &tid);
@@ -77,17 +79,21 @@ static __always_inline int on_em_exist(u64 *ctx)
 	const struct extent_map *existing = (void *)ctx[1];
 	const struct extent_map *map = (void *)ctx[2];
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	u64 sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
+	u64 sb_dev;
 	struct cur_req *cur;
 	struct bdt_raw_event *e;
 	u64 root_node = 0, tree_root_node = 0;
 
+	BDT_ARG_OR_RETURN(fs_info);
+	BDT_ARG_OR_RETURN(existing);
+	BDT_ARG_OR_RETURN(map);
+	sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
 	cur = bpf_map_lookup_elem(&cur_dio, &tid);
 	if (cur)
 		cur->em_exist_seen = 1; /* the enclosing get_extent's record is wanted */
-	if (cur && cur->id.sb_dev == sb_dev && existing) {
+	if (cur && cur->id.sb_dev == sb_dev) {
 		/* Attribute to this thread's DIO inode only if the existing map is in its tree. */
 		root_node = em_root_node(existing);
 		bpf_probe_read_kernel(&tree_root_node, sizeof(tree_root_node), (void *)cur->tree_root);

@@ -32,10 +32,13 @@ struct {
 static __always_inline int on_reclaim_bg(u64 *ctx)
 {
 	const struct btrfs_block_group *bg = (void *)ctx[0];
-	struct btrfs_fs_info *fs_info = BPF_CORE_READ(bg, fs_info);
-	u64 sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
+	struct btrfs_fs_info *fs_info;
+	u64 sb_dev;
 	struct bdt_raw_event *e;
 
+	BDT_ARG_OR_RETURN(bg);
+	fs_info = BPF_CORE_READ(bg, fs_info);
+	sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
 	if (!fs_pass(sb_dev))
 		return 0;
 	e = reserve(BDT_EV_RELOC_BEGIN);

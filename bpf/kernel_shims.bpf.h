@@ -121,4 +121,25 @@ static __always_inline bool is_err_value(s64 v)
 	return v < 0 && v >= -4095;
 }
 
+/*
+ * Tracepoint pointer arguments that may be NULL. Since "bpf: Augment raw_tp
+ * arguments with PTR_MAYBE_NULL" (838a10bd2ebf, 6.13; in 6.12.y stable, e.g.
+ * Debian's 6.12.118) the verifier types a tp_btf pointer argument as
+ * trusted_ptr_or_null when kernel/bpf/btf.c's raw_tp_null_args[] lists it, and
+ * EVERY pointer argument of a tracepoint defined in a module that the table
+ * does not list: btrfs is a module on distribution kernels and the table has
+ * no btrfs entry (nor iomap, sys_enter/sys_exit ones) up to 6.18. Pointer
+ * arithmetic on such a register is refused before a NULL check, and
+ * BPF_CORE_READ computes a field address: every handler checks each pointer
+ * argument it uses before anything else (the raw_tp and function-hook callers
+ * pass plain numbers, where the check costs one branch). barrier_var() keeps
+ * the compiler from computing a field address above the check.
+ */
+#define BDT_ARG_OR_RETURN(p)		\
+	do {				\
+		if (!(p))		\
+			return 0;	\
+		barrier_var(p);		\
+	} while (0)
+
 #endif /* BDT_KERNEL_SHIMS_BPF_H */

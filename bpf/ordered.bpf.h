@@ -19,6 +19,8 @@ static __always_inline int on_ordered(u64 *ctx, u16 type)
 	struct bdt_raw_event *e;
 	struct ident id = {};
 
+	BDT_ARG_OR_RETURN(bi);
+	BDT_ARG_OR_RETURN(oe);
 	/* a clean completion changes no detector's state */
 	if (type == BDT_EV_OE_MARK_FINISHED && !all_events && oe_ioerr_bit < 64 &&
 	    !oe_ioerr(BPF_CORE_READ(oe, flags)))
@@ -52,6 +54,7 @@ static __always_inline int on_finish_ordered(u64 *ctx)
 	struct bdt_raw_event *e;
 	struct ident id = {};
 
+	BDT_ARG_OR_RETURN(bi);
 	if ((u8)ctx[3] && !all_events) /* uptodate: changes no detector's state */
 		return 0;
 	btrfs_ident(&id, bi);
