@@ -40,12 +40,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("tracepoint/syscalls/sys_enter_ioctl")
 int tp_ioctl_enter(struct sys_enter_ioctl_ctx *ctx)
 {
+	BDT_FLOOR();
 	return ioctl_enter(ctx->fd, ctx->cmd);
 }
 
 SEC("tracepoint/syscalls/sys_exit_ioctl")
 int tp_ioctl_exit(struct sys_exit_ioctl_ctx *ctx)
 {
+	BDT_FLOOR();
 	return ioctl_exit(ctx->ret);
 }
 
@@ -55,6 +57,7 @@ int tb_sys_enter(u64 *ctx)
 {
 	struct pt_regs *regs = (void *)ctx[0];
 
+	BDT_FLOOR();
 	if ((long)ctx[1] != nr_ioctl)
 		return 0;
 	BDT_ARG_OR_RETURN(regs);
@@ -66,6 +69,7 @@ int tb_sys_exit(u64 *ctx)
 {
 	struct pt_regs *regs = (void *)ctx[0];
 
+	BDT_FLOOR();
 	BDT_ARG_OR_RETURN(regs);
 	if (BPF_CORE_READ(regs, orig_ax) != nr_ioctl)
 		return 0;
@@ -73,9 +77,9 @@ int tb_sys_exit(u64 *ctx)
 }
 
 /* ---- the programs: a tp_btf and a raw_tp twin per tracepoint ------------------- */
-#define BDT_TWIN(tp, fn, call)                                  \
-	SEC("tp_btf/" #tp) int tb_##fn(u64 *ctx) { return call; } \
-	SEC("raw_tp/" #tp) int rt_##fn(u64 *ctx) { return call; }
+#define BDT_TWIN(tp, fn, call)                                                  \
+	SEC("tp_btf/" #tp) int tb_##fn(u64 *ctx) { BDT_FLOOR(); return call; } \
+	SEC("raw_tp/" #tp) int rt_##fn(u64 *ctx) { BDT_FLOOR(); return call; }
 
 BDT_TWIN(iomap_dio_rw_begin, dio_begin, on_dio_begin(ctx, BDT_SRC_TRACEPOINT))
 BDT_TWIN(iomap_dio_rw_queued, dio_queued, on_dio_queued(ctx))

@@ -7,6 +7,14 @@
 #ifndef BDT_CONFIG_BPF_H
 #define BDT_CONFIG_BPF_H
 
+/* First statement of every program: with bench_floor the verifier keeps only
+ * this (a known rodata value: the rest is dead code and removed). */
+#define BDT_FLOOR()		\
+	do {			\
+		if (bench_floor)	\
+			return 0;	\
+	} while (0)
+
 const volatile bool filter_pid = false;
 const volatile bool filter_comm = false;
 const volatile bool filter_cgroup = false; /* task must be in cgroup_filter[0] or below */
@@ -32,6 +40,9 @@ volatile __u32 ioc_fn_mask = 0;
  * all_events (--all-events) makes every hook emit every record, as before.
  */
 const volatile bool all_events = false;
+/* the hidden --bench-floor: every program returns at once (BDT_FLOOR), so
+ * scripts/bench/overhead.sh measures what the attached hooks alone cost */
+const volatile bool bench_floor = false;
 const volatile __u32 oe_ioerr_bit = 64;    /* BTRFS_ORDERED_IOERR (64: unknown) */
 
 /* ---- function-hook argument layouts, told by the loader from the kernel's BTF

@@ -101,6 +101,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	SEC("fentry") int fe_##name(u64 *ctx)                                   \
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
+		BDT_FLOOR();                                                    \
 		fe_args(ctx, a);                                                \
 		return E(ctx, a, BDT_SRC_FENTRY);                               \
 	}
@@ -110,6 +111,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	SEC("kprobe") int kp_##name(struct pt_regs *ctx)                        \
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
+		BDT_FLOOR();                                                    \
 		kp_args(ctx, a);                                                \
 		if (hook)                                                       \
 			stash_args(hook, a);                                    \
@@ -120,6 +122,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	SEC("fexit") int fx_##name(u64 *ctx)                                    \
 	{                                                                       \
 		u64 a[BDT_NARGS], ret = 0;                                      \
+		BDT_FLOOR();                                                    \
 		fe_args(ctx, a);                                                \
 		bpf_get_func_ret(ctx, &ret);                                    \
 		return X(ctx, a, (s64)ret, BDT_SRC_FENTRY);                     \
@@ -127,6 +130,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	SEC("kretprobe") int kr_##name(struct pt_regs *ctx)                     \
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
+		BDT_FLOOR();                                                    \
 		if (!unstash_args(hook, a))                                     \
 			return 0;                                               \
 		return X(ctx, a, (s64)ctx->ax, BDT_SRC_KPROBE);                 \

@@ -51,6 +51,9 @@ struct LiveOptions {
   // detector reads (clean ordered-extent completions, every get_extent
   // lookup, read buffers' VMAs). Off: docs/performance.md.
   bool all_events = false;
+  // Hidden --bench-floor (scripts/bench/overhead.sh): the same hooks attached
+  // with the same mechanisms, every program returning at once.
+  bool bench_floor = false;
 };
 
 // The kernel's DIO latency histograms (LiveOptions::latency_hist): cumulative

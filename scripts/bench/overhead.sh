@@ -1,31 +1,50 @@
 #!/usr/bin/env bash
-# Overhead of btrfs-dio-trace on O_DIRECT I/O, measured as ratios within one run:
-# fio 4 KiB O_DIRECT random read/write on a nocow file of a scratch btrfs,
-# alternating runs without the tracer, with the tracer (findings only), with the
-# tracer and its in-kernel flight recorder pinned (--pin-dir, released after each
-# run), and with --events --format json to /dev/null. Prints IOPS per run and the
-# median ratios.
+# Overhead of btrfs-dio-trace on O_DIRECT I/O (docs/performance.md): fio 4 KiB O_DIRECT
+# random read/write, 2 threads, on a nocow file of a scratch btrfs on a loop device.
 #
-# -s: also measure the BPF programs' own cost (kernel.bpf_stats_enabled=1 for the run,
-# restored after): average ns per program run with the pinned flight recorder and without,
-# which a busy machine disturbs much less than IOPS.
-# -a: also run the tracer with --all-events (every record every hook can make, as
-# before the emission policy of docs/performance.md), findings only, in the same rounds.
+# In each round, for each engine (io_uring iodepth 8, psync), one fio run per column:
+#   none     no tracer
+#   floor    the tracer's hooks attached with the same mechanism each, every program
+#            returning at once (the hidden --bench-floor): the least any tracer on
+#            these hooks can cost
+#   default  the tracer, findings only
+#   events   --events --format json >/dev/null (every event printed)
+#   pin      --pin-dir (the pinned flight recorder; released after each run)
+# The columns run in a different order each round (rotated), so a drift of the
+# machine's load does not always hit the same column. IOPS ratios to `none` are
+# taken within a round; the script prints every round and ends with one RESULT
+# line: the median ratio of each column to `none` and of default to floor.
+# Per run it also prints the tracer's CPU time per I/O (utime+stime from
+# /proc/PID/stat) and its records per I/O (the summary's "records" line).
 #
-#   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e ioengine] [-s] [-a]
+# Then, unless -S: BPF time per I/O from bpf_stats (kernel.bpf_stats_enabled=1 only
+# for these runs, restored after; it adds its own clock reads to every program run, so
+# it is kept out of the IOPS rounds): one run each of floor and default per engine, the
+# tracer's programs' run_time_ns summed over the run divided by fio's I/Os, and per
+# program. And the tracer's memory after a default run: VmHWM and the locked memory of
+# its BPF maps (memlock of each map fd in /proc/PID/fdinfo).
+# Unless -R: replay speed of a binary record of a default-policy --record run, on one
+# CPU (taskset -c 0): events per second.
+#
+#   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e "ENGINES"]
+#                                  [-c "COLUMNS"] [-S] [-R] [-a]
+#   -e  engines, default "io_uring psync"      -c  columns, default "none floor default events pin"
+#   -a  adds the column `all` (--all-events: every record every hook can make)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-build=$src/build runtime=5 rounds=3 engine=io_uring stats=0 all=0
-while getopts "b:r:n:e:sah" o; do
+build=$src/build runtime=5 rounds=5 engines="io_uring psync" stats=1 replay=1
+columns="none floor default events pin"
+while getopts "b:r:n:e:c:SRah" o; do
     case $o in
-        b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engine=$OPTARG ;; s) stats=1 ;; a) all=1 ;;
-        *) sed -n '2,15p' "$0"; exit 1 ;;
+        b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engines=$OPTARG ;;
+        c) columns=$OPTARG ;; S) stats=0 ;; R) replay=0 ;; a) columns="$columns all" ;;
+        *) sed -n '2,32p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
-depth=8; [[ $engine == psync || $engine == sync ]] && depth=1
 [[ -x $bin ]] || { echo "build first: $bin missing" >&2; exit 1; }
+[[ " $columns " == *" none "* ]] || { echo "the columns must include none (ratios are to it)" >&2; exit 1; }
 source "$src/scripts/lib/scratch-btrfs.sh"
 scratch_btrfs_require || exit 2
 bdt_root_lock || exit 2
@@ -37,7 +56,7 @@ cleanup() {
     [[ -n $tracer ]] && kill -INT "$tracer" 2>/dev/null && wait "$tracer" 2>/dev/null
     [[ -d $pin ]] && "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1
     [[ -n $bpffs_mounted ]] && umount /sys/fs/bpf
-    [[ $stats == 1 ]] && echo "$stats_was" >/proc/sys/kernel/bpf_stats_enabled
+    echo "$stats_was" >/proc/sys/kernel/bpf_stats_enabled 2>/dev/null || true
     scratch_btrfs_cleanup
 }
 trap cleanup EXIT
@@ -47,77 +66,185 @@ if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
 fi
 scratch_btrfs_setup 2G >/dev/null
 f=$SCRATCH_NOCOW/bench
+out=$SCRATCH_DIR
 fio --name=lay --filename="$f" --size=256M --rw=write --bs=1M --direct=1 --output=/dev/null
 
-iops() {  # one fio run; prints total IOPS
-    fio --name=b --filename="$f" --size=256M --rw=randrw --bs=4k --direct=1 --ioengine="$engine" \
+# fio ENGINE: one run; prints "IOPS IOS" (IOS = I/Os completed)
+fio_run() {
+    local depth=8
+    [[ $1 == psync || $1 == sync ]] && depth=1
+    fio --name=b --filename="$f" --size=256M --rw=randrw --bs=4k --direct=1 --ioengine="$1" \
         --iodepth="$depth" --numjobs=2 --thread --group_reporting --time_based --runtime="$runtime" \
         --output-format=json 2>/dev/null |
-        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(int(j["read"]["iops"]+j["write"]["iops"]))'
+        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
+print(int(j["read"]["iops"] + j["write"]["iops"]), j["read"]["total_ios"] + j["write"]["total_ios"])'
 }
-start() {
-    "$bin" --mount "$SCRATCH_MNT" "$@" >/dev/null 2>"$SCRATCH_DIR/tracer.err" &
+start_tracer() {
+    "$bin" --mount "$SCRATCH_MNT" "$@" >"$out/tracer.out" 2>"$out/tracer.err" &
     tracer=$!
-    for _ in $(seq 100); do grep -q "Ctrl-C" "$SCRATCH_DIR/tracer.err" && return; sleep 0.1; done
-    echo "tracer did not start: $(cat "$SCRATCH_DIR/tracer.err")" >&2; exit 2
+    for _ in $(seq 100); do grep -q "Ctrl-C" "$out/tracer.err" && return; sleep 0.1; done
+    echo "tracer did not start: $(cat "$out/tracer.err")" >&2; exit 2
 }
-stop() { kill -INT "$tracer"; wait "$tracer" || true; tracer=; }
-# -s: "ns_per_run runs" of the tracer's programs (skeleton names), read while it runs.
-prog_ns() {
+stop_tracer() { kill -INT "$tracer"; wait "$tracer" || true; tracer=; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# the summary's record count (text sink: "records N"; older binaries: "events N")
+records() {
+    local n
+    n=$(sed -n 's/^records  *\([0-9][0-9]*\).*/\1/p' "$out/tracer.out" | tail -n1)
+    [[ -n $n ]] || n=$(sed -n 's/^events  *\([0-9][0-9]*\).*/\1/p' "$out/tracer.out" | tail -n1)
+    echo "${n:-0}"
+}
+tracer_args() {
+    case $1 in
+        floor) echo --bench-floor ;;
+        default) echo ;;
+        events) echo --events --format json ;;
+        pin) echo --pin-dir "$pin" ;;
+        all) echo --all-events ;;
+    esac
+}
+hz=$(getconf CLK_TCK)
+# run ENGINE COLUMN -> "IOPS IOS CPU_NS RECORDS" (CPU/records 0 without a tracer)
+run() {
+    local engine=$1 col=$2 r t0 t1
+    if [[ $col == none ]]; then
+        r=$(fio_run "$engine"); echo "$r 0 0"; return
+    fi
+    # shellcheck disable=SC2046
+    start_tracer $(tracer_args "$col")
+    t0=$(cpu_ticks "$tracer")
+    r=$(fio_run "$engine")
+    t1=$(cpu_ticks "$tracer")
+    stop_tracer
+    [[ $col == pin ]] && { "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }; }
+    echo "$r $(( (t1 - t0) * 1000000000 / hz )) $(records)"
+}
+
+read -r -a cols <<<"$columns"
+read -r -a engs <<<"$engines"
+echo "kernel $(uname -r), $(nproc) CPUs; fio randrw 4k direct=1 2 threads, ${runtime}s per run, $rounds rounds;" \
+     "columns: ${cols[*]}; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+results=$out/results
+: >"$results"
+for r in $(seq "$rounds"); do
+    for engine in "${engs[@]}"; do
+        n=${#cols[@]} line="round $r $engine:"
+        for i in $(seq 0 $((n - 1))); do
+            col=${cols[$(( (i + r - 1) % n ))]}
+            run "$engine" "$col" >"$out/run"   # not in a subshell: cleanup must see $tracer
+            read -r iops ios cpu recs <"$out/run"
+            echo "$r $engine $col $iops $ios $cpu $recs" >>"$results"
+        done
+        # this round's line, in column order, with ratios to none
+        python3 - "$results" "$r" "$engine" "${cols[@]}" <<'PY'
+import sys
+res, rnd, eng, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+rows = {}
+for l in open(res):
+    r, e, c, iops, ios, cpu, recs = l.split()
+    if r == rnd and e == eng:
+        rows[c] = (int(iops), int(ios), int(cpu), int(recs))
+base = rows["none"][0]
+parts = []
+for c in cols:
+    iops, ios, cpu, recs = rows[c]
+    s = f"{c} {iops}"
+    if c != "none":
+        s += f" ({iops / base:.3f}"
+        if ios:
+            s += f", {cpu / ios:.0f} ns CPU/IO"
+            if c not in ("events", "all") and recs:
+                s += f", {recs / ios:.2f} rec/IO"
+        s += ")"
+    parts.append(s)
+print(f"round {rnd} {eng}: " + " | ".join(parts), flush=True)
+PY
+    done
+done
+echo "load average after the rounds: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$results" "${cols[@]}" <<'PY'
+import statistics, sys
+res, cols = sys.argv[1], sys.argv[2:]
+by = {}
+for l in open(res):
+    r, e, c, iops, ios, cpu, recs = l.split()
+    by.setdefault(e, {}).setdefault(r, {})[c] = (int(iops), int(ios), int(cpu), int(recs))
+out = []
+for e, rounds in by.items():
+    ratios = {c: [v[c][0] / v["none"][0] for v in rounds.values()] for c in cols if c != "none"}
+    fields = [f"{c}={statistics.median(x):.3f}" for c, x in ratios.items()]
+    detail = [f"{c} {statistics.median(x):.3f} ({min(x):.3f}-{max(x):.3f})" for c, x in ratios.items()]
+    if "floor" in cols and "default" in cols:
+        df = [v["default"][0] / v["floor"][0] for v in rounds.values()]
+        fields.append(f"default/floor={statistics.median(df):.3f}")
+        detail.append(f"default/floor {statistics.median(df):.3f} ({min(df):.3f}-{max(df):.3f})")
+    cpu = {c: statistics.median(v[c][2] / v[c][1] for v in rounds.values()) for c in cols if c != "none"}
+    rec = {c: statistics.median(v[c][3] / v[c][1] for v in rounds.values()) for c in ("floor", "default", "pin") if c in cols}
+    print(f"{e}: median ratio to none (min-max): " + ", ".join(detail))
+    print(f"{e}: median tracer CPU ns per I/O: " + ", ".join(f"{c} {x:.0f}" for c, x in cpu.items()) +
+          "; records per I/O: " + ", ".join(f"{c} {x:.2f}" for c, x in rec.items()))
+    out.append(f"{e} " + " ".join(fields))
+print("RESULT " + " ; ".join(out))
+PY
+
+# names of the tracer's programs (skeleton), as the kernel keeps them (15 characters)
+prog_names() { sed -n 's/.*struct bpf_program \*\([a-z0-9_]*\);.*/\1/p' "$build/bpf/bdt.skel.h" | cut -c1-15 | sort -u; }
+# "name run_time_ns run_cnt" of each of the tracer's programs, now
+prog_stats() {
     bpftool prog show -j 2>/dev/null | python3 -c '
 import json, sys
-names = {l.strip()[:15] for l in open(sys.argv[1])}
-t = n = 0
+names = {l.strip() for l in open(sys.argv[1])}
 for p in json.load(sys.stdin):
-    if p.get("name") in names:
-        t += p.get("run_time_ns", 0); n += p.get("run_cnt", 0)
-print(f"{t / n:.0f} {n}" if n else "0 0")' <(sed -n 's/.*struct bpf_program \*\([a-z0-9_]*\);.*/\1/p' "$build/bpf/bdt.skel.h")
+    if p.get("name") in names and p.get("run_cnt", 0):
+        print(p["name"], p.get("run_time_ns", 0), p.get("run_cnt", 0))' <(prog_names)
 }
-if [[ $stats == 1 ]]; then echo 1 >/proc/sys/kernel/bpf_stats_enabled || { echo "cannot enable bpf_stats" >&2; exit 2; }; fi
-declare -a ns_def=() ns_rec=()
-
-declare -a base=() det=() ev=() norec=() alle=()
-echo "kernel $(uname -r), fio randrw 4k direct=1 ioengine=$engine iodepth=$depth 2 threads, ${runtime}s x $rounds rounds"
-for r in $(seq "$rounds"); do
-    b=$(iops)
-    start; d=$(iops); [[ $stats == 1 ]] && ns_def+=("$(prog_ns)"); stop
-    start --pin-dir "$pin"; n=$(iops); [[ $stats == 1 ]] && ns_rec+=("$(prog_ns)"); stop
-    "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }
-    start --events --format json; e=$(iops); stop
-    a=
-    if [[ $all == 1 ]]; then start --all-events; a=$(iops); stop; alle+=("$a"); fi
-    base+=("$b") det+=("$d") ev+=("$e") norec+=("$n")
-    echo "round $r: no tracer $b IOPS | tracer (findings) $d IOPS | tracer + pinned recorder $n IOPS | tracer --events json $e IOPS${a:+ | tracer --all-events $a IOPS}"
-done
-python3 - "${base[*]}" "${det[*]}" "${ev[*]}" "${norec[*]}" <<'PY'
-import statistics, sys
-b, d, e, n = ([int(x) for x in a.split()] for a in sys.argv[1:5])
-rd = statistics.median([x / y for x, y in zip(d, b)])
-re = statistics.median([x / y for x, y in zip(e, b)])
-rn = statistics.median([x / y for x, y in zip(n, b)])
-rr = statistics.median([x / y for x, y in zip(d, n)])
-print(f"median IOPS ratio, tracer attached / not: findings only {rd:.3f} (with pinned recorder {rn:.3f}), --events json {re:.3f}")
-print(f"median IOPS ratio, pinned flight recorder / none (findings only): {1 / rr:.3f}")
-print("spread (min-max) of the per-round ratios: findings only "
-      f"{min(x / y for x, y in zip(d, b)):.3f}-{max(x / y for x, y in zip(d, b)):.3f}, --events json "
-      f"{min(x / y for x, y in zip(e, b)):.3f}-{max(x / y for x, y in zip(e, b)):.3f}")
-PY
-if [[ $all == 1 ]]; then
-    python3 - "${base[*]}" "${alle[*]}" <<'PY'
-import statistics, sys
-b, a = ([int(x) for x in v.split()] for v in sys.argv[1:3])
-r = [x / y for x, y in zip(a, b)]
-print(f"median IOPS ratio, tracer --all-events / not: {statistics.median(r):.3f} (spread {min(r):.3f}-{max(r):.3f})")
-PY
-fi
 if [[ $stats == 1 ]]; then
-    python3 - "$(printf '%s\n' "${ns_rec[@]}")" "$(printf '%s\n' "${ns_def[@]}")" <<'PY'
-import statistics, sys
-on = [tuple(map(float, l.split())) for l in sys.argv[1].splitlines() if l.strip()]
-off = [tuple(map(float, l.split())) for l in sys.argv[2].splitlines() if l.strip()]
-for tag, v in (("pinned recorder", on), ("no recorder    ", off)):
-    print(f"BPF programs, {tag}: ns per program run per round {[int(x) for x, _ in v]} (runs {[int(n) for _, n in v]})")
-mon, moff = statistics.median(x for x, _ in on), statistics.median(x for x, _ in off)
-print(f"median ns per BPF program run: pinned recorder {mon:.0f}, none {moff:.0f}, ratio {mon / moff:.3f}")
+    echo 1 >/proc/sys/kernel/bpf_stats_enabled || { echo "cannot enable bpf_stats" >&2; exit 2; }
+    for engine in "${engs[@]}"; do
+        for col in floor default; do
+            # shellcheck disable=SC2046
+            start_tracer $(tracer_args "$col")
+            read -r iops ios < <(fio_run "$engine")
+            prog_stats >"$out/progs"
+            if [[ $col == default ]]; then
+                hwm=$(awk '/VmHWM/{print $2}' "/proc/$tracer/status")
+                memlock=$(for fd in /proc/$tracer/fd/*; do
+                    [[ $(readlink "$fd") == anon_inode:bpf-map ]] || continue
+                    awk '/^map_id/{id=$2} /^memlock/{m=$2} END{print id, m}' "/proc/$tracer/fdinfo/${fd##*/}"
+                done | sort -u | awk '{s += $2} END{print s}')
+            fi
+            stop_tracer
+            python3 - "$out/progs" "$engine" "$col" "$ios" <<'PY'
+import sys
+progs, eng, col, ios = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+rows = [l.split() for l in open(progs) if l.strip()]
+total = sum(int(t) for _, t, _ in rows)
+per = ", ".join(f"{n} {int(t) / int(c):.0f} ns x {int(c) / ios:.2f}/IO" for n, t, c in sorted(rows, key=lambda r: -int(r[1])))
+print(f"bpf_stats {eng} {col}: {total / ios:.0f} ns of BPF time per I/O ({ios} I/Os; {per})")
+PY
+            if [[ $col == default ]]; then
+                echo "memory $engine default: tracer VmHWM $((hwm / 1024)) MiB, BPF maps locked $(python3 -c "print(f'{$memlock / 1048576:.1f}')") MiB"
+            fi
+        done
+    done
+    echo "$stats_was" >/proc/sys/kernel/bpf_stats_enabled
+fi
+
+if [[ $replay == 1 ]]; then
+    rec=$out/bench.rec
+    start_tracer --record "$rec"
+    fio_run io_uring >/dev/null
+    stop_tracer
+    n=$(sed -n 's/^events  *\([0-9][0-9]*\).*/\1/p' "$out/tracer.out" | tail -n1)
+    t0=$(date +%s.%N)
+    taskset -c 0 "$bin" replay "$rec" >"$out/replay.out"
+    t1=$(date +%s.%N)
+    python3 - "$rec" "$t0" "$t1" "$out/replay.out" <<'PY'
+import os, re, sys
+rec, t0, t1, rout = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+m = re.search(r"^events\s+(\d+)", open(rout).read(), re.M)
+n = int(m.group(1)) if m else 0
+print(f"replay: {n} events ({os.path.getsize(rec) / 1e6:.0f} MB record) in {t1 - t0:.2f} s on one CPU: "
+      f"{n / (t1 - t0) / 1e6:.2f} M events/s")
 PY
 fi

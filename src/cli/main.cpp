@@ -133,6 +133,8 @@ int main(int argc, char** argv) {
   trace->add_flag("--all-events", ta.live.all_events,
                   "Make every record the hooks can produce, also those no detector needs "
                   "(clean ordered-extent completions, every get_extent lookup); costs more");
+  // hidden: the overhead benchmark's floor (hooks attached, programs empty)
+  trace->add_flag("--bench-floor", ta.live.bench_floor)->group("");
   trace->add_option("-f,--format", trace_format, "Output: text or json (one object per line)")
       ->check(CLI::IsMember(kFormats))
       ->type_name("FORMAT");

@@ -314,6 +314,7 @@ std::unique_ptr<BpfSession> open_bpf(const LiveOptions& opts, const loader::Kern
     ro->eb_stale_bit = stale_bit;
     ro->eb_all = eb_all;
     ro->all_events = opts.all_events;
+    ro->bench_floor = opts.bench_floor;
     for (const auto& fp : fplan) {
       const std::string_view c = fp.candidate;
       if (c == "add_extent_mapping")

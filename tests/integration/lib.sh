@@ -13,6 +13,7 @@ source "$SRC_DIR/scripts/lib/scratch-btrfs.sh"
 
 TRACER_PID=
 ITEST_TMP=
+ITEST_NAME=
 ITEST_FAILS=0
 declare -a ITEST_CLEANUPS=()
 
@@ -43,6 +44,11 @@ itest_cleanup() {
     for c in "${ITEST_CLEANUPS[@]}"; do eval "$c" || true; done
     ITEST_CLEANUPS=()
     scratch_btrfs_cleanup
+    # BDT_ITEST_KEEP=DIR: keep the test's files (tracer output, workload logs) in DIR/NAME
+    if [[ -n ${BDT_ITEST_KEEP:-} && -n $ITEST_TMP && -d $ITEST_TMP ]]; then
+        mkdir -p "$BDT_ITEST_KEEP" && rm -rf "${BDT_ITEST_KEEP:?}/$ITEST_NAME" &&
+            cp -a "$ITEST_TMP" "$BDT_ITEST_KEEP/$ITEST_NAME"
+    fi
     [[ -n $ITEST_TMP && -d $ITEST_TMP ]] && rm -rf "$ITEST_TMP"
     ITEST_TMP=
     return $rc
@@ -68,6 +74,7 @@ itest_init() {
     local why
     why=$(scratch_btrfs_require 2>&1) || skip "cannot make a scratch btrfs: $why"
     bdt_root_lock || die "could not take the root-test lock"
+    ITEST_NAME=$name
     ITEST_TMP=$(mktemp -d "/tmp/bdt-itest-$name-XXXXXX")
     trap itest_cleanup EXIT
     trap 'exit 130' INT TERM
