@@ -21,10 +21,12 @@ class StringTable;
 // Appends one JSON object (no trailing newline) for the event.
 void append_event_json(std::string& out, const Event& ev);
 // Appends one JSON object (no trailing newline) for the finding, with evidence.
-void append_finding_json(std::string& out, const Finding& f);
+// mono_to_realtime_ns != 0 (the trace's offset): also "wall_time", the
+// finding's ts_ns as UTC RFC 3339 with microseconds.
+void append_finding_json(std::string& out, const Finding& f, int64_t mono_to_realtime_ns = 0);
 // Appends the optional first line of a JSON-lines trace (no trailing newline):
-// {"schema":"btrfs-dio-trace.events/1","kernel":"6.18.44","mono_to_realtime_ns":N,"hooks":[...]}
-// (kernel / mono_to_realtime_ns / hooks only when known).
+// {"schema":"btrfs-dio-trace.events/1","kernel":"6.18.44","hostname":"hv1","mono_to_realtime_ns":N,
+//  "hooks":[...]} (kernel / hostname / mono_to_realtime_ns / hooks only when known).
 void append_header_json(std::string& out, const TraceHeader& h);
 // Appends s as a JSON string literal (with the quotes). Invalid UTF-8 bytes
 // are written as \u00XX (i.e. read back as Latin-1).

@@ -336,11 +336,13 @@ class StatsCollector {
 // Text table (aligned columns, latencies in human units) for --interval and
 // the summary. title "" = no title line.
 std::string render_text(const std::vector<StatsRow>& rows, std::string_view title = {});
-// One JSON object: {"type":"vm_stats", "interval_s"?: ..., "vms":[{vm, image, reads, ...}]}.
+// One JSON object: {"type":"vm_stats", "ts_ns"?, "wall_time"?, "interval_s"?: ..., "vms":[{vm, image,
+// reads, ...}]}. ts_ns (CLOCK_MONOTONIC, the events' clock; 0: omitted) is when the numbers were
+// taken; wall_time its UTC RFC 3339 form when mono_to_realtime_ns is known.
 // interval_s < 0: omitted (summary).
 // With c: also "latency_hist":{"source":"kernel"|"userspace","keys","capacity","dropped"}.
 std::string render_json(const std::vector<StatsRow>& rows, double interval_s = -1,
-                        const StatsCounters* c = nullptr);
+                        const StatsCounters* c = nullptr, uint64_t ts_ns = 0, int64_t mono_to_realtime_ns = 0);
 // A list of the VMs found (for the startup message / `--qemu` with nothing traced):
 // "VM web-1 (pid 1001, 4 threads): 2 of 4 images traced" then one line per image.
 std::string describe(const std::vector<QemuProcess>& vms);

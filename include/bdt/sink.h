@@ -12,6 +12,7 @@
 
 #include "bdt/event.h"
 #include "bdt/finding.h"
+#include "bdt/trace_reader.h"
 
 namespace bdt {
 
@@ -30,6 +31,9 @@ struct Summary {
 struct TimeBase {
   uint64_t origin_ns = 0;           // ts shown relative to this when wall is unknown
   int64_t mono_to_realtime_ns = 0;  // 0 = unknown
+  // --wall-time: the full date and time in UTC (RFC 3339, as JSON's
+  // "wall_time") instead of the local time of day.
+  bool utc = false;
 };
 
 class Sink {
@@ -43,15 +47,19 @@ class Sink {
 };
 
 std::unique_ptr<Sink> make_text_sink(std::FILE* out, TimeBase tb, bool color);
-// mono_to_realtime_ns != 0: each event line also carries its wall-clock time,
-// "wall_ns" (ns since the epoch) and "wall_time" (UTC, ISO 8601, microseconds).
-std::unique_ptr<Sink> make_json_sink(std::FILE* out, int64_t mono_to_realtime_ns = 0);
+// JSON lines. The first line is the trace's header (append_header_json:
+// schema, kernel, hostname, wall-clock offset, hooks), so `replay` reads the
+// output back and its times line up with other hosts'. When the header has
+// the offset, findings carry "wall_time" (UTC, RFC 3339, microseconds); with
+// event_wall_times, event lines too, and "wall_ns" (ns since the epoch).
+std::unique_ptr<Sink> make_json_sink(std::FILE* out, TraceHeader header = {}, bool event_wall_times = false);
 
 // One-line text rendering of an event's type-specific fields ("ino=257 pos=0 ...").
 std::string format_event_details(const Event& ev);
 // The same, appended to `out` (no allocation once `out` has grown).
 void append_event_details(std::string& out, const Event& ev);
-// "HH:MM:SS.uuuuuu" (wall) or "+SSS.uuuuuu" (relative).
+// "HH:MM:SS.uuuuuu" (wall, local time), "2026-11-22T04:50:01.123456Z" (wall,
+// tb.utc) or "+SSS.uuuuuu" (relative).
 std::string format_time(uint64_t ts_ns, const TimeBase& tb);
 std::string format_dev(uint64_t st_dev);  // "0:45"
 // "2026-11-22T04:50:01.123456Z": ns since the epoch as UTC, microseconds.

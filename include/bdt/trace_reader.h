@@ -32,7 +32,12 @@ struct TraceHeader {
   KernelVersion kernel;           // unknown (major 0) for JSON lines without a header field
   std::vector<HookInfo> hooks;    // empty when unknown
   int64_t mono_to_realtime_ns = 0;  // add to ts_ns for wall-clock time; 0 if unknown
+  std::string hostname;             // of the traced host; "" if unknown
 };
+
+// gethostname(2) of this host ("" if it cannot be read): what live traces and
+// dumps put in TraceHeader::hostname.
+std::string this_hostname();
 
 // Owns the strings that decoded events' vm/image views point to. Each distinct
 // string is stored once; views stay valid for the table's lifetime (a reader

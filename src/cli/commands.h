@@ -17,6 +17,7 @@ struct TraceArgs {
   double stall_threshold_s = 30;
   std::string record;
   std::string output;  // -o FILE ("" = stdout)
+  bool wall_time = false;  // --wall-time: text times as UTC date and time
   bool quiet_header = false;
   bool qemu = false;           // --qemu
   double interval_s = 0;       // --interval SEC (0 = off)
@@ -37,6 +38,7 @@ struct ReplayArgs {
   double stall_threshold_s = 30;
   bool salvage = false;
   std::string output;
+  bool wall_time = false;
 };
 struct DoctorArgs {
   Format format = Format::Text;
@@ -49,6 +51,7 @@ struct DumpArgs {
   std::string pin_dir;  // dump --pin-dir: the pinned flight recorder instead of FILE
   bool release = false; // dump --pin-dir DIR --release
   std::string output;
+  bool wall_time = false;
 };
 
 struct DemoArgs {
@@ -57,6 +60,7 @@ struct DemoArgs {
   bool events = false;
   std::string record;
   std::string output;
+  bool wall_time = false;
 };
 
 int run_trace(const TraceArgs& a);

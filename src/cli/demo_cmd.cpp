@@ -141,9 +141,9 @@ int run_demo(const DemoArgs& a) {
   auto header = session->header();
   const KernelVersion kernel = KernelVersion::running();
 
-  TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns};
+  TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns, a.wall_time};
   auto tee_owner = std::make_unique<TeeSink>(
-      a.format == Format::Json ? make_json_sink(stdout) : make_text_sink(stdout, tb, isatty(STDOUT_FILENO)));
+      a.format == Format::Json ? make_json_sink(stdout, header) : make_text_sink(stdout, tb, isatty(STDOUT_FILENO)));
   TeeSink* tee = tee_owner.get();
   PipelineOptions po;
   po.print_events = a.events;

@@ -27,8 +27,8 @@ int run_dump_pinned(const DumpArgs& a) {
   loader::KernelBtf btf;
   const auto flags = live::flag_maps_from_btf(btf);
   const auto& h = d.header;
-  TimeBase tb{0, h.mono_to_realtime_ns};
-  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout, h.mono_to_realtime_ns)
+  TimeBase tb{0, h.mono_to_realtime_ns, a.wall_time};
+  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout, h, true)
                               : a.format == Format::Chrome ? make_chrome_sink(stdout, h)
                                                            : make_text_sink(stdout, tb, false);
   uint64_t undecodable = 0;

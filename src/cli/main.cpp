@@ -140,6 +140,8 @@ int main(int argc, char** argv) {
       ->type_name("FORMAT");
   trace->add_option("-o,--output", ta.output, "Write the output to FILE instead of stdout (a new file, mode 0600)")
       ->type_name("FILE");
+  trace->add_flag("--wall-time", ta.wall_time,
+                  "Text output: times as UTC date and time (2026-11-22T04:50:01.123456Z, as JSON's wall_time) instead of the local time of day");
   trace->add_flag("--qemu", ta.qemu,
                   "Trace every QEMU process (or the --pid ones), labelled with VM name and disk image");
   trace->add_option("--interval", ta.interval_s, "With --qemu: print per-VM statistics every SEC")
@@ -223,6 +225,7 @@ int main(int argc, char** argv) {
   replay->add_option("-o,--output", ra.output, "Write the output to FILE instead of stdout (a new file, mode 0600)")
       ->type_name("FILE");
   replay->add_flag("--events", ra.events, "Also print every event");
+  replay->add_flag("--wall-time", ra.wall_time, "Text output: times as UTC date and time (2026-11-22T04:50:01.123456Z, as JSON's wall_time) instead of the local time of day");
   replay->add_option("--stall-threshold", ra.stall_threshold_s,
                      "How long an in-flight self-mapped DIO write may take before it counts as stuck (default 30s)")
       ->transform(seconds())
@@ -268,6 +271,7 @@ int main(int argc, char** argv) {
   dump->add_option("-o,--output", dua.output, "Write the output to FILE instead of stdout (a new file, mode 0600)")
       ->type_name("FILE");
   dump->add_flag("--salvage", dua.salvage, "Read the valid prefix of a damaged binary record");
+  dump->add_flag("--wall-time", dua.wall_time, "Text output: times as UTC date and time (2026-11-22T04:50:01.123456Z, as JSON's wall_time) instead of the local time of day");
   dump->footer(examples({
       {"btrfs-dio-trace dump trace.bdt -f json", "a recorded trace as JSON lines"},
       {"btrfs-dio-trace dump --pin-dir /sys/fs/bpf/bdt", "the pinned flight recorder, wall-clock times"},
@@ -287,6 +291,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(kBackends))
       ->type_name("MECH");
   demo->add_flag("--events", dea.events, "Also print every event");
+  demo->add_flag("--wall-time", dea.wall_time, "Text output: times as UTC date and time (2026-11-22T04:50:01.123456Z, as JSON's wall_time) instead of the local time of day");
   demo->add_option("--record", dea.record, "Save every event to FILE")->type_name("FILE");
   demo->footer(examples({
       {"btrfs-dio-trace demo", "about five minutes; needs root, btrfs-progs and 3 GiB in /var/tmp"},

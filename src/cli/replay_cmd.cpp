@@ -11,8 +11,12 @@ namespace bdt::cli {
 int run_replay(const ReplayArgs& a) {
   auto reader = open_trace(a.file, a.salvage);
   const auto& h = reader->header();
-  TimeBase tb{0, h.mono_to_realtime_ns};
-  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout)
+  TimeBase tb{0, h.mono_to_realtime_ns, a.wall_time};
+  if (a.wall_time && !h.mono_to_realtime_ns && a.format == Format::Text)
+    fmt::print(stderr, "btrfs-dio-trace: --wall-time: {} does not carry the wall-clock offset (no header, or "
+                       "one without mono_to_realtime_ns): times are relative\n",
+               a.file);
+  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout, h)
                               : a.format == Format::Chrome ? make_chrome_sink(stdout, h)
                                                            : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
   PipelineOptions po;
@@ -48,8 +52,12 @@ int run_dump(const DumpArgs& a) {
   if (!a.pin_dir.empty()) return run_dump_pinned(a);
   auto reader = open_trace(a.file, a.salvage);
   const auto& h = reader->header();
-  TimeBase tb{0, h.mono_to_realtime_ns};
-  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout)
+  TimeBase tb{0, h.mono_to_realtime_ns, a.wall_time};
+  if (a.wall_time && !h.mono_to_realtime_ns && a.format == Format::Text)
+    fmt::print(stderr, "btrfs-dio-trace: --wall-time: {} does not carry the wall-clock offset (no header, or "
+                       "one without mono_to_realtime_ns): times are relative\n",
+               a.file);
+  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout, h)
                               : a.format == Format::Chrome ? make_chrome_sink(stdout, h)
                                                            : make_text_sink(stdout, tb, false);
   Event ev;

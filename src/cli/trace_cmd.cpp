@@ -73,9 +73,9 @@ int run_trace(const TraceArgs& a) {
   if (vms) vms->set_latency_source([&session] { return session->latency(); });
   auto header = session->header();
 
-  TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns};
+  TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns, a.wall_time};
   std::unique_ptr<Sink> sink = a.format == Format::Json
-                                   ? make_json_sink(stdout)
+                                   ? make_json_sink(stdout, header)
                                    : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
   PipelineOptions po;
   po.print_events = a.events;
@@ -156,9 +156,10 @@ int run_trace(const TraceArgs& a) {
       pipe.sink().flush();
       const auto c = vms->counters();
       if (a.format == Format::Json)
-        fmt::print("{}\n", qemu::render_json(rows, a.interval_s, &c));
+        fmt::print("{}\n", qemu::render_json(rows, a.interval_s, &c, now, header.mono_to_realtime_ns));
       else
-        fmt::print("{}", qemu::render_text(rows, fmt::format("-- per-VM direct I/O, last {} s --", a.interval_s)));
+        fmt::print("{}", qemu::render_text(rows, fmt::format("-- {} per-VM direct I/O, last {} s --",
+                                                             format_time(now, tb), a.interval_s)));
       std::fflush(stdout);
       next_table += static_cast<uint64_t>(a.interval_s * 1e9);
     }
@@ -221,9 +222,9 @@ int run_trace(const TraceArgs& a) {
     auto rows = vms->stats().total(sort);
     const auto c = vms->counters();
     if (a.format == Format::Json)
-      fmt::print("{}\n", qemu::render_json(rows, -1, &c));
+      fmt::print("{}\n", qemu::render_json(rows, -1, &c, end, header.mono_to_realtime_ns));
     else
-      fmt::print("{}", qemu::render_text(rows, "-- per-VM direct I/O, whole run --"));
+      fmt::print("{}", qemu::render_text(rows, fmt::format("-- {} per-VM direct I/O, whole run --", format_time(end, tb))));
   }
   return 0;
 }

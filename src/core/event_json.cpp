@@ -11,6 +11,7 @@
 #include <bit>
 #include <type_traits>
 
+#include "bdt/sink.h"
 #include "bdt/trace_reader.h"
 
 namespace bdt {
@@ -253,13 +254,15 @@ void append_event_json(std::string& out, const Event& ev) {
   out.push_back('}');
 }
 
-void append_finding_json(std::string& out, const Finding& f) {
+void append_finding_json(std::string& out, const Finding& f, int64_t mono_to_realtime_ns) {
   out.append("{\"type\":\"finding\"");
   field(out, K("detector"), f.detector);
   field(out, K("kind"), f.kind);
   field(out, K("level"), level_name(f.level));
   field(out, K("severity"), severity_name(f.severity));
   field(out, K("ts_ns"), f.ts_ns);
+  if (mono_to_realtime_ns)
+    field(out, K("wall_time"), format_wall_utc(static_cast<int64_t>(f.ts_ns) + mono_to_realtime_ns));
   field(out, K("pid"), f.pid);
   field(out, K("tid"), f.tid);
   field(out, K("comm"), f.comm);
@@ -317,6 +320,7 @@ void append_header_json(std::string& out, const TraceHeader& h) {
   put_i(out, h.schema_version);
   out.push_back('"');
   if (!h.kernel.release.empty()) field(out, K("kernel"), h.kernel.release);
+  if (!h.hostname.empty()) field(out, K("hostname"), h.hostname);
   if (h.mono_to_realtime_ns) field(out, K("mono_to_realtime_ns"), h.mono_to_realtime_ns);
   if (!h.hooks.empty()) {
     key(out, K("hooks"));

@@ -272,6 +272,7 @@ PinnedDump read_pinned(const std::string& dir) {
   if (auto kv = KernelVersion::parse(rel)) h.kernel = *kv;
   h.kernel.release = rel;
   h.mono_to_realtime_ns = m.mono_to_realtime_ns;
+  h.hostname = this_hostname();  // a pinned recorder is of this host (bpffs does not outlive a boot)
   std::istringstream hs(cstr(m.hooks, sizeof m.hooks));
   std::string line;
   while (std::getline(hs, line)) {

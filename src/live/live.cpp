@@ -73,6 +73,7 @@ class TracepointSession final : public LiveSession {
     h.kernel = kernel_;
     for (const auto& hs : bpf_->hooks) h.hooks.push_back({hs.name, hs.mechanism, hs.attached});
     h.mono_to_realtime_ns = mono_to_rt_;
+    h.hostname = this_hostname();
     return h;
   }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bdt/qemu.h"
+#include "bdt/sink.h"
 
 namespace bdt::qemu {
 
@@ -357,9 +358,14 @@ std::string render_text(const std::vector<StatsRow>& rows, std::string_view titl
   return out;
 }
 
-std::string render_json(const std::vector<StatsRow>& rows, double interval_s, const StatsCounters* c) {
+std::string render_json(const std::vector<StatsRow>& rows, double interval_s, const StatsCounters* c,
+                        uint64_t ts_ns, int64_t mono_to_realtime_ns) {
   nlohmann::ordered_json j;
   j["type"] = "vm_stats";
+  if (ts_ns) {
+    j["ts_ns"] = ts_ns;
+    if (mono_to_realtime_ns) j["wall_time"] = format_wall_utc(static_cast<int64_t>(ts_ns) + mono_to_realtime_ns);
+  }
   if (interval_s >= 0) j["interval_s"] = interval_s;
   auto arr = nlohmann::ordered_json::array();
   for (const auto& r : rows) {

@@ -497,6 +497,7 @@ TraceHeader decode_header(const json& j) {
     if (auto kv = KernelVersion::parse(*k)) h.kernel = *kv;
     else h.kernel.release = *k;  // kept for display; version unknown
   }
+  if (const std::string* hn = o.str("hostname")) h.hostname = *hn;
   o.num("mono_to_realtime_ns", h.mono_to_realtime_ns);
   if (const json* hooks = o.find("hooks")) {
     if (!hooks->is_array())

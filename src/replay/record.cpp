@@ -221,6 +221,7 @@ std::string encode_file_header(const TraceHeader& h) {
     o.str(h.hooks[i].mechanism);
     o.u8(h.hooks[i].attached ? 1 : 0);
   }
+  o.str(h.hostname);  // appended field: readers before it stop after the hooks
   std::string out;
   Out f{&out};
   f.bytes(kRecordMagic, sizeof kRecordMagic);
@@ -545,6 +546,8 @@ class BinaryReader final : public TraceReader {
         h.attached = in.u8() != 0;
         header_.hooks.push_back(std::move(h));
       }
+      // Appended fields, absent in files of older writers.
+      if (in.n - in.i >= 2) header_.hostname = in.str();
       // Bytes after the known fields: a newer writer's additions, ignored.
     } catch (const Corrupt& c) {
       header_error(kFileHeaderFixed, fmt::format("file header: {}", c.why));

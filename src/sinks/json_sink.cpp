@@ -30,13 +30,19 @@ void append_json_string(std::string& out, std::string_view s) {
 
 class JsonSink final : public Sink {
  public:
-  JsonSink(std::FILE* out, int64_t wall_off) : out_(out), wall_off_(wall_off) {}
+  JsonSink(std::FILE* out, TraceHeader h, bool event_wall)
+      : out_(out), head_(std::move(h)), wall_off_(head_.mono_to_realtime_ns), event_wall_(event_wall) {
+    // First, before anything else (a live trace's first event may be far off).
+    line_.clear();
+    append_header_json(line_, head_);
+    emit();
+    std::fflush(out_);
+  }
 
   void event(const Event& ev) override {
-    if (!header_done_) header();
     line_.clear();
     append_event_json(line_, ev);
-    if (wall_off_ && !line_.empty() && line_.back() == '}') {
+    if (event_wall_ && wall_off_ && !line_.empty() && line_.back() == '}') {
       const int64_t wall = static_cast<int64_t>(ev.ts_ns) + wall_off_;
       line_.pop_back();
       fmt::format_to(std::back_inserter(line_), ",\"wall_ns\":{},\"wall_time\":\"{}\"}}", wall,
@@ -45,9 +51,8 @@ class JsonSink final : public Sink {
     emit();
   }
   void finding(const Finding& f) override {
-    if (!header_done_) header();
     line_.clear();
-    append_finding_json(line_, f);
+    append_finding_json(line_, f, wall_off_);
     emit();
     std::fflush(out_);
   }
@@ -94,24 +99,21 @@ class JsonSink final : public Sink {
   void flush() override { std::fflush(out_); }
 
  private:
-  void header() {
-    header_done_ = true;
-    fmt::print(out_, "{{\"schema\":\"{}\"}}\n", kEventSchema);
-  }
   void emit() {
     line_ += '\n';
     std::fwrite(line_.data(), 1, line_.size(), out_);
   }
   std::FILE* out_;
+  TraceHeader head_;
   int64_t wall_off_ = 0;
+  bool event_wall_ = false;
   std::string line_;
-  bool header_done_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Sink> make_json_sink(std::FILE* out, int64_t mono_to_realtime_ns) {
-  return std::make_unique<JsonSink>(out, mono_to_realtime_ns);
+std::unique_ptr<Sink> make_json_sink(std::FILE* out, TraceHeader header, bool event_wall_times) {
+  return std::make_unique<JsonSink>(out, std::move(header), event_wall_times);
 }
 
 }  // namespace bdt

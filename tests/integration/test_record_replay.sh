@@ -51,6 +51,27 @@ c.check(sorted(map(key, bin_f)) == lk, f"replay of --record gives the live findi
 c.check(sorted(map(key, json_f)) == lk, f"replay of the JSON-lines output gives the live findings ({len(json_f)} vs {len(lk)})")
 c.check(len(dump_ev) == len(live_ev), f"dump of the record has every live event ({len(dump_ev)} vs {len(live_ev)})")
 c.check(dump_ev[:50] == live_ev[:50], "the first 50 dumped events equal the live JSON events")
+# Times people can line up: the live output's first line is the header (kernel, hostname,
+# wall-clock offset, hooks); each finding's wall_time is its ts_ns plus that offset; replay's
+# JSON output and the record carry the same header.
+import datetime, json, platform, socket
+heads = [json.loads(open(p).readline()) for p in sys.argv[1:4]]
+h = heads[0]
+c.check("schema" in h and h.get("kernel") == platform.release() and h.get("hostname") == socket.gethostname()
+        and isinstance(h.get("mono_to_realtime_ns"), int) and len(h.get("hooks", [])) > 0,
+        f"live JSON starts with the header: kernel {h.get('kernel')}, hostname {h.get('hostname')}, "
+        f"offset {h.get('mono_to_realtime_ns')}, {len(h.get('hooks', []))} hooks")
+c.check(all(x == h for x in heads[1:]), "replay of the record and of the JSON output print the same header")
+bad = []
+for f in live_f:
+    want = datetime.datetime.fromtimestamp((f["ts_ns"] + h["mono_to_realtime_ns"]) // 1000 / 1e6,
+                                           datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if f.get("wall_time") != want: bad.append((f.get("wall_time"), want))
+c.check(live_f and not bad, f"every live finding's wall_time = ts_ns + offset, RFC 3339 UTC ({len(live_f)} findings; wrong: {bad[:2]})")
 c.done()
 PY
+"$BIN" replay "$REC" --wall-time >"$ITEST_TMP/replay-wall.txt" 2>&1 || fail "replay --wall-time failed"
+grep -qE '^[^ ]*20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-9:]{8}\.[0-9]{6}Z ' "$ITEST_TMP/replay-wall.txt" &&
+    pass "replay --wall-time prints UTC RFC 3339 times: $(grep -m1 -oE '20[0-9-]+T[0-9:.]+Z' "$ITEST_TMP/replay-wall.txt")" ||
+    fail "replay --wall-time: no RFC 3339 time in: $(head -n 3 "$ITEST_TMP/replay-wall.txt")"
 itest_finish

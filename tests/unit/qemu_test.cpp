@@ -829,6 +829,12 @@ TEST(QemuRender, TextAndJson) {
   EXPECT_EQ(j["vms"][0]["buffered_fallback_findings"], 1);
   EXPECT_EQ(j["vms"][0]["buffered_bytes"], 0);
   EXPECT_FALSE(nlohmann::json::parse(render_json({})).contains("interval_s"));
+  // The time the numbers were taken: the events' clock, and UTC when the offset is known.
+  EXPECT_FALSE(nlohmann::json::parse(render_json({})).contains("ts_ns"));
+  auto t = nlohmann::json::parse(render_json({}, 5, nullptr, 5'000'000'000, 1795323001'123456789 - 5'000'000'000));
+  EXPECT_EQ(t["ts_ns"], 5'000'000'000u);
+  EXPECT_EQ(t["wall_time"], "2026-11-22T04:50:01.123456Z");
+  EXPECT_FALSE(nlohmann::json::parse(render_json({}, 5, nullptr, 5'000'000'000, 0)).contains("wall_time"));
 }
 
 TEST(QemuTracker, EndToEnd) {

@@ -118,9 +118,10 @@ TEST(Record, ByteLayoutIsExplicitLittleEndian) {
   ASSERT_GE(b.size(), 16u);
   EXPECT_EQ(b.substr(0, 8), std::string("\x89" "BDTREC\n"));
   EXPECT_EQ(b.substr(8, 2), std::string("\x01\x00", 2));  // format version 1
-  // Header body: u32 schema, i64 clock offset, u16 kernel len (0), u16 hooks (0) = 16 bytes.
-  EXPECT_EQ(b.substr(12, 4), std::string("\x10\x00\x00\x00", 4));
-  size_t rec = 16 + 16 + 4;
+  // Header body: u32 schema, i64 clock offset, u16 kernel len (0), u16 hooks (0), u16 hostname
+  // len (0) = 18 bytes.
+  EXPECT_EQ(b.substr(12, 4), std::string("\x12\x00\x00\x00", 4));
+  size_t rec = 16 + 18 + 4;
   // Record: length = 72 common + 20 payload = 92.
   EXPECT_EQ(b.substr(rec, 4), std::string("\x5c\x00\x00\x00", 4));
   size_t body = rec + 8;

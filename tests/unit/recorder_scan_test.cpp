@@ -143,7 +143,9 @@ TEST(RecorderScan, JsonWallClockFieldsAndReplayReadsThem) {
   FILE* f = open_memstream(&buf, &len);
   const int64_t off = 1795323001'123456789 - 5'000'000'000;
   {
-    auto sink = make_json_sink(f, off);
+    TraceHeader h;
+    h.mono_to_realtime_ns = off;
+    auto sink = make_json_sink(f, h, true);
     Event ev;
     ev.type = EventType::DioBegin;
     ev.ts_ns = 5'000'000'000;
