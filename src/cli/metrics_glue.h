@@ -13,6 +13,10 @@ namespace bdt::cli {
 
 // Binds --metrics-addr (nullptr when not given); InputError/KernelError.
 std::unique_ptr<metrics::Exporter> start_metrics(const TraceArgs& a);
+// Where the btrfs filesystem with this UUID is mounted ("" if nowhere we can
+// see): its top-level subvolume's mount if there is one, else the shortest
+// mount point; for the `mountpoint` metric label.
+std::string btrfs_mountpoint(const Fsid& fs);
 metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, qemu::Tracker* vms,
                                   const TraceArgs& a, double start_unix_s);
 

@@ -56,11 +56,14 @@ size_t Collector::fs_index(const Fsid& fs) {
   if (fs_names_.size() < opts_.max_fs) {
     idx = fs_names_.size();
     fs_names_.push_back(fs.empty() ? "(unknown)" : fs.str());
+    std::string mp = !fs.empty() && mountpoint_of_ ? mountpoint_of_(fs) : std::string();
+    fs_mounts_.push_back(mp.empty() ? "(unknown)" : std::move(mp));
     fs_dio_.emplace_back();
   } else {
     // The (max_fs+1)th filesystem and later share one series.
     if (fs_names_.size() == opts_.max_fs) {
       fs_names_.emplace_back(kOverflow);
+      fs_mounts_.emplace_back(kOverflow);
       fs_dio_.emplace_back();
     }
     idx = opts_.max_fs;
@@ -152,6 +155,20 @@ Exposition Collector::snapshot(const TracerState& t) const {
   x.gauge("info", "Tracer build and environment (value is always 1).")
       .add({{"version", t.version}, {"kernel", t.kernel}, {"backend", t.backend}, {"backend_requested", t.backend_requested}}, 1);
   x.gauge("start_time_seconds", "Unix time the trace started.").add({}, t.start_time_s);
+  x.gauge("build_info", "The build of btrfs-dio-trace (value is always 1): its version and the libbpf it runs with.")
+      .add({{"version", t.version}, {"libbpf", t.libbpf_version.empty() ? "unknown" : t.libbpf_version}}, 1);
+  if (t.process) {
+    const auto& p = *t.process;
+    x.standard_counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.").add({}, p.cpu_seconds);
+    x.standard_gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.")
+        .add({}, p.start_time_s);
+    x.standard_gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
+        .add({}, static_cast<double>(p.resident_bytes));
+    x.standard_gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.")
+        .add({}, static_cast<double>(p.virtual_bytes));
+    x.standard_gauge("process_open_fds", "Number of open file descriptors.").add({}, static_cast<double>(p.open_fds));
+    x.standard_gauge("process_max_fds", "Maximum number of open file descriptors.").add({}, static_cast<double>(p.max_fds));
+  }
 
   auto& ev = x.counter("events_total", "Events delivered to the detectors, by type.");
   for (int i = 1; i <= kEventTypeCount; ++i)
@@ -172,20 +189,20 @@ Exposition Collector::snapshot(const TracerState& t) const {
   auto& err = x.counter("dio_errors_total", "Direct I/O requests that ended with an error (not counting -EAGAIN).");
   auto& again = x.counter("dio_again_total", "Direct I/O attempts that ended -EAGAIN (io_uring/RWF_NOWAIT; retried, not requests).");
   auto& shortw = x.counter("dio_short_writes_total", "Direct I/O writes that completed fewer bytes than asked.");
-  auto& lat = x.histogram("dio_latency_seconds", "Direct I/O request latency, dio_begin to dio_end.");
+  auto& lat = x.histogram("dio_request_latency_seconds", "Direct I/O request latency, dio_begin to dio_end.");
   for (size_t i = 0; i < fs_names_.size(); ++i) {
     const FsDio& f = fs_dio_[i];
     for (int dir = 0; dir < 3; ++dir) {
       const Dio& d = dir == 0 ? f.read : dir == 1 ? f.write : f.unknown;
       if (dir == 2 && !d.requests && !d.again) continue;
-      Labels l{{"fs", fs_names_[i]}, {"direction", dir_name(dir)}};
+      Labels l{{"fs", fs_names_[i]}, {"mountpoint", fs_mounts_[i]}, {"direction", dir_name(dir)}};
       req.add(l, static_cast<double>(d.requests));
       bytes.add(l, static_cast<double>(d.bytes));
       err.add(l, static_cast<double>(d.errors));
       again.add(l, static_cast<double>(d.again));
       if (dir != 2) lat.add(to_histogram(d.lat, l, static_cast<double>(d.lat_sum_ns) / 1e9));
     }
-    shortw.add({{"fs", fs_names_[i]}}, static_cast<double>(f.write.short_writes));
+    shortw.add({{"fs", fs_names_[i]}, {"mountpoint", fs_mounts_[i]}}, static_cast<double>(f.write.short_writes));
   }
   x.gauge("dio_inflight", "Direct I/O requests begun and not yet ended (as far as the tracer saw).").add({}, static_cast<double>(pending_.size()));
   x.counter("dio_inflight_evicted_total", "In-flight requests forgotten to stay within the cap.").add({}, static_cast<double>(evicted_));

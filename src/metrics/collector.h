@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <tuple>
@@ -20,6 +21,7 @@
 #include "bdt/live.h"
 #include "bdt/qemu.h"
 #include "metrics/exposition.h"
+#include "metrics/process.h"
 
 namespace bdt::metrics {
 
@@ -32,6 +34,8 @@ struct CollectorOptions {
 // The tracer's state at snapshot time (read in the trace thread).
 struct TracerState {
   std::string version, kernel, backend, backend_requested;
+  std::string libbpf_version;               // for build_info ("" = not linked / unknown)
+  std::optional<ProcessStats> process;      // process_* metrics (absent if /proc unreadable)
   double start_time_s = 0;  // unix time the trace started
   LiveStats live;
   std::vector<HookStatus> hooks;
@@ -55,6 +59,10 @@ class Collector {
   // Every event the detectors see, in timestamp order.
   void on_event(const Event& ev);
   void on_finding(const Finding& f);
+  // Where a filesystem is mounted, for the `mountpoint` label next to `fs`;
+  // asked once per filesystem, when its first event arrives (the label then
+  // stays, so series stay continuous). Without a resolver: "(unknown)".
+  void set_mountpoint_resolver(std::function<std::string(const Fsid&)> r) { mountpoint_of_ = std::move(r); }
   // The whole exposition (this collector's counts + the tracer's state).
   Exposition snapshot(const TracerState& t) const;
 
@@ -88,6 +96,8 @@ class Collector {
   uint64_t events_[kEventTypeCount + 1] = {};
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> findings_;  // detector, level, severity
   std::vector<std::string> fs_names_;  // index -> label; the last one may be "(overflow)"
+  std::vector<std::string> fs_mounts_;  // index -> mountpoint label
+  std::function<std::string(const Fsid&)> mountpoint_of_;
   std::map<Fsid, size_t> fs_index_;
   std::vector<FsDio> fs_dio_;
   std::unordered_map<Key, Pending, KeyHash> pending_;

@@ -12,6 +12,13 @@ constexpr uint64_t kRepublishNs = 5'000'000'000ull;  // a scrape that cannot wai
 
 std::unique_ptr<Exporter> Exporter::start(std::string_view addr, std::vector<std::string> detector_ids,
                                           CollectorOptions co, Server::Options so) {
+  if (so.landing_page.empty())
+    so.landing_page =
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>btrfs-dio-trace</title></head>\n"
+        "<body><h1>btrfs-dio-trace</h1>\n"
+        "<p>Live tracing and diagnostics for btrfs direct I/O, version " BDT_VERSION ".</p>\n"
+        "<p><a href=\"/metrics\">Metrics</a> (Prometheus text format). Findings are in the tracer's "
+        "output (stdout or the journal); see <code>man btrfs-dio-trace</code>.</p>\n</body></html>\n";
   auto server = Server::start(addr, so);
   return std::unique_ptr<Exporter>(new Exporter(std::move(server), Collector(co, std::move(detector_ids))));
 }

@@ -22,6 +22,9 @@ class Exporter {
                                          CollectorOptions co = {}, Server::Options so = {});
   void on_event(const Event& ev) { collector_.on_event(ev); }
   void on_finding(const Finding& f) { collector_.on_finding(f); }
+  void set_mountpoint_resolver(std::function<std::string(const Fsid&)> r) {
+    collector_.set_mountpoint_resolver(std::move(r));
+  }
   // From the trace loop (every iteration is fine: cheap unless a publish is due).
   void tick(uint64_t now_ns, const std::function<TracerState()>& state);
   void publish(TracerState st);  // now

@@ -106,8 +106,10 @@ Family& Family::add(HistogramSample h) {
   return *this;
 }
 
-Family& Exposition::make(std::string_view name, Type t, std::string_view help) {
-  std::string full = fmt::format("{}{}", kPrefix, name);
+Family& Exposition::make(std::string_view name, Type t, std::string_view help, bool prefixed) {
+  if (!prefixed && !name.starts_with("process_"))
+    throw std::logic_error(fmt::format("metric {}: only the standard process_* metrics go without the prefix", name));
+  std::string full = fmt::format("{}{}", prefixed ? kPrefix : "", name);
   if (!valid_metric_name(full)) throw std::logic_error(fmt::format("invalid metric name '{}'", full));
   if ((t == Type::Counter) != ends_with(full, "_total"))
     throw std::logic_error(fmt::format("metric {}: counters, and only counters, end in _total", full));
@@ -122,6 +124,12 @@ Family& Exposition::make(std::string_view name, Type t, std::string_view help) {
 Family& Exposition::counter(std::string_view name, std::string_view help) { return make(name, Type::Counter, help); }
 Family& Exposition::gauge(std::string_view name, std::string_view help) { return make(name, Type::Gauge, help); }
 Family& Exposition::histogram(std::string_view name, std::string_view help) { return make(name, Type::Histogram, help); }
+Family& Exposition::standard_counter(std::string_view name, std::string_view help) {
+  return make(name, Type::Counter, help, false);
+}
+Family& Exposition::standard_gauge(std::string_view name, std::string_view help) {
+  return make(name, Type::Gauge, help, false);
+}
 
 std::string Exposition::render() const {
   std::vector<const Family*> fams;

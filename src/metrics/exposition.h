@@ -56,13 +56,17 @@ class Exposition {
   Family& counter(std::string_view name, std::string_view help);
   Family& gauge(std::string_view name, std::string_view help);
   Family& histogram(std::string_view name, std::string_view help);
+  // The process_* metrics every Prometheus client library exports under these
+  // exact names (no prefix): process_cpu_seconds_total, process_open_fds, ...
+  Family& standard_counter(std::string_view name, std::string_view help);
+  Family& standard_gauge(std::string_view name, std::string_view help);
   // Families sorted by name, series by their label values (stable output, so
   // two scrapes of the same state are byte-identical).
   std::string render() const;
   const std::deque<Family>& families() const { return families_; }
 
  private:
-  Family& make(std::string_view name, Type t, std::string_view help);
+  Family& make(std::string_view name, Type t, std::string_view help, bool prefixed = true);
   std::deque<Family> families_;  // deque: references returned by counter() etc. stay valid
 };
 

@@ -187,7 +187,7 @@ Request parse_request(std::string_view data, size_t max_head) {
   return r;
 }
 
-Response respond(const Request& r, const std::string& metrics_body) {
+Response respond(const Request& r, const std::string& metrics_body, std::string_view landing_page) {
   Response out;
   out.content_type = "text/plain; charset=utf-8";
   switch (r.state) {
@@ -204,7 +204,8 @@ Response respond(const Request& r, const std::string& metrics_body) {
   }
   std::string_view path = r.target;
   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-  if (path != "/metrics") {
+  const bool landing = path == "/" && !landing_page.empty();
+  if (path != "/metrics" && !landing) {
     out.status = 404;
     out.body = "not found: this exporter serves /metrics\n";
     return out;
@@ -214,9 +215,15 @@ Response respond(const Request& r, const std::string& metrics_body) {
     out.body = "only GET and HEAD\n";
     return out;
   }
+  out.head_only = r.method == "HEAD";
+  if (landing) {
+    out.content_type = "text/html; charset=utf-8";
+    out.body = std::string(landing_page);
+    return out;
+  }
   out.content_type = std::string(kContentType);
   out.body = metrics_body;
-  out.head_only = r.method == "HEAD";
+  out.metrics = true;
   return out;
 }
 
@@ -405,8 +412,8 @@ void Server::run() {
         }
         ++requests_;
         if (c.req.state != Request::State::Ok) ++rejected_;
-        Response probe = respond(c.req, std::string());
-        if (probe.status == 200) {
+        Response probe = respond(c.req, std::string(), opts_.landing_page);
+        if (probe.metrics) {
           std::lock_guard<std::mutex> g(mu_);
           c.st = Conn::St::Waiting;
           c.wait_gen = generation_;
@@ -451,7 +458,7 @@ void Server::run() {
       Conn& c = *it;
       if (c.st == Conn::St::Waiting) {
         if (gen > c.wait_gen || now >= c.wait_until) {
-          start_write(c, respond(c.req, *body), now);
+          start_write(c, respond(c.req, *body, opts_.landing_page), now);
         } else {
           still_waiting = true;
         }

@@ -39,9 +39,11 @@ struct Response {
   std::string content_type;
   std::string body;
   bool head_only = false;
+  bool metrics = false;  // the /metrics exposition (worth waiting for a fresh one)
 };
-// The response to a parsed request, given the current exposition.
-Response respond(const Request& r, const std::string& metrics_body);
+// The response to a parsed request, given the current exposition and the
+// landing page served at / ("" = none: 404).
+Response respond(const Request& r, const std::string& metrics_body, std::string_view landing_page = {});
 std::string serialize(const Response& r);  // status line, headers, body
 
 class Server {
@@ -52,6 +54,7 @@ class Server {
     int write_timeout_ms = 10000;      // response must be taken within this (else closed)
     size_t max_connections = 32;       // more are accepted and closed at once (503)
     int fresh_wait_ms = 300;           // a scrape waits this long for a fresh snapshot
+    std::string landing_page;          // HTML served at / ("" = 404 there)
   };
   // Binds and listens (throws InputError on a bad address / port in use,
   // KernelError when not permitted) and starts the server thread.

@@ -88,10 +88,24 @@ lint=$(promtool check metrics <"$SCRAPE" 2>&1); rc=$?
 [[ $rc -eq 0 && $(grep -c '^btrfs_dio_trace_' "$SCRAPE") -gt 50 ]] &&
     pass "promtool check metrics accepts $(grep -c '^btrfs_dio_trace_' "$SCRAPE") samples" ||
     fail "promtool check metrics (rc $rc): $lint; $(wc -l <"$SCRAPE") lines"
-grep -v '^#' "$SCRAPE" | grep -v '^btrfs_dio_trace_' | head -n 3 | grep -q . &&
-    fail "samples without the btrfs_dio_trace_ prefix: $(grep -v '^#' "$SCRAPE" | grep -v '^btrfs_dio_trace_' | head -n 3)"
+grep -v '^#' "$SCRAPE" | grep -v '^btrfs_dio_trace_' | grep -v '^process_' | head -n 3 | grep -q . &&
+    fail "samples without the btrfs_dio_trace_ prefix (other than process_*): $(grep -v '^#' "$SCRAPE" | grep -v '^btrfs_dio_trace_' | grep -v '^process_' | head -n 3)"
+for m in process_cpu_seconds_total process_start_time_seconds process_resident_memory_bytes \
+         process_virtual_memory_bytes process_open_fds process_max_fds; do
+    grep -qE "^$m [0-9.e+]+$" "$SCRAPE" && pass "$(grep "^$m " "$SCRAPE")" || fail "no $m sample"
+done
+ver=$("$BIN" --version | awk '{print $2}')
+grep -qE "^btrfs_dio_trace_build_info\{version=\"$ver\",libbpf=\"[0-9]+\.[0-9]+\"\} 1$" "$SCRAPE" &&
+    pass "$(grep '^btrfs_dio_trace_build_info' "$SCRAPE")" || fail "build_info: $(grep build_info "$SCRAPE")"
+# The mountpoint label names where the traced filesystem is mounted.
+grep -qF "btrfs_dio_trace_dio_requests_total{fs=\"$SCRATCH_FSID\",mountpoint=\"$SCRATCH_MNT\",direction=\"write\"}" "$SCRAPE" &&
+    pass "fs $SCRATCH_FSID has mountpoint=\"$SCRATCH_MNT\"" ||
+    fail "no mountpoint=\"$SCRATCH_MNT\" label: $(grep -m2 '^btrfs_dio_trace_dio_requests_total' "$SCRAPE")"
 code=$(http_get "http://127.0.0.1:$PORT/nope" 2>&1 >/dev/null)
 [[ $code == "HTTP 404" ]] && pass "GET /nope: 404" || fail "GET /nope: want HTTP 404, got '$code'"
+landing=$(http_get "http://127.0.0.1:$PORT/" 2>&1)
+[[ $landing == *'<a href="/metrics">'* && $landing == *"version $ver"* ]] && pass "GET /: landing page linking /metrics" ||
+    fail "GET /: no landing page: $landing"
 
 # What Prometheus stored (wait for scrapes after the workload).
 python3 - "$PROM" "$SCRATCH_FSID" "$(uname -r)" $W $R "$ITEST_TMP/read_bytes" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
@@ -112,8 +126,8 @@ want = {
     f'sum(btrfs_dio_trace_dio_requests_total{{{fs},direction="write"}})': W,
     f'sum(btrfs_dio_trace_dio_bytes_total{{{fs},direction="write"}})': W * K,
     f'sum(btrfs_dio_trace_dio_requests_total{{{fs},direction="read"}})': R,
-    f'sum(btrfs_dio_trace_dio_latency_seconds_count{{{fs},direction="write"}})': W,
-    f'sum(btrfs_dio_trace_dio_latency_seconds_bucket{{{fs},direction="write",le="+Inf"}})': W,
+    f'sum(btrfs_dio_trace_dio_request_latency_seconds_count{{{fs},direction="write"}})': W,
+    f'sum(btrfs_dio_trace_dio_request_latency_seconds_bucket{{{fs},direction="write",le="+Inf"}})': W,
     'sum(btrfs_dio_trace_events_total{type="dio_begin"})': W + R,
     'sum(btrfs_dio_trace_events_total{type="dio_end"})': W + R,
     f'sum(btrfs_dio_trace_dio_errors_total{{{fs}}})': 0,
@@ -141,7 +155,7 @@ print(f"{'ok' if ok else 'FAIL'}: hooks attached per Prometheus: {hooks}")
 series = value('count({__name__=~"btrfs_dio_trace_.+"})')
 ok = series is not None and series >= 100; bad += not ok
 print(f"{'ok' if ok else 'FAIL'}: {series} btrfs_dio_trace_* series stored")
-p50 = value(f'histogram_quantile(0.5, sum by (le) (btrfs_dio_trace_dio_latency_seconds_bucket{{{fs},direction="write"}}))')
+p50 = value(f'histogram_quantile(0.5, sum by (le) (btrfs_dio_trace_dio_request_latency_seconds_bucket{{{fs},direction="write"}}))')
 ok = p50 is not None and 0 < p50 < 10; bad += not ok
 print(f"{'ok' if ok else 'FAIL'}: median DIO write latency from the histogram: {p50} s")
 # Read bytes: compared with the tracer's own events below (a DIO read into a

@@ -142,6 +142,11 @@ std::string line_of(const std::string& text, const std::string& prefix) {
 
 TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   Collector c({}, {"dio-short-write"});
+  int asked = 0;
+  c.set_mountpoint_resolver([&](const Fsid&) {
+    ++asked;
+    return std::string("/srv/images");
+  });
   c.on_event(begin(1000, 7, 0, 4096, true));
   c.on_event(end(1000 + 3000, 7, 4096, 4096));            // 3 us write
   c.on_event(begin(10'000, 7, 4096, 8192, true));
@@ -158,7 +163,8 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   t.live.lost_per_cpu = {0, 3};
   t.hooks = {{"a", "tp_btf", true, ""}, {"b", "tp_btf", true, ""}, {"c", "none", false, "no"}};
   std::string s = c.snapshot(t).render();
-  const std::string fs = "fs=\"eb3163d8-c34d-459d-99d6-2964b5d6974a\"";
+  const std::string fs = "fs=\"eb3163d8-c34d-459d-99d6-2964b5d6974a\",mountpoint=\"/srv/images\"";
+  EXPECT_EQ(asked, 1);  // once per filesystem
   EXPECT_EQ(line_of(s, "btrfs_dio_trace_dio_requests_total{" + fs + ",direction=\"write\"}"),
             "btrfs_dio_trace_dio_requests_total{" + fs + ",direction=\"write\"} 2");
   EXPECT_NE(s.find("btrfs_dio_trace_dio_bytes_total{" + fs + ",direction=\"write\"} 8192\n"), std::string::npos);
@@ -168,11 +174,11 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   EXPECT_NE(s.find("btrfs_dio_trace_dio_short_writes_total{" + fs + "} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_unmatched_total 1\n"), std::string::npos);
   // 3 us lands in log2 bucket 11 ([2048, 4096) ns: le 4.095e-06), 2 ms in bucket 20.
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"2.047e-06\"} 0\n"), std::string::npos);
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"4.095e-06\"} 1\n"), std::string::npos);
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"0.002097151\"} 2\n"), std::string::npos);
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_latency_seconds_sum{" + fs + ",direction=\"write\"} 0.002003\n"), std::string::npos);
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_latency_seconds_count{" + fs + ",direction=\"write\"} 2\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_request_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"2.047e-06\"} 0\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_request_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"4.095e-06\"} 1\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_request_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"0.002097151\"} 2\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_request_latency_seconds_sum{" + fs + ",direction=\"write\"} 0.002003\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_request_latency_seconds_count{" + fs + ",direction=\"write\"} 2\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_events_total{type=\"dio_begin\"} 3\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_events_total{type=\"csum_error\"} 0\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_lost_events_total{cpu=\"1\"} 3\n"), std::string::npos);
@@ -183,6 +189,52 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   EXPECT_EQ(s.find("qemu_"), std::string::npos);  // only with --qemu
 }
 
+TEST(MetricsCollector, BuildInfoAndProcessMetrics) {
+  Collector c;
+  TracerState t;
+  t.version = "1.2.3";
+  t.libbpf_version = "1.1";
+  ProcessStats p;
+  p.cpu_seconds = 1.5, p.start_time_s = 1700000000.25, p.resident_bytes = 4096, p.virtual_bytes = 8192;
+  p.open_fds = 9, p.max_fds = 1024;
+  t.process = p;
+  std::string s = c.snapshot(t).render();
+  EXPECT_NE(s.find("btrfs_dio_trace_build_info{version=\"1.2.3\",libbpf=\"1.1\"} 1\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("\nprocess_cpu_seconds_total 1.5\n"), std::string::npos);
+  EXPECT_NE(s.find("# TYPE process_cpu_seconds_total counter\n"), std::string::npos);
+  EXPECT_NE(s.find("\nprocess_start_time_seconds 1700000000.25\n"), std::string::npos);
+  EXPECT_NE(s.find("\nprocess_resident_memory_bytes 4096\n"), std::string::npos);
+  EXPECT_NE(s.find("\nprocess_virtual_memory_bytes 8192\n"), std::string::npos);
+  EXPECT_NE(s.find("\nprocess_open_fds 9\n"), std::string::npos);
+  EXPECT_NE(s.find("\nprocess_max_fds 1024\n"), std::string::npos);
+  // Only process_* may go without the prefix.
+  Exposition x;
+  EXPECT_THROW(x.standard_gauge("uptime", "h"), std::logic_error);
+}
+
+TEST(MetricsProcess, ParsesProcStat) {
+  // comm with spaces and parentheses; negative priority/nice fields.
+  const std::string stat =
+      "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 -20 -5 3 0 123456 "
+      "104857600 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+  auto s = parse_proc_stat(stat, 100, 4096, 1700000000);
+  ASSERT_TRUE(s);
+  EXPECT_DOUBLE_EQ(s->cpu_seconds, 3.0);
+  EXPECT_DOUBLE_EQ(s->start_time_s, 1700000000 + 1234.56);
+  EXPECT_EQ(s->virtual_bytes, 104857600u);
+  EXPECT_EQ(s->resident_bytes, 2560u * 4096);
+  EXPECT_FALSE(parse_proc_stat("garbage", 100, 4096, 0));
+  EXPECT_FALSE(parse_proc_stat("1 (x) S 1 2", 100, 4096, 0));
+  EXPECT_EQ(parse_boot_time("cpu  1 2 3\nbtime 1700000000\nprocesses 5\n"), 1700000000u);
+  EXPECT_FALSE(parse_boot_time("cpu 1\n"));
+  auto self = read_process_stats();
+  ASSERT_TRUE(self);
+  EXPECT_GT(self->resident_bytes, 0u);
+  EXPECT_GT(self->open_fds, 2u);
+  EXPECT_GT(self->max_fds, 0u);
+  EXPECT_GT(self->start_time_s, 1.6e9);
+}
+
 TEST(MetricsCollector, ContinuedWriteCountsOnlyItsOwnBytes) {
   Collector c;
   // The kernel's dio_end ret includes done_before (bytes of the earlier part).
@@ -190,7 +242,8 @@ TEST(MetricsCollector, ContinuedWriteCountsOnlyItsOwnBytes) {
   c.on_event(end(2000, 7, 16384, 16384));
   std::string s = c.snapshot({}).render();
   EXPECT_NE(s.find("direction=\"write\"} 8192\n"), std::string::npos) << s;
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_short_writes_total{fs=\"eb3163d8-c34d-459d-99d6-2964b5d6974a\"} 0\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_short_writes_total{fs=\"eb3163d8-c34d-459d-99d6-2964b5d6974a\",mountpoint=\"(unknown)\"} 0\n"),
+            std::string::npos);
 }
 
 TEST(MetricsCollector, FilesystemLabelsAreBounded) {
@@ -203,7 +256,7 @@ TEST(MetricsCollector, FilesystemLabelsAreBounded) {
     c.on_event(e);
   }
   std::string s = c.snapshot({}).render();
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_requests_total{fs=\"(overflow)\",direction=\"unknown\"} 3\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_requests_total{fs=\"(overflow)\",mountpoint=\"(overflow)\",direction=\"unknown\"} 3\n"), std::string::npos) << s;
   size_t series = 0;
   for (size_t p = 0; (p = s.find("btrfs_dio_trace_dio_requests_total{", p)) != std::string::npos; ++p) ++series;
   EXPECT_EQ(series, 3u * 3u);  // 2 filesystems + overflow, read/write/unknown each
@@ -293,7 +346,15 @@ TEST(MetricsHttp, Respond) {
   };
   EXPECT_EQ(respond(ok("GET", "/metrics"), "x 1\n").status, 200);
   EXPECT_EQ(respond(ok("GET", "/metrics?name[]=x"), "x 1\n").body, "x 1\n");
+  // A landing page at / (when the server has one), plain 404 elsewhere.
   EXPECT_EQ(respond(ok("GET", "/"), "").status, 404);
+  auto landing = respond(ok("GET", "/"), "x 1\n", "<html>hello</html>");
+  EXPECT_EQ(landing.status, 200);
+  EXPECT_EQ(landing.body, "<html>hello</html>");
+  EXPECT_EQ(landing.content_type, "text/html; charset=utf-8");
+  EXPECT_FALSE(landing.metrics);
+  EXPECT_TRUE(respond(ok("GET", "/metrics"), "x 1\n", "<html>hello</html>").metrics);
+  EXPECT_EQ(respond(ok("POST", "/"), "", "<html>hello</html>").status, 405);
   EXPECT_EQ(respond(ok("GET", "/metricsX"), "").status, 404);
   EXPECT_EQ(respond(ok("POST", "/metrics"), "").status, 405);
   auto head = respond(ok("HEAD", "/metrics"), "x 1\n");
