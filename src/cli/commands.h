@@ -50,6 +50,8 @@ struct DumpArgs {
   bool salvage = false;
   std::string pin_dir;  // dump --pin-dir: the pinned flight recorder instead of FILE
   bool release = false; // dump --pin-dir DIR --release
+  std::string post_mortem;  // dump --pin-dir DIR --post-mortem DEST: save, then release
+  size_t keep = 5;          // --keep N: post-mortems kept in DEST
   std::string output;
   bool wall_time = false;
 };
@@ -63,7 +65,12 @@ struct DemoArgs {
   bool wall_time = false;
 };
 
+struct StatusArgs {
+  Format format = Format::Text;
+};
+
 int run_trace(const TraceArgs& a);
+int run_status(const StatusArgs& a);
 int run_demo(const DemoArgs& a);
 int run_replay(const ReplayArgs& a);
 int run_doctor_cmd(const DoctorArgs& a);

@@ -45,7 +45,7 @@ std::string_view strip_prefix(std::string_view m) {
   return m;
 }
 
-constexpr std::string_view kSubcommands[] = {"trace", "replay", "doctor", "dump", "demo"};
+constexpr std::string_view kSubcommands[] = {"trace", "replay", "doctor", "dump", "demo", "status"};
 constexpr std::string_view kTryHelp = "Try 'btrfs-dio-trace --help'.";
 bool is_subcommand(std::string_view s) {
   for (auto c : kSubcommands)
@@ -260,9 +260,21 @@ int main(int argc, char** argv) {
                                     "Read the flight recorder pinned here by `trace --pin-dir`")
                        ->type_name("DIR");
   dump_pin->excludes(dump_file);
-  dump->add_flag("--release", dua.release,
-                 "With --pin-dir: detach the pinned programs and remove the pins")
-      ->needs(dump_pin);
+  auto* dump_release = dump->add_flag("--release", dua.release,
+                                      "With --pin-dir: detach the pinned programs and remove the pins")
+                           ->needs(dump_pin);
+  auto* dump_pm =
+      dump->add_option("--post-mortem", dua.post_mortem,
+                       "With --pin-dir: save the recorder of a tracer that is gone as DEST/post-mortem-START-pidPID.bdt "
+                       "(a record file for replay/dump), then release it; nothing pinned is not an error "
+                       "(what the service runs before it starts)")
+          ->needs(dump_pin)
+          ->excludes(dump_release)
+          ->type_name("DEST");
+  dump->add_option("--keep", dua.keep, "With --post-mortem: post-mortems kept in DEST, the newest (1-1000, default 5)")
+      ->needs(dump_pm)
+      ->check(CLI::Range(size_t{1}, size_t{1000}).description(""))
+      ->type_name("N");
   std::string dump_format = "text";
   dump->add_option("-f,--format", dump_format,
                    "Output: text, json, or chrome (trace-event timeline for ui.perfetto.dev or chrome://tracing)")
@@ -276,6 +288,19 @@ int main(int argc, char** argv) {
       {"btrfs-dio-trace dump trace.bdt -f json", "a recorded trace as JSON lines"},
       {"btrfs-dio-trace dump --pin-dir /sys/fs/bpf/bdt", "the pinned flight recorder, wall-clock times"},
       {"btrfs-dio-trace dump --pin-dir /sys/fs/bpf/bdt --release", "detach its programs, remove the pins"},
+      {"btrfs-dio-trace dump --pin-dir /sys/fs/bpf/bdt --post-mortem /var/lib/btrfs-dio-trace/post-mortem",
+       "save a dead tracer's recorder as a record file, then release it"},
+  }));
+
+  StatusArgs sa;
+  auto* status = app.add_subcommand("status", "List the flight recorders pinned on this host: owner, age, memory, state");
+  std::string status_format = "text";
+  status->add_option("-f,--format", status_format, "Output: text or json")
+      ->check(CLI::IsMember(kFormats))
+      ->type_name("FORMAT");
+  status->footer(examples({
+      {"btrfs-dio-trace status", "every recorder under /sys/fs/bpf, with its tracer (running or gone)"},
+      {"btrfs-dio-trace status -f json", "the same as one JSON object"},
   }));
 
   DemoArgs dea;
@@ -323,6 +348,8 @@ int main(int argc, char** argv) {
     dua.format = format_from(dump_format);
     dea.format = format_from(demo_format);
     dea.backend = backend_from(demo_backend);
+    sa.format = format_from(status_format);
+    if (*status) return run_status(sa);
     if (*demo) {
       redirect_stdout(dea.output);
       return run_demo(dea);

@@ -322,4 +322,77 @@ std::vector<std::string> release_pinned(const std::string& dir) {
   return said;
 }
 
+std::optional<PinnedSummary> summarize_pinned(const std::string& dir) {
+  if (!exists(dir + "/rec_meta") || !on_bpffs(dir)) return std::nullopt;
+  PinnedSummary ps;
+  ps.dir = dir;
+  for (const auto& n : list_dir(dir)) ps.link_pins += n.rfind("link-", 0) == 0;
+  const int fd = bpf_obj_get((dir + "/rec_meta").c_str());
+  if (fd < 0) {
+    if (errno == EPERM || errno == EACCES)
+      throw KernelError(fmt::format("{}: {}: run it as root", dir, std::strerror(errno)));
+    ps.problem = fmt::format("cannot open rec_meta: {}", std::strerror(errno));
+    return ps;
+  }
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  const uint32_t zero = 0;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 || info.value_size != sizeof(bdt_rec_meta))
+    ps.problem = fmt::format("rec_meta of another build ({} bytes per value, this build: {}): release it, "
+                             "the build that pinned it can dump it",
+                             info.value_size, sizeof(bdt_rec_meta));
+  else if (bpf_map_lookup_elem(fd, &zero, &ps.meta) != 0)
+    ps.problem = fmt::format("cannot read rec_meta: {}", std::strerror(errno));
+  else if (ps.meta.magic != BDT_REC_MAGIC)
+    ps.problem = "rec_meta holds no recorder description (its tracer died while starting?)";
+  else if (ps.meta.meta_version != BDT_REC_META_VERSION || ps.meta.raw_abi != BDT_RAW_ABI)
+    ps.problem = fmt::format("written by another build (meta version {}, raw ABI {}; this build {}, {}): "
+                             "release it, the build that pinned it can dump it",
+                             ps.meta.meta_version, ps.meta.raw_abi, BDT_REC_META_VERSION, BDT_RAW_ABI);
+  close(fd);
+  ps.meta_ok = ps.problem.empty();
+  if (!ps.meta_ok) return ps;
+  ps.tracer_alive = pid_is_tracer(ps.meta.tracer_pid);
+  const int rfd = bpf_obj_get((dir + "/recorder").c_str());
+  if (rfd >= 0) {
+    info = {};
+    len = sizeof info;
+    if (bpf_obj_get_info_by_fd(rfd, &info, &len) == 0)
+      ps.kernel_bytes = static_cast<uint64_t>(info.max_entries) * ((info.value_size + 7) & ~7u);
+    close(rfd);
+  }
+  auto percpu_sum = [&](const char* name) {
+    std::vector<uint64_t> v(static_cast<size_t>(std::max(libbpf_num_possible_cpus(), 1)), 0);
+    uint64_t sum = 0;
+    const int f = bpf_obj_get((dir + "/" + name).c_str());
+    if (f >= 0) {
+      if (bpf_map_lookup_elem(f, &zero, v.data()) == 0)
+        for (auto x : v) sum += x;
+      close(f);
+    }
+    return sum;
+  };
+  ps.recorded = percpu_sum("rec_head");
+  ps.lost = percpu_sum("lost");
+  return ps;
+}
+
+std::vector<PinnedSummary> list_pinned(const std::string& root) {
+  std::vector<PinnedSummary> out;
+  std::vector<std::pair<std::string, int>> todo{{root, 0}};
+  while (!todo.empty()) {
+    auto [dir, depth] = todo.back();
+    todo.pop_back();
+    if (auto ps = summarize_pinned(dir)) out.push_back(std::move(*ps));
+    if (depth >= 4) continue;
+    for (const auto& n : list_dir(dir)) {
+      const auto p = dir + "/" + n;
+      struct stat st {};
+      if (lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) todo.emplace_back(p, depth + 1);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.dir < b.dir; });
+  return out;
+}
+
 }  // namespace bdt::live

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,5 +46,25 @@ PinnedDump read_pinned(const std::string& dir);
 // them) and DIR itself when it is left empty. Returns what it removed, one line
 // each. Throws InputError when DIR holds no recorder.
 std::vector<std::string> release_pinned(const std::string& dir);
+
+// A pinned recorder as `status` lists it: read from its pins without the
+// checks a dump needs (another build's or another boot's recorder is listed
+// too, with what is wrong with it).
+struct PinnedSummary {
+  std::string dir;
+  bool meta_ok = false;      // rec_meta readable and described by this build
+  std::string problem;       // why not ("" when meta_ok)
+  bdt_rec_meta meta{};       // valid when meta_ok
+  bool tracer_alive = false; // meta.tracer_pid still runs (and is this tool)
+  size_t link_pins = 0;      // > 0: programs still attached (recording)
+  uint64_t recorded = 0;     // events written, all CPUs
+  uint64_t lost = 0;         // ring-buffer losses, all CPUs
+  uint64_t kernel_bytes = 0; // the recorder map's memory
+};
+// DIR's recorder (nullopt when DIR holds none). Throws KernelError without permission.
+std::optional<PinnedSummary> summarize_pinned(const std::string& dir);
+// Every directory under ROOT (a bpffs mount, searched 4 levels deep) that
+// holds a recorder, sorted by path. Throws KernelError without permission.
+std::vector<PinnedSummary> list_pinned(const std::string& root = "/sys/fs/bpf");
 
 }  // namespace bdt::live
