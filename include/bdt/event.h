@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 
 namespace bdt {
@@ -174,6 +175,34 @@ struct Event {
   template <class T> const T* as() const { return std::get_if<T>(&body); }
   template <class T> T* as() { return std::get_if<T>(&body); }
 };
+
+// f(std::type_identity<P>{}) for the payload type P an event of type t carries
+// (the one place that maps types to payloads).
+template <class F>
+constexpr decltype(auto) with_payload_type(EventType t, F&& f) {
+  switch (t) {
+    case EventType::DioBegin: return f(std::type_identity<DioBegin>{});
+    case EventType::DioEnd: return f(std::type_identity<DioEnd>{});
+    case EventType::GetExtent: return f(std::type_identity<GetExtent>{});
+    case EventType::EmAdd: return f(std::type_identity<EmAdd>{});
+    case EventType::EmExist: return f(std::type_identity<EmExist>{});
+    case EventType::OeAdd:
+    case EventType::OeSplit:
+    case EventType::OeStart:
+    case EventType::OeMarkFinished:
+    case EventType::OeFinish:
+    case EventType::OeRemove: return f(std::type_identity<Ordered>{});
+    case EventType::EbFree:
+    case EventType::EbFind:
+    case EventType::EbRelease: return f(std::type_identity<ExtentBuffer>{});
+    case EventType::IoctlBegin:
+    case EventType::IoctlEnd: return f(std::type_identity<Ioctl>{});
+    case EventType::RelocBegin:
+    case EventType::RelocEnd: return f(std::type_identity<Reloc>{});
+    case EventType::CsumError: return f(std::type_identity<CsumError>{});
+  }
+  return f(std::type_identity<DioBegin>{});
+}
 
 // The (default-constructed) payload an event of type t carries.
 Payload payload_for(EventType t);

@@ -119,28 +119,7 @@ void Event::set_comm(std::string_view c) {
 }
 
 Payload payload_for(EventType t) {
-  switch (t) {
-    case EventType::DioBegin: return DioBegin{};
-    case EventType::DioEnd: return DioEnd{};
-    case EventType::GetExtent: return GetExtent{};
-    case EventType::EmAdd: return EmAdd{};
-    case EventType::EmExist: return EmExist{};
-    case EventType::OeAdd:
-    case EventType::OeSplit:
-    case EventType::OeStart:
-    case EventType::OeMarkFinished:
-    case EventType::OeFinish:
-    case EventType::OeRemove: return Ordered{};
-    case EventType::EbFree:
-    case EventType::EbFind:
-    case EventType::EbRelease: return ExtentBuffer{};
-    case EventType::IoctlBegin:
-    case EventType::IoctlEnd: return Ioctl{};
-    case EventType::RelocBegin:
-    case EventType::RelocEnd: return Reloc{};
-    case EventType::CsumError: return CsumError{};
-  }
-  return DioBegin{};
+  return with_payload_type(t, [](auto p) -> Payload { return typename decltype(p)::type{}; });
 }
 
 bool payload_matches(const Event& e) { return e.body.index() == payload_for(e.type).index(); }

@@ -1,8 +1,9 @@
 // JSON-lines encoding of events, findings and the trace header.
 //
-// This is the one place that decides how an event is printed as JSON; the
-// decoder (src/replay/jsonl_reader.cpp) is its inverse and docs/events.md
-// documents both. It runs on the live hot path: everything is appended to the
+// This is the one place that decides how an event is printed as JSON (the
+// payload's keys come from its field list, bdt/event_fields.h); the decoder
+// (src/replay/jsonl_reader.cpp) is its inverse and docs/events.md documents
+// both. It runs on the live hot path: everything is appended to the
 // caller's string with fmt::format_int / append, no JSON DOM, no temporaries.
 #include "bdt/event_json.h"
 
@@ -11,6 +12,7 @@
 #include <bit>
 #include <type_traits>
 
+#include "bdt/event_fields.h"
 #include "bdt/sink.h"
 #include "bdt/trace_reader.h"
 
@@ -106,82 +108,29 @@ std::string_view severity_name(Severity s) {
   }
 }
 
+// Every payload field, as its list in bdt/event_fields.h says.
 struct PayloadWriter {
   std::string& out;
-  const Event& ev;
 
-  void operator()(const DioBegin& p) const {
-    field(out, K("pos"), p.pos);
-    field(out, K("count"), p.count);
-    field(out, K("done_before"), p.done_before);
-    field(out, K("write"), p.write);
-    field(out, K("aio"), p.aio);
-    field(out, K("buf_shared"), p.buf_shared);
-    field(out, K("buf_writable"), p.buf_writable);
-    field(out, K("buf_file_dev"), p.buf_file_dev);
-    field(out, K("buf_file_ino"), p.buf_file_ino);
-    field(out, K("buf_file_off"), p.buf_file_off);
-    field(out, K("buf_addr"), p.buf_addr);
-    field(out, K("nodatasum"), p.nodatasum);
-    field(out, K("partial"), p.partial);
-  }
-  void operator()(const DioEnd& p) const {
-    field(out, K("pos"), p.pos);
-    field(out, K("ret"), p.ret);
-    field(out, K("error"), p.error);
-    if (p.write) field(out, K("write"), *p.write);
-  }
-  void operator()(const GetExtent& p) const {
-    if (p.phase != Phase::None) field(out, K("phase"), to_string(p.phase));
-    field(out, K("start"), p.start);
-    field(out, K("len"), p.len);
-    if (p.phase != Phase::Enter) {
-      field(out, K("em_start"), p.em_start);
-      field(out, K("em_len"), p.em_len);
-      field(out, K("block_start"), p.block_start);
-      field(out, K("ret"), p.ret);
-    }
-  }
-  void operator()(const EmAdd& p) const {
-    field(out, K("start"), p.start);
-    field(out, K("len"), p.len);
-    field(out, K("block_start"), p.block_start);
-    field(out, K("ret"), p.ret);
-  }
-  void operator()(const EmExist& p) const {
-    field(out, K("e_start"), p.e_start);
-    field(out, K("e_len"), p.e_len);
-    field(out, K("map_start"), p.map_start);
-    field(out, K("map_len"), p.map_len);
-    field(out, K("start"), p.start);
-    field(out, K("len"), p.len);
-  }
-  void operator()(const Ordered& p) const {
-    field(out, K("file_offset"), p.file_offset);
-    field(out, K("len"), p.len);
-    flags_field(out, K("flags"), p.flags, ordered_flag_names());
-    field(out, K("uptodate"), p.uptodate);
-  }
-  void operator()(const ExtentBuffer& p) const {
-    if (p.phase != Phase::None) field(out, K("phase"), to_string(p.phase));
-    field(out, K("eb_start"), p.eb_start);
-    field(out, K("refs"), p.refs);
-    flags_field(out, K("bflags"), p.bflags, eb_flag_names());
-    if (p.eb_id) field(out, K("eb_id"), p.eb_id);
-  }
-  void operator()(const Ioctl& p) const {
-    field(out, K("fd"), p.fd);
-    field(out, K("cmd"), to_string(p.cmd));
-    field(out, K("ret"), p.ret);
-  }
-  void operator()(const Reloc& p) const {
-    field(out, K("block_group"), p.block_group);
-    field(out, K("ret"), p.ret);
-  }
-  void operator()(const CsumError& p) const {
-    field(out, K("offset"), p.offset);
-    field(out, K("len"), p.len);
-    field(out, K("mirror"), p.mirror);
+  template <class P>
+  void operator()(const P& p) const {
+    fields::for_each<P>([&](const auto& d) {
+      if (!fields::holds(d.a.json_when, d, p)) return;
+      const auto& v = d.ref(p);
+      using T = std::remove_cvref_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, Phase>) {
+        if (v != Phase::None) field(out, d.json_key(), to_string(v));
+      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+        if (v) field(out, d.json_key(), *v);
+      } else if constexpr (std::is_same_v<T, IoctlCmd>) {
+        field(out, d.json_key(), to_string(v));
+      } else if constexpr (std::is_same_v<T, uint32_t>) {
+        if (d.is_flags()) flags_field(out, d.json_key(), v, d.a.flag_names());
+        else field(out, d.json_key(), v);
+      } else {
+        field(out, d.json_key(), v);
+      }
+    });
   }
 };
 
@@ -250,7 +199,7 @@ void append_event_json(std::string& out, const Event& ev) {
   field(out, K("ino"), ev.ino);
   if (!ev.vm.empty()) field(out, K("vm"), ev.vm);
   if (!ev.image.empty()) field(out, K("image"), ev.image);
-  std::visit(PayloadWriter{out, ev}, ev.body);
+  std::visit(PayloadWriter{out}, ev.body);
   out.push_back('}');
 }
 

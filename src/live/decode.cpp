@@ -1,8 +1,11 @@
-// Decoding raw BPF records into bdt::Event, kernel-flag mapping and the
+// Decoding raw BPF records into bdt::Event (each payload field's raw source is
+// in its list, bdt/event_fields.h), kernel-flag mapping and the
 // mountinfo lookup behind --mount (declared and explained in decode.h).
 #include "live/decode.h"
 
 #include <cstring>
+
+#include "bdt/event_fields.h"
 
 namespace bdt::live {
 
@@ -26,138 +29,38 @@ void FlagMaps::offer(std::string_view enumerator, int64_t value) {
 }
 
 // ---- raw record -> Event -------------------------------------------------------
+namespace {
+// What a field's .raw(...) source (bdt/event_fields.h) may use besides the record.
+struct RawContext {
+  const FlagMaps& fm;
+  uint64_t user_dev(uint64_t kdev) const { return kernel_dev_to_user(kdev); }
+  uint32_t ordered(uint64_t kflags) const { return fm.ordered.map(kflags); }
+  uint32_t eb(uint64_t kbflags) const { return fm.eb.map(kbflags); }
+};
+}  // namespace
+
+// The common part here; the payload from each field's raw source in its list.
 bool decode_raw(const bdt_raw_event& r, const FlagMaps& fm, Event& out) {
-  if (r.type == BDT_EV_NONE || r.type >= BDT_EV_MAX) return false;
+  const std::optional<EventType> type = fields::event_type_from_raw(r.type);
+  if (!type) return false;
   out.ts_ns = r.ts_ns;
   out.pid = r.pid;
   out.tid = r.tid;
   std::memcpy(out.comm.data(), r.comm, sizeof r.comm);
   out.comm[out.comm.size() - 1] = 0;
-  out.type = static_cast<EventType>(r.type);
+  out.type = *type;
   std::memcpy(out.fs.b.data(), r.fsid, sizeof r.fsid);
   out.dev = (r.flags & BDT_F_HAS_DEV) ? kernel_dev_to_user(r.dev) : 0;
   out.ino = (r.flags & BDT_F_HAS_DEV) ? r.ino : 0;
   out.vm = {};
   out.image = {};
   out.stack_id = r.stack_id;
-  const uint32_t f = r.flags;
-  switch (r.type) {
-    case BDT_EV_DIO_BEGIN: {
-      DioBegin d;
-      d.pos = r.u.dio.pos;
-      d.count = r.u.dio.count;
-      d.done_before = r.u.dio.done_before;
-      d.write = f & BDT_F_WRITE;
-      d.aio = f & BDT_F_AIO;
-      d.buf_shared = f & BDT_F_BUF_SHARED;
-      d.buf_writable = f & BDT_F_BUF_WRITABLE;
-      d.buf_file_ino = r.u.dio.buf_file_ino;
-      d.buf_file_dev = r.u.dio.buf_file_ino ? kernel_dev_to_user(r.u.dio.buf_file_dev) : 0;
-      d.buf_file_off = r.u.dio.buf_file_ino ? r.u.dio.buf_file_off : 0;
-      d.buf_addr = r.u.dio.buf_addr;
-      d.nodatasum = f & BDT_F_NODATASUM;
-      d.partial = f & BDT_F_PARTIAL;
-      out.body = d;
-      break;
-    }
-    case BDT_EV_DIO_END: {
-      DioEnd d;
-      d.pos = r.u.dio.pos;
-      d.ret = r.u.dio.ret;
-      d.error = r.u.dio.error;
-      // The direction is known only when the request's begin was seen.
-      if (f & BDT_F_DIR_KNOWN) d.write = static_cast<bool>(f & BDT_F_WRITE);
-      out.body = d;
-      break;
-    }
-    case BDT_EV_GET_EXTENT: {
-      GetExtent g;
-      g.phase = r.phase == BDT_PHASE_ENTER ? Phase::Enter : Phase::Exit;
-      g.start = r.u.ext.start;
-      g.len = r.u.ext.len;
-      g.em_start = r.u.ext.em_start;
-      g.em_len = r.u.ext.em_len;
-      g.block_start = r.u.ext.block_start;
-      g.ret = r.u.ext.ret;
-      out.body = g;
-      break;
-    }
-    case BDT_EV_EM_ADD: {
-      EmAdd a;
-      a.start = r.u.ext.start;
-      a.len = r.u.ext.len;
-      a.block_start = r.u.ext.block_start;
-      a.ret = r.u.ext.ret;
-      out.body = a;
-      break;
-    }
-    case BDT_EV_EM_EXIST: {
-      EmExist x;
-      x.e_start = r.u.emx.e_start;
-      x.e_len = r.u.emx.e_len;
-      x.map_start = r.u.emx.map_start;
-      x.map_len = r.u.emx.map_len;
-      x.start = r.u.emx.start;
-      x.len = r.u.emx.len;
-      out.body = x;
-      break;
-    }
-    case BDT_EV_OE_ADD:
-    case BDT_EV_OE_SPLIT:
-    case BDT_EV_OE_START:
-    case BDT_EV_OE_MARK_FINISHED:
-    case BDT_EV_OE_REMOVE:
-    case BDT_EV_OE_FINISH: {
-      Ordered o;
-      o.file_offset = r.u.oe.file_offset;
-      o.len = r.u.oe.len;
-      o.flags = fm.ordered.map(r.u.oe.kflags);
-      if (r.type == BDT_EV_OE_FINISH)
-        o.uptodate = f & BDT_F_UPTODATE;
-      else
-        o.uptodate = !(o.flags & oef::IOERR);
-      out.body = o;
-      break;
-    }
-    case BDT_EV_EB_FREE:
-    case BDT_EV_EB_FIND:
-    case BDT_EV_EB_RELEASE: {
-      ExtentBuffer b;
-      b.phase = static_cast<Phase>(r.phase <= BDT_PHASE_EXIT ? r.phase : 0);
-      b.eb_start = r.u.eb.eb_start;
-      b.refs = r.u.eb.refs;
-      b.bflags = fm.eb.map(r.u.eb.kbflags);
-      b.eb_id = r.u.eb.eb_ptr;
-      out.body = b;
-      break;
-    }
-    case BDT_EV_IOCTL_BEGIN:
-    case BDT_EV_IOCTL_END: {
-      Ioctl i;
-      i.fd = static_cast<int32_t>(r.u.ioc.fd);
-      i.cmd = r.u.ioc.cmd <= BDT_IOC_RESIZE ? static_cast<IoctlCmd>(r.u.ioc.cmd) : IoctlCmd::Other;
-      i.ret = r.u.ioc.ret;
-      out.body = i;
-      break;
-    }
-    case BDT_EV_RELOC_BEGIN:
-    case BDT_EV_RELOC_END: {
-      Reloc l;
-      l.block_group = r.u.rel.block_group;
-      l.ret = r.u.rel.ret;
-      out.body = l;
-      break;
-    }
-    case BDT_EV_CSUM_ERROR: {
-      CsumError c;
-      c.offset = r.u.csum.offset;
-      c.len = r.u.csum.len;
-      c.mirror = r.u.csum.mirror;
-      out.body = c;
-      break;
-    }
-    default: return false;
-  }
+  const RawContext cx{fm};
+  with_payload_type(*type, [&](auto tag) {
+    using P = typename decltype(tag)::type;
+    P& p = out.body.emplace<P>();
+    fields::for_each<P>([&](const auto& d) { d.ref(p) = d.raw_fn(r, cx); });
+  });
   return true;
 }
 

@@ -64,7 +64,8 @@ struct FlagMaps {
 };
 
 // ---- raw record -> Event -------------------------------------------------------
-// Fills out from r. Returns false for a record of unknown type (counted by the
+// Fills out from r (each payload field from its raw source in bdt/event_fields.h).
+// Returns false for a record of unknown type (counted by the
 // caller, never delivered). No heap allocation.
 bool decode_raw(const bdt_raw_event& r, const FlagMaps& fm, Event& out);
 

@@ -1,5 +1,5 @@
 // JSON-lines traces: decoding one event object (the inverse of
-// src/core/event_json.cpp) and the line reader with the schema header, the
+// src/core/event_json.cpp; payload fields from bdt/event_fields.h) and the line reader with the schema header, the
 // skip policies and the bad-input errors (docs/events.md).
 #include <charconv>
 #include <limits>
@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bdt/event_fields.h"
 #include "bdt/event_json.h"
 #include "replay/input.h"
 
@@ -177,17 +178,17 @@ class Obj {
     return v->template get_ptr<const std::string*>();
   }
 
-  void phase(Phase& dst, bool required) const {
-    const std::string* s = str("phase", required);
+  void phase(const char* k, Phase& dst, bool required) const {
+    const std::string* s = str(k, required);
     if (!s) return;
     if (*s == "enter") dst = Phase::Enter;
     else if (*s == "exit") dst = Phase::Exit;
-    else bad(fmt::format("field \"phase\" must be \"enter\" or \"exit\", got \"{}\"", *s));
+    else bad(fmt::format("field \"{}\" must be \"enter\" or \"exit\", got \"{}\"", k, *s));
   }
 
   void flags(const char* k, uint32_t& dst, std::span<const FlagName> names,
-             std::string_view what) const {
-    const V* v = find(k);
+             std::string_view what, bool required = false) const {
+    const V* v = need(k, required);
     if (!v) return;
     if (!v->is_array())
       bad(fmt::format("field \"{}\" must be an array of flag names, got {}", k, type_name(*v)));
@@ -231,92 +232,40 @@ class Obj {
   const Doc& o_;
 };
 
+// Every payload field, as its list in bdt/event_fields.h says: absent optional
+// fields keep the event.h default.
 template <class Doc>
 struct PayloadReader {
   const Obj<Doc>& o;
   EventType type;
 
-  bool is_end() const {
-    return type == EventType::DioEnd || type == EventType::IoctlEnd ||
-           type == EventType::RelocEnd;
-  }
-
-  void operator()(DioBegin& p) const {
-    o.num("pos", p.pos, true);
-    o.num("count", p.count, true);
-    o.num("done_before", p.done_before);
-    o.boolean("write", p.write);
-    o.boolean("aio", p.aio);
-    o.boolean("buf_shared", p.buf_shared);
-    o.boolean("buf_writable", p.buf_writable);
-    o.num("buf_file_dev", p.buf_file_dev);
-    o.num("buf_file_ino", p.buf_file_ino);
-    o.num("buf_file_off", p.buf_file_off);
-    o.num("buf_addr", p.buf_addr);
-    o.boolean("nodatasum", p.nodatasum);
-    o.boolean("partial", p.partial);
-  }
-  void operator()(DioEnd& p) const {
-    o.num("pos", p.pos);
-    o.num("ret", p.ret, true);
-    o.num("error", p.error);
-    if (o.find("write")) {
-      bool w = false;
-      o.boolean("write", w);
-      p.write = w;
-    }
-  }
-  void operator()(GetExtent& p) const {
-    o.phase(p.phase, false);  // absent: exit (the event.h default)
-    o.num("start", p.start, true);
-    o.num("len", p.len, true);
-    o.num("em_start", p.em_start);
-    o.num("em_len", p.em_len);
-    o.num("block_start", p.block_start);
-    o.num("ret", p.ret);
-  }
-  void operator()(EmAdd& p) const {
-    o.num("start", p.start, true);
-    o.num("len", p.len, true);
-    o.num("block_start", p.block_start);
-    o.num("ret", p.ret);
-  }
-  void operator()(EmExist& p) const {
-    o.num("e_start", p.e_start, true);
-    o.num("e_len", p.e_len, true);
-    o.num("map_start", p.map_start, true);
-    o.num("map_len", p.map_len, true);
-    o.num("start", p.start, true);
-    o.num("len", p.len, true);
-  }
-  void operator()(Ordered& p) const {
-    o.num("file_offset", p.file_offset, true);
-    o.num("len", p.len, true);
-    o.flags("flags", p.flags, ordered_flag_names(), "ordered-extent");
-    o.boolean("uptodate", p.uptodate);
-  }
-  void operator()(ExtentBuffer& p) const {
-    o.phase(p.phase, false);
-    o.num("eb_start", p.eb_start, true);
-    o.num("refs", p.refs);
-    o.flags("bflags", p.bflags, eb_flag_names(), "extent-buffer");
-    o.num("eb_id", p.eb_id);
-  }
-  void operator()(Ioctl& p) const {
-    o.num("fd", p.fd);
-    const std::string* c = o.str("cmd", true);
-    // A command this version does not name (a newer tracer's) is kept as "other".
-    p.cmd = ioctl_cmd_from(*c).value_or(IoctlCmd::Other);
-    o.num("ret", p.ret, is_end());
-  }
-  void operator()(Reloc& p) const {
-    o.num("block_group", p.block_group);
-    o.num("ret", p.ret);
-  }
-  void operator()(CsumError& p) const {
-    o.num("offset", p.offset, true);
-    o.num("len", p.len, true);
-    o.num("mirror", p.mirror);
+  template <class P>
+  void operator()(P& p) const {
+    fields::for_each<P>([&](const auto& d) {
+      auto& v = d.ref(p);
+      using T = std::remove_cvref_t<decltype(v)>;
+      const bool required = d.a.required & fields::type_bit(type);
+      if constexpr (std::is_same_v<T, Phase>) {
+        o.phase(d.name, v, required);
+      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+        if (o.need(d.name, required)) {
+          bool b = false;
+          o.boolean(d.name, b);
+          v = b;
+        }
+      } else if constexpr (std::is_same_v<T, IoctlCmd>) {
+        // A command this version does not name (a newer tracer's) is kept as "other".
+        if (const std::string* c = o.str(d.name, required))
+          v = ioctl_cmd_from(*c).value_or(IoctlCmd::Other);
+      } else if constexpr (std::is_same_v<T, bool>) {
+        o.boolean(d.name, v, required);
+      } else if constexpr (std::is_same_v<T, uint32_t>) {
+        if (d.is_flags()) o.flags(d.name, v, d.a.flag_names(), d.a.flag_what, required);
+        else o.num(d.name, v, required);
+      } else {
+        o.num(d.name, v, required);
+      }
+    });
   }
 };
 

@@ -1,10 +1,12 @@
 // The binary --record format: writer and reader (docs/record-format.md).
 //
 // Every integer is little-endian and written byte by byte, so the file does
-// not depend on the host's layout of Event or of std::variant.
+// not depend on the host's layout of Event or of std::variant. The payload of
+// each type is its field list (bdt/event_fields.h), in order.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -12,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "bdt/event_fields.h"
 #include "bdt/event_json.h"
 #include "replay/input.h"
 
@@ -69,7 +72,7 @@ constexpr uint64_t kFlushInterval = 1'000'000'000ull;  // ts_ns
 // Writes through a raw pointer into space the caller reserved (the record
 // encoder sizes it from the strings plus kMaxFixed), or appends to a string
 // (the header, written once).
-constexpr size_t kMaxPayload = 64;  // largest fixed payload (dio_begin: 57)
+constexpr size_t kMaxPayload = 64;  // room for the largest payload (checked below)
 
 struct Out {
   std::string* grow = nullptr;  // append mode
@@ -110,74 +113,65 @@ uint32_t get_le32(const uint8_t* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
 }
 
+// ---- payloads: every field of the type's list (bdt/event_fields.h), in order ----
+// Bools marked .bit(n) share one flag byte, written where the last of them is.
+template <class P>
+constexpr int flag_byte_at() {
+  int at = -1, i = 0;
+  fields::for_each<P>([&](const auto& d) {
+    if (d.a.bit >= 0) at = i;
+    ++i;
+  });
+  return at;
+}
+
+// Bytes the payload of P takes in a record.
+template <class P>
+constexpr size_t payload_size() {
+  size_t n = flag_byte_at<P>() >= 0 ? 1 : 0;
+  fields::for_each<P>([&](const auto& d) {
+    using T = std::remove_cvref_t<decltype(d.ref(std::declval<const P&>()))>;
+    if constexpr (std::is_same_v<T, bool>) n += d.a.bit >= 0 ? 0 : 1;
+    else if constexpr (std::is_enum_v<T> || std::is_same_v<T, std::optional<bool>>) n += 1;
+    else n += sizeof(T);
+  });
+  return n;
+}
+template <class... P>
+constexpr size_t max_payload_size(std::variant<P...>*) {
+  return std::max({payload_size<P>()...});
+}
+static_assert(max_payload_size(static_cast<Payload*>(nullptr)) <= kMaxPayload,
+              "a payload outgrew kMaxPayload");
+
 struct PayloadOut {
   Out& o;
-  void operator()(const DioBegin& p) const {
-    o.u64(p.pos);
-    o.u64(p.count);
-    o.u64(p.done_before);
-    o.u64(p.buf_file_dev);
-    o.u64(p.buf_file_ino);
-    o.u64(p.buf_file_off);
-    o.u64(p.buf_addr);
-    o.u8(uint8_t(p.write) | uint8_t(p.aio) << 1 | uint8_t(p.buf_shared) << 2 |
-         uint8_t(p.buf_writable) << 3 | uint8_t(p.nodatasum) << 4 | uint8_t(p.partial) << 5);
-  }
-  void operator()(const DioEnd& p) const {
-    o.u64(p.pos);
-    o.i64(p.ret);
-    o.i32(p.error);
-    o.u8(p.write ? (*p.write ? 2 : 1) : 0);
-  }
-  void operator()(const GetExtent& p) const {
-    o.u8(static_cast<uint8_t>(p.phase));
-    o.u64(p.start);
-    o.u64(p.len);
-    o.u64(p.em_start);
-    o.u64(p.em_len);
-    o.u64(p.block_start);
-    o.i64(p.ret);
-  }
-  void operator()(const EmAdd& p) const {
-    o.u64(p.start);
-    o.u64(p.len);
-    o.u64(p.block_start);
-    o.i64(p.ret);
-  }
-  void operator()(const EmExist& p) const {
-    o.u64(p.e_start);
-    o.u64(p.e_len);
-    o.u64(p.map_start);
-    o.u64(p.map_len);
-    o.u64(p.start);
-    o.u64(p.len);
-  }
-  void operator()(const Ordered& p) const {
-    o.u64(p.file_offset);
-    o.u64(p.len);
-    o.u32(p.flags);
-    o.u8(p.uptodate ? 1 : 0);
-  }
-  void operator()(const ExtentBuffer& p) const {
-    o.u8(static_cast<uint8_t>(p.phase));
-    o.u64(p.eb_start);
-    o.i32(p.refs);
-    o.u32(p.bflags);
-    o.u64(p.eb_id);
-  }
-  void operator()(const Ioctl& p) const {
-    o.i32(p.fd);
-    o.u8(static_cast<uint8_t>(p.cmd));
-    o.i64(p.ret);
-  }
-  void operator()(const Reloc& p) const {
-    o.u64(p.block_group);
-    o.i64(p.ret);
-  }
-  void operator()(const CsumError& p) const {
-    o.u64(p.offset);
-    o.u64(p.len);
-    o.u32(p.mirror);
+
+  template <class P>
+  void operator()(const P& p) const {
+    constexpr int byte_at = flag_byte_at<P>();
+    uint8_t bits = 0;
+    fields::for_each<P>([&](const auto& d) {
+      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(d.ref(p))>, bool>)
+        if (d.a.bit >= 0) bits |= static_cast<uint8_t>(uint8_t(d.ref(p)) << d.a.bit);
+    });
+    int i = 0;
+    fields::for_each<P>([&](const auto& d) {
+      const auto& v = d.ref(p);
+      using T = std::remove_cvref_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, bool>) {
+        if (d.a.bit < 0) o.u8(v ? 1 : 0);
+      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+        o.u8(v ? (*v ? 2 : 1) : 0);
+      } else if constexpr (std::is_enum_v<T>) {
+        o.u8(static_cast<uint8_t>(v));
+      } else if constexpr (std::is_signed_v<T>) {
+        o.le(static_cast<std::make_unsigned_t<T>>(v));
+      } else {
+        o.le(v);
+      }
+      if (i++ == byte_at) o.u8(bits);
+    });
   }
 };
 
@@ -279,91 +273,53 @@ struct In {
     i += k;
     return s;
   }
-  Phase phase() {
-    uint8_t v = u8();
-    if (v > 2) throw Corrupt{fmt::format("invalid phase value {}", v)};
-    return static_cast<Phase>(v);
+  // Any integer type, little-endian.
+  template <class T>
+  T le() {
+    if constexpr (sizeof(T) == 8) return static_cast<T>(u64());
+    else if constexpr (sizeof(T) == 4) return static_cast<T>(u32());
+    else if constexpr (sizeof(T) == 2) return static_cast<T>(u16());
+    else return static_cast<T>(u8());
   }
 };
 
 struct PayloadIn {
   In& in;
-  void operator()(DioBegin& p) const {
-    p.pos = in.u64();
-    p.count = in.u64();
-    p.done_before = in.u64();
-    p.buf_file_dev = in.u64();
-    p.buf_file_ino = in.u64();
-    p.buf_file_off = in.u64();
-    p.buf_addr = in.u64();
-    uint8_t f = in.u8();
-    p.write = f & 1;
-    p.aio = f & 2;
-    p.buf_shared = f & 4;
-    p.buf_writable = f & 8;
-    p.nodatasum = f & 16;
-    p.partial = f & 32;
-  }
-  void operator()(DioEnd& p) const {
-    p.pos = in.u64();
-    p.ret = in.i64();
-    p.error = in.i32();
-    uint8_t w = in.u8();
-    if (w > 2) throw Corrupt{fmt::format("invalid dio_end write value {}", w)};
-    if (w) p.write = (w == 2);
-  }
-  void operator()(GetExtent& p) const {
-    p.phase = in.phase();
-    p.start = in.u64();
-    p.len = in.u64();
-    p.em_start = in.u64();
-    p.em_len = in.u64();
-    p.block_start = in.u64();
-    p.ret = in.i64();
-  }
-  void operator()(EmAdd& p) const {
-    p.start = in.u64();
-    p.len = in.u64();
-    p.block_start = in.u64();
-    p.ret = in.i64();
-  }
-  void operator()(EmExist& p) const {
-    p.e_start = in.u64();
-    p.e_len = in.u64();
-    p.map_start = in.u64();
-    p.map_len = in.u64();
-    p.start = in.u64();
-    p.len = in.u64();
-  }
-  void operator()(Ordered& p) const {
-    p.file_offset = in.u64();
-    p.len = in.u64();
-    p.flags = in.u32();
-    p.uptodate = in.u8() != 0;
-  }
-  void operator()(ExtentBuffer& p) const {
-    p.phase = in.phase();
-    p.eb_start = in.u64();
-    p.refs = in.i32();
-    p.bflags = in.u32();
-    p.eb_id = in.u64();
-  }
-  void operator()(Ioctl& p) const {
-    p.fd = in.i32();
-    uint8_t c = in.u8();
-    // A command a newer writer knows and this reader does not: "other".
-    p.cmd = c <= static_cast<uint8_t>(IoctlCmd::Resize) ? static_cast<IoctlCmd>(c)
-                                                        : IoctlCmd::Other;
-    p.ret = in.i64();
-  }
-  void operator()(Reloc& p) const {
-    p.block_group = in.u64();
-    p.ret = in.i64();
-  }
-  void operator()(CsumError& p) const {
-    p.offset = in.u64();
-    p.len = in.u64();
-    p.mirror = in.u32();
+  EventType type;
+
+  template <class P>
+  void operator()(P& p) const {
+    constexpr int byte_at = flag_byte_at<P>();
+    uint8_t bits = 0;
+    int i = 0;
+    fields::for_each<P>([&](const auto& d) {
+      auto& v = d.ref(p);
+      using T = std::remove_cvref_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, bool>) {
+        if (d.a.bit < 0) v = in.u8() != 0;
+      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+        uint8_t w = in.u8();
+        if (w > 2)
+          throw Corrupt{fmt::format("invalid {} {} value {}", to_string(type), d.name, w)};
+        if (w) v = (w == 2);
+      } else if constexpr (std::is_same_v<T, Phase>) {
+        uint8_t x = in.u8();
+        if (x > 2) throw Corrupt{fmt::format("invalid {} value {}", d.name, x)};
+        v = static_cast<Phase>(x);
+      } else if constexpr (std::is_same_v<T, IoctlCmd>) {
+        // A command a newer writer knows and this reader does not: "other".
+        v = fields::ioctl_cmd_from_raw(in.u8());
+      } else {
+        v = in.le<T>();
+      }
+      if (i++ == byte_at) bits = in.u8();
+    });
+    if constexpr (byte_at >= 0) {
+      fields::for_each<P>([&](const auto& d) {
+        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(d.ref(p))>, bool>)
+          if (d.a.bit >= 0) d.ref(p) = (bits >> d.a.bit) & 1;
+      });
+    }
   }
 };
 
@@ -574,7 +530,7 @@ class BinaryReader final : public TraceReader {
     ev.vm = strings_.intern(in.str());
     ev.image = strings_.intern(in.str());
     ev.body = payload_for(ev.type);
-    std::visit(PayloadIn{in}, ev.body);
+    std::visit(PayloadIn{in, ev.type}, ev.body);
     // Bytes after the known fields: a newer writer's additions, ignored.
     return true;
   }

@@ -1,9 +1,12 @@
-// How each event is printed in text output: the one place to look.
+// How each event is printed in text output: the common part here, each payload
+// field as its list in bdt/event_fields.h says ("name=value" unless told otherwise).
 #include <fmt/format.h>
 #include <sys/sysmacros.h>
 
 #include <ctime>
+#include <type_traits>
 
+#include "bdt/event_fields.h"
 #include "bdt/sink.h"
 
 namespace bdt {
@@ -68,56 +71,120 @@ std::string format_event_details(const Event& ev) {
   return s;
 }
 
+namespace {
+
+// The payload's items, separated by one space; what the fields' .text_*()
+// attributes (bdt/event_fields.h) and their .text_with() functions write to.
+struct TextOut {
+  std::string& s;
+  bool first = true;
+
+  void sep(bool glued = false) {
+    if (!first && !glued) s += ' ';
+    first = false;
+  }
+  void put(std::string_view x) { s += x; }
+  void put(const char* x) { s += x; }
+  void put(const std::string& x) { s += x; }
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  void put(T v) {
+    fmt::format_to(std::back_inserter(s), "{}", v);
+  }
+  // One item made of the pieces given.
+  template <class... A>
+  void item(const A&... a) {
+    sep();
+    (put(a), ...);
+  }
+  std::string dev(uint64_t st_dev) const { return format_dev(st_dev); }
+};
+
+template <class D, class T>
+void put_value(TextOut& t, const D& d, const T& v) {
+  if constexpr (std::is_same_v<T, Phase> || std::is_same_v<T, IoctlCmd>) {
+    t.put(to_string(v));
+  } else if constexpr (std::is_same_v<T, bool>) {
+    t.put(v ? "1" : "0");
+  } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+    t.put(*v ? "1" : "0");
+  } else if constexpr (std::is_same_v<T, uint32_t>) {
+    if (d.is_flags()) t.put(flag_names(v, d.a.flag_names()));
+    else t.put(v);
+  } else {
+    t.put(v);
+  }
+}
+
+struct PayloadText {
+  TextOut& t;
+  EventType type;
+
+  template <class P>
+  void operator()(const P& p) const {
+    using fields::Style;
+    fields::for_each_text<P>([&](const auto& d) {
+      if (!(d.a.text_types & fields::type_bit(type))) return;
+      if (!fields::holds(d.a.text_when, d, p)) return;
+      const auto& v = d.ref(p);
+      using T = std::remove_cvref_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, Phase>) {
+        if (v == Phase::None) return;
+      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+        if (!v) return;
+      }
+      switch (d.a.style) {
+        case Style::Hidden: return;
+        case Style::Custom:
+          if constexpr (std::is_invocable_v<decltype(d.text_fn), TextOut&, const P&>) d.text_fn(t, p);
+          return;
+        case Style::Kv:
+          t.item(d.label(), "=");
+          put_value(t, d, v);
+          return;
+        case Style::Errno:
+          if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+            t.item(d.label(), "=", errno_str(v));
+          return;
+        case Style::Words:
+          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::optional<bool>>) {
+            const bool b = [&] {
+              if constexpr (std::is_same_v<T, bool>) return v;
+              else return *v;
+            }();
+            std::string_view w = b ? d.a.yes : d.a.no;
+            if (w.empty()) return;
+            t.sep(d.a.glued);
+            t.put(w);
+          }
+          return;
+        case Style::Value:
+          t.sep();
+          put_value(t, d, v);
+          return;
+        case Style::RangeStart:
+          t.item(d.label(), "=[");
+          put_value(t, d, v);
+          return;
+        case Style::RangeLen:
+          t.sep(true);
+          t.put(",+");
+          put_value(t, d, v);
+          t.put(")");
+          return;
+      }
+    });
+  }
+};
+
+}  // namespace
+
 void append_event_details(std::string& s, const Event& ev) {
   auto out = std::back_inserter(s);
   bool has_file = ev.ino != 0;
   if (has_file) fmt::format_to(out, "dev={} ino={} ", format_dev(ev.dev), ev.ino);
-  if (const auto* d = ev.as<DioBegin>()) {
-    fmt::format_to(out, "{} pos={} count={}", d->write ? "write" : "read", d->pos, d->count);
-    if (d->done_before) fmt::format_to(out, " done_before={}", d->done_before);
-    if (d->aio) s += " aio";
-    if (d->partial) s += " partial";
-    if (d->nodatasum) s += " nodatasum";
-    if (d->buf_file_ino)
-      fmt::format_to(out, " buf=file(dev={} ino={} off={})", format_dev(d->buf_file_dev),
-                     d->buf_file_ino, d->buf_file_off);
-    else
-      s += " buf=anon";
-    fmt::format_to(out, ",{}{}", d->buf_shared ? "shared" : "private",
-                   d->buf_writable ? ",writable" : "");
-  } else if (const auto* d = ev.as<DioEnd>()) {
-    fmt::format_to(out, "pos={} ret={}", d->pos, errno_str(d->ret));
-    if (d->error) fmt::format_to(out, " error={}", errno_str(d->error));
-    if (d->write) fmt::format_to(out, " {}", *d->write ? "write" : "read");
-  } else if (const auto* g = ev.as<GetExtent>()) {
-    if (g->phase != Phase::None) fmt::format_to(out, "{} ", to_string(g->phase));
-    fmt::format_to(out, "start={} len={}", g->start, g->len);
-    if (g->phase != Phase::Enter)
-      fmt::format_to(out, " em=[{},+{}) block_start={} ret={}", g->em_start, g->em_len,
-                     g->block_start, errno_str(g->ret));
-  } else if (const auto* a = ev.as<EmAdd>()) {
-    fmt::format_to(out, "start={} len={} block_start={} ret={}", a->start, a->len, a->block_start,
-                   errno_str(a->ret));
-  } else if (const auto* x = ev.as<EmExist>()) {
-    fmt::format_to(out, "existing=[{},+{}) map=[{},+{}) asked=[{},+{})", x->e_start, x->e_len,
-                   x->map_start, x->map_len, x->start, x->len);
-  } else if (const auto* o = ev.as<Ordered>()) {
-    fmt::format_to(out, "file_offset={} len={} flags={}", o->file_offset, o->len,
-                   flag_names(o->flags, ordered_flag_names()));
-    if (ev.type == EventType::OeFinish) fmt::format_to(out, " uptodate={}", o->uptodate ? 1 : 0);
-  } else if (const auto* e = ev.as<ExtentBuffer>()) {
-    if (e->phase != Phase::None) fmt::format_to(out, "{} ", to_string(e->phase));
-    fmt::format_to(out, "eb_start={} refs={} bflags={}", e->eb_start, e->refs,
-                   flag_names(e->bflags, eb_flag_names()));
-  } else if (const auto* i = ev.as<Ioctl>()) {
-    fmt::format_to(out, "cmd={} fd={}", to_string(i->cmd), i->fd);
-    if (ev.type == EventType::IoctlEnd) fmt::format_to(out, " ret={}", errno_str(i->ret));
-  } else if (const auto* r = ev.as<Reloc>()) {
-    fmt::format_to(out, "block_group={}", r->block_group);
-    if (ev.type == EventType::RelocEnd) fmt::format_to(out, " ret={}", errno_str(r->ret));
-  } else if (const auto* c = ev.as<CsumError>()) {
-    fmt::format_to(out, "offset={} len={} mirror={}", c->offset, c->len, c->mirror);
-  }
+  TextOut t{s};
+  std::visit(PayloadText{t, ev.type}, ev.body);
   if (!ev.vm.empty()) fmt::format_to(out, " vm={}", ev.vm);
   if (!ev.image.empty()) fmt::format_to(out, " image={}", ev.image);
 }
