@@ -3,6 +3,7 @@
 // tests use it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -39,16 +40,36 @@ struct TraceHeader {
 // dumps put in TraceHeader::hostname.
 std::string this_hostname();
 
+// What a trace reader holds at most, whatever the input (docs/hardening.md):
+// beyond these a file is refused with a one-line InputError, so reading any
+// file takes bounded memory, and reading a valid one does not grow with its
+// length.
+struct ReadLimits {
+  static constexpr size_t kMaxLineBytes = 4u << 20;    // one JSON line
+  static constexpr int kMaxDepth = 32;                 // JSON nesting (own output: 4)
+  static constexpr size_t kMaxArrayElements = 64;      // a known key's array (flag names)
+  static constexpr size_t kMaxHeaderBytes = 64u << 10; // the JSON header line
+  static constexpr size_t kMaxHooks = 1024;            // hooks listed in a header
+  static constexpr size_t kMaxStrings = 65536;         // distinct vm/image names per trace
+  static constexpr size_t kMaxStringBytes = 16u << 20; // their total size
+};
+
 // Owns the strings that decoded events' vm/image views point to. Each distinct
 // string is stored once; views stay valid for the table's lifetime (a reader
 // keeps one, so events it returns stay valid as long as the reader lives).
+// A reader's table is bounded (ReadLimits): intern() throws InputError past
+// max_strings distinct strings or max_bytes of them.
 class StringTable {
  public:
+  StringTable() = default;
+  StringTable(size_t max_strings, size_t max_bytes) : max_strings_(max_strings), max_bytes_(max_bytes) {}
   std::string_view intern(std::string_view s);
   size_t size() const { return strings_.size(); }
 
  private:
   std::set<std::string, std::less<>> strings_;
+  size_t bytes_ = 0;
+  size_t max_strings_ = SIZE_MAX, max_bytes_ = SIZE_MAX;
 };
 
 class TraceReader {

@@ -13,6 +13,10 @@
 
 namespace bdt::replay {
 
+struct LineTooLong : InputError {
+  using InputError::InputError;
+};
+
 // A file (or stdin for "-") read through one growable buffer, so the format
 // can be detected by peeking without consuming, and stdin works too.
 class InputStream {
@@ -33,11 +37,11 @@ class InputStream {
   }
   uint64_t offset() const { return offset_; }  // file offset of data()
   // Reads one line without its '\n'. false at end of file with nothing read.
-  // A last line without '\n' is returned as a line. Throws InputError for a
-  // line longer than kMaxLine.
+  // A last line without '\n' is returned as a line. Throws LineTooLong for a
+  // line longer than kMaxLine (the caller names the line).
   bool getline(std::string& line);
 
-  static constexpr size_t kMaxLine = 64u << 20;
+  static constexpr size_t kMaxLine = ReadLimits::kMaxLineBytes;
 
  private:
   void compact();

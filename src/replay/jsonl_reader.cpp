@@ -1,6 +1,8 @@
 // JSON-lines traces: decoding one event object (the inverse of
-// src/core/event_json.cpp; payload fields from bdt/event_fields.h) and the line reader with the schema header, the
-// skip policies and the bad-input errors (docs/events.md).
+// src/core/event_json.cpp; payload fields from bdt/event_fields.h) and the
+// line reader with the schema header, the skip policies, the bad-input errors
+// (docs/events.md) and the memory limits (ReadLimits, docs/hardening.md).
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <type_traits>
@@ -17,7 +19,14 @@ namespace bdt {
 std::string_view StringTable::intern(std::string_view s) {
   if (s.empty()) return {};
   auto it = strings_.find(s);
-  if (it == strings_.end()) it = strings_.emplace(s).first;
+  if (it == strings_.end()) {
+    if (strings_.size() >= max_strings_ || s.size() > max_bytes_ - bytes_)
+      throw InputError(fmt::format("more than {} distinct vm/image names or {} MiB of them (a "
+                                   "trace's limit)",
+                                   max_strings_, max_bytes_ >> 20));
+    it = strings_.emplace(s).first;
+    bytes_ += s.size();
+  }
   return *it;
 }
 
@@ -30,10 +39,14 @@ using json = nlohmann::json;
 // ---- a flat view of one event line ---------------------------------------------
 // Event lines are parsed with nlohmann's SAX interface into this flat list of
 // top-level keys (reused from line to line) instead of a DOM: no map nodes per
-// key. Only what decoding needs is kept: scalars, and the scalar elements of
-// top-level arrays (flag lists). Nested containers are recorded by kind only.
-// The accessors mirror the subset of nlohmann::json that Obj uses, so one
-// decoder serves both (the header line is parsed as a DOM).
+// key. Only what decoding needs is kept: the keys an event can have (common
+// keys and the payload fields of bdt/event_fields.h), with their scalars and
+// the scalar elements of their arrays (flag lists, at most
+// ReadLimits::kMaxArrayElements). Other keys are skipped, nested containers
+// recorded by kind only, so a line costs memory for what the decoder reads,
+// not for what the line holds. The accessors mirror the subset of
+// nlohmann::json that Obj uses, so one decoder serves both (the header line is
+// parsed as a DOM, after its size and depth were checked).
 struct FVal {
   enum Kind : uint8_t { Null, Bool, Int, Uint, Float, String, Array, Object };
   Kind kind = Null;
@@ -45,7 +58,9 @@ struct FVal {
 
   void reset() {
     kind = Null;
-    s.clear();
+    // Reused line after line: keep small buffers, give big ones back.
+    if (s.capacity() > 4096) std::string().swap(s);
+    else s.clear();
     elems.clear();
   }
   bool is_number_integer() const { return kind == Int || kind == Uint; }
@@ -79,18 +94,48 @@ struct FVal {
   auto end() const { return elems.end(); }
 };
 
+// Every key an event line can carry that the decoder reads (sorted).
+const std::vector<std::string_view>& known_keys() {
+  static const std::vector<std::string_view> keys = [] {
+    std::vector<std::string_view> v = {"schema", "type", "ts_ns", "pid", "tid", "comm",
+                                       "fs",     "dev",  "ino",   "vm",  "image"};
+    [&]<class... P>(std::variant<P...>*) {
+      (fields::for_each<P>([&](const auto& d) { v.push_back(d.name); }), ...);
+    }(static_cast<Payload*>(nullptr));
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  }();
+  return keys;
+}
+
+// The known key equal to k (a view of static storage), or nullopt.
+std::optional<std::string_view> known_key(std::string_view k) {
+  const auto& keys = known_keys();
+  auto it = std::lower_bound(keys.begin(), keys.end(), k);
+  if (it == keys.end() || *it != k) return std::nullopt;
+  return *it;
+}
+
 struct FObj {
-  std::vector<std::pair<std::string, FVal>> kv;  // grows, never shrinks: reused
+  // At most one entry per known key (a repeated key overwrites: the last one
+  // wins, as in nlohmann's DOM); reused from line to line.
+  std::vector<std::pair<std::string_view, FVal>> kv;
   size_t n = 0;
-  FVal& add(const std::string& k) {
+  FVal& slot(std::string_view known) {
+    for (size_t i = 0; i < n; ++i)
+      if (kv[i].first == known) {
+        kv[i].second.reset();
+        return kv[i].second;
+      }
     if (n == kv.size()) kv.emplace_back();
     auto& e = kv[n++];
-    e.first.assign(k);
+    e.first = known;
     e.second.reset();
     return e.second;
   }
   const FVal* find(std::string_view k) const {
-    for (size_t i = n; i-- > 0;)  // last one wins, as in nlohmann's DOM
+    for (size_t i = 0; i < n; ++i)
       if (kv[i].first == k) return &kv[i].second;
     return nullptr;
   }
@@ -329,7 +374,7 @@ json parse_object(std::string_view text) {
   return j;
 }
 
-// SAX handler filling an FObj (see FVal).
+// SAX handler filling an FObj (see FVal), enforcing the depth and array limits.
 class FlatSax {
  public:
   explicit FlatSax(FObj& o) : o_(o) { o_.n = 0; }
@@ -369,7 +414,12 @@ class FlatSax {
   bool start_array(std::size_t) { return open(FVal::Array); }
   bool end_array() { return close(); }
   bool key(std::string& k) {
-    if (depth_ == 1 && top_ == FVal::Object) cur_ = &o_.add(k);
+    if (depth_ == 1 && top_ == FVal::Object) {
+      // Keys no event has are skipped with their values (read by newer tools).
+      auto known = known_key(k);
+      cur_ = known ? &o_.slot(*known) : nullptr;
+      cur_key_ = known.value_or(std::string_view());
+    }
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) {
@@ -384,20 +434,28 @@ class FlatSax {
       fill(v);
       top_ = v.kind;
     } else if (!cur_) {
-      // Not inside a top-level object's value (e.g. elements of a top-level
-      // array): nothing to keep, the line is rejected after parsing.
+      // Not inside a known key's value (e.g. an unknown key, or elements of a
+      // top-level array): nothing to keep.
     } else if (depth_ == 1) {
       fill(*cur_);
     } else if (depth_ == 2 && cur_->kind == FVal::Array) {
-      fill(cur_->elems.emplace_back());
+      fill(element());
     }
     return true;
   }
+  FVal& element() {
+    if (cur_->elems.size() >= ReadLimits::kMaxArrayElements)
+      bad(fmt::format("field \"{}\": more than {} elements", cur_key_,
+                      ReadLimits::kMaxArrayElements));
+    return cur_->elems.emplace_back();
+  }
   bool open(FVal::Kind k) {
+    if (depth_ >= ReadLimits::kMaxDepth)
+      bad(fmt::format("JSON nested deeper than {} levels", ReadLimits::kMaxDepth));
     if (depth_ == 0) top_ = k;
     else if (!cur_) {
     } else if (depth_ == 1) cur_->kind = k;
-    else if (depth_ == 2 && cur_->kind == FVal::Array) cur_->elems.emplace_back().kind = k;
+    else if (depth_ == 2 && cur_->kind == FVal::Array) element().kind = k;
     ++depth_;
     return true;
   }
@@ -408,6 +466,7 @@ class FlatSax {
 
   FObj& o_;
   FVal* cur_ = nullptr;
+  std::string_view cur_key_;
   int depth_ = 0;
   FVal::Kind top_ = FVal::Null;
 };
@@ -451,6 +510,8 @@ TraceHeader decode_header(const json& j) {
   if (const json* hooks = o.find("hooks")) {
     if (!hooks->is_array())
       bad(fmt::format("field \"hooks\" must be an array, got {}", type_name(*hooks)));
+    if (hooks->size() > ReadLimits::kMaxHooks)
+      bad(fmt::format("field \"hooks\": more than {} hooks", ReadLimits::kMaxHooks));
     for (const json& e : *hooks) {
       HookInfo hi;
       if (e.is_string()) {
@@ -477,21 +538,22 @@ class JsonlReader final : public TraceReader {
   JsonlReader(std::unique_ptr<replay::InputStream> in, bool salvage)
       : in_(std::move(in)), salvage_(salvage) {
     // Read ahead to the first non-blank line to pick up an optional header.
-    try {
-      while (read_line()) {
-        if (blank()) continue;
-        json j = parse_object(line_);
-        if (j.contains("schema") && !j.contains("type")) {
-          header_ = decode_header(j);
+    while (read_line()) {
+      if (blank()) continue;
+      try {
+        parse_flat(line_, flat_);  // checks depth: the DOM below cannot be deep
+        if (lookup(flat_, "schema") && !lookup(flat_, "type")) {
+          if (line_.size() > ReadLimits::kMaxHeaderBytes)
+            bad(fmt::format("header line longer than {} bytes", ReadLimits::kMaxHeaderBytes));
+          header_ = decode_header(parse_object(line_));
         } else {
-          pending_ = std::move(j);
-          have_pending_ = true;
+          have_pending_ = true;  // an event line, already in flat_
         }
-        break;
+      } catch (const InputError& e) {
+        // A bad first line is fatal even with salvage: there is no valid prefix.
+        throw InputError(fmt::format("{}:{}: {}", in_->name(), lineno_, e.what()));
       }
-    } catch (const InputError& e) {
-      // A bad first line is fatal even with salvage: there is no valid prefix.
-      throw InputError(fmt::format("{}:{}: {}", in_->name(), lineno_, e.what()));
+      break;
     }
   }
 
@@ -500,18 +562,23 @@ class JsonlReader final : public TraceReader {
     for (;;) {
       // Read errors of the file itself (already naming it) propagate as they are.
       if (!have_pending_) {
-        if (!read_line()) return false;
+        try {
+          if (!read_line()) return false;
+        } catch (const replay::LineTooLong& e) {
+          if (!salvage_) throw;
+          stopped_ = true;
+          stop_ = e.what();
+          return false;
+        }
         if (blank()) continue;
       }
       try {
-        if (have_pending_) {  // the first line, already parsed as a DOM
+        if (have_pending_) {  // the first line, already parsed
           have_pending_ = false;
-          json j = std::move(pending_);
-          if (decode(j, ev)) return true;
         } else {
           parse_flat(line_, flat_);
-          if (decode(flat_, ev)) return true;
         }
+        if (decode(flat_, ev)) return true;
       } catch (const std::exception& e) {
         // InputError from the decoder, or (defensively) a nlohmann exception.
         std::string msg = fmt::format("{}:{}: {}", in_->name(), lineno_, e.what());
@@ -530,8 +597,13 @@ class JsonlReader final : public TraceReader {
   std::string_view format() const override { return "jsonl"; }
 
  private:
+  // Throws LineTooLong naming the file and line.
   bool read_line() {
-    if (!in_->getline(line_)) return false;
+    try {
+      if (!in_->getline(line_)) return false;
+    } catch (const replay::LineTooLong& e) {
+      throw replay::LineTooLong(fmt::format("{}:{}: {}", in_->name(), lineno_ + 1, e.what()));
+    }
     ++lineno_;
     return true;
   }
@@ -570,10 +642,9 @@ class JsonlReader final : public TraceReader {
   std::unique_ptr<replay::InputStream> in_;
   bool salvage_;
   TraceHeader header_;
-  StringTable strings_;
+  StringTable strings_{ReadLimits::kMaxStrings, ReadLimits::kMaxStringBytes};
   std::string line_;
   uint64_t lineno_ = 0;
-  json pending_;
   FObj flat_;
   bool have_pending_ = false;
   bool have_last_ = false;

@@ -70,8 +70,10 @@ bool InputStream::getline(std::string& line) {
   for (;;) {
     const uint8_t* p = buf_.data() + pos_;
     size_t n = end_ - pos_;
-    if (const void* nl = std::memchr(p + scanned, '\n', n - scanned)) {
-      size_t len = static_cast<const uint8_t*>(nl) - p;
+    const auto* nl = static_cast<const uint8_t*>(std::memchr(p + scanned, '\n', n - scanned));
+    const size_t len = nl ? static_cast<size_t>(nl - p) : n;
+    if (len > kMaxLine) throw LineTooLong(fmt::format("line longer than {} bytes", kMaxLine));
+    if (nl) {
       line.assign(reinterpret_cast<const char*>(p), len);
       consume(len + 1);
       return true;
@@ -83,9 +85,6 @@ bool InputStream::getline(std::string& line) {
       consume(n);
       return true;
     }
-    if (n > kMaxLine)
-      throw InputError(fmt::format("{}: at byte {}: line longer than {} bytes", name_, offset_,
-                                   kMaxLine));
     read_more(n + 1);
   }
 }

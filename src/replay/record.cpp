@@ -495,6 +495,8 @@ class BinaryReader final : public TraceReader {
       if (auto kv = KernelVersion::parse(rel)) header_.kernel = *kv;
       else header_.kernel.release = rel;
       uint16_t hooks = in.u16();
+      if (hooks > ReadLimits::kMaxHooks)
+        throw Corrupt{fmt::format("more than {} hooks ({})", ReadLimits::kMaxHooks, hooks)};
       for (uint16_t i = 0; i < hooks; ++i) {
         HookInfo h;
         h.name = in.str();
@@ -527,8 +529,12 @@ class BinaryReader final : public TraceReader {
     in.bytes(ev.fs.b.data(), ev.fs.b.size());
     ev.dev = in.u64();
     ev.ino = in.u64();
-    ev.vm = strings_.intern(in.str());
-    ev.image = strings_.intern(in.str());
+    try {
+      ev.vm = strings_.intern(in.str());
+      ev.image = strings_.intern(in.str());
+    } catch (const InputError& e) {  // the string table's limit
+      throw Corrupt{e.what()};
+    }
     ev.body = payload_for(ev.type);
     std::visit(PayloadIn{in, ev.type}, ev.body);
     // Bytes after the known fields: a newer writer's additions, ignored.
@@ -538,7 +544,7 @@ class BinaryReader final : public TraceReader {
   std::unique_ptr<InputStream> in_;
   bool salvage_;
   TraceHeader header_;
-  StringTable strings_;
+  StringTable strings_{ReadLimits::kMaxStrings, ReadLimits::kMaxStringBytes};
   uint64_t skipped_unknown_ = 0;
   bool have_last_ = false;
   uint64_t last_ts_ = 0;
