@@ -21,6 +21,12 @@ struct KVer {
   bool set() const { return major != 0; }
 };
 
+// A stable series that got the change as a backport: X.Y.Z and later X.Y.* have it.
+struct KStable {
+  int major = 0, minor = 0, patch = 0;
+  bool set() const { return major != 0; }
+};
+
 struct BugExposure {
   std::string_view detector;    // detector id
   std::string_view key;         // row id, e.g. "send-reloc-bug"
@@ -30,13 +36,17 @@ struct BugExposure {
   KVer fixed;                   // first release with the fix (unset: not fixed)
   std::string_view fixed_by;    // fixing commit "sha title"
   std::string_view note;        // backports, disagreements between sources
+  // Stable series that got the fix / the introducing change later than `fixed` /
+  // `introduced` (a backport): inside such a series the patch level decides.
+  KStable fixed_stable[2] = {};
+  KStable introduced_stable[2] = {};
 };
 
 std::span<const BugExposure> exposure_table();
 const BugExposure* exposure_row(std::string_view key);
 
 enum class Exposed { Unknown, Yes, No };
-// Is `k` inside [introduced, fixed)? Unknown when k is unknown.
+// Is `k` inside [introduced, fixed), stable backports included? Unknown when k is unknown.
 Exposed exposed(const BugExposure& row, const KernelVersion& k);
 
 // "kernel 6.18.4 >= 6.4 (b73a6fd1b1ef ...)": the table entry used, for a

@@ -51,17 +51,36 @@ constexpr BugExposure kTable[] = {
      "checksums over other bytes than the ones written: later reads fail with EIO",
      {}, "", {6, 15},
      "968f19c5b1b7 (btrfs: always fallback to buffered write if the inode requires checksum)",
-     "sources disagree on 6.14 vs 6.15; backported to stable 6.6+: trust the observation "
-     "(did the write reach iomap_dio_rw_begin?) over the version"},
+     "sources disagree on 6.14 vs 6.15; in 6.12.y since 6.12.77 (Debian's 6.12.118 changelog; "
+     "seen in the VM tier: the writes never reach iomap_dio_rw_begin); a 6.6.y backport is "
+     "unverified: trust the observation (did the write reach iomap_dio_rw_begin?) over the version",
+     {{6, 12, 77}}},
     {"dio-buffered-fallback", "dio-csum-fallback",
      "O_DIRECT writes to files with data checksums are carried out as buffered writes",
      {6, 15},
      "968f19c5b1b7 (btrfs: always fallback to buffered write if the inode requires checksum)", {},
-     "", "behaviour, not a bug; nocow (chattr +C, NODATASUM) files still do true O_DIRECT"},
+     "", "behaviour, not a bug; nocow (chattr +C, NODATASUM) files still do true O_DIRECT; in "
+     "6.12.y since 6.12.77 (seen on 6.12.118); 6.12.75 also falls back for data profiles with "
+     "duplication (DUP, RAID1*)",
+     {}, {{6, 12, 77}}},
 };
 
 bool before(const KernelVersion& k, KVer v) {
   return k.major < v.major || (k.major == v.major && k.minor < v.minor);
+}
+
+// Inside a stable series listed in `s`: whether k has the backport; otherwise `dflt`.
+bool with_backports(const KStable (&s)[2], const KernelVersion& k, bool dflt) {
+  for (auto& b : s)
+    if (b.set() && k.major == b.major && k.minor == b.minor) return k.patch >= b.patch;
+  return dflt;
+}
+
+std::string stable_text(const KStable (&s)[2]) {
+  std::string t;
+  for (auto& b : s)
+    if (b.set()) t += fmt::format(", {}.{}.y from {}.{}.{}", b.major, b.minor, b.major, b.minor, b.patch);
+  return t;
 }
 }  // namespace
 
@@ -75,9 +94,10 @@ const BugExposure* exposure_row(std::string_view key) {
 
 Exposed exposed(const BugExposure& row, const KernelVersion& k) {
   if (!k.known()) return Exposed::Unknown;
-  if (row.introduced.set() && before(k, row.introduced)) return Exposed::No;
-  if (row.fixed.set() && !before(k, row.fixed)) return Exposed::No;
-  return Exposed::Yes;
+  bool introduced = with_backports(row.introduced_stable, k,
+                                   !row.introduced.set() || !before(k, row.introduced));
+  bool fixed = with_backports(row.fixed_stable, k, row.fixed.set() && !before(k, row.fixed));
+  return introduced && !fixed ? Exposed::Yes : Exposed::No;
 }
 
 static std::string ver(KVer v) { return fmt::format("{}.{}", v.major, v.minor); }
@@ -90,6 +110,7 @@ std::string exposure_text(const BugExposure& row, const KernelVersion& k) {
     range = fmt::format("fixed in {}", ver(row.fixed));
   else if (row.introduced.set())
     range = fmt::format("since {}", ver(row.introduced));
+  range += stable_text(row.fixed.set() ? row.fixed_stable : row.introduced_stable);
   std::string fix = row.fixed_by.empty() ? std::string(row.introduced_by) : std::string(row.fixed_by);
   if (!k.known())
     return fmt::format("table: kernel version unknown, assuming exposed ({}; {})", range, fix);

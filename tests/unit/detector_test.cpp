@@ -225,6 +225,33 @@ TEST(DioUnstablePages, NamesWriterBufferAndRange) {
   EXPECT_NE(h[0]->exposure.find("observed"), std::string::npos);
 }
 
+TEST(DioUnstablePages, OneSymptomWithEveryFailingRange) {
+  auto all = all_cases();
+  auto f = run(find_case(all, "dio_unstable_pages_many_blocks_6.1").events(), config_for("6.1.0"));
+  auto s = of(f, "dio-unstable-pages", "csum-error");
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]->range, (std::pair<uint64_t, uint64_t>{0, 69632}));
+  EXPECT_NE(s[0]->message.find("4 data checksum errors (16384 bytes in [0, 12288), [65536, 69632))"),
+            std::string::npos)
+      << s[0]->message;
+  EXPECT_NE(s[0]->message.find("failed with EIO"), std::string::npos);
+  bool writer = false, reader = false;
+  for (auto& a : s[0]->actors) {
+    writer |= a.role == "writer" && a.pid == 6100;
+    reader |= a.role == "reader" && a.pid == 6100;
+  }
+  EXPECT_TRUE(writer && reader);
+  size_t csum = 0;
+  for (auto& e : s[0]->evidence) csum += e.type == EventType::CsumError;
+  EXPECT_EQ(csum, 4u);
+
+  auto g = run(find_case(all, "dio_unstable_pages_buffered_read_6.1").events(), config_for("6.1.0"));
+  auto b = of(g, "dio-unstable-pages", "csum-error");
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0]->range, (std::pair<uint64_t, uint64_t>{524288, 536576}));
+  EXPECT_EQ(b[0]->comm, "kworker/u8:5");
+}
+
 TEST(StaleEbReuse, EbIdDistinguishesBuffers) {
   TL t("x", true, "4.0.0");
   const Who A{1, 1, "a"}, B{2, 2, "b"};
@@ -301,6 +328,19 @@ TEST(Exposure, Table) {
   EXPECT_EQ(exposed(*hole, k("6.3.13")), Exposed::Yes);
   EXPECT_EQ(exposed(*hole, k("6.4.0")), Exposed::No);
   EXPECT_EQ(exposed(*hole, KernelVersion{}), Exposed::Unknown);
+  // stable backports: 968f19c5b1b7 is in 6.12.y from 6.12.77 (6.15 mainline)
+  auto* unstable = exposure_row("dio-csum-unstable");
+  auto* fallback = exposure_row("dio-csum-fallback");
+  ASSERT_TRUE(unstable && fallback);
+  for (auto [rel, exp] : {std::pair{"6.1.0", Exposed::Yes}, {"6.12.76", Exposed::Yes},
+                          {"6.12.118+deb12-cloud-amd64", Exposed::No}, {"6.13.2", Exposed::Yes},
+                          {"6.15.0", Exposed::No}, {"6.18.44", Exposed::No}}) {
+    EXPECT_EQ(exposed(*unstable, k(rel)), exp) << rel;
+    EXPECT_EQ(exposed(*fallback, k(rel)), exp == Exposed::Yes ? Exposed::No : Exposed::Yes) << rel;
+  }
+  EXPECT_NE(exposure_text(*unstable, k("6.12.118")).find("fixed in 6.15, 6.12.y from 6.12.77"),
+            std::string::npos)
+      << exposure_text(*unstable, k("6.12.118"));
   for (auto& r : exposure_table()) {
     EXPECT_FALSE(r.detector.empty());
     EXPECT_TRUE(!r.fixed_by.empty() || !r.introduced_by.empty()) << r.key;
