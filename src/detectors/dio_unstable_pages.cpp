@@ -9,8 +9,14 @@
 //          "last written by a hazardous write" until another write covers it.
 // symptom: csum_error on such a range, or a DIO read of such a range ending
 //          with EIO; the finding names the writing process, the shared buffer
-//          and the failing range.
+//          and the failing ranges. A read of a torn write fails on many blocks
+//          (one csum_error each, 256 for 1 MiB): they are gathered per write
+//          and reported once, with every failing range, when the read that hit
+//          them ends, 100 ms (event time) after the last one, when the range is
+//          written again, or at the end of the trace.
 #include <fmt/format.h>
+
+#include <optional>
 
 #include "detectors/common.h"
 #include "bdt/exposure.h"
@@ -18,10 +24,18 @@
 namespace bdt::det {
 namespace {
 
+// Checksum failures seen on one hazardous write's range, not reported yet.
+struct Failed {
+  IntervalSet ranges;     // the failing blocks, merged
+  uint64_t blocks = 0;    // csum_error events
+  uint64_t last_ts = 0;
+  Evidence ev{8};         // the first and the last csum_error events
+};
 struct HazWrite {
   uint64_t dev = 0, lo = 0, hi = 0;
   Event begin;
   bool symptom_reported = false;
+  std::optional<Failed> failed;
 };
 struct InodeState {
   std::vector<HazWrite> w;  // bounded
@@ -42,6 +56,8 @@ struct InoPidHash {
 };
 
 constexpr size_t kPerInode = 16;
+// csum_error events of one read come microseconds apart (one end-io worker per bio)
+constexpr uint64_t kGatherNs = 100'000'000ull;
 
 class DioUnstablePages final : public Detector {
  public:
@@ -59,21 +75,28 @@ class DioUnstablePages final : public Detector {
       case EventType::DioEnd: return on_dio_end(e, out);
       case EventType::OeAdd: {  // a buffered write (no DIRECT) overwrites the range
         auto* o = e.as<Ordered>();
-        if (o->flags && !(o->flags & oef::DIRECT)) forget(e, o->file_offset, o->file_offset + o->len);
+        if (o->flags && !(o->flags & oef::DIRECT))
+          forget(e, o->file_offset, o->file_offset + o->len, out);
         return;
       }
       case EventType::CsumError: {
         auto* c = e.as<CsumError>();
-        return check(e, c->offset, c->offset + std::max<uint64_t>(c->len, 1), nullptr, out);
+        return on_csum_error(e, c->offset, c->offset + std::max<uint64_t>(c->len, 1));
       }
       default: return;
     }
   }
 
-  void on_time(uint64_t now, Findings&) override {
+  void on_time(uint64_t now, Findings& out) override {
+    flush_failed(now >= kGatherNs ? now - kGatherNs : 0, out);
     evicted_ += evict_aged(inodes_, now, cfg_.max_age_ns, [](const InodeState& s) { return s.last_ts; });
     evicted_ += evict_aged(reads_, now, cfg_.max_age_ns, [](const Read& r) { return r.begin.ts_ns; });
     evicted_ += gate_.evict(now, std::max(cfg_.max_age_ns, cfg_.repeat_ns));
+  }
+
+  void on_finish(uint64_t now, Findings& out) override {
+    flush_failed(UINT64_MAX, out);
+    on_time(now, out);
   }
 
   StateSize state_size() const override {
@@ -89,7 +112,7 @@ class DioUnstablePages final : public Detector {
     return n;
   }
 
-  void forget(const Event& e, uint64_t lo, uint64_t hi) {
+  void forget(const Event& e, uint64_t lo, uint64_t hi, Findings& out) {
     auto it = inodes_.find(ino_key(e));
     if (it == inodes_.end()) return;
     auto& v = it->second.w;
@@ -99,6 +122,7 @@ class DioUnstablePages final : public Detector {
         keep.push_back(std::move(w));
         continue;
       }
+      if (w.failed) report(w, e.ino, nullptr, nullptr, out);  // before the range changes hands
       if (w.lo < lo) {
         HazWrite a = w;
         a.hi = lo;
@@ -129,7 +153,7 @@ class DioUnstablePages final : public Detector {
 
   void on_write(const Event& e, const DioBegin& d, Findings& out) {
     uint64_t lo = d.pos, hi = d.pos + d.count;
-    forget(e, lo, hi);  // this write is now the last one for the range
+    forget(e, lo, hi, out);  // this write is now the last one for the range
     if (d.nodatasum || !(d.buf_shared && d.buf_writable)) return;
     make_room();
     auto& st = inodes_[ino_key(e)];
@@ -181,49 +205,96 @@ class DioUnstablePages final : public Detector {
     Read r = std::move(it->second);
     reads_.erase(it);
     auto* d = e.as<DioEnd>();
-    if (d->ret == kEIO || d->error == kEIO) check(r.begin, r.lo, r.hi, &e, out);
+    bool eio = d->ret == kEIO || d->error == kEIO;
+    auto st = inodes_.find(ino_key(r.begin));
+    if (st == inodes_.end()) return;
+    for (auto& w : st->second.w) {
+      if (!dev_compat(w.dev, r.begin.dev) || !overlaps(w.lo, w.hi, r.lo, r.hi) || w.symptom_reported)
+        continue;
+      // the read that hit the gathered failures ended: report them, with the reader
+      if (w.failed || eio) report(w, r.begin.ino, &r, eio ? &e : nullptr, out);
+    }
   }
 
-  void check(const Event& at, uint64_t lo, uint64_t hi, const Event* end, Findings& out) {
+  // A checksum failure on a block of a range last written by a hazardous write.
+  void on_csum_error(const Event& at, uint64_t lo, uint64_t hi) {
     auto it = inodes_.find(ino_key(at));
     if (it == inodes_.end()) return;
     for (auto& w : it->second.w) {
       if (!dev_compat(w.dev, at.dev) || !overlaps(w.lo, w.hi, lo, hi) || w.symptom_reported)
         continue;
-      w.symptom_reported = true;
-      const Event& fail = end ? *end : at;
-      auto f = make_finding(id(), end ? "read-eio" : "csum-error", Level::Symptom,
-                            Severity::Critical, fail);
-      if (end) {  // the reader is the primary actor
-        f.pid = at.pid;
-        f.tid = at.tid;
-        f.comm = comm_of(at);
-      }
-      f.ino = at.ino;
-      if (at.dev || w.dev) f.dev = at.dev ? at.dev : w.dev;
-      uint64_t a = std::max(lo, w.lo), b = std::min(hi, w.hi);
-      f.range = {{a, b}};
-      auto* d = w.begin.as<DioBegin>();
-      add_actor(f, w.begin, "writer");
-      if (end) add_actor(f, at, "reader");
-      f.message = fmt::format(
-          "{} on inode {} [{}, {}), a range last written with O_DIRECT by {} (pid {}) from the "
-          "shared writable buffer {}",
-          end ? fmt::format("a direct read by {} (pid {}) failed with EIO", comm_of(at), at.pid)
-              : std::string("a data checksum error"),
-          at.ino, a, b, comm_of(w.begin), w.begin.pid, hex(d ? d->buf_addr : 0));
-      f.explanation =
-          "The buffer was most likely modified while the O_DIRECT write was in flight, so the "
-          "stored checksum does not match the data on disk (seed 004). The data in this range is "
-          "whatever the buffer held at DMA time; restore it from a good copy. Stop writing from "
-          "shared buffers or make the file nocow.";
-      f.exposure = "observed: checksum failure after a direct write from a shared buffer; " +
-                   exposure_text(*exposure_row("dio-csum-unstable"), cfg_.kernel);
-      std::vector<Event> evs{w.begin, at};
-      if (end) evs.push_back(*end);
-      put_evidence(f, std::move(evs), cfg_.max_evidence);
-      out.push_back(std::move(f));
+      if (!w.failed) w.failed.emplace();
+      auto& f = *w.failed;
+      f.ranges.add(std::max(lo, w.lo), std::min(hi, w.hi));
+      ++f.blocks;
+      f.last_ts = at.ts_ns;
+      f.ev.push(at);
     }
+  }
+
+  // Reports the failures gathered on writes whose last failure is at or before `upto`.
+  void flush_failed(uint64_t upto, Findings& out) {
+    for (auto& [k, st] : inodes_)
+      for (auto& w : st.w)
+        if (w.failed && w.failed->last_ts <= upto) report(w, k.ino, nullptr, nullptr, out);
+  }
+
+  // The symptom of hazardous write `w`: checksum failures gathered on its range
+  // (csum-error), or only a direct read of it ending with EIO (read-eio: no
+  // checksum-failure hook). `r`: the direct read that hit them, if known.
+  void report(HazWrite& w, uint64_t ino, const Read* r, const Event* end, Findings& out) {
+    std::optional<Failed> failed = std::move(w.failed);
+    w.failed.reset();
+    if (w.symptom_reported) return;
+    w.symptom_reported = true;
+    auto* d = w.begin.as<DioBegin>();
+    const Event& primary = failed ? failed->ev.events().front() : *end;
+    auto f = make_finding(id(), failed ? "csum-error" : "read-eio", Level::Symptom, Severity::Critical,
+                          primary);
+    std::vector<Event> evs{w.begin};
+    if (r) {  // the reader is the primary actor
+      f.pid = r->begin.pid;
+      f.tid = r->begin.tid;
+      f.comm = comm_of(r->begin);
+      evs.push_back(r->begin);
+    }
+    f.ino = ino;
+    if (primary.dev || w.dev) f.dev = primary.dev ? primary.dev : w.dev;
+    add_actor(f, w.begin, "writer");
+    if (r) add_actor(f, r->begin, "reader");
+    std::string what;
+    if (failed) {
+      const auto& v = failed->ranges.items();
+      f.range = {{v.front().first, v.back().second}};
+      std::string list;
+      for (size_t i = 0; i < v.size() && i < 8; ++i)
+        list += fmt::format("{}[{}, {})", i ? ", " : "", v[i].first, v[i].second);
+      if (v.size() > 8) list += fmt::format(", ... ({} ranges)", v.size());
+      what = fmt::format("{} data checksum error{} ({} bytes in {})", failed->blocks,
+                         failed->blocks == 1 ? "" : "s", failed->ranges.bytes(), list);
+      if (end) what += fmt::format(", and a direct read by {} (pid {}) failed with EIO",
+                                   comm_of(r->begin), r->begin.pid);
+      for (auto& x : failed->ev.events()) evs.push_back(x);
+    } else {
+      uint64_t a = std::max(r->lo, w.lo), b = std::min(r->hi, w.hi);
+      f.range = {{a, b}};
+      what = fmt::format("a direct read by {} (pid {}) of [{}, {}) failed with EIO",
+                         comm_of(r->begin), r->begin.pid, a, b);
+    }
+    if (end) evs.push_back(*end);
+    f.message = fmt::format(
+        "{} on inode {}, a range last written with O_DIRECT by {} (pid {}) from the shared "
+        "writable buffer {}",
+        what, ino, comm_of(w.begin), w.begin.pid, hex(d ? d->buf_addr : 0));
+    f.explanation =
+        "The buffer was most likely modified while the O_DIRECT write was in flight, so the "
+        "stored checksum does not match the data on disk (seed 004). The data in this range is "
+        "whatever the buffer held at DMA time; restore it from a good copy. Stop writing from "
+        "shared buffers or make the file nocow.";
+    f.exposure = "observed: checksum failure after a direct write from a shared buffer; " +
+                 exposure_text(*exposure_row("dio-csum-unstable"), cfg_.kernel);
+    put_evidence(f, std::move(evs), cfg_.max_evidence);
+    out.push_back(std::move(f));
   }
 
   DetectorConfig cfg_;

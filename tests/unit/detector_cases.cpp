@@ -452,6 +452,33 @@ std::vector<TL> all_cases() {
     t.expect("dio-unstable-pages symptom csum-error");
     v.push_back(t);
   }
+  {  // a read of a torn 1 MiB write fails on many blocks: one symptom with every failing range
+    // (as on 6.1: one csum_error per 4 KiB block from the end-io worker, then the read's EIO)
+    TL t("dio_unstable_pages_many_blocks_6.1", false, "6.1.0");
+    t.at(0).ev(REPRO, EventType::DioBegin, shared_wr(0, kMiB), kTest);
+    t.at(2 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    t.at(3 * kMs).ev(REPRO, EventType::DioBegin, rd(0, kMiB), kTest);
+    for (uint64_t off : {0ull, 4096ull, 8192ull, 65536ull})
+      t.at(5 * kMs + off).ev(CSUMW, EventType::CsumError, CsumError{.offset = off, .len = 4096, .mirror = 1}, kTest);
+    t.at(6 * kMs).ev(REPRO, EventType::DioEnd, end(0, -5, -5), kTest);
+    // the next read of the same write fails again: already reported
+    t.at(7 * kMs).ev(REPRO, EventType::DioBegin, rd(0, kMiB), kTest);
+    t.at(8 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096, .mirror = 1}, kTest);
+    t.at(9 * kMs).ev(REPRO, EventType::DioEnd, end(0, -5, -5), kTest);
+    t.expect("dio-unstable-pages hazard shared-buffer-write");
+    t.expect("dio-unstable-pages symptom csum-error");
+    v.push_back(t);
+  }
+  {  // a buffered read of the range (no direct read to end): reported once the failures stop
+    TL t("dio_unstable_pages_buffered_read_6.1", false, "6.1.0");
+    t.at(0).ev(REPRO, EventType::DioBegin, shared_wr(0, kMiB), kTest);
+    t.at(2 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
+    for (uint64_t off : {524288ull, 528384ull, 532480ull})
+      t.at(10 * kMs + off / 4096).ev(CSUMW, EventType::CsumError, CsumError{.offset = off, .len = 4096, .mirror = 1}, kTest);
+    t.expect("dio-unstable-pages hazard shared-buffer-write");
+    t.expect("dio-unstable-pages symptom csum-error");
+    v.push_back(t);
+  }
   {  // only the EIO at the read is visible (no checksum-failure hook)
     TL t("dio_unstable_pages_read_eio_5.10", false, "5.10.0");
     t.at(0).ev(REPRO, EventType::DioBegin, shared_wr(0, kMiB), kTest);
