@@ -97,8 +97,11 @@ start_tracer() {
     [[ -n ${BDT_BACKEND:-} ]] && backend=(--backend "$BDT_BACKEND")
     "$BIN" "$@" "${backend[@]}" >"$out" 2>"$out.err" &
     TRACER_PID=$!
-    local i
-    for i in $(seq 1 100); do
+    # Loading and verifying the programs takes well under a second here, but up to minutes in a
+    # VM-tier guest (TCG, a loaded host): wait longer there (scripts/vm/init sets BDT_VM=1).
+    local i limit=100
+    [[ -n ${BDT_VM:-} ]] && limit=1800
+    for i in $(seq 1 $limit); do
         grep -q "Ctrl-C to stop" "$out.err" 2>/dev/null && return 0
         if ! kill -0 "$TRACER_PID" 2>/dev/null; then
             wait "$TRACER_PID"
@@ -111,7 +114,7 @@ start_tracer() {
         fi
         sleep 0.1
     done
-    die "tracer did not attach within 10 s: $(cat "$out.err")"
+    die "tracer did not attach within $((limit / 10)) s: $(cat "$out.err")"
 }
 
 # stop_tracer: SIGINT, wait, return its exit status.

@@ -3,9 +3,9 @@
 # Source lib.sh first, then this file.
 #
 #   pt_expect TEXT...           print what the test expects and why (one line each call)
-#   pt_run SECS LOG CMD...      run a workload bounded by SECS seconds (SIGTERM, then SIGKILL 5 s
-#                               later); its output goes to LOG and is echoed indented; returns its
-#                               exit status (124 = timed out)
+#   pt_run SECS LOG CMD...      run a workload bounded by SECS seconds (4 x SECS in a VM-tier
+#                               guest; SIGTERM, then SIGKILL 5 s later); its output goes to LOG and
+#                               is echoed indented; returns its exit status (124 = timed out)
 #   pt_wait_finding OUT DET     0 if OUT already holds a finding of detector DET
 #   pt_check OUT ARGS... <<'PY' run a python check with the prelude below; a failing check counts
 #                               as one failed check of the test (ITEST_FAILS)
@@ -32,6 +32,8 @@ pt_expect() { echo "EXPECT: $*"; }
 pt_run() {
     local secs=$1 log=$2
     shift 2
+    # a VM-tier guest (TCG, shared host) runs workloads 5-20x slower: the limit only catches hangs
+    [[ -n ${BDT_VM:-} ]] && secs=$((secs * 4))
     echo "+ $* (limit ${secs} s)"
     local rc=0
     timeout --signal=TERM --kill-after=5 "$secs" "$@" >"$log" 2>&1 || rc=$?

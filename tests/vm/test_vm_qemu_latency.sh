@@ -32,16 +32,18 @@ truncate -s 256M /mnt/img.raw
 for b in fentry kprobe; do
   $bin --qemu --backend \$b --format json >/tmp/\$b.json 2>/tmp/\$b.err &
   T=\$!
-  for i in \$(seq 200); do grep -q 'Ctrl-C to stop' /tmp/\$b.err && break; kill -0 \$T || break; sleep 0.2; done
+  # loading under TCG takes seconds to minutes (host load): wait for the tracer, not a fixed time
+  for i in \$(seq 600); do grep -q 'Ctrl-C to stop' /tmp/\$b.err && break; kill -0 \$T || break; sleep 0.2; done
   timeout 5 /tmp/qemu-system-x86_64 if=/mnt/img.raw of=/dev/null bs=4k iflag=direct status=none
-  sleep 1.5
+  # the tracer notices the exit at its next /proc scan (every second, later under load)
+  for i in \$(seq 300); do grep -q 'VM pid-[0-9]* (pid [0-9]*) exited' /tmp/\$b.err && break; sleep 0.2; done
   kill -INT \$T; wait \$T
   echo "QLAT \$b rc=\$?"
   sed "s/^/QLAT \$b err: /" /tmp/\$b.err
   grep '"type":"vm_stats"' /tmp/\$b.json | sed "s/^/QLAT \$b json: /"
 done
 EOF
-"$vmtest" --host-root --timeout 240 --quiet --append no_timer_check --script "$tmp/guest.sh" \
+"$vmtest" --host-root --timeout 600 --quiet --append no_timer_check --script "$tmp/guest.sh" \
   --log "$tmp/console" >"$tmp/vmtest.out" 2>&1
 rc=$?
 cat "$tmp/vmtest.out"
