@@ -418,15 +418,16 @@ for be in ("fentry", "kprobe"):
     # the csum_error events name the same blocks, for the direct and the buffered read
     cor = [l for l in mine if l.startswith("CORRUPT ")]
     cino = next((int(l.split("ino=")[1].split()[0]) for l in cor if "ino=" in l), None)
-    corlog = {(h, int(o)) for _, h, i, o in (l.split() for l in mine if l.startswith("CORLOG ")) if int(i) == cino}
-    corev = {(int(o), int(n)) for _, c, i, o, n in (l.split() for l in mine if l.startswith("COREV ")) if int(i) == cino}
+    corlog = [(h, int(o)) for _, h, i, o in (l.split() for l in mine if l.startswith("CORLOG ")) if int(i) == cino]
+    corev = [(int(o), int(n)) for _, c, i, o, n in (l.split() for l in mine if l.startswith("COREV ")) if int(i) == cino]
     want = {8192, 65536}
     check(sum("physical none" in l for l in cor) == 0 and {o for h, o in corlog if h == "direct"} == want
           and {o for h, o in corlog if h == "buffered"} == want,
           f"{be}: two blocks zeroed under btrfs; the kernel logged csum failures at {sorted(want)} for the "
-          f"direct and the buffered read ({sorted(corlog)})")
-    check(corev == {(o, 4096) for o in want},
-          f"{be}: csum_error events at exactly the logged offsets, 4 KiB each ({sorted(corev)})")
+          f"direct and the buffered read ({corlog})")
+    # one event per logged line (a buffered read retries a failed block: 3-5 lines for 2 blocks)
+    check(sorted(corev) == sorted((o, 4096) for h, o in corlog),
+          f"{be}: one csum_error event per logged failure, at its offset, 4 KiB each ({sorted(corev)})")
 for l in lines:
     if l.startswith("BE tracepoint DOCTOR "):
         try:
