@@ -9,16 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "bdt/errors.h"
 #include "bdt/event.h"
+#include "bdt/live_stats.h"
 #include "bdt/trace_reader.h"
 
 namespace bdt {
-
-// The request cannot be carried out on this kernel / with these permissions
-// (exit status 2). The message says what to do about it.
-struct KernelError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 enum class Backend { Auto, Fentry, Kprobe, Tracepoint };
 
@@ -56,24 +52,6 @@ struct LiveOptions {
   bool bench_floor = false;
 };
 
-// The kernel's DIO latency histograms (LiveOptions::latency_hist): cumulative
-// since the session opened (or since the key was removed by remove_pid).
-struct LatencyHist {
-  uint32_t pid = 0;  // tgid of the submitter
-  bool write = false;
-  uint64_t dev = 0, ino = 0;  // st_dev (subvolume) and inode of the file
-  // log2 buckets: [0] = 0..1 ns, [i] = [2^i, 2^(i+1)) ns; the last one also
-  // holds everything larger. kLatencyBuckets entries.
-  std::vector<uint64_t> buckets;
-  uint64_t max_ns = 0, sum_ns = 0;
-};
-inline constexpr int kLatencyBuckets = 48;  // BDT_LAT_BUCKETS (bpf/events.h)
-struct LatencyHists {
-  std::vector<LatencyHist> hists;
-  uint64_t overflow = 0;   // samples dropped: the map was full
-  uint32_t capacity = 0;   // max keys
-};
-
 struct HookStatus {
   std::string name;       // hook name as doctor prints it, e.g. "iomap_dio_rw_begin"
   std::string mechanism;  // "tp_btf", "raw_tp", "tracepoint", "fentry", "kprobe", "none"
@@ -81,12 +59,6 @@ struct HookStatus {
   std::string reason;     // why this mechanism / why none
 };
 
-struct LiveStats {
-  std::vector<uint64_t> lost_per_cpu;  // records dropped because the ring was full
-  uint64_t lost_total = 0;
-  uint64_t events = 0;            // records decoded
-  uint64_t unknown_records = 0;   // records of an unknown type (skipped, counted)
-};
 
 class LiveSession {
  public:

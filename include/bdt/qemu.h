@@ -22,8 +22,9 @@
 
 #include "bdt/event.h"
 #include "bdt/finding.h"
-#include "bdt/live.h"          // LatencyHists (plain structs, no libbpf)
-#include "bdt/trace_reader.h"  // InputError, StringTable
+#include "bdt/errors.h"
+#include "bdt/live_stats.h"
+#include "bdt/string_table.h"
 
 namespace bdt::qemu {
 

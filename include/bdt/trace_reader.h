@@ -12,15 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "bdt/errors.h"
 #include "bdt/event.h"
 #include "bdt/kernel_version.h"
+#include "bdt/string_table.h"
 
 namespace bdt {
-
-// Bad input: the message is one line naming the file and line/offset.
-struct InputError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 struct HookInfo {
   std::string name;       // "iomap_dio_rw_begin"
@@ -52,24 +49,6 @@ struct ReadLimits {
   static constexpr size_t kMaxHooks = 1024;            // hooks listed in a header
   static constexpr size_t kMaxStrings = 65536;         // distinct vm/image names per trace
   static constexpr size_t kMaxStringBytes = 16u << 20; // their total size
-};
-
-// Owns the strings that decoded events' vm/image views point to. Each distinct
-// string is stored once; views stay valid for the table's lifetime (a reader
-// keeps one, so events it returns stay valid as long as the reader lives).
-// A reader's table is bounded (ReadLimits): intern() throws InputError past
-// max_strings distinct strings or max_bytes of them.
-class StringTable {
- public:
-  StringTable() = default;
-  StringTable(size_t max_strings, size_t max_bytes) : max_strings_(max_strings), max_bytes_(max_bytes) {}
-  std::string_view intern(std::string_view s);
-  size_t size() const { return strings_.size(); }
-
- private:
-  std::set<std::string, std::less<>> strings_;
-  size_t bytes_ = 0;
-  size_t max_strings_ = SIZE_MAX, max_bytes_ = SIZE_MAX;
 };
 
 class TraceReader {

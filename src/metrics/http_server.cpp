@@ -16,8 +16,7 @@
 #include <cstring>
 #include <list>
 
-#include "bdt/live.h"          // KernelError
-#include "bdt/trace_reader.h"  // InputError
+#include "bdt/errors.h"
 #include "metrics/exposition.h"
 
 namespace bdt::metrics {
