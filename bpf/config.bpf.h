@@ -7,6 +7,8 @@
 #ifndef BDT_CONFIG_BPF_H
 #define BDT_CONFIG_BPF_H
 
+#include "hook_ids.h"
+
 /* First statement of every program: with bench_floor the verifier keeps only
  * this (a known rodata value: the rest is dead code and removed). */
 #define BDT_FLOOR()		\
@@ -45,24 +47,38 @@ const volatile bool all_events = false;
 const volatile bool bench_floor = false;
 const volatile __u32 oe_ioerr_bit = 64;    /* BTRFS_ORDERED_IOERR (64: unknown) */
 
-/* ---- function-hook argument layouts, told by the loader from the kernel's BTF
- * prototypes (src/loader/hooks.cpp) ---- */
-/* btrfs_get_extent(inode, folio, start, len) (6.x) vs (inode, page, pg_offset, start, len) (6.1) */
-const volatile bool ge_folio_args = false;
-/* 0: add_extent_mapping(tree, em, modified)   1: add_extent_mapping(btrfs_inode, em, modified)
- * 2: btrfs_add_extent_mapping(fs_info, tree, em_in, start, len)
- * 3: btrfs_add_extent_mapping(btrfs_inode, em_in, start, len) */
-const volatile __u32 em_add_layout = 0;
 /* btrfs_ordered_extent::inode is a struct btrfs_inode * (6.3+) */
 const volatile bool oe_inode_is_btrfs = false;
 /* BTRFS_EXTENT_BUFFER_STALE's kernel bit number (64: unknown) */
 const volatile __u32 eb_stale_bit = 64;
 /* extent buffers: every free/find (true) or only those of STALE buffers (default) */
 const volatile bool eb_all = false;
-/* 0: int btrfs_check_data_csum(inode, bbio, bio_offset, page, pgoff), nonzero = failure
- * 1: bool btrfs_data_csum_ok(bbio, dev, bio_offset, paddr), false = failure */
-const volatile __u32 csum_layout = 0;
-/* first argument of btrfs_ioctl_send: 0 struct inode, 1 struct btrfs_inode, 2 struct btrfs_root */
-const volatile __u32 send_layout = 0;
+
+/* ---- function-hook argument layouts (ge_folio_args, em_add_layout, csum_layout,
+ * send_layout): declared from bpf/hooks.def's LAYOUT entries, set by the loader
+ * from the kernel's BTF prototypes (src/loader/plan.cpp) ---- */
+#define BDT_TRACEPOINT(...)
+#define BDT_SYSCALL(...)
+#define BDT_DETECTOR(...)
+#define NO_LAYOUT
+#define LAYOUT(var, ...) const volatile __u32 var = 0;
+#define BDT_FUNCTION(id, name, candidates, halves, equivalents, layout, purpose) layout
+#include "hooks.def"
+#include "hooks_undef.h"
+
+/*
+ * Testing aid (BDT_TEST_REFUSE, src/live/session.cpp): the programs of hook
+ * test_refuse_hook (enum bdt_hook_id; BDT_HOOK_END: every hook) on the
+ * mechanisms in test_refuse_mechs (1 << enum bdt_mechanism) read from an
+ * address the verifier cannot accept, so the kernel refuses them and the
+ * loader's fallback runs. Load-time constants: the verifier drops the check
+ * from every other program.
+ */
+const volatile __u32 test_refuse_hook = 0;
+const volatile __u32 test_refuse_mechs = 0;
+#define BDT_TEST_REFUSE(hook, mech)                                                   \
+	if ((test_refuse_hook == (hook) || test_refuse_hook == BDT_HOOK_END) &&        \
+	    (test_refuse_mechs & (1u << (mech))))                                      \
+		return *(volatile int *)(unsigned long)bpf_get_prandom_u32();
 
 #endif /* BDT_CONFIG_BPF_H */

@@ -7,7 +7,7 @@
  * Every function hook exists as up to four programs sharing one handler:
  *   fe_X (fentry) / kp_X (kprobe)      on entry: handler(ctx, args, src)
  *   fx_X (fexit)  / kr_X (kretprobe)   on return: handler(ctx, args, ret, src)
- * The attach target is set by the loader (src/loader/hooks.cpp) at open time
+ * The attach target is set by the loader (src/live/session.cpp) at open time
  * (fentry: bpf_program__set_attach_target, module BTF included) or at attach
  * time (kprobe: the exact /proc/kallsyms name, ThinLTO suffixes included), so
  * the SEC() names carry no function. Arguments reach the handlers as a u64
@@ -23,23 +23,9 @@
 
 #define BDT_NARGS 5
 
-enum fn_hook_id {
-	FN_DIO_W = 1,
-	FN_DIO_R,
-	FN_DIO_CMPL,
-	FN_GET_EXT,
-	FN_EM_ADD,
-	FN_EB_FREE,
-	FN_EB_FIND,
-	FN_RELOC,
-	FN_CSUM,
-	FN_SEND,
-	FN_BALANCE,
-};
-
 struct fn_key {
 	u32 tid;
-	u32 hook;
+	u32 hook; /* enum bdt_hook_id */
 };
 
 struct fn_args {
@@ -102,6 +88,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
 		BDT_FLOOR();                                                    \
+		BDT_TEST_REFUSE(BDT_HOOK_##name, BDT_MECH_FENTRY)               \
 		fe_args(ctx, a);                                                \
 		return E(ctx, a, BDT_SRC_FENTRY);                               \
 	}
@@ -112,6 +99,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
 		BDT_FLOOR();                                                    \
+		BDT_TEST_REFUSE(BDT_HOOK_##name, BDT_MECH_KPROBE)               \
 		kp_args(ctx, a);                                                \
 		if (hook)                                                       \
 			stash_args(hook, a);                                    \
@@ -123,6 +111,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	{                                                                       \
 		u64 a[BDT_NARGS], ret = 0;                                      \
 		BDT_FLOOR();                                                    \
+		BDT_TEST_REFUSE(BDT_HOOK_##name, BDT_MECH_FENTRY)               \
 		fe_args(ctx, a);                                                \
 		bpf_get_func_ret(ctx, &ret);                                    \
 		return X(ctx, a, (s64)ret, BDT_SRC_FENTRY);                     \
@@ -131,6 +120,7 @@ static __always_inline bool unstash_args(u32 hook, u64 *a)
 	{                                                                       \
 		u64 a[BDT_NARGS];                                               \
 		BDT_FLOOR();                                                    \
+		BDT_TEST_REFUSE(BDT_HOOK_##name, BDT_MECH_KPROBE)               \
 		if (!unstash_args(hook, a))                                     \
 			return 0;                                               \
 		return X(ctx, a, (s64)ctx->ax, BDT_SRC_KPROBE);                 \
@@ -141,12 +131,16 @@ static __always_inline int fn_no_enter(void *ctx, u64 *a, u8 src)
 	return 0;
 }
 
-/* enter half only */
-#define BDT_FN_ENTER(name, E) BDT_FN_FENTRY(name, E) BDT_FN_KPROBE(name, 0, E)
-/* exit half only: the kprobe just keeps the arguments for the kretprobe */
-#define BDT_FN_EXIT(name, hook, X) BDT_FN_KPROBE(name, hook, fn_no_enter) BDT_FN_RET(name, hook, X)
-/* enter and exit halves */
-#define BDT_FN_BOTH(name, hook, E, X)                                           \
-	BDT_FN_FENTRY(name, E) BDT_FN_KPROBE(name, hook, E) BDT_FN_RET(name, hook, X)
+/* The programs of a BDT_FUNCTION entry of hooks.def, by its halves (the
+ * kretprobe's argument stash is keyed by the hook's id): */
+/* ENTER(E): enter half only */
+#define BDT_FN_ENTER_(name, E) BDT_FN_FENTRY(name, E) BDT_FN_KPROBE(name, 0, E)
+/* EXIT(X): exit half only; the kprobe just keeps the arguments for the kretprobe */
+#define BDT_FN_EXIT_(name, X)                                                   \
+	BDT_FN_KPROBE(name, BDT_HOOK_##name, fn_no_enter) BDT_FN_RET(name, BDT_HOOK_##name, X)
+/* BOTH(E, X): enter and exit halves */
+#define BDT_FN_BOTH_(name, E, X)                                                \
+	BDT_FN_FENTRY(name, E) BDT_FN_KPROBE(name, BDT_HOOK_##name, E)          \
+	BDT_FN_RET(name, BDT_HOOK_##name, X)
 
 #endif /* BDT_FN_HOOKS_BPF_H */

@@ -160,6 +160,27 @@ struct sys_exit_ioctl_ctx {
 	s64 ret;
 };
 
+/* raw sys_enter/sys_exit (every syscall of the machine runs them): ioctl only */
+static __always_inline int raw_ioctl_enter(u64 *ctx)
+{
+	struct pt_regs *regs = (void *)ctx[0];
+
+	if ((long)ctx[1] != nr_ioctl)
+		return 0;
+	BDT_ARG_OR_RETURN(regs);
+	return ioctl_enter(BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si));
+}
+
+static __always_inline int raw_ioctl_exit(u64 *ctx)
+{
+	struct pt_regs *regs = (void *)ctx[0];
+
+	BDT_ARG_OR_RETURN(regs);
+	if (BPF_CORE_READ(regs, orig_ax) != nr_ioctl)
+		return 0;
+	return ioctl_exit((s64)ctx[1]);
+}
+
 /* ---- relocation: btrfs_relocate_block_group(fs_info, group_start[, verbose]) ------ */
 static __always_inline int fn_reloc(void *ctx, u64 *a, s64 ret, u8 src, bool exit)
 {

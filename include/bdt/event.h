@@ -163,7 +163,7 @@ struct Event {
   // Optional attribution, filled by --qemu (empty otherwise).
   std::string_view vm;     // points into a long-lived string table, never owned here
   std::string_view image;
-  // Error origin (live tracing only): when nonzero, LiveSession::stack(stack_id)
+  // Error origin (live tracing only): when nonzero, live::Session::stack(stack_id)
   // gives the symbolized kernel stack where a hooked function returned
   // -EEXIST/-EIO for a traced DIO request or a data checksum check failed.
   uint32_t stack_id = 0;

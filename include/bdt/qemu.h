@@ -362,7 +362,7 @@ std::string describe(const WatchDiff& d);
 //   t.harvest_latency()    -> before take_interval() / total()
 //   t.stats().take_interval() / total() -> render_text / render_json
 // A VM that exits is harvested one last time inside poll(), before its labels
-// go; the caller then removes its pid from the kernel (LiveSession::remove_pid
+// go; the caller then removes its pid from the kernel (live::Session::remove_pid
 // deletes its histograms there).
 class Tracker {
  public:

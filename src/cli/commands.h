@@ -3,14 +3,15 @@
 #include <string>
 #include <vector>
 
-#include "bdt/live.h"
+#include "bdt/hooks.h"
+#include "live/session.h"
 
 namespace bdt::cli {
 
 enum class Format { Text, Json, Chrome };
 
 struct TraceArgs {
-  LiveOptions live;
+  live::LiveOptions live;
   bool events = false;
   Format format = Format::Text;
   double duration_s = 0;  // 0 = until Ctrl-C / SIGTERM
@@ -43,6 +44,7 @@ struct ReplayArgs {
 struct DoctorArgs {
   Format format = Format::Text;
   Backend backend = Backend::Auto;
+  bool facts = false;  // --facts: the KernelFacts JSON instead of the report
 };
 struct DumpArgs {
   std::string file;
@@ -88,6 +90,6 @@ uint64_t monotonic_ns();
 // The time up to which a live session has delivered every event: events are
 // held in a reorder window, so the detectors' clock must lag the wall clock
 // by that much, or in-window events would arrive "in the past".
-uint64_t watermark_ns(const LiveOptions& o);
+uint64_t watermark_ns(const live::LiveOptions& o);
 
 }  // namespace bdt::cli

@@ -18,8 +18,10 @@
 #include "bdt/exposure.h"
 #include "bdt/kernel_version.h"
 #include "cli/commands.h"
+#include "cli/live_loop.h"
 #include "cli/pipeline.h"
 #include "cli/scratch_fs.h"
+#include "live/doctor.h"
 
 namespace fs = std::filesystem;
 
@@ -134,10 +136,10 @@ int run_demo(const DemoArgs& a) {
   ScratchBtrfs scratch(3ull << 30);
   fmt::print(stderr, "demo: scratch btrfs on {} mounted at {}\n", scratch.loop(), scratch.mnt());
 
-  LiveOptions lo;
+  live::LiveOptions lo;
   lo.mount = scratch.mnt();
   lo.backend = a.backend;
-  auto session = LiveSession::open(lo);
+  auto session = live::Session::open(lo);
   auto header = session->header();
   const KernelVersion kernel = KernelVersion::running();
 
@@ -155,18 +157,8 @@ int run_demo(const DemoArgs& a) {
     obs.see(ev);
     pipe.on_event(ev);
   };
-  std::vector<uint64_t> lost_seen;
-  auto pump = [&](int ms) {
-    session->poll(ms, deliver);
-    pipe.on_time(watermark_ns(lo));
-    auto st = session->stats();
-    lost_seen.resize(st.lost_per_cpu.size());
-    for (size_t c = 0; c < st.lost_per_cpu.size(); ++c)
-      if (st.lost_per_cpu[c] > lost_seen[c]) {
-        pipe.on_lost(static_cast<uint32_t>(c), st.lost_per_cpu[c] - lost_seen[c]);
-        lost_seen[c] = st.lost_per_cpu[c];
-      }
-  };
+  LiveLoop loop(*session, pipe, lo, deliver);
+  auto pump = [&](int ms) { loop.step(ms); };
 
   const std::string& mnt = scratch.mnt();
   const std::string& nocow = scratch.nocow();
@@ -307,7 +299,7 @@ int run_demo(const DemoArgs& a) {
     if (p.tries > 1) row.detected += fmt::format(" ({} tr{})", tries, tries == 1 ? "y" : "ies");
     rows.push_back(row);
   }
-  session->drain(deliver);
+  loop.drain();
 
   // Closing table (stderr in JSON mode so stdout stays JSON lines).
   FILE* out = a.format == Format::Json ? stderr : stdout;
@@ -321,7 +313,7 @@ int run_demo(const DemoArgs& a) {
   // What cannot be shown here, and why.
   fmt::print(out, "\nNot shown on this machine:\n");
   try {
-    auto doc = run_doctor(a.backend);
+    auto doc = live::run_doctor(a.backend);
     for (const auto& d : doc.detectors)
       if (d.fidelity != "full") fmt::print(out, "  - {} ({}): {}\n", d.id, d.fidelity, d.reason);
   } catch (const std::exception& e) {

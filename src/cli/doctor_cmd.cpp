@@ -5,6 +5,7 @@
 #include "bdt/exposure.h"
 #include "bdt/kernel_version.h"
 #include "cli/commands.h"
+#include "live/doctor.h"
 #include "live/flight_recorder.h"
 
 #include <bpf/libbpf.h>
@@ -12,7 +13,11 @@
 namespace bdt::cli {
 
 int run_doctor_cmd(const DoctorArgs& a) {
-  DoctorReport r = run_doctor(a.backend);
+  live::DoctorReport r = live::run_doctor(a.backend);
+  if (a.facts) {
+    fmt::print("{}\n", loader::to_json(r.facts).dump(2));
+    return 0;
+  }
   if (r.exposure.empty()) {
     auto k = KernelVersion::parse(r.kernel).value_or(KernelVersion{});
     r.exposure = exposure_lines(k);
@@ -26,14 +31,16 @@ int run_doctor_cmd(const DoctorArgs& a) {
     j["root"] = r.root;
     j["hooks"] = nlohmann::json::array();
     for (const auto& h : r.hooks)
-      j["hooks"].push_back({{"name", h.name},
-                            {"mechanism", h.mechanism},
+      j["hooks"].push_back({{"name", h.name()},
+                            {"mechanism", to_string(h.mechanism)},
                             {"attached", h.attached},
                             {"reason", h.reason}});
     j["detectors"] = nlohmann::json::array();
     for (const auto& d : r.detectors)
       j["detectors"].push_back({{"id", d.id}, {"fidelity", d.fidelity}, {"reason", d.reason}});
     j["exposure"] = r.exposure;
+    j["tracefs"] = r.tracefs;
+    j["warnings"] = r.warnings;
     fmt::print("{}\n", j.dump());
     return 0;
   }
@@ -41,10 +48,15 @@ int run_doctor_cmd(const DoctorArgs& a) {
   fmt::print("BTF           vmlinux: {}   btrfs module: {}\n", r.vmlinux_btf ? "yes" : "NO",
              r.btrfs_builtin ? "n/a (btrfs built in)" : (r.btrfs_module_btf ? "yes" : "no"));
   fmt::print("privileges    {}\n", r.root ? "root" : "not root");
+  fmt::print("tracefs       {}\n", r.tracefs);
   fmt::print("\n{:<34} {:<11} {:<9} {}\n", "HOOK", "MECHANISM", "ATTACHES", "REASON");
   for (const auto& h : r.hooks)
-    fmt::print("{:<34} {:<11} {:<9} {}\n", h.name, h.mechanism, h.attached ? "yes" : "no",
+    fmt::print("{:<34} {:<11} {:<9} {}\n", h.name(), to_string(h.mechanism), h.attached ? "yes" : "no",
                h.reason);
+  if (!r.warnings.empty()) {
+    fmt::print("\nnotes (programs the kernel refused and what their hooks fell back to, mounts):\n");
+    for (const auto& w : r.warnings) fmt::print("  - {}\n", w);
+  }
   fmt::print("\n{:<22} {:<12} {}\n", "DETECTOR", "FIDELITY", "WHY");
   for (const auto& d : r.detectors) fmt::print("{:<22} {:<12} {}\n", d.id, d.fidelity, d.reason);
   {

@@ -19,8 +19,9 @@
 #include "cli/pipeline.h"
 #include "live/decode.h"
 #include "live/flight_recorder.h"
+#include "live/session.h"
+#include "loader/gather.h"
 #include "loader/kernel_btf.h"
-#include "live/bpf_session.h"
 #include "sinks/chrome.h"
 
 namespace bdt::cli {
@@ -32,7 +33,7 @@ namespace {
 uint64_t decode_recorded(const live::PinnedDump& d, const std::function<void(const Event&)>& out) {
   // Flag words carry this boot's kernel bit numbers (read_pinned checked the boot).
   loader::KernelBtf btf;
-  const auto flags = live::flag_maps_from_btf(btf);
+  const auto flags = live::flag_maps_from(loader::fact_enumerators(btf));
   uint64_t undecodable = 0;
   Event ev;
   for (const auto& r : d.scan.records) {

@@ -10,7 +10,6 @@
 #include <string_view>
 
 #include "bdt/duration.h"
-#include "bdt/live.h"
 #include "bdt/trace_reader.h"
 #include "cli/commands.h"
 #include "live/flight_recorder.h"
@@ -192,8 +191,8 @@ int main(int argc, char** argv) {
       trace->add_option("--recorder-events", ta.live.recorder_events,
                         fmt::format("With --pin-dir: in-kernel flight recorder events kept per CPU (at most 1048576; default "
                                     "{} = {} MiB per CPU, {} bytes per event)",
-                                    LiveOptions::kDefaultRecorderEvents,
-                                    (LiveOptions::kDefaultRecorderEvents * recorder_slot_bytes()) >> 20,
+                                    live::LiveOptions::kDefaultRecorderEvents,
+                                    (live::LiveOptions::kDefaultRecorderEvents * recorder_slot_bytes()) >> 20,
                                     recorder_slot_bytes()))
           ->check(CLI::Range(0u, 1u << 20).description(""))
           ->type_name("N");
@@ -247,9 +246,13 @@ int main(int argc, char** argv) {
   doctor->add_option("--backend", doctor_backend, "Hook mechanism to probe: auto, fentry, kprobe, tracepoint")
       ->check(CLI::IsMember(kBackends))
       ->type_name("MECH");
+  doctor->add_flag("--facts", da.facts,
+                   "Print what was learned about this kernel (BTF, tracefs, kallsyms, attach probes) "
+                   "as the JSON the hook plan is made from, for a bug report");
   doctor->footer(examples({
       {"btrfs-dio-trace doctor", "hooks, mechanisms and detector fidelity on this kernel"},
       {"btrfs-dio-trace doctor -f json", "the same as one JSON object"},
+      {"btrfs-dio-trace doctor --facts", "this kernel's facts, as the hook planner sees them"},
   }));
 
   DumpArgs dua;
@@ -364,7 +367,7 @@ int main(int argc, char** argv) {
                            "with --pin-dir DIR");
         ta.live.recorder_events = 0;
       } else if (!rec_events_opt->count()) {
-        ta.live.recorder_events = LiveOptions::kDefaultRecorderEvents;
+        ta.live.recorder_events = live::LiveOptions::kDefaultRecorderEvents;
       }
       redirect_stdout(ta.output);
       return run_trace(ta);

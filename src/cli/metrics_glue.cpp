@@ -63,7 +63,7 @@ std::unique_ptr<metrics::Exporter> start_metrics(const TraceArgs& a) {
   return x;
 }
 
-metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, qemu::Tracker* vms,
+metrics::TracerState tracer_state(const live::Session& s, const Engine& e, qemu::Tracker* vms,
                                   const TraceArgs& a, double start_unix_s) {
   metrics::TracerState t;
   t.version = BDT_VERSION;

@@ -4,7 +4,6 @@
 #include <memory>
 
 #include "bdt/engine.h"
-#include "bdt/live.h"
 #include "bdt/qemu.h"
 #include "cli/commands.h"
 #include "metrics/exporter.h"
@@ -17,7 +16,7 @@ std::unique_ptr<metrics::Exporter> start_metrics(const TraceArgs& a);
 // see): its top-level subvolume's mount if there is one, else the shortest
 // mount point; for the `mountpoint` metric label.
 std::string btrfs_mountpoint(const Fsid& fs);
-metrics::TracerState tracer_state(const LiveSession& s, const Engine& e, qemu::Tracker* vms,
+metrics::TracerState tracer_state(const live::Session& s, const Engine& e, qemu::Tracker* vms,
                                   const TraceArgs& a, double start_unix_s);
 
 }  // namespace bdt::cli

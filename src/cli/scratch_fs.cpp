@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "bdt/live.h"
+#include "bdt/errors.h"
 
 namespace bdt::cli {
 

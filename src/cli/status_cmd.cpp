@@ -10,7 +10,7 @@
 
 #include "bdt/sink.h"
 #include "cli/commands.h"
-#include "live/bpf_session.h"
+#include "live/session.h"
 #include "live/flight_recorder.h"
 
 namespace bdt::cli {

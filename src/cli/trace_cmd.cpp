@@ -13,6 +13,7 @@
 #include "bdt/kernel_version.h"
 #include "bdt/qemu.h"
 #include "cli/commands.h"
+#include "cli/live_loop.h"
 #include "cli/metrics_glue.h"
 #include "cli/pipeline.h"
 
@@ -56,7 +57,7 @@ int run_trace(const TraceArgs& a) {
       throw InputError(fmt::format("--pid {}: no such process", pid));
   // --qemu: find the VMs first (--pid X --qemu with a non-QEMU X is a usage error).
   std::optional<qemu::Tracker> vms;
-  LiveOptions lo = a.live;
+  live::LiveOptions lo = a.live;
   if (a.qemu) {
     qemu::Tracker::Options qo;
     qo.discover.only_pids = a.live.pids;
@@ -69,7 +70,7 @@ int run_trace(const TraceArgs& a) {
     lo.latency_hist = true;
   }
   auto exporter = start_metrics(a);  // binds now: a bad address is a usage error before attaching
-  auto session = LiveSession::open(lo);
+  auto session = live::Session::open(lo);
   if (vms) vms->set_latency_source([&session] { return session->latency(); });
   auto header = session->header();
 
@@ -95,12 +96,10 @@ int run_trace(const TraceArgs& a) {
   }
 
   // Say what is attached, on stderr so stdout stays machine-readable.
-  int attached = 0;
-  for (const auto& h : session->hooks()) attached += h.attached;
-  fmt::print(stderr, "btrfs-dio-trace: tracing with {} of {} hooks attached", attached,
+  fmt::print(stderr, "btrfs-dio-trace: tracing with {} of {} hooks attached", session->attached(),
              session->hooks().size());
   for (const auto& h : session->hooks())
-    if (!h.attached) fmt::print(stderr, "\n  not attached: {} ({})", h.name, h.reason);
+    if (!h.attached) fmt::print(stderr, "\n  not attached: {} ({})", h.name(), h.reason);
   for (const auto& w : session->warnings()) fmt::print(stderr, "\nbtrfs-dio-trace: warning: {}", w);
   fmt::print(stderr, "\nbtrfs-dio-trace: Ctrl-C to stop{}\n",
              a.duration_s > 0 ? fmt::format(" (or after {} s)", a.duration_s) : "");
@@ -114,7 +113,6 @@ int run_trace(const TraceArgs& a) {
   install_signal_handlers();
   const uint64_t start = monotonic_ns();
   const uint64_t deadline = a.duration_s > 0 ? start + static_cast<uint64_t>(a.duration_s * 1e9) : 0;
-  std::vector<uint64_t> lost_seen;
   const auto sort = a.sort_requests ? qemu::SortBy::Requests : qemu::SortBy::Vm;
   pipe.set_finding_hook([&](Finding& f) {
     // Error origins: the kernel stack captured where a hooked function
@@ -164,29 +162,12 @@ int run_trace(const TraceArgs& a) {
       next_table += static_cast<uint64_t>(a.interval_s * 1e9);
     }
   };
-  auto check_lost = [&] {
-    auto st = session->stats();
-    lost_seen.resize(st.lost_per_cpu.size());
-    for (size_t cpu = 0; cpu < st.lost_per_cpu.size(); ++cpu)
-      if (st.lost_per_cpu[cpu] > lost_seen[cpu]) {
-        pipe.on_lost(static_cast<uint32_t>(cpu), st.lost_per_cpu[cpu] - lost_seen[cpu]);
-        lost_seen[cpu] = st.lost_per_cpu[cpu];
-      }
-  };
-  while (!stop_requested()) {
-    uint64_t now = monotonic_ns();
-    if (deadline && now >= deadline) break;
-    int timeout = 100;
-    if (deadline) timeout = static_cast<int>(std::min<uint64_t>(100, (deadline - now) / 1'000'000 + 1));
-    int rc = session->poll(timeout, deliver);
-    if (rc < 0 && rc != -EINTR) throw KernelError(fmt::format("ring buffer poll failed: {}", strerror(-rc)));
-    pipe.on_time(watermark_ns(a.live));
-    check_lost();
+  LiveLoop loop(*session, pipe, a.live, deliver);
+  loop.run(deadline, [&] {
     qemu_tick(monotonic_ns());
     if (exporter) exporter->tick(monotonic_ns(), metrics_state);
-  }
-  session->drain(deliver);
-  check_lost();
+  });
+  loop.drain();
   uint64_t end = monotonic_ns();
 
   Summary s;
@@ -194,9 +175,7 @@ int run_trace(const TraceArgs& a) {
   auto st = session->stats();
   s.lost_per_cpu = st.lost_per_cpu;
   s.lost_total = st.lost_total;
-  int n_att = 0;
-  for (const auto& h : session->hooks()) n_att += h.attached;
-  s.notes.emplace_back("hooks attached", fmt::format("{}/{}", n_att, session->hooks().size()));
+  s.notes.emplace_back("hooks attached", fmt::format("{}/{}", session->attached(), session->hooks().size()));
   if (st.unknown_records)
     s.notes.emplace_back("unknown records", fmt::format("{} (skipped: newer BPF object?)", st.unknown_records));
   if (vms) {
@@ -229,12 +208,4 @@ int run_trace(const TraceArgs& a) {
   return 0;
 }
 
-}  // namespace bdt::cli
-
-namespace bdt::cli {
-uint64_t watermark_ns(const LiveOptions& o) {
-  const uint64_t lag = (o.reorder_window_ms + 100) * 1'000'000ull;
-  const uint64_t now = monotonic_ns();
-  return now > lag ? now - lag : 0;
-}
 }  // namespace bdt::cli

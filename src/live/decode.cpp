@@ -28,6 +28,12 @@ void FlagMaps::offer(std::string_view enumerator, int64_t value) {
   eb.add(enumerator, value, "EXTENT_BUFFER_", eb_flag_names());
 }
 
+FlagMaps flag_maps_from(const std::map<std::string, int64_t>& enumerators) {
+  FlagMaps fm;
+  for (const auto& [name, value] : enumerators) fm.offer(name, value);
+  return fm;
+}
+
 // ---- raw record -> Event -------------------------------------------------------
 namespace {
 // What a field's .raw(...) source (bdt/event_fields.h) may use besides the record.

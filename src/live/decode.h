@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,6 +63,8 @@ struct FlagMaps {
   FlagMap eb;       // EXTENT_BUFFER_*
   void offer(std::string_view enumerator, int64_t value);
 };
+// From the running kernel's enumerators (KernelFacts::enumerators).
+FlagMaps flag_maps_from(const std::map<std::string, int64_t>& enumerators);
 
 // ---- raw record -> Event -------------------------------------------------------
 // Fills out from r (each payload field from its raw source in bdt/event_fields.h).

@@ -1,3 +1,4 @@
+// The flight recorder's meta record, pinning and reading (flight_recorder.h).
 #include "live/flight_recorder.h"
 
 #include <bpf/bpf.h>
@@ -20,8 +21,9 @@
 #include <fmt/core.h>
 
 #include "bdt.skel.h"
-#include "bdt/live.h"
-#include "live/bpf_session.h"
+#include "bdt/errors.h"
+#include "live/session.h"
+#include "loader/mounts.h"
 
 namespace bdt::live {
 
@@ -82,15 +84,21 @@ std::string how_to(const std::string& dir) {
 
 size_t recorder_slot_bytes() { return sizeof(bdt_rec_slot); }
 
-void check_pin_dir(const std::string& dir) {
+std::string check_pin_dir(const std::string& dir) {
   if (dir.empty()) throw InputError("--pin-dir: empty path");
+  std::string mounted = loader::mount_bpffs_for(dir);
+  auto fail = [&](const std::string& why) {
+    throw InputError(mounted.empty() || mounted.rfind("mounted", 0) == 0
+                         ? why
+                         : fmt::format("{} ({})", why, mounted));
+  };
   struct stat st {};
   if (stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) throw InputError(fmt::format("--pin-dir {}: not a directory", dir));
     if (!on_bpffs(dir))
-      throw InputError(fmt::format("--pin-dir {}: not on a BPF filesystem (bpffs); use a directory "
-                                   "under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)",
-                                   dir));
+      fail(fmt::format("--pin-dir {}: not on a BPF filesystem (bpffs); use a directory "
+                       "under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)",
+                       dir));
     if (exists(dir + "/rec_meta") || exists(dir + "/recorder")) {
       bdt_rec_meta m{};
       std::string who;
@@ -103,25 +111,26 @@ void check_pin_dir(const std::string& dir) {
       throw InputError(fmt::format("--pin-dir {}: already holds a flight recorder{}; {}", dir, who,
                                    how_to(dir)));
     }
-    return;
+    return mounted;
   }
   if (errno != ENOENT) throw InputError(fmt::format("--pin-dir {}: {}", dir, std::strerror(errno)));
   auto slash = dir.find_last_of('/');
   const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
   if (!on_bpffs(parent))
-    throw InputError(fmt::format("--pin-dir {}: not on a BPF filesystem (bpffs); use a directory "
-                                 "under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)",
-                                 dir));
+    fail(fmt::format("--pin-dir {}: not on a BPF filesystem (bpffs); use a directory "
+                     "under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)",
+                     dir));
+  return mounted;
 }
 
-void setup_recorder(BpfSession& s, const std::string& pin_dir) {
-  if (!s.skel->rodata->rec_slots) return;
+void setup_recorder(Session& s, const std::string& pin_dir) {
+  if (!s.skel_->rodata->rec_slots) return;
   bdt_rec_meta m{};
   m.magic = BDT_REC_MAGIC;
   m.meta_version = BDT_REC_META_VERSION;
   m.raw_abi = BDT_RAW_ABI;
   m.slot_size = sizeof(bdt_rec_slot);
-  m.slots_per_cpu = s.skel->rodata->rec_slots;
+  m.slots_per_cpu = s.skel_->rodata->rec_slots;
   m.ncpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
   m.tracer_pid = static_cast<uint32_t>(getpid());
   // The offset from the closest pair of readings (the smallest gap of three).
@@ -141,41 +150,41 @@ void setup_recorder(BpfSession& s, const std::string& pin_dir) {
   uname(&u);
   std::snprintf(m.release, sizeof m.release, "%s", u.release);
   std::string hooks;
-  for (const auto& h : s.hooks) {
-    auto line = fmt::format("{}\t{}\t{}\n", h.name, h.mechanism, h.attached ? 1 : 0);
+  for (const auto& h : s.hooks_) {
+    auto line = fmt::format("{}\t{}\t{}\n", h.name(), to_string(h.mechanism), h.attached ? 1 : 0);
     if (hooks.size() + line.size() >= sizeof m.hooks) break;
     hooks += line;
   }
   std::memcpy(m.hooks, hooks.data(), hooks.size());
   const uint32_t zero = 0;
-  if (bpf_map__update_elem(s.skel->maps.rec_meta, &zero, sizeof zero, &m, sizeof m, BPF_ANY) != 0)
+  if (bpf_map__update_elem(s.skel_->maps.rec_meta, &zero, sizeof zero, &m, sizeof m, BPF_ANY) != 0)
     throw KernelError(fmt::format("cannot write the flight recorder's meta map: {}", std::strerror(errno)));
   if (pin_dir.empty()) return;
 
   if (mkdir(pin_dir.c_str(), 0700) != 0 && errno != EEXIST)
     throw KernelError(fmt::format("--pin-dir {}: cannot create: {}", pin_dir, std::strerror(errno)));
-  s.pin_dir = pin_dir;
+  s.pin_dir_ = pin_dir;
   auto pin_map = [&](struct bpf_map* map, const char* name) {
     const auto p = pin_dir + "/" + name;
     if (bpf_map__pin(map, p.c_str()) != 0)
       throw KernelError(fmt::format("--pin-dir: cannot pin {}: {}", p, std::strerror(errno)));
-    s.pins.push_back(p);
+    s.pins_.push_back(p);
   };
   // rec_meta first: its presence is what marks DIR as holding a recorder.
-  pin_map(s.skel->maps.rec_meta, "rec_meta");
-  pin_map(s.skel->maps.recorder, "recorder");
-  pin_map(s.skel->maps.rec_head, "rec_head");
-  pin_map(s.skel->maps.lost, "lost");
-  pin_map(s.skel->maps.stacks, "stacks");
-  for (size_t i = 0; i < s.links.size(); ++i) {
+  pin_map(s.skel_->maps.rec_meta, "rec_meta");
+  pin_map(s.skel_->maps.recorder, "recorder");
+  pin_map(s.skel_->maps.rec_head, "rec_head");
+  pin_map(s.skel_->maps.lost, "lost");
+  pin_map(s.skel_->maps.stacks, "stacks");
+  for (size_t i = 0; i < s.links_.size(); ++i) {
     const auto p = fmt::format("{}/link-{:02}", pin_dir, i);
-    if (bpf_link__pin(s.links[i], p.c_str()) != 0) {
-      s.warnings.push_back(fmt::format("--pin-dir: cannot pin link {} ({}): that hook stops when the "
+    if (bpf_link__pin(s.links_[i], p.c_str()) != 0) {
+      s.warnings_.push_back(fmt::format("--pin-dir: cannot pin link {} ({}): that hook stops when the "
                                        "tracer exits",
                                        i, std::strerror(errno)));
       continue;
     }
-    s.link_pins.push_back(p);
+    s.link_pins_.push_back(p);
   }
 }
 

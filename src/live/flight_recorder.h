@@ -13,7 +13,7 @@
 
 namespace bdt::live {
 
-struct BpfSession;
+class Session;
 
 // Bytes one recorder slot takes (per event, per CPU).
 size_t recorder_slot_bytes();
@@ -21,12 +21,14 @@ size_t recorder_slot_bytes();
 inline constexpr uint32_t kMaxRecorderEvents = 1u << 20;
 
 // Before loading: DIR must be on bpffs (created if missing, its parent must be
-// on bpffs) and must not hold a recorder already. Throws InputError.
-void check_pin_dir(const std::string& dir);
+// on bpffs; under /sys/fs/bpf, bpffs is mounted there when missing) and must
+// not hold a recorder already. Throws InputError. Returns what was mounted
+// ("" = nothing) for the user to be told.
+std::string check_pin_dir(const std::string& dir);
 
 // After attaching: writes the meta record; with a pin dir, pins the recorder
-// maps and the links (BpfSession::pins lists them). Throws KernelError.
-void setup_recorder(BpfSession& s, const std::string& pin_dir);
+// maps and the links (the session's pins). Throws KernelError.
+void setup_recorder(Session& s, const std::string& pin_dir);
 
 struct PinnedDump {
   bdt_rec_meta meta{};

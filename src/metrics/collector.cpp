@@ -221,7 +221,7 @@ Exposition Collector::snapshot(const TracerState& t) const {
   std::map<std::string, uint64_t> by_mech;
   uint64_t not_attached = 0;
   for (const auto& h : t.hooks) {
-    if (h.attached) ++by_mech[h.mechanism];
+    if (h.attached) ++by_mech[std::string(to_string(h.mechanism))];
     else ++not_attached;
   }
   auto& ha = x.gauge("hooks_attached", "Kernel hooks attached, by mechanism.");

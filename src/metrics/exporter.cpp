@@ -45,8 +45,8 @@ std::string backend_label(const std::vector<HookStatus>& hooks) {
   std::set<std::string> kinds;
   for (const auto& h : hooks) {
     if (!h.attached) continue;
-    if (h.mechanism == "fentry" || h.mechanism == "fexit") kinds.insert("fentry");
-    else if (h.mechanism == "kprobe" || h.mechanism == "kretprobe") kinds.insert("kprobe");
+    if (h.mechanism == Mechanism::Fentry) kinds.insert("fentry");
+    else if (h.mechanism == Mechanism::Kprobe) kinds.insert("kprobe");
     else kinds.insert("tracepoint");  // tp_btf, raw_tp, tracepoint
   }
   std::string out;

@@ -49,6 +49,9 @@ itest_cleanup() {
         mkdir -p "$BDT_ITEST_KEEP" && rm -rf "${BDT_ITEST_KEEP:?}/$ITEST_NAME" &&
             cp -a "$ITEST_TMP" "$BDT_ITEST_KEEP/$ITEST_NAME"
     fi
+    if [[ -z ${ITEST_TRACEFS_BEFORE-unset} && $(tracefs_mounted) == yes ]]; then
+        umount /sys/kernel/tracing 2>/dev/null || true
+    fi
     [[ -n $ITEST_TMP && -d $ITEST_TMP ]] && rm -rf "$ITEST_TMP"
     ITEST_TMP=
     return $rc
@@ -81,6 +84,14 @@ itest_init() {
     export SCRATCH_PREFIX="bdt-itest-$name"
     ITEST_PROGS_BEFORE=$(bdt_prog_count)
     ITEST_PINS_BEFORE=$(bdt_pins)
+    # The tracer mounts tracefs when it is missing (as a user expects it); a test
+    # leaves the machine's mounts as it found them.
+    ITEST_TRACEFS_BEFORE=$(tracefs_mounted)
+}
+
+# "yes" when tracefs is mounted at /sys/kernel/tracing.
+tracefs_mounted() {
+    awk '$2 == "/sys/kernel/tracing" && $3 == "tracefs" { print "yes"; exit }' /proc/mounts
 }
 
 # bpffs pins of this tool (trace --pin-dir): /sys/fs/bpf/bdt-*, one per line.

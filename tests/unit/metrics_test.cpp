@@ -161,7 +161,9 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   c.on_finding(f);
   TracerState t;
   t.live.lost_per_cpu = {0, 3};
-  t.hooks = {{"a", "tp_btf", true, ""}, {"b", "tp_btf", true, ""}, {"c", "none", false, "no"}};
+  t.hooks = {{HookId::dio_begin, Mechanism::TpBtf, true, ""},
+             {HookId::dio_complete, Mechanism::TpBtf, true, ""},
+             {HookId::eb_free, Mechanism::None, false, "no"}};
   std::string s = c.snapshot(t).render();
   const std::string fs = "fs=\"eb3163d8-c34d-459d-99d6-2964b5d6974a\",mountpoint=\"/srv/images\"";
   EXPECT_EQ(asked, 1);  // once per filesystem
