@@ -1,7 +1,6 @@
-// The two kinds of error every command maps to its exit status (DESIGN
-// "Interfaces users see"): bad input or usage (exit 1) and a request the
-// kernel or the permissions make impossible (exit 2). Both carry a one-line
-// message that says what to do.
+// The two kinds of error every command maps to its exit status: bad input or
+// usage (exit 1) and a request the kernel or the permissions make impossible
+// (exit 2). Both carry a one-line message that says what to do.
 #pragma once
 
 #include <stdexcept>

@@ -1,7 +1,7 @@
 /*
  * dio-buf-fault - an O_DIRECT write whose user buffer is an mmap of a cold file, so the kernel can
  * only pin the pages that are resident, submits a partial write, faults the rest in and continues
- * (seed 002, dio-short-write; fstests generic/708 and generic/729 test the same thing).
+ * (the 2023 DIO short-write bug, dio-short-write; fstests generic/708 and generic/729 test the same thing).
  *
  * Modes:
  *   copy  (default) the buffer is a mapping of a separate source file; the destination is a new nocow
@@ -62,7 +62,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dio-buf-fault [options] DIR\n"
 		"O_DIRECT write from an mmap of a cold file (only its first page resident), so the write\n"
-		"faults part-way and is continued (seed 002, fstests generic/708, generic/729).\n"
+		"faults part-way and is continued (the 2023 DIO short-write bug, fstests generic/708, generic/729).\n"
 		"  -m, --mode copy|self   copy: map a source file, write to a new nocow file (default)\n"
 		"                         self: map the destination file and write LEN/2 bytes from the\n"
 		"                         start of the mapping at offset LEN/4 (overlapping its own buffer)\n"

@@ -1,6 +1,6 @@
 /*
  * dio-interleaved - two threads doing non-overlapping O_DIRECT I/O inside the same on-disk extents
- * of a preallocated nocow file, with a cold extent-map cache (seed 000, em-merge-race).
+ * of a preallocated nocow file, with a cold extent-map cache (the 2016 extent-map merge race, em-merge-race).
  *
  * The file is made of many small preallocated extents (one fallocate per extent). Before every round
  * the inode is evicted (close, sync, drop_caches), so the extent maps are read from the B-tree again.
@@ -67,7 +67,7 @@ static void usage(FILE *f)
 		"usage: dio-interleaved [options] DIR\n"
 		"Two threads do non-overlapping O_DIRECT I/O into the two halves of each preallocated extent\n"
 		"of a nocow file in DIR (on btrfs), with the extent-map cache evicted before every round.\n"
-		"Provokes btrfs:btrfs_handle_em_exist (seed 000, fstests generic/391).\n"
+		"Provokes btrfs:btrfs_handle_em_exist (the 2016 extent-map merge race, fstests generic/391).\n"
 		"  -s, --extent-size BYTES  size of each preallocated extent (default: 2 filesystem blocks)\n"
 		"  -n, --extents N          number of extents in the file (default 1024)\n"
 		"  -r, --rounds N           rounds (default 10)\n"

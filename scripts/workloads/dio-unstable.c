@@ -1,6 +1,6 @@
 /*
  * dio-unstable - O_DIRECT writes from a buffer that another process keeps modifying while the I/O is
- * in flight (seed 004, dio-unstable-pages). Re-written after the reproducer in the 2011 thread: the
+ * in flight (the 2011 unstable-pages checksum bug, dio-unstable-pages). Re-written after the reproducer in the 2011 thread: the
  * buffer is MAP_SHARED|MAP_ANONYMOUS, a forked child rewrites it in a tight loop, the parent writes it
  * to the file with O_DIRECT and reads it back with O_DIRECT, until the time limit.
  *
@@ -59,7 +59,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dio-unstable [options] DIR\n"
 		"O_DIRECT write + read-back loop from a MAP_SHARED anonymous buffer that a forked child keeps\n"
-		"modifying (seed 004). DIR must be on btrfs.\n"
+		"modifying (the 2011 unstable-pages checksum bug). DIR must be on btrfs.\n"
 		"  -m, --mode csum|nocow  csum: the file keeps data checksums (default); nocow: chattr +C\n"
 		"  -s, --size BYTES       buffer and file size (default 1 MiB, multiple of 4096)\n"
 		"  -d, --duration SEC     how long to loop (default 5)\n"

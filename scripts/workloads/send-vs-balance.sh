@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # send-vs-balance.sh - `btrfs send` of a read-only snapshot while `btrfs balance` relocates the same
-# filesystem (seed 003, send-vs-relocation; fstests btrfs/187 and btrfs/252 do the same).
+# filesystem (the 2019 send/relocation race, send-vs-relocation; fstests btrfs/187 and btrfs/252 do the same).
 #
 # usage: send-vs-balance.sh [options] MNT
 #   MNT                 mount point of the (scratch!) btrfs; a subvolume, a snapshot and a stream file

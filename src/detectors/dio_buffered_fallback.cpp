@@ -1,4 +1,4 @@
-// dio-buffered-fallback (informational, issue 4): a process uses O_DIRECT on a
+// dio-buffered-fallback (informational): a process uses O_DIRECT on a
 // file but its writes to that file go through the page cache.
 //
 // Since 968f19c5b1b7 btrfs_direct_write() sends O_DIRECT writes to files with
@@ -119,7 +119,8 @@ class DioBufferedFallback final : public Detector {
     f.explanation =
         csum_reason
             ? "Since 968f19c5b1b7 btrfs turns O_DIRECT writes to files with data checksums into "
-              "buffered writes, to keep checksums stable (seed 004). A QEMU guest with cache=none "
+              "buffered writes, to keep checksums stable (the 2011 unstable-pages checksum bug). A "
+              "QEMU guest with cache=none "
               "on such an image gets host page caching it did not ask for. To write direct, make "
               "the image nocow (chattr +C on the empty file) or accept the caching."
             : "The reason cannot be told from the events (the file has no data checksums, or the "

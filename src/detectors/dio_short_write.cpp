@@ -1,4 +1,5 @@
-// dio-short-write (seed 002): a DIO write that is completed in several parts.
+// dio-short-write (the 2023 DIO short-write bug, fixed by b73a6fd1b1ef): a DIO
+// write that is completed in several parts.
 //
 // One "call" is a write(2)/pwrite/io_submit as btrfs_direct_write sees it: a
 // dio_begin with done_before == 0, then continuations (dio_begin with
@@ -422,7 +423,8 @@ class DioShortWrite final : public Detector {
     f.explanation = fmt::format(
         "The write [{}, {}) was acknowledged up to {} after {} part(s); the ordered extent "
         "covering {} finished with an error (IOERR) and no later ordered extent completed those "
-        "bytes, so no file extent was recorded for them (seed 002, regression of 51bd9563b678, "
+        "bytes, so no file extent was recorded for them (the 2023 DIO short-write bug, regression "
+        "of 51bd9563b678, "
         "fixed by b73a6fd1b1ef). Rewrite the range from the source; upgrade the kernel.",
         c.start, c.end, c.acked_end, c.parts, holes);
     (void)h1;
@@ -456,7 +458,8 @@ class DioShortWrite final : public Detector {
     f.explanation =
         "btrfs submitted a partial bio and resumed the write after faulting the buffer in. On "
         "kernels 5.16 to 6.3 the first ordered extent is dropped with IOERR and the acknowledged "
-        "bytes become a hole (seed 002); this detector reports that as a symptom if it happens. "
+        "bytes become a hole (the 2023 DIO short-write bug, fixed by b73a6fd1b1ef); this detector "
+        "reports that as a symptom if it happens. "
         "Typical cause: the write buffer is an mmap of a file that is not fully in memory.";
     put_evidence(f, c.ev.events(), cfg_.max_evidence);
     out.push_back(std::move(f));
@@ -475,7 +478,8 @@ class DioShortWrite final : public Detector {
         comm_of(e), e.pid, e.ino, d->pos, d->pos + d->count, c.buf_lo, c.buf_hi);
     f.explanation =
         "If the buffer page-faults part-way the fault waits on the ordered extent this write "
-        "holds for the same range: kernels before 6.4 deadlock (seed 002, fstests generic/729). "
+        "holds for the same range: kernels before 6.4 deadlock (the 2023 DIO short-write bug, "
+        "fstests generic/729). "
         "If the write does not return within the stall threshold it is reported as a symptom.";
     put_evidence(f, c.ev.events(), cfg_.max_evidence);
     out.push_back(std::move(f));
@@ -493,7 +497,8 @@ class DioShortWrite final : public Detector {
         c.comm, c.pid, c.tid, c.ino, c.start, c.end, (now - c.begin_ts) / 1'000'000'000ull);
     f.explanation =
         "The write's buffer faults on pages of the range being written, and the fault waits for "
-        "the ordered extent the write itself created (seed 002). The task is stuck in D state; "
+        "the ordered extent the write itself created (the 2023 DIO short-write bug). The task is "
+        "stuck in D state; "
         "check /proc/<tid>/stack. Fixed by b73a6fd1b1ef (6.4).";
     f.exposure = exposure_text(*exposure_row("dio-self-mmap-deadlock"), cfg_.kernel) +
                  "; observed: the write did not complete";

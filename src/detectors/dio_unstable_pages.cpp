@@ -1,5 +1,6 @@
-// dio-unstable-pages (seed 004): an O_DIRECT write to a file with data
-// checksums from a buffer another task can modify while the I/O is in flight.
+// dio-unstable-pages (the 2011 unstable-pages checksum bug, avoided since
+// 968f19c5b1b7): an O_DIRECT write to a file with data checksums from a buffer
+// another task can modify while the I/O is in flight.
 //
 // hazard:  dio_begin of a write (reaching iomap_dio_rw_begin means it really
 //          went direct: since 968f19c5b1b7 checksummed files fall back to
@@ -180,8 +181,8 @@ class DioUnstablePages final : public Detector {
     f.explanation = fmt::format(
         "If any process changes the buffer while the write is in flight, btrfs stores a checksum "
         "of other bytes than the ones that reach the disk, and later reads fail with EIO and "
-        "'csum failed' (seed 004). Use a private buffer, make the file nocow (chattr +C on the "
-        "empty file), or run a kernel with 968f19c5b1b7.{}",
+        "'csum failed' (the 2011 unstable-pages checksum bug). Use a private buffer, make the file "
+        "nocow (chattr +C on the empty file), or run a kernel with 968f19c5b1b7.{}",
         suppressed ? fmt::format(" {} similar write(s) by this process were not reported "
                                  "separately.",
                                  suppressed)
@@ -288,7 +289,8 @@ class DioUnstablePages final : public Detector {
         what, ino, comm_of(w.begin), w.begin.pid, hex(d ? d->buf_addr : 0));
     f.explanation =
         "The buffer was most likely modified while the O_DIRECT write was in flight, so the "
-        "stored checksum does not match the data on disk (seed 004). The data in this range is "
+        "stored checksum does not match the data on disk (the 2011 unstable-pages checksum bug, "
+        "avoided since 968f19c5b1b7). The data in this range is "
         "whatever the buffer held at DMA time; restore it from a good copy. Stop writing from "
         "shared buffers or make the file nocow.";
     f.exposure = "observed: checksum failure after a direct write from a shared buffer; " +

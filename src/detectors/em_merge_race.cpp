@@ -1,5 +1,5 @@
-// em-merge-race (seed 000): two DIO requests inside one on-disk extent race on
-// extent-map insertion.
+// em-merge-race (the 2016 extent-map merge race, fixed by 8e2bd3b7fac9): two
+// DIO requests inside one on-disk extent race on extent-map insertion.
 //
 // symptom: a DIO request (dio_end ret/error -EEXIST) or btrfs_get_extent
 //          (get_extent exit ret -EEXIST) returned EEXIST.
@@ -281,7 +281,8 @@ class EmMergeRace final : public Detector {
     }
     evs.push_back(e);
     f.message = fmt::format(
-        "{} (pid {}) got EEXIST from {} on inode {}{}: the extent-map insertion race of seed 000",
+        "{} (pid {}) got EEXIST from {} on inode {}{}: the 2016 extent-map insertion race "
+        "(fixed by 8e2bd3b7fac9)",
         f.comm, e.pid, where == "dio" ? "a direct I/O request" : "btrfs_get_extent()", ino,
         range_txt);
     f.explanation =
@@ -309,7 +310,7 @@ class EmMergeRace final : public Detector {
       return;
     }
     // Encompassing and larger: the existing map is the inserted one merged
-    // with a neighbour (seed 000). An identical existing map is the ordinary
+    // with a neighbour (the 2016 race). An identical existing map is the ordinary
     // duplicate insertion (8dff9c853410), not this race.
     bool encompass = x->e_start <= x->map_start &&
                      x->e_start + x->e_len >= x->map_start + x->map_len && x->e_len > x->map_len;
@@ -366,7 +367,8 @@ class EmMergeRace final : public Detector {
                        : "merge path (requested start outside the existing map: "
                          "merge_extent_mapping())");
     f.explanation = fmt::format(
-        "This is the interleaving of seed 000: two requests in one extent missed the extent-map "
+        "This is the interleaving of the 2016 extent-map merge race: two requests in one extent "
+        "missed the extent-map "
         "cache and one insertion was merged with a neighbour. {} Requested range [{}, {}).{}",
         harmless ? "Since 8e2bd3b7fac9 (4.10) btrfs reuses the encompassing map when the requested "
                    "start lies inside it; older kernels ran merge_extent_mapping() here, whose "

@@ -1,6 +1,7 @@
-// The kernel exposure table (include/bdt/exposure.h). Sources: the seeds,
-// /work/shared/KERNEL-FACTS.md (btrfs-progs Kernel-by-version, fstests); where
-// they disagree or a version is unverified the row's note says so.
+// The kernel exposure table (include/bdt/exposure.h). Sources: the fixing
+// commits named in each row, btrfs-progs' Documentation/Kernel-by-version.rst
+// and fstests; where they disagree or a version is unverified the row's note
+// says so.
 #include "bdt/exposure.h"
 
 #include <fmt/format.h>
@@ -35,7 +36,7 @@ constexpr BugExposure kTable[] = {
      {}, "",
      {6, 4}, "b73a6fd1b1ef (btrfs: split partial dio bios before submit)",
      "before 5.16 the plain form deadlocked (fixed by 51bd9563b678); 5.16-6.3 the partially cached, "
-     "overlapping form (seed 002, fstests generic/729)"},
+     "overlapping form (the 2023 DIO short-write bug, fstests generic/729)"},
     {"send-vs-relocation", "send-reloc-bug",
      "send and relocation run concurrently: send fails (transid verify failed, missing backref), "
      "hits BUG_ON or emits a wrong stream",

@@ -1,4 +1,5 @@
-// send-vs-relocation (seed 003): btrfs send and relocation (balance, device
+// send-vs-relocation (the 2019 send/relocation race, fixed by 9e967495e0e0):
+// btrfs send and relocation (balance, device
 // removal, shrinking resize, or block-group relocation events) on the same
 // filesystem at the same time. Matched by fs only: send runs on a read-only
 // snapshot (another subvolume, another st_dev) of the filesystem balance
@@ -232,7 +233,8 @@ class SendVsRelocation final : public Detector {
         f.explanation =
             "On this kernel relocation can COW and reuse tree blocks send is reading: send may "
             "fail (parent transid verify failed, did not find backref), crash on a BUG_ON, or "
-            "silently produce a wrong stream (seed 003). Do not run send during balance; verify "
+            "silently produce a wrong stream (the 2019 send/relocation race, fixed by 9e967495e0e0). "
+            "Do not run send during balance; verify "
             "the received snapshot.";
         break;
       case SendRelocRegime::Refused:
@@ -310,7 +312,8 @@ class SendVsRelocation final : public Detector {
         comm_of(s.begin), s.begin.pid, errno_name(ret), now ? "while running alongside" : "right after running alongside",
         end.fs.str());
     f.explanation =
-        "Relocation COWs and reuses tree blocks that send reads from commit roots (seed 003); "
+        "Relocation COWs and reuses tree blocks that send reads from commit roots (the 2019 "
+        "send/relocation race); "
         "check dmesg for 'parent transid verify failed' or 'did not find backref in send_root'. "
         "Re-run send when no balance is running, and do not trust a stream from an overlapping "
         "run.";

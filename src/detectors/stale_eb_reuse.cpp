@@ -1,5 +1,6 @@
-// stale-eb-reuse (seed 001): find_extent_buffer() re-references an extent
-// buffer flagged STALE while free_extent_buffer() is releasing it.
+// stale-eb-reuse (the 2015 stale extent buffer race, fixed by 062c19e9dd69):
+// find_extent_buffer() re-references an extent buffer flagged STALE while
+// free_extent_buffer() is releasing it.
 //
 // A buffer is identified by (fs, eb_start), refined by eb_id (the kernel
 // address) when both events carry one. eb_free has enter/exit phases; the
@@ -126,7 +127,8 @@ class StaleEbReuse final : public Detector {
           "freeing it",
           comm_of(e), e.pid, b.eb_start, comm_of(f.enter), f.enter.pid);
       fnd.explanation =
-          "This is the interleaving of seed 001: free_extent_buffer() saw refs==2 and STALE and "
+          "This is the interleaving of the 2015 stale extent buffer race: free_extent_buffer() saw "
+          "refs==2 and STALE and "
           "is dropping both references while find_extent_buffer() re-references the buffer. "
           "Since 062c19e9dd69 find_extent_buffer() serializes on refs_lock for STALE buffers; "
           "without it the finder can dirty a buffer that is about to be released.";
@@ -179,7 +181,8 @@ class StaleEbReuse final : public Detector {
                           b.eb_start, comm_of(f->finds.front()));
     fnd.explanation =
         "A STALE extent buffer was reused by another task during free_extent_buffer() and then "
-        "released anyway (seed 001): a kernel BUG or a use-after-free of metadata follows. Save "
+        "released anyway (the 2015 stale extent buffer race): a kernel BUG or a use-after-free of "
+        "metadata follows. Save "
         "dmesg and this trace; fixed by 062c19e9dd69.";
     auto* row = exposure_row("stale-eb-reuse");
     fnd.exposure = exposure_text(*row, cfg_.kernel) + "; observed: the release itself";

@@ -36,11 +36,11 @@ rel = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
 sy = [f for f in findings if f["level"] == "symptom"]
 if rel < (6, 6):
     # measured on Debian 6.1 (VM tier): no buffered fallback (968f19c5b1b7), the writes to the
-    # checksummed file go direct and the seed-004 workload really corrupts checksums
+    # checksummed file go direct and the 2011 unstable-pages checksum bug workload really corrupts checksums
     c.check(has("dio-unstable-pages", "shared-buffer-write"), "dio-unstable-pages hazard for the checksummed file (6.1)")
     c.check(not has("dio-buffered-fallback"), "no dio-buffered-fallback: 6.1 writes such files directly")
     c.check(sy and all(f["detector"] == "dio-unstable-pages" for f in sy),
-            f"symptoms, all dio-unstable-pages (seed 004 on 6.1): {sorted({(f['detector'], f.get('kind')) for f in sy})}")
+            f"symptoms, all dio-unstable-pages (the 2011 unstable-pages checksum bug on 6.1): {sorted({(f['detector'], f.get('kind')) for f in sy})}")
 elif rel >= (6, 15):
     c.check(has("dio-buffered-fallback"), "dio-buffered-fallback for the checksummed file")
     c.check(not sy, "no symptom on this kernel")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pattern dio-short-write (seed 002) on the live kernel, two runs of dio-buf-fault (8 MiB, 1 iteration):
+# Pattern dio-short-write (the 2023 DIO short-write bug) on the live kernel, two runs of dio-buf-fault (8 MiB, 1 iteration):
 #   copy: an O_DIRECT write of a new nocow file from an mmap of a cold source file: the write faults
 #         after the resident part, btrfs submits a partial bio and the write is continued;
 #   self: an O_DIRECT write of [2 MiB, 6 MiB) of a nocow file from a shared mmap of the same file's
@@ -34,9 +34,9 @@ SRC=$(sed -n 's/^dio-buf-fault: mode=copy src=\([^ ]*\) .*/\1/p' "$ITEST_TMP/cop
 DST=${SRC/.src./.dst.}
 [[ -n $SRC && -e $DST ]] || die "cannot find the copy run's files from its output"
 pt_check "$OUT" "$DST" "$SRC" "$SZ" <<'PY'
-# b73a6fd1b1ef (6.4) splits the ordered extent; 5.16-6.3 (e.g. Debian 6.1) are exposed to seed 002
+# b73a6fd1b1ef (6.4) splits the ordered extent; 5.16-6.3 (e.g. Debian 6.1) are exposed to the 2023 DIO short-write bug
 WANT_SEV, WHY_SEV = (("info", "this kernel splits the ordered extent (b73a6fd1b1ef, 6.4)") if KREL >= (6, 4) else
-                     ("warning", "5.16-6.3 lack b73a6fd1b1ef (seed 002 exposure)"))
+                     ("warning", "5.16-6.3 lack b73a6fd1b1ef (exposed to the 2023 DIO short-write bug)"))
 dst, src, sz = ARGS[0], ARGS[1], int(ARGS[2])
 s, so = st(dst), st(src)
 cw = of("dio-short-write", kind="continued-write")
@@ -78,9 +78,9 @@ echo "self run took $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s"
 F=$(sed -n 's/^dio-buf-fault: mode=self src=\([^ ]*\) .*/\1/p' "$ITEST_TMP/self.log")
 [[ -n $F && -e $F ]] || die "cannot find the self run's file from its output"
 pt_check "$OUT" "$F" "$SZ" <<'PY'
-# b73a6fd1b1ef (6.4) splits the ordered extent; 5.16-6.3 (e.g. Debian 6.1) are exposed to seed 002
+# b73a6fd1b1ef (6.4) splits the ordered extent; 5.16-6.3 (e.g. Debian 6.1) are exposed to the 2023 DIO short-write bug
 WANT_SEV, WHY_SEV = (("info", "this kernel splits the ordered extent (b73a6fd1b1ef, 6.4)") if KREL >= (6, 4) else
-                     ("warning", "5.16-6.3 lack b73a6fd1b1ef (seed 002 exposure)"))
+                     ("warning", "5.16-6.3 lack b73a6fd1b1ef (exposed to the 2023 DIO short-write bug)"))
 path, sz = ARGS[0], int(ARGS[1])
 s = st(path)
 lo, hi = sz // 4, sz * 3 // 4

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Patterns dio-buffered-fallback and dio-unstable-pages (seed 004) on the live kernel: dio-unstable
+# Patterns dio-buffered-fallback and dio-unstable-pages (the 2011 unstable-pages checksum bug) on the live kernel: dio-unstable
 # writes a MAP_SHARED buffer that a forked child keeps modifying with O_DIRECT and reads it back with
 # O_DIRECT, (1) on a file with data checksums, (2) on a nocow file.
 # Expected on this kernel (docs/kernel-behaviour.md, 10/10 runs each):
@@ -12,7 +12,7 @@
 #          no checksum to go stale, so dio-unstable-pages has nothing to report (its hazard requires
 #          nodatasum=false), and there is no fallback. -> zero findings.
 # Both runs are traced with --events to show that the negatives hold for the right reason.
-# On 6.1 (measured in the VM tier, Debian 6.1 guest) the csum run is the seed-004 symptom instead:
+# On 6.1 (measured in the VM tier, Debian 6.1 guest) the csum run is the 2011 unstable-pages checksum bug symptom instead:
 #   csum:  every write goes direct; one dio-unstable-pages shared-buffer-write hazard for the writer
 #          and csum-error/read-eio symptoms (at most one per write) naming the writer, its shared
 #          buffer and the failing range (a csum_error's); reads fail with EIO (exit 3); no fallback.
@@ -58,7 +58,7 @@ c.check(len(rd) > 0 and all(e.get("nodatasum") is False for e in rd),
 if KLIKE == "6.1":
     # measured in the Debian 6.1 guest: every write goes direct, the child changes the buffer in
     # flight, the read-back fails the checksum (csum_error from btrfs_check_data_csum) with EIO
-    print("    6.1: no 968f19c5b1b7, the writes go direct; expecting the seed-004 hazard and symptoms")
+    print("    6.1: no 968f19c5b1b7, the writes go direct; expecting the 2011 unstable-pages checksum bug hazard and symptoms")
     c.check(len(wr) > 0 and all(e.get("buf_shared") and e.get("buf_writable") and e.get("nodatasum") is False
                                 for e in wr),
             f"the O_DIRECT writes went direct from the shared writable buffer to a checksummed file ({len(wr)})")
@@ -135,7 +135,7 @@ print(f"    events on the file: {len(wr)} DIO writes, {len(oe)} oe_add "
 c.check(len(wr) > 0, f"the O_DIRECT writes really went direct ({len(wr)} write dio_begin)")
 c.check(all(e.get("nodatasum") is True for e in wr), "every write says nodatasum=true (nocow file)")
 c.check(all(e.get("buf_shared") is True and e.get("buf_writable") is True for e in wr),
-        "every write's buffer is seen as MAP_SHARED and writable (the seed-004 buffer)")
+        "every write's buffer is seen as MAP_SHARED and writable (the 2011 unstable-pages checksum bug buffer)")
 c.check(len(oe) > 0 and all("DIRECT" in e.get("flags", []) for e in oe), "all ordered extents are DIRECT")
 print("    -> dio-unstable-pages stays silent because the file has no checksums, not because the shared "
       "buffer was missed")

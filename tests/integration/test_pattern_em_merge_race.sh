@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pattern em-merge-race (seed 000) on the live kernel: two threads read the two halves of each of
+# Pattern em-merge-race (the 2016 extent-map merge race) on the live kernel: two threads read the two halves of each of
 # 1024 preallocated 8 KiB extents of a nocow file with a cold extent-map cache (dio-interleaved,
 # one cold round per try). Expected on this kernel (docs/kernel-behaviour.md, 10/10 runs): the race
 # precursor btrfs_handle_em_exist fires, always with the requested start inside the existing map,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pattern send-vs-relocation (seed 003) on the live kernel: `btrfs send` of a read-only snapshot while
+# Pattern send-vs-relocation (the 2019 send/relocation race) on the live kernel: `btrfs send` of a read-only snapshot while
 # `btrfs balance start --full-balance` relocates the same filesystem (send-vs-balance.sh, small size).
 # Expected on this kernel (docs/kernel-behaviour.md, 10/10 runs): the send and balance ioctls overlap
 # and both succeed (never EAGAIN: concurrent by design since 5.17). The tracer must report one

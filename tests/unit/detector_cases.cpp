@@ -34,7 +34,7 @@ Ioctl ioc(IoctlCmd cmd, int64_t ret = 0, int32_t fd = 3) {
   return Ioctl{.fd = fd, .cmd = cmd, .ret = ret};
 }
 
-// ---- seed 000: em-merge-race -------------------------------------------------
+// ---- the 2016 extent-map merge race: em-merge-race -------------------------------------------------
 // Extents on disk: [0,8192) and [8192,16384), adjacent; the map cache holds only
 // {8192, 8192}. T1 reads [0,4096), T2 reads [4096,8192) (O_DIRECT, nocow image).
 const Who T1{3100, 3101, "qemu-system-x86"}, T2{3100, 3102, "qemu-system-x86"};
@@ -59,13 +59,13 @@ void em_race(TL& t, bool fixed) {
   t.at(95'000).ev(T1, EventType::DioEnd, fixed ? end(4096, 4096) : end(0, -17), kImg);
 }
 
-// ---- seed 001: stale-eb-reuse ------------------------------------------------
+// ---- the 2015 stale extent buffer race: stale-eb-reuse ------------------------------------------------
 const Who FREER{412, 412, "btrfs-transacti"}, FINDER{977, 977, "kworker/u8:2"};
 constexpr uint64_t kEb = 30408704;
 constexpr uint32_t STALE = ebf::STALE, TREE_REF = ebf::TREE_REF, UPTODATE = ebf::UPTODATE,
                    DIRTY = ebf::DIRTY;
 
-// ---- seed 002: dio-short-write -----------------------------------------------
+// ---- the 2023 DIO short-write bug: dio-short-write -----------------------------------------------
 const Who W{4200, 4200, "dio-buf-fault"}, KW{88, 88, "kworker/u8:3"}, IRQ{0, 0, "swapper/1"};
 constexpr uint64_t kSrc = 300, kDst = 301, kMiB = 1048576, kPart = 65536;
 
@@ -103,10 +103,10 @@ void partial_write(TL& t, bool fixed) {
   t.at(3'100'000).ev(KW, EventType::OeRemove, oe(kPart, kMiB - kPart, DIRECT | NOCOW), kDst);
 }
 
-// ---- seed 003: send-vs-relocation --------------------------------------------
+// ---- the 2019 send/relocation race: send-vs-relocation --------------------------------------------
 const Who SEND{5100, 5100, "btrfs"}, BAL{5200, 5200, "btrfs"}, CLEANER{301, 301, "btrfs-cleaner"};
 
-// ---- seed 004: dio-unstable-pages --------------------------------------------
+// ---- the 2011 unstable-pages checksum bug: dio-unstable-pages --------------------------------------------
 const Who REPRO{6100, 6100, "dio-unstable"}, CSUMW{90, 90, "kworker/u8:5"};
 constexpr uint64_t kTest = 400;
 DioBegin shared_wr(uint64_t pos, uint64_t count) {
@@ -303,7 +303,7 @@ std::vector<TL> all_cases() {
     t.expect("dio-short-write hazard continued-write");
     v.push_back(t);
   }
-  {  // seed 002, second part: buffer is an mmap of the same file, overlapping
+  {  // the 2023 DIO short-write bug, second part: buffer is an mmap of the same file, overlapping
     TL t("dio_self_mmap_deadlock_6.2", false, "6.2.0");
     auto b = wr(4 * kMiB / 4, 2 * kMiB);  // write [1M, 3M) of a 4M file
     b.buf_file_ino = kDst;

@@ -4,18 +4,18 @@
 # BDT_VM_KERNEL (6.1, the default, or 6.12: CTest runs both, vm.test_vm_backends and
 # vm.test_vm_backends_6.12). For each backend the tracer runs (--backend fentry, then
 # --backend kprobe, --mount /mnt, JSON) while the workloads run:
-#   dio-unstable -m csum   seed 004: O_DIRECT writes to a checksummed file from a buffer a child
+#   dio-unstable -m csum   the 2011 unstable-pages checksum bug: O_DIRECT writes to a checksummed file from a buffer a child
 #                          keeps changing; 6.1 writes it direct (csum failures, EIO on read),
 #                          6.12.118 falls back to buffered writes (torn reads, no EIO)
 #   dio-unstable -m nocow  the same on a nocow file: direct on every kernel, no checksum
-#   dio-interleaved        seed 000: em_exist while another thread is in btrfs_get_extent
-#   dio-buf-fault -n 3     seed 002: DIO writes faulting part-way (short write, continued)
-#   send-vs-balance.sh -s 100   seed 003: send during a full balance
-# with a second tracer (--events --comm dio-unstable) recording what of seed 004 reached the
+#   dio-interleaved        the 2016 extent-map merge race: em_exist while another thread is in btrfs_get_extent
+#   dio-buf-fault -n 3     the 2023 DIO short-write bug: DIO writes faulting part-way (short write, continued)
+#   send-vs-balance.sh -s 100   the 2019 send/relocation race: send during a full balance
+# with a second tracer (--events --comm dio-unstable) recording what of the 2011 unstable-pages checksum bug reached the
 # kernel's DIO path, and a third with BDT_EB_ALL=1 (every free/find_extent_buffer, not only
 # STALE buffers) around a metadata-heavy burst.
 # Asserts, per backend: every function hook this kernel has attached with that mechanism;
-# seed 004 as the kernel really does it (which writes reached iomap_dio_rw_begin, EIO or torn
+# the 2011 unstable-pages checksum bug as the kernel really does it (which writes reached iomap_dio_rw_begin, EIO or torn
 # reads) and the exposure table saying the same; on a kernel that writes direct: csum_error
 # events at exactly the offsets the kernel logged ("csum failed ... ino I off O") and
 # dio-unstable-pages symptoms naming the writer, its buffer and failing ranges covering every
@@ -74,7 +74,7 @@ for be in fentry kprobe; do
   "$BIN" --backend "$be" --format json --mount /mnt >/tmp/$be.json 2>/tmp/$be.err &
   T=$!
   wait_ready /tmp/$be.err || { echo "BE $be tracer not ready"; cat /tmp/$be.err; kill -9 $T; continue; }
-  # seed 004, with every event of the writer: which writes reached the kernel's DIO path
+  # the 2011 unstable-pages checksum bug, with every event of the writer: which writes reached the kernel's DIO path
   "$BIN" --backend "$be" --format json --events --comm dio-unstable --mount /mnt >/tmp/$be.ev 2>/tmp/$be.everr &
   T3=$!
   wait_ready /tmp/$be.everr || echo "BE $be events tracer not ready"
@@ -230,7 +230,7 @@ def check(ok, what):
 
 release = next((l.split()[2] for l in lines if l.startswith("BE kernel ")), "")
 check(release.startswith(kernel + "."), f"the guest runs a {kernel} kernel ({release})")
-# What each kernel does with seed 004 (docs/kernel-behaviour.md): 6.1 writes O_DIRECT to a
+# What each kernel does with the 2011 unstable-pages checksum bug (docs/kernel-behaviour.md): 6.1 writes O_DIRECT to a
 # checksummed file direct; 6.12.118 carries 968f19c5b1b7 (6.12.77) and falls back to buffered.
 direct_csum = kernel == "6.1"
 # Function hooks that attach on this kernel with the forced mechanism (doctor). On 6.12 the
@@ -257,7 +257,7 @@ for be in ("fentry", "kprobe"):
     for t in ("dio_begin", "dio_end", "get_extent", "em_add"):
         check(ev.get(t, 0) > 0, f"{be}: {t} events seen ({ev.get(t, 0)})")
 
-    # ---- seed 004: what reached the kernel's DIO path, and what the tool made of it
+    # ---- the 2011 unstable-pages checksum bug: what reached the kernel's DIO path, and what the tool made of it
     wl = {}
     for l in mine:
         if l.startswith("UNSTABLE "):
@@ -306,7 +306,7 @@ for be in ("fentry", "kprobe"):
         check(bool(logged) and not missing and all(n == 4096 for _, _, n in csumev),
               f"{be}: every logged csum failure is a csum_error event at that offset, 4 KiB each "
               f"({len(logged)} logged, missing {missing[:5]})")
-        # seed-004 symptoms: name the writer (dio-unstable, its pid), the shared buffer, and the
+        # the 2011 unstable-pages checksum bug symptoms: name the writer (dio-unstable, its pid), the shared buffer, and the
         # failing ranges; together they cover every offset the kernel logged
         sym = [f for f in seed004 if f["detector"] == "dio-unstable-pages" and f["level"] == "symptom"]
         check(bool(sym), f"{be}: dio-unstable-pages symptoms ({len(sym)})")
@@ -396,7 +396,7 @@ for be in ("fentry", "kprobe"):
         check(len(fid) >= 6 and all(v == "full" for v in fid.values()), f"{be}: doctor says every detector is full")
     else:
         check(False, f"{be}: doctor JSON output")
-    # seed 001: the main tracer reports only STALE extent buffers (no BDT_EB_ALL). Tree blocks
+    # the 2015 stale extent buffer race: the main tracer reports only STALE extent buffers (no BDT_EB_ALL). Tree blocks
     # COWed or deleted within a transaction are freed STALE: certain with this much metadata churn
     # (thousands per run). Whether a STALE buffer is found again before its last reference goes
     # depends on timing (0 to a few per run on 6.1): printed, not asserted; the find hook itself is

@@ -2,13 +2,13 @@
 # VM tier: the root integration tests (tests/integration) in the Debian 6.1 guest, with
 # --backend fentry and with --backend kprobe (scripts/vm/run-integration, one boot each).
 # The tests themselves assert on the findings the tool printed, with the per-kernel expectations
-# they state (6.1: the seed-004 symptom instead of the buffered fallback, seed-002 severity
+# they state (6.1: the 2011 unstable-pages checksum bug symptom instead of the buffered fallback, the 2023 DIO short-write bug severity
 # warning, read retries, relocation evidence from btrfs_relocate_block_group()).
 # Default, for the default test run's ~30 min budget: the four tests whose events come from
 # 6.1-only sources, each with one of the two backends (two per boot; every backend runs every
 # pattern in test_vm_backends.sh already): fentry runs test_dio_events (DIO begin/end from
 # btrfs_dio_write()/btrfs_dio_read()/iomap_dio_complete()) and test_pattern_dio_unstable (the
-# csum-failure hook, the seed-004 symptom); kprobe runs test_pattern_dio_short_write
+# csum-failure hook, the 2011 unstable-pages checksum bug symptom); kprobe runs test_pattern_dio_short_write
 # (ordered-extent completion without its tracepoint) and test_pattern_send_vs_relocation
 # (send/balance/relocation function hooks). All four on both backends took 916 s here, which with
 # the other VM tests (6.1 and 6.12) was over the budget.
