@@ -26,6 +26,7 @@
 /* the pieces, each after those it uses */
 #include "config.bpf.h"
 #include "kernel_shims.bpf.h"
+#include "counts.bpf.h"
 #include "emission.bpf.h"
 #include "filters.bpf.h"
 #include "fn_hooks.bpf.h"

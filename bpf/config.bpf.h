@@ -46,6 +46,7 @@ const volatile bool all_events = false;
  * scripts/bench/overhead.sh measures what the attached hooks alone cost */
 const volatile bool bench_floor = false;
 const volatile __u32 oe_ioerr_bit = 64;    /* BTRFS_ORDERED_IOERR (64: unknown) */
+const volatile __u32 oe_direct_bit = 64;   /* BTRFS_ORDERED_DIRECT (64: unknown) */
 
 /* btrfs_ordered_extent::inode is a struct btrfs_inode * (6.3+) */
 const volatile bool oe_inode_is_btrfs = false;

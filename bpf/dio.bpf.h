@@ -3,8 +3,8 @@
  * btrfs-dio-trace BPF: direct I/O requests. iomap_dio_rw_begin /
  * iomap_dio_complete (tracepoints) or btrfs_dio_write/read and
  * iomap_dio_complete (function hooks, 6.1): the request in flight, the
- * thread's current request, the write buffer's VMA and --qemu latency
- * histograms.
+ * thread's current request, the write buffer's VMA; each completion's
+ * traffic counts (counts.bpf.h).
  */
 #ifndef BDT_DIO_BPF_H
 #define BDT_DIO_BPF_H
@@ -17,8 +17,10 @@ struct dio_req {
 	u32 tid;
 	char comm[BDT_COMM_LEN];
 	u32 flags; /* BDT_F_WRITE | BDT_F_AIO */
-	u32 pad;
-	u64 ts; /* bpf_ktime_get_ns() at begin: latency at completion (lat_hist) */
+	u32 fs_slot; /* in dio_counts (counts.bpf.h) */
+	u64 ts; /* bpf_ktime_get_ns() at begin: latency at completion */
+	u64 count;
+	u64 done_before;
 };
 
 struct {
@@ -27,34 +29,6 @@ struct {
 	__type(key, u64);
 	__type(value, struct dio_req);
 } inflight_dio SEC(".maps");
-
-/* Latency histograms by (tgid, dev, ino, direction), see events.h. A plain
- * hash (not LRU): a full map drops new keys and counts them in
- * lat_overflow[0] instead of silently evicting a VM's history. Userspace
- * sizes it (max_entries) and deletes the keys of processes that exited. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct bdt_lat_key);
-	__type(value, struct bdt_lat_val);
-} lat_hist SEC(".maps");
-
-/* All zeros, never written: the initial value of a new lat_hist entry
- * (too big for the BPF stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct bdt_lat_val);
-} lat_zero SEC(".maps");
-
-/* [0]: latency samples dropped because lat_hist was full. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, u64);
-} lat_overflow SEC(".maps");
 
 /* The inode this thread is submitting DIO for (em_exist has no inode). */
 struct cur_req {
@@ -159,6 +133,9 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	if (BPF_CORE_READ(iocb, ki_complete))
 		req.flags |= BDT_F_AIO;
 	req.pos = BPF_CORE_READ(iocb, ki_pos);
+	req.count = BPF_CORE_READ(iter, count);
+	req.done_before = done_before;
+	req.fs_slot = fs_slot_of(req.id.sb_dev, req.id.fsid);
 	{
 		u64 t = bpf_get_current_pid_tgid();
 
@@ -168,6 +145,12 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	bpf_get_current_comm(req.comm, sizeof(req.comm));
 	req.ts = bpf_ktime_get_ns();
 	bpf_map_update_elem(&inflight_dio, &key, &req, BPF_ANY);
+	{
+		struct bdt_event_count *c = event_count();
+
+		if (c)
+			c->dio_begins += 1;
+	}
 	{
 		struct cur_req cr = { .id = req.id, .tree_root = em_tree_root(bi) };
 
@@ -191,7 +174,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	if (dio_flags & BDT_IOMAP_DIO_PARTIAL)
 		e->flags |= BDT_F_PARTIAL;
 	e->u.dio.pos = req.pos;
-	e->u.dio.count = BPF_CORE_READ(iter, count);
+	e->u.dio.count = req.count;
 	e->u.dio.done_before = done_before;
 	e->u.dio.dio_flags = dio_flags;
 	e->u.dio.buf_addr = vi.addr;
@@ -212,60 +195,6 @@ static __always_inline int on_dio_queued(u64 *ctx)
 }
 
 /* ---- DIO end ------------------------------------------------------------------ */
-static __always_inline u32 lat_bucket(u64 v)
-{
-	u32 r = 0;
-
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1) r += 1;
-	return r < BDT_LAT_BUCKETS ? r : BDT_LAT_BUCKETS - 1;
-}
-
-/* A traced request completed (any context: the submitter's thread, irq, a
- * worker): add its latency to the submitter's histogram for this file. */
-static __always_inline void lat_record(const struct dio_req *req, s64 ret, s32 error)
-{
-	struct bdt_lat_key k = {};
-	struct bdt_lat_val *v;
-	u32 zero = 0, b;
-	u64 now = bpf_ktime_get_ns(), lat;
-
-	/* -EAGAIN: io_uring's nowait attempt, retried from io-wq: not a request */
-	if (!lat_hist_on || !req->ts || ret == -11 || (ret <= 0 && error == -11))
-		return;
-	lat = now > req->ts ? now - req->ts : 0;
-	k.pid = req->pid;
-	k.write = (req->flags & BDT_F_WRITE) ? 1 : 0;
-	k.dev = req->id.dev;
-	k.ino = req->id.ino;
-	v = bpf_map_lookup_elem(&lat_hist, &k);
-	if (!v) {
-		struct bdt_lat_val *z = bpf_map_lookup_elem(&lat_zero, &zero);
-
-		if (!z)
-			return;
-		bpf_map_update_elem(&lat_hist, &k, z, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&lat_hist, &k);
-		if (!v) {
-			u64 *n = bpf_map_lookup_elem(&lat_overflow, &zero);
-
-			if (n)
-				__sync_fetch_and_add(n, 1);
-			return;
-		}
-	}
-	b = lat_bucket(lat);
-	if (b < BDT_LAT_BUCKETS)
-		__sync_fetch_and_add(&v->slots[b], 1);
-	__sync_fetch_and_add(&v->sum_ns, lat);
-	if (lat > v->max_ns)
-		v->max_ns = lat;
-}
-
 static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 {
 	struct kiocb *iocb = (void *)ctx[0];
@@ -274,11 +203,22 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 	u64 key = (u64)iocb;
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct dio_req *req = bpf_map_lookup_elem(&inflight_dio, &key);
+	struct bdt_event_count *cnt = event_count();
 	struct bdt_raw_event *e;
+	struct bdt_dio_outcome o;
 
 	bpf_map_delete_elem(&cur_dio, &tid);
 	BDT_ARG_OR_RETURN(iocb);
 	if (req) {
+		bool write = req->flags & BDT_F_WRITE;
+		u64 now = bpf_ktime_get_ns();
+		u64 lat = now > req->ts ? now - req->ts : 0;
+
+		if (cnt)
+			cnt->dio_ends += 1;
+		o = bdt_dio_outcome_of(ret, error, write, req->done_before, req->count);
+		count_dio_end(req->fs_slot, write ? BDT_DIR_WRITE : BDT_DIR_READ, &o, lat, true);
+		count_qemu_dio(req->pid, write, req->id.dev, req->id.ino, &o, lat);
 		/* Completion may run in irq or a worker: report the submitter. */
 		e = reserve_src(BDT_EV_DIO_END, src);
 		if (e) {
@@ -296,7 +236,6 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 			e->u.dio.error = error;
 			bdt_submit(e);
 		}
-		lat_record(req, ret, error);
 		bpf_map_delete_elem(&inflight_dio, &key);
 		return 0;
 	}
@@ -311,6 +250,10 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 		if (!is_btrfs_sb(sb) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
 			return 0;
 		btrfs_ident(&id, btrfs_i(inode));
+		if (cnt)
+			cnt->dio_unmatched += 1;
+		o = bdt_dio_outcome_of(ret, error, false, 0, 0);
+		count_dio_end(fs_slot_of(id.sb_dev, id.fsid), BDT_DIR_UNKNOWN, &o, 0, false);
 		e = reserve_src(BDT_EV_DIO_END, src);
 		if (!e)
 			return 0;

@@ -124,6 +124,7 @@ static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
 		e = rec_reserve();
 	else
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	count_event(type);
 	if (!e) {
 		count_lost();
 		return 0;

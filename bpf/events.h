@@ -236,15 +236,18 @@ struct bdt_rec_meta {
 	char hooks[BDT_REC_HOOKS_LEN]; /* "name\tmechanism\t0|1\n" per hook */
 };
 
-/* --qemu latency histograms (not ring-buffer records): one value per
- * (process, subvolume dev, inode, direction) in the lat_hist hash map, updated
- * at DIO completion from the begin time kept with the in-flight request.
+/* --qemu per-file counts (not ring-buffer records): one value per (process,
+ * subvolume dev, inode, direction) in the lat_hist hash map, updated at DIO
+ * completion (latency from the begin time kept with the in-flight request),
+ * and per (dev, inode) for ordered extents written through the page cache
+ * (pid 0, write BDT_LAT_BUFFERED: requests = extents, bytes = their length).
  * Bucket 0 holds 0..1 ns, bucket i >= 1 holds [2^i, 2^(i+1)) ns; the last
  * bucket also holds everything above. */
 #define BDT_LAT_BUCKETS 48
+#define BDT_LAT_BUFFERED 2
 struct bdt_lat_key {
-	bdt_u32 pid;   /* tgid of the submitter */
-	bdt_u32 write; /* 1: write, 0: read */
+	bdt_u32 pid;   /* tgid of the submitter (0 for BDT_LAT_BUFFERED) */
+	bdt_u32 write; /* 1: write, 0: read, BDT_LAT_BUFFERED: buffered ordered extents */
 	bdt_u64 dev;   /* kernel dev_t of the subvolume (st_dev) */
 	bdt_u64 ino;
 };
@@ -252,6 +255,48 @@ struct bdt_lat_val {
 	bdt_u64 slots[BDT_LAT_BUCKETS];
 	bdt_u64 max_ns; /* largest latency seen (racy max: may miss a concurrent larger one by one update) */
 	bdt_u64 sum_ns;
+	/* as struct bdt_dio_count: requests and bytes done, errors, -EAGAIN, short writes */
+	bdt_u64 requests;
+	bdt_u64 bytes;
+	bdt_u64 errors;
+	bdt_u64 again;
+	bdt_u64 short_writes;
+};
+
+/* Traffic counts (not ring-buffer records): what the summary and the metrics
+ * report, counted by the programs per CPU whether or not a record is made.
+ * dio_counts: per filesystem slot (fs_slots: the first BDT_FS_SLOTS
+ * filesystems seen, later ones share slot BDT_FS_SLOTS) and direction
+ * (BDT_DIR_*), the requests completed, as docs/metrics.md defines them:
+ * -EAGAIN attempts count only as `again`; bytes are the request's own part
+ * (ret - done_before); a short write completed 0 <= bytes < count. */
+#define BDT_FS_SLOTS 16
+#define BDT_DIR_READ 0
+#define BDT_DIR_WRITE 1
+#define BDT_DIR_UNKNOWN 2 /* an end whose begin was not seen */
+#define BDT_DIRS 3
+struct bdt_fs_slot {
+	bdt_u64 sb_dev;        /* kernel dev_t of the superblock; 0: free */
+	bdt_u8 fsid[BDT_FSID_LEN];
+};
+struct bdt_dio_count {
+	bdt_u64 requests;
+	bdt_u64 bytes;
+	bdt_u64 errors;
+	bdt_u64 again;
+	bdt_u64 short_writes;
+	bdt_u64 lat_sum_ns;
+	bdt_u64 lat[BDT_LAT_BUCKETS]; /* log2 buckets as struct bdt_lat_val */
+};
+/* event_counts[0]: events by type (what --events would print, whether or
+ * not a record was made), and the DIO requests begun / ended / ended
+ * without a begin the programs saw. */
+#define BDT_EV_SLOTS 32
+struct bdt_event_count {
+	bdt_u64 events[BDT_EV_SLOTS]; /* by enum bdt_event_type */
+	bdt_u64 dio_begins;
+	bdt_u64 dio_ends;              /* completions of a begun request */
+	bdt_u64 dio_unmatched;         /* completions without a begin */
 };
 
 #endif /* BDT_EVENTS_H */

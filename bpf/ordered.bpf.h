@@ -12,6 +12,12 @@ static __always_inline bool oe_ioerr(u64 kflags)
 	return oe_ioerr_bit < 64 && ((kflags >> (oe_ioerr_bit & 63)) & 1);
 }
 
+/* Written through the page cache: no DIRECT flag (false when the bit is unknown). */
+static __always_inline bool oe_buffered(u64 kflags)
+{
+	return oe_direct_bit < 64 && !((kflags >> (oe_direct_bit & 63)) & 1);
+}
+
 static __always_inline int on_ordered(u64 *ctx, u16 type)
 {
 	const struct btrfs_inode *bi = (void *)ctx[0];
@@ -28,6 +34,10 @@ static __always_inline int on_ordered(u64 *ctx, u16 type)
 	btrfs_ident(&id, bi);
 	if (!inode_pass(&id))
 		return 0;
+	if (lat_hist_on && type == BDT_EV_OE_ADD && oe_buffered(BPF_CORE_READ(oe, flags)))
+		count_qemu_buffered(id.dev, id.ino, bpf_core_field_exists(oe->num_bytes) ?
+			BPF_CORE_READ(oe, num_bytes) :
+			BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, len));
 	e = reserve(type);
 	if (!e)
 		return 0;

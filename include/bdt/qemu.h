@@ -274,10 +274,12 @@ struct StatsCounters {
 // Prometheus): total() and take_interval() return plain StatsRow values
 // (vm, image, ImageStats: counters and Log2Histogram latencies in ns), one per
 // (VM, image) seen, image "" = the VM's I/O on files that are not its images;
-// counters() tells how well the bounded state coped. Latency samples come
-// either from pairing dio_begin/dio_end here (the default) or, with
-// set_kernel_latency(true), only from add_kernel_counts() (the kernel's
-// histograms, see Tracker::harvest_latency). Keeps a cumulative table (the summary) and an interval table
+// counters() tells how well the bounded state coped. Request counts and
+// latency samples come either from pairing dio_begin/dio_end here (the
+// default) or, with set_kernel_counts(true), only from the kernel's per-file
+// counts (add_kernel_counts(), add_kernel_io(), add_kernel_buffered(): see
+// Tracker::harvest_latency), which count every request whether or not the
+// tracer made a record of it. Keeps a cumulative table (the summary) and an interval table
 // (reset by take_interval(), for --interval). Memory is bounded: in-flight
 // requests live in a fixed table of max_inflight slots; when a slot set is
 // full the oldest request is evicted (counted).
@@ -292,9 +294,16 @@ class StatsCollector {
                    uint64_t n);
   void add_kernel_counts(std::string_view vm, std::string_view image, bool write,
                          std::span<const uint64_t> counts, uint64_t max_ns, uint64_t sum_ns);
-  // true: on_event() no longer measures latency (the kernel does).
-  void set_kernel_latency(bool on) { kernel_latency_ = on; }
-  bool kernel_latency() const { return kernel_latency_; }
+  // The kernel's request counts of a file (deltas since the last harvest).
+  void add_kernel_io(std::string_view vm, std::string_view image, bool write, uint64_t requests,
+                     uint64_t bytes, uint64_t errors, uint64_t again, uint64_t short_writes);
+  // Ordered extents the kernel saw written through the page cache on an image.
+  void add_kernel_buffered(std::string_view vm, std::string_view image, uint64_t extents,
+                           uint64_t bytes);
+  // true: on_event() no longer counts requests, bytes, latency or buffered
+  // extents (the kernel does); findings are still counted from on_finding().
+  void set_kernel_counts(bool on) { kernel_counts_ = on; }
+  bool kernel_counts() const { return kernel_counts_; }
   std::vector<StatsRow> total(SortBy by = SortBy::Vm) const;
   std::vector<StatsRow> take_interval(SortBy by = SortBy::Vm);  // and reset the interval
   StatsCounters counters() const;
@@ -331,7 +340,7 @@ class StatsCollector {
   std::vector<Slot> slots_;  // set-associative: kWays slots per set
   size_t sets_ = 0;
   uint64_t inflight_ = 0, evicted_ = 0, unmatched_ = 0;
-  bool kernel_latency_ = false;
+  bool kernel_counts_ = false;
 };
 
 // Text table (aligned columns, latencies in human units) for --interval and
@@ -378,10 +387,11 @@ class Tracker {
   WatchDiff poll(uint64_t now_ms);
   void on_event(Event& ev);
   void on_finding(Finding& f);
-  // Latency from the kernel's histograms instead of userspace pairing.
+  // Counts and latency from the kernel's per-file counts instead of
+  // userspace pairing.
   void set_latency_source(std::function<LatencyHists()> src);
-  // Reads the source and adds what each histogram gained since the last read
-  // to the VM's (image's) stats. No-op without a source.
+  // Reads the source and adds what each key's counts and histogram gained
+  // since the last read to the VM's (image's) stats. No-op without a source.
   void harvest_latency();
   // Harvest from an explicit snapshot (what harvest_latency does with the source's answer).
   void ingest_latency(const LatencyHists& h);
@@ -395,13 +405,14 @@ class Tracker {
  private:
   struct HistKey {
     uint32_t pid;
-    bool write;
+    bool write, buffered;
     uint64_t dev, ino;
     auto operator<=>(const HistKey&) const = default;
   };
   struct HistSeen {
     std::vector<uint64_t> buckets;
     uint64_t max_ns = 0, sum_ns = 0;
+    uint64_t requests = 0, bytes = 0, errors = 0, again = 0, short_writes = 0;
   };
   Watcher watcher_;
   Attributor attr_;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,8 +19,12 @@ namespace bdt {
 
 struct Summary {
   double duration_s = 0;
+  // Events by type. Live: what the kernel counted (every event, whether or
+  // not a record was needed: events_from_kernel); replay: the records read.
   uint64_t events_total = 0;
   std::map<std::string, uint64_t> events_by_type;
+  bool events_from_kernel = false;
+  std::optional<uint64_t> records_total;  // live: records that reached the detectors
   std::vector<uint64_t> lost_per_cpu;  // live only
   uint64_t lost_total = 0;
   std::map<std::string, uint64_t> findings_by_detector;  // "detector/level" -> n

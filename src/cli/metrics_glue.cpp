@@ -75,6 +75,7 @@ metrics::TracerState tracer_state(const live::Session& s, const Engine& e, qemu:
   t.backend_requested = std::string(backend_name(a.live.backend));
   t.start_time_s = start_unix_s;
   t.live = s.stats();
+  t.counts = s.counts();
   t.ringbuf_bytes = a.live.ringbuf_bytes;
   for (const auto& [id, st] : e.state()) t.detector_state.emplace_back(std::string(id), st);
   if (vms) {

@@ -70,9 +70,13 @@ void Pipeline::finish(uint64_t now_ns, Summary s) {
   engine_.finish(now_ns ? now_ns : last_ts_, scratch_);
   emit(scratch_);
   if (recorder_) recorder_->flush();
-  s.events_total = events_total_;
-  for (int i = 1; i <= kEventTypeCount; ++i)
-    if (by_type_[i]) s.events_by_type[std::string(to_string(static_cast<EventType>(i)))] = by_type_[i];
+  if (!s.events_from_kernel) {
+    s.events_total = events_total_;
+    for (int i = 1; i <= kEventTypeCount; ++i)
+      if (by_type_[i]) s.events_by_type[std::string(to_string(static_cast<EventType>(i)))] = by_type_[i];
+  } else {
+    s.records_total = events_total_;
+  }
   s.findings_total = findings_total_;
   s.findings_by_detector = findings_by_;
   for (const auto& [id, st] : engine_.state())

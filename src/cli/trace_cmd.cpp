@@ -123,15 +123,11 @@ int run_trace(const TraceArgs& a) {
     if (vms) vms->on_finding(f);
     if (exporter) exporter->on_finding(f);
   });
-  auto to_pipe = [&](const Event& e) {
-    if (exporter) exporter->on_event(e);
-    pipe.on_event(e);
-  };
   auto deliver = [&](const Event& ev) {
-    if (!vms) return to_pipe(ev);
+    if (!vms) return pipe.on_event(ev);
     Event e = ev;
     vms->on_event(e);
-    if (!e.vm.empty()) to_pipe(e);  // only the VMs' I/O
+    if (!e.vm.empty()) pipe.on_event(e);  // only the VMs' I/O
   };
   const double start_unix = static_cast<double>(::time(nullptr));
   auto metrics_state = [&] { return tracer_state(*session, pipe.engine(), vms ? &*vms : nullptr, a, start_unix); };
@@ -172,6 +168,16 @@ int run_trace(const TraceArgs& a) {
 
   Summary s;
   s.duration_s = static_cast<double>(end - start) / 1e9;
+  // Events as the kernel counted them (also those no record was needed for);
+  // the records that reached the detectors are the summary's "records".
+  if (const auto kc = session->counts(); kc.valid) {
+    s.events_from_kernel = true;
+    for (int i = 1; i <= kEventTypeCount && static_cast<size_t>(i) < kc.events_by_type.size(); ++i)
+      if (const uint64_t n = kc.events_by_type[i]) {
+        s.events_by_type[std::string(to_string(static_cast<EventType>(i)))] = n;
+        s.events_total += n;
+      }
+  }
   auto st = session->stats();
   s.lost_per_cpu = st.lost_per_cpu;
   s.lost_total = st.lost_total;

@@ -311,6 +311,7 @@ class Loader {
     ro->em_compress_mask = k.em_compress_mask;
     ro->oe_inode_is_btrfs = k.oe_inode_is_btrfs;
     ro->oe_ioerr_bit = k.oe_ioerr_bit;
+    ro->oe_direct_bit = k.oe_direct_bit;
     ro->eb_stale_bit = k.eb_stale_bit;
     ro->eb_all = env_on("BDT_EB_ALL");
     ro->all_events = opts_.all_events;
@@ -635,13 +636,87 @@ LatencyHists Session::latency() const {
     if (bpf_map__lookup_elem(skel_->maps.lat_hist, &k, sizeof k, &v, sizeof v, 0) != 0) continue;
     LatencyHist h;
     h.pid = k.pid;
-    h.write = k.write != 0;
+    h.buffered = k.write == BDT_LAT_BUFFERED;
+    h.write = k.write == 1;
     h.dev = kernel_dev_to_user(k.dev);
     h.ino = k.ino;
-    h.buckets.assign(std::begin(v.slots), std::end(v.slots));
+    if (!h.buffered) h.buckets.assign(std::begin(v.slots), std::end(v.slots));
     h.max_ns = v.max_ns;
     h.sum_ns = v.sum_ns;
+    h.requests = v.requests;
+    h.bytes = v.bytes;
+    h.errors = v.errors;
+    h.again = v.again;
+    h.short_writes = v.short_writes;
     out.hists.push_back(std::move(h));
+  }
+  return out;
+}
+
+namespace {
+// One entry of a per-CPU array, every CPU's value.
+template <class T>
+bool percpu_values(const struct bpf_map* m, uint32_t key, std::vector<T>& out) {
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return false;
+  out.assign(static_cast<size_t>(ncpu), T{});
+  static_assert(sizeof(T) % 8 == 0, "per-CPU values are 8-byte aligned");
+  return bpf_map__lookup_elem(m, &key, sizeof key, out.data(), out.size() * sizeof(T), 0) == 0;
+}
+
+void add_dio(DioCounts& d, const bdt_dio_count& c) {
+  d.requests += c.requests;
+  d.bytes += c.bytes;
+  d.errors += c.errors;
+  d.again += c.again;
+  d.short_writes += c.short_writes;
+  d.lat_sum_ns += c.lat_sum_ns;
+  if (d.lat_buckets.empty()) d.lat_buckets.assign(BDT_LAT_BUCKETS, 0);
+  for (int i = 0; i < BDT_LAT_BUCKETS; ++i) d.lat_buckets[i] += c.lat[i];
+}
+}  // namespace
+
+KernelCounts Session::counts() const {
+  KernelCounts out;
+  if (!skel_) return out;
+  std::vector<bdt_event_count> ev;
+  if (!percpu_values(skel_->maps.event_counts, 0, ev)) return out;
+  out.valid = true;
+  out.events_by_type.assign(BDT_EV_SLOTS, 0);
+  for (const auto& c : ev) {
+    for (int i = 0; i < BDT_EV_SLOTS; ++i) out.events_by_type[i] += c.events[i];
+    out.dio_begins += c.dio_begins;
+    out.dio_ends += c.dio_ends;
+    out.dio_unmatched += c.dio_unmatched;
+  }
+  std::vector<bdt_dio_count> dc;
+  for (uint32_t slot = 0; slot <= BDT_FS_SLOTS; ++slot) {
+    FsCounts f;
+    if (slot < BDT_FS_SLOTS) {
+      bdt_fs_slot s{};
+      if (bpf_map__lookup_elem(skel_->maps.fs_slots, &slot, sizeof slot, &s, sizeof s, 0) != 0 || !s.sb_dev)
+        continue;
+      std::memcpy(f.fs.b.data(), s.fsid, sizeof s.fsid);
+    } else {
+      f.overflow = true;
+    }
+    bool any = false;
+    for (uint32_t dir = 0; dir < BDT_DIRS; ++dir) {
+      if (!percpu_values(skel_->maps.dio_counts, slot * BDT_DIRS + dir, dc)) continue;
+      DioCounts& d = dir == BDT_DIR_READ ? f.read : dir == BDT_DIR_WRITE ? f.write : f.unknown;
+      d.lat_buckets.assign(BDT_LAT_BUCKETS, 0);
+      for (const auto& c : dc) add_dio(d, c);
+      any = any || d.requests || d.again;
+    }
+    if (slot < BDT_FS_SLOTS || any) out.fs.push_back(std::move(f));
+  }
+  // requests in flight now: the in-flight map's keys (few, unless the I/O is deep)
+  uint64_t k = 0, next = 0;
+  const uint64_t* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.inflight_dio, prev, &next, sizeof next) == 0) {
+    ++out.dio_inflight;
+    k = next;
+    prev = &k;
   }
   return out;
 }

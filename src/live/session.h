@@ -119,6 +119,8 @@ class Session {
   void remove_pid(uint32_t tgid);
   // The kernel's latency histograms (empty unless LiveOptions::latency_hist).
   LatencyHists latency() const;
+  // The kernel's traffic counts, now (bpf/counts.bpf.h).
+  KernelCounts counts() const;
   // What the plan was made from (doctor --facts prints it).
   const loader::KernelFacts& facts() const { return facts_; }
 

@@ -212,6 +212,7 @@ KernelConstants constants_of(const KernelFacts& f) {
   k.oe_inode_is_btrfs = m != f.member_structs.end() && m->second == "btrfs_inode";
   for (const auto& [name, value] : f.enumerators) {
     if (name == "BTRFS_ORDERED_IOERR" && value >= 0 && value < 64) k.oe_ioerr_bit = static_cast<uint32_t>(value);
+    if (name == "BTRFS_ORDERED_DIRECT" && value >= 0 && value < 64) k.oe_direct_bit = static_cast<uint32_t>(value);
     if (name == "EXTENT_BUFFER_STALE" && value >= 0 && value < 64) k.eb_stale_bit = static_cast<uint32_t>(value);
     if (name == "EXTENT_FLAG_COMPRESS_ZLIB" || name == "EXTENT_FLAG_COMPRESS_LZO" ||
         name == "EXTENT_FLAG_COMPRESS_ZSTD")

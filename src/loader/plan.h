@@ -46,6 +46,7 @@ struct PlannedHook {
 struct KernelConstants {
   bool oe_inode_is_btrfs = false;  // btrfs_ordered_extent::inode is a btrfs_inode * (6.3+)
   uint32_t oe_ioerr_bit = 64;      // BTRFS_ORDERED_IOERR (64: unknown)
+  uint32_t oe_direct_bit = 64;     // BTRFS_ORDERED_DIRECT (64: unknown)
   uint32_t eb_stale_bit = 64;      // EXTENT_BUFFER_STALE (64: unknown)
   uint32_t em_compress_mask = 0;   // EXTENT_FLAG_COMPRESS_*
   bool ordered_flags_known = false;  // any BTRFS_ORDERED_* enumerator

@@ -9,7 +9,6 @@ namespace bdt::metrics {
 
 namespace {
 constexpr std::string_view kOverflow = "(overflow)";
-constexpr int64_t kEagain = -11;
 
 std::string dir_name(int d) { return d == 0 ? "read" : d == 1 ? "write" : "unknown"; }
 }  // namespace
@@ -30,14 +29,6 @@ HistogramSample to_histogram(const qemu::Log2Histogram& h, Labels labels, std::o
   return s;
 }
 
-size_t Collector::KeyHash::operator()(const Key& k) const {
-  uint64_t h = k.a * 0x9E3779B97F4A7C15ull;
-  h ^= k.b + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  h ^= k.c + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  h ^= k.d + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  return static_cast<size_t>(h);
-}
-
 Collector::Collector(CollectorOptions o, std::vector<std::string> detector_ids)
     : opts_(o), detector_ids_(std::move(detector_ids)) {
   if (opts_.max_fs == 0) opts_.max_fs = 1;
@@ -49,99 +40,13 @@ Collector::Collector(CollectorOptions o, std::vector<std::string> detector_ids)
         findings_[{d, std::string(to_string(l)), std::string(to_string(s))}] = 0;
 }
 
-size_t Collector::fs_index(const Fsid& fs) {
-  auto it = fs_index_.find(fs);
-  if (it != fs_index_.end()) return it->second;
-  size_t idx;
-  if (fs_names_.size() < opts_.max_fs) {
-    idx = fs_names_.size();
-    fs_names_.push_back(fs.empty() ? "(unknown)" : fs.str());
-    std::string mp = !fs.empty() && mountpoint_of_ ? mountpoint_of_(fs) : std::string();
-    fs_mounts_.push_back(mp.empty() ? "(unknown)" : std::move(mp));
-    fs_dio_.emplace_back();
-  } else {
-    // The (max_fs+1)th filesystem and later share one series.
-    if (fs_names_.size() == opts_.max_fs) {
-      fs_names_.emplace_back(kOverflow);
-      fs_mounts_.emplace_back(kOverflow);
-      fs_dio_.emplace_back();
-    }
-    idx = opts_.max_fs;
+std::string Collector::mountpoint(const Fsid& fs) const {
+  auto it = mounts_.find(fs);
+  if (it == mounts_.end()) {
+    std::string mp = mountpoint_of_ ? mountpoint_of_(fs) : std::string();
+    it = mounts_.emplace(fs, mp.empty() ? "(unknown)" : std::move(mp)).first;
   }
-  fs_index_.emplace(fs, idx);
-  return idx;
-}
-
-void Collector::remember(const Key& k, const Pending& p) {
-  if (pending_.size() >= opts_.max_inflight && !pending_.count(k)) {
-    // Evict the oldest quarter at once (amortized O(1) per request).
-    std::vector<uint64_t> ts;
-    ts.reserve(pending_.size());
-    for (const auto& [key, v] : pending_) ts.push_back(v.ts);
-    auto nth = ts.begin() + static_cast<std::ptrdiff_t>(ts.size() / 4);
-    std::nth_element(ts.begin(), nth, ts.end());
-    uint64_t cut = *nth;
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->second.ts <= cut) {
-        it = pending_.erase(it);
-        ++evicted_;
-      } else {
-        ++it;
-      }
-    }
-  }
-  auto [it, inserted] = pending_.insert_or_assign(k, p);
-  (void)it;
-  if (!inserted) ++unmatched_ends_;  // a new sync begin on this thread: the old one's end was not seen
-}
-
-void Collector::on_event(const Event& ev) {
-  auto t = static_cast<size_t>(ev.type);
-  if (t < std::size(events_)) ++events_[t];
-  if (const auto* b = ev.as<DioBegin>()) {
-    Pending p{ev.ts_ns, b->count, b->done_before, b->write, fs_index(ev.fs)};
-    Key k = b->aio ? Key{2, ev.dev, ev.ino, b->pos} : Key{1, ev.tid, ev.dev, ev.ino};
-    remember(k, p);
-    return;
-  }
-  const auto* e = ev.as<DioEnd>();
-  if (!e) return;
-  auto it = pending_.find(Key{1, ev.tid, ev.dev, ev.ino});
-  if (it == pending_.end()) it = pending_.find(Key{2, ev.dev, ev.ino, e->pos});
-  // dio_end's pos may be the position after the request (ki_pos advanced)
-  if (it == pending_.end() && e->ret > 0 && static_cast<uint64_t>(e->ret) <= e->pos)
-    it = pending_.find(Key{2, ev.dev, ev.ino, e->pos - static_cast<uint64_t>(e->ret)});
-  const bool again = e->ret == kEagain || (e->ret <= 0 && e->error == kEagain);
-  const bool failed = !again && (e->ret < 0 || e->error != 0);
-  if (it == pending_.end()) {
-    ++unmatched_ends_;
-    FsDio& f = fs_dio_[fs_index(ev.fs)];
-    Dio& d = !e->write ? f.unknown : *e->write ? f.write : f.read;
-    if (again) {
-      ++d.again;
-      return;
-    }
-    ++d.requests;
-    if (failed) ++d.errors;
-    if (e->ret > 0) d.bytes += static_cast<uint64_t>(e->ret);
-    return;
-  }
-  const Pending p = it->second;
-  pending_.erase(it);
-  Dio& d = p.write ? fs_dio_[p.fs].write : fs_dio_[p.fs].read;
-  if (again) {
-    ++d.again;
-    return;
-  }
-  ++d.requests;
-  if (failed) ++d.errors;
-  uint64_t done = 0;
-  if (e->ret > 0 && static_cast<uint64_t>(e->ret) > p.done_before) done = static_cast<uint64_t>(e->ret) - p.done_before;
-  d.bytes += done;
-  if (p.write && e->ret >= 0 && done < p.count) ++d.short_writes;
-  const uint64_t lat = ev.ts_ns >= p.ts ? ev.ts_ns - p.ts : 0;
-  d.lat.add(lat);
-  d.lat_sum_ns += lat;
+  return it->second;
 }
 
 void Collector::on_finding(const Finding& f) {
@@ -170,9 +75,11 @@ Exposition Collector::snapshot(const TracerState& t) const {
     x.standard_gauge("process_max_fds", "Maximum number of open file descriptors.").add({}, static_cast<double>(p.max_fds));
   }
 
-  auto& ev = x.counter("events_total", "Events delivered to the detectors, by type.");
-  for (int i = 1; i <= kEventTypeCount; ++i)
-    ev.add({{"type", std::string(to_string(static_cast<EventType>(i)))}}, static_cast<double>(events_[i]));
+  auto& ev = x.counter("events_total", "Events the tracer saw, by type (whether or not a record was needed).");
+  for (int i = 1; i <= kEventTypeCount; ++i) {
+    const auto n = static_cast<size_t>(i) < t.counts.events_by_type.size() ? t.counts.events_by_type[i] : 0;
+    ev.add({{"type", std::string(to_string(static_cast<EventType>(i)))}}, static_cast<double>(n));
+  }
   x.counter("records_decoded_total", "Ring-buffer records the consumer decoded.").add({}, static_cast<double>(t.live.events));
   x.counter("unknown_records_total", "Ring-buffer records of an unknown type (skipped).").add({}, static_cast<double>(t.live.unknown_records));
   auto& lost = x.counter("lost_events_total", "Records the kernel dropped because the ring buffer was full, by CPU.");
@@ -190,23 +97,60 @@ Exposition Collector::snapshot(const TracerState& t) const {
   auto& again = x.counter("dio_again_total", "Direct I/O attempts that ended -EAGAIN (io_uring/RWF_NOWAIT; retried, not requests).");
   auto& shortw = x.counter("dio_short_writes_total", "Direct I/O writes that completed fewer bytes than asked.");
   auto& lat = x.histogram("dio_request_latency_seconds", "Direct I/O request latency, dio_begin to dio_end.");
-  for (size_t i = 0; i < fs_names_.size(); ++i) {
-    const FsDio& f = fs_dio_[i];
+  // The kernel's filesystem slots, the first max_fs with their own label, the
+  // rest (and the kernel's own overflow slot) added up in "(overflow)".
+  std::vector<std::pair<std::string, FsCounts>> fs;
+  std::vector<std::string> mounts;  // the mountpoint label of each
+  FsCounts over;
+  bool any_over = false;
+  auto add = [](DioCounts& a, const DioCounts& b) {
+    a.requests += b.requests;
+    a.bytes += b.bytes;
+    a.errors += b.errors;
+    a.again += b.again;
+    a.short_writes += b.short_writes;
+    a.lat_sum_ns += b.lat_sum_ns;
+    if (a.lat_buckets.size() < b.lat_buckets.size()) a.lat_buckets.resize(b.lat_buckets.size());
+    for (size_t i = 0; i < b.lat_buckets.size(); ++i) a.lat_buckets[i] += b.lat_buckets[i];
+  };
+  for (const auto& f : t.counts.fs) {
+    if (!f.overflow && fs.size() < opts_.max_fs) {
+      fs.emplace_back(f.fs.empty() ? "(unknown)" : f.fs.str(), f);
+      mounts.push_back(f.fs.empty() ? std::string("(unknown)") : mountpoint(f.fs));
+      continue;
+    }
+    any_over = true;
+    add(over.read, f.read);
+    add(over.write, f.write);
+    add(over.unknown, f.unknown);
+  }
+  if (any_over) {
+    fs.emplace_back(std::string(kOverflow), over);
+    mounts.emplace_back(kOverflow);
+  }
+  for (size_t i = 0; i < fs.size(); ++i) {
+    const auto& [name, f] = fs[i];
     for (int dir = 0; dir < 3; ++dir) {
-      const Dio& d = dir == 0 ? f.read : dir == 1 ? f.write : f.unknown;
+      const DioCounts& d = dir == 0 ? f.read : dir == 1 ? f.write : f.unknown;
       if (dir == 2 && !d.requests && !d.again) continue;
-      Labels l{{"fs", fs_names_[i]}, {"mountpoint", fs_mounts_[i]}, {"direction", dir_name(dir)}};
+      Labels l{{"fs", name}, {"mountpoint", mounts[i]}, {"direction", dir_name(dir)}};
       req.add(l, static_cast<double>(d.requests));
       bytes.add(l, static_cast<double>(d.bytes));
       err.add(l, static_cast<double>(d.errors));
       again.add(l, static_cast<double>(d.again));
-      if (dir != 2) lat.add(to_histogram(d.lat, l, static_cast<double>(d.lat_sum_ns) / 1e9));
+      if (dir != 2) {
+        qemu::Log2Histogram h;
+        if (!d.lat_buckets.empty()) h.add_counts(d.lat_buckets, 0, d.lat_sum_ns);
+        lat.add(to_histogram(h, l, static_cast<double>(d.lat_sum_ns) / 1e9));
+      }
     }
-    shortw.add({{"fs", fs_names_[i]}, {"mountpoint", fs_mounts_[i]}}, static_cast<double>(f.write.short_writes));
+    shortw.add({{"fs", name}, {"mountpoint", mounts[i]}}, static_cast<double>(f.write.short_writes));
   }
-  x.gauge("dio_inflight", "Direct I/O requests begun and not yet ended (as far as the tracer saw).").add({}, static_cast<double>(pending_.size()));
-  x.counter("dio_inflight_evicted_total", "In-flight requests forgotten to stay within the cap.").add({}, static_cast<double>(evicted_));
-  x.counter("dio_unmatched_total", "dio_end without a dio_begin, or a sync dio_begin whose end was not seen.").add({}, static_cast<double>(unmatched_ends_));
+  const auto& c = t.counts;
+  const uint64_t gone = c.dio_begins > c.dio_ends + c.dio_inflight ? c.dio_begins - c.dio_ends - c.dio_inflight : 0;
+  x.gauge("dio_inflight", "Direct I/O requests begun and not yet ended (the kernel's in-flight map).").add({}, static_cast<double>(c.dio_inflight));
+  x.counter("dio_inflight_evicted_total", "In-flight requests the kernel's map no longer holds without having seen their end (evicted to stay within the cap, or begun again).").add({}, static_cast<double>(gone));
+  x.counter("dio_unmatched_total", "dio_end without a dio_begin.").add({}, static_cast<double>(c.dio_unmatched));
 
   auto& se = x.gauge("detector_state_entries", "Objects a detector tracks now (bounded).");
   auto& sc = x.gauge("detector_state_capacity", "A detector's configured state cap.");

@@ -20,7 +20,6 @@ class Exporter {
   // Binds at once (InputError / KernelError as Server::start).
   static std::unique_ptr<Exporter> start(std::string_view addr, std::vector<std::string> detector_ids,
                                          CollectorOptions co = {}, Server::Options so = {});
-  void on_event(const Event& ev) { collector_.on_event(ev); }
   void on_finding(const Finding& f) { collector_.on_finding(f); }
   void set_mountpoint_resolver(std::function<std::string(const Fsid&)> r) {
     collector_.set_mountpoint_resolver(std::move(r));

@@ -158,7 +158,7 @@ void StatsCollector::insert(const Slot& s, uint64_t hash) {
 }
 
 void StatsCollector::on_event(const Event& ev) {
-  if (ev.vm.empty()) return;
+  if (ev.vm.empty() || kernel_counts_) return;
   if (const auto* b = ev.as<DioBegin>()) {
     Slot s;
     s.aio = b->aio;
@@ -231,7 +231,7 @@ void StatsCollector::on_event(const Event& ev) {
     if (failed) ++st.errors;
     (req.write ? st.write_bytes : st.read_bytes) += done;
     if (req.write && e->ret >= 0 && done < req.count) ++st.short_writes;
-    if (!kernel_latency_) (req.write ? st.write_lat : st.read_lat).add(lat);
+    (req.write ? st.write_lat : st.read_lat).add(lat);
   });
 }
 
@@ -256,6 +256,26 @@ void StatsCollector::add_kernel_counts(std::string_view vm, std::string_view ima
                                        std::span<const uint64_t> counts, uint64_t max_ns, uint64_t sum_ns) {
   update(vm, image,
          [&](ImageStats& s) { (write ? s.write_lat : s.read_lat).add_counts(counts, max_ns, sum_ns); });
+}
+
+void StatsCollector::add_kernel_io(std::string_view vm, std::string_view image, bool write,
+                                   uint64_t requests, uint64_t bytes, uint64_t errors, uint64_t again,
+                                   uint64_t short_writes) {
+  update(vm, image, [&](ImageStats& s) {
+    (write ? s.writes : s.reads) += requests;
+    (write ? s.write_bytes : s.read_bytes) += bytes;
+    s.errors += errors;
+    s.again += again;
+    s.short_writes += short_writes;
+  });
+}
+
+void StatsCollector::add_kernel_buffered(std::string_view vm, std::string_view image, uint64_t extents,
+                                         uint64_t bytes) {
+  update(vm, image, [&](ImageStats& s) {
+    s.buffered_extents += extents;
+    s.buffered_bytes += bytes;
+  });
 }
 
 std::vector<StatsRow> StatsCollector::rows(const Table& t, SortBy by) {

@@ -29,7 +29,7 @@ WatchDiff Tracker::poll(uint64_t now_ms) {
 
 void Tracker::set_latency_source(std::function<LatencyHists()> src) {
   latency_src_ = std::move(src);
-  stats_.set_kernel_latency(static_cast<bool>(latency_src_));
+  stats_.set_kernel_counts(static_cast<bool>(latency_src_));
 }
 
 void Tracker::harvest_latency() {
@@ -42,12 +42,13 @@ void Tracker::ingest_latency(const LatencyHists& h) {
   hist_used_ = h.hists.size();
   std::vector<uint64_t> delta;
   for (const auto& k : h.hists) {
-    HistSeen& seen = hist_seen_[HistKey{k.pid, k.write, k.dev, k.ino}];
+    HistSeen& seen = hist_seen_[HistKey{k.pid, k.write, k.buffered, k.dev, k.ino}];
     // A key deleted and created again in the kernel starts from zero.
     bool reset = seen.buckets.size() != k.buckets.size();
     for (size_t i = 0; !reset && i < k.buckets.size(); ++i) reset = k.buckets[i] < seen.buckets[i];
-    reset = reset || k.sum_ns < seen.sum_ns;
-    if (reset) seen = HistSeen{std::vector<uint64_t>(k.buckets.size(), 0), 0, 0};
+    reset = reset || k.sum_ns < seen.sum_ns || k.requests < seen.requests || k.bytes < seen.bytes ||
+            k.errors < seen.errors || k.again < seen.again || k.short_writes < seen.short_writes;
+    if (reset) seen = HistSeen{std::vector<uint64_t>(k.buckets.size(), 0)};
     delta.assign(k.buckets.size(), 0);
     uint64_t n = 0;
     int top = -1;
@@ -61,16 +62,22 @@ void Tracker::ingest_latency(const LatencyHists& h) {
     const uint64_t max_ns = k.max_ns > seen.max_ns ? k.max_ns
                                                      : std::min(Log2Histogram::bucket_high(top), k.max_ns);
     const uint64_t sum_ns = k.sum_ns - seen.sum_ns;
-    seen.buckets = k.buckets;
-    seen.max_ns = k.max_ns;
-    seen.sum_ns = k.sum_ns;
-    if (n == 0) continue;
+    const uint64_t requests = k.requests - seen.requests, bytes = k.bytes - seen.bytes,
+                   errors = k.errors - seen.errors, again = k.again - seen.again,
+                   short_writes = k.short_writes - seen.short_writes;
+    seen = HistSeen{k.buckets, k.max_ns, k.sum_ns, k.requests, k.bytes, k.errors, k.again, k.short_writes};
+    if (n == 0 && !requests && !bytes && !errors && !again && !short_writes) continue;
     std::string_view vm, image;
     if (!attr_.lookup(k.pid, k.dev, k.ino, vm, image) || vm.empty()) {
-      hist_unattributed_ += n;
+      hist_unattributed_ += n;  // latency samples, as before the counts came from the kernel
       continue;
     }
-    stats_.add_kernel_counts(vm, image, k.write, delta, max_ns, sum_ns);
+    if (k.buffered) {
+      stats_.add_kernel_buffered(vm, image, requests, bytes);
+      continue;
+    }
+    stats_.add_kernel_io(vm, image, k.write, requests, bytes, errors, again, short_writes);
+    if (n) stats_.add_kernel_counts(vm, image, k.write, delta, max_ns, sum_ns);
   }
 }
 

@@ -72,7 +72,9 @@ class JsonSink final : public Sink {
       append_json_string(line_, k);
       fmt::format_to(o, ":{}", n);
     }
-    fmt::format_to(o, "}},\"lost\":{},\"lost_per_cpu\":[", s.lost_total);
+    line_ += '}';
+    if (s.records_total) fmt::format_to(o, ",\"records\":{}", *s.records_total);
+    fmt::format_to(o, ",\"lost\":{},\"lost_per_cpu\":[", s.lost_total);
     for (size_t i = 0; i < s.lost_per_cpu.size(); ++i)
       fmt::format_to(o, "{}{}", i ? "," : "", s.lost_per_cpu[i]);
     fmt::format_to(o, "],\"findings\":{},\"findings_by_detector\":{{", s.findings_total);

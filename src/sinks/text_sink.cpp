@@ -82,6 +82,7 @@ class TextSink final : public Sink {
     fmt::print(out_, "{:<24} {:.3f} s\n", "duration", s.duration_s);
     fmt::print(out_, "{:<24} {}\n", "events", s.events_total);
     for (const auto& [type, n] : s.events_by_type) fmt::print(out_, "  {:<22} {}\n", type, n);
+    if (s.records_total) fmt::print(out_, "{:<24} {}\n", "records", *s.records_total);
     fmt::print(out_, "{:<24} {}", "lost records", s.lost_total);
     if (s.lost_total) {
       fmt::print(out_, " (per CPU:");

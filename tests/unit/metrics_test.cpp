@@ -9,11 +9,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "bdt/trace_reader.h"
+#include "dio_outcome.h"
 #include "metrics/collector.h"
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
@@ -138,7 +140,53 @@ std::string line_of(const std::string& text, const std::string& prefix) {
   auto e = text.find('\n', p + 1);
   return text.substr(p + 1, e - p - 1);
 }
+// A completion as the BPF programs count it (bpf/counts.bpf.h, count_dio_end).
+void count(DioCounts& d, int64_t ret, int32_t error, bool write, uint64_t done_before, uint64_t n,
+           std::optional<uint64_t> lat_ns) {
+  const bdt_dio_outcome o = bdt_dio_outcome_of(ret, error, write, done_before, n);
+  if (d.lat_buckets.empty()) d.lat_buckets.assign(kLatencyBuckets, 0);
+  if (o.again) {
+    ++d.again;
+    return;
+  }
+  ++d.requests;
+  d.bytes += o.bytes;
+  d.errors += o.error;
+  d.short_writes += o.short_write;
+  if (lat_ns) {
+    ++d.lat_buckets[qemu::Log2Histogram::bucket_of(*lat_ns)];
+    d.lat_sum_ns += *lat_ns;
+  }
+}
 }  // namespace
+
+TEST(DioOutcome, AsDocsMetricsDefinesIt) {
+  auto o = bdt_dio_outcome_of(4096, 0, true, 0, 4096);
+  EXPECT_FALSE(o.again || o.error || o.short_write);
+  EXPECT_EQ(o.bytes, 4096u);
+  o = bdt_dio_outcome_of(4096, 0, true, 0, 8192);  // short: 4096 of 8192
+  EXPECT_TRUE(o.short_write);
+  EXPECT_FALSE(o.error);
+  // a continuation: ret includes the 8192 bytes of the earlier part
+  o = bdt_dio_outcome_of(16384, 0, true, 8192, 8192);
+  EXPECT_EQ(o.bytes, 8192u);
+  EXPECT_FALSE(o.short_write);
+  o = bdt_dio_outcome_of(-5, 0, false, 0, 4096);
+  EXPECT_TRUE(o.error);
+  EXPECT_FALSE(o.short_write);  // reads are never short writes
+  EXPECT_EQ(o.bytes, 0u);
+  o = bdt_dio_outcome_of(0, -5, true, 0, 4096);  // error with ret 0: an error, and short
+  EXPECT_TRUE(o.error);
+  EXPECT_TRUE(o.short_write);
+  for (auto [ret, err] : {std::pair<int64_t, int32_t>{-11, 0}, {0, -11}}) {
+    o = bdt_dio_outcome_of(ret, err, true, 0, 4096);  // an io_uring nowait attempt
+    EXPECT_TRUE(o.again);
+    EXPECT_FALSE(o.error || o.short_write);
+  }
+  o = bdt_dio_outcome_of(4096, -11, true, 0, 4096);  // bytes done: not an attempt
+  EXPECT_FALSE(o.again);
+  EXPECT_TRUE(o.error);
+}
 
 TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   Collector c({}, {"dio-short-write"});
@@ -147,19 +195,25 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
     ++asked;
     return std::string("/srv/images");
   });
-  c.on_event(begin(1000, 7, 0, 4096, true));
-  c.on_event(end(1000 + 3000, 7, 4096, 4096));            // 3 us write
-  c.on_event(begin(10'000, 7, 4096, 8192, true));
-  c.on_event(end(10'000 + 2'000'000, 7, 8192, 4096));     // short: 4096 of 8192, 2 ms
-  c.on_event(begin(20'000'000, 8, 0, 4096, false));
-  c.on_event(end(20'000'000 + 500, 8, 0, -5));            // read error
-  c.on_event(end(30'000'000, 9, 0, 4096));                // end without begin, direction unknown
-  Finding f;
-  f.detector = "dio-short-write";
-  f.level = Level::Symptom;
-  f.severity = Severity::Critical;
-  c.on_finding(f);
   TracerState t;
+  FsCounts f;
+  f.fs = *Fsid::parse("eb3163d8-c34d-459d-99d6-2964b5d6974a");
+  count(f.write, 4096, 0, true, 0, 4096, 3000);           // 3 us write
+  count(f.write, 4096, 0, true, 0, 8192, 2'000'000);      // short: 4096 of 8192, 2 ms
+  count(f.read, -5, 0, false, 0, 4096, 500);              // read error
+  count(f.unknown, 4096, 0, false, 0, 0, std::nullopt);   // end without begin, direction unknown
+  t.counts.valid = true;
+  t.counts.fs.push_back(f);
+  t.counts.events_by_type.assign(32, 0);
+  t.counts.events_by_type[static_cast<size_t>(EventType::DioBegin)] = 3;
+  t.counts.dio_begins = 3;
+  t.counts.dio_ends = 3;
+  t.counts.dio_unmatched = 1;
+  Finding fd;
+  fd.detector = "dio-short-write";
+  fd.level = Level::Symptom;
+  fd.severity = Severity::Critical;
+  c.on_finding(fd);
   t.live.lost_per_cpu = {0, 3};
   t.hooks = {{HookId::dio_begin, Mechanism::TpBtf, true, ""},
              {HookId::dio_complete, Mechanism::TpBtf, true, ""},
@@ -175,6 +229,8 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   EXPECT_NE(s.find("btrfs_dio_trace_dio_requests_total{" + fs + ",direction=\"unknown\"} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_short_writes_total{" + fs + "} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_unmatched_total 1\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_inflight 0\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_inflight_evicted_total 0\n"), std::string::npos);
   // 3 us lands in log2 bucket 11 ([2048, 4096) ns: le 4.095e-06), 2 ms in bucket 20.
   EXPECT_NE(s.find("btrfs_dio_trace_dio_request_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"2.047e-06\"} 0\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_request_latency_seconds_bucket{" + fs + ",direction=\"write\",le=\"4.095e-06\"} 1\n"), std::string::npos);
@@ -189,6 +245,12 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   EXPECT_NE(s.find("btrfs_dio_trace_hooks_attached{mechanism=\"tp_btf\"} 2\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_hooks_not_attached 1\n"), std::string::npos);
   EXPECT_EQ(s.find("qemu_"), std::string::npos);  // only with --qemu
+  // requests the kernel's map lost (begun, never ended, not in flight)
+  t.counts.dio_begins = 10;
+  t.counts.dio_inflight = 4;
+  s = c.snapshot(t).render();
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_inflight 4\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_inflight_evicted_total 3\n"), std::string::npos);
 }
 
 TEST(MetricsCollector, BuildInfoAndProcessMetrics) {
@@ -237,28 +299,24 @@ TEST(MetricsProcess, ParsesProcStat) {
   EXPECT_GT(self->start_time_s, 1.6e9);
 }
 
-TEST(MetricsCollector, ContinuedWriteCountsOnlyItsOwnBytes) {
-  Collector c;
-  // The kernel's dio_end ret includes done_before (bytes of the earlier part).
-  c.on_event(begin(1000, 7, 8192, 8192, true, /*done_before=*/8192));
-  c.on_event(end(2000, 7, 16384, 16384));
-  std::string s = c.snapshot({}).render();
-  EXPECT_NE(s.find("direction=\"write\"} 8192\n"), std::string::npos) << s;
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_short_writes_total{fs=\"eb3163d8-c34d-459d-99d6-2964b5d6974a\",mountpoint=\"(unknown)\"} 0\n"),
-            std::string::npos);
-}
-
 TEST(MetricsCollector, FilesystemLabelsAreBounded) {
   CollectorOptions o;
   o.max_fs = 2;
   Collector c(o);
+  TracerState t;
+  t.counts.valid = true;
   for (int i = 0; i < 5; ++i) {
-    Event e = end(1000 + i, 1, 0, 4096);
-    e.fs.b[0] = static_cast<uint8_t>(i + 1);
-    c.on_event(e);
+    FsCounts f;
+    f.fs.b[0] = static_cast<uint8_t>(i + 1);
+    count(f.unknown, 4096, 0, false, 0, 0, std::nullopt);
+    t.counts.fs.push_back(f);
   }
-  std::string s = c.snapshot({}).render();
-  EXPECT_NE(s.find("btrfs_dio_trace_dio_requests_total{fs=\"(overflow)\",mountpoint=\"(overflow)\",direction=\"unknown\"} 3\n"), std::string::npos) << s;
+  FsCounts kernel_overflow;  // the kernel's own shared slot adds up there too
+  kernel_overflow.overflow = true;
+  count(kernel_overflow.unknown, 4096, 0, false, 0, 0, std::nullopt);
+  t.counts.fs.push_back(kernel_overflow);
+  std::string s = c.snapshot(t).render();
+  EXPECT_NE(s.find("btrfs_dio_trace_dio_requests_total{fs=\"(overflow)\",mountpoint=\"(overflow)\",direction=\"unknown\"} 4\n"), std::string::npos) << s;
   size_t series = 0;
   for (size_t p = 0; (p = s.find("btrfs_dio_trace_dio_requests_total{", p)) != std::string::npos; ++p) ++series;
   EXPECT_EQ(series, 3u * 3u);  // 2 filesystems + overflow, read/write/unknown each

@@ -947,44 +947,65 @@ TEST(QemuTracker, KernelLatencyDeltasAndExit) {
     ++reads;
     return kernel;
   });
-  EXPECT_TRUE(t.stats().kernel_latency());
+  EXPECT_TRUE(t.stats().kernel_counts());
   t.poll(0);
 
-  // userspace pairing still counts the request, but its latency is the kernel's
+  // the events of a request no longer count it: the kernel's counts do
   Event b = ev_of(1001, st.st_dev, st.st_ino, begin(0, 4096, true), 100, 1004);
   Event e = ev_of(1001, st.st_dev, st.st_ino, end(0, 4096), 999'999'100, 1004);
   t.on_event(b);
   t.on_event(e);
+  EXPECT_EQ(b.vm, "web-1");  // still labelled
   auto& w = hist(1001, true, st.st_ino);
   w.buckets[10] = 3;  // [1024, 2047]
   w.buckets[20] = 1;  // [1 Mi, 2 Mi)
   w.max_ns = 1'500'000;
   w.sum_ns = 3 * 1500 + 1'500'000;
+  w.requests = 4;
+  w.bytes = 4 * 4096;
+  w.short_writes = 1;
+  w.again = 2;
   hist(3001, false, 999).buckets[5] = 7;  // bash: no VM claims it
+  hist(3001, false, 999).requests = 7;
+  LatencyHist buf;  // the image's buffered ordered extents (any process)
+  buf.buffered = true;
+  buf.dev = st.st_dev;
+  buf.ino = st.st_ino;
+  buf.requests = 2;
+  buf.bytes = 8192;
+  kernel.hists.push_back(buf);
   t.harvest_latency();
   auto rows = t.stats().total();
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].vm, "web-1");
   EXPECT_EQ(rows[0].image, img);
-  EXPECT_EQ(rows[0].s.writes, 1u);
-  EXPECT_EQ(rows[0].s.write_lat.count(), 4u);  // not 5: the paired request added no sample
+  EXPECT_EQ(rows[0].s.writes, 4u);
+  EXPECT_EQ(rows[0].s.write_bytes, 4u * 4096);
+  EXPECT_EQ(rows[0].s.short_writes, 1u);
+  EXPECT_EQ(rows[0].s.again, 2u);
+  EXPECT_EQ(rows[0].s.buffered_extents, 2u);
+  EXPECT_EQ(rows[0].s.buffered_bytes, 8192u);
+  EXPECT_EQ(rows[0].s.write_lat.count(), 4u);  // the kernel's samples only
   EXPECT_EQ(rows[0].s.write_lat.percentile(0.5), 2047u);
   EXPECT_EQ(rows[0].s.write_lat.percentile(0.99), 1'500'000u);
   EXPECT_EQ(rows[0].s.write_lat.max(), 1'500'000u);
   EXPECT_TRUE(rows[0].s.write_lat.sum_known());  // the kernel's exact sum (Prometheus _sum)
   EXPECT_EQ(rows[0].s.write_lat.sum(), 3u * 1500 + 1'500'000);
   EXPECT_EQ(t.counters().kernel_hist_unattributed, 7u);
-  EXPECT_EQ(t.counters().kernel_hist_used, 2u);
+  EXPECT_EQ(t.counters().kernel_hist_used, 3u);
   EXPECT_EQ(t.counters().kernel_hist_capacity, 64u);
 
   // a second read adds only what is new; the interval's max is bounded by its top bucket
   t.stats().take_interval();
   w.buckets[10] += 2;
   w.sum_ns += 2 * 1100;
+  w.requests += 2;
   kernel.overflow = 5;
   t.harvest_latency();
   auto iv = t.stats().take_interval();
   ASSERT_EQ(iv.size(), 1u);
+  EXPECT_EQ(iv[0].s.writes, 2u);  // only what is new
+  EXPECT_EQ(iv[0].s.buffered_extents, 0u);
   EXPECT_EQ(iv[0].s.write_lat.count(), 2u);
   EXPECT_EQ(iv[0].s.write_lat.sum(), 2u * 1100);  // only what is new
   EXPECT_EQ(t.stats().total()[0].s.write_lat.sum(), 3u * 1500 + 1'500'000 + 2 * 1100);
@@ -999,12 +1020,17 @@ TEST(QemuTracker, KernelLatencyDeltasAndExit) {
   w.buckets[11] = 1;
   w.max_ns = 3000;
   w.sum_ns = 3000;
+  w.requests = 1;
+  w.bytes = 4096;
+  w.short_writes = w.again = 0;
   t.harvest_latency();
   EXPECT_EQ(t.stats().total()[0].s.write_lat.count(), 7u);
+  EXPECT_EQ(t.stats().total()[0].s.writes, 7u);
   EXPECT_EQ(t.stats().total()[0].s.write_lat.sum(), 3u * 1500 + 1'500'000 + 2 * 1100 + 3000);
 
   // the VM exits: its last samples are harvested while it still has its labels
   w.buckets[11] = 2;
+  w.requests = 2;
   fs::remove_all(fp.proc / "1001");
   const int before = reads;
   auto d = t.poll(5000);
