@@ -30,6 +30,8 @@
 #include "emission.bpf.h"
 #include "filters.bpf.h"
 #include "fn_hooks.bpf.h"
+#include "triggers.bpf.h"
+#include "lazy.bpf.h"
 #include "dio.bpf.h"
 #include "extent_maps.bpf.h"
 #include "ordered.bpf.h"

@@ -42,6 +42,18 @@ volatile __u32 ioc_fn_mask = 0;
  * all_events (--all-events) makes every hook emit every record, as before.
  */
 const volatile bool all_events = false;
+/*
+ * Lazy emission (triggers.bpf.h, lazy.bpf.h): off when every event is
+ * wanted (--events, --record, --snapshot-dir, --pin-dir, --all-events).
+ * trigger_mask: 1 << BDT_TRIG_* of the triggers the detectors need; hot_ns:
+ * how long an inode stays hot after a trigger (the detectors' max_age_ns);
+ * recent_ns: how far back a flush reaches for requests that already ended.
+ */
+const volatile bool lazy = false;
+const volatile __u32 trigger_mask = 0;
+const volatile __u64 hot_ns = 120000000000ULL;
+const volatile __u64 recent_ns = 1000000000ULL;
+const volatile __u32 nr_cpus = 1;          /* possible CPUs: rows of recent_dio */
 /* the hidden --bench-floor: every program returns at once (BDT_FLOOR), so
  * scripts/bench/overhead.sh measures what the attached hooks alone cost */
 const volatile bool bench_floor = false;

@@ -2,48 +2,12 @@
 /*
  * btrfs-dio-trace BPF: direct I/O requests. iomap_dio_rw_begin /
  * iomap_dio_complete (tracepoints) or btrfs_dio_write/read and
- * iomap_dio_complete (function hooks, 6.1): the request in flight, the
- * thread's current request, the write buffer's VMA; each completion's
- * traffic counts (counts.bpf.h).
+ * iomap_dio_complete (function hooks, 6.1): the request's state (lazy.bpf.h),
+ * the write buffer's VMA, the triggers of a begin and an end, each
+ * completion's traffic counts (counts.bpf.h).
  */
 #ifndef BDT_DIO_BPF_H
 #define BDT_DIO_BPF_H
-
-/* A DIO request between iomap_dio_rw_begin and iomap_dio_complete, by kiocb. */
-struct dio_req {
-	struct ident id;
-	u64 pos;
-	u32 pid;
-	u32 tid;
-	char comm[BDT_COMM_LEN];
-	u32 flags; /* BDT_F_WRITE | BDT_F_AIO */
-	u32 fs_slot; /* in dio_counts (counts.bpf.h) */
-	u64 ts; /* bpf_ktime_get_ns() at begin: latency at completion */
-	u64 count;
-	u64 done_before;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, u64);
-	__type(value, struct dio_req);
-} inflight_dio SEC(".maps");
-
-/* The inode this thread is submitting DIO for (em_exist has no inode). */
-struct cur_req {
-	struct ident id;
-	u64 tree_root; /* &BTRFS_I(inode)->extent_tree's rb_root, to verify em_exist */
-	u32 em_exist_seen; /* em_exist fired in this thread since its last get_extent record */
-	u32 pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, u32);
-	__type(value, struct cur_req);
-} cur_dio SEC(".maps");
 
 /* iomap_dio_complete() frees the dio: its kiocb and error are kept from entry. */
 struct dio_cmpl {
@@ -57,14 +21,6 @@ struct {
 	__type(key, u32);
 	__type(value, struct dio_cmpl);
 } dio_cmpl_tid SEC(".maps");
-
-/* Does this thread have a traced DIO request in flight (submission side)? */
-static __always_inline bool in_traced_dio(void)
-{
-	u32 tid = cur_tid();
-
-	return bpf_map_lookup_elem(&cur_dio, &tid) != 0;
-}
 
 /* ---- DIO begin ---------------------------------------------------------------- */
 struct vma_info {
@@ -110,11 +66,13 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	struct inode *inode;
 	struct super_block *sb;
 	struct btrfs_inode *bi;
-	struct bdt_raw_event *e;
-	struct dio_req req = {};
+	struct bdt_facts f = { .point = BDT_PT_DIO_BEGIN };
 	struct vma_info vi = {};
+	struct bdt_event_count *cnt;
+	struct dio_req *r;
+	struct cur_req *cr;
 	u64 key = (u64)iocb;
-	u32 bflags;
+	u32 zero = 0, fired;
 
 	BDT_ARG_OR_RETURN(iocb);
 	BDT_ARG_OR_RETURN(iter);
@@ -124,73 +82,90 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 		return 0;
 	if (!fs_pass(BPF_CORE_READ(sb, s_dev)) || !task_pass())
 		return 0;
+	r = bpf_map_lookup_elem(&req_scratch, &zero);
+	if (!r)
+		return 0;
+	__builtin_memset(r, 0, __builtin_offsetof(struct dio_req, held));
 	bi = btrfs_i(inode);
-	btrfs_ident(&req.id, bi);
-	touch_inode(&req.id);
+	btrfs_ident(&r->id, bi);
+	touch_inode(&r->id);
 
 	if (iter_is_write(iter))
-		req.flags |= BDT_F_WRITE;
+		r->flags |= BDT_F_WRITE;
 	if (BPF_CORE_READ(iocb, ki_complete))
-		req.flags |= BDT_F_AIO;
-	req.pos = BPF_CORE_READ(iocb, ki_pos);
-	req.count = BPF_CORE_READ(iter, count);
-	req.done_before = done_before;
-	req.fs_slot = fs_slot_of(req.id.sb_dev, req.id.fsid);
+		r->flags |= BDT_F_AIO;
+	r->pos = BPF_CORE_READ(iocb, ki_pos);
+	r->count = BPF_CORE_READ(iter, count);
+	r->done_before = done_before;
+	r->dio_flags = dio_flags;
+	r->src = src;
+	r->fs_slot = fs_slot_of(r->id.sb_dev, r->id.fsid);
 	{
 		u64 t = bpf_get_current_pid_tgid();
 
-		req.pid = t >> 32;
-		req.tid = (u32)t;
+		r->pid = t >> 32;
+		r->tid = (u32)t;
 	}
-	bpf_get_current_comm(req.comm, sizeof(req.comm));
-	req.ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&inflight_dio, &key, &req, BPF_ANY);
-	{
-		struct bdt_event_count *c = event_count();
-
-		if (c)
-			c->dio_begins += 1;
-	}
-	{
-		struct cur_req cr = { .id = req.id, .tree_root = em_tree_root(bi) };
-
-		bpf_map_update_elem(&cur_dio, &req.tid, &cr, BPF_ANY);
-	}
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	r->ts = bpf_ktime_get_ns();
 
 	vi.addr = iter_user_addr(iter);
 	/* the buffer's VMA matters for writes only (self-mmap, shared buffers) */
-	if (vi.addr && (all_events || (req.flags & BDT_F_WRITE)))
+	if (vi.addr && (all_events || (r->flags & BDT_F_WRITE)))
 		bpf_find_vma(bpf_get_current_task_btf(), vi.addr, vma_cb, &vi, 0);
-
-	e = reserve_src(BDT_EV_DIO_BEGIN, src);
-	if (!e)
-		return 0;
-	fill_task(e);
-	put_ident(e, &req.id);
-	e->flags |= req.flags | vi.flags;
-	bflags = BPF_CORE_READ(bi, flags);
-	if (bflags & BDT_INODE_NODATASUM)
-		e->flags |= BDT_F_NODATASUM;
+	r->begin_flags = r->flags | vi.flags;
+	if (BPF_CORE_READ(bi, flags) & BDT_INODE_NODATASUM)
+		r->begin_flags |= BDT_F_NODATASUM;
 	if (dio_flags & BDT_IOMAP_DIO_PARTIAL)
-		e->flags |= BDT_F_PARTIAL;
-	e->u.dio.pos = req.pos;
-	e->u.dio.count = req.count;
-	e->u.dio.done_before = done_before;
-	e->u.dio.dio_flags = dio_flags;
-	e->u.dio.buf_addr = vi.addr;
-	e->u.dio.buf_file_ino = vi.ino;
-	e->u.dio.buf_file_dev = vi.dev;
-	e->u.dio.buf_file_off = vi.off;
-	bdt_submit(e);
+		r->begin_flags |= BDT_F_PARTIAL;
+	r->buf_addr = vi.addr;
+	r->buf_file_ino = vi.ino;
+	r->buf_file_dev = vi.dev;
+	r->buf_file_off = vi.off;
+
+	count_event(BDT_EV_DIO_BEGIN);
+	cnt = event_count();
+	if (cnt)
+		cnt->dio_begins += 1;
+	f.write = r->flags & BDT_F_WRITE;
+	f.nodatasum = r->begin_flags & BDT_F_NODATASUM;
+	f.done_before = done_before;
+	f.count = r->count;
+	f.buf_flags = vi.flags;
+	f.buf_ino = vi.ino;
+	fired = bdt_fired(&f);
+	if (fired || is_hot(r->id.sb_dev, r->id.ino, r->ts)) {
+		r->emitted = 1;
+		emit_req_begin(r);
+	}
+	bpf_map_update_elem(&inflight_dio, &key, r, BPF_ANY);
+	cr = cur_req_get(true);
+	if (cr) {
+		cr->kiocb = key;
+		cr->sb_dev = r->id.sb_dev;
+		cr->ino = r->id.ino;
+		cr->tree_root = em_tree_root(bi);
+		cr->em_exist_seen = 0;
+	}
+	if (fired)
+		flush_inode(r->id.sb_dev, r->id.ino, r->ts, r->ts);
 	return 0;
+}
+
+/* This thread is done submitting its request (key 0: whichever it is; else only
+ * that one: a completion in irq context runs on an unrelated task). */
+static __always_inline void cur_req_done(u64 key)
+{
+	struct cur_req *cr = cur_req_get(false);
+
+	if (cr && (!key || cr->kiocb == key))
+		cr->kiocb = 0;
 }
 
 /* iomap_dio_rw_queued: an async request was submitted; this thread is done with it. */
 static __always_inline int on_dio_queued(u64 *ctx)
 {
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-
-	bpf_map_delete_elem(&cur_dio, &tid);
+	cur_req_done(0);
 	return 0;
 }
 
@@ -201,40 +176,42 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 	s32 error = (s32)ctx[1];
 	s64 ret = (s64)ctx[2];
 	u64 key = (u64)iocb;
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct dio_req *req = bpf_map_lookup_elem(&inflight_dio, &key);
+	struct dio_req *r = bpf_map_lookup_elem(&inflight_dio, &key);
 	struct bdt_event_count *cnt = event_count();
-	struct bdt_raw_event *e;
+	struct bdt_facts f = { .point = BDT_PT_DIO_END, .ret = ret, .error = error };
 	struct bdt_dio_outcome o;
+	u64 now = bpf_ktime_get_ns(), pos;
+	u32 fired, stack_id = 0;
 
-	bpf_map_delete_elem(&cur_dio, &tid);
+	cur_req_done(key);
 	BDT_ARG_OR_RETURN(iocb);
-	if (req) {
-		bool write = req->flags & BDT_F_WRITE;
-		u64 now = bpf_ktime_get_ns();
-		u64 lat = now > req->ts ? now - req->ts : 0;
+	/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
+	pos = BPF_CORE_READ(iocb, ki_pos);
+	if (r) {
+		bool write = r->flags & BDT_F_WRITE;
+		u64 lat = now > r->ts ? now - r->ts : 0;
 
 		if (cnt)
 			cnt->dio_ends += 1;
-		o = bdt_dio_outcome_of(ret, error, write, req->done_before, req->count);
-		count_dio_end(req->fs_slot, write ? BDT_DIR_WRITE : BDT_DIR_READ, &o, lat, true);
-		count_qemu_dio(req->pid, write, req->id.dev, req->id.ino, &o, lat);
-		/* Completion may run in irq or a worker: report the submitter. */
-		e = reserve_src(BDT_EV_DIO_END, src);
-		if (e) {
+		o = bdt_dio_outcome_of(ret, error, write, r->done_before, r->count);
+		count_dio_end(r->fs_slot, write ? BDT_DIR_WRITE : BDT_DIR_READ, &o, lat, true);
+		count_qemu_dio(r->pid, write, r->id.dev, r->id.ino, &o, lat);
+		count_event(BDT_EV_DIO_END);
+		f.write = write;
+		f.count = r->count;
+		f.done_before = r->done_before;
+		fired = bdt_fired(&f);
+		if (fired)
+			flush_inode(r->id.sb_dev, r->id.ino, r->ts, now);
+		if (r->emitted || fired || is_hot(r->id.sb_dev, r->id.ino, now)) {
+			flush_request(r);
 			/* error origin of a traced request that failed with EIO / EEXIST */
 			if (ret == -5 || ret == -17 || error == -5 || error == -17)
-				e->stack_id = stack_of(pctx);
-			e->pid = req->pid;
-			e->tid = req->tid;
-			__builtin_memcpy(e->comm, req->comm, BDT_COMM_LEN);
-			put_ident(e, &req->id);
-			e->flags |= req->flags | BDT_F_DIR_KNOWN;
-			/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
-			e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos);
-			e->u.dio.ret = ret;
-			e->u.dio.error = error;
-			bdt_submit(e);
+				stack_id = stack_of(pctx);
+			/* Completion may run in irq or a worker: the record names the submitter. */
+			emit_req_end(r, now, src, pos, ret, error, stack_id);
+		} else {
+			recent_push(r, now, pos, ret, error, src);
 		}
 		bpf_map_delete_elem(&inflight_dio, &key);
 		return 0;
@@ -245,6 +222,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 	{
 		struct inode *inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
 		struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+		struct bdt_raw_event *e;
 		struct ident id = {};
 
 		if (!is_btrfs_sb(sb) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
@@ -254,12 +232,18 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 			cnt->dio_unmatched += 1;
 		o = bdt_dio_outcome_of(ret, error, false, 0, 0);
 		count_dio_end(fs_slot_of(id.sb_dev, id.fsid), BDT_DIR_UNKNOWN, &o, 0, false);
-		e = reserve_src(BDT_EV_DIO_END, src);
+		count_event(BDT_EV_DIO_END);
+		fired = bdt_fired(&f);
+		if (fired)
+			flush_inode(id.sb_dev, id.ino, now, now);
+		if (!fired && !is_hot(id.sb_dev, id.ino, now))
+			return 0;
+		e = rec_new(BDT_EV_DIO_END, src, now);
 		if (!e)
 			return 0;
 		fill_task(e);
 		put_ident(e, &id);
-		e->u.dio.pos = BPF_CORE_READ(iocb, ki_pos);
+		e->u.dio.pos = pos;
 		e->u.dio.ret = ret;
 		e->u.dio.error = error;
 		bdt_submit(e);
@@ -280,9 +264,7 @@ static __always_inline int fn_dio_enter(void *ctx, u64 *a, u8 src)
 /* Submission done (sync: iomap_dio_complete follows in this thread; async: queued). */
 static __always_inline int fn_dio_exit(void *ctx, u64 *a, s64 ret, u8 src)
 {
-	u32 tid = cur_tid();
-
-	bpf_map_delete_elem(&cur_dio, &tid);
+	cur_req_done(0);
 	return 0;
 }
 

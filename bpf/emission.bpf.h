@@ -116,7 +116,8 @@ static __always_inline void bdt_submit(void *e)
 	bpf_ringbuf_submit(e, wake);
 }
 
-static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
+/* A zeroed record of this type, source and time, to fill and bdt_submit(). */
+static __always_inline struct bdt_raw_event *rec_new(u16 type, u8 src, u64 ts)
 {
 	struct bdt_raw_event *e;
 
@@ -124,7 +125,6 @@ static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
 		e = rec_reserve();
 	else
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	count_event(type);
 	if (!e) {
 		count_lost();
 		return 0;
@@ -132,8 +132,17 @@ static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->type = type;
 	e->source = src;
-	e->ts_ns = bpf_ktime_get_ns();
+	e->ts_ns = ts;
 	return e;
+}
+
+/* An event happens and its record is made now (counted in event_counts). A
+ * record held by the lazy emission is counted when held (count_event) and
+ * made later with rec_new(). */
+static __always_inline struct bdt_raw_event *reserve_src(u16 type, u8 src)
+{
+	count_event(type);
+	return rec_new(type, src, bpf_ktime_get_ns());
 }
 
 static __always_inline struct bdt_raw_event *reserve(u16 type)

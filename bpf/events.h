@@ -77,6 +77,27 @@ enum bdt_ioctl_cmd {
 	BDT_IOC_RESIZE = 6,        /* shrinking relocates */
 };
 
+/*
+ * Triggers of the lazy emission (docs/performance.md, bpf/triggers.bpf.h):
+ * what makes the programs emit the records they hold for the DIO requests
+ * on an inode. Each detector lists the ones it needs (Detector::triggers(),
+ * include/bdt/detector.h); the union is the programs' trigger_mask.
+ */
+enum bdt_trigger {
+	BDT_TRIG_ERRNO = 0,       /* a request or extent-map call failed (not -EAGAIN) */
+	BDT_TRIG_EEXIST = 1,      /* ... with -EEXIST */
+	BDT_TRIG_CONTINUED = 2,   /* a DIO write continued (done_before > 0) */
+	BDT_TRIG_SHORT = 3,       /* a DIO write completed fewer bytes than asked */
+	BDT_TRIG_EM_EXIST = 4,    /* btrfs_handle_em_exist */
+	BDT_TRIG_BUF_SHARED = 5,  /* a DIO write to a checksummed file from a shared writable buffer */
+	BDT_TRIG_BUF_FILE = 6,    /* a DIO write from a mapping of a file */
+	BDT_TRIG_OE_BUFFERED = 7, /* a non-DIRECT ordered extent created in a user process */
+	BDT_TRIG_OE_IOERR = 8,    /* an ordered extent failed (IOERR, not uptodate) */
+	BDT_TRIG_CSUM = 9,        /* a data checksum failure */
+	BDT_TRIG_STALL = 10,      /* a request in flight past the stall threshold (userspace scan) */
+	BDT_TRIG_COUNT
+};
+
 /* Where a record came from (which mechanism fed it). */
 enum bdt_source {
 	BDT_SRC_TRACEPOINT = 1,

@@ -40,10 +40,9 @@ static __always_inline int on_get_extent(u64 *ctx)
 	BDT_ARG_OR_RETURN(bi);
 	BDT_ARG_OR_RETURN(em);
 	if (!wanted) {
-		u32 tid = (u32)bpf_get_current_pid_tgid();
-		struct cur_req *cur = bpf_map_lookup_elem(&cur_dio, &tid);
+		struct cur_req *cur = cur_req_get(false);
 
-		if (cur && cur->em_exist_seen) {
+		if (cur && cur->kiocb && cur->em_exist_seen) {
 			cur->em_exist_seen = 0;
 			wanted = true;
 		}
@@ -78,7 +77,8 @@ static __always_inline int on_em_exist(u64 *ctx)
 	struct btrfs_fs_info *fs_info = (void *)ctx[0];
 	const struct extent_map *existing = (void *)ctx[1];
 	const struct extent_map *map = (void *)ctx[2];
-	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct bdt_facts f = { .point = BDT_PT_EM_EXIST };
+	struct dio_req *r = 0;
 	u64 sb_dev;
 	struct cur_req *cur;
 	struct bdt_raw_event *e;
@@ -90,20 +90,29 @@ static __always_inline int on_em_exist(u64 *ctx)
 	sb_dev = BPF_CORE_READ(fs_info, sb, s_dev);
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
-	cur = bpf_map_lookup_elem(&cur_dio, &tid);
-	if (cur)
+	cur = cur_req_get(false);
+	if (cur && cur->kiocb) {
 		cur->em_exist_seen = 1; /* the enclosing get_extent's record is wanted */
-	if (cur && cur->id.sb_dev == sb_dev) {
-		/* Attribute to this thread's DIO inode only if the existing map is in its tree. */
-		root_node = em_root_node(existing);
-		bpf_probe_read_kernel(&tree_root_node, sizeof(tree_root_node), (void *)cur->tree_root);
+		if (cur->sb_dev == sb_dev) {
+			/* Attribute to this thread's DIO inode only if the existing map is in its tree. */
+			root_node = em_root_node(existing);
+			bpf_probe_read_kernel(&tree_root_node, sizeof(tree_root_node),
+					      (void *)cur->tree_root);
+			if (root_node && root_node == tree_root_node)
+				r = bpf_map_lookup_elem(&inflight_dio, &cur->kiocb);
+		}
+	}
+	/* the trigger: emit this request and the others on its inode (not attributed: nothing held) */
+	if (r && bdt_fired(&f)) {
+		flush_request(r);
+		flush_inode(r->id.sb_dev, r->id.ino, r->ts, bpf_ktime_get_ns());
 	}
 	e = reserve(BDT_EV_EM_EXIST);
 	if (!e)
 		return 0;
 	fill_task(e);
-	if (cur && root_node && root_node == tree_root_node) {
-		put_ident(e, &cur->id);
+	if (r) {
+		put_ident(e, &r->id);
 	} else {
 		read_fsid(e->fsid, fs_info);
 		e->sb_dev = sb_dev;

@@ -210,6 +210,7 @@ struct files_struct {
 };
 
 struct task_struct {
+	unsigned int flags; /* PF_* */
 	struct files_struct *files;
 	struct task_struct *group_leader;
 	char comm[16];

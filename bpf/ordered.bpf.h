@@ -2,7 +2,8 @@
 /*
  * btrfs-dio-trace BPF: ordered extents. The btrfs_ordered_extent_* tracepoints,
  * btrfs_finish_ordered_extent, and btrfs_finish_ordered_io where that
- * tracepoint is missing. They run in btrfs workers: filtered by inode.
+ * tracepoint is missing. They run in btrfs workers: filtered by inode; with
+ * lazy emission those a DIO request's thread makes are held with it.
  */
 #ifndef BDT_ORDERED_BPF_H
 #define BDT_ORDERED_BPF_H
@@ -18,68 +19,109 @@ static __always_inline bool oe_buffered(u64 kflags)
 	return oe_direct_bit < 64 && !((kflags >> (oe_direct_bit & 63)) & 1);
 }
 
+#define BDT_PF_KTHREAD 0x00200000
+
+static __always_inline bool user_task(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	return !(t->flags & BDT_PF_KTHREAD);
+}
+
+/*
+ * An ordered-extent event whose record the emission policy wants (h: its
+ * type, source, time and payload). Eager: made now. Lazy: the triggers are
+ * evaluated; the record is made now when one fires or the inode is hot,
+ * held with this thread's request when it is one the request made (the
+ * submitter's thread, same inode), else dropped.
+ */
+static __always_inline void oe_event(const struct ident *id, struct held_rec *h, bool uptodate)
+{
+	struct bdt_raw_event *e;
+
+	if (lazy) {
+		struct bdt_facts f = { .point = BDT_PT_OE, .type = h->type, .uptodate = uptodate,
+				       .kflags = h->u.oe.kflags };
+		struct dio_req *r = cur_request_on(id->sb_dev, id->ino);
+
+		if (h->type == BDT_EV_OE_ADD && oe_buffered(f.kflags))
+			f.user_task = user_task();
+		if (bdt_fired(&f)) {
+			if (r)
+				flush_request(r);
+			flush_inode(id->sb_dev, id->ino, r ? r->ts : h->ts, h->ts);
+		} else if (!is_hot(id->sb_dev, id->ino, h->ts)) {
+			if (r)
+				req_put(r, h);
+			else
+				count_event(h->type);
+			return;
+		}
+	}
+	count_event(h->type);
+	e = rec_new(h->type, h->src, h->ts);
+	if (!e)
+		return;
+	fill_task(e);
+	put_ident(e, id);
+	e->flags |= h->flags;
+	__builtin_memcpy(&e->u, &h->u, sizeof(h->u));
+	bdt_submit(e);
+}
+
 static __always_inline int on_ordered(u64 *ctx, u16 type)
 {
 	const struct btrfs_inode *bi = (void *)ctx[0];
 	const struct btrfs_ordered_extent *oe = (void *)ctx[1];
-	struct bdt_raw_event *e;
+	struct held_rec h = { .type = type, .src = BDT_SRC_TRACEPOINT };
 	struct ident id = {};
 
 	BDT_ARG_OR_RETURN(bi);
 	BDT_ARG_OR_RETURN(oe);
+	h.u.oe.kflags = BPF_CORE_READ(oe, flags);
 	/* a clean completion changes no detector's state */
 	if (type == BDT_EV_OE_MARK_FINISHED && !all_events && oe_ioerr_bit < 64 &&
-	    !oe_ioerr(BPF_CORE_READ(oe, flags)))
+	    !oe_ioerr(h.u.oe.kflags))
 		return 0;
 	btrfs_ident(&id, bi);
 	if (!inode_pass(&id))
 		return 0;
-	if (lat_hist_on && type == BDT_EV_OE_ADD && oe_buffered(BPF_CORE_READ(oe, flags)))
-		count_qemu_buffered(id.dev, id.ino, bpf_core_field_exists(oe->num_bytes) ?
-			BPF_CORE_READ(oe, num_bytes) :
-			BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, len));
-	e = reserve(type);
-	if (!e)
-		return 0;
-	fill_task(e);
-	put_ident(e, &id);
+	h.ts = bpf_ktime_get_ns();
 	if (bpf_core_field_exists(oe->num_bytes)) {
-		e->u.oe.file_offset = BPF_CORE_READ(oe, file_offset);
-		e->u.oe.len = BPF_CORE_READ(oe, num_bytes);
+		h.u.oe.file_offset = BPF_CORE_READ(oe, file_offset);
+		h.u.oe.len = BPF_CORE_READ(oe, num_bytes);
 	} else {
-		e->u.oe.file_offset = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, start);
-		e->u.oe.len = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, len);
+		h.u.oe.file_offset = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, start);
+		h.u.oe.len = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, len);
 	}
 	if (bpf_core_field_exists(oe->disk_bytenr))
-		e->u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
-	e->u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
-	e->u.oe.kflags = BPF_CORE_READ(oe, flags);
-	bdt_submit(e);
+		h.u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
+	h.u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
+	if (lat_hist_on && type == BDT_EV_OE_ADD && oe_buffered(h.u.oe.kflags))
+		count_qemu_buffered(id.dev, id.ino, h.u.oe.len);
+	oe_event(&id, &h, false);
 	return 0;
 }
 
 static __always_inline int on_finish_ordered(u64 *ctx)
 {
 	const struct btrfs_inode *bi = (void *)ctx[0];
-	struct bdt_raw_event *e;
+	struct held_rec h = { .type = BDT_EV_OE_FINISH, .src = BDT_SRC_TRACEPOINT };
 	struct ident id = {};
+	bool uptodate = (u8)ctx[3];
 
 	BDT_ARG_OR_RETURN(bi);
-	if ((u8)ctx[3] && !all_events) /* uptodate: changes no detector's state */
+	if (uptodate && !all_events) /* uptodate: changes no detector's state */
 		return 0;
 	btrfs_ident(&id, bi);
 	if (!inode_pass(&id))
 		return 0;
-	e = reserve(BDT_EV_OE_FINISH);
-	if (!e)
-		return 0;
-	fill_task(e);
-	put_ident(e, &id);
-	e->u.oe.file_offset = ctx[1];
-	e->u.oe.len = ctx[2];
-	if ((u8)ctx[3])
-		e->flags |= BDT_F_UPTODATE;
-	bdt_submit(e);
+	h.ts = bpf_ktime_get_ns();
+	h.u.oe.file_offset = ctx[1];
+	h.u.oe.len = ctx[2];
+	if (uptodate)
+		h.flags |= BDT_F_UPTODATE;
+	oe_event(&id, &h, uptodate);
 	return 0;
 }
 
@@ -89,7 +131,7 @@ static __always_inline int fn_oe_finish_enter(void *ctx, u64 *a, u8 src)
 	const struct btrfs_ordered_extent *oe = (void *)a[0];
 	void *ip = BPF_CORE_READ(oe, inode);
 	const struct btrfs_inode *bi = oe_inode_is_btrfs ? ip : btrfs_i(ip);
-	struct bdt_raw_event *e;
+	struct held_rec h = { .type = BDT_EV_OE_FINISH, .src = src };
 	struct ident id = {};
 	u64 kflags = BPF_CORE_READ(oe, flags);
 
@@ -99,19 +141,15 @@ static __always_inline int fn_oe_finish_enter(void *ctx, u64 *a, u8 src)
 	btrfs_ident(&id, bi);
 	if (!inode_pass(&id))
 		return 0;
-	e = reserve_src(BDT_EV_OE_FINISH, src);
-	if (!e)
-		return 0;
-	fill_task(e);
-	put_ident(e, &id);
-	e->u.oe.file_offset = BPF_CORE_READ(oe, file_offset);
-	e->u.oe.len = BPF_CORE_READ(oe, num_bytes);
-	e->u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
-	e->u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
-	e->u.oe.kflags = kflags;
+	h.ts = bpf_ktime_get_ns();
+	h.u.oe.file_offset = BPF_CORE_READ(oe, file_offset);
+	h.u.oe.len = BPF_CORE_READ(oe, num_bytes);
+	h.u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
+	h.u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
+	h.u.oe.kflags = kflags;
 	if (!oe_ioerr(kflags))
-		e->flags |= BDT_F_UPTODATE;
-	bdt_submit(e);
+		h.flags |= BDT_F_UPTODATE;
+	oe_event(&id, &h, !oe_ioerr(kflags));
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,36 @@
 namespace bdt {
 
 using Findings = std::vector<Finding>;
+
+// Triggers of the lazy emission (docs/performance.md "Lazy emission"): by
+// default the kernel holds a DIO request's records and drops them when it
+// ends cleanly; a trigger makes it emit what it holds for the request's
+// inode (its requests in flight and those that just ended) and every later
+// record of that inode for a while. The same enumerators as enum bdt_trigger
+// (bpf/events.h); the conditions are one line each in bpf/triggers.bpf.h.
+// Records of events that are not DIO requests (ioctls, relocation, extent
+// buffers, em_exist) are always made.
+enum class Trigger : uint8_t {
+  Errno = 0,       // a request or extent-map call failed (not -EAGAIN)
+  Eexist = 1,      // ... with -EEXIST
+  Continued = 2,   // a DIO write continued (done_before > 0)
+  ShortWrite = 3,  // a DIO write completed fewer bytes than asked
+  EmExist = 4,     // btrfs_handle_em_exist in a request
+  BufShared = 5,   // a DIO write to a checksummed file from a shared writable buffer
+  BufFile = 6,     // a DIO write from a mapping of a file
+  OeBuffered = 7,  // a non-DIRECT ordered extent created in a user process
+  OeIoerr = 8,     // an ordered extent failed (IOERR, not uptodate)
+  Csum = 9,        // a data checksum failure
+  Stall = 10,      // a request still in flight past the stall threshold
+};
+inline constexpr int kTriggerCount = 11;
+using TriggerSet = uint32_t;  // 1 << Trigger
+constexpr TriggerSet triggers_of(std::initializer_list<Trigger> ts) {
+  TriggerSet s = 0;
+  for (auto t : ts) s |= TriggerSet{1} << static_cast<int>(t);
+  return s;
+}
+std::string_view to_string(Trigger t);  // "errno", "eexist", ...
 
 struct StateSize {
   size_t entries = 0;  // tracked objects (requests, inodes, buffers, ...)
@@ -54,6 +85,10 @@ class Detector {
   // be decided. Default: one last on_time.
   virtual void on_finish(uint64_t now_ns, Findings& out) { on_time(now_ns, out); }
   virtual StateSize state_size() const = 0;
+  // What this detector needs the kernel to emit records for (lazy emission),
+  // stated next to its rules. Records of its other inputs must be ones the
+  // programs always make, or arrive because a listed trigger made the inode hot.
+  virtual TriggerSet triggers() const = 0;
 };
 
 // Ids of the built-in detectors, in report order.
@@ -61,5 +96,8 @@ std::vector<std::string_view> detector_ids();
 
 // All built-in detectors, configured.
 std::vector<std::unique_ptr<Detector>> make_detectors(const DetectorConfig& cfg);
+
+// The union of the built-in detectors' triggers (LiveOptions::triggers).
+TriggerSet detector_triggers(const DetectorConfig& cfg);
 
 }  // namespace bdt

@@ -70,6 +70,11 @@ int run_trace(const TraceArgs& a) {
     lo.latency_hist = true;
   }
   auto exporter = start_metrics(a);  // binds now: a bad address is a usage error before attaching
+  // Lazy emission unless every event is wanted: records only for what the
+  // detectors' triggers ask for (docs/performance.md).
+  lo.lazy = !a.events && a.record.empty() && a.snapshot_dir.empty() && a.live.pin_dir.empty();
+  lo.triggers = detector_triggers(DetectorConfig{});
+  lo.hot_ns = DetectorConfig{}.max_age_ns;
   auto session = live::Session::open(lo);
   if (vms) vms->set_latency_source([&session] { return session->latency(); });
   auto header = session->header();

@@ -15,6 +15,10 @@
 // reads said nodatasum=false (and the kernel is not known to predate
 // 968f19c5b1b7); otherwise "unknown".
 //
+// Triggers: a non-DIRECT ordered extent created in a user process (oe_buffered):
+// it emits the DIO requests on the inode in flight or ended in the last
+// second, and the inode's later records (the reads).
+//
 // What would make it exact: an event at btrfs_direct_write() entry (fentry or
 // kprobe; or sys_enter_pwrite64 plus the fd's O_DIRECT flag) followed, on the
 // same thread, by no iomap_dio_rw_begin before the write returns. That would
@@ -53,6 +57,7 @@ class DioBufferedFallback final : public Detector {
  public:
   explicit DioBufferedFallback(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "dio-buffered-fallback"; }
+  TriggerSet triggers() const override { return triggers_of({Trigger::OeBuffered}); }
 
   // Both orders count: on 6.18 the fallen-back write runs its writeback
   // synchronously (oe_add in the writer's task), often before the first read.

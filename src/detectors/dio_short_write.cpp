@@ -24,6 +24,11 @@
 //                  buffer's file range overlaps the written range.
 // A split alone (oe_split) is not a partial write: large writes are split per
 // bio on current kernels.
+// Triggers: a continuation (continued), a write that returned short
+// (short_write), a failed ordered extent (oe_ioerr), a write from a mapping of
+// a file (buf_file: the self-mmap hazard, and its stall). Each emits the
+// call's requests with the ordered extents their thread created, and keeps
+// the inode hot, so the completions that follow are emitted.
 #include <fmt/format.h>
 
 #include "detectors/common.h"
@@ -89,6 +94,9 @@ class DioShortWrite final : public Detector {
  public:
   explicit DioShortWrite(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "dio-short-write"; }
+  TriggerSet triggers() const override {
+    return triggers_of({Trigger::Continued, Trigger::ShortWrite, Trigger::OeIoerr, Trigger::BufFile});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

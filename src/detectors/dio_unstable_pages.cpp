@@ -15,6 +15,10 @@
 //          and reported once, with every failing range, when the read that hit
 //          them ends, 100 ms (event time) after the last one, when the range is
 //          written again, or at the end of the trace.
+// Triggers: the hazardous write itself (buf_shared: a write to a checksummed
+// file from a shared writable buffer), errors (the EIO read), checksum
+// failures. The first keeps the inode hot for max_age_ns: the later writes
+// that make a range safe again, and the reads, are emitted as they happen.
 #include <fmt/format.h>
 
 #include <optional>
@@ -64,6 +68,9 @@ class DioUnstablePages final : public Detector {
  public:
   explicit DioUnstablePages(const DetectorConfig& c) : cfg_(c), gate_(gate_cap(c)) {}
   std::string_view id() const override { return "dio-unstable-pages"; }
+  TriggerSet triggers() const override {
+    return triggers_of({Trigger::BufShared, Trigger::Errno, Trigger::Csum});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

@@ -11,6 +11,12 @@
 //          8e2bd3b7fac9) or outside it (merge_extent_mapping(), the path that
 //          overflowed in the seed).
 //
+// Triggers (what the kernel must emit, Detector::triggers()): EEXIST from a
+// request or btrfs_get_extent (the symptom), btrfs_handle_em_exist (the
+// hazard). Each emits the request and the other requests on its inode, in
+// flight or ended within the last second (the peers named as actors), and
+// later records of the inode; em_exist records are always made.
+//
 // Attribution: the btrfs_handle_em_exist tracepoint carries the fs but no
 // inode; an em_exist with ino 0 is attributed to the in-flight DIO request (or
 // get_extent enter) of the same tid — em_exist fires inside that thread's
@@ -40,6 +46,7 @@ class EmMergeRace final : public Detector {
  public:
   explicit EmMergeRace(const DetectorConfig& c) : cfg_(c), gate_(gate_cap(c)) {}
   std::string_view id() const override { return "em-merge-race"; }
+  TriggerSet triggers() const override { return triggers_of({Trigger::Eexist, Trigger::EmExist}); }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

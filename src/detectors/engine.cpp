@@ -27,6 +27,29 @@ std::vector<std::unique_ptr<Detector>> make_detectors(const DetectorConfig& cfg)
   return v;
 }
 
+TriggerSet detector_triggers(const DetectorConfig& cfg) {
+  TriggerSet s = 0;
+  for (const auto& d : make_detectors(cfg)) s |= d->triggers();
+  return s;
+}
+
+std::string_view to_string(Trigger t) {
+  switch (t) {
+    case Trigger::Errno: return "errno";
+    case Trigger::Eexist: return "eexist";
+    case Trigger::Continued: return "continued";
+    case Trigger::ShortWrite: return "short_write";
+    case Trigger::EmExist: return "em_exist";
+    case Trigger::BufShared: return "buf_shared";
+    case Trigger::BufFile: return "buf_file";
+    case Trigger::OeBuffered: return "oe_buffered";
+    case Trigger::OeIoerr: return "oe_ioerr";
+    case Trigger::Csum: return "csum";
+    case Trigger::Stall: return "stall";
+  }
+  return "?";
+}
+
 Engine::Engine(const DetectorConfig& cfg) : detectors_(make_detectors(cfg)) {}
 
 void Engine::feed(const Event& ev, Findings& out) {

@@ -5,6 +5,9 @@
 // snapshot (another subvolume, another st_dev) of the filesystem balance
 // relocates.
 //
+// Triggers: none. ioctl and relocation records are not part of DIO requests
+// (a few per run): the programs always make them.
+//
 // hazard overlap:  both in flight at once. Decided when the overlap resolves:
 //                  either side returning -EAGAIN is the kernel's refusal
 //                  (5.3-5.16 behaviour, reported at info as an observation);
@@ -48,6 +51,7 @@ class SendVsRelocation final : public Detector {
  public:
   explicit SendVsRelocation(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "send-vs-relocation"; }
+  TriggerSet triggers() const override { return 0; }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

@@ -2,6 +2,9 @@
 // find_extent_buffer() re-references an extent buffer flagged STALE while
 // free_extent_buffer() is releasing it.
 //
+// Triggers: none. Extent-buffer records are not part of DIO requests: the
+// programs always make them (only for STALE buffers, BDT_EB_ALL=1 for all).
+//
 // A buffer is identified by (fs, eb_start), refined by eb_id (the kernel
 // address) when both events carry one. eb_free has enter/exit phases; the
 // task between them is "inside free".
@@ -47,6 +50,7 @@ class StaleEbReuse final : public Detector {
  public:
   explicit StaleEbReuse(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "stale-eb-reuse"; }
+  TriggerSet triggers() const override { return 0; }
 
   void on_event(const Event& e, Findings& out) override {
     auto* b = e.as<ExtentBuffer>();

@@ -26,12 +26,17 @@
 #include <fmt/core.h>
 
 #include "bdt.skel.h"
+#include "bdt/detector.h"
 #include "live/flight_recorder.h"
 #include "loader/gather.h"
 #include "loader/hook_table.h"
 #include "loader/verifier_log.h"
 
 static_assert(bdt::kLatencyBuckets == BDT_LAT_BUCKETS, "live_stats.h and bpf/events.h disagree");
+static_assert(bdt::kTriggerCount == BDT_TRIG_COUNT, "detector.h and bpf/events.h disagree");
+static_assert(static_cast<int>(bdt::Trigger::OeIoerr) == BDT_TRIG_OE_IOERR &&
+                  static_cast<int>(bdt::Trigger::Stall) == BDT_TRIG_STALL,
+              "detector.h and bpf/events.h disagree");
 
 namespace bdt::live {
 
@@ -315,6 +320,13 @@ class Loader {
     ro->eb_stale_bit = k.eb_stale_bit;
     ro->eb_all = env_on("BDT_EB_ALL");
     ro->all_events = opts_.all_events;
+    ro->lazy = opts_.lazy && !opts_.all_events;
+    ro->trigger_mask = opts_.triggers;
+    ro->hot_ns = opts_.hot_ns;
+    ro->nr_cpus = filters_.ncpus;
+    // recent_dio: BDT_RECENT rows per CPU (its declared size is one row)
+    bpf_map__set_max_entries(s_.skel_->maps.recent_dio,
+                             filters_.ncpus * bpf_map__max_entries(s_.skel_->maps.recent_dio));
     ro->bench_floor = opts_.bench_floor;
     ro->test_refuse_hook = refuse.hook;
     ro->test_refuse_mechs = refuse.mechs;

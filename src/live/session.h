@@ -62,6 +62,14 @@ struct LiveOptions {
   // Hidden --bench-floor (scripts/bench/overhead.sh): the same hooks attached
   // with the same mechanisms, every program returning at once.
   bool bench_floor = false;
+  // Lazy emission (docs/performance.md): the programs hold a DIO request's
+  // records and make them only when one of `triggers` (1 << Trigger, the
+  // detectors' detector_triggers()) fires on its inode, which then stays
+  // hot (every record made at once) for hot_ns. Off: every record is made
+  // as it happens (--events, --record, --snapshot-dir, --pin-dir).
+  bool lazy = false;
+  uint32_t triggers = 0;
+  uint64_t hot_ns = 120'000'000'000ull;
 };
 
 // Throws KernelError with what to do when not root / lacking CAP_BPF+CAP_PERFMON.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The kernel side's emission policy (docs/performance.md): by default no record
-# for clean ordered-extent completions (oe_finish uptodate, oe_mark_finished
-# without IOERR), no tracepoint get_extent outside an em_exist, no VMA lookup for
-# DIO reads; --all-events makes all of them. The same I/O is traced once each way:
-# 4 x 64 KiB O_DIRECT writes and 2 x 128 KiB O_DIRECT reads (dd) on a nocow file.
+# The kernel side's emission policy (docs/performance.md). With every event
+# wanted (--events): no record for clean ordered-extent completions (oe_finish
+# uptodate, oe_mark_finished without IOERR), no tracepoint get_extent outside an
+# em_exist, no VMA lookup for DIO reads; --all-events makes all of them. Findings
+# only (lazy emission): no record at all for these clean requests, while the
+# summary still counts every event. The same I/O is traced each way: 4 x 64 KiB
+# O_DIRECT writes and 2 x 128 KiB O_DIRECT reads (dd) on a nocow file.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 itest_init emission-policy
@@ -17,19 +19,22 @@ io() {
     dd if="$F" of=/dev/null bs=128k count=2 iflag=direct status=none
     sync
 }
-DEF=$ITEST_TMP/default.jsonl ALL=$ITEST_TMP/all.jsonl
+DEF=$ITEST_TMP/default.jsonl ALL=$ITEST_TMP/all.jsonl LAZY=$ITEST_TMP/lazy.jsonl
 start_tracer "$DEF" --events --format json --mount "$SCRATCH_MNT"
 io
 stop_tracer || fail "tracer (default) exited non-zero"
 start_tracer "$ALL" --events --format json --all-events --mount "$SCRATCH_MNT"
 io
 stop_tracer || fail "tracer (--all-events) exited non-zero"
+start_tracer "$LAZY" --format json --mount "$SCRATCH_MNT"
+io
+stop_tracer || fail "tracer (findings only) exited non-zero"
 
-ITEST_DIR=$(dirname "$0") python3 - "$DEF" "$ALL" "$F" "${BDT_BACKEND:-}" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+ITEST_DIR=$(dirname "$0") python3 - "$DEF" "$ALL" "$F" "${BDT_BACKEND:-}" "$LAZY" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
 import os, sys
 sys.path.insert(0, os.environ.get("ITEST_DIR", "."))
 from bdtcheck import load, Checker
-dpath, apath, f, backend = sys.argv[1:5]
+dpath, apath, f, backend, lpath = sys.argv[1:6]
 st = os.stat(f)
 c = Checker()
 def mine(path):
@@ -63,6 +68,20 @@ if not backend:  # the tracepoint get_extent (fentry/kprobe keep enter/exit: doc
     c.check(len(ge) <= len(emx), f"default: tracepoint get_extent only around an em_exist ({len(ge)} vs {len(emx)})")
     c.check(len(of(a, "get_extent")) >= 6, f"--all-events: a get_extent per request (got {len(of(a, 'get_extent'))})")
 c.check(not dfind and not afind, f"no findings ({len(dfind)}, {len(afind)})")
+# findings only: the clean requests made no record, the kernel counted them all
+lev, lfind, lother = load(lpath)
+summ = [o for o in lother if o.get("type") == "summary"]
+if c.check(len(summ) == 1, "findings only: one summary line"):
+    s = summ[0]
+    by = s.get("events_by_type", {})
+    nw, nr = len(of(d, "dio_begin", lambda e: e.get("write"))), len(of(d, "dio_begin", lambda e: not e.get("write")))
+    c.check(s.get("records") == 0, f"findings only: no record for clean requests (got {s.get('records')})")
+    c.check(not lev, f"findings only: no event printed (got {len(lev)})")
+    c.check(by.get("dio_begin", 0) >= nw + nr and by.get("dio_end", 0) >= nw + nr,
+            f"findings only: the summary counts every request ({by.get('dio_begin')} dio_begin, "
+            f"{by.get('dio_end')} dio_end for {nw + nr})")
+    c.check(by.get("oe_add", 0) >= 4, f"findings only: and every oe_add (got {by.get('oe_add')})")
+    c.check(not lfind, f"findings only: no findings (got {len(lfind)})")
 c.done()
 PY
 itest_finish

@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * btrfs-dio-trace BPF: lazy emission, what the programs hold for a DIO
+ * request and when they emit it (triggers.bpf.h says when).
+ *
+ * A request's state (struct dio_req, in inflight_dio by kiocb) holds what its
+ * records need: the begin record's fields and up to BDT_HELD sub-records its
+ * thread made (an ordered extent it created, an extent-map lookup). The
+ * thread's current request is in task storage (cur_dio). A request whose
+ * `emitted` is set has had its begin emitted: everything after it is
+ * emitted at once. A request that ends without a trigger and unemitted goes
+ * to its CPU's row of recent_dio (the last BDT_RECENT requests) instead of a
+ * record. flush_inode() emits, for one inode, every request in flight and
+ * every recent one that ended in the last recent_ns (or since the triggering
+ * request began) and makes the inode hot for hot_ns: records of a hot inode
+ * are emitted at once. With `lazy` off every request is emitted at its begin.
+ */
+#ifndef BDT_LAZY_BPF_H
+#define BDT_LAZY_BPF_H
+
+/* A record a request's thread made, held with the request: the request's
+ * task and file identity are its own. */
+#define BDT_HELD 3
+struct held_rec {
+	u64 ts;
+	u16 type;
+	u8 phase;
+	u8 src;
+	u32 flags;
+	u32 stack_id;
+	u32 pad;
+	union {
+		struct bdt_extent ext;
+		struct bdt_ordered oe;
+	} u;
+};
+
+/* A DIO request between iomap_dio_rw_begin and iomap_dio_complete, by kiocb. */
+struct dio_req {
+	struct ident id;
+	u64 ts;          /* begin: the dio_begin record's time, latency at completion */
+	u64 pos;
+	u64 count;
+	u64 done_before;
+	u64 buf_addr;
+	u64 buf_file_ino;
+	u64 buf_file_dev;
+	u64 buf_file_off;
+	u32 pid;
+	u32 tid;
+	char comm[BDT_COMM_LEN];
+	u32 flags;       /* BDT_F_WRITE | BDT_F_AIO: the dio_end record's */
+	u32 begin_flags; /* the dio_begin record's */
+	u32 dio_flags;
+	u32 fs_slot;     /* in dio_counts (counts.bpf.h) */
+	u8 src;          /* the dio_begin record's source */
+	u8 emitted;      /* the begin record was emitted: so is everything after it */
+	u8 nheld;
+	u8 pad[5];
+	struct held_rec held[BDT_HELD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct dio_req);
+} inflight_dio SEC(".maps");
+
+/* Where a request is built before it goes into inflight_dio (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct dio_req);
+} req_scratch SEC(".maps");
+
+/* The request this thread is submitting (em_exist has no inode; ordered
+ * extents and extent-map lookups in this thread belong to it). */
+struct cur_req {
+	u64 kiocb;         /* its key in inflight_dio; 0: none */
+	u64 sb_dev;
+	u64 ino;
+	u64 tree_root;     /* &BTRFS_I(inode)->extent_tree's rb_root, to verify em_exist */
+	u32 em_exist_seen; /* em_exist fired in this thread since its last get_extent record */
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cur_req);
+} cur_dio SEC(".maps");
+
+static __always_inline struct cur_req *cur_req_get(bool create)
+{
+	return bpf_task_storage_get(&cur_dio, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/* Does this thread have a traced DIO request in flight (submission side)? */
+static __always_inline bool in_traced_dio(void)
+{
+	struct cur_req *c = cur_req_get(false);
+
+	return c && c->kiocb;
+}
+
+/* This thread's request, when it is on this inode. */
+static __always_inline struct dio_req *cur_request_on(u64 sb_dev, u64 ino)
+{
+	struct cur_req *c = cur_req_get(false);
+
+	if (!c || !c->kiocb || c->sb_dev != sb_dev || c->ino != ino)
+		return 0;
+	return bpf_map_lookup_elem(&inflight_dio, &c->kiocb);
+}
+
+/* ---- hot inodes -------------------------------------------------------------- */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct inode_key);
+	__type(value, u64); /* hot until (bpf_ktime_get_ns) */
+} hot_inodes SEC(".maps");
+
+/* The latest time any inode is hot until: no lookup while nothing is hot. */
+__u64 hot_until_max = 0;
+
+static __always_inline bool is_hot(u64 sb_dev, u64 ino, u64 now)
+{
+	struct inode_key k = { .sb_dev = sb_dev, .ino = ino };
+	u64 *until;
+
+	if (!lazy)
+		return true;
+	if (now >= hot_until_max)
+		return false;
+	until = bpf_map_lookup_elem(&hot_inodes, &k);
+	return until && now < *until;
+}
+
+static __always_inline void make_hot(u64 sb_dev, u64 ino, u64 now)
+{
+	struct inode_key k = { .sb_dev = sb_dev, .ino = ino };
+	u64 until = now + hot_ns;
+
+	bpf_map_update_elem(&hot_inodes, &k, &until, BPF_ANY);
+	if (until > hot_until_max)
+		hot_until_max = until; /* racy max: a concurrent smaller store loses at most one window */
+}
+
+/* ---- recently completed requests ------------------------------------------ */
+#define BDT_RECENT 32
+struct recent_req {
+	u64 seq;         /* odd while being written */
+	struct dio_req r;
+	u64 end_ts;
+	u64 end_pos;
+	s64 ret;
+	s32 error;
+	u8 end_src;
+	u8 pad[3];
+};
+
+/* nr_cpus rows of BDT_RECENT (userspace sizes it); row c is written by CPU c only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BDT_RECENT);
+	__type(key, u32);
+	__type(value, struct recent_req);
+} recent_dio SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} recent_head SEC(".maps");
+
+static __always_inline void recent_push(const struct dio_req *r, u64 end_ts, u64 end_pos, s64 ret,
+					s32 error, u8 src)
+{
+	u32 zero = 0, key;
+	u64 *head = bpf_map_lookup_elem(&recent_head, &zero);
+	struct recent_req *s;
+	u64 n;
+
+	if (!head)
+		return;
+	n = __sync_fetch_and_add(head, 1); /* a completion in irq may nest on this CPU */
+	key = bpf_get_smp_processor_id() * BDT_RECENT + (u32)(n % BDT_RECENT);
+	s = bpf_map_lookup_elem(&recent_dio, &key);
+	if (!s)
+		return;
+	s->seq += 1; /* odd: being written */
+	__builtin_memcpy(&s->r, r, __builtin_offsetof(struct dio_req, held));
+	if (r->nheld)
+		__builtin_memcpy(s->r.held, r->held, sizeof(r->held));
+	s->end_ts = end_ts;
+	s->end_pos = end_pos;
+	s->ret = ret;
+	s->error = error;
+	s->end_src = src;
+	__sync_fetch_and_add(&s->seq, 1); /* even again, ordered after the stores */
+}
+
+/* ---- making the records of a request ---------------------------------------- */
+static __always_inline void req_task(struct bdt_raw_event *e, const struct dio_req *r)
+{
+	e->pid = r->pid;
+	e->tid = r->tid;
+	__builtin_memcpy(e->comm, r->comm, BDT_COMM_LEN);
+	put_ident(e, &r->id);
+}
+
+static __always_inline void emit_req_begin(const struct dio_req *r)
+{
+	struct bdt_raw_event *e = rec_new(BDT_EV_DIO_BEGIN, r->src, r->ts);
+
+	if (!e)
+		return;
+	req_task(e, r);
+	e->flags |= r->begin_flags;
+	e->u.dio.pos = r->pos;
+	e->u.dio.count = r->count;
+	e->u.dio.done_before = r->done_before;
+	e->u.dio.dio_flags = r->dio_flags;
+	e->u.dio.buf_addr = r->buf_addr;
+	e->u.dio.buf_file_ino = r->buf_file_ino;
+	e->u.dio.buf_file_dev = r->buf_file_dev;
+	e->u.dio.buf_file_off = r->buf_file_off;
+	bdt_submit(e);
+}
+
+static __always_inline void emit_held_rec(const struct dio_req *r, const struct held_rec *h)
+{
+	struct bdt_raw_event *e = rec_new(h->type, h->src, h->ts);
+
+	if (!e)
+		return;
+	req_task(e, r);
+	e->phase = h->phase;
+	e->flags |= h->flags;
+	e->stack_id = h->stack_id;
+	__builtin_memcpy(&e->u, &h->u, sizeof(h->u));
+	bdt_submit(e);
+}
+
+static __always_inline void emit_req_held(const struct dio_req *r)
+{
+#pragma unroll
+	for (int i = 0; i < BDT_HELD; i++) {
+		if (i >= r->nheld)
+			break;
+		emit_held_rec(r, &r->held[i]);
+	}
+}
+
+static __always_inline void emit_req_end(const struct dio_req *r, u64 ts, u8 src, u64 pos, s64 ret,
+					 s32 error, u32 stack_id)
+{
+	struct bdt_raw_event *e = rec_new(BDT_EV_DIO_END, src, ts);
+
+	if (!e)
+		return;
+	req_task(e, r);
+	e->flags |= r->flags | BDT_F_DIR_KNOWN;
+	e->stack_id = stack_id;
+	/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
+	e->u.dio.pos = pos;
+	e->u.dio.ret = ret;
+	e->u.dio.error = error;
+	bdt_submit(e);
+}
+
+/* Emit what the request holds, once: from now on it is emitted as it goes. */
+static __always_inline void flush_request(struct dio_req *r)
+{
+	if (r->emitted)
+		return;
+	r->emitted = 1;
+	emit_req_begin(r);
+	emit_req_held(r);
+}
+
+/* A record of this request's thread, made now (h: its own part; the task and
+ * file are the request's): emitted at once when the request is emitted, else
+ * held with it. When it holds BDT_HELD already the request is emitted now
+ * (never a record lost). Counted as an event either way. */
+static __always_inline void req_put(struct dio_req *r, const struct held_rec *h)
+{
+	count_event(h->type);
+	if (!r->emitted) {
+		u32 n = r->nheld;
+
+		if (n < BDT_HELD) {
+			__builtin_memcpy(&r->held[n], h, sizeof(*h));
+			r->nheld = n + 1;
+			return;
+		}
+	}
+	flush_request(r);
+	emit_held_rec(r, h);
+}
+
+/* ---- flush: everything held for an inode -------------------------------------- */
+struct bpf_map;
+
+struct flush_ctx {
+	u64 sb_dev;
+	u64 ino;
+	u64 since; /* recent requests that ended at or after this */
+};
+
+static long flush_inflight_cb(struct bpf_map *map, const u64 *key, struct dio_req *r,
+			      struct flush_ctx *fc)
+{
+	if (r->id.ino == fc->ino && r->id.sb_dev == fc->sb_dev)
+		flush_request(r);
+	return 0;
+}
+
+static long flush_recent_cb(u32 i, struct flush_ctx *fc)
+{
+	struct recent_req *s = bpf_map_lookup_elem(&recent_dio, &i);
+	u64 seq;
+
+	if (!s)
+		return 1; /* past the last row */
+	seq = s->seq;
+	if ((seq & 1) || s->r.emitted || s->r.id.ino != fc->ino || s->r.id.sb_dev != fc->sb_dev ||
+	    s->end_ts < fc->since)
+		return 0;
+	s->r.emitted = 1;
+	emit_req_begin(&s->r);
+	emit_req_held(&s->r);
+	emit_req_end(&s->r, s->end_ts, s->end_src, s->end_pos, s->ret, s->error, 0);
+	return 0;
+}
+
+/*
+ * A trigger fired on this inode: emit every request held for it (in flight,
+ * and ended at or after `since` within recent_ns) and keep it hot. Nothing is
+ * held for an inode that is hot already.
+ */
+static __always_inline void flush_inode(u64 sb_dev, u64 ino, u64 since, u64 now)
+{
+	struct flush_ctx fc = { .sb_dev = sb_dev, .ino = ino, .since = since };
+
+	if (!lazy)
+		return;
+	if (!is_hot(sb_dev, ino, now)) {
+		if (now > recent_ns && fc.since < now - recent_ns)
+			fc.since = now - recent_ns;
+		bpf_for_each_map_elem(&inflight_dio, flush_inflight_cb, &fc, 0);
+		bpf_loop(nr_cpus * BDT_RECENT, flush_recent_cb, &fc, 0);
+	}
+	make_hot(sb_dev, ino, now);
+}
+
+#endif /* BDT_LAZY_BPF_H */
