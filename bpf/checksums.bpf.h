@@ -33,6 +33,13 @@ static __always_inline int fn_csum_exit(void *ctx, u64 *a, s64 ret, u8 src)
 	/* runs in end-io workers: filtered by inode, like ordered extents */
 	if (!inode_pass(&id))
 		return 0;
+	if (lazy) {
+		struct bdt_facts f = { .point = BDT_PT_CSUM };
+
+		/* the trigger: the file's requests of the last recent_ns, and hot */
+		if (bdt_fired(&f))
+			flush_inode(id.sb_dev, id.ino, 0, bpf_ktime_get_ns());
+	}
 	e = reserve_src(BDT_EV_CSUM_ERROR, src);
 	if (!e)
 		return 0;

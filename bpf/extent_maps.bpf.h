@@ -131,39 +131,35 @@ static __always_inline int on_em_exist(u64 *ctx)
 static __always_inline int fn_get_extent(void *ctx, u64 *a, s64 ret, u8 src, bool exit)
 {
 	const struct btrfs_inode *bi = (void *)a[0];
-	u64 start = ge_folio_args ? a[2] : a[3];
-	u64 len = ge_folio_args ? a[3] : a[4];
-	struct bdt_raw_event *e;
+	struct held_rec h = { .type = BDT_EV_GET_EXTENT, .src = src };
+	struct bdt_facts f = { .point = BDT_PT_EXTENT_RET, .ret = ret };
 	struct ident id = {};
 
 	btrfs_ident(&id, bi);
 	if (!fs_pass(id.sb_dev) || !task_pass())
 		return 0;
 	touch_inode(&id);
-	e = reserve_src(BDT_EV_GET_EXTENT, src);
-	if (!e)
-		return 0;
-	fill_task(e);
-	put_ident(e, &id);
-	e->phase = exit ? BDT_PHASE_EXIT : BDT_PHASE_ENTER;
-	e->u.ext.start = start;
-	e->u.ext.len = len;
+	h.ts = bpf_ktime_get_ns();
+	h.phase = exit ? BDT_PHASE_EXIT : BDT_PHASE_ENTER;
+	h.u.ext.start = ge_folio_args ? a[2] : a[3];
+	h.u.ext.len = ge_folio_args ? a[3] : a[4];
 	if (exit) {
 		if (is_err_value(ret)) {
-			e->u.ext.ret = ret;
-			e->flags |= BDT_F_ERR_PTR;
+			h.u.ext.ret = ret;
+			h.flags |= BDT_F_ERR_PTR;
 			if ((ret == -5 || ret == -17) && in_traced_dio())
-				e->stack_id = stack_of(ctx);
+				h.stack_id = stack_of(ctx);
 		} else {
 			const struct extent_map *em = (void *)ret;
 
-			e->u.ext.em_start = BPF_CORE_READ(em, start);
-			e->u.ext.em_len = BPF_CORE_READ(em, len);
-			e->u.ext.block_start = em_block_start(em);
-			e->u.ext.em_flags = em_flags(em);
+			f.ret = 0;
+			h.u.ext.em_start = BPF_CORE_READ(em, start);
+			h.u.ext.em_len = BPF_CORE_READ(em, len);
+			h.u.ext.block_start = em_block_start(em);
+			h.u.ext.em_flags = em_flags(em);
 		}
 	}
-	bdt_submit(e);
+	file_event(&id, &h, lazy && exit ? bdt_fired(&f) : 0);
 	return 0;
 }
 
@@ -180,9 +176,10 @@ static __always_inline int fn_get_extent_exit(void *ctx, u64 *a, s64 ret, u8 src
 /* ---- add_extent_mapping / btrfs_add_extent_mapping (return) --------------------- */
 static __always_inline int fn_em_add_exit(void *ctx, u64 *a, s64 ret, u8 src)
 {
+	struct held_rec h = { .type = BDT_EV_EM_ADD, .src = src };
+	struct bdt_facts f = { .point = BDT_PT_EXTENT_RET };
 	const struct btrfs_inode *bi;
 	const struct extent_map *em = 0;
-	struct bdt_raw_event *e;
 	struct ident id = {};
 	struct super_block *sb;
 
@@ -204,21 +201,18 @@ static __always_inline int fn_em_add_exit(void *ctx, u64 *a, s64 ret, u8 src)
 	btrfs_ident(&id, bi);
 	if (!fs_pass(id.sb_dev) || !task_pass())
 		return 0;
-	e = reserve_src(BDT_EV_EM_ADD, src);
-	if (!e)
-		return 0;
-	fill_task(e);
-	put_ident(e, &id);
-	e->u.ext.start = BPF_CORE_READ(em, start);
-	e->u.ext.len = BPF_CORE_READ(em, len);
-	e->u.ext.em_start = e->u.ext.start;
-	e->u.ext.em_len = e->u.ext.len;
-	e->u.ext.block_start = em_block_start(em);
-	e->u.ext.em_flags = em_flags(em);
-	e->u.ext.ret = (s32)ret;
+	h.ts = bpf_ktime_get_ns();
+	h.u.ext.start = BPF_CORE_READ(em, start);
+	h.u.ext.len = BPF_CORE_READ(em, len);
+	h.u.ext.em_start = h.u.ext.start;
+	h.u.ext.em_len = h.u.ext.len;
+	h.u.ext.block_start = em_block_start(em);
+	h.u.ext.em_flags = em_flags(em);
+	h.u.ext.ret = (s32)ret;
 	if (((s32)ret == -17 || (s32)ret == -5) && in_traced_dio())
-		e->stack_id = stack_of(ctx);
-	bdt_submit(e);
+		h.stack_id = stack_of(ctx);
+	f.ret = (s32)ret;
+	file_event(&id, &h, lazy ? bdt_fired(&f) : 0);
 	return 0;
 }
 

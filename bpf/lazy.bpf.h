@@ -360,4 +360,45 @@ static __always_inline void flush_inode(u64 sb_dev, u64 ino, u64 since, u64 now)
 	make_hot(sb_dev, ino, now);
 }
 
+/*
+ * A record about one file that its policy wants (h: type, source, time,
+ * phase, flags, payload; the task is the current one). Eager: made now.
+ * Lazy: `fired` (the triggers of its hook point) flushes the file and makes
+ * it now; on a hot file it is made now; when this thread's request is on the
+ * file it is held with the request; otherwise it is dropped. Counted as an
+ * event in every case.
+ */
+static __always_inline void file_event(const struct ident *id, const struct held_rec *h, u32 fired)
+{
+	struct bdt_raw_event *e;
+
+	if (lazy) {
+		struct dio_req *r = cur_request_on(id->sb_dev, id->ino);
+
+		if (fired) {
+			if (r)
+				flush_request(r);
+			/* no request: the last recent_ns of the file */
+			flush_inode(id->sb_dev, id->ino, r ? r->ts : 0, h->ts);
+		} else if (!is_hot(id->sb_dev, id->ino, h->ts)) {
+			if (r)
+				req_put(r, h);
+			else
+				count_event(h->type);
+			return;
+		}
+	}
+	count_event(h->type);
+	e = rec_new(h->type, h->src, h->ts);
+	if (!e)
+		return;
+	fill_task(e);
+	put_ident(e, id);
+	e->phase = h->phase;
+	e->flags |= h->flags;
+	e->stack_id = h->stack_id;
+	__builtin_memcpy(&e->u, &h->u, sizeof(h->u));
+	bdt_submit(e);
+}
+
 #endif /* BDT_LAZY_BPF_H */

@@ -28,45 +28,16 @@ static __always_inline bool user_task(void)
 	return !(t->flags & BDT_PF_KTHREAD);
 }
 
-/*
- * An ordered-extent event whose record the emission policy wants (h: its
- * type, source, time and payload). Eager: made now. Lazy: the triggers are
- * evaluated; the record is made now when one fires or the inode is hot,
- * held with this thread's request when it is one the request made (the
- * submitter's thread, same inode), else dropped.
- */
-static __always_inline void oe_event(const struct ident *id, struct held_rec *h, bool uptodate)
+/* An ordered-extent event whose record the policy wants: its triggers, then
+ * file_event() (made, held with this thread's request, or dropped). */
+static __always_inline void oe_event(const struct ident *id, const struct held_rec *h, bool uptodate)
 {
-	struct bdt_raw_event *e;
+	struct bdt_facts f = { .point = BDT_PT_OE, .type = h->type, .uptodate = uptodate,
+			       .kflags = h->u.oe.kflags };
 
-	if (lazy) {
-		struct bdt_facts f = { .point = BDT_PT_OE, .type = h->type, .uptodate = uptodate,
-				       .kflags = h->u.oe.kflags };
-		struct dio_req *r = cur_request_on(id->sb_dev, id->ino);
-
-		if (h->type == BDT_EV_OE_ADD && oe_buffered(f.kflags))
-			f.user_task = user_task();
-		if (bdt_fired(&f)) {
-			if (r)
-				flush_request(r);
-			flush_inode(id->sb_dev, id->ino, r ? r->ts : h->ts, h->ts);
-		} else if (!is_hot(id->sb_dev, id->ino, h->ts)) {
-			if (r)
-				req_put(r, h);
-			else
-				count_event(h->type);
-			return;
-		}
-	}
-	count_event(h->type);
-	e = rec_new(h->type, h->src, h->ts);
-	if (!e)
-		return;
-	fill_task(e);
-	put_ident(e, id);
-	e->flags |= h->flags;
-	__builtin_memcpy(&e->u, &h->u, sizeof(h->u));
-	bdt_submit(e);
+	if (lazy && h->type == BDT_EV_OE_ADD && oe_buffered(f.kflags))
+		f.user_task = user_task();
+	file_event(id, h, lazy ? bdt_fired(&f) : 0);
 }
 
 static __always_inline int on_ordered(u64 *ctx, u16 type)
