@@ -42,16 +42,22 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* ---- the programs, one set per entry of hooks.def -------------------------------- */
-/* tracepoints: tp_btf and raw_tp */
+/* tracepoints: tp_btf and raw_tp. `btf` is true in the tp_btf program: its
+ * handler loads the fields behind its pointer arguments directly (BDT_RD,
+ * kernel_shims.bpf.h) */
 #define BDT_TRACEPOINT(id, system, tp, call, purpose)                           \
 	SEC("tp_btf/" #tp) int tb_##id(u64 *ctx)                                \
 	{                                                                       \
+		const bool btf = true;                                          \
+		(void)btf;                                                      \
 		BDT_FLOOR();                                                    \
 		BDT_TEST_REFUSE(BDT_HOOK_##id, BDT_MECH_TP_BTF)                 \
 		return call;                                                    \
 	}                                                                       \
 	SEC("raw_tp/" #tp) int rt_##id(u64 *ctx)                                \
 	{                                                                       \
+		const bool btf = false;                                         \
+		(void)btf;                                                      \
 		BDT_FLOOR();                                                    \
 		BDT_TEST_REFUSE(BDT_HOOK_##id, BDT_MECH_RAW_TP)                 \
 		return call;                                                    \
@@ -67,12 +73,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 	}                                                                       \
 	SEC("tp_btf/" #raw_tp) int tb_##id(u64 *ctx)                            \
 	{                                                                       \
+		const bool btf = true;                                          \
+		(void)btf;                                                      \
 		BDT_FLOOR();                                                    \
 		BDT_TEST_REFUSE(BDT_HOOK_##id, BDT_MECH_TP_BTF)                 \
 		return raw_call;                                                \
 	}                                                                       \
 	SEC("raw_tp/" #raw_tp) int rt_##id(u64 *ctx)                            \
 	{                                                                       \
+		const bool btf = false;                                         \
+		(void)btf;                                                      \
 		BDT_FLOOR();                                                    \
 		BDT_TEST_REFUSE(BDT_HOOK_##id, BDT_MECH_RAW_TP)                 \
 		return raw_call;                                                \

@@ -47,7 +47,7 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *d
 		struct super_block *sb = BPF_CORE_READ(inode, i_sb);
 
 		vi->ino = BPF_CORE_READ(inode, i_ino);
-		if (is_btrfs_sb(sb))
+		if (is_btrfs_sb(sb, false))
 			vi->dev = BPF_CORE_READ(btrfs_i(inode), root, anon_dev);
 		else
 			vi->dev = BPF_CORE_READ(sb, s_dev);
@@ -57,12 +57,13 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *d
 	return 0;
 }
 
-static __always_inline int on_dio_begin(u64 *ctx, u8 src)
+static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 {
 	struct kiocb *iocb = (void *)ctx[0];
 	struct iov_iter *iter = (void *)ctx[1];
 	u32 dio_flags = (u32)ctx[2];
 	u64 done_before = ctx[3];
+	struct file *file;
 	struct inode *inode;
 	struct super_block *sb;
 	struct btrfs_inode *bi;
@@ -71,31 +72,33 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	struct bdt_event_count *cnt;
 	struct dio_req *r;
 	struct cur_req *cr;
-	u64 key = (u64)iocb;
+	u64 key = (u64)iocb, sb_dev;
 	u32 zero = 0, fired;
 
 	BDT_ARG_OR_RETURN(iocb);
 	BDT_ARG_OR_RETURN(iter);
-	inode = BPF_CORE_READ(iocb, ki_filp, f_inode);
-	sb = BPF_CORE_READ(inode, i_sb);
-	if (!is_btrfs_sb(sb))
+	file = BDT_RD(btf, iocb, ki_filp);
+	inode = BDT_RD(btf, file, f_inode);
+	sb = BDT_RD(btf, inode, i_sb);
+	if (!is_btrfs_sb(sb, btf))
 		return 0;
-	if (!fs_pass(BPF_CORE_READ(sb, s_dev)) || !task_pass())
+	sb_dev = BDT_RD(btf, sb, s_dev);
+	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
 	r = bpf_map_lookup_elem(&req_scratch, &zero);
 	if (!r)
 		return 0;
 	__builtin_memset(r, 0, __builtin_offsetof(struct dio_req, held));
 	bi = btrfs_i(inode);
-	btrfs_ident(&r->id, bi);
+	btrfs_ident_cached(&r->id, bi, sb_dev, BDT_RD(btf, inode, i_ino));
 	touch_inode(&r->id);
 
-	if (iter_is_write(iter))
+	if (iter_is_write(iter, btf))
 		r->flags |= BDT_F_WRITE;
-	if (BPF_CORE_READ(iocb, ki_complete))
+	if (BDT_RD(btf, iocb, ki_complete))
 		r->flags |= BDT_F_AIO;
-	r->pos = BPF_CORE_READ(iocb, ki_pos);
-	r->count = BPF_CORE_READ(iter, count);
+	r->pos = BDT_RD(btf, iocb, ki_pos);
+	r->count = BDT_RD(btf, iter, count);
 	r->done_before = done_before;
 	r->dio_flags = dio_flags;
 	r->src = src;
@@ -109,7 +112,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src)
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->ts = bpf_ktime_get_ns();
 
-	vi.addr = iter_user_addr(iter);
+	vi.addr = iter_user_addr(iter, btf);
 	/* the buffer's VMA matters for writes only (self-mmap, shared buffers) */
 	if (vi.addr && (all_events || (r->flags & BDT_F_WRITE)))
 		bpf_find_vma(bpf_get_current_task_btf(), vi.addr, vma_cb, &vi, 0);
@@ -170,7 +173,7 @@ static __always_inline int on_dio_queued(u64 *ctx)
 }
 
 /* ---- DIO end ------------------------------------------------------------------ */
-static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
+static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool btf)
 {
 	struct kiocb *iocb = (void *)ctx[0];
 	s32 error = (s32)ctx[1];
@@ -186,7 +189,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 	cur_req_done(key);
 	BDT_ARG_OR_RETURN(iocb);
 	/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
-	pos = BPF_CORE_READ(iocb, ki_pos);
+	pos = BDT_RD(btf, iocb, ki_pos);
 	if (r) {
 		bool write = r->flags & BDT_F_WRITE;
 		u64 lat = now > r->ts ? now - r->ts : 0;
@@ -225,7 +228,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx)
 		struct bdt_raw_event *e;
 		struct ident id = {};
 
-		if (!is_btrfs_sb(sb) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
+		if (!is_btrfs_sb(sb, false) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
 			return 0;
 		btrfs_ident(&id, btrfs_i(inode));
 		if (cnt)
@@ -258,7 +261,7 @@ static __always_inline int fn_dio_enter(void *ctx, u64 *a, u8 src)
 {
 	u64 t[4] = { a[0], a[1], BDT_IOMAP_DIO_PARTIAL, a[2] };
 
-	return on_dio_begin(t, src);
+	return on_dio_begin(t, src, false);
 }
 
 /* Submission done (sync: iomap_dio_complete follows in this thread; async: queued). */
@@ -292,7 +295,7 @@ static __always_inline int fn_dio_cmpl_exit(void *ctx, u64 *a, s64 ret, u8 src)
 	t[1] = (u64)c->error;
 	t[2] = (u64)ret;
 	bpf_map_delete_elem(&dio_cmpl_tid, &tid);
-	return on_dio_complete(t, src, ctx);
+	return on_dio_complete(t, src, ctx, false);
 }
 
 #endif /* BDT_DIO_BPF_H */

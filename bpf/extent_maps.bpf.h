@@ -196,7 +196,7 @@ static __always_inline int fn_em_add_exit(void *ctx, u64 *a, s64 ret, u8 src)
 		bpf_probe_read_kernel(&em, sizeof(em), (void *)(em_add_layout == 2 ? a[2] : a[1]));
 	/* 6.1's add_extent_mapping also serves the chunk map tree: only inode trees count */
 	sb = BPF_CORE_READ(bi, vfs_inode.i_sb);
-	if (!is_btrfs_sb(sb) || BPF_CORE_READ(bi, root, fs_info, sb) != sb || !em)
+	if (!is_btrfs_sb(sb, false) || BPF_CORE_READ(bi, root, fs_info, sb) != sb || !em)
 		return 0;
 	btrfs_ident(&id, bi);
 	if (!fs_pass(id.sb_dev) || !task_pass())

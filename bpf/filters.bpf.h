@@ -97,15 +97,20 @@ static __always_inline void touch_inode(const struct ident *id)
 		bpf_map_update_elem(&touched_inodes, &k, &one, BPF_ANY);
 }
 
-static __always_inline bool inode_pass(const struct ident *id)
+static __always_inline bool inode_pass_k(u64 sb_dev, u64 ino)
 {
-	struct inode_key k = { .sb_dev = id->sb_dev, .ino = id->ino };
+	struct inode_key k = { .sb_dev = sb_dev, .ino = ino };
 
-	if (!fs_pass(id->sb_dev))
+	if (!fs_pass(sb_dev))
 		return false;
 	if (!task_filtered())
 		return true;
 	return bpf_map_lookup_elem(&touched_inodes, &k) != 0;
+}
+
+static __always_inline bool inode_pass(const struct ident *id)
+{
+	return inode_pass_k(id->sb_dev, id->ino);
 }
 
 #endif /* BDT_FILTERS_BPF_H */

@@ -95,7 +95,7 @@ static __always_inline int ioctl_enter(u64 fd, u64 raw_cmd)
 		return 0;
 	inode = BPF_CORE_READ(f, f_inode);
 	sb = BPF_CORE_READ(inode, i_sb);
-	if (!is_btrfs_sb(sb) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
+	if (!is_btrfs_sb(sb, false) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
 		return 0;
 	btrfs_ident(&req.id, btrfs_i(inode));
 	req.fd = fd;
@@ -160,23 +160,27 @@ struct sys_exit_ioctl_ctx {
 	s64 ret;
 };
 
-/* raw sys_enter/sys_exit (every syscall of the machine runs them): ioctl only */
-static __always_inline int raw_ioctl_enter(u64 *ctx)
+/* raw sys_enter/sys_exit (every syscall of the machine runs them): ioctl only;
+ * regs a BTF pointer when btf (BDT_RD) */
+static __always_inline int raw_ioctl_enter(u64 *ctx, bool btf)
 {
 	struct pt_regs *regs = (void *)ctx[0];
+	u64 fd, cmd;
 
 	if ((long)ctx[1] != nr_ioctl)
 		return 0;
 	BDT_ARG_OR_RETURN(regs);
-	return ioctl_enter(BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si));
+	fd = BDT_RD(btf, regs, di);
+	cmd = BDT_RD(btf, regs, si);
+	return ioctl_enter(fd, cmd);
 }
 
-static __always_inline int raw_ioctl_exit(u64 *ctx)
+static __always_inline int raw_ioctl_exit(u64 *ctx, bool btf)
 {
 	struct pt_regs *regs = (void *)ctx[0];
 
 	BDT_ARG_OR_RETURN(regs);
-	if (BPF_CORE_READ(regs, orig_ax) != nr_ioctl)
+	if (BDT_RD(btf, regs, orig_ax) != nr_ioctl)
 		return 0;
 	return ioctl_exit((s64)ctx[1]);
 }

@@ -25,9 +25,22 @@ struct ident {
 	u64 root;
 };
 
-static __always_inline bool is_btrfs_sb(struct super_block *sb)
+/*
+ * A field behind a pointer. In a tp_btf program the pointer arguments are
+ * BTF pointers, and so are the pointers loaded from their fields: the program
+ * loads a field directly (one instruction; a faulting load reads as 0)
+ * instead of calling bpf_probe_read_kernel(). Every other program (raw_tp,
+ * and the function hooks, which take their arguments as numbers) reads with
+ * BPF_CORE_READ. Handlers get `btf` from their program as a constant, so the
+ * compiler keeps one of the two. A pointer made by arithmetic (btrfs_i(), a
+ * container_of) or read with BPF_CORE_READ is a plain number: read it with
+ * BPF_CORE_READ.
+ */
+#define BDT_RD(btf, p, f) ((btf) ? (p)->f : BPF_CORE_READ(p, f)) /* not nested: one per statement */
+
+static __always_inline bool is_btrfs_sb(struct super_block *sb, bool btf)
 {
-	return sb && BPF_CORE_READ(sb, s_magic) == BTRFS_MAGIC;
+	return sb && BDT_RD(btf, sb, s_magic) == BTRFS_MAGIC;
 }
 
 static __always_inline struct btrfs_inode *btrfs_i(struct inode *inode)
@@ -43,17 +56,71 @@ static __always_inline void read_fsid(u8 *dst, struct btrfs_fs_info *fs_info)
 		bpf_probe_read_kernel(dst, BDT_FSID_LEN, &fsd->fsid);
 }
 
-/* Identity of a btrfs inode: fsid, subvolume anon dev (= st_dev), sb dev, ino, root. */
-static __always_inline void btrfs_ident(struct ident *id, const struct btrfs_inode *bi)
+/* Identity of a btrfs inode: fsid, subvolume anon dev (= st_dev), sb dev, ino,
+ * root (bi a BTF pointer when btf, see BDT_RD). */
+static __always_inline void btrfs_ident_rd(struct ident *id, const struct btrfs_inode *bi, bool btf)
 {
-	struct btrfs_root *root = BPF_CORE_READ(bi, root);
-	struct btrfs_fs_info *fs_info = BPF_CORE_READ(root, fs_info);
+	struct btrfs_root *root = BDT_RD(btf, bi, root);
+	struct btrfs_fs_info *fs_info = BDT_RD(btf, root, fs_info);
+	struct super_block *sb = BDT_RD(btf, bi, vfs_inode.i_sb);
 
 	read_fsid(id->fsid, fs_info);
+	id->dev = BDT_RD(btf, root, anon_dev);
+	id->sb_dev = BDT_RD(btf, sb, s_dev);
+	id->ino = BDT_RD(btf, bi, vfs_inode.i_ino);
+	id->root = BDT_RD(btf, root, root_key.objectid);
+}
+
+static __always_inline void btrfs_ident(struct ident *id, const struct btrfs_inode *bi)
+{
+	btrfs_ident_rd(id, bi, false);
+}
+
+/*
+ * The per-subvolume part of an identity (fsid, anon dev), cached per CPU by
+ * the root's address and objectid (subvolume ids are never reused), so that a
+ * request whose inode is reached by container_of (no direct loads) reads two
+ * fields instead of seven. sb_dev and ino come from the caller.
+ */
+#define BDT_ROOT_CACHE 64
+struct root_ident {
+	u64 root;
+	u64 root_id;
+	u64 dev;
+	u8 fsid[BDT_FSID_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BDT_ROOT_CACHE);
+	__type(key, u32);
+	__type(value, struct root_ident);
+} root_cache SEC(".maps");
+
+static __always_inline void btrfs_ident_cached(struct ident *id, const struct btrfs_inode *bi,
+					       u64 sb_dev, u64 ino)
+{
+	struct btrfs_root *root = BPF_CORE_READ(bi, root);
+	u64 root_id = BPF_CORE_READ(root, root_key.objectid);
+	u32 k = (u32)(((u64)root >> 6) ^ root_id) & (BDT_ROOT_CACHE - 1);
+	struct root_ident *c = bpf_map_lookup_elem(&root_cache, &k);
+
+	id->sb_dev = sb_dev;
+	id->ino = ino;
+	id->root = root_id;
+	if (c && c->root == (u64)root && c->root_id == root_id) {
+		__builtin_memcpy(id->fsid, c->fsid, BDT_FSID_LEN);
+		id->dev = c->dev;
+		return;
+	}
+	read_fsid(id->fsid, BPF_CORE_READ(root, fs_info));
 	id->dev = BPF_CORE_READ(root, anon_dev);
-	id->sb_dev = BPF_CORE_READ(bi, vfs_inode.i_sb, s_dev);
-	id->ino = BPF_CORE_READ(bi, vfs_inode.i_ino);
-	id->root = BPF_CORE_READ(root, root_key.objectid);
+	if (c) {
+		c->root = (u64)root;
+		c->root_id = root_id;
+		c->dev = id->dev;
+		__builtin_memcpy(c->fsid, id->fsid, BDT_FSID_LEN);
+	}
 }
 
 /* Address of the inode's extent map tree root pointer (identity of the tree). */
@@ -84,31 +151,31 @@ static __always_inline u32 em_flags(const struct extent_map *em)
 	return (u32)BPF_CORE_READ((struct extent_map___old *)em, flags);
 }
 
-static __always_inline u64 iter_user_addr(struct iov_iter *iter)
+static __always_inline u64 iter_user_addr(struct iov_iter *iter, bool btf)
 {
-	u8 type = BPF_CORE_READ(iter, iter_type);
+	u8 type = BDT_RD(btf, iter, iter_type);
 
 	if (bpf_core_enum_value_exists(enum iter_type, ITER_UBUF) &&
 	    type == bpf_core_enum_value(enum iter_type, ITER_UBUF))
-		return (u64)BPF_CORE_READ(iter, ubuf);
+		return (u64)BDT_RD(btf, iter, ubuf);
 	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
 		const struct iovec *iov;
 
 		if (bpf_core_field_exists(iter->__iov))
-			iov = BPF_CORE_READ(iter, __iov);
+			iov = BDT_RD(btf, iter, __iov);
 		else
-			iov = BPF_CORE_READ((struct iov_iter___iov *)iter, iov);
-		return (u64)BPF_CORE_READ(iov, iov_base);
+			iov = BDT_RD(btf, (struct iov_iter___iov *)iter, iov);
+		return (u64)BDT_RD(btf, iov, iov_base);
 	}
 	return 0;
 }
 
-static __always_inline bool iter_is_write(struct iov_iter *iter)
+static __always_inline bool iter_is_write(struct iov_iter *iter, bool btf)
 {
 	/* data_source: the iterator is the source of data, i.e. a write. */
 	if (bpf_core_field_exists(iter->data_source))
-		return BPF_CORE_READ(iter, data_source);
-	return BPF_CORE_READ((struct iov_iter___old *)iter, type) & 1;
+		return BDT_RD(btf, iter, data_source);
+	return BDT_RD(btf, (struct iov_iter___old *)iter, type) & 1;
 }
 
 static __always_inline u32 cur_tid(void)

@@ -362,34 +362,39 @@ static __always_inline void flush_inode(u64 sb_dev, u64 ino, u64 since, u64 now)
 
 /*
  * A record about one file that its policy wants (h: type, source, time,
- * phase, flags, payload; the task is the current one). Eager: made now.
- * Lazy: `fired` (the triggers of its hook point) flushes the file and makes
- * it now; on a hot file it is made now; when this thread's request is on the
- * file it is held with the request; otherwise it is dropped. Counted as an
- * event in every case.
+ * phase, flags, payload; the task is the current one), decided before its
+ * file's identity is read. Eager: make it now (true). Lazy: `fired` (the
+ * triggers of its hook point) flushes the file, make it now; on a hot file
+ * make it now; when this thread's request is on the file it is held with the
+ * request; otherwise it is dropped (false for both). Counted as an event in
+ * every case. The caller makes it with file_event_make().
  */
-static __always_inline void file_event(const struct ident *id, const struct held_rec *h, u32 fired)
+static __always_inline bool file_event_now(u64 sb_dev, u64 ino, const struct held_rec *h, u32 fired)
 {
-	struct bdt_raw_event *e;
-
 	if (lazy) {
-		struct dio_req *r = cur_request_on(id->sb_dev, id->ino);
+		struct dio_req *r = cur_request_on(sb_dev, ino);
 
 		if (fired) {
 			if (r)
 				flush_request(r);
 			/* no request: the last recent_ns of the file */
-			flush_inode(id->sb_dev, id->ino, r ? r->ts : 0, h->ts);
-		} else if (!is_hot(id->sb_dev, id->ino, h->ts)) {
+			flush_inode(sb_dev, ino, r ? r->ts : 0, h->ts);
+		} else if (!is_hot(sb_dev, ino, h->ts)) {
 			if (r)
 				req_put(r, h);
 			else
 				count_event(h->type);
-			return;
+			return false;
 		}
 	}
 	count_event(h->type);
-	e = rec_new(h->type, h->src, h->ts);
+	return true;
+}
+
+static __always_inline void file_event_make(const struct ident *id, const struct held_rec *h)
+{
+	struct bdt_raw_event *e = rec_new(h->type, h->src, h->ts);
+
 	if (!e)
 		return;
 	fill_task(e);
@@ -399,6 +404,12 @@ static __always_inline void file_event(const struct ident *id, const struct held
 	e->stack_id = h->stack_id;
 	__builtin_memcpy(&e->u, &h->u, sizeof(h->u));
 	bdt_submit(e);
+}
+
+static __always_inline void file_event(const struct ident *id, const struct held_rec *h, u32 fired)
+{
+	if (file_event_now(id->sb_dev, id->ino, h, fired))
+		file_event_make(id, h);
 }
 
 #endif /* BDT_LAZY_BPF_H */

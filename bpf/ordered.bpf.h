@@ -28,71 +28,90 @@ static __always_inline bool user_task(void)
 	return !(t->flags & BDT_PF_KTHREAD);
 }
 
-/* An ordered-extent event whose record the policy wants: its triggers, then
- * file_event() (made, held with this thread's request, or dropped). */
-static __always_inline void oe_event(const struct ident *id, const struct held_rec *h, bool uptodate)
+/* The triggers of an ordered-extent event whose record the policy wants. */
+static __always_inline u32 oe_fired(const struct held_rec *h, bool uptodate)
 {
 	struct bdt_facts f = { .point = BDT_PT_OE, .type = h->type, .uptodate = uptodate,
 			       .kflags = h->u.oe.kflags };
 
-	if (lazy && h->type == BDT_EV_OE_ADD && oe_buffered(f.kflags))
+	if (!lazy)
+		return 0;
+	if (h->type == BDT_EV_OE_ADD && oe_buffered(f.kflags))
 		f.user_task = user_task();
-	file_event(id, h, lazy ? bdt_fired(&f) : 0);
+	return bdt_fired(&f);
 }
 
-static __always_inline int on_ordered(u64 *ctx, u16 type)
+/* The tracepoints pass the btrfs_inode: with btf, a BTF pointer (BDT_RD). */
+static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 {
 	const struct btrfs_inode *bi = (void *)ctx[0];
 	const struct btrfs_ordered_extent *oe = (void *)ctx[1];
 	struct held_rec h = { .type = type, .src = BDT_SRC_TRACEPOINT };
+	struct super_block *sb;
 	struct ident id = {};
+	u64 sb_dev, ino;
 
 	BDT_ARG_OR_RETURN(bi);
 	BDT_ARG_OR_RETURN(oe);
-	h.u.oe.kflags = BPF_CORE_READ(oe, flags);
+	h.u.oe.kflags = BDT_RD(btf, oe, flags);
 	/* a clean completion changes no detector's state */
 	if (type == BDT_EV_OE_MARK_FINISHED && !all_events && oe_ioerr_bit < 64 &&
 	    !oe_ioerr(h.u.oe.kflags))
 		return 0;
-	btrfs_ident(&id, bi);
-	if (!inode_pass(&id))
+	sb = BDT_RD(btf, bi, vfs_inode.i_sb);
+	sb_dev = BDT_RD(btf, sb, s_dev);
+	ino = BDT_RD(btf, bi, vfs_inode.i_ino);
+	if (!inode_pass_k(sb_dev, ino))
 		return 0;
 	h.ts = bpf_ktime_get_ns();
 	if (bpf_core_field_exists(oe->num_bytes)) {
-		h.u.oe.file_offset = BPF_CORE_READ(oe, file_offset);
-		h.u.oe.len = BPF_CORE_READ(oe, num_bytes);
+		h.u.oe.file_offset = BDT_RD(btf, oe, file_offset);
+		h.u.oe.len = BDT_RD(btf, oe, num_bytes);
 	} else {
-		h.u.oe.file_offset = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, start);
-		h.u.oe.len = BPF_CORE_READ((struct btrfs_ordered_extent___old *)oe, len);
+		h.u.oe.file_offset = BDT_RD(btf, (struct btrfs_ordered_extent___old *)oe, start);
+		h.u.oe.len = BDT_RD(btf, (struct btrfs_ordered_extent___old *)oe, len);
 	}
 	if (bpf_core_field_exists(oe->disk_bytenr))
-		h.u.oe.disk_bytenr = BPF_CORE_READ(oe, disk_bytenr);
-	h.u.oe.bytes_left = BPF_CORE_READ(oe, bytes_left);
-	if (lat_hist_on && type == BDT_EV_OE_ADD && oe_buffered(h.u.oe.kflags))
-		count_qemu_buffered(id.dev, id.ino, h.u.oe.len);
-	oe_event(&id, &h, false);
+		h.u.oe.disk_bytenr = BDT_RD(btf, oe, disk_bytenr);
+	h.u.oe.bytes_left = BDT_RD(btf, oe, bytes_left);
+	if (lat_hist_on && type == BDT_EV_OE_ADD && oe_buffered(h.u.oe.kflags)) {
+		const struct btrfs_root *root = BDT_RD(btf, bi, root);
+
+		count_qemu_buffered(BDT_RD(btf, root, anon_dev), ino, h.u.oe.len);
+	}
+	if (file_event_now(sb_dev, ino, &h, oe_fired(&h, false))) {
+		btrfs_ident_rd(&id, bi, btf);
+		file_event_make(&id, &h);
+	}
 	return 0;
 }
 
-static __always_inline int on_finish_ordered(u64 *ctx)
+static __always_inline int on_finish_ordered(u64 *ctx, bool btf)
 {
 	const struct btrfs_inode *bi = (void *)ctx[0];
 	struct held_rec h = { .type = BDT_EV_OE_FINISH, .src = BDT_SRC_TRACEPOINT };
+	struct super_block *sb;
 	struct ident id = {};
 	bool uptodate = (u8)ctx[3];
+	u64 sb_dev, ino;
 
 	BDT_ARG_OR_RETURN(bi);
 	if (uptodate && !all_events) /* uptodate: changes no detector's state */
 		return 0;
-	btrfs_ident(&id, bi);
-	if (!inode_pass(&id))
+	sb = BDT_RD(btf, bi, vfs_inode.i_sb);
+	sb_dev = BDT_RD(btf, sb, s_dev);
+	ino = BDT_RD(btf, bi, vfs_inode.i_ino);
+	if (!inode_pass_k(sb_dev, ino))
 		return 0;
 	h.ts = bpf_ktime_get_ns();
 	h.u.oe.file_offset = ctx[1];
 	h.u.oe.len = ctx[2];
 	if (uptodate)
 		h.flags |= BDT_F_UPTODATE;
-	oe_event(&id, &h, uptodate);
+	if (file_event_now(sb_dev, ino, &h, oe_fired(&h, uptodate))) {
+		btrfs_ident_rd(&id, bi, btf);
+		file_event_make(&id, &h);
+	}
 	return 0;
 }
 
@@ -120,7 +139,7 @@ static __always_inline int fn_oe_finish_enter(void *ctx, u64 *a, u8 src)
 	h.u.oe.kflags = kflags;
 	if (!oe_ioerr(kflags))
 		h.flags |= BDT_F_UPTODATE;
-	oe_event(&id, &h, !oe_ioerr(kflags));
+	file_event(&id, &h, oe_fired(&h, !oe_ioerr(kflags)));
 	return 0;
 }
 
