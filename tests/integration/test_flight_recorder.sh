@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The in-kernel flight recorder pinned in bpffs (docs/flight-recorder.md):
 #  1. trace --pin-dir; an O_DIRECT workload on a nocow file logs the wall-clock
-#     time around each pwrite; the tracer is killed with SIGKILL mid-workload and
-#     the workload goes on writing until the (1 MiB) ring buffer, read by nobody,
-#     overflows. `dump --pin-dir --format json` shows its
+#     time around each pwrite; the tracer is killed with SIGKILL after 50 writes
+#     (the workload waits for it) and the workload's 1450 further writes overflow
+#     the (1 MiB) ring buffer, read by nobody. `dump --pin-dir --format json` shows its
 #     dio events from before AND after the kill, each within 1 ms of the times
 #     the workload logged; `--format chrome` is a valid trace-event document.
 #  2. --recorder-events 256: the ring wraps, keeping exactly the newest events
@@ -34,16 +34,23 @@ release_pin() {  # cleanup: the tool's own release, then whatever is left
 ITEST_CLEANUPS+=("release_pin $PIN" "release_pin $PIN2")
 
 # The workload: O_DIRECT 4 KiB pwrites at increasing offsets; one JSON line per
-# write with CLOCK_REALTIME just before and just after it.
+# write with CLOCK_REALTIME just before and just after it. With PAUSE_AT, after
+# that many writes it creates LOG.paused and waits for LOG.go (at most 60 s).
 WL=$ITEST_TMP/dio-writer.py
 cat >"$WL" <<'PY'
 import json, mmap, os, sys, time
 path, n, gap, log = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+pause_at = int(sys.argv[5]) if len(sys.argv) > 5 else -1
 buf = mmap.mmap(-1, 4096)
 buf.write(b"x" * 4096)
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
 with open(log, "w") as out:
     for i in range(n):
+        if i == pause_at:
+            open(log + ".paused", "w").close()
+            deadline = time.time() + 60
+            while not os.path.exists(log + ".go") and time.time() < deadline:
+                time.sleep(0.001)
         t0 = time.time_ns()
         os.pwritev(fd, [buf], i * 4096)
         t1 = time.time_ns()
@@ -58,17 +65,21 @@ PY
 F=$SCRATCH_NOCOW/fr-kill
 # A 1 MiB ring buffer (about 5700 records) that nobody reads after the kill
 # fills up: the recorder must keep every event anyway. --all-events: 7 records
-# per write (by default 4, which 1500 writes would not reliably overflow it with).
+# per write (by default 4). The workload pauses after 50 writes until the
+# tracer is killed, so the 1450 writes after the kill (about 10000 records)
+# overflow the ring however slowly the machine runs.
 start_tracer "$ITEST_TMP/t1.out" --mount "$SCRATCH_MNT" --pin-dir "$PIN" --ringbuf-size 1 --all-events
 [[ -e $PIN/recorder && -e $PIN/rec_meta ]] || fail "recorder pinned in $PIN"
-python3 "$WL" "$F" 1500 0.001 "$ITEST_TMP/wl1.jsonl" &
+python3 "$WL" "$F" 1500 0.001 "$ITEST_TMP/wl1.jsonl" 50 &
 WLPID=$!
-for _ in $(seq 1 200); do [[ $( (wc -l <"$ITEST_TMP/wl1.jsonl") 2>/dev/null || echo 0) -ge 50 ]] && break; sleep 0.05; done
+for _ in $(seq 1 1200); do [[ -e $ITEST_TMP/wl1.jsonl.paused ]] && break; sleep 0.05; done
+[[ -e $ITEST_TMP/wl1.jsonl.paused ]] || fail "the workload did not reach its pause after 50 writes"
 KILL_NS=$(date +%s%N)
 kill -KILL "$TRACER_PID"
 wait "$TRACER_PID" 2>/dev/null
 TRACER_PID=
 progs_after_kill=$(bdt_prog_count)
+touch "$ITEST_TMP/wl1.jsonl.go"
 # Dump while the programs write (the workload goes on): torn slots are dropped,
 # what is printed is valid and in time order.
 sleep 0.3
