@@ -51,6 +51,7 @@ struct DumpArgs {
   Format format = Format::Text;
   bool salvage = false;
   std::string pin_dir;  // dump --pin-dir: the pinned flight recorder instead of FILE
+  std::string vmcore;   // dump --vmcore: the flight recorder in a kernel memory dump
   bool release = false; // dump --pin-dir DIR --release
   std::string post_mortem;  // dump --pin-dir DIR --post-mortem DEST: save, then release
   size_t keep = 5;          // --keep N: post-mortems kept in DEST
@@ -78,6 +79,7 @@ int run_replay(const ReplayArgs& a);
 int run_doctor_cmd(const DoctorArgs& a);
 int run_dump(const DumpArgs& a);
 int run_dump_pinned(const DumpArgs& a);  // dump_pinned.cpp
+int run_dump_vmcore(const DumpArgs& a);  // dump_vmcore.cpp
 
 // -o FILE: makes FILE the process's stdout (created new: O_EXCL, O_NOFOLLOW,
 // mode 0600); "" or "-" leaves stdout alone. Throws InputError.

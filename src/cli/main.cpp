@@ -263,6 +263,12 @@ int main(int argc, char** argv) {
                                     "Read the flight recorder pinned here by `trace --pin-dir`")
                        ->type_name("DIR");
   dump_pin->excludes(dump_file);
+  dump->add_option("--vmcore", dua.vmcore,
+                   "Read the flight recorder out of a kernel memory dump (ELF: kdump's vmcore, QEMU/libvirt "
+                   "dump-guest-memory / virsh dump --memory-only) of a kernel the tracer ran on with --pin-dir")
+      ->type_name("FILE")
+      ->excludes(dump_file)
+      ->excludes(dump_pin);
   auto* dump_release = dump->add_flag("--release", dua.release,
                                       "With --pin-dir: detach the pinned programs and remove the pins")
                            ->needs(dump_pin);
@@ -293,6 +299,8 @@ int main(int argc, char** argv) {
       {"btrfs-dio-trace dump --pin-dir /sys/fs/bpf/bdt --release", "detach its programs, remove the pins"},
       {"btrfs-dio-trace dump --pin-dir /sys/fs/bpf/bdt --post-mortem /var/lib/btrfs-dio-trace/post-mortem",
        "save a dead tracer's recorder as a record file, then release it"},
+      {"btrfs-dio-trace dump --vmcore guest.core -f json | btrfs-dio-trace replay -",
+       "the recorder of a crashed kernel's memory dump, and its findings"},
   }));
 
   StatusArgs sa;
@@ -378,7 +386,8 @@ int main(int argc, char** argv) {
     }
     if (*doctor) return run_doctor_cmd(da);
     if (*dump) {
-      if (dua.file.empty() && dua.pin_dir.empty()) throw InputError("dump: give FILE or --pin-dir DIR");
+      if (dua.file.empty() && dua.pin_dir.empty() && dua.vmcore.empty())
+        throw InputError("dump: give FILE, --pin-dir DIR or --vmcore FILE");
       redirect_stdout(dua.output);
       return run_dump(dua);
     }

@@ -50,6 +50,7 @@ int run_replay(const ReplayArgs& a) {
 
 int run_dump(const DumpArgs& a) {
   if (!a.pin_dir.empty()) return run_dump_pinned(a);
+  if (!a.vmcore.empty()) return run_dump_vmcore(a);
   auto reader = open_trace(a.file, a.salvage);
   const auto& h = reader->header();
   TimeBase tb{0, h.mono_to_realtime_ns, a.wall_time};

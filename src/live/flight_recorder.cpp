@@ -275,20 +275,8 @@ PinnedDump read_pinned(const std::string& dir) {
     if (n.rfind("link-", 0) == 0) d.link_pins.push_back(dir + "/" + n);
   d.tracer_alive = pid_is_tracer(m.tracer_pid);
 
-  auto& h = d.header;
-  h.schema_version = 1;
-  const auto rel = cstr(m.release, sizeof m.release);
-  if (auto kv = KernelVersion::parse(rel)) h.kernel = *kv;
-  h.kernel.release = rel;
-  h.mono_to_realtime_ns = m.mono_to_realtime_ns;
-  h.hostname = this_hostname();  // a pinned recorder is of this host (bpffs does not outlive a boot)
-  std::istringstream hs(cstr(m.hooks, sizeof m.hooks));
-  std::string line;
-  while (std::getline(hs, line)) {
-    auto t1 = line.find('\t'), t2 = line.rfind('\t');
-    if (t1 == std::string::npos || t2 == t1) continue;
-    h.hooks.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1) == "1"});
-  }
+  d.header = header_from_meta(m);
+  d.header.hostname = this_hostname();  // a pinned recorder is of this host (bpffs does not outlive a boot)
   return d;
 }
 

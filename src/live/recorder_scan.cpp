@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <sstream>
 
 namespace bdt::live {
 
@@ -58,6 +59,23 @@ SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t
     return a.seq < b.seq;
   });
   return r;
+}
+
+TraceHeader header_from_meta(const bdt_rec_meta& m) {
+  TraceHeader h;
+  h.schema_version = 1;
+  const std::string rel(m.release, strnlen(m.release, sizeof m.release));
+  if (auto kv = KernelVersion::parse(rel)) h.kernel = *kv;
+  h.kernel.release = rel;
+  h.mono_to_realtime_ns = m.mono_to_realtime_ns;
+  std::istringstream hs(std::string(m.hooks, strnlen(m.hooks, sizeof m.hooks)));
+  std::string line;
+  while (std::getline(hs, line)) {
+    auto t1 = line.find('\t'), t2 = line.rfind('\t');
+    if (t1 == std::string::npos || t2 == t1) continue;
+    h.hooks.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1) == "1"});
+  }
+  return h;
 }
 
 }  // namespace bdt::live

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "bdt/trace_reader.h"
 #include "events.h"
 
 namespace bdt::live {
@@ -37,6 +38,10 @@ bool read_slot(const uint8_t* p, uint32_t pos, uint32_t slots_per_cpu, RecordedR
 // base: ncpus * slots_per_cpu slots of `stride` bytes (CPU c owns slots
 // [c * slots_per_cpu, (c + 1) * slots_per_cpu)).
 SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t slots_per_cpu);
+
+// The trace header a recorder's meta describes: kernel release, clock offset,
+// hooks ("name\tmechanism\t0|1" lines); the hostname is left to the caller.
+TraceHeader header_from_meta(const bdt_rec_meta& m);
 
 // CLOCK_MONOTONIC ns (the records' ts_ns) -> ns since the epoch.
 inline int64_t wall_ns(uint64_t mono_ns, int64_t mono_to_realtime_ns) {
