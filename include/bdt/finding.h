@@ -43,6 +43,9 @@ struct Finding {
   std::vector<Event> evidence;  // the events that justify it, in time order
   std::string vm, image;        // --qemu attribution
   std::vector<std::string> stack;  // symbolized kernel stack, when captured
+  // Judged when the trace (or replay) ended, before the kernel finished with
+  // what the finding is about (e.g. an ordered extent whose removal was not seen).
+  bool trace_ended = false;
 };
 
 }  // namespace bdt

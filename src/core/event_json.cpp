@@ -261,6 +261,7 @@ void append_finding_json(std::string& out, const Finding& f, int64_t mono_to_rea
     }
     out.push_back(']');
   }
+  if (f.trace_ended) field(out, K("trace_ended"), true);
   out.push_back('}');
 }
 

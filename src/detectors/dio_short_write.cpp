@@ -137,13 +137,17 @@ class DioShortWrite final : public Detector {
     for (auto id : done_) erase(id);
   }
 
+  // End of the trace (or replay): judge every call that returned, on what was
+  // seen. An ordered extent that failed (not-uptodate finish, IOERR) but whose
+  // removal the trace never saw counts as failed, and the finding says that
+  // the trace ended before the kernel finished. A call still in flight
+  // acknowledged nothing yet: nothing to judge.
   void on_finish(uint64_t now, Findings& out) override {
     on_time(now, out);
-    // End of trace: judge what ended; requests still in flight stay unjudged.
     done_.clear();
     for (auto& c : slab_)
       if (c.live && (c.ended || !c.in_flight)) {
-        evaluate(c, out);
+        evaluate(c, out, /*at_end=*/true);
         done_.push_back(c.id);
       }
     for (auto id : done_) erase(id);
@@ -409,11 +413,32 @@ class DioShortWrite final : public Detector {
     pending_erase_.clear();
   }
 
-  void evaluate(Call& c, Findings& out) {
-    if (c.acked_end <= c.start || c.bad.empty()) return;
-    IntervalSet hole = c.bad.clip(c.start, c.acked_end);
+  // at_end: the trace ended; failures of ordered extents still open count too.
+  void evaluate(Call& c, Findings& out, bool at_end = false) {
+    // The kernel reported these ranges failed but the trace never saw the
+    // ordered extent removed. Parts another open ordered extent may still
+    // complete cleanly (a continuation's) are unknown, not failed.
+    IntervalSet unfinished;
+    if (at_end) {
+      IntervalSet unknown;
+      for (auto& r : c.oes) {
+        for (auto [a, b] : r.failed.items()) unfinished.add(a, b);
+        IntervalSet ok;
+        ok.add(r.s, r.e);
+        ok.subtract(r.failed);
+        for (auto [a, b] : ok.items()) unknown.add(a, b);
+      }
+      for (auto [a, b] : c.pending_bad.items()) unfinished.add(a, b);
+      unfinished.subtract(c.good);
+      unfinished.subtract(unknown);
+    }
+    if (c.acked_end <= c.start || (c.bad.empty() && unfinished.empty())) return;
+    IntervalSet bad = c.bad;
+    for (auto [a, b] : unfinished.items()) bad.add(a, b);
+    IntervalSet hole = bad.clip(c.start, c.acked_end);
     hole.subtract(c.good);
     if (hole.empty()) return;
+    const bool trace_ended = unfinished.intersects(hole.items().front().first, hole.items().back().second);
     c.bad.clear();  // report once
     auto& ev0 = c.first;
     auto f = make_finding(id(), "acknowledged-hole", Level::Symptom, Severity::Critical, ev0);
@@ -433,11 +458,15 @@ class DioShortWrite final : public Detector {
         "covering {} finished with an error (IOERR) and no later ordered extent completed those "
         "bytes, so no file extent was recorded for them (the 2023 DIO short-write bug, regression "
         "of 51bd9563b678, "
-        "fixed by b73a6fd1b1ef). Rewrite the range from the source; upgrade the kernel.",
-        c.start, c.end, c.acked_end, c.parts, holes);
+        "fixed by b73a6fd1b1ef). Rewrite the range from the source; upgrade the kernel.{}",
+        c.start, c.end, c.acked_end, c.parts, holes,
+        trace_ended ? " The trace ended before the kernel removed the failed ordered extent: "
+                      "judged on the failure it had reported (IOERR / not uptodate)."
+                    : "");
     (void)h1;
     auto* row = exposure_row("dio-partial-hole");
     f.exposure = exposure_text(*row, cfg_.kernel) + "; observed: the hole itself";
+    f.trace_ended = trace_ended;
     put_evidence(f, c.ev.events(), cfg_.max_evidence);
     out.push_back(std::move(f));
   }

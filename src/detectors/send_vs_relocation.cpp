@@ -96,10 +96,12 @@ class SendVsRelocation final : public Detector {
     }
   }
 
+  // End of the trace: overlaps not yet confirmed (shorter than kConfirmNs so
+  // far) are reported, marked as cut short by the end of the trace.
   void on_finish(uint64_t now, Findings& out) override {
     auto p = std::move(pending_);
     pending_.clear();
-    for (auto& x : p) confirm(x, now, out);
+    for (auto& x : p) confirm(x, now, out, /*at_end=*/true);
     on_time(now, out);
   }
 
@@ -208,14 +210,14 @@ class SendVsRelocation final : public Detector {
     }
   }
 
-  void confirm(const Pending& p, uint64_t now, Findings& out) {
+  void confirm(const Pending& p, uint64_t now, Findings& out, bool at_end = false) {
     auto s = ops_.find(p.send_key);
     auto r = ops_.find(p.reloc_key);
     if (s == ops_.end() || r == ops_.end()) return;
-    confirm_ops(s->second, r->second.begin, now, out);
+    confirm_ops(s->second, r->second.begin, now, out, at_end);
   }
 
-  void confirm_ops(Op& s, const Event& rbegin, uint64_t now, Findings& out) {
+  void confirm_ops(Op& s, const Event& rbegin, uint64_t now, Findings& out, bool at_end = false) {
     if (s.hazard_done) return;
     s.hazard_done = true;
     auto regime = send_reloc_regime(cfg_.kernel);
@@ -260,6 +262,10 @@ class SendVsRelocation final : public Detector {
     f.exposure = fmt::format("table: send/relocation on kernel {}: {} (9e967495e0e0, d96b34248c2f)",
                              cfg_.kernel.known() ? cfg_.kernel.release : std::string("unknown"),
                              to_string(regime));
+    if (at_end) {
+      f.trace_ended = true;
+      f.explanation += " The trace ended while both were still running.";
+    }
     std::vector<Event> evs{s.begin, rbegin};
     put_evidence(f, std::move(evs), cfg_.max_evidence);
     out.push_back(std::move(f));

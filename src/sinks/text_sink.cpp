@@ -49,6 +49,8 @@ class TextSink final : public Sink {
     fmt::print(out_, "\n    {}\n", f.message);
     if (!f.explanation.empty()) fmt::print(out_, "    why: {}\n", f.explanation);
     if (!f.exposure.empty()) fmt::print(out_, "    kernel: {}\n", f.exposure);
+    if (f.trace_ended)
+      fmt::print(out_, "    note: judged when the trace ended, before the kernel finished\n");
     if (!f.fs.empty()) fmt::print(out_, "    fs: {}\n", f.fs.str());
     if (!f.actors.empty()) {
       fmt::print(out_, "    involved:");

@@ -335,6 +335,38 @@ std::vector<TL> all_cases() {
     t.expect("dio-short-write hazard self-mmap-write");
     v.push_back(t);
   }
+  {  // the trace ends after the kernel marked the first ordered extent IOERR
+     // (the whole extent: 5.16-6.3) but before it removed it: judged at the end
+    TL t("dio_short_write_trace_ended_6.2", false, "6.2.0");
+    auto b = wr(0, kMiB);
+    b.partial = true;
+    t.at(0).ev(W, EventType::DioBegin, b, kDst);
+    t.at(100'000).ev(W, EventType::OeAdd, oe(0, kMiB, DIRECT | NOCOW), kDst);
+    t.at(200'000).ev(W, EventType::OeFinish, oe(kPart, kMiB - kPart, DIRECT | NOCOW, false), kDst);
+    t.at(410'000).ev(W, EventType::DioEnd, end(kPart, kPart), kDst);
+    t.at(450'000).ev(KW, EventType::OeMarkFinished, oe(0, kMiB, DIRECT | NOCOW | IOERR), kDst);
+    t.expect("dio-short-write symptom acknowledged-hole");
+    v.push_back(t);
+  }
+  {  // the trace ends while the continuation's ordered extent is open: the
+     // failed rest of the first one may still be written by it, so nothing
+     // is judged a hole (only the continuation hazard)
+    TL t("dio_short_write_trace_ended_pending_6.6", false, "6.6.0");
+    auto b = wr(0, kMiB);
+    b.partial = true;
+    t.at(0).ev(W, EventType::DioBegin, b, kDst);
+    t.at(100'000).ev(W, EventType::OeAdd, oe(0, kMiB, DIRECT | NOCOW), kDst);
+    t.at(150'000).ev(W, EventType::OeSplit, oe(0, kMiB, DIRECT | NOCOW), kDst);
+    t.at(200'000).ev(W, EventType::OeFinish, oe(kPart, kMiB - kPart, DIRECT | NOCOW, false), kDst);
+    t.at(410'000).ev(W, EventType::DioEnd, end(kPart, kPart), kDst);
+    auto c = wr(kPart, kMiB - kPart, kPart);
+    c.partial = true;
+    t.at(2'000'000).ev(W, EventType::DioBegin, c, kDst);
+    t.at(2'100'000).ev(W, EventType::OeAdd, oe(kPart, kMiB - kPart, DIRECT | NOCOW), kDst);
+    t.at(3'010'000).ev(W, EventType::DioEnd, end(kMiB, kMiB), kDst);
+    t.expect("dio-short-write hazard continued-write");
+    v.push_back(t);
+  }
   {  // a large write split per bio on a current kernel is not a partial write
     TL t("dio_large_write_split_per_bio", true, "6.6.0");
     t.at(0).ev(W, EventType::DioBegin, wr(0, 8 * kMiB), kDst);

@@ -437,3 +437,22 @@ TEST(IntervalSet, MatchesABitmap) {
     }
   }
 }
+
+// Issue: a failed ordered extent whose removal the trace never saw is judged
+// at the end of the trace, and the finding says so.
+TEST(DioShortWrite, JudgedWhenTheTraceEnds) {
+  auto all = all_cases();
+  auto& t = find_case(all, "dio_short_write_trace_ended_6.2");
+  auto f = run(t.events(), config_for(t.kernel()));
+  auto h = of(f, "dio-short-write", "acknowledged-hole");
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_TRUE(h[0]->trace_ended);
+  EXPECT_EQ(h[0]->range, (std::pair<uint64_t, uint64_t>{0, 65536}));
+  EXPECT_NE(h[0]->explanation.find("trace ended"), std::string::npos);
+  // a hole decided from a removal seen in the trace is not marked
+  auto& s = find_case(all, "dio_short_write_6.2");
+  auto g = run(s.events(), config_for(s.kernel()));
+  auto h2 = of(g, "dio-short-write", "acknowledged-hole");
+  ASSERT_EQ(h2.size(), 1u);
+  EXPECT_FALSE(h2[0]->trace_ended);
+}
