@@ -56,6 +56,7 @@ enum bdt_event_type {
 	BDT_EV_RELOC_BEGIN = 17,
 	BDT_EV_RELOC_END = 18,
 	BDT_EV_CSUM_ERROR = 19,
+	BDT_EV_DIO_FALLBACK = 20,
 	BDT_EV_MAX
 };
 
@@ -98,6 +99,14 @@ enum bdt_trigger {
 	BDT_TRIG_COUNT
 };
 
+/* dio_fallback: how the fallen-back write was observed (bdt_fallback.via). */
+enum bdt_fallback_via {
+	BDT_FB_CALL = 0,      /* btrfs' write function (fentry/kprobe): every submitter */
+	BDT_FB_SYSCALL = 1,   /* write/pwrite64/writev/pwritev/pwritev2 */
+	BDT_FB_LIBAIO = 2,    /* io_submit */
+	BDT_FB_IO_URING = 3,  /* io_uring submission and completion */
+};
+
 /* Where a record came from (which mechanism fed it). */
 enum bdt_source {
 	BDT_SRC_TRACEPOINT = 1,
@@ -118,6 +127,8 @@ enum bdt_source {
 #define BDT_F_PARTIAL       (1u << 8)  /* dio_begin: IOMAP_DIO_PARTIAL */
 #define BDT_F_ERR_PTR       (1u << 9)  /* get_extent exit: ret is an ERR_PTR value */
 #define BDT_F_DIR_KNOWN     (1u << 10) /* dio_end: WRITE/AIO come from the request's begin */
+#define BDT_F_UNALIGNED     (1u << 11) /* dio_fallback: pos or count not sector-aligned */
+#define BDT_F_REQUESTED     (1u << 12) /* dio_fallback: count is the request's size (result not seen) */
 
 struct bdt_dio {
 	bdt_u64 pos;
@@ -182,6 +193,13 @@ struct bdt_reloc {
 	bdt_u64 bg_flags;
 };
 
+struct bdt_fallback {
+	bdt_u64 pos;
+	bdt_u64 count;         /* bytes written, or requested with BDT_F_REQUESTED */
+	bdt_s32 fd;            /* -1: not known */
+	bdt_u32 via;           /* enum bdt_fallback_via */
+};
+
 struct bdt_csum {
 	bdt_u64 offset;
 	bdt_u64 len;
@@ -216,6 +234,7 @@ struct bdt_raw_event {
 		struct bdt_ioctl ioc;
 		struct bdt_reloc rel;
 		struct bdt_csum csum;
+		struct bdt_fallback fb;
 	} u;
 };
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,14 @@ struct DetectorConfig {
   // were suppressed.
   uint64_t repeat_ns = 60'000'000'000ull;
   size_t max_evidence = 32;                          // evidence events per finding
+  // dio-buffered-fallback: the trace's hooks report every O_DIRECT write that
+  // fell back to buffered I/O as a dio_fallback event (set from the hooks that
+  // attached: cli::apply_hooks); otherwise fallbacks are inferred from O_DIRECT
+  // reads and buffered ordered extents.
+  bool fallback_events = false;
+  // dio-buffered-fallback gathers one process's fallbacks on one file for this
+  // long after the first, then reports them once.
+  uint64_t gather_ns = 5'000'000'000ull;
 };
 
 class Detector {
@@ -90,6 +99,11 @@ class Detector {
   // programs always make, or arrive because a listed trigger made the inode hot.
   virtual TriggerSet triggers() const = 0;
 };
+
+// Sets what the trace's hooks let the detectors see (DetectorConfig::
+// fallback_events) from the hooks that attached: live, the session's; replay,
+// the trace header's (none listed: nothing assumed).
+void apply_hooks(DetectorConfig& cfg, const std::function<bool(std::string_view hook)>& attached);
 
 // Ids of the built-in detectors, in report order.
 std::vector<std::string_view> detector_ids();

@@ -46,8 +46,9 @@ enum class EventType : uint16_t {
   RelocBegin,
   RelocEnd,
   CsumError,
+  DioFallback,
 };
-inline constexpr int kEventTypeCount = 19;
+inline constexpr int kEventTypeCount = 20;
 
 std::string_view to_string(EventType t);                 // "dio_begin"
 std::optional<EventType> event_type_from(std::string_view);
@@ -60,6 +61,12 @@ std::string_view to_string(IoctlCmd c);  // "send", "balance", "balance_v2", ...
 std::optional<IoctlCmd> ioctl_cmd_from(std::string_view);
 // True for the ioctls that relocate block groups.
 bool relocates(IoctlCmd c);
+
+// How a dio_fallback was observed: the btrfs write function itself (every
+// submitter), a write-family syscall, libaio's io_submit, io_uring.
+enum class FallbackVia : uint8_t { Call = 0, Syscall, Libaio, IoUring };
+std::string_view to_string(FallbackVia v);  // "call", "syscall", "libaio", "io_uring"
+std::optional<FallbackVia> fallback_via_from(std::string_view);
 
 // Ordered-extent flags, canonical bits (independent of the kernel's numbering).
 namespace oef {
@@ -147,9 +154,20 @@ struct CsumError {
   uint64_t offset = 0, len = 0;
   uint32_t mirror = 0;
 };
+// dio_fallback: an O_DIRECT write on btrfs that returned without reaching
+// iomap_dio_rw (btrfs carried it out as a buffered write).
+struct DioFallback {
+  uint64_t pos = 0;
+  uint64_t count = 0;      // bytes written (the result), or requested when `requested`
+  int32_t fd = -1;         // -1: not known (the function hook sees no fd)
+  FallbackVia via = FallbackVia::Call;
+  bool nodatasum = false;  // the inode has no data checksums
+  bool unaligned = false;  // pos or count not a multiple of the sector size
+  bool requested = false;  // the result was not seen: count is the request's size
+};
 
 using Payload = std::variant<DioBegin, DioEnd, GetExtent, EmAdd, EmExist, Ordered,
-                             ExtentBuffer, Ioctl, Reloc, CsumError>;
+                             ExtentBuffer, Ioctl, Reloc, CsumError, DioFallback>;
 
 struct Event {
   uint64_t ts_ns = 0;  // CLOCK_MONOTONIC nanoseconds (boot-based); the detectors' clock
@@ -200,6 +218,7 @@ constexpr decltype(auto) with_payload_type(EventType t, F&& f) {
     case EventType::RelocBegin:
     case EventType::RelocEnd: return f(std::type_identity<Reloc>{});
     case EventType::CsumError: return f(std::type_identity<CsumError>{});
+    case EventType::DioFallback: return f(std::type_identity<DioFallback>{});
   }
   return f(std::type_identity<DioBegin>{});
 }

@@ -70,6 +70,7 @@ BDT_SAME_TYPE(BDT_EV_IOCTL_END, IoctlEnd);
 BDT_SAME_TYPE(BDT_EV_RELOC_BEGIN, RelocBegin);
 BDT_SAME_TYPE(BDT_EV_RELOC_END, RelocEnd);
 BDT_SAME_TYPE(BDT_EV_CSUM_ERROR, CsumError);
+BDT_SAME_TYPE(BDT_EV_DIO_FALLBACK, DioFallback);
 #undef BDT_SAME_TYPE
 static_assert(BDT_EV_MAX == kEventTypeCount + 1, "bdt_event_type and EventType differ in length");
 
@@ -82,6 +83,12 @@ static_assert(BDT_IOC_RM_DEV_V2 == static_cast<int>(IoctlCmd::RmDevV2));
 static_assert(BDT_IOC_RESIZE == static_cast<int>(IoctlCmd::Resize));
 inline constexpr IoctlCmd kLastIoctlCmd = IoctlCmd::Resize;  // the highest IoctlCmd
 static_assert(BDT_IOC_RESIZE == static_cast<int>(kLastIoctlCmd));
+
+static_assert(BDT_FB_CALL == static_cast<int>(FallbackVia::Call));
+static_assert(BDT_FB_SYSCALL == static_cast<int>(FallbackVia::Syscall));
+static_assert(BDT_FB_LIBAIO == static_cast<int>(FallbackVia::Libaio));
+static_assert(BDT_FB_IO_URING == static_cast<int>(FallbackVia::IoUring));
+inline constexpr FallbackVia kLastFallbackVia = FallbackVia::IoUring;
 
 static_assert(BDT_PHASE_NONE == static_cast<int>(Phase::None));
 static_assert(BDT_PHASE_ENTER == static_cast<int>(Phase::Enter));
@@ -96,6 +103,12 @@ constexpr std::optional<EventType> event_type_from_raw(uint32_t raw) {
 constexpr IoctlCmd ioctl_cmd_from_raw(uint32_t raw) {
   return raw <= static_cast<uint32_t>(kLastIoctlCmd) ? static_cast<IoctlCmd>(raw)
                                                      : IoctlCmd::Other;
+}
+
+// A raw dio_fallback `via`, in the model (a value this build does not know: Call).
+constexpr FallbackVia fallback_via_from_raw(uint32_t raw) {
+  return raw <= static_cast<uint32_t>(kLastFallbackVia) ? static_cast<FallbackVia>(raw)
+                                                        : FallbackVia::Call;
 }
 
 // ---- attributes --------------------------------------------------------------------
@@ -445,6 +458,28 @@ template <> struct FieldList<CsumError> {
       field<&P::offset>("offset").required().raw(BDT_RAW(r.u.csum.offset)),
       field<&P::len>("len").required().raw(BDT_RAW(r.u.csum.len)),
       field<&P::mirror>("mirror").raw(BDT_RAW(r.u.csum.mirror)),
+  };
+};
+
+template <> struct FieldList<DioFallback> {
+  using P = DioFallback;
+  static constexpr auto list = std::tuple{
+      field<&P::pos>("pos").required().raw(BDT_RAW(r.u.fb.pos)),
+      field<&P::count>("count").required().raw(BDT_RAW(r.u.fb.count)),
+      field<&P::fd>("fd").raw(BDT_RAW(r.u.fb.fd)),
+      field<&P::via>("via").raw(BDT_RAW(fallback_via_from_raw(r.u.fb.via))),
+      field<&P::nodatasum>("nodatasum")
+          .bit(0)
+          .raw(BDT_RAW(bool(r.flags & BDT_F_NODATASUM)))
+          .text_words("nodatasum"),
+      field<&P::unaligned>("unaligned")
+          .bit(1)
+          .raw(BDT_RAW(bool(r.flags & BDT_F_UNALIGNED)))
+          .text_words("unaligned"),
+      field<&P::requested>("requested")
+          .bit(2)
+          .raw(BDT_RAW(bool(r.flags & BDT_F_REQUESTED)))
+          .text_words("requested"),
   };
 };
 

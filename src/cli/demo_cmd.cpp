@@ -150,6 +150,7 @@ int run_demo(const DemoArgs& a) {
   PipelineOptions po;
   po.print_events = a.events;
   po.detectors.kernel = kernel;
+  apply_header_hooks(po.detectors, header);
   Pipeline pipe(po, std::move(tee_owner));
   if (!a.record.empty()) pipe.set_recorder(create_record(a.record, header));
   Observed obs;

@@ -4,6 +4,14 @@
 
 namespace bdt::cli {
 
+void apply_header_hooks(DetectorConfig& cfg, const TraceHeader& h) {
+  apply_hooks(cfg, [&h](std::string_view name) {
+    for (const auto& x : h.hooks)
+      if (x.name == name) return x.attached;
+    return false;
+  });
+}
+
 Pipeline::Pipeline(PipelineOptions opts, std::unique_ptr<Sink> sink)
     : opts_(std::move(opts)), sink_(std::move(sink)), engine_(opts_.detectors) {}
 

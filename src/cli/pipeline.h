@@ -15,6 +15,9 @@
 
 namespace bdt::cli {
 
+// What the trace's hooks let the detectors see, from the header's hook list.
+void apply_header_hooks(DetectorConfig& cfg, const TraceHeader& h);
+
 struct PipelineOptions {
   bool print_events = false;
   DetectorConfig detectors;

@@ -24,6 +24,7 @@ int run_replay(const ReplayArgs& a) {
   po.print_events = a.events || a.format == Format::Chrome;
   po.detectors.stall_threshold_ns = static_cast<uint64_t>(a.stall_threshold_s * 1e9);
   po.detectors.kernel = h.kernel;  // the recorded kernel, not this one
+  apply_header_hooks(po.detectors, h);
   Pipeline pipe(po, std::move(sink));
   Event ev;
   uint64_t first = 0, last = 0;

@@ -87,6 +87,7 @@ int run_trace(const TraceArgs& a) {
   po.print_events = a.events;
   po.detectors.stall_threshold_ns = static_cast<uint64_t>(a.stall_threshold_s * 1e9);
   po.detectors.kernel = KernelVersion::running();
+  apply_header_hooks(po.detectors, header);
   Pipeline pipe(po, std::move(sink));
   if (!a.record.empty()) pipe.set_recorder(create_record(a.record, header));
   if (!a.snapshot_dir.empty()) {

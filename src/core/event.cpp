@@ -49,8 +49,10 @@ constexpr std::string_view kTypeNames[] = {
     "dio_begin", "dio_end",  "get_extent", "em_add",       "em_exist",
     "oe_add",    "oe_split", "oe_start",   "oe_mark_finished", "oe_finish",
     "oe_remove", "eb_free",  "eb_find",    "eb_release",   "ioctl_begin",
-    "ioctl_end", "reloc_begin", "reloc_end", "csum_error"};
+    "ioctl_end", "reloc_begin", "reloc_end", "csum_error", "dio_fallback"};
 static_assert(std::size(kTypeNames) == kEventTypeCount);
+
+constexpr std::string_view kViaNames[] = {"call", "syscall", "libaio", "io_uring"};
 
 constexpr std::string_view kIoctlNames[] = {"other",      "send",      "balance", "balance_v2",
                                             "rm_dev",     "rm_dev_v2", "resize"};
@@ -98,6 +100,17 @@ std::string_view to_string(IoctlCmd c) {
 std::optional<IoctlCmd> ioctl_cmd_from(std::string_view s) {
   for (size_t i = 0; i < std::size(kIoctlNames); ++i)
     if (kIoctlNames[i] == s) return static_cast<IoctlCmd>(i);
+  return std::nullopt;
+}
+
+std::string_view to_string(FallbackVia v) {
+  auto i = static_cast<size_t>(v);
+  return i < std::size(kViaNames) ? kViaNames[i] : std::string_view("call");
+}
+
+std::optional<FallbackVia> fallback_via_from(std::string_view s) {
+  for (size_t i = 0; i < std::size(kViaNames); ++i)
+    if (kViaNames[i] == s) return static_cast<FallbackVia>(i);
   return std::nullopt;
 }
 

@@ -122,7 +122,7 @@ struct PayloadWriter {
         if (v != Phase::None) field(out, d.json_key(), to_string(v));
       } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
         if (v) field(out, d.json_key(), *v);
-      } else if constexpr (std::is_same_v<T, IoctlCmd>) {
+      } else if constexpr (std::is_same_v<T, IoctlCmd> || std::is_same_v<T, FallbackVia>) {
         field(out, d.json_key(), to_string(v));
       } else if constexpr (std::is_same_v<T, uint32_t>) {
         if (d.is_flags()) flags_field(out, d.json_key(), v, d.a.flag_names());

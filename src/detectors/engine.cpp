@@ -16,6 +16,17 @@ std::vector<std::string_view> detector_ids() {
           "send-vs-relocation", "dio-unstable-pages", "dio-buffered-fallback"};
 }
 
+void apply_hooks(DetectorConfig& cfg, const std::function<bool(std::string_view)>& attached) {
+  // Every O_DIRECT write that falls back is seen by btrfs' write function hook,
+  // or on the tracepoint backend by the write-family syscall exits together
+  // with iomap_dio_rw_begin (the writes that did reach iomap).
+  const bool fn = attached("btrfs_direct_write()");
+  const bool sys = attached("iomap_dio_rw_begin") &&
+                   (attached("sys_exit_write") || attached("sys_exit_pwrite64") ||
+                    attached("sys_exit_odirect_write"));
+  cfg.fallback_events = fn || sys;
+}
+
 std::vector<std::unique_ptr<Detector>> make_detectors(const DetectorConfig& cfg) {
   std::vector<std::unique_ptr<Detector>> v;
   v.push_back(det::make_em_merge_race(cfg));

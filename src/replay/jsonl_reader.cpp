@@ -288,6 +288,10 @@ struct PayloadReader {
         // A command this version does not name (a newer tracer's) is kept as "other".
         if (const std::string* c = o.str(d.name, required))
           v = ioctl_cmd_from(*c).value_or(IoctlCmd::Other);
+      } else if constexpr (std::is_same_v<T, FallbackVia>) {
+        // A way of seeing a fallback a newer tracer names and this reader does not: "call".
+        if (const std::string* c = o.str(d.name, required))
+          v = fallback_via_from(*c).value_or(FallbackVia::Call);
       } else if constexpr (std::is_same_v<T, bool>) {
         o.boolean(d.name, v, required);
       } else if constexpr (std::is_same_v<T, uint32_t>) {

@@ -309,6 +309,8 @@ struct PayloadIn {
       } else if constexpr (std::is_same_v<T, IoctlCmd>) {
         // A command a newer writer knows and this reader does not: "other".
         v = fields::ioctl_cmd_from_raw(in.u8());
+      } else if constexpr (std::is_same_v<T, FallbackVia>) {
+        v = fields::fallback_via_from_raw(in.u8());
       } else {
         v = in.le<T>();
       }

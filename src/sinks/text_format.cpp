@@ -51,11 +51,8 @@ std::string format_time(uint64_t ts_ns, const TimeBase& tb) {
     return fmt::format("{:02}:{:02}:{:02}.{:06}", tm.tm_hour, tm.tm_min, tm.tm_sec,
                        (wall % 1'000'000'000) / 1000);
   }
-  // Before the origin (a later finding's evidence may be older than the first
-  // finding printed): "-S.UUUUUU", never "+0.-UUUUUU".
-  const bool neg = ts_ns < tb.origin_ns;
-  const uint64_t rel = neg ? tb.origin_ns - ts_ns : ts_ns - tb.origin_ns;
-  return fmt::format("{}{}.{:06}", neg ? '-' : '+', rel / 1'000'000'000, (rel % 1'000'000'000) / 1000);
+  int64_t rel = static_cast<int64_t>(ts_ns - tb.origin_ns);
+  return fmt::format("+{}.{:06}", rel / 1'000'000'000, (rel % 1'000'000'000) / 1000);
 }
 
 std::string format_wall_utc(int64_t wall_ns) {
@@ -105,7 +102,8 @@ struct TextOut {
 
 template <class D, class T>
 void put_value(TextOut& t, const D& d, const T& v) {
-  if constexpr (std::is_same_v<T, Phase> || std::is_same_v<T, IoctlCmd>) {
+  if constexpr (std::is_same_v<T, Phase> || std::is_same_v<T, IoctlCmd> ||
+                std::is_same_v<T, FallbackVia>) {
     t.put(to_string(v));
   } else if constexpr (std::is_same_v<T, bool>) {
     t.put(v ? "1" : "0");

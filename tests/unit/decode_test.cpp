@@ -392,3 +392,31 @@ TEST(Decode, ExtentBufferFreeEnterExit) {
   EXPECT_EQ(e.dev, 0u);
   EXPECT_EQ(e.ino, 0u);
 }
+
+// dio_fallback: an O_DIRECT write that never reached iomap_dio_rw.
+TEST(Decode, DioFallback) {
+  auto r = raw(BDT_EV_DIO_FALLBACK);
+  r.flags |= BDT_F_HAS_DEV | BDT_F_UNALIGNED | BDT_F_REQUESTED;
+  r.ino = 260;
+  r.u.fb.pos = 4096;
+  r.u.fb.count = 65536;
+  r.u.fb.fd = 5;
+  r.u.fb.via = BDT_FB_LIBAIO;
+  Event e;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.type, EventType::DioFallback);
+  auto* b = e.as<DioFallback>();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->pos, 4096u);
+  EXPECT_EQ(b->count, 65536u);
+  EXPECT_EQ(b->fd, 5);
+  EXPECT_EQ(b->via, FallbackVia::Libaio);
+  EXPECT_FALSE(b->nodatasum);
+  EXPECT_TRUE(b->unaligned);
+  EXPECT_TRUE(b->requested);
+  r.u.fb.via = 99;  // a way of observing this decoder does not know
+  r.flags |= BDT_F_NODATASUM;
+  ASSERT_TRUE(decode_raw(r, maps_618(), e));
+  EXPECT_EQ(e.as<DioFallback>()->via, FallbackVia::Call);
+  EXPECT_TRUE(e.as<DioFallback>()->nodatasum);
+}

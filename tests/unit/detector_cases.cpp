@@ -567,7 +567,7 @@ std::vector<TL> all_cases() {
     // its own context: buffered ordered extents (no DIRECT)
     t.at(50 * kMs).ev(Q2, EventType::OeAdd, oe(1048576, 65536, REGULAR), kQcow, 0);
     t.at(51 * kMs).ev(Q2, EventType::OeAdd, oe(2097152, 65536, REGULAR), kQcow, 0);
-    t.expect("dio-buffered-fallback hazard buffered-fallback");
+    t.expect("dio-buffered-fallback hazard buffered-fallback-inferred");
     v.push_back(t);
   }
   {  // as measured on 6.18 (docs/kernel-behaviour.md): the fallen-back O_DIRECT
@@ -581,7 +581,7 @@ std::vector<TL> all_cases() {
     t.at(5 * kMs).ev(U, EventType::DioBegin, rd(0, 1048576), 600);
     t.at(7 * kMs).ev(U, EventType::DioEnd, end(1048576, 1048576), 600);
     t.at(8 * kMs).ev(U, EventType::OeAdd, oe(0, 1048576, REGULAR), 600, 0);
-    t.expect("dio-buffered-fallback hazard buffered-fallback");
+    t.expect("dio-buffered-fallback hazard buffered-fallback-inferred");
     v.push_back(t);
   }
   {  // a buffered writer that fsyncs (oe_add in its own task) but never uses
@@ -592,6 +592,44 @@ std::vector<TL> all_cases() {
     t.at(1 * kMs).ev(Q, EventType::DioBegin, rd(0, 65536), kQcow);
     t.at(2 * kMs).ev(Q, EventType::DioEnd, end(65536, 65536), kQcow);
     t.at(3 * kMs).ev(BW, EventType::OeAdd, oe(65536, 65536, REGULAR), kQcow, 0);
+    v.push_back(t);
+  }
+  // exact: dio_fallback events (the kernel saw the write return without
+  // reaching iomap_dio_rw)
+  auto fb = [](uint64_t pos, uint64_t count, FallbackVia via, bool nodatasum = false,
+               bool unaligned = false) {
+    return DioFallback{.pos = pos, .count = count, .fd = via == FallbackVia::Call ? -1 : 5,
+                       .via = via, .nodatasum = nodatasum, .unaligned = unaligned,
+                       .requested = via == FallbackVia::Libaio};
+  };
+  {  // a write-only O_DIRECT user (a database log): two threads, pwrite64, on a
+     // checksummed file; later fallbacks are counted, not reported again; its
+     // nocow file takes true DIO writes (dio_begin): nothing for that one
+    TL t("dio_buffered_fallback_writer_6.18", false, "6.18.0");
+    const Who L1{7400, 7400, "pg-wal"}, L2{7400, 7402, "pg-wal"};
+    t.at(0).ev(L1, EventType::DioFallback, fb(0, 8192, FallbackVia::Syscall), 700);
+    t.at(1 * kMs).ev(L2, EventType::DioFallback, fb(8192, 8192, FallbackVia::Syscall), 700);
+    t.at(2 * kMs).ev(L1, EventType::DioFallback, fb(65536, 4096, FallbackVia::Syscall), 700);
+    t.at(3 * kMs).ev(L1, EventType::DioBegin, wr(0, 8192), 701);
+    t.at(4 * kMs).ev(L1, EventType::DioEnd, end(8192, 8192), 701);
+    t.at(6 * kSec).ev(L1, EventType::DioFallback, fb(16384, 8192, FallbackVia::Syscall), 700);
+    t.at(9 * kSec).ev(L1, EventType::DioFallback, fb(24576, 8192, FallbackVia::Syscall), 700);
+    t.expect("dio-buffered-fallback hazard buffered-fallback");
+    v.push_back(t);
+  }
+  {  // QEMU aio=io_uring on a checksummed image: the nowait attempt returns
+     // EAGAIN, the io-wq worker's retry is carried out buffered; another VM on
+     // an unaligned write; a third process is still gathering when the trace ends
+    TL t("dio_buffered_fallback_io_uring_6.18", false, "6.18.0");
+    const Who IOW{7100, 7133, "iou-wrk-7100"}, V2{7500, 7500, "qemu-system-x86"},
+        LATE{7600, 7600, "backup"};
+    t.at(0).ev(IOW, EventType::DioFallback, fb(1048576, 65536, FallbackVia::IoUring), kQcow);
+    t.at(1 * kMs).ev(IOW, EventType::DioFallback, fb(1114112, 65536, FallbackVia::IoUring), kQcow);
+    t.at(2 * kMs).ev(V2, EventType::DioFallback, fb(512, 3584, FallbackVia::Call, true, true), kQcow + 2);
+    t.at(8 * kSec).ev(LATE, EventType::DioFallback, fb(0, 1048576, FallbackVia::Libaio), kQcow + 3);
+    t.expect("dio-buffered-fallback hazard buffered-fallback");
+    t.expect("dio-buffered-fallback hazard buffered-fallback");
+    t.expect("dio-buffered-fallback hazard buffered-fallback");
     v.push_back(t);
   }
   {

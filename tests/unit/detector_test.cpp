@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "bdt/exposure.h"
 #include "detector_timeline.h"
@@ -455,4 +456,62 @@ TEST(DioShortWrite, JudgedWhenTheTraceEnds) {
   auto h2 = of(g, "dio-short-write", "acknowledged-hole");
   ASSERT_EQ(h2.size(), 1u);
   EXPECT_FALSE(h2[0]->trace_ended);
+}
+
+// Exact fallbacks: one finding per (process, file), ranges and writes counted,
+// the reason, the threads; gathered for gather_ns, later ones not reported.
+TEST(DioBufferedFallback, ExactOncePerProcessAndFile) {
+  auto all = all_cases();
+  auto& t = find_case(all, "dio_buffered_fallback_writer_6.18");
+  auto f = run(t.events(), config_for(t.kernel()));
+  auto x = of(f, "dio-buffered-fallback", "buffered-fallback");
+  ASSERT_EQ(x.size(), 1u);
+  const Finding& g = *x[0];
+  EXPECT_EQ(g.pid, 7400u);
+  EXPECT_EQ(g.ino, 700u);
+  EXPECT_EQ(g.level, Level::Hazard);
+  EXPECT_EQ(g.severity, Severity::Info);
+  // the first three writes (gathered for 5 s); those at 6 s and 9 s are not reported
+  EXPECT_NE(g.message.find("3 write(s), 20480 bytes"), std::string::npos) << g.message;
+  EXPECT_NE(g.message.find("[0, 16384), [65536, 69632)"), std::string::npos) << g.message;
+  EXPECT_NE(g.message.find("the file has data checksums"), std::string::npos);
+  EXPECT_EQ(g.range, (std::pair<uint64_t, uint64_t>{0, 69632}));
+  ASSERT_EQ(g.actors.size(), 2u);  // both threads
+  EXPECT_EQ(g.actors[1].tid, 7402u);
+  EXPECT_EQ(g.evidence.size(), 3u);
+  EXPECT_FALSE(g.trace_ended);
+}
+
+TEST(DioBufferedFallback, ReasonsAndTraceEnd) {
+  auto all = all_cases();
+  auto& t = find_case(all, "dio_buffered_fallback_io_uring_6.18");
+  auto f = run(t.events(), config_for(t.kernel()));
+  auto x = of(f, "dio-buffered-fallback", "buffered-fallback");
+  ASSERT_EQ(x.size(), 3u);
+  std::map<uint32_t, const Finding*> by_pid;
+  for (auto* p : x) by_pid[p->pid] = p;
+  ASSERT_TRUE(by_pid.count(7100) && by_pid.count(7500) && by_pid.count(7600));
+  EXPECT_EQ(by_pid[7100]->tid, 7133u);  // the io-wq worker that wrote
+  EXPECT_NE(by_pid[7100]->explanation.find("io_uring"), std::string::npos);
+  EXPECT_NE(by_pid[7500]->message.find("not aligned"), std::string::npos);
+  EXPECT_TRUE(by_pid[7600]->trace_ended);
+  EXPECT_NE(by_pid[7600]->explanation.find("requested size"), std::string::npos);
+  EXPECT_FALSE(by_pid[7100]->trace_ended);
+}
+
+// Where a fallback hook attached, the read-based inference is off: it cannot
+// tell more than the exact events, and would repeat them.
+TEST(DioBufferedFallback, NoInferenceWithExactHooks) {
+  auto all = all_cases();
+  auto& t = find_case(all, "dio_buffered_fallback_6.18");
+  auto cfg = config_for(t.kernel());
+  EXPECT_EQ(run(t.events(), cfg).size(), 1u);
+  cfg.fallback_events = true;
+  EXPECT_TRUE(run(t.events(), cfg).empty());
+  // the hooks that make it exact
+  DetectorConfig c;
+  apply_hooks(c, [](std::string_view h) { return h == "btrfs_direct_write()"; });
+  EXPECT_TRUE(c.fallback_events);
+  apply_hooks(c, [](std::string_view h) { return h == "iomap_dio_rw_begin"; });
+  EXPECT_FALSE(c.fallback_events);
 }

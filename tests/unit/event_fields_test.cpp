@@ -32,6 +32,8 @@ T distinct_value(const D& d, [[maybe_unused]] const T& dflt, int salt) {
     return Phase::Exit;  // exit: every field is written
   } else if constexpr (std::is_same_v<T, IoctlCmd>) {
     return IoctlCmd::Send;
+  } else if constexpr (std::is_same_v<T, FallbackVia>) {
+    return FallbackVia::IoUring;
   } else if constexpr (std::is_same_v<T, uint32_t>) {
     if (d.is_flags()) return d.a.flag_names()[1].bit | d.a.flag_names()[salt % 5 + 2].bit;
     return 1000u + 37u * static_cast<uint32_t>(salt);
@@ -53,6 +55,8 @@ T changed_value(const D& d, const T& v) {
     return v == Phase::Enter ? Phase::Exit : Phase::Enter;
   } else if constexpr (std::is_same_v<T, IoctlCmd>) {
     return v == IoctlCmd::Resize ? IoctlCmd::Send : IoctlCmd::Resize;
+  } else if constexpr (std::is_same_v<T, FallbackVia>) {
+    return v == FallbackVia::Libaio ? FallbackVia::Syscall : FallbackVia::Libaio;
   } else if constexpr (std::is_same_v<T, uint32_t>) {
     if (d.is_flags()) return v ^ d.a.flag_names()[0].bit;
     return v + 1;

@@ -73,6 +73,7 @@ inline std::vector<Event> one_of_each() {
   add(EventType::RelocBegin, Reloc{22020096, 0});
   add(EventType::RelocEnd, Reloc{22020096, -28});
   add(EventType::CsumError, CsumError{8192, 4096, 2});
+  add(EventType::DioFallback, DioFallback{8192, 65536, 7, FallbackVia::IoUring, true, true, true});
   // vm/image attribution on one of them (views into static strings).
   v[0].vm = "guest-01";
   v[0].image = "/var/lib/libvirt/images/guest-01.raw";
@@ -166,6 +167,9 @@ inline Event random_event(std::mt19937_64& rng, EventType t, uint64_t ts,
     case EventType::CsumError:
       e.body = CsumError{u64(), u64(), static_cast<uint32_t>(u64())};
       break;
+    case EventType::DioFallback:
+      e.body = DioFallback{u64(), u64(), i32(), static_cast<FallbackVia>(rng() % 4), b(), b(), b()};
+      break;
   }
   return e;
 }
@@ -199,6 +203,8 @@ inline ::testing::AssertionResult same_event(const Event& a, const Event& b) {
     P(Ioctl, fd) P(Ioctl, cmd) P(Ioctl, ret)
     P(Reloc, block_group) P(Reloc, ret)
     P(CsumError, offset) P(CsumError, len) P(CsumError, mirror)
+    P(DioFallback, pos) P(DioFallback, count) P(DioFallback, fd) P(DioFallback, via)
+    P(DioFallback, nodatasum) P(DioFallback, unaligned) P(DioFallback, requested)
 #undef P
   }
   if (d.str().empty()) return ::testing::AssertionSuccess();
