@@ -93,6 +93,9 @@ class Detector {
   // End of the trace (replay) or of the session (live): report what can still
   // be decided. Default: one last on_time.
   virtual void on_finish(uint64_t now_ns, Findings& out) { on_time(now_ns, out); }
+  // The kernel lost `count` records (ring buffer full) by now_ns: what was
+  // open then may never see its end. Default: nothing.
+  virtual void on_lost(uint64_t /*now_ns*/, uint64_t /*count*/) {}
   virtual StateSize state_size() const = 0;
   // What this detector needs the kernel to emit records for (lazy emission),
   // stated next to its rules. Records of its other inputs must be ones the

@@ -20,6 +20,8 @@ class Engine {
   void tick(uint64_t now_ns, Findings& out);
   // Flush end-of-trace findings (e.g. requests still in flight at the end).
   void finish(uint64_t now_ns, Findings& out);
+  // Records were lost (live tracing): tell the detectors.
+  void lost(uint64_t count);
   std::vector<std::pair<std::string_view, StateSize>> state() const;
   const std::vector<std::unique_ptr<Detector>>& detectors() const { return detectors_; }
 

@@ -57,8 +57,8 @@ int run_doctor_cmd(const DoctorArgs& a) {
     fmt::print("\nnotes (programs the kernel refused and what their hooks fell back to, mounts):\n");
     for (const auto& w : r.warnings) fmt::print("  - {}\n", w);
   }
-  fmt::print("\n{:<22} {:<12} {}\n", "DETECTOR", "FIDELITY", "WHY");
-  for (const auto& d : r.detectors) fmt::print("{:<22} {:<12} {}\n", d.id, d.fidelity, d.reason);
+  fmt::print("\n{:<28} {:<12} {}\n", "DETECTOR", "FIDELITY", "WHY");
+  for (const auto& d : r.detectors) fmt::print("{:<28} {:<12} {}\n", d.id, d.fidelity, d.reason);
   {
     const size_t slot = live::recorder_slot_bytes();
     const int ncpu = libbpf_num_possible_cpus();

@@ -33,7 +33,10 @@ class Pipeline {
   void set_snapshotter(std::unique_ptr<Snapshotter> s) { snap_ = std::move(s); }
   void on_event(const Event& ev);
   void on_time(uint64_t now_ns);
-  void on_lost(uint32_t cpu, uint64_t count) { sink_->lost(cpu, count); }
+  void on_lost(uint32_t cpu, uint64_t count) {
+    engine_.lost(count);
+    sink_->lost(cpu, count);
+  }
   // Ends the run: flushes detectors, the recorder, and prints the summary.
   void finish(uint64_t now_ns, Summary summary);
   uint64_t findings() const { return findings_total_; }

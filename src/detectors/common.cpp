@@ -115,6 +115,114 @@ void put_evidence(Finding& f, std::vector<Event> evs, size_t cap) {
   f.evidence = std::move(out);
 }
 
+DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped) {
+  auto* d = e.as<DioBegin>();
+  if (Req* r = of_thread(e.tid)) {
+    auto* b = r->begin.as<DioBegin>();
+    if (d->done_before > 0 && same_fs(r->begin.fs, e.fs) && r->begin.ino == e.ino &&
+        r->start + d->done_before == d->pos && b) {
+      r->begin = e;
+      r->ev.push(e);
+      return *r;
+    }
+    // the thread's synchronous request is over: its end was not seen
+    for (size_t i = 0; i < reqs_.size(); ++i)
+      if (reqs_[i].id == r->id) {
+        if (dropped) *dropped = std::move(reqs_[i]);
+        remove_at(i);
+        break;
+      }
+  }
+  if (reqs_.size() >= cap_) {
+    // drop the oldest eighth
+    std::vector<uint64_t> ts;
+    for (auto& q : reqs_) ts.push_back(q.begin.ts_ns);
+    size_t k = std::max<size_t>(1, ts.size() / 8);
+    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
+    uint64_t cut = ts[k - 1];
+    for (size_t i = 0; i < reqs_.size() && k;)
+      if (reqs_[i].begin.ts_ns <= cut) {
+        remove_at(i);
+        --k;
+        ++evicted_;
+      } else {
+        ++i;
+      }
+  }
+  reqs_.emplace_back();
+  Req& r = reqs_.back();
+  r.id = ++next_id_;
+  r.begin = e;
+  r.first_ts = e.ts_ns;
+  r.start = d->pos - std::min(d->pos, d->done_before);
+  r.write = d->write;
+  r.aio = d->aio;
+  r.ev.push(e);
+  if (!r.aio) sync_by_tid_[e.tid] = r.id;
+  return r;
+}
+
+DioRequests::Req* DioRequests::of_thread(uint32_t tid) {
+  auto t = sync_by_tid_.find(tid);
+  if (t == sync_by_tid_.end()) return nullptr;
+  for (auto& q : reqs_)
+    if (q.id == t->second) return &q;
+  sync_by_tid_.erase(t);
+  return nullptr;
+}
+
+std::optional<DioRequests::Req> DioRequests::end(const Event& e) {
+  auto* d = e.as<DioEnd>();
+  auto same_file = [&](const Req& q) {
+    return same_fs(q.begin.fs, e.fs) && q.begin.ino == e.ino && dev_compat(q.begin.dev, e.dev);
+  };
+  auto at = [&](const Req& q) {
+    auto* b = q.begin.as<DioBegin>();
+    return b && dio_end_at(*d, b->pos, b->done_before);
+  };
+  long pick = -1, own = -1;
+  auto t = sync_by_tid_.find(e.tid);
+  for (size_t i = 0; i < reqs_.size(); ++i) {
+    const Req& q = reqs_[i];
+    if (!same_file(q)) continue;
+    bool mine = t != sync_by_tid_.end() && t->second == q.id;
+    if (mine && at(q)) {
+      pick = static_cast<long>(i);
+      break;
+    }
+    if (mine) own = static_cast<long>(i);
+    else if (q.aio && pick < 0 && at(q)) pick = static_cast<long>(i);
+  }
+  if (pick < 0) pick = own;
+  if (pick < 0) return std::nullopt;
+  Req r = std::move(reqs_[static_cast<size_t>(pick)]);
+  remove_at(static_cast<size_t>(pick));
+  r.ev.push(e);
+  return r;
+}
+
+void DioRequests::remove_at(size_t i) {
+  auto t = sync_by_tid_.find(reqs_[i].begin.tid);
+  if (t != sync_by_tid_.end() && t->second == reqs_[i].id) sync_by_tid_.erase(t);
+  if (i + 1 != reqs_.size()) reqs_[i] = std::move(reqs_.back());
+  reqs_.pop_back();
+}
+
+size_t DioRequests::evict(uint64_t now, uint64_t max_age) {
+  size_t n = 0;
+  for (size_t i = 0; i < reqs_.size();) {
+    uint64_t t = reqs_[i].begin.ts_ns;
+    if (now > t && now - t > max_age) {
+      remove_at(i);
+      ++n;
+    } else {
+      ++i;
+    }
+  }
+  evicted_ += n;  // remove_at keeps sync_by_tid_ to the open requests
+  return n;
+}
+
 std::string comm_of(const Event& e) { return std::string(e.comm_view()); }
 
 Finding make_finding(std::string_view detector, std::string_view kind, Level level,

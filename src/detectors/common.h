@@ -6,6 +6,7 @@
 #include <span>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -120,6 +121,57 @@ class InlineEvidence {
   size_t n_ = 0, dropped_ = 0;
 };
 
+// Does a dio_end belong to the request whose last dio_begin had this pos and
+// done_before? iomap_dio_complete reports ki_pos already advanced by the bytes
+// this call did (its ret includes done_before).
+inline bool dio_end_at(const DioEnd& d, uint64_t begin_pos, uint64_t done_before) {
+  if (d.ret <= 0) return d.pos == begin_pos;
+  return d.pos == begin_pos + uint64_t(d.ret) - std::min<uint64_t>(done_before, uint64_t(d.ret));
+}
+
+// DIO requests between dio_begin and dio_end, as the invariant detectors
+// follow them. A synchronous request ends on its own thread; an asynchronous
+// one (io_uring, libaio) may end in a worker or interrupt context, so a
+// dio_end is matched to: this thread's request at the end position, else an
+// asynchronous request of the same file at that position, else this thread's
+// request of the file. A thread's next synchronous dio_begin ends its previous
+// synchronous request (its dio_end was lost or filtered). Bounded: at most
+// `cap` requests; beyond it the oldest are dropped (counted).
+class DioRequests {
+ public:
+  struct Req {
+    uint64_t id = 0;
+    Event begin;              // the (last) dio_begin
+    uint64_t first_ts = 0;    // the first dio_begin of the request
+    uint64_t start = 0;       // file offset of the whole request (pos - done_before)
+    bool write = false, aio = false;
+    InlineEvidence<8> ev;     // events of the request's thread while it runs
+  };
+  explicit DioRequests(size_t cap) : cap_(cap < 16 ? 16 : cap) {}
+  // A dio_begin: a continuation (done_before > 0, same thread and file, at
+  // start + done_before) extends the thread's open request; otherwise opens one.
+  // Returns the request; `dropped` gets a synchronous request it ended.
+  Req& begin(const Event& e, std::optional<Req>* dropped = nullptr);
+  // A dio_end: the request it ends, removed (nullopt: not one we follow).
+  std::optional<Req> end(const Event& e);
+  // The open request of this thread (the submission side), if any.
+  Req* of_thread(uint32_t tid);
+  const std::vector<Req>& open() const { return reqs_; }
+  // Drops requests idle since before now - max_age; returns how many.
+  size_t evict(uint64_t now, uint64_t max_age);
+  size_t size() const { return reqs_.size(); }
+  size_t cap() const { return cap_; }
+  size_t evicted() const { return evicted_; }
+
+ private:
+  void remove_at(size_t i);
+  size_t cap_;
+  std::vector<Req> reqs_;
+  std::unordered_map<uint32_t, uint64_t> sync_by_tid_;  // tid -> id of its synchronous request
+  uint64_t next_id_ = 0;
+  size_t evicted_ = 0;
+};
+
 // Merge several evidence lists into a finding: time-ordered, de-duplicated,
 // at most `cap` events.
 void put_evidence(Finding& f, std::vector<Event> evs, size_t cap);
@@ -229,5 +281,10 @@ std::unique_ptr<Detector> make_dio_short_write(const DetectorConfig&);
 std::unique_ptr<Detector> make_send_vs_relocation(const DetectorConfig&);
 std::unique_ptr<Detector> make_dio_unstable_pages(const DetectorConfig&);
 std::unique_ptr<Detector> make_dio_buffered_fallback(const DetectorConfig&);
+// invariants: rules that hold on any correct kernel
+std::unique_ptr<Detector> make_dio_unexpected_errno(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_acked_unbacked(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_stuck(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_csum_after_direct_write(const DetectorConfig&);
 
 }  // namespace bdt::det

@@ -12,8 +12,10 @@ constexpr uint64_t kTickNs = 250'000'000ull;
 }  // namespace
 
 std::vector<std::string_view> detector_ids() {
-  return {"em-merge-race",      "stale-eb-reuse",     "dio-short-write",
-          "send-vs-relocation", "dio-unstable-pages", "dio-buffered-fallback"};
+  return {"em-merge-race",        "stale-eb-reuse",       "dio-short-write",
+          "send-vs-relocation",   "dio-unstable-pages",   "dio-buffered-fallback",
+          "dio-unexpected-errno", "dio-acked-unbacked",   "dio-stuck",
+          "dio-csum-after-direct-write"};
 }
 
 void apply_hooks(DetectorConfig& cfg, const std::function<bool(std::string_view)>& attached) {
@@ -23,7 +25,8 @@ void apply_hooks(DetectorConfig& cfg, const std::function<bool(std::string_view)
   const bool fn = attached("btrfs_direct_write()");
   const bool sys = attached("iomap_dio_rw_begin") &&
                    (attached("sys_exit_write") || attached("sys_exit_pwrite64") ||
-                    attached("sys_exit_odirect_write"));
+                    attached("sys_exit_pwritev2") || attached("sys_exit_io_submit") ||
+                    attached("io_uring_complete"));
   cfg.fallback_events = fn || sys;
 }
 
@@ -35,6 +38,10 @@ std::vector<std::unique_ptr<Detector>> make_detectors(const DetectorConfig& cfg)
   v.push_back(det::make_send_vs_relocation(cfg));
   v.push_back(det::make_dio_unstable_pages(cfg));
   v.push_back(det::make_dio_buffered_fallback(cfg));
+  v.push_back(det::make_dio_unexpected_errno(cfg));
+  v.push_back(det::make_dio_acked_unbacked(cfg));
+  v.push_back(det::make_dio_stuck(cfg));
+  v.push_back(det::make_dio_csum_after_direct_write(cfg));
   return v;
 }
 
@@ -88,6 +95,10 @@ void Engine::finish(uint64_t now_ns, Findings& out) {
   if (now_ns < last_ts_) now_ns = last_ts_;
   last_ts_ = now_ns;
   for (auto& d : detectors_) d->on_finish(now_ns, out);
+}
+
+void Engine::lost(uint64_t count) {
+  for (auto& d : detectors_) d->on_lost(last_ts_, count);
 }
 
 std::vector<std::pair<std::string_view, StateSize>> Engine::state() const {

@@ -177,6 +177,17 @@ std::vector<Fidelity> detector_fidelity(std::span<const HookStatus> hooks) {
     const auto* s = by_id[index_of(id)];
     return s && s->attached;
   };
+  // A FULL_WITH hook is also covered by an attached function hook that replaces
+  // it or defers to it (it delivers the same events).
+  auto covered = [&](HookId id) {
+    if (attached(id)) return true;
+    for (const auto& h : table())
+      if ((h.equivalence == Equivalence::Replaces || h.equivalence == Equivalence::DefersTo) &&
+          attached(h.id))
+        for (auto e : h.equivalents)
+          if (e == id) return true;
+    return false;
+  };
   std::vector<Fidelity> out;
   for (const auto& d : detectors()) {
     Fidelity f;
@@ -202,7 +213,7 @@ std::vector<Fidelity> detector_fidelity(std::span<const HookStatus> hooks) {
       }
     } else {
       bool full = true;
-      for (auto id : d.full_with) full = full && attached(id);
+      for (auto id : d.full_with) full = full && covered(id);
       f.fidelity = full ? "full" : "partial";
       f.reason = full ? "all hooks attached" : d.partial_why;
     }

@@ -88,7 +88,9 @@ std::vector<ProgName> programs_of(const HookDef& h, Mechanism m);
 struct DetectorDef {
   const char* id;
   std::vector<std::vector<HookId>> needs;  // each: one of these must be attached
-  std::vector<HookId> full_with;           // all attached: full, else partial
+  std::vector<HookId> full_with;           // all attached (or covered by an attached
+                                           // function hook that replaces or defers to
+                                           // them): full, else partial
   const char* partial_why;
   const char* unavailable_why;  // "" = list the missing hooks
 };

@@ -127,6 +127,7 @@ std::vector<TL> all_cases() {
     em_race(t, false);
     t.expect("em-merge-race hazard encompassing-em-merge");
     t.expect("em-merge-race symptom eexist-get-extent");
+    t.expect("dio-unexpected-errno symptom unexpected-errno");
     v.push_back(t);
   }
   {
@@ -158,6 +159,7 @@ std::vector<TL> all_cases() {
     t.at(0).ev(T1, EventType::DioBegin, wr(0, 4096), kImg);
     t.at(50'000).ev(T1, EventType::DioEnd, end(0, -17), kImg);
     t.expect("em-merge-race symptom eexist-dio");
+    t.expect("dio-unexpected-errno symptom unexpected-errno");
     v.push_back(t);
   }
   {
@@ -295,6 +297,7 @@ std::vector<TL> all_cases() {
     partial_write(t, false);
     t.expect("dio-short-write hazard continued-write");
     t.expect("dio-short-write symptom acknowledged-hole");
+    t.expect("dio-acked-unbacked symptom acked-unbacked");
     v.push_back(t);
   }
   {
@@ -317,6 +320,7 @@ std::vector<TL> all_cases() {
     t.at(31 * kSec + 1000).ev(Who{4300, 4300, "cat"}, EventType::DioEnd, end(4096, 4096), 999);
     t.expect("dio-short-write hazard self-mmap-write");
     t.expect("dio-short-write symptom self-mmap-stall");
+    t.expect("dio-stuck symptom stuck-request");
     v.push_back(t);
   }
   {
@@ -346,6 +350,7 @@ std::vector<TL> all_cases() {
     t.at(410'000).ev(W, EventType::DioEnd, end(kPart, kPart), kDst);
     t.at(450'000).ev(KW, EventType::OeMarkFinished, oe(0, kMiB, DIRECT | NOCOW | IOERR), kDst);
     t.expect("dio-short-write symptom acknowledged-hole");
+    t.expect("dio-acked-unbacked symptom acked-unbacked");
     v.push_back(t);
   }
   {  // the trace ends while the continuation's ordered extent is open: the
@@ -482,6 +487,7 @@ std::vector<TL> all_cases() {
     t.at(6 * kMs).ev(REPRO, EventType::DioEnd, end(0, -5, -5), kTest);
     t.expect("dio-unstable-pages hazard shared-buffer-write");
     t.expect("dio-unstable-pages symptom csum-error");
+    t.expect("dio-csum-after-direct-write symptom csum-after-direct-write");
     v.push_back(t);
   }
   {  // a read of a torn 1 MiB write fails on many blocks: one symptom with every failing range
@@ -499,6 +505,7 @@ std::vector<TL> all_cases() {
     t.at(9 * kMs).ev(REPRO, EventType::DioEnd, end(0, -5, -5), kTest);
     t.expect("dio-unstable-pages hazard shared-buffer-write");
     t.expect("dio-unstable-pages symptom csum-error");
+    t.expect("dio-csum-after-direct-write symptom csum-after-direct-write");
     v.push_back(t);
   }
   {  // a buffered read of the range (no direct read to end): reported once the failures stop
@@ -509,6 +516,7 @@ std::vector<TL> all_cases() {
       t.at(10 * kMs + off / 4096).ev(CSUMW, EventType::CsumError, CsumError{.offset = off, .len = 4096, .mirror = 1}, kTest);
     t.expect("dio-unstable-pages hazard shared-buffer-write");
     t.expect("dio-unstable-pages symptom csum-error");
+    t.expect("dio-csum-after-direct-write symptom csum-after-direct-write");
     v.push_back(t);
   }
   {  // only the EIO at the read is visible (no checksum-failure hook)
@@ -553,6 +561,7 @@ std::vector<TL> all_cases() {
     t.at(3 * kMs).ev(REPRO, EventType::DioEnd, end(kMiB, kMiB), kTest);
     t.at(4 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096}, kTest);
     t.expect("dio-unstable-pages hazard shared-buffer-write");
+    t.expect("dio-csum-after-direct-write symptom csum-after-direct-write");
     v.push_back(t);
   }
 
@@ -646,6 +655,166 @@ std::vector<TL> all_cases() {
     t.at(30 * kMs).ev(Q, EventType::OeAdd, oe(0, 4096, NOCOW), kQcow + 1, 0);
     // same inode number in another filesystem
     t.at(40 * kMs).ev(Q, EventType::OeAdd, oe(0, 4096, REGULAR), kQcow, kDev, fs_b());
+    v.push_back(t);
+  }
+  // ===================== invariants =====================
+  // rules that hold on any correct kernel: each violation and its near-misses
+  const Who A{8100, 8101, "db"}, B{8100, 8102, "db"}, C{8200, 8200, "vm-b"};
+  constexpr uint64_t kF = 800;
+  {  // errnos no read/write documents: EUCLEAN from a read (its get_extent
+     // failed the same way), ENOENT from a read, ESTALE from a write
+    TL t("invariant_unexpected_errno", false, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, rd(0, 4096), kF);
+    t.at(10'000).ev(A, EventType::GetExtent, GetExtent{.phase = Phase::Exit, .start = 0, .len = 4096, .ret = -117}, kF);
+    t.at(20'000).ev(A, EventType::DioEnd, end(0, -117, -117), kF);
+    t.at(30'000).ev(B, EventType::DioBegin, rd(8192, 4096), kF);
+    t.at(40'000).ev(B, EventType::DioEnd, end(8192, -2, -2), kF);
+    t.at(50'000).ev(C, EventType::DioBegin, wr(0, 65536), kF + 1);
+    t.at(60'000).ev(C, EventType::DioEnd, end(0, -116, -116), kF + 1);
+    t.expect("dio-unexpected-errno symptom unexpected-errno");
+    t.expect("dio-unexpected-errno symptom unexpected-errno");
+    t.expect("dio-unexpected-errno symptom unexpected-errno");
+    v.push_back(t);
+  }
+  {  // a write's errno returned by a read: ENOSPC and EROFS are documented for
+     // writes only
+    TL t("invariant_unexpected_errno_write_errno_on_read", false, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, rd(0, 4096), kF);
+    t.at(10'000).ev(A, EventType::DioEnd, end(0, -28, -28), kF);
+    t.expect("dio-unexpected-errno symptom unexpected-errno");
+    v.push_back(t);
+  }
+  {  // near-misses: every errno below is documented (or a device error the block
+     // layer reports, or consumed by the kernel before userspace)
+    TL t("invariant_errno_allowed", true, "6.12.0");
+    uint64_t at = 0;
+    auto req = [&](const Who& w, DioBegin b, int64_t ret) {
+      t.at(at += 10'000).ev(w, EventType::DioBegin, b, kF);
+      t.at(at += 10'000).ev(w, EventType::DioEnd, end(b.pos, ret, ret), kF);
+    };
+    req(A, rd(0, 4096), -5);       // EIO: a failing device
+    req(A, rd(0, 4096), -4);       // EINTR
+    req(A, rd(0, 4096), -14);      // EFAULT
+    req(A, rd(1, 4096), -22);      // EINVAL
+    req(A, rd(0, 4096), -110);     // ETIMEDOUT (block layer)
+    req(A, rd(0, 4096), -61);      // ENODATA (block layer: medium error)
+    req(A, rd(0, 4096), -125);     // ECANCELED (io_uring)
+    req(A, wr(0, 4096), -28);      // ENOSPC
+    req(A, wr(0, 4096), -122);     // EDQUOT
+    req(A, wr(0, 4096), -30);      // EROFS (forced read-only after an error)
+    req(A, wr(0, 4096), -15);      // ENOTBLK: btrfs falls back to buffered
+    req(A, wr(0, 4096), -512);     // ERESTARTSYS
+    auto nw = wr(0, 4096);
+    nw.aio = true;
+    req(B, nw, -11);               // EAGAIN: io_uring's nowait attempt
+    // a dio_end whose begin was not seen, direction unknown: any documented errno
+    t.at(at += 10'000).ev(C, EventType::DioEnd, end(0, -28, -28), kF);
+    v.push_back(t);
+  }
+  {  // a full (not partial) direct write acknowledged whose ordered extent was
+     // dropped with IOERR: no pattern, the rule alone
+    TL t("invariant_acked_unbacked", false, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, wr(0, kPart), kF);
+    t.at(10'000).ev(A, EventType::OeAdd, oe(0, kPart, DIRECT | REGULAR), kF);
+    t.at(200'000).ev(IRQ, EventType::OeFinish, oe(0, kPart, DIRECT | REGULAR), kF);
+    t.at(210'000).ev(A, EventType::DioEnd, end(kPart, kPart), kF);
+    t.at(300'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | REGULAR | IOERR), kF);
+    t.expect("dio-acked-unbacked symptom acked-unbacked");
+    v.push_back(t);
+  }
+  {  // near-misses: a failed ordered extent whose range a later extent of the
+     // same call completed; acknowledged bytes no ordered extent was seen for
+     // (the trace missed them); a write that failed acknowledged nothing
+    TL t("invariant_acked_backed", true, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, wr(0, 2 * kPart), kF);
+    t.at(10'000).ev(A, EventType::OeAdd, oe(0, kPart, DIRECT | REGULAR), kF);
+    t.at(20'000).ev(A, EventType::OeAdd, oe(0, 2 * kPart, DIRECT | REGULAR), kF);
+    t.at(200'000).ev(A, EventType::DioEnd, end(2 * kPart, 2 * kPart), kF);
+    t.at(300'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | REGULAR | IOERR), kF);
+    t.at(310'000).ev(KW, EventType::OeRemove, oe(0, 2 * kPart, DIRECT | REGULAR), kF);
+    t.at(400'000).ev(B, EventType::DioBegin, wr(0, kPart), kF + 1);
+    t.at(500'000).ev(B, EventType::DioEnd, end(kPart, kPart), kF + 1);
+    t.at(600'000).ev(C, EventType::DioBegin, wr(0, kPart), kF + 2);
+    t.at(610'000).ev(C, EventType::OeAdd, oe(0, kPart, DIRECT | REGULAR), kF + 2);
+    t.at(700'000).ev(C, EventType::DioEnd, end(0, -5, -5), kF + 2);
+    t.at(710'000).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | REGULAR | IOERR), kF + 2);
+    v.push_back(t);
+  }
+  {  // a read that never returns while the filesystem completes later requests
+    TL t("invariant_stuck_request", false, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, rd(0, 4096), kF);
+    for (uint64_t s = 1; s <= 40; ++s) {
+      auto b = rd(s * 4096, 4096);
+      t.at(s * kSec).ev(B, EventType::DioBegin, b, kF + 1);
+      t.at(s * kSec + 100'000).ev(B, EventType::DioEnd, end(s * 4096 + 4096, 4096), kF + 1);
+    }
+    t.expect("dio-stuck symptom stuck-request");
+    v.push_back(t);
+  }
+  {  // a direct write returned but its ordered extent is never removed, while
+     // later writes' ordered extents are
+    TL t("invariant_stuck_ordered_extent", false, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, wr(0, kPart), kF);
+    t.at(10'000).ev(A, EventType::OeAdd, oe(0, kPart, DIRECT | REGULAR), kF);
+    t.at(100'000).ev(A, EventType::DioEnd, end(kPart, kPart), kF);
+    for (uint64_t s = 1; s <= 40; ++s) {
+      t.at(s * kSec).ev(B, EventType::DioBegin, wr(s * kPart, kPart), kF + 1);
+      t.at(s * kSec + 10'000).ev(B, EventType::OeAdd, oe(s * kPart, kPart, DIRECT | REGULAR), kF + 1);
+      t.at(s * kSec + 100'000).ev(B, EventType::DioEnd, end((s + 1) * kPart, kPart), kF + 1);
+      t.at(s * kSec + 200'000).ev(KW, EventType::OeRemove, oe(s * kPart, kPart, DIRECT | REGULAR), kF + 1);
+    }
+    t.expect("dio-stuck symptom stuck-ordered-extent");
+    v.push_back(t);
+  }
+  {  // near-misses: a slow device (nothing that began later completes before
+     // the old request does); a 1 GiB request that takes 40 s while small ones
+     // complete (its size allows it); another filesystem completing
+    TL t("invariant_slow_not_stuck", true, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, rd(0, 4096), kF);
+    t.at(1 * kSec).ev(B, EventType::DioBegin, rd(4096, 4096), kF);
+    t.at(2 * kSec).ev(C, EventType::DioBegin, rd(0, 4096), kF, kDev, fs_b());
+    t.at(3 * kSec).ev(C, EventType::DioEnd, end(4096, 4096), kF, kDev, fs_b());
+    t.at(35 * kSec).ev(A, EventType::DioEnd, end(4096, 4096), kF);
+    t.at(35 * kSec + 1000).ev(B, EventType::DioEnd, end(8192, 4096), kF);
+    const Who BIG{8300, 8300, "backup"};
+    t.at(36 * kSec).ev(BIG, EventType::DioBegin, wr(0, 1ull << 30), kF + 5);
+    for (uint64_t s = 37; s <= 76; ++s) {
+      t.at(s * kSec).ev(B, EventType::DioBegin, rd(0, 4096), kF);
+      t.at(s * kSec + 1000).ev(B, EventType::DioEnd, end(4096, 4096), kF);
+    }
+    t.at(77 * kSec).ev(BIG, EventType::DioEnd, end(1ull << 30, 1ull << 30), kF + 5);
+    v.push_back(t);
+  }
+  {  // a checksum failure on data a direct write (private buffer) stored and
+     // acknowledged
+    TL t("invariant_csum_after_direct_write_6.1", false, "6.1.0");
+    t.at(0).ev(A, EventType::DioBegin, wr(0, kMiB), kF);
+    t.at(2 * kMs).ev(A, EventType::DioEnd, end(kMiB, kMiB), kF);
+    t.at(3 * kMs).ev(A, EventType::DioBegin, rd(0, kMiB), kF);
+    t.at(5 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 8192, .len = 4096, .mirror = 1}, kF);
+    t.at(6 * kMs).ev(A, EventType::DioEnd, end(0, -5, -5), kF);
+    t.expect("dio-csum-after-direct-write symptom csum-after-direct-write");
+    v.push_back(t);
+  }
+  {  // near-misses: the range was rewritten buffered after the direct write; a
+     // direct write that failed; a nocow file's write; a range never written
+     // in the trace (a device may have corrupted it: not this rule)
+    TL t("invariant_csum_not_after_direct_write", true, "6.1.0");
+    t.at(0).ev(A, EventType::DioBegin, wr(0, kMiB), kF);
+    t.at(1 * kMs).ev(A, EventType::DioEnd, end(kMiB, kMiB), kF);
+    t.at(2 * kMs).ev(A, EventType::OeAdd, oe(0, kMiB, REGULAR), kF);
+    t.at(3 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096}, kF);
+    t.at(4 * kMs).ev(A, EventType::DioBegin, wr(0, kMiB), kF + 1);
+    t.at(5 * kMs).ev(A, EventType::DioEnd, end(0, -5, -5), kF + 1);
+    t.at(6 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096}, kF + 1);
+    auto n = wr(0, kMiB);
+    n.nodatasum = true;
+    t.at(7 * kMs).ev(A, EventType::DioBegin, n, kF + 2);
+    t.at(8 * kMs).ev(A, EventType::DioEnd, end(kMiB, kMiB), kF + 2);
+    t.at(9 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 0, .len = 4096}, kF + 2);
+    t.at(10 * kMs).ev(A, EventType::DioBegin, wr(0, kMiB), kF + 3);
+    t.at(11 * kMs).ev(A, EventType::DioEnd, end(kMiB, kMiB), kF + 3);
+    t.at(12 * kMs).ev(CSUMW, EventType::CsumError, CsumError{.offset = 2 * kMiB, .len = 4096}, kF + 3);
     v.push_back(t);
   }
   return v;

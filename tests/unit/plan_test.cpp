@@ -126,7 +126,9 @@ TEST(HookTable, DetectorsNameKnownHooks) {
   }
   EXPECT_EQ(ids, (std::set<std::string>{"em-merge-race", "stale-eb-reuse", "dio-short-write",
                                         "send-vs-relocation", "dio-unstable-pages",
-                                        "dio-buffered-fallback"}));
+                                        "dio-buffered-fallback", "dio-unexpected-errno",
+                                        "dio-acked-unbacked", "dio-stuck",
+                                        "dio-csum-after-direct-write"}));
 }
 
 TEST(Plan, EverythingPrefersFunctionsExceptWhereTheTracepointIsExact) {
@@ -179,6 +181,10 @@ TEST(Plan, TracepointsOnlyKernel) {
   EXPECT_EQ(fidelity_of(fid, "send-vs-relocation"), "partial");
   EXPECT_EQ(fidelity_of(fid, "dio-unstable-pages"), "partial");
   EXPECT_EQ(fidelity_of(fid, "dio-buffered-fallback"), "full");
+  EXPECT_EQ(fidelity_of(fid, "dio-unexpected-errno"), "partial");
+  EXPECT_EQ(fidelity_of(fid, "dio-acked-unbacked"), "full");
+  EXPECT_EQ(fidelity_of(fid, "dio-stuck"), "full");
+  EXPECT_EQ(fidelity_of(fid, "dio-csum-after-direct-write"), "unavailable");
   for (const auto& x : fid)
     if (x.id == "stale-eb-reuse") {
       EXPECT_EQ(x.reason,

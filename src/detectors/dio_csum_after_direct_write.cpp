@@ -1,0 +1,185 @@
+// dio-csum-after-direct-write (invariant): data a direct write stored fails
+// its checksum.
+//
+// Rule: on a correct kernel (and device) data written with O_DIRECT to a file
+// with data checksums reads back matching its checksum, whatever the buffer
+// was: the kernel must either write what it checksummed or not write
+// directly. Per inode the ranges whose last write seen was a direct write
+// that completed successfully are remembered: the acknowledged bytes of a
+// dio_end (ret > 0) of a write whose dio_begin said the inode has checksums
+// (nodatasum false). A later buffered write of the range (an ordered extent
+// without DIRECT) or a direct write that failed forgets it. A csum_error on a
+// remembered range is a violation. The 2011 unstable-pages checksum bug (a buffer changed in flight) is
+// one instance; dio-unstable-pages names that one when the buffer was shared.
+// A device that returns other data than it was given breaks the rule too:
+// the message says to check the device first.
+// Needs checksum failures (csum_error: a function hook on the checksum
+// check); a read's EIO alone could be a device error and is not used.
+#include <fmt/format.h>
+
+#include "detectors/common.h"
+
+namespace bdt::det {
+namespace {
+
+struct Written {
+  uint64_t dev = 0, lo = 0, hi = 0;
+  Event begin, end;
+  bool reported = false;
+};
+struct InodeState {
+  std::vector<Written> w;  // bounded, newest last
+  uint64_t last_ts = 0;
+};
+
+constexpr size_t kPerInode = 32;
+
+class DioCsumAfterDirectWrite final : public Detector {
+ public:
+  explicit DioCsumAfterDirectWrite(const DetectorConfig& c) : cfg_(c), reqs_(main_cap(c) / 2) {}
+  std::string_view id() const override { return "dio-csum-after-direct-write"; }
+  // Triggers: a checksum failure (csum) and a direct write from a shared
+  // writable buffer to a checksummed file (buf_shared: its records are the
+  // "last direct write" a later failure is matched to).
+  TriggerSet triggers() const override { return triggers_of({Trigger::Csum, Trigger::BufShared}); }
+
+  void on_event(const Event& e, Findings& out) override {
+    switch (e.type) {
+      case EventType::DioBegin:
+        if (e.as<DioBegin>()->write) reqs_.begin(e);
+        return;
+      case EventType::DioEnd: return on_end(e);
+      case EventType::OeAdd: {  // a buffered write (no DIRECT) rewrites the range
+        auto* o = e.as<Ordered>();
+        if (o->flags && !(o->flags & oef::DIRECT)) forget(e, o->file_offset, o->file_offset + o->len);
+        return;
+      }
+      case EventType::CsumError: return on_csum(e, out);
+      default: return;
+    }
+  }
+
+  void on_time(uint64_t now, Findings&) override {
+    reqs_.evict(now, cfg_.max_age_ns);
+    // a checksum failure may come long after the write: remembered ranges
+    // age out only when the cap needs room (make_room)
+  }
+
+  StateSize state_size() const override {
+    return {reqs_.size() + entries_, main_cap(cfg_), evicted_ + reqs_.evicted()};
+  }
+
+ private:
+  void on_end(const Event& e) {
+    auto* d = e.as<DioEnd>();
+    if (d->write && !*d->write) return;
+    auto r = reqs_.end(e);
+    if (!r) return;
+    auto* b = r->begin.as<DioBegin>();
+    uint64_t lo = r->start, hi = b->pos + b->count;
+    forget(r->begin, lo, hi);  // this write is now the last one of its range
+    if (d->ret <= 0 || b->nodatasum) return;
+    hi = std::min(hi, r->start + uint64_t(d->ret));
+    if (hi <= lo) return;
+    make_room();
+    auto& st = inodes_[ino_key(r->begin)];
+    st.last_ts = e.ts_ns;
+    if (st.w.size() >= kPerInode) {
+      st.w.erase(st.w.begin());
+      --entries_;
+      ++evicted_;
+    }
+    st.w.push_back(Written{r->begin.dev, lo, hi, r->begin, e, false});
+    ++entries_;
+  }
+
+  void forget(const Event& e, uint64_t lo, uint64_t hi) {
+    auto it = inodes_.find(ino_key(e));
+    if (it == inodes_.end()) return;
+    auto& v = it->second.w;
+    std::vector<Written> keep;
+    for (auto& w : v) {
+      if (!dev_compat(w.dev, e.dev) || !overlaps(w.lo, w.hi, lo, hi)) {
+        keep.push_back(std::move(w));
+        continue;
+      }
+      if (w.lo < lo) {
+        Written a = w;
+        a.hi = lo;
+        keep.push_back(std::move(a));
+      }
+      if (hi < w.hi) {
+        Written b = w;
+        b.lo = hi;
+        keep.push_back(std::move(b));
+      }
+    }
+    entries_ = entries_ - v.size() + keep.size();
+    v.swap(keep);
+    if (v.empty()) inodes_.erase(it);
+  }
+
+  void make_room() {
+    size_t cap = main_cap(cfg_) / 2;
+    while (entries_ >= cap && !inodes_.empty()) {
+      auto oldest = inodes_.begin();
+      for (auto it = inodes_.begin(); it != inodes_.end(); ++it)
+        if (it->second.last_ts < oldest->second.last_ts) oldest = it;
+      entries_ -= oldest->second.w.size();
+      evicted_ += oldest->second.w.size();
+      inodes_.erase(oldest);
+    }
+  }
+
+  void on_csum(const Event& e, Findings& out) {
+    auto* c = e.as<CsumError>();
+    uint64_t lo = c->offset, hi = c->offset + std::max<uint64_t>(c->len, 1);
+    auto it = inodes_.find(ino_key(e));
+    if (it == inodes_.end()) return;
+    for (auto& w : it->second.w) {
+      if (w.reported || !dev_compat(w.dev, e.dev) || !overlaps(w.lo, w.hi, lo, hi)) continue;
+      w.reported = true;
+      report(e, w, std::max(lo, w.lo), std::min(hi, w.hi), out);
+    }
+  }
+
+  void report(const Event& e, const Written& w, uint64_t a, uint64_t b, Findings& out) {
+    auto f = make_finding(id(), "csum-after-direct-write", Level::Symptom, Severity::Critical, w.begin);
+    f.ts_ns = e.ts_ns;
+    f.range = {{a, b}};
+    if (!f.dev && e.dev) f.dev = e.dev;
+    add_actor(f, w.begin, "writer");
+    if (e.tid != w.begin.tid) add_actor(f, e, "checksum check");
+    f.message = fmt::format(
+        "data at [{}, {}) of inode {}, last written with O_DIRECT by {} (pid {}) and acknowledged, "
+        "failed its checksum (mirror {}): rule 'data written directly reads back matching its "
+        "checksum' broke",
+        a, b, e.ino, comm_of(w.begin), w.begin.pid, e.as<CsumError>()->mirror);
+    f.explanation =
+        "The checksum btrfs stored for this range does not match the data on disk, and the last "
+        "write of the range was a direct write that completed successfully: the kernel wrote "
+        "other bytes than it checksummed (e.g. the write's buffer changed while in flight, "
+        "the 2011 unstable-pages checksum bug), or the device returned other data than it was given. Check the device first "
+        "(SMART, kernel log: a device error is not a kernel bug); otherwise keep the evidence "
+        "(`btrfs-dio-trace dump` of the flight recorder, this finding's JSON) and report it to "
+        "linux-btrfs@vger.kernel.org. Restore the range from a good copy.";
+    f.exposure = "observed: a checksum failure on a range whose last write seen was direct and "
+                 "successful";
+    put_evidence(f, {w.begin, w.end, e}, cfg_.max_evidence);
+    out.push_back(std::move(f));
+  }
+
+  DetectorConfig cfg_;
+  DioRequests reqs_;
+  std::unordered_map<InoKey, InodeState, InoKeyHash> inodes_;
+  size_t entries_ = 0;
+  size_t evicted_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_dio_csum_after_direct_write(const DetectorConfig& c) {
+  return std::make_unique<DioCsumAfterDirectWrite>(c);
+}
+
+}  // namespace bdt::det

@@ -1,0 +1,341 @@
+// DIO write calls and their ordered extents (write_calls.h).
+#include "detectors/write_calls.h"
+
+#include <algorithm>
+
+namespace bdt::det {
+
+void WriteCalls::on_event(const Event& e, Findings& out) {
+  switch (e.type) {
+    case EventType::DioBegin:
+      if (e.as<DioBegin>()->write) on_begin(e, out);
+      break;
+    case EventType::DioEnd: on_end(e, out); break;
+    case EventType::OeAdd:
+    case EventType::OeSplit:
+    case EventType::OeFinish:
+    case EventType::OeRemove:
+    case EventType::OeMarkFinished: on_oe(e, out); break;
+    default: return;
+  }
+  flush_erase();
+}
+
+void WriteCalls::on_time(uint64_t now, Findings& out) {
+  done_.clear();
+  for (auto& c : slab_) {
+    if (!c.live) continue;
+    uint64_t id = c.id;
+    hooks_.tick(c, now, out);
+    if (!c.ended && !c.in_flight && now - c.last_ts >= cfg_.settle_ns) {
+      c.ended = true;  // short write that was not continued
+      c.end_ts = c.last_ts;
+    }
+    if (c.ended && now - c.end_ts >= cfg_.settle_ns) {
+      evaluate(c, out);
+      done_.push_back(id);
+    } else if (now - c.last_ts > cfg_.max_age_ns && !hooks_.hold(c)) {
+      done_.push_back(id);
+      ++evicted_;
+    }
+  }
+  for (auto id : done_) erase(id);
+}
+
+// End of the trace (or replay): judge every call that returned, on what was
+// seen. An ordered extent that failed (not-uptodate finish, IOERR) but whose
+// removal the trace never saw counts as failed, and the hooks are told that
+// the trace ended before the kernel finished. A call still in flight
+// acknowledged nothing yet: nothing to judge.
+void WriteCalls::on_finish(uint64_t now, Findings& out) {
+  on_time(now, out);
+  done_.clear();
+  for (auto& c : slab_)
+    if (c.live && (c.ended || !c.in_flight)) {
+      evaluate(c, out, /*at_end=*/true);
+      done_.push_back(c.id);
+    }
+  for (auto id : done_) erase(id);
+}
+
+// Calls live in a slab with a free list; an id encodes its slot, so no
+// hash map is needed and a finished call's containers are reused.
+WriteCall* WriteCalls::get(uint64_t id) {
+  uint32_t slot = static_cast<uint32_t>(id);
+  if (slot >= slab_.size()) return nullptr;
+  WriteCall& c = slab_[slot];
+  return c.live && c.id == id ? &c : nullptr;
+}
+WriteCall& WriteCalls::alloc() {
+  uint32_t slot;
+  if (!free_.empty()) {
+    slot = free_.back();
+    free_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slab_.size());
+    slab_.emplace_back();
+  }
+  WriteCall& c = slab_[slot];
+  c.reset(cfg_.max_evidence);
+  c.live = true;
+  c.id = (uint64_t(++gen_) << 32) | slot;
+  ++live_;
+  return c;
+}
+
+WriteCall* WriteCalls::active(uint32_t tid) {
+  auto it = by_tid_.find(tid);
+  if (it == by_tid_.end() || !it->second) return nullptr;
+  return get(it->second);
+}
+
+void WriteCalls::erase(uint64_t id) {
+  WriteCall* c = get(id);
+  if (!c) return;
+  auto t = by_tid_.find(c->tid);
+  if (t != by_tid_.end() && t->second == id) t->second = 0;  // entry kept for reuse
+  auto i = by_ino_.find(InoKey{c->fs, c->ino});
+  if (i != by_ino_.end()) {
+    auto& v = i->second;
+    v.erase(std::remove(v.begin(), v.end(), id), v.end());
+  }
+  c->live = false;
+  free_.push_back(static_cast<uint32_t>(id));
+  --live_;
+  sweep_indexes();
+}
+
+// The thread and inode indexes keep empty entries (no allocation when the
+// same thread or file comes back); drop them when they outgrow the cap.
+void WriteCalls::sweep_indexes() {
+  if (by_tid_.size() > 2 * cfg_.max_entries)
+    for (auto it = by_tid_.begin(); it != by_tid_.end();)
+      it = it->second ? std::next(it) : by_tid_.erase(it);
+  if (by_ino_.size() > 2 * cfg_.max_entries)
+    for (auto it = by_ino_.begin(); it != by_ino_.end();)
+      it = it->second.empty() ? by_ino_.erase(it) : std::next(it);
+}
+
+void WriteCalls::make_room(Findings& out) {
+  if (live_ < cfg_.max_entries) return;
+  // evaluate-and-drop the oldest eighth
+  ts_.clear();
+  for (auto& c : slab_)
+    if (c.live) ts_.emplace_back(c.last_ts, c.id);
+  size_t k = std::max<size_t>(1, ts_.size() / 8);
+  std::nth_element(ts_.begin(), ts_.begin() + static_cast<long>(k - 1), ts_.end());
+  for (size_t i = 0; i < k; ++i) {
+    if (WriteCall* c = get(ts_[i].second); c && c->ended) evaluate(*c, out);
+    erase(ts_[i].second);
+    ++evicted_;
+  }
+}
+
+void WriteCalls::on_begin(const Event& e, Findings& out) {
+  auto* d = e.as<DioBegin>();
+  WriteCall* c = active(e.tid);
+  bool cont = false;
+  if (d->done_before > 0 && c && !c->ended && !c->in_flight && same_fs(c->fs, e.fs) &&
+      c->ino == e.ino && c->start + d->done_before == d->pos)
+    cont = true;
+  if (!cont && c && c->aio && c->in_flight) {
+    // an AIO write stays in flight until its completion (matched by
+    // position); this thread just submitted another one
+    c = nullptr;
+  }
+  if (!cont && c) {  // the previous call of this thread is over
+    if (c->in_flight) c->in_flight = false;  // its dio_end was lost
+    if (!c->ended) c->ended = true, c->end_ts = c->last_ts;
+    try_evaluate(*c, out);
+    c = nullptr;
+  }
+  if (!c) {
+    make_room(out);
+    WriteCall& n = alloc();
+    uint64_t id = n.id;
+    n.fs = e.fs;
+    n.dev = e.dev;
+    n.ino = e.ino;
+    n.pid = e.pid;
+    n.tid = e.tid;
+    n.comm = comm_of(e);
+    n.start = d->pos - std::min(d->pos, d->done_before);
+    n.end = d->pos + d->count;
+    n.acked_end = n.start + d->done_before;
+    n.first_ts = e.ts_ns;
+    n.aio = d->aio;
+    n.first = e;
+    by_tid_[e.tid] = id;
+    by_ino_[InoKey{e.fs, e.ino}].push_back(id);
+    c = &n;
+  }
+  c->ev.push(e);
+  c->in_flight = true;
+  c->parts++;
+  c->begin_ts = c->last_ts = e.ts_ns;
+  c->cur_pos = d->pos;
+  c->cur_done_before = d->done_before;
+  c->end = std::max(c->end, d->pos + d->count);
+
+  if (d->done_before > 0) c->short_seen = true;  // a continuation
+  hooks_.begun(*c, e, out);
+}
+
+void WriteCalls::on_end(const Event& e, Findings& out) {
+  auto* d = e.as<DioEnd>();
+  if (d->write && !*d->write) return;
+  // ki_pos is advanced by ret - done_before before the tracepoint fires.
+  auto pos_ok = [&](const auto& q) {
+    if (d->ret <= 0) return d->pos == q.cur_pos;
+    return d->pos == q.cur_pos + uint64_t(d->ret) - std::min<uint64_t>(q.cur_done_before, uint64_t(d->ret));
+  };
+  WriteCall* own = active(e.tid);
+  if (own && !(own->in_flight && same_fs(own->fs, e.fs) && own->ino == e.ino &&
+               dev_compat(own->dev, e.dev)))
+    own = nullptr;
+  // 1) this thread's write at this position; 2) an AIO write of the file at
+  // this position (completed in a worker or interrupt context); 3) this
+  // thread's write, position unknown.
+  WriteCall* c = own && pos_ok(*own) ? own : nullptr;
+  if (!c) {
+    auto it = by_ino_.find(InoKey{e.fs, e.ino});
+    if (it != by_ino_.end())
+      for (auto id : it->second) {
+        WriteCall* q = get(id);
+        if (q && q->in_flight && q->aio && dev_compat(q->dev, e.dev) && pos_ok(*q)) {
+          c = q;
+          break;
+        }
+      }
+  }
+  if (!c) c = own;
+  if (!c) return;
+  c->ev.push(e);
+  c->in_flight = false;
+  c->last_ts = e.ts_ns;
+  if (d->ret > 0) c->acked_end = std::max(c->acked_end, c->start + uint64_t(d->ret));
+  if (d->ret > 0 && c->acked_end < c->end) c->short_seen = true;  // returned short
+  bool complete = d->ret <= 0 || c->acked_end >= c->end || c->aio;
+  if (complete) {
+    c->ended = true;
+    c->end_ts = e.ts_ns;
+    try_evaluate(*c, out);
+  }
+}
+
+void WriteCalls::on_oe(const Event& e, Findings& out) {
+  auto* o = e.as<Ordered>();
+  auto it = by_ino_.find(InoKey{e.fs, e.ino});
+  if (it == by_ino_.end()) return;
+  // Ordered extents of buffered writes are not ours.
+  if (o->flags && !(o->flags & oef::DIRECT)) return;
+  uint64_t s = o->file_offset, t = o->file_offset + o->len;
+  // evaluation only queues erasures (flushed below), so the list is stable
+  for (auto id : it->second) {
+    WriteCall* cp = get(id);
+    if (!cp) continue;
+    WriteCall& c = *cp;
+    if (!dev_compat(c.dev, e.dev) || !overlaps(s, t, c.start, c.end) || e.ts_ns < c.first_ts)
+      continue;
+    c.ev.push(e);
+    c.last_ts = std::max(c.last_ts, e.ts_ns);
+    switch (e.type) {
+      case EventType::OeAdd:
+        if (c.oes.size() < 256) c.oes.push_back(WriteCall::OeRec{s, t, e.ts_ns, {}});
+        break;
+      case EventType::OeSplit: c.split_seen = true; break;
+      case EventType::OeFinish:
+      case EventType::OeMarkFinished:
+        if (!o->uptodate || (o->flags & oef::IOERR)) {
+          if (auto* r = pick(c, s, t)) r->failed.add(s, t);
+          else c.pending_bad.add(s, t);
+        }
+        break;
+      case EventType::OeRemove: {
+        bool failed = o->flags & oef::IOERR;
+        if (auto* r = pick(c, s, t)) {
+          failed = failed || r->failed.intersects(s, t);
+          // the removed part leaves the record; a split-off remainder stays
+          IntervalSet rest;
+          rest.add(r->s, r->e);
+          rest.subtract(s, t);
+          IntervalSet rf = r->failed;
+          size_t idx = static_cast<size_t>(r - c.oes.data());
+          c.oes.erase(c.oes.begin() + static_cast<long>(idx));
+          for (auto [a, b] : rest.items()) {
+            WriteCall::OeRec n{a, b, e.ts_ns, rf.clip(a, b)};
+            c.oes.push_back(std::move(n));
+          }
+        } else {
+          failed = failed || c.pending_bad.intersects(s, t);
+        }
+        (failed ? c.bad : c.good).add(s, t);
+        c.pending_bad.subtract(s, t);
+        try_evaluate(c, out);
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+// The open OE a completion event refers to: the one with exactly this
+// range, else the most recent one containing it, else any overlapping one.
+WriteCall::OeRec* WriteCalls::pick(WriteCall& c, uint64_t s, uint64_t t) {
+  WriteCall::OeRec *contain = nullptr, *any = nullptr;
+  for (auto& r : c.oes) {
+    if (r.s == s && r.e == t) return &r;
+    if (r.s <= s && t <= r.e && (!contain || r.add_ts >= contain->add_ts)) contain = &r;
+    if (!any && overlaps(r.s, r.e, s, t)) any = &r;
+  }
+  return contain ? contain : any;
+}
+
+void WriteCalls::try_evaluate(WriteCall& c, Findings& out) {
+  if (!c.ended || !c.oes.empty() || c.in_flight) return;
+  // wait for the OE completions of a call whose OEs we never saw added:
+  // nothing to wait for; evaluate now and forget the call.
+  evaluate(c, out);
+  c.ended = false;  // judged: nothing more to do for it
+  c.in_flight = false;
+  c.bad.clear();
+  pending_erase_.push_back(c.id);
+}
+
+// Callers flush after they stop using Call references.
+void WriteCalls::flush_erase() {
+  for (auto id : pending_erase_) erase(id);
+  pending_erase_.clear();
+}
+
+// at_end: the trace ended; failures of ordered extents still open count too.
+void WriteCalls::evaluate(WriteCall& c, Findings& out, bool at_end) {
+  // The kernel reported these ranges failed but the trace never saw the
+  // ordered extent removed. Parts another open ordered extent may still
+  // complete cleanly (a continuation's) are unknown, not failed.
+  IntervalSet unfinished;
+  if (at_end) {
+    IntervalSet unknown;
+    for (auto& r : c.oes) {
+      for (auto [a, b] : r.failed.items()) unfinished.add(a, b);
+      IntervalSet ok;
+      ok.add(r.s, r.e);
+      ok.subtract(r.failed);
+      for (auto [a, b] : ok.items()) unknown.add(a, b);
+    }
+    for (auto [a, b] : c.pending_bad.items()) unfinished.add(a, b);
+    unfinished.subtract(c.good);
+    unfinished.subtract(unknown);
+  }
+  if (c.acked_end <= c.start || (c.bad.empty() && unfinished.empty())) return;
+  IntervalSet bad = c.bad;
+  for (auto [a, b] : unfinished.items()) bad.add(a, b);
+  IntervalSet hole = bad.clip(c.start, c.acked_end);
+  hole.subtract(c.good);
+  if (hole.empty()) return;
+  const bool trace_ended = unfinished.intersects(hole.items().front().first, hole.items().back().second);
+  c.bad.clear();  // judged once
+  hooks_.judged(c, hole, trace_ended, out);
+}
+
+}  // namespace bdt::det

@@ -1,0 +1,140 @@
+// DIO write calls and their ordered extents, followed the same way for every
+// detector that judges what a write acknowledged against what btrfs recorded
+// (dio-short-write, dio-acked-unbacked). Internal to src/detectors.
+//
+// One "call" is a write(2)/pwrite/io_submit as btrfs_direct_write sees it: a
+// dio_begin with done_before == 0, then continuations (dio_begin with
+// done_before > 0 on the same thread, at pos == start + done_before) after a
+// short iomap_dio_rw, up to the final dio_end. iomap_dio_complete's ret
+// includes done_before, so the call acknowledged [start, start + ret).
+//
+// Ordered extents are completed by btrfs worker threads, so they are matched
+// to calls by (fs, ino, dev-if-known, file range), never by pid:
+//   oe_add        opens the range
+//   oe_finish     uptodate=false marks the range as failed
+//   oe_remove     closes the range; it failed if IOERR is in its flags or a
+//                 not-uptodate finish fell inside it (this handles the split
+//                 of current kernels without modelling the split itself)
+// A call is judged once it ended and none of its ordered extents is open (or
+// settle_ns after it ended): hole = acknowledged bytes ∩ failed − completed
+// cleanly. At the end of the trace the calls that returned are judged on what
+// was seen (an extent reported failed but not yet removed counts as failed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "detectors/common.h"
+
+namespace bdt::det {
+
+struct WriteCall {
+  bool live = false;
+  uint64_t id = 0;  // generation << 32 | slot
+  Fsid fs;
+  uint64_t dev = 0, ino = 0;
+  uint32_t pid = 0, tid = 0;
+  std::string comm;
+  uint64_t start = 0, end = 0;  // requested [start, end)
+  uint64_t acked_end = 0;       // acknowledged [start, acked_end)
+  uint64_t first_ts = 0, last_ts = 0, begin_ts = 0, end_ts = 0;
+  bool aio = false;
+  bool in_flight = false;  // between a dio_begin and its dio_end
+  bool ended = false;      // no continuation will follow
+  uint32_t parts = 0;
+  bool short_seen = false;  // a part returned short or was continued (a partial write)
+  bool split_seen = false;
+  bool self_mmap = false;
+  uint64_t buf_lo = 0, buf_hi = 0, buf_ino = 0, buf_addr = 0;
+  bool stall_reported = false, cont_reported = false, mmap_reported = false;
+  uint64_t cur_pos = 0, cur_done_before = 0;
+  // Ordered extents of this call still open. An OE's failure is kept as the
+  // ranges of its not-uptodate finishes, so a later split (current kernels)
+  // does not smear it over the part that completed.
+  struct OeRec {
+    uint64_t s, e, add_ts;
+    IntervalSet failed;
+  };
+  std::vector<OeRec> oes;
+  IntervalSet bad, good, pending_bad;  // pending_bad: failures of OEs whose add we missed
+  Evidence ev;
+  Event first;
+
+  // Back to a fresh call, keeping the capacity of every container.
+  void reset(size_t max_evidence) {
+    auto keep_oes = std::move(oes);
+    auto keep_bad = std::move(bad), keep_good = std::move(good), keep_pb = std::move(pending_bad);
+    auto keep_ev = std::move(ev);
+    std::string keep_comm = std::move(comm);
+    *this = WriteCall{};
+    oes = std::move(keep_oes);
+    oes.clear();
+    bad = std::move(keep_bad);
+    bad.clear();
+    good = std::move(keep_good);
+    good.clear();
+    pending_bad = std::move(keep_pb);
+    pending_bad.clear();
+    ev = std::move(keep_ev);
+    ev.reset(max_evidence);
+    comm = std::move(keep_comm);
+    comm.clear();
+  }
+};
+
+// What a detector does with the calls (each detector has its own tracker).
+class WriteCallHooks {
+ public:
+  virtual ~WriteCallHooks() = default;
+  // After a dio_begin (first or continuation) was applied to c.
+  virtual void begun(WriteCall&, const Event& /*begin*/, Findings&) {}
+  // The call's acknowledged bytes that no ordered extent completed cleanly
+  // while one covering them failed. trace_ended: judged at the end of the
+  // trace, on failures whose ordered extent's removal was not seen.
+  virtual void judged(WriteCall&, const IntervalSet& /*hole*/, bool /*trace_ended*/, Findings&) {}
+  // Each live call on every tick.
+  virtual void tick(WriteCall&, uint64_t /*now*/, Findings&) {}
+  // Keep the call past max_age (e.g. a stall is being watched).
+  virtual bool hold(const WriteCall&) const { return false; }
+};
+
+class WriteCalls {
+ public:
+  WriteCalls(const DetectorConfig& c, WriteCallHooks& h) : cfg_(c), hooks_(h) {}
+  void on_event(const Event& e, Findings& out);
+  void on_time(uint64_t now, Findings& out);
+  void on_finish(uint64_t now, Findings& out);
+  StateSize state_size() const { return {live_, cfg_.max_entries, evicted_}; }
+
+ private:
+  WriteCall* get(uint64_t id);
+  WriteCall& alloc();
+  WriteCall* active(uint32_t tid);
+  void erase(uint64_t id);
+  void sweep_indexes();
+  void make_room(Findings& out);
+  void on_begin(const Event& e, Findings& out);
+  void on_end(const Event& e, Findings& out);
+  void on_oe(const Event& e, Findings& out);
+  static WriteCall::OeRec* pick(WriteCall& c, uint64_t s, uint64_t t);
+  void try_evaluate(WriteCall& c, Findings& out);
+  void flush_erase();
+  void evaluate(WriteCall& c, Findings& out, bool at_end = false);
+
+  DetectorConfig cfg_;
+  WriteCallHooks& hooks_;
+  std::vector<WriteCall> slab_;
+  std::vector<uint32_t> free_;
+  size_t live_ = 0;
+  uint64_t gen_ = 0;
+  std::vector<uint64_t> done_;
+  std::vector<std::pair<uint64_t, uint64_t>> ts_;
+  std::unordered_map<uint32_t, uint64_t> by_tid_;
+  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_ino_;
+  std::vector<uint64_t> pending_erase_;
+  size_t evicted_ = 0;
+};
+
+}  // namespace bdt::det
