@@ -71,10 +71,16 @@ if KLIKE == "6.1":
             f"(got {[brief(f) for f in hz]})")
     cs = [e for e in mine if e.get("type") == "csum_error"]
     ranges = {(e.get("offset"), e.get("offset") + e.get("len")) for e in cs}
-    sy = [f for f in FINDINGS if f.get("level") == "symptom"]
+    sy = [f for f in FINDINGS if f.get("level") == "symptom" and f.get("detector") == "dio-unstable-pages"]
     c.check(len(cs) > 0, f"csum_error events on the file ({len(cs)}, {len(ranges)} distinct ranges)")
-    c.check(len(sy) > 0 and all(f.get("detector") == "dio-unstable-pages" for f in sy),
-            f"dio-unstable-pages symptoms ({len(sy)})")
+    c.check(len(sy) > 0, f"dio-unstable-pages symptoms ({len(sy)})")
+    # the invariant the seed breaks: data written directly and acknowledged fails its checksum
+    inv = of("dio-csum-after-direct-write")
+    c.check(inv and all(f.get("ino") == s.st_ino and f"(pid {pid})" in f.get("message", "")
+                        and f.get("severity") == "critical" for f in inv),
+            f"dio-csum-after-direct-write symptoms name the file and the writer ({len(inv)})")
+    c.check(all(tuple(f.get("range") or ()) in ranges for f in inv),
+            "each dio-csum-after-direct-write range is the range of a csum_error event")
     c.check(all(f.get("ino") == s.st_ino and "dio-unstable" in f.get("message", "")
                 and f"(pid {pid})" in f.get("message", "") and "shared writable buffer 0x" in f.get("message", "")
                 for f in sy),
@@ -84,7 +90,8 @@ if KLIKE == "6.1":
     c.check(all(0 <= f["range"][0] < f["range"][1] <= s.st_size for f in sy if f.get("range")),
             f"every symptom range lies in the {s.st_size}-byte file")
     expect_only({("dio-unstable-pages", "shared-buffer-write"), ("dio-unstable-pages", "csum-error"),
-                 ("dio-unstable-pages", "read-eio")})
+                 ("dio-unstable-pages", "read-eio"),
+                 ("dio-csum-after-direct-write", "csum-after-direct-write")})
     check_summary()
     finish()
 if KLIKE != "6.18":
