@@ -213,7 +213,7 @@ done
 GUEST
 chmod +x "$guest"
 
-"$vmtest" --kernel "$kernel" --host-root --timeout 900 --mem 2G --append loglevel=1 --run "bash $guest" >"$out" 2>&1
+"$vmtest" --kernel "$kernel" --host-root --timeout 1500 --mem 2G --append loglevel=1 --run "bash $guest" >"$out" 2>&1
 rc=$?
 grep -E "^BE |^vmtest:" "$out" | grep -vE '^BE [a-z]+ (CSUMEV|SVB \{)' | cut -c1-400
 if [[ $rc -ne 0 ]]; then tail -n 30 "$out"; echo "FAIL: the guest run exited $rc"; exit 1; fi
