@@ -64,9 +64,11 @@ if [[ $(id -u) -eq 0 ]]; then
     fi
 fi
 # flight recorder (docs/flight-recorder.md)
-expect 1 "give FILE or --pin-dir" -- "$BIN" dump
+expect 1 "give FILE, --pin-dir DIR or --vmcore FILE" -- "$BIN" dump
 expect 1 "requires --pin-dir" -- "$BIN" dump "$ITEST_TMP/garbage" --release
 expect 1 "excludes" -- "$BIN" dump "$ITEST_TMP/garbage" --pin-dir /sys/fs/bpf/x
+expect 1 "not an ELF file" -- "$BIN" dump --vmcore "$ITEST_TMP/garbage"
+expect 1 "excludes" -- "$BIN" dump --vmcore "$ITEST_TMP/garbage" --pin-dir /sys/fs/bpf/x
 expect 1 "recorder-events" -- "$BIN" --recorder-events 2000000 --duration 1
 expect 1 "flight recorder, which is only kept" -- "$BIN" --recorder-events 1024 --duration 1
 if [[ $(id -u) -eq 0 ]]; then
