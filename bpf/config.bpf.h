@@ -58,6 +58,8 @@ const volatile __u32 nr_cpus = 1;          /* possible CPUs: rows of recent_dio 
  * scripts/bench/overhead.sh measures what the attached hooks alone cost */
 const volatile bool bench_floor = false;
 const volatile __u32 oe_ioerr_bit = 64;    /* BTRFS_ORDERED_IOERR (64: unknown) */
+/* io_uring_complete(ctx, req, cqe) (6.4+) vs (ctx, req, user_data, res, cflags, ...) */
+const volatile bool uring_cmpl_cqe = false;
 const volatile __u32 oe_direct_bit = 64;   /* BTRFS_ORDERED_DIRECT (64: unknown) */
 
 /* btrfs_ordered_extent::inode is a struct btrfs_inode * (6.3+) */

@@ -82,6 +82,12 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	sb = BDT_RD(btf, inode, i_sb);
 	if (!is_btrfs_sb(sb, btf))
 		return 0;
+	/* the O_DIRECT write this is (fallback.bpf.h) reached iomap: not a fallback */
+	if (fb_pending_tid | fb_pending_kiocb | fb_pending_aio) {
+		u64 ino = BDT_RD(btf, inode, i_ino);
+
+		fb_mark_direct(iocb, ino, BDT_RD(btf, iocb, ki_pos));
+	}
 	sb_dev = BDT_RD(btf, sb, s_dev);
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;

@@ -42,10 +42,13 @@ struct super_block {
 struct inode {
 	struct super_block *i_sb;
 	unsigned long i_ino;
+	loff_t i_size;
 };
 
 struct file {
 	struct inode *f_inode;
+	unsigned int f_flags;
+	loff_t f_pos;
 };
 
 struct kiocb {
@@ -224,7 +227,42 @@ struct pt_regs {
 	unsigned long dx;
 	unsigned long si;
 	unsigned long di;
+	unsigned long r10;
+	unsigned long r9;
 	unsigned long orig_ax;
+};
+
+/* io_uring (dio_fallback on the tracepoint backend): a request, its opcode,
+ * fd, flags (u32 before 6.10, u64 since: only bit 0 is read) and the command
+ * area whose first member is the read/write request's kiocb (struct io_rw) */
+struct io_cqe {
+	__u64 user_data;
+	__s32 res;
+	__s32 fd;
+};
+
+struct io_cmd_data {
+	struct file *file;
+};
+
+struct io_kiocb {
+	struct file *file;
+	u8 opcode;
+	u32 flags;
+	struct io_cqe cqe;
+	struct io_cmd_data cmd;
+};
+
+struct io_uring_cqe {
+	__u64 user_data;
+	__s32 res;
+};
+
+enum io_uring_op {
+	IORING_OP_WRITEV = 2,
+	IORING_OP_WRITE_FIXED = 5,
+	IORING_OP_WRITE = 23,
+	IORING_OP_WRITEV_FIXED = 61,
 };
 
 #pragma clang attribute pop

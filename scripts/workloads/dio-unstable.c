@@ -20,6 +20,10 @@
  * fallback checksums the page-cache copy (torn reads, no EIO), a nocow file has no checksum (torn
  * reads, no EIO).
  *
+ * --write-only leaves out the O_DIRECT reads (a writer that only writes with O_DIRECT, like a
+ * database log); --ranges N writes round-robin into N ranges of the buffer's size with a gap of
+ * the same size between them; --count N stops after N writes.
+ *
  * Exit status: 0 no I/O error; 1 usage/setup error; 3 at least one EIO (or other I/O error).
  */
 #define _GNU_SOURCE
@@ -44,7 +48,10 @@ static struct {
 	size_t size;
 	double duration;
 	int keep;
-} o = {.size = 1 << 20, .duration = 5.0};
+	int write_only;
+	unsigned ranges;
+	unsigned long count;
+} o = {.size = 1 << 20, .duration = 5.0, .ranges = 1};
 
 static double now_s(void)
 {
@@ -64,6 +71,9 @@ static void usage(FILE *f)
 		"  -s, --size BYTES       buffer and file size (default 1 MiB, multiple of 4096)\n"
 		"  -d, --duration SEC     how long to loop (default 5)\n"
 		"  -k, --keep             keep the file\n"
+		"  -w, --write-only       no O_DIRECT reads in the loop (the final buffered re-read stays)\n"
+		"  -r, --ranges N         write round-robin into N ranges [2*i*size, (2*i+1)*size)\n"
+		"  -n, --count N          stop after N writes (default: only the duration)\n"
 		"  -h, --help             this help\n"
 		"Prints 'dio-unstable: mode=... ino=... writes=... reads=... short_writes=... write_errors=...\n"
 		"read_errors=... eio=... final_read_errors=... torn_reads=... elapsed=...' (torn: a read\n"
@@ -76,11 +86,13 @@ static int parse(int argc, char **argv)
 	static const struct option lo[] = {
 		{"mode", required_argument, 0, 'm'}, {"size", required_argument, 0, 's'},
 		{"duration", required_argument, 0, 'd'}, {"keep", no_argument, 0, 'k'},
+		{"write-only", no_argument, 0, 'w'}, {"ranges", required_argument, 0, 'r'},
+		{"count", required_argument, 0, 'n'},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "m:s:d:kh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:s:d:kwr:n:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (!strcmp(optarg, "nocow"))
@@ -91,6 +103,9 @@ static int parse(int argc, char **argv)
 		case 's': o.size = strtoull(optarg, &end, 0); if (*end) return -1; break;
 		case 'd': o.duration = strtod(optarg, &end); if (*end) return -1; break;
 		case 'k': o.keep = 1; break;
+		case 'w': o.write_only = 1; break;
+		case 'r': o.ranges = strtoul(optarg, &end, 0); if (*end || !o.ranges) return -1; break;
+		case 'n': o.count = strtoul(optarg, &end, 0); if (*end) return -1; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
@@ -171,11 +186,12 @@ int main(int argc, char **argv)
 
 	t0 = now_s();
 	deadline = t0 + o.duration;
-	while (now_s() < deadline) {
+	while (now_s() < deadline && (!o.count || writes < o.count)) {
+		off_t at = (off_t)(2 * (writes % o.ranges)) * (off_t)o.size;
 		ssize_t r;
 
 		memset(obuf, 'a', o.size);
-		r = pwrite(fd, obuf, o.size, 0);
+		r = pwrite(fd, obuf, o.size, at);
 		writes++;
 		if (r < 0) {
 			if (!werr++)
@@ -186,7 +202,9 @@ int main(int argc, char **argv)
 		}
 		if ((size_t)r < o.size)
 			shorts++;
-		r = pread(fd, ibuf, o.size, 0);
+		if (o.write_only)
+			continue;
+		r = pread(fd, ibuf, o.size, at);
 		reads++;
 		if (r < 0) {
 			if (!rerr++) {
@@ -214,7 +232,7 @@ int main(int argc, char **argv)
 		if (bfd >= 0) {
 			fsync(bfd);
 			posix_fadvise(bfd, 0, 0, POSIX_FADV_DONTNEED);
-			for (off_t off = 0; off < (off_t)o.size; off += 4096) {
+			for (off_t off = 0; off < (off_t)(2 * o.ranges - 1) * (off_t)o.size; off += 4096) {
 				if (pread(bfd, ibuf, 4096, off) < 0) {
 					final_err++;
 					if (errno == EIO)

@@ -256,10 +256,14 @@ class Loader {
     loader::PlanOptions popts;
     popts.backend = opts_.backend;
     popts.force_fallback = env_on("BDT_FORCE_FALLBACK");
+    if (const char* e = std::getenv("BDT_FALLBACK_HOOKS")) popts.no_fallback_hooks = std::string_view(e) == "0";
     const TestRefuse refuse = test_refuse();
     std::string big_log_for;  // a program to give kBigLogSize on the next attempt
+    // At most one refusal per (hook, mechanism), each possibly after one
+    // reload with a big log buffer.
+    const int max_attempts = static_cast<int>(kHookCount) * 3 * 2 + 1;
     for (int attempt = 0;; ++attempt) {
-      if (attempt > 64)
+      if (attempt > max_attempts)
         throw KernelError(fmt::format("the kernel kept refusing the BPF programs after {} attempts: {}",
                                       attempt, libbpf_tail()));
       plan_ = loader::plan_hooks(s_.facts_, popts, refusals_);
@@ -316,6 +320,7 @@ class Loader {
     ro->em_compress_mask = k.em_compress_mask;
     ro->oe_inode_is_btrfs = k.oe_inode_is_btrfs;
     ro->oe_ioerr_bit = k.oe_ioerr_bit;
+    ro->uring_cmpl_cqe = k.uring_cmpl_cqe;
     ro->oe_direct_bit = k.oe_direct_bit;
     ro->eb_stale_bit = k.eb_stale_bit;
     ro->eb_all = env_on("BDT_EB_ALL");

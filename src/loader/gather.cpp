@@ -65,7 +65,11 @@ KernelFacts gather_facts(const KernelBtf& btf, Backend backend, const Tracefs& t
       for (auto* c : h.candidates) wanted.insert(c);
       continue;
     }
-    if (btf.has_tracepoint_type(h.raw_tracepoint)) f.btf_tracepoints.insert(h.raw_tracepoint);
+    if (btf.has_tracepoint_type(h.raw_tracepoint)) {
+      f.btf_tracepoints.insert(h.raw_tracepoint);
+      if (h.kind == HookKind::Tracepoint)
+        f.tracepoint_nargs[h.raw_tracepoint] = btf.tracepoint_nargs(h.raw_tracepoint);
+    }
     if (f.tracefs.empty()) continue;
     for (const std::string& ev : {fmt::format("{}/{}", h.system, h.tracepoint),
                                  fmt::format("{}/{}", h.raw_system, h.raw_tracepoint)})

@@ -11,7 +11,7 @@ namespace bdt::loader {
 
 namespace {
 
-// BDT_IDS(a, b, c) -> HookId::a, HookId::b, HookId::c (up to 8; none -> nothing)
+// BDT_IDS(a, b, c) -> HookId::a, HookId::b, HookId::c (up to 16; none -> nothing)
 #define BDT_ID_1(a) HookId::a
 #define BDT_ID_2(a, ...) HookId::a, BDT_ID_1(__VA_ARGS__)
 #define BDT_ID_3(a, ...) HookId::a, BDT_ID_2(__VA_ARGS__)
@@ -20,10 +20,21 @@ namespace {
 #define BDT_ID_6(a, ...) HookId::a, BDT_ID_5(__VA_ARGS__)
 #define BDT_ID_7(a, ...) HookId::a, BDT_ID_6(__VA_ARGS__)
 #define BDT_ID_8(a, ...) HookId::a, BDT_ID_7(__VA_ARGS__)
-#define BDT_ID_PICK(_1, _2, _3, _4, _5, _6, _7, _8, NAME, ...) NAME
-#define BDT_IDS(...)                                                                       \
-  __VA_OPT__(BDT_ID_PICK(__VA_ARGS__, BDT_ID_8, BDT_ID_7, BDT_ID_6, BDT_ID_5, BDT_ID_4, \
-                         BDT_ID_3, BDT_ID_2, BDT_ID_1)(__VA_ARGS__))
+#define BDT_ID_9(a, ...) HookId::a, BDT_ID_8(__VA_ARGS__)
+#define BDT_ID_10(a, ...) HookId::a, BDT_ID_9(__VA_ARGS__)
+#define BDT_ID_11(a, ...) HookId::a, BDT_ID_10(__VA_ARGS__)
+#define BDT_ID_12(a, ...) HookId::a, BDT_ID_11(__VA_ARGS__)
+#define BDT_ID_13(a, ...) HookId::a, BDT_ID_12(__VA_ARGS__)
+#define BDT_ID_14(a, ...) HookId::a, BDT_ID_13(__VA_ARGS__)
+#define BDT_ID_15(a, ...) HookId::a, BDT_ID_14(__VA_ARGS__)
+#define BDT_ID_16(a, ...) HookId::a, BDT_ID_15(__VA_ARGS__)
+#define BDT_ID_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, \
+                    NAME, ...)                                                              \
+  NAME
+#define BDT_IDS(...)                                                                          \
+  __VA_OPT__(BDT_ID_PICK(__VA_ARGS__, BDT_ID_16, BDT_ID_15, BDT_ID_14, BDT_ID_13, BDT_ID_12, \
+                         BDT_ID_11, BDT_ID_10, BDT_ID_9, BDT_ID_8, BDT_ID_7, BDT_ID_6,       \
+                         BDT_ID_5, BDT_ID_4, BDT_ID_3, BDT_ID_2, BDT_ID_1)(__VA_ARGS__))
 
 HookDef tracepoint(HookId id, const char* system, const char* tp, const char* purpose) {
   HookDef h;

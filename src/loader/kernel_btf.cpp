@@ -66,6 +66,17 @@ int KernelBtf::func_nargs(const std::string& func) const {
   return proto && btf_is_func_proto(proto) ? static_cast<int>(btf_vlen(proto)) : -1;
 }
 
+int KernelBtf::tracepoint_nargs(const std::string& tp) const {
+  int id = 0;
+  const struct btf* b = find("btf_trace_" + tp, BTF_KIND_TYPEDEF, &id);
+  if (!b) return -1;
+  const struct btf_type* ptr = btf__type_by_id(b, btf__type_by_id(b, id)->type);
+  if (!ptr || !btf_is_ptr(ptr)) return -1;
+  const struct btf_type* proto = btf__type_by_id(b, ptr->type);
+  return proto && btf_is_func_proto(proto) && btf_vlen(proto) > 0 ? static_cast<int>(btf_vlen(proto)) - 1
+                                                                   : -1;
+}
+
 std::string KernelBtf::func_param_struct(const std::string& func, int idx) const {
   int id = 0;
   const struct btf* b = find(func, BTF_KIND_FUNC, &id);

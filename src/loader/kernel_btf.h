@@ -32,6 +32,9 @@ class KernelBtf {
   // the function is not in BTF), and the struct a pointer parameter points to
   // ("" when not a pointer to a named struct).
   int func_nargs(const std::string& func) const;
+  // Arguments of tracepoint tp as tp_btf programs get them (btf_trace_<tp>'s
+  // prototype without its leading context pointer); -1 if not in BTF.
+  int tracepoint_nargs(const std::string& tp) const;
   std::string func_param_struct(const std::string& func, int idx) const;
   // The struct a pointer member points to, e.g. ("btrfs_ordered_extent", "inode").
   std::string member_struct(const std::string& strct, const std::string& member) const;

@@ -17,6 +17,7 @@ json to_json(const KernelFacts& f) {
   j["btrfs_types"] = f.btrfs_types;
   if (!f.btf_error.empty()) j["btf_error"] = f.btf_error;
   j["btf_tracepoints"] = f.btf_tracepoints;
+  if (!f.tracepoint_nargs.empty()) j["tracepoint_nargs"] = f.tracepoint_nargs;
   j["tracefs"] = f.tracefs;
   j["tracefs_how"] = f.tracefs_how;
   j["tracefs_events"] = f.tracefs_events;
@@ -52,6 +53,8 @@ KernelFacts facts_from_json(const json& j) {
   f.btrfs_types = j.value("btrfs_types", false);
   f.btf_error = j.value("btf_error", "");
   if (j.contains("btf_tracepoints")) f.btf_tracepoints = j.at("btf_tracepoints").get<std::set<std::string>>();
+  if (j.contains("tracepoint_nargs"))
+    f.tracepoint_nargs = j.at("tracepoint_nargs").get<std::map<std::string, int>>();
   f.tracefs = j.value("tracefs", "");
   f.tracefs_how = j.value("tracefs_how", "");
   if (j.contains("tracefs_events")) f.tracefs_events = j.at("tracefs_events").get<std::set<std::string>>();

@@ -39,6 +39,9 @@ struct KernelFacts {
   std::string btf_error;          // why there is no vmlinux BTF
   // Tracepoints of the hook table with a btf_trace_<name> type in BTF.
   std::set<std::string> btf_tracepoints;
+  // Their arguments as tp_btf programs get them (io_uring_complete: 7 on 6.1,
+  // 3 since its cqe became one; absent in older recordings).
+  std::map<std::string, int> tracepoint_nargs;
   // tracefs: where it is mounted ("" = nowhere, also after trying to mount it),
   // how ("mounted" = it was; "mounted by btrfs-dio-trace"; or why not), and
   // which "system/name" tracepoints of the hook table exist there.

@@ -210,6 +210,8 @@ KernelConstants constants_of(const KernelFacts& f) {
   KernelConstants k;
   auto m = f.member_structs.find("btrfs_ordered_extent.inode");
   k.oe_inode_is_btrfs = m != f.member_structs.end() && m->second == "btrfs_inode";
+  auto n = f.tracepoint_nargs.find("io_uring_complete");
+  k.uring_cmpl_cqe = n != f.tracepoint_nargs.end() && n->second == 3;
   for (const auto& [name, value] : f.enumerators) {
     if (name == "BTRFS_ORDERED_IOERR" && value >= 0 && value < 64) k.oe_ioerr_bit = static_cast<uint32_t>(value);
     if (name == "BTRFS_ORDERED_DIRECT" && value >= 0 && value < 64) k.oe_direct_bit = static_cast<uint32_t>(value);
@@ -277,6 +279,16 @@ Plan plan_hooks(const KernelFacts& f, const PlanOptions& o, std::span<const Refu
       tp.mechanism = Mechanism::None;
       tp.reason = fmt::format("replaced by {} {}", to_string(p.mechanism), hook_name(h.id));
     }
+  }
+  if (o.no_fallback_hooks) {
+    auto drop = [&](HookId id) {
+      PlannedHook& p = plan.hooks[index_of(id)];
+      p = PlannedHook{};
+      p.id = id;
+      p.reason = "BDT_FALLBACK_HOOKS=0";
+    };
+    drop(HookId::direct_w);
+    for (auto t : hook_def(HookId::direct_w).equivalents) drop(t);
   }
   for (const auto& h : defs)
     if (h.layout != LayoutVar::None)

@@ -23,6 +23,10 @@ struct PlanOptions {
   // instead of tp_btf, the raw syscall tracepoints instead of the classic
   // ones), so the fallbacks run on a kernel that has it all.
   bool force_fallback = false;
+  // Benchmark aid (BDT_FALLBACK_HOOKS=0): none of the hooks that see O_DIRECT
+  // writes fall back (btrfs_direct_write() and the hooks it replaces), so
+  // scripts/bench/overhead.sh -f measures what they cost.
+  bool no_fallback_hooks = false;
 };
 
 // A mechanism the kernel refused for one hook, found while loading or
@@ -50,6 +54,7 @@ struct KernelConstants {
   uint32_t eb_stale_bit = 64;      // EXTENT_BUFFER_STALE (64: unknown)
   uint32_t em_compress_mask = 0;   // EXTENT_FLAG_COMPRESS_*
   bool ordered_flags_known = false;  // any BTRFS_ORDERED_* enumerator
+  bool uring_cmpl_cqe = false;       // io_uring_complete(ctx, req, cqe) (6.4+)
 };
 
 struct Plan {

@@ -55,6 +55,15 @@ void Attributor::apply(Finding& f) const {
       if (image.empty() && v2 == vm) image = i2;
     }
   }
+  // A finding reported after the VM exited (gathered, or judged at the end of
+  // the trace): keep the labels its events had when they happened.
+  if (vm.empty()) vm = f.vm;
+  if (image.empty() && vm == f.vm) image = f.image;
+  for (const auto& e : f.evidence) {
+    if (!vm.empty() && !image.empty()) break;
+    if (vm.empty()) vm = e.vm;
+    if (image.empty() && e.vm == vm) image = e.image;
+  }
   f.vm = std::string(vm);
   f.image = std::string(image);
 }

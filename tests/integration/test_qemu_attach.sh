@@ -133,6 +133,30 @@ fb = [f for f in fi if f.get("detector") == "dio-buffered-fallback"]
 check(any(f.get("vm") == "vm-csum" and f.get("image") == csum for f in fb),
       f"dio-buffered-fallback for vm-csum on {csum} (got {[(f.get('vm'), f.get('image')) for f in fb]})")
 check(not any(f.get("vm") == "vm-nocow" for f in fb), "no dio-buffered-fallback for vm-nocow")
+# exact: every guest write QEMU made was seen falling back, through this aio mode's path, and
+# reported once for the (QEMU process, image)
+s = st["vm-csum"]
+fbe = [e for e in ev if e.get("type") == "dio_fallback" and e.get("ino") == s.st_ino and e.get("dev") == s.st_dev]
+fbc = [f for f in fb if f.get("vm") == "vm-csum"]
+via = {"threads": "syscall", "native": "libaio", "io_uring": "io_uring"}[mode]
+print(f"    vm-csum: {len(fbe)} dio_fallback events via {sorted({e.get('via') for e in fbe})}, "
+      f"{sum(e.get('count', 0) for e in fbe)} bytes; findings: {[f.get('message') for f in fbc]}")
+check(len(fbc) == 1 and fbc[0].get("kind") == "buffered-fallback",
+      f"exactly one exact buffered-fallback finding for vm-csum (got {[(f.get('kind'), f.get('pid')) for f in fbc]})")
+check(fbe and all(e.get("via") == via and e.get("pid") == started.get("vm-csum") for e in fbe),
+      f"its dio_fallback events come from QEMU pid {started.get('vm-csum')} via {via}")
+covered = sorted((e["pos"], e["pos"] + e["count"]) for e in fbe)
+end = 0
+for a, b in covered:
+    if a <= end:
+        end = max(end, b)
+check(end >= 64 * 65536, f"the fallbacks cover the guest's 4 MiB of writes from offset 0 (up to {end})")
+if fbc and fbe:
+    m = re.search(r"carried out (\d+) write\(s\)", fbc[0].get("message", ""))
+    t0 = min(e["ts_ns"] for e in fbe)
+    lo = sum(1 for e in fbe if e["ts_ns"] - t0 < 5_000_000_000)
+    check(m and lo <= int(m.group(1)) <= len(fbe),
+          f"the finding counts the writes gathered in its first 5 s ({m and m.group(1)}; {lo}..{len(fbe)})")
 nolabel = [f for f in fi if not f.get("vm")]
 check(not nolabel, f"every finding names its VM (unlabelled: {[f.get('detector') for f in nolabel]})")
 check(not [e for e in ev if e.get("ino") == so.st_ino and e.get("dev") == so.st_dev],

@@ -151,8 +151,20 @@ TEST(Plan, EverythingPrefersFunctionsExceptWhereTheTracepointIsExact) {
   // send/balance run alongside the syscall hooks
   EXPECT_EQ(mech(p, HookId::send), Mechanism::Fentry);
   EXPECT_EQ(hook_def(HookId::send).equivalence, Equivalence::Alongside);
-  // 14 tracepoint hooks less the 2 replaced, 13 function hooks less the 4 deferring
-  EXPECT_EQ(p.planned(), 12u + 9u);
+  // btrfs_direct_write() replaces the write-family syscall and io_uring hooks
+  EXPECT_EQ(mech(p, HookId::direct_w), Mechanism::Fentry);
+  EXPECT_EQ(mech(p, HookId::fbe_pwrite64), Mechanism::None);
+  EXPECT_EQ(p.at(HookId::uring_cmpl).reason, "replaced by fentry btrfs_direct_write()");
+  // 28 tracepoint and syscall hooks less the 16 replaced, 14 function hooks less the 4 deferring
+  EXPECT_EQ(p.planned(), 12u + 10u);
+  // the benchmark's BDT_FALLBACK_HOOKS=0: none of the fallback hooks
+  PlanOptions nofb;
+  nofb.no_fallback_hooks = true;
+  const auto q = plan_hooks(everything(), nofb);
+  EXPECT_EQ(mech(q, HookId::direct_w), Mechanism::None);
+  EXPECT_EQ(mech(q, HookId::fbe_write), Mechanism::None);
+  EXPECT_EQ(q.at(HookId::uring_sub).reason, "BDT_FALLBACK_HOOKS=0");
+  EXPECT_EQ(q.planned(), 12u + 9u);
 }
 
 TEST(Plan, TracepointsOnlyKernel) {
@@ -317,7 +329,8 @@ TEST(Plan, ArgumentLayoutsFollowThePrototypes) {
   std::map<std::string, uint32_t> v;
   for (const auto& [var, x] : p.layouts) v[std::string(layout_var_name(var))] = x;
   EXPECT_EQ(v, (std::map<std::string, uint32_t>{
-                   {"ge_folio_args", 1}, {"em_add_layout", 0}, {"send_layout", 2}, {"csum_layout", 0}}));
+                   {"ge_folio_args", 1}, {"em_add_layout", 0}, {"send_layout", 2}, {"csum_layout", 0},
+                   {"fb_fn_layout", 0}}));
   f.functions.at("btrfs_get_extent").param_structs = {"btrfs_inode", "page", "", "", ""};
   f.functions.at("add_extent_mapping").param_structs = {"btrfs_inode", "extent_map", ""};
   f.functions.at("btrfs_ioctl_send").param_structs = {"inode", "btrfs_ioctl_send_args"};
@@ -325,7 +338,8 @@ TEST(Plan, ArgumentLayoutsFollowThePrototypes) {
   v.clear();
   for (const auto& [var, x] : p.layouts) v[std::string(layout_var_name(var))] = x;
   EXPECT_EQ(v, (std::map<std::string, uint32_t>{
-                   {"ge_folio_args", 0}, {"em_add_layout", 1}, {"send_layout", 0}, {"csum_layout", 0}}));
+                   {"ge_folio_args", 0}, {"em_add_layout", 1}, {"send_layout", 0}, {"csum_layout", 0},
+                   {"fb_fn_layout", 0}}));
 }
 
 TEST(Plan, KernelConstants) {
@@ -433,9 +447,11 @@ TEST(RecordedKernels, Debian61FunctionHooksWhereIomapHasNoTracepoints) {
     std::map<std::string, uint32_t> v;
     for (const auto& [var, x] : p.layouts) v[std::string(layout_var_name(var))] = x;
     // 6.1: btrfs_get_extent(inode, page, pg_offset, start, len), add_extent_mapping(tree, em,
-    // modified), btrfs_check_data_csum(inode, ...), btrfs_ioctl_send(struct inode *, ...)
+    // modified), btrfs_check_data_csum(inode, ...), btrfs_ioctl_send(struct inode *, ...),
+    // btrfs_direct_write inlined: btrfs_do_write_iter(iocb, from, encoded)
     EXPECT_EQ(v, (std::map<std::string, uint32_t>{
-                     {"ge_folio_args", 0}, {"em_add_layout", 0}, {"send_layout", 0}, {"csum_layout", 0}}));
+                     {"ge_folio_args", 0}, {"em_add_layout", 0}, {"send_layout", 0}, {"csum_layout", 0},
+                     {"fb_fn_layout", 1}}));
     EXPECT_FALSE(p.constants.oe_inode_is_btrfs);
     for (const auto& d : detector_fidelity(attach_all_planned(p))) EXPECT_EQ(d.fidelity, "full") << d.id;
   }

@@ -574,6 +574,23 @@ TEST(QemuAttribution, EventsAndFindings) {
   h.pid = 1;
   a.apply(h);
   EXPECT_TRUE(h.vm.empty());
+  // reported after its VM exited (gathered, or judged at the end): the labels
+  // its events had when they happened stay
+  Finding late;
+  late.pid = 100;
+  late.dev = 45;
+  late.ino = 257;
+  late.vm = "web-1";
+  late.image = "/img/web.raw";
+  a.apply(late);
+  EXPECT_EQ(late.vm, "web-1");
+  EXPECT_EQ(late.image, "/img/web.raw");
+  Finding late2;
+  late2.pid = 100;
+  late2.evidence.push_back(kept);
+  a.apply(late2);
+  EXPECT_EQ(late2.vm, "web-1");
+  EXPECT_EQ(late2.image, "/img/web.raw");
 }
 
 // ---- statistics ---------------------------------------------------------------

@@ -1,0 +1,566 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * btrfs-dio-trace BPF: O_DIRECT writes btrfs carries out as buffered writes
+ * (dio_fallback records, docs/detectors/dio-buffered-fallback.md).
+ *
+ * A write that entered the O_DIRECT path is kept as pending; iomap_dio_rw_begin
+ * for it (dio.bpf.h calls fb_mark_direct) marks it direct; when it returns
+ * having written bytes without that mark, one dio_fallback record is made. A
+ * write that went direct makes no record. Where the write is seen:
+ *   - function hook on btrfs_direct_write() (6.12+) or btrfs_do_write_iter()
+ *     with O_DIRECT (6.1 inlines btrfs_direct_write): every submitter, by
+ *     thread (fb_tid);
+ *   - tracepoint backend: the write-family syscalls (fb_tid), io_submit's
+ *     iocbs read from user memory, at most BDT_FB_AIO of them per call
+ *     (fb_aio, by thread, matched to iomap_dio_rw_begin by inode and
+ *     position: the submission runs in io_submit), io_uring write requests
+ *     (fb_kiocb, by the address of the request's kiocb, which is what
+ *     iomap_dio_rw_begin gets; also when an io-wq worker retries the
+ *     request after its nowait attempt returned EAGAIN).
+ * The hooks are bpf/hooks.def's direct_w (the function), fbe_<syscall>, fbx_<syscall> (each
+ * syscall's enter and exit) and uring_sub/uring_cmpl; the function hook
+ * replaces the others where it attaches.
+ * Cheap on every other syscall: the classic tracepoints run only for their
+ * syscall; the raw sys_enter/sys_exit programs (no tracefs) compare the
+ * syscall number first and the exits return at once while nothing is pending;
+ * the exits and iomap_dio_rw_begin look a pending write up only while some are
+ * pending (the fb_pending_* counters).
+ */
+#ifndef BDT_FALLBACK_BPF_H
+#define BDT_FALLBACK_BPF_H
+
+#include <linux/aio_abi.h>
+
+#define BDT_O_DIRECT 00040000
+#define BDT_O_APPEND 00002000
+#define BDT_RWF_NOWAIT 0x00000008
+#define BDT_FB_AIO 8     /* iocbs followed per io_submit call */
+#define BDT_FB_IOV 1024  /* iovecs summed for a vectored write (IOV_MAX) */
+
+/* x86_64 syscall numbers */
+#define BDT_NR_WRITE 1
+#define BDT_NR_PWRITE64 18
+#define BDT_NR_WRITEV 20
+#define BDT_NR_IO_SUBMIT 209
+#define BDT_NR_PWRITEV 296
+#define BDT_NR_PWRITEV2 328
+
+/* A pending O_DIRECT write. */
+struct fb_req {
+	struct ident id;
+	u64 pos;
+	u64 count;     /* requested */
+	u32 pid;
+	u32 tid;
+	char comm[BDT_COMM_LEN];
+	s32 fd;
+	u32 via;       /* enum bdt_fallback_via */
+	u32 flags;     /* BDT_F_NODATASUM | BDT_F_UNALIGNED */
+	u32 seen;      /* iomap_dio_rw_begin was reached for it */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u32);
+	__type(value, struct fb_req);
+} fb_tid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u64);
+	__type(value, struct fb_req);
+} fb_kiocb SEC(".maps");
+
+struct fb_aio {
+	struct fb_req r[BDT_FB_AIO];
+	u32 n;
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, struct fb_aio);
+} fb_aio SEC(".maps");
+
+/* All zeros, never written: the initial value of an fb_aio entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct fb_aio);
+} fb_aio_zero SEC(".maps");
+
+/* How many entries each map holds (approximately: an LRU eviction is not
+ * counted back), so lookups are skipped while nothing is pending. */
+volatile __u64 fb_pending_tid = 0;
+volatile __u64 fb_pending_kiocb = 0;
+volatile __u64 fb_pending_aio = 0;
+
+/* Fills r for a write to f; false when f is not an O_DIRECT file on btrfs or
+ * the filters drop it. */
+static __always_inline bool fb_req_init(struct fb_req *r, struct file *f, u64 pos, u64 count,
+					u64 buf, s32 fd, u32 via)
+{
+	struct inode *inode;
+	struct super_block *sb;
+	struct btrfs_inode *bi;
+	u64 mask;
+	u64 t;
+
+	if (!f || !(BPF_CORE_READ(f, f_flags) & BDT_O_DIRECT))
+		return false;
+	inode = BPF_CORE_READ(f, f_inode);
+	sb = BPF_CORE_READ(inode, i_sb);
+	if (!is_btrfs_sb(sb, false) || !fs_pass(BPF_CORE_READ(sb, s_dev)) || !task_pass())
+		return false;
+	bi = btrfs_i(inode);
+	btrfs_ident(&r->id, bi);
+	touch_inode(&r->id);
+	r->pos = pos;
+	r->count = count;
+	r->fd = fd;
+	r->via = via;
+	if (BPF_CORE_READ(bi, flags) & BDT_INODE_NODATASUM)
+		r->flags |= BDT_F_NODATASUM;
+	/* btrfs' check_direct_IO(): position and buffer aligned to the sector size */
+	mask = BPF_CORE_READ(bi, root, fs_info, sectorsize) - 1;
+	if ((pos | count | buf) & mask)
+		r->flags |= BDT_F_UNALIGNED;
+	t = bpf_get_current_pid_tgid();
+	r->pid = t >> 32;
+	r->tid = (u32)t;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	return true;
+}
+
+static __always_inline void fb_emit(const struct fb_req *r, u64 count, bool requested, u8 src)
+{
+	struct bdt_raw_event *e = reserve_src(BDT_EV_DIO_FALLBACK, src);
+
+	if (!e)
+		return;
+	e->pid = r->pid;
+	e->tid = r->tid;
+	__builtin_memcpy(e->comm, r->comm, BDT_COMM_LEN);
+	put_ident(e, &r->id);
+	e->flags |= r->flags | (requested ? BDT_F_REQUESTED : 0);
+	e->u.fb.pos = r->pos;
+	e->u.fb.count = count;
+	e->u.fb.fd = r->fd;
+	e->u.fb.via = r->via;
+	bdt_submit(e);
+}
+
+/* iomap_dio_rw_begin: this thread's (or this kiocb's) pending write went direct. */
+static __always_inline void fb_mark_direct(struct kiocb *iocb, u64 ino, u64 pos)
+{
+	u32 tid;
+
+	if (fb_pending_tid) {
+		struct fb_req *r;
+
+		tid = cur_tid();
+		r = bpf_map_lookup_elem(&fb_tid, &tid);
+		if (r)
+			r->seen = 1;
+	}
+	if (fb_pending_kiocb) {
+		u64 k = (u64)iocb;
+		struct fb_req *r = bpf_map_lookup_elem(&fb_kiocb, &k);
+
+		if (r)
+			r->seen = 1;
+	}
+	if (fb_pending_aio) {
+		struct fb_aio *a;
+
+		tid = cur_tid();
+		a = bpf_map_lookup_elem(&fb_aio, &tid);
+		if (!a)
+			return;
+#pragma unroll
+		for (int i = 0; i < BDT_FB_AIO; i++)
+			if (i < a->n && a->r[i].id.ino == ino && a->r[i].pos == pos)
+				a->r[i].seen = 1;
+	}
+}
+
+/* The write this thread kept returned: a fallback if it wrote bytes without
+ * reaching iomap_dio_rw. */
+static __always_inline void fb_tid_done(s64 ret, u8 src)
+{
+	u32 tid = cur_tid();
+	struct fb_req *r;
+
+	if (!fb_pending_tid)
+		return;
+	r = bpf_map_lookup_elem(&fb_tid, &tid);
+	if (!r)
+		return;
+	if (!r->seen && ret > 0)
+		fb_emit(r, (u64)ret, false, src);
+	bpf_map_delete_elem(&fb_tid, &tid);
+	__sync_fetch_and_add(&fb_pending_tid, -1); /* no fetch: BPF_XADD */
+}
+
+static __always_inline void fb_tid_start(const struct fb_req *r)
+{
+	u32 tid = cur_tid();
+
+	if (bpf_map_update_elem(&fb_tid, &tid, r, BPF_ANY) == 0)
+		__sync_fetch_and_add(&fb_pending_tid, 1);
+}
+
+/* ---- function hook: btrfs_direct_write(iocb, from) / btrfs_do_write_iter(iocb, from, encoded) */
+static __always_inline int fb_fn_enter(void *ctx, u64 *a, u8 src)
+{
+	struct kiocb *iocb = (void *)a[0];
+	struct iov_iter *from = (void *)a[1];
+	struct fb_req r = {};
+
+	if (!iocb || !from)
+		return 0;
+	if (fb_fn_layout == 1 && a[2]) /* an encoded write (ioctl), not O_DIRECT */
+		return 0;
+	if (!fb_req_init(&r, BPF_CORE_READ(iocb, ki_filp), BPF_CORE_READ(iocb, ki_pos),
+			 BPF_CORE_READ(from, count), iter_user_addr(from, false), -1, BDT_FB_CALL))
+		return 0;
+	fb_tid_start(&r);
+	return 0;
+}
+
+static __always_inline int fb_fn_exit(void *ctx, u64 *a, s64 ret, u8 src)
+{
+	fb_tid_done(ret, src);
+	return 0;
+}
+
+/* ---- the write-family syscalls and io_submit (tracepoint backend) ---------------- */
+static __always_inline struct file *fb_fd_file(u64 fd)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = 0;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* Bytes of a user iovec array (up to BDT_FB_IOV entries), 8 entries per
+ * bpf_loop step: the verifier checks the step once. */
+struct fb_iov_sum {
+	u64 uvec;
+	u64 vlen;
+	u64 bytes;
+	u64 first_base;
+};
+
+static long fb_iov_step(u32 i, void *data)
+{
+	struct fb_iov_sum *c = data;
+	struct iovec v[8];
+	u64 at = (u64)i * 8;
+
+	if (at >= c->vlen || at >= BDT_FB_IOV)
+		return 1;
+	__builtin_memset(v, 0, sizeof(v));
+	if (bpf_probe_read_user(v, sizeof(v), (void *)(c->uvec + at * sizeof(v[0])))) {
+		/* the array may end before a page the 8-entry read crosses */
+#pragma unroll
+		for (int k = 0; k < 8; k++)
+			if (at + k < c->vlen)
+				bpf_probe_read_user(&v[k], sizeof(v[k]),
+						    (void *)(c->uvec + (at + k) * sizeof(v[k])));
+	}
+	if (i == 0)
+		c->first_base = (u64)v[0].iov_base;
+#pragma unroll
+	for (int k = 0; k < 8; k++)
+		if (at + k < c->vlen)
+			c->bytes += v[k].iov_len;
+	return 0;
+}
+
+static __always_inline u64 fb_iov_bytes(u64 uvec, u64 vlen, u64 *first_base)
+{
+	struct fb_iov_sum c = { .uvec = uvec, .vlen = vlen < BDT_FB_IOV ? vlen : BDT_FB_IOV };
+
+	bpf_loop((c.vlen + 7) / 8, fb_iov_step, &c, 0);
+	*first_base = c.first_base;
+	return c.bytes;
+}
+
+/* Position of a write without an explicit one: the file position (EOF with O_APPEND). */
+static __always_inline u64 fb_file_pos(struct file *f)
+{
+	if (BPF_CORE_READ(f, f_flags) & BDT_O_APPEND)
+		return BPF_CORE_READ(f, f_inode, i_size);
+	return BPF_CORE_READ(f, f_pos);
+}
+
+/* One iocb of an io_submit call (bpf_loop step): kept in this thread's fb_aio entry. */
+struct fb_aio_walk {
+	u64 uiocbpp;
+	u64 nr;
+	u32 tid;
+	u32 any;
+};
+
+static long fb_aio_step(u32 i, void *data)
+{
+	struct fb_aio_walk *w = data;
+	struct iocb cb = {};
+	struct fb_aio *a;
+	struct file *f;
+	u64 p = 0, count, base = 0;
+
+	if (i >= w->nr || i >= BDT_FB_AIO)
+		return 1;
+	if (bpf_probe_read_user(&p, sizeof(p), (void *)(w->uiocbpp + i * sizeof(p))) || !p ||
+	    bpf_probe_read_user(&cb, sizeof(cb), (void *)p))
+		return 1;
+	a = bpf_map_lookup_elem(&fb_aio, &w->tid);
+	if (!a)
+		return 1;
+	a->n = i + 1;
+	/* a nowait write that cannot go direct fails with EAGAIN: not a fallback */
+	if ((cb.aio_lio_opcode != IOCB_CMD_PWRITE && cb.aio_lio_opcode != IOCB_CMD_PWRITEV) ||
+	    (cb.aio_rw_flags & BDT_RWF_NOWAIT))
+		return 0;
+	f = fb_fd_file(cb.aio_fildes);
+	if (cb.aio_lio_opcode == IOCB_CMD_PWRITE) {
+		count = cb.aio_nbytes;
+		base = cb.aio_buf;
+	} else {
+		count = fb_iov_bytes(cb.aio_buf, cb.aio_nbytes, &base);
+	}
+	if (fb_req_init(&a->r[i & (BDT_FB_AIO - 1)], f, cb.aio_offset, count, base, cb.aio_fildes,
+			BDT_FB_LIBAIO))
+		w->any = 1;
+	return 0;
+}
+
+static __always_inline void fb_aio_enter(u64 nr, u64 uiocbpp)
+{
+	struct fb_aio_walk w = { .uiocbpp = uiocbpp, .nr = nr, .tid = cur_tid() };
+	u32 zero = 0;
+	struct fb_aio *z;
+
+	if (!task_pass())
+		return;
+	z = bpf_map_lookup_elem(&fb_aio_zero, &zero);
+	if (!z || bpf_map_update_elem(&fb_aio, &w.tid, z, BPF_ANY))
+		return;
+	bpf_loop(BDT_FB_AIO, fb_aio_step, &w, 0);
+	if (w.any)
+		__sync_fetch_and_add(&fb_pending_aio, 1);
+	else
+		bpf_map_delete_elem(&fb_aio, &w.tid);
+}
+
+/* io_submit returned the number of iocbs it submitted: those of them that
+ * wrote through the buffered path never reached iomap_dio_rw_begin. */
+static __always_inline void fb_aio_exit(s64 ret)
+{
+	u32 tid = cur_tid();
+	struct fb_aio *a;
+
+	if (!fb_pending_aio)
+		return;
+	a = bpf_map_lookup_elem(&fb_aio, &tid);
+	if (!a)
+		return;
+#pragma unroll
+	for (int i = 0; i < BDT_FB_AIO; i++)
+		if (i < a->n && i < ret && a->r[i].id.ino && !a->r[i].seen)
+			fb_emit(&a->r[i], a->r[i].count, true, BDT_SRC_TRACEPOINT);
+	bpf_map_delete_elem(&fb_aio, &tid);
+	__sync_fetch_and_add(&fb_pending_aio, -1); /* no fetch: BPF_XADD */
+}
+
+/* A write-family syscall or io_submit entered (args as the syscall has them). */
+static __always_inline int fb_sys_enter(s64 nr, u64 a0, u64 a1, u64 a2, u64 a3, u64 a5)
+{
+	struct fb_req r = {};
+	struct file *f;
+	u64 pos, count, buf = 0;
+
+	switch (nr) {
+	case BDT_NR_IO_SUBMIT:
+		fb_aio_enter(a1, a2);
+		return 0;
+	case BDT_NR_WRITE:
+	case BDT_NR_PWRITE64:
+	case BDT_NR_WRITEV:
+	case BDT_NR_PWRITEV:
+	case BDT_NR_PWRITEV2:
+		break;
+	default:
+		return 0;
+	}
+	if (nr == BDT_NR_PWRITEV2 && (a5 & BDT_RWF_NOWAIT))
+		return 0;
+	f = fb_fd_file(a0);
+	if (!f || !(BPF_CORE_READ(f, f_flags) & BDT_O_DIRECT))
+		return 0;
+	if (nr == BDT_NR_WRITE || nr == BDT_NR_PWRITE64) {
+		count = a2;
+		buf = a1;
+	} else {
+		count = fb_iov_bytes(a1, a2, &buf);
+	}
+	if (nr == BDT_NR_PWRITE64 || nr == BDT_NR_PWRITEV || (nr == BDT_NR_PWRITEV2 && (s64)a3 != -1))
+		pos = a3;
+	else
+		pos = fb_file_pos(f);
+	if (!fb_req_init(&r, f, pos, count, buf, (s32)a0, BDT_FB_SYSCALL))
+		return 0;
+	fb_tid_start(&r);
+	return 0;
+}
+
+static __always_inline int fb_sys_exit(s64 nr, s64 ret)
+{
+	if (nr == BDT_NR_IO_SUBMIT)
+		fb_aio_exit(ret);
+	else
+		fb_tid_done(ret, BDT_SRC_TRACEPOINT);
+	return 0;
+}
+
+/* The classic syscall tracepoints' records (syscalls:sys_enter_<name> /
+ * sys_exit_<name>). A program may read only as far as its syscall's record
+ * goes, or the kernel refuses to attach it: each hooks.def entry reads the
+ * arguments its syscall has. */
+struct fb_sys_enter_ctx {
+	u64 common;
+	s32 nr;
+	u32 pad;
+	u64 args[6];
+};
+
+struct fb_sys_exit_ctx {
+	u64 common;
+	s32 nr;
+	u32 pad;
+	s64 ret;
+};
+
+/* raw sys_enter(regs, id) for syscall nr: every syscall of the machine runs it,
+ * so the number is compared before anything else. x86_64 arguments: di, si,
+ * dx, r10, r8, r9. */
+static __always_inline int fb_raw_enter(u64 *ctx, s64 nr)
+{
+	struct pt_regs *regs = (void *)ctx[0];
+
+	if ((s64)ctx[1] != nr)
+		return 0;
+	BDT_ARG_OR_RETURN(regs);
+	return fb_sys_enter(nr, BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),
+			    BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r9));
+}
+
+/* raw sys_exit(regs, ret): nothing to do while no write of that kind is pending. */
+static __always_inline int fb_raw_exit(u64 *ctx, s64 nr)
+{
+	struct pt_regs *regs = (void *)ctx[0];
+
+	if (!(nr == BDT_NR_IO_SUBMIT ? fb_pending_aio : fb_pending_tid))
+		return 0;
+	BDT_ARG_OR_RETURN(regs);
+	if ((s64)BPF_CORE_READ(regs, orig_ax) != nr)
+		return 0;
+	return fb_sys_exit(nr, (s64)ctx[1]);
+}
+
+/* ---- io_uring (tracepoint backend) ----------------------------------------------- */
+static __always_inline bool fb_uring_write_op(u8 op)
+{
+	if (op == bpf_core_enum_value(enum io_uring_op, IORING_OP_WRITEV) ||
+	    op == bpf_core_enum_value(enum io_uring_op, IORING_OP_WRITE) ||
+	    op == bpf_core_enum_value(enum io_uring_op, IORING_OP_WRITE_FIXED))
+		return true;
+	if (bpf_core_enum_value_exists(enum io_uring_op, IORING_OP_WRITEV_FIXED) &&
+	    op == bpf_core_enum_value(enum io_uring_op, IORING_OP_WRITEV_FIXED))
+		return true;
+	return false;
+}
+
+/* The request's kiocb: struct io_rw, whose first member it is, lives in io_kiocb::cmd. */
+static __always_inline u64 fb_uring_kiocb(const struct io_kiocb *req)
+{
+	return (u64)req + bpf_core_field_offset(struct io_kiocb, cmd);
+}
+
+/* io_uring_submit_req(req): a write request on a plain (not registered) fd. */
+static __always_inline int fb_uring_submit(u64 *ctx)
+{
+	const struct io_kiocb *req = (void *)ctx[0];
+	struct fb_req r = {};
+	u32 rflags = 0;
+	struct kiocb *kiocb;
+	u64 k;
+	s32 fd;
+
+	BDT_ARG_OR_RETURN(req);
+	if (!fb_uring_write_op(BPF_CORE_READ(req, opcode)))
+		return 0;
+	/* REQ_F_FIXED_FILE (bit 0 of the request flags, IOSQE_FIXED_FILE_BIT): a
+	 * registered file, not in the fd table */
+	bpf_probe_read_kernel(&rflags, sizeof(rflags),
+			      (void *)req + bpf_core_field_offset(struct io_kiocb, flags));
+	if (rflags & 1)
+		return 0;
+	fd = BPF_CORE_READ(req, cqe.fd);
+	k = fb_uring_kiocb(req);
+	kiocb = (void *)k;
+	if (!fb_req_init(&r, fb_fd_file(fd), BPF_CORE_READ(kiocb, ki_pos), 0, 0, fd, BDT_FB_IO_URING))
+		return 0;
+	if (bpf_map_update_elem(&fb_kiocb, &k, &r, BPF_ANY) == 0)
+		__sync_fetch_and_add(&fb_pending_kiocb, 1);
+	return 0;
+}
+
+/* io_uring_complete(ctx, req, ...): res is an argument (6.1-6.1x) or in the cqe (newer). */
+static __always_inline int fb_uring_complete(u64 *ctx)
+{
+	const struct io_kiocb *req = (void *)ctx[1];
+	struct fb_req *r;
+	s64 res;
+	u64 k;
+
+	if (!fb_pending_kiocb || !req)
+		return 0;
+	k = fb_uring_kiocb(req);
+	r = bpf_map_lookup_elem(&fb_kiocb, &k);
+	if (!r)
+		return 0;
+	if (uring_cmpl_cqe) {
+		const struct io_uring_cqe *cqe = (void *)ctx[2];
+
+		res = cqe ? BPF_CORE_READ(cqe, res) : 0;
+	} else {
+		res = (s32)ctx[3];
+	}
+	if (!r->seen && res > 0) {
+		/* the write advanced the kiocb's position by what it wrote */
+		u64 end = BPF_CORE_READ((struct kiocb *)k, ki_pos);
+
+		if (end >= (u64)res && end - res != r->pos)
+			r->pos = end - res;
+		fb_emit(r, (u64)res, false, BDT_SRC_TRACEPOINT);
+	}
+	bpf_map_delete_elem(&fb_kiocb, &k);
+	__sync_fetch_and_add(&fb_pending_kiocb, -1); /* no fetch: BPF_XADD */
+	return 0;
+}
+
+#endif /* BDT_FALLBACK_BPF_H */

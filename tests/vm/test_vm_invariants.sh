@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# VM tier: the buffered-fallback writers and the invariant detectors on a guest kernel with
+# function hooks, once with --backend fentry and once with --backend kprobe
+# (scripts/vm/run-integration, one boot each, device-mapper modules loaded):
+#   test_fallback_writers  write-only O_DIRECT writers (fio psync/pvsync2/libaio/io_uring, a
+#                          changing buffer, unaligned dd) into checksummed and nocow files: on
+#                          6.1 aligned writes to checksummed files go direct (no fallback), only
+#                          the unaligned ones fall back, seen by the function hook on
+#                          btrfs_do_write_iter() (6.1 inlines btrfs_direct_write); on 6.12 the
+#                          hook is btrfs_direct_write() itself
+#   test_device_errors     dm error/flakey targets fail every I/O: the EIO requests are seen and
+#                          no invariant fires
+# The guest kernel is the VM tier's default (Debian 6.1); BDT_VM_KERNEL_PKG selects another
+# (linux-image-6.12-cloud-amd64: Debian 12's 6.12 LTS). Fails if any test fails or skips in the
+# guest; exit 77 (SKIPPED: reason) when the VM tier, root or the build are missing.
+#   tests/vm/test_vm_invariants.sh [BUILD_DIR]
+set -uo pipefail
+src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+build=$(cd "${1:-${BDT_BUILD_DIR:-$src/build}}" 2>/dev/null && pwd) || { echo "SKIPPED: no build dir"; exit 77; }
+[[ -x $build/btrfs-dio-trace ]] || { echo "SKIPPED: $build/btrfs-dio-trace is not built"; exit 77; }
+[[ $(id -u) -eq 0 ]] || { echo "SKIPPED: the guest runs with --host-root, which needs root"; exit 77; }
+command -v dmsetup >/dev/null || { echo "SKIPPED: dmsetup not installed (the guest uses the host's)"; exit 77; }
+check=$("$src/scripts/vmtest" --check 2>&1)
+rc=$?
+if [[ $rc -eq 121 ]]; then
+  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
+  exit 77
+elif [[ $rc -ne 0 ]]; then
+  echo "$check"; echo "FAIL: scripts/vmtest --check exited $rc"; exit 1
+fi
+tests=(test_fallback_writers test_device_errors)
+fails=0
+for be in fentry kprobe; do
+  t0=$(date +%s)
+  out=$("$src/scripts/vm/run-integration" --backend "$be" --quiet --timeout 1500 \
+        --module dm_mod --module dm_flakey "$build" "${tests[@]}" 2>&1)
+  rc=$?
+  echo "$out" | grep -vE '^(vmtest:|BDT-VM:)'
+  echo "backend $be: run-integration exited $rc in $(( $(date +%s) - t0 )) s"
+  last=$(grep -E '^vm integration' <<<"$out" | tail -n1)
+  if [[ $rc -eq 77 ]]; then echo "SKIPPED: VM tier unavailable"; exit 77; fi
+  if [[ $last =~ :\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]] &&
+     [[ ${BASH_REMATCH[1]} -eq ${#tests[@]} && $rc -eq 0 ]]; then
+    echo "ok: $be: ${tests[*]} passed in the guest (${BDT_VM_KERNEL_PKG:-default kernel})"
+  else
+    echo "FAIL: $be: want ${#tests[@]} passed, got '${last:-no summary}' (exit $rc)"
+    fails=$((fails + 1))
+  fi
+done
+exit $((fails > 0))
