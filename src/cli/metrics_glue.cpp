@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "live/decode.h"
+#include "loader/hook_table.h"
 #include "metrics/process.h"
 
 namespace bdt::cli {
@@ -71,6 +72,7 @@ metrics::TracerState tracer_state(const live::Session& s, const Engine& e, qemu:
   t.process = metrics::read_process_stats();
   t.kernel = metrics::kernel_release();
   t.hooks = s.hooks();
+  for (const auto& d : loader::detector_fidelity(t.hooks)) t.detector_fidelity.emplace_back(d.id, d.fidelity);
   t.backend = metrics::backend_label(t.hooks);
   t.backend_requested = std::string(backend_name(a.live.backend));
   t.start_time_s = start_unix_s;

@@ -162,6 +162,14 @@ Exposition Collector::snapshot(const TracerState& t) const {
     sv.add(l, static_cast<double>(st.evicted));
   }
 
+  // A state set: one series per possible fidelity, 1 for the detector's current one.
+  auto& df = x.gauge("detector_fidelity",
+                     "What a detector can see with the hooks that attached (1 for its fidelity: full, partial, "
+                     "unavailable; doctor says why).");
+  for (const auto& [id, fid] : t.detector_fidelity)
+    for (const char* f : {"full", "partial", "unavailable"})
+      df.add({{"detector", id}, {"fidelity", f}}, fid == f ? 1 : 0);
+
   std::map<std::string, uint64_t> by_mech;
   uint64_t not_attached = 0;
   for (const auto& h : t.hooks) {

@@ -46,6 +46,7 @@ struct TracerState {
   std::vector<HookStatus> hooks;
   uint64_t ringbuf_bytes = 0;
   std::vector<std::pair<std::string, StateSize>> detector_state;
+  std::vector<std::pair<std::string, std::string>> detector_fidelity;  // detector -> full|partial|unavailable
   const qemu::StatsCollector* qemu = nullptr;  // --qemu only (latency harvested before the snapshot)
   qemu::StatsCounters qemu_counters;           // qemu::Tracker::counters()
   size_t qemu_vms = 0;
