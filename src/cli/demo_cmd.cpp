@@ -100,23 +100,20 @@ std::string exe_dir() {
   return ec ? std::string(".") : p.parent_path().string();
 }
 
-std::string find_tool(const std::string& name, bool script) {
+// The workloads (programs and scripts) are in one directory: $BDT_WORKLOAD_DIR,
+// else next to the binary (the build tree's build/workloads), else where
+// `cmake --install` and the package put them, found from the binary
+// (sbin/../libexec/btrfs-dio-trace/workloads): no source tree needed.
+std::string find_tool(const std::string& name) {
   std::vector<std::string> dirs;
-  if (const char* e = getenv(script ? "BDT_SCRIPTS_DIR" : "BDT_WORKLOAD_DIR")) dirs.push_back(e);
-  if (script) {
-    dirs.push_back(exe_dir() + "/../scripts/workloads");
-#ifdef BDT_SOURCE_DIR
-    dirs.push_back(std::string(BDT_SOURCE_DIR) + "/scripts/workloads");
-#endif
-  } else {
-    dirs.push_back(exe_dir() + "/workloads");
-  }
+  if (const char* e = getenv("BDT_WORKLOAD_DIR")) dirs.push_back(e);
+  dirs.push_back(exe_dir() + "/workloads");
+  dirs.push_back(exe_dir() + "/" BDT_WORKLOADS_FROM_BIN);
   for (const auto& d : dirs)
-    if (access((d + "/" + name).c_str(), X_OK) == 0 || (script && access((d + "/" + name).c_str(), R_OK) == 0))
-      return fs::weakly_canonical(d + "/" + name).string();
+    if (access((d + "/" + name).c_str(), X_OK) == 0) return fs::weakly_canonical(d + "/" + name).string();
   throw KernelError(fmt::format("demo workload '{}' not found (looked in {}); build the project "
-                                "(cmake --build build) or set {}",
-                                name, fmt::join(dirs, ", "), script ? "BDT_SCRIPTS_DIR" : "BDT_WORKLOAD_DIR"));
+                                "(cmake --build build), install it, or set BDT_WORKLOAD_DIR",
+                                name, fmt::join(dirs, ", ")));
 }
 
 std::string secs(uint64_t ns) { return fmt::format("{:.1f} s", static_cast<double>(ns) / 1e9); }
@@ -126,11 +123,11 @@ std::string secs(uint64_t ns) { return fmt::format("{:.1f} s", static_cast<doubl
 int run_demo(const DemoArgs& a) {
   install_signal_handlers();
   // Resolve everything that can fail before touching the machine.
-  std::string interleaved = find_tool("dio-interleaved", false);
-  std::string buf_fault = find_tool("dio-buf-fault", false);
-  std::string unstable = find_tool("dio-unstable", false);
-  std::string send_balance = find_tool("send-vs-balance.sh", true);
-  std::string benign = find_tool("benign-fio.sh", true);
+  std::string interleaved = find_tool("dio-interleaved");
+  std::string buf_fault = find_tool("dio-buf-fault");
+  std::string unstable = find_tool("dio-unstable");
+  std::string send_balance = find_tool("send-vs-balance.sh");
+  std::string benign = find_tool("benign-fio.sh");
 
   fmt::print(stderr, "demo: making a scratch btrfs on a loop file...\n");
   ScratchBtrfs scratch(3ull << 30);

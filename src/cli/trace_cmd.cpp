@@ -16,6 +16,8 @@
 #include "cli/live_loop.h"
 #include "cli/metrics_glue.h"
 #include "cli/pipeline.h"
+#include "cli/privileges.h"
+#include "cli/service.h"
 
 namespace bdt::cli {
 
@@ -79,10 +81,18 @@ int run_trace(const TraceArgs& a) {
   if (vms) vms->set_latency_source([&session] { return session->latency(); });
   auto header = session->header();
 
-  TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns, a.wall_time};
+  // Under systemd with stdout to the journal: findings become structured
+  // journal entries and text times are UTC (docs/deployment.md).
+  const bool journal = service::stdout_is_journal();
+  TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns, a.wall_time || journal};
   std::unique_ptr<Sink> sink = a.format == Format::Json
                                    ? make_json_sink(stdout, header)
                                    : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
+  if (journal) {
+    sink = service::journal_findings(std::move(sink), header.mono_to_realtime_ns);
+    fmt::print(stderr, "btrfs-dio-trace: stdout is the journal: each finding is a journal entry with its fields "
+                       "(journalctl -o json MESSAGE_ID=6f1c2b7e0a8d4c39b5e2d17a9c3f4e21)\n");
+  }
   PipelineOptions po;
   po.print_events = a.events;
   po.detectors.stall_threshold_ns = static_cast<uint64_t>(a.stall_threshold_s * 1e9);
@@ -101,6 +111,9 @@ int run_trace(const TraceArgs& a) {
     pipe.set_snapshotter(std::make_unique<Snapshotter>(so, header));
   }
 
+  // Attached (and pinned): from here on the tracer needs far fewer privileges.
+  drop_capabilities_after_attach(a);
+
   // Say what is attached, on stderr so stdout stays machine-readable.
   fmt::print(stderr, "btrfs-dio-trace: tracing with {} of {} hooks attached", session->attached(),
              session->hooks().size());
@@ -117,6 +130,11 @@ int run_trace(const TraceArgs& a) {
                a.live.pin_dir, a.live.recorder_events);
   }
   install_signal_handlers();
+  // Ready: the programs are attached (and the privileges dropped).
+  service::notify_ready(
+      fmt::format("tracing with {} of {} hooks attached", session->attached(), session->hooks().size()));
+  service::Watchdog watchdog;
+  uint64_t next_status = 0;
   const uint64_t start = monotonic_ns();
   const uint64_t deadline = a.duration_s > 0 ? start + static_cast<uint64_t>(a.duration_s * 1e9) : 0;
   const auto sort = a.sort_requests ? qemu::SortBy::Requests : qemu::SortBy::Vm;
@@ -168,7 +186,18 @@ int run_trace(const TraceArgs& a) {
   loop.run(deadline, [&] {
     qemu_tick(monotonic_ns());
     if (exporter) exporter->tick(monotonic_ns(), metrics_state);
+    const uint64_t now = monotonic_ns();
+    watchdog.tick(now);
+    if (now >= next_status) {  // what `systemctl status` shows
+      next_status = now + 10'000'000'000ull;
+      const auto st = session->stats();
+      service::notify_status(fmt::format("{} of {} hooks attached; {} events, {} findings, {} lost{}",
+                                         session->attached(), session->hooks().size(), st.events, pipe.findings(),
+                                         st.lost_total,
+                                         vms ? fmt::format("; {} VMs", vms->pids().size()) : std::string()));
+    }
   });
+  service::notify_stopping();
   loop.drain();
   uint64_t end = monotonic_ns();
 

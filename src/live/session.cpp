@@ -503,6 +503,10 @@ std::unique_ptr<Session> Session::open(const LiveOptions& opts, Use use) {
   const uint64_t rt = clock_ns(CLOCK_REALTIME), mono = clock_ns(CLOCK_MONOTONIC);
   s->mono_to_rt_ = static_cast<int64_t>(rt - mono);
   s->kernel_ = KernelVersion::running();
+  // Opened now, read only if a finding has a stack: whether /proc/kallsyms
+  // shows addresses is decided at open (CAP_SYSLOG), and the tracer may have
+  // dropped that capability by then (docs/deployment.md).
+  s->kallsyms_fd_ = ::open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
   return s;
 }
 
@@ -524,6 +528,7 @@ Session::~Session() {
     if (!pin_dir_.empty()) rmdir(pin_dir_.c_str());
   }
   close_bpf();
+  if (kallsyms_fd_ >= 0) ::close(kallsyms_fd_);
 }
 
 int Session::on_sample(void* ctx, void* data, size_t size) {
@@ -597,10 +602,12 @@ std::vector<std::string> Session::stack(uint32_t stack_id) const {
   const uint32_t key = stack_id - 1;
   if (bpf_map_lookup_elem(stacks_fd_, &key, ips) != 0) return out;
   std::call_once(syms_once_, [this] {
-    std::ifstream in("/proc/kallsyms");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    syms_ = loader::KernelSymbols::parse(ss.str());
+    std::string text;
+    if (kallsyms_fd_ >= 0 && ::lseek(kallsyms_fd_, 0, SEEK_SET) == 0) {
+      char buf[65536];
+      for (ssize_t n; (n = ::read(kallsyms_fd_, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    }
+    syms_ = loader::KernelSymbols::parse(text);
   });
   for (uint64_t ip : ips) {
     if (!ip) break;

@@ -159,6 +159,7 @@ class Session {
   uint64_t decoded_ = 0, unknown_ = 0;
   int64_t mono_to_rt_ = 0;
   KernelVersion kernel_;
+  int kallsyms_fd_ = -1;  // opened at open(), before capabilities are dropped
   mutable std::once_flag syms_once_;
   mutable loader::KernelSymbols syms_;
 };

@@ -1,5 +1,7 @@
 #include "metrics/http_server.h"
 
+#include <pthread.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -16,6 +18,7 @@
 #include <cstring>
 #include <list>
 
+#include "bdt/capabilities.h"
 #include "bdt/errors.h"
 #include "metrics/exposition.h"
 
@@ -324,6 +327,12 @@ void Server::publish(std::string body) {
 }
 
 void Server::run() {
+  // This thread serves the network: it runs with no capability at all, whatever
+  // the tracer's other threads keep (docs/deployment.md, "Capabilities"). It is
+  // named, so tests (and ps -L) find it.
+  pthread_setname_np(pthread_self(), "bdt-metrics");
+  if (auto err = caps::keep_only(0); !err.empty())
+    fmt::print(stderr, "btrfs-dio-trace: warning: metrics server thread keeps its capabilities: {}\n", err);
   std::list<Conn> conns;
   std::vector<pollfd> pfds;
   std::vector<Conn*> order;
