@@ -13,6 +13,11 @@ namespace bdt {
 struct LiveStats {
   std::vector<uint64_t> lost_per_cpu;  // records dropped because the ring was full
   uint64_t lost_total = 0;
+  // Records the BPF programs made, per CPU: each was read (events +
+  // unknown_records) or lost. Exact once the programs are detached and the
+  // ring drained (Session::drain).
+  std::vector<uint64_t> made_per_cpu;
+  uint64_t made_total = 0;
   uint64_t events = 0;            // records decoded
   uint64_t unknown_records = 0;   // records of an unknown type (skipped, counted)
 };

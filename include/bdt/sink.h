@@ -27,6 +27,10 @@ struct Summary {
   std::optional<uint64_t> records_total;  // live: records that reached the detectors
   std::vector<uint64_t> lost_per_cpu;  // live only
   uint64_t lost_total = 0;
+  // Live only (empty/0 otherwise): records the kernel made, per CPU, and the
+  // records read from the ring buffer; made = read + lost.
+  std::vector<uint64_t> made_per_cpu;
+  uint64_t records_made = 0, records_read = 0;
   std::map<std::string, uint64_t> findings_by_detector;  // "detector/level" -> n
   uint64_t findings_total = 0;
   std::vector<std::pair<std::string, std::string>> notes;  // key -> value lines (hooks, skipped...)

@@ -326,9 +326,7 @@ int run_demo(const DemoArgs& a) {
 
   Summary s;
   s.duration_s = static_cast<double>(monotonic_ns() - tb.origin_ns) / 1e9;
-  auto st = session->stats();
-  s.lost_per_cpu = st.lost_per_cpu;
-  s.lost_total = st.lost_total;
+  loop.fill_summary(s);
   pipe.finish(monotonic_ns(), std::move(s));
   session.reset();
   scratch.cleanup();

@@ -39,6 +39,15 @@ void LiveLoop::drain() {
   check_lost();
 }
 
+void LiveLoop::fill_summary(Summary& s) const {
+  const auto st = session_.stats();
+  s.lost_per_cpu = st.lost_per_cpu;
+  s.lost_total = st.lost_total;
+  s.made_per_cpu = st.made_per_cpu;
+  s.records_made = st.made_total;
+  s.records_read = st.events + st.unknown_records;
+}
+
 void LiveLoop::check_lost() {
   const auto st = session_.stats();
   lost_seen_.resize(st.lost_per_cpu.size());

@@ -24,8 +24,12 @@ class LiveLoop {
   // Rounds of at most 100 ms until Ctrl-C/SIGTERM or deadline_ns (monotonic,
   // 0 = none); tick() after each round.
   void run(uint64_t deadline_ns, const std::function<void()>& tick);
-  // Delivers what the reorder window still holds, reports the last losses.
+  // Detaches the programs, delivers what the ring buffer and the reorder
+  // window still hold, reports the last losses.
   void drain();
+  // The ring buffer's accounting for the summary (after drain(): exact):
+  // records made and lost per CPU, records read.
+  void fill_summary(Summary& s) const;
 
  private:
   void check_lost();

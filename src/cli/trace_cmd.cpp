@@ -213,9 +213,8 @@ int run_trace(const TraceArgs& a) {
         s.events_total += n;
       }
   }
-  auto st = session->stats();
-  s.lost_per_cpu = st.lost_per_cpu;
-  s.lost_total = st.lost_total;
+  loop.fill_summary(s);
+  const auto st = session->stats();
   s.notes.emplace_back("hooks attached", fmt::format("{}/{}", session->attached(), session->hooks().size()));
   if (st.unknown_records)
     s.notes.emplace_back("unknown records", fmt::format("{} (skipped: newer BPF object?)", st.unknown_records));

@@ -413,6 +413,7 @@ class Loader {
   void finish() {
     auto& s = s_;
     s.lost_fd_ = bpf_map__fd(s.skel_->maps.lost);
+    s.made_fd_ = bpf_map__fd(s.skel_->maps.made);
     s.stacks_fd_ = bpf_map__fd(s.skel_->maps.stacks);
     s.pid_filter_on_ = !opts_.pids.empty() || opts_.pid_filter;
     s.hooks_.clear();
@@ -560,8 +561,18 @@ int Session::poll(int timeout_ms, const Deliver& cb) {
 }
 
 void Session::drain(const Deliver& cb) {
+  // Detach first: nothing is made after the last read, so the counts add up
+  // (made = read + lost) and the last records are not left in the ring.
+  detach();
   if (rb_) ring_buffer__consume(rb_);
   held_.drain(cb);
+}
+
+void Session::detach() {
+  for (const auto& p : link_pins_) unlink(p.c_str());
+  link_pins_.clear();
+  for (auto* l : links_) bpf_link__destroy(l);
+  links_.clear();
 }
 
 size_t Session::attached() const {
@@ -573,12 +584,14 @@ size_t Session::attached() const {
 LiveStats Session::stats() const {
   LiveStats st;
   const int ncpu = libbpf_num_possible_cpus();
-  st.lost_per_cpu.assign(ncpu > 0 ? ncpu : 0, 0);
-  uint32_t zero = 0;
-  if (lost_fd_ >= 0 && !st.lost_per_cpu.empty() &&
-      bpf_map_lookup_elem(lost_fd_, &zero, st.lost_per_cpu.data()) != 0)
-    st.lost_per_cpu.assign(st.lost_per_cpu.size(), 0);
-  for (auto n : st.lost_per_cpu) st.lost_total += n;
+  auto per_cpu = [&](int fd, std::vector<uint64_t>& v, uint64_t& total) {
+    v.assign(ncpu > 0 ? ncpu : 0, 0);
+    uint32_t zero = 0;
+    if (fd < 0 || v.empty() || bpf_map_lookup_elem(fd, &zero, v.data()) != 0) v.assign(v.size(), 0);
+    for (auto n : v) total += n;
+  };
+  per_cpu(lost_fd_, st.lost_per_cpu, st.lost_total);
+  per_cpu(made_fd_, st.made_per_cpu, st.made_total);
   st.events = decoded_;
   st.unknown_records = unknown_;
   return st;

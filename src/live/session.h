@@ -97,8 +97,12 @@ class Session {
   // Returns the number of events delivered (0 on timeout or EINTR), or a
   // negative errno on a ring-buffer error.
   int poll(int timeout_ms, const Deliver& cb);
-  // Delivers everything still held in the reorder window.
+  // The end of a trace: detaches the programs (see detach), then delivers
+  // what the ring buffer and the reorder window still hold.
   void drain(const Deliver& cb);
+  // Detaches every program (and removes the pinned links, as a clean end
+  // does): nothing more is recorded. The maps stay readable (stats()).
+  void detach();
 
   // One per hook of bpf/hooks.def, in table order.
   const std::vector<HookStatus>& hooks() const { return hooks_; }
@@ -147,6 +151,7 @@ class Session {
   loader::KernelFacts facts_;
   FlagMaps flags_;
   int lost_fd_ = -1;
+  int made_fd_ = -1;
   int stacks_fd_ = -1;          // kernel stacks of error origins (BPF_MAP_TYPE_STACK_TRACE)
   bool pid_filter_on_ = false;  // filter_pid set: add_pid/remove_pid allowed
   // --pin-dir (flight_recorder.cpp): pinned maps and links; removed by the

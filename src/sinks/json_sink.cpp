@@ -77,6 +77,12 @@ class JsonSink final : public Sink {
     fmt::format_to(o, ",\"lost\":{},\"lost_per_cpu\":[", s.lost_total);
     for (size_t i = 0; i < s.lost_per_cpu.size(); ++i)
       fmt::format_to(o, "{}{}", i ? "," : "", s.lost_per_cpu[i]);
+    if (!s.made_per_cpu.empty()) {
+      fmt::format_to(o, "],\"records_made\":{},\"records_read\":{},\"made_per_cpu\":[", s.records_made,
+                     s.records_read);
+      for (size_t i = 0; i < s.made_per_cpu.size(); ++i)
+        fmt::format_to(o, "{}{}", i ? "," : "", s.made_per_cpu[i]);
+    }
     fmt::format_to(o, "],\"findings\":{},\"findings_by_detector\":{{", s.findings_total);
     first = true;
     for (const auto& [k, n] : s.findings_by_detector) {

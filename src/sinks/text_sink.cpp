@@ -92,6 +92,9 @@ class TextSink final : public Sink {
         if (s.lost_per_cpu[i]) fmt::print(out_, " cpu{}={}", i, s.lost_per_cpu[i]);
       fmt::print(out_, ")");
     }
+    if (!s.made_per_cpu.empty())
+      fmt::print(out_, "\n{:<24} {} made in the kernel, {} read, {} lost", "ring buffer records", s.records_made,
+                 s.records_read, s.lost_total);
     fmt::print(out_, "\n{:<24} {}\n", "findings", s.findings_total);
     for (const auto& [k, n] : s.findings_by_detector) fmt::print(out_, "  {:<22} {}\n", k, n);
     for (const auto& [k, v] : s.notes) fmt::print(out_, "{:<24} {}\n", k, v);
