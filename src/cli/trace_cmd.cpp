@@ -18,6 +18,7 @@
 #include "cli/pipeline.h"
 #include "cli/privileges.h"
 #include "cli/service.h"
+#include "live/mount_watch.h"
 
 namespace bdt::cli {
 
@@ -183,7 +184,9 @@ int run_trace(const TraceArgs& a) {
     }
   };
   LiveLoop loop(*session, pipe, a.live, deliver);
+  live::MountWatch mounts(a.live.mount);
   loop.run(deadline, [&] {
+    for (const auto& line : mounts.check()) fmt::print(stderr, "btrfs-dio-trace: {}\n", line);
     qemu_tick(monotonic_ns());
     if (exporter) exporter->tick(monotonic_ns(), metrics_state);
     const uint64_t now = monotonic_ns();

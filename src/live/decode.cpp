@@ -157,4 +157,19 @@ std::optional<MountEntry> find_mount(const std::vector<MountEntry>& mounts, std:
   return std::nullopt;
 }
 
+std::map<uint64_t, BtrfsMounted> btrfs_mounted(const std::vector<MountEntry>& mounts) {
+  std::map<uint64_t, BtrfsMounted> out;
+  for (const auto& m : mounts) {
+    if (m.fstype != "btrfs") continue;
+    auto& b = out[(static_cast<uint64_t>(m.major) << 20) | m.minor];
+    if (b.mount_points.empty()) {
+      b.major = m.major;
+      b.minor = m.minor;
+      b.source = m.source;
+    }
+    b.mount_points.push_back(m.mount_point);
+  }
+  return out;
+}
+
 }  // namespace bdt::live

@@ -97,4 +97,14 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text);
 std::optional<MountEntry> find_mount(const std::vector<MountEntry>& mounts, std::string_view path,
                                      std::optional<uint64_t> mount_id = std::nullopt);
 
+// A mounted btrfs filesystem as the mount table shows it (one entry for all
+// its mounts: subvolumes and bind mounts share the superblock's dev).
+struct BtrfsMounted {
+  uint32_t major = 0, minor = 0;
+  std::string source;                     // the device of the first mount ("/dev/sdb1", "/dev/loop3")
+  std::vector<std::string> mount_points;  // in table order
+};
+// The btrfs filesystems of a mount table, by superblock dev (major << 20 | minor).
+std::map<uint64_t, BtrfsMounted> btrfs_mounted(const std::vector<MountEntry>& mounts);
+
 }  // namespace bdt::live

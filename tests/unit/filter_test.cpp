@@ -49,6 +49,22 @@ TEST(Mountinfo, Unescape) {
   EXPECT_EQ(unescape_mountinfo("\\x"), "\\x");
 }
 
+// What an unmount is judged on (MountWatch): one entry per btrfs superblock,
+// with every mount point of its subvolumes; other filesystems left out.
+TEST(BtrfsMounted, OneEntryPerSuperblock) {
+  const auto b = btrfs_mounted(parse_mountinfo(kMountinfo));
+  ASSERT_EQ(b.size(), 2u);
+  const auto& first = b.at((0ull << 20) | 41);
+  EXPECT_EQ(first.source, "/dev/loop1");
+  EXPECT_EQ(first.mount_points, (std::vector<std::string>{"/tmp/bdt-mnt", "/srv/vm images"}));
+  EXPECT_EQ(b.at(61).mount_points, (std::vector<std::string>{"/data"}));
+  // The subvolume unmounted, the top level still mounted: the filesystem is still there.
+  const auto after = btrfs_mounted(parse_mountinfo(
+      "45 22 0:41 / /tmp/bdt-mnt rw,relatime shared:30 - btrfs /dev/loop1 rw,subvolid=5,subvol=/\n"));
+  EXPECT_EQ(after.size(), 1u);
+  EXPECT_TRUE(after.count(41));
+}
+
 TEST(FindMount, LongestPrefixAndSubvolumes) {
   auto m = parse_mountinfo(kMountinfo);
   // Both mounts of the btrfs filesystem give the same superblock 0:41: the
