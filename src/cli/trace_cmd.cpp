@@ -44,6 +44,9 @@ uint64_t monotonic_ns() {
 }
 
 int run_trace(const TraceArgs& a) {
+  // From the start: a SIGINT/SIGTERM while the programs load ends the run as
+  // a stop after attaching does, with nothing left behind (below).
+  install_signal_handlers();
   // Usage errors before attaching anything.
   if (!a.snapshot_dir.empty()) {
     if (::mkdir(a.snapshot_dir.c_str(), 0750) != 0 && errno != EEXIST)
@@ -78,7 +81,19 @@ int run_trace(const TraceArgs& a) {
   lo.lazy = !a.events && a.record.empty() && a.snapshot_dir.empty() && a.live.pin_dir.empty();
   lo.triggers = detector_triggers(DetectorConfig{});
   lo.hot_ns = DetectorConfig{}.max_age_ns;
-  auto session = live::Session::open(lo);
+  const auto stopped_while_attaching = [] {
+    fmt::print(stderr, "btrfs-dio-trace: stopped while attaching; nothing is left attached or pinned\n");
+    return 0;
+  };
+  std::unique_ptr<live::Session> session;
+  try {
+    session = live::Session::open(lo);
+  } catch (const KernelError&) {
+    if (stop_requested()) return stopped_while_attaching();  // e.g. a load interrupted by the signal
+    throw;
+  }
+  // Not kept: the session's destructor detaches and removes every pin it made.
+  if (stop_requested()) return stopped_while_attaching();
   if (vms) vms->set_latency_source([&session] { return session->latency(); });
   auto header = session->header();
 
@@ -130,7 +145,6 @@ int run_trace(const TraceArgs& a) {
                        "recording if this process is killed\n",
                a.live.pin_dir, a.live.recorder_events);
   }
-  install_signal_handlers();
   // Ready: the programs are attached (and the privileges dropped).
   service::notify_ready(
       fmt::format("tracing with {} of {} hooks attached", session->attached(), session->hooks().size()));
