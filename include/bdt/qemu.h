@@ -8,9 +8,11 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,10 +53,16 @@ struct DriveSpec {
 struct CommandLine {
   std::string vm_name;  // "" when there is no -name
   std::vector<DriveSpec> drives;
+  size_t nodes_dropped = 0;  // block nodes past kMaxBlockNodes, not parsed
 };
 
+// Block nodes (-blockdev, -drive and their nested "file" objects) parsed per
+// command line: any local user can start a process that looks like QEMU, and
+// each node is later stat(2)ed. A real VM has a few per disk.
+inline constexpr size_t kMaxBlockNodes = 4096;
+
 // Parses a QEMU argv (argv[0] included). Never throws: unknown options are
-// ignored, malformed -blockdev JSON is skipped.
+// ignored, malformed -blockdev JSON is skipped. Linear in the size of argv.
 CommandLine parse_command_line(const std::vector<std::string>& argv);
 
 // ---- discovery ------------------------------------------------------------------
@@ -81,6 +89,8 @@ struct DiscoverOptions {
   StatFn stat = real_stat;  // never empty
   // Only these pids (--pid X --qemu); empty = every QEMU process.
   std::vector<uint32_t> only_pids;
+  // Set by another thread to cut a scan short (checked between processes).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct Image {
@@ -111,6 +121,7 @@ struct QemuProcess {
   std::vector<std::string> argv;
   std::vector<Image> images;
   std::vector<Thread> threads;
+  size_t nodes_dropped = 0;  // block nodes of its command line past kMaxBlockNodes (not looked at)
 
   size_t traced_images() const;
 };
@@ -139,23 +150,39 @@ struct WatchDiff {
 };
 
 // Polls /proc every interval_ms (poll(now_ms) is cheap between scans).
+// In the background mode the scans (reading /proc, parsing command lines,
+// stat(2) of each image) run on a thread of their own, bdt-qemu-scan, so that
+// a slow scan never holds up the caller (the thread draining the ring
+// buffer); poll() only takes the newest finished scan and diffs it.
 class Watcher {
  public:
-  explicit Watcher(DiscoverOptions opts = {}, uint64_t interval_ms = 1000);
-  // Scans when interval_ms have passed since the last scan (the first call
-  // always scans) and returns what changed; empty otherwise.
+  explicit Watcher(DiscoverOptions opts = {}, uint64_t interval_ms = 1000, bool background = false);
+  ~Watcher();  // stops the scan thread (waits at most 0.5 s for it)
+  Watcher(const Watcher&) = delete;
+  Watcher& operator=(const Watcher&) = delete;
+  // Returns what changed since the last scan, empty otherwise. In the
+  // foreground: scans when interval_ms have passed (the first call always
+  // scans). In the background: the first call starts the scan thread (it gets
+  // the capabilities the calling thread has then); a scan is taken when one
+  // has finished. The thread waits interval_ms between scans, and at least
+  // twice as long as the last scan took: scanning uses at most a third of a
+  // CPU whatever the machine runs.
   WatchDiff poll(uint64_t now_ms);
-  WatchDiff scan();  // scan now
+  WatchDiff scan();  // scan now, on this thread
   const std::map<uint32_t, QemuProcess>& current() const { return current_; }
   std::vector<uint32_t> pids() const;
-  uint64_t scans() const { return scans_; }
+  uint64_t scans() const { return scans_; }  // scans taken
+  uint64_t slowest_scan_ms() const;          // background only
 
  private:
+  struct Background;
+  WatchDiff apply(std::vector<QemuProcess> found);
   DiscoverOptions opts_;
   uint64_t interval_ms_;
   std::optional<uint64_t> last_ms_;
   uint64_t scans_ = 0;
   std::map<uint32_t, QemuProcess> current_;
+  std::shared_ptr<Background> bg_;  // shared with the scan thread, which may outlive a stuck join
 };
 
 // ---- attribution ------------------------------------------------------------------
@@ -379,6 +406,7 @@ class Tracker {
     DiscoverOptions discover;  // discover.only_pids: --pid X --qemu
     uint64_t poll_ms = 1000;
     size_t max_inflight = 16384;
+    bool background = false;   // Watcher's background mode (trace: off the ring-buffer thread)
   };
   // Throws InputError when an only_pids entry is not a QEMU process.
   explicit Tracker(Options o);
@@ -397,6 +425,8 @@ class Tracker {
   void ingest_latency(const LatencyHists& h);
   StatsCounters counters() const;  // stats().counters() plus the kernel histogram counters
   std::vector<uint32_t> pids() const { return watcher_.pids(); }
+  uint64_t scans() const { return watcher_.scans(); }  // 0: no scan taken yet (background)
+  uint64_t slowest_scan_ms() const { return watcher_.slowest_scan_ms(); }
   const std::map<uint32_t, QemuProcess>& vms() const { return watcher_.current(); }
   const Attributor& attributor() const { return attr_; }
   StatsCollector& stats() { return stats_; }

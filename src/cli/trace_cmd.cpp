@@ -67,6 +67,9 @@ int run_trace(const TraceArgs& a) {
   if (a.qemu) {
     qemu::Tracker::Options qo;
     qo.discover.only_pids = a.live.pids;
+    // /proc scans on a thread of their own: never on the one that drains the
+    // ring buffer (started at the first qemu_tick, after the capability drop).
+    qo.background = true;
     vms.emplace(std::move(qo));
     // In-kernel pid filter, empty at first: VMs are added as the watcher
     // finds them (qemu_tick), removed when they exit. Latency histograms are
@@ -180,9 +183,12 @@ int run_trace(const TraceArgs& a) {
     if (!d.added.empty()) fmt::print(stderr, "{}", qemu::describe(d.added));
     for (const auto& p : d.removed) fmt::print(stderr, "VM {} (pid {}) exited\n", p.vm, p.pid);
     for (const auto& p : d.changed) fmt::print(stderr, "{}", qemu::describe({p}));
-    if (vms->pids().empty() && !said_waiting)
-      fmt::print(stderr, "btrfs-dio-trace: no QEMU process is running; waiting for one (checking /proc every second)\n");
-    said_waiting = vms->pids().empty();
+    if (vms->scans() > 0) {  // once the first scan has finished
+      if (vms->pids().empty() && !said_waiting)
+        fmt::print(stderr,
+                   "btrfs-dio-trace: no QEMU process is running; waiting for one (checking /proc every second)\n");
+      said_waiting = vms->pids().empty();
+    }
     if (next_table && now >= next_table) {
       vms->harvest_latency();
       auto rows = vms->stats().take_interval(sort);
@@ -239,6 +245,8 @@ int run_trace(const TraceArgs& a) {
     vms->harvest_latency();
     auto c = vms->counters();
     s.notes.emplace_back("qemu VMs", fmt::format("{} running at the end", vms->pids().size()));
+    s.notes.emplace_back("qemu /proc scans", fmt::format("{}, the slowest {} ms (off the ring-buffer thread)",
+                                                         vms->scans(), vms->slowest_scan_ms()));
     if (c.evicted || c.unmatched_ends)
       s.notes.emplace_back("qemu latency", fmt::format("{} requests evicted (cap {}), {} ends without a begin",
                                                        c.evicted, c.inflight_cap, c.unmatched_ends));

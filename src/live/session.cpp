@@ -534,6 +534,9 @@ Session::~Session() {
 
 int Session::on_sample(void* ctx, void* data, size_t size) {
   auto* self = static_cast<Session*>(ctx);
+  // Past this poll's budget: libbpf stops consuming at a negative return and
+  // leaves the rest in the ring (this record is consumed, so count it first).
+  const int more = --self->poll_budget_ > 0 ? 0 : kPollBudgetSpent;
   if (size < sizeof(bdt_raw_event)) {
     ++self->unknown_;
     return 0;
@@ -542,20 +545,26 @@ int Session::on_sample(void* ctx, void* data, size_t size) {
   if (!decode_raw(*raw, self->flags_, self->held_.slot())) {
     self->held_.discard();
     ++self->unknown_;
-    return 0;
+    return more;
   }
   self->held_.commit();
   ++self->decoded_;
-  return 0;
+  return more;
 }
 
 int Session::poll(int timeout_ms, const Deliver& cb) {
   if (!rb_) return -EINVAL;
   // The BPF side wakes us only once a batch is queued (bdt_submit), so a
-  // timed-out poll still drains whatever arrived meanwhile.
+  // timed-out poll still drains whatever arrived meanwhile. At most
+  // kPollRecords records per call: under a flood that outpaces us, libbpf
+  // would otherwise keep consuming for as long as records keep coming, and
+  // the caller (Ctrl-C, the QEMU and metrics ticks, the watchdog) would wait.
+  poll_budget_ = kPollRecords;
   int err = ring_buffer__poll(rb_, timeout_ms);
+  if (err == kPollBudgetSpent) err = 1;
   if (err < 0 && err != -EINTR) return err;
   if (err == 0) err = ring_buffer__consume(rb_);
+  if (err == kPollBudgetSpent) err = 1;
   if (err < 0 && err != -EINTR) return err;
   return static_cast<int>(held_.release(clock_ns(CLOCK_MONOTONIC), cb));
 }
@@ -564,7 +573,10 @@ void Session::drain(const Deliver& cb) {
   // Detach first: nothing is made after the last read, so the counts add up
   // (made = read + lost) and the last records are not left in the ring.
   detach();
-  if (rb_) ring_buffer__consume(rb_);
+  if (rb_) {
+    poll_budget_ = INT_MAX;  // detached: the ring only empties
+    ring_buffer__consume(rb_);
+  }
   held_.drain(cb);
 }
 

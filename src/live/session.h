@@ -6,6 +6,7 @@
 // really attaches, then closes it).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -160,6 +161,11 @@ class Session {
   std::vector<std::string> pins_, link_pins_;
   bool keep_pins_ = false;
 
+  // Records one poll() consumes at most (~20-80 ms of decoding and detectors
+  // at 1-5 us each); on_sample returns kPollBudgetSpent past it.
+  static constexpr int kPollRecords = 16384;
+  static constexpr int kPollBudgetSpent = -ECANCELED;
+  int poll_budget_ = kPollRecords;
   ReorderBuffer held_{0};
   uint64_t decoded_ = 0, unknown_ = 0;
   int64_t mono_to_rt_ = 0;

@@ -209,6 +209,7 @@ std::optional<QemuProcess> read_process(uint32_t pid, const DiscoverOptions& o, 
   }
 
   CommandLine cl = parse_command_line(p.argv);
+  p.nodes_dropped = cl.nodes_dropped;
   p.named = !cl.vm_name.empty();
   p.vm = p.named ? cl.vm_name : fmt::format("pid-{}", pid);
 
@@ -297,6 +298,7 @@ std::vector<QemuProcess> discover(const DiscoverOptions& opts) {
   if (pids.empty()) pids = numeric_entries(opts.proc_root);
   else std::sort(pids.begin(), pids.end());
   for (uint32_t pid : pids) {
+    if (opts.cancel && opts.cancel->load(std::memory_order_relaxed)) break;
     // cheap test first: comm/exe/argv0 without parsing anything else
     const std::string dir = fmt::format("{}/{}", opts.proc_root, pid);
     auto comm = trim_nl(read_file(dir + "/comm").value_or(""));
@@ -321,6 +323,9 @@ std::string describe(const std::vector<QemuProcess>& vms) {
   for (const auto& p : vms) {
     out += fmt::format("VM {} (pid {}, {} threads): {} of {} images traced\n", p.vm, p.pid,
                        p.threads.size(), p.traced_images(), p.images.size());
+    if (p.nodes_dropped)
+      out += fmt::format("  its command line has {} more block nodes than the {} looked at: ignored\n",
+                         p.nodes_dropped, kMaxBlockNodes);
     for (const auto& i : p.images) {
       std::string mode;
       if (!i.cache.empty()) mode += " cache=" + i.cache;

@@ -13,7 +13,7 @@ Tracker::Options checked(Tracker::Options o) {
 }  // namespace
 
 Tracker::Tracker(Options o)
-    : watcher_(checked(o).discover, o.poll_ms), stats_(o.max_inflight) {}
+    : watcher_(checked(o).discover, o.poll_ms, o.background), stats_(o.max_inflight) {}
 
 WatchDiff Tracker::poll(uint64_t now_ms) {
   WatchDiff d = watcher_.poll(now_ms);

@@ -1,6 +1,8 @@
 // --qemu library: command-line parsing, discovery from fake /proc trees,
 // the watcher, attribution, per-VM statistics and their rendering.
 #include <gtest/gtest.h>
+
+#include <fmt/format.h>
 #include <limits.h>
 #include <nlohmann/json.hpp>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -170,6 +173,31 @@ TEST(QemuCmdline, BlockdevJsonNestedAndReferenced) {
   EXPECT_EQ(c.path, "/i/c.qcow2");
   EXPECT_EQ(c.format, "throttle");  // the immediate parent; the qcow2 sits above it
   EXPECT_EQ(c.aio, "io_uring");
+}
+
+// A local user's process that looks like QEMU with 64 K -blockdev nodes (a
+// file node and a format node naming it, 32 K times): parsed in bounded time
+// (the parent lookup was a scan per node: 15.7 s), at most kMaxBlockNodes
+// nodes looked at, the rest counted.
+TEST(QemuCmdline, ManyBlockNodesBoundedAndLinear) {
+  std::vector<std::string> argv{"qemu-system-x86_64"};
+  const int pairs = 32768;
+  for (int i = 0; i < pairs; ++i) {
+    argv.push_back("-blockdev");
+    argv.push_back(fmt::format("driver=file,filename=/i/{}.raw,node-name=f{}", i, i));
+    argv.push_back("-blockdev");
+    argv.push_back(fmt::format("driver=qcow2,file=f{},node-name=q{},cache.direct=on", i, i));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto cl = parse_command_line(argv);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  EXPECT_LT(ms.count(), 2000) << "parsing 64 K block nodes took " << ms.count() << " ms";
+  ASSERT_EQ(cl.drives.size(), kMaxBlockNodes / 2);  // a file node per format node
+  EXPECT_EQ(cl.nodes_dropped, 2u * pairs - kMaxBlockNodes);
+  const auto& last = cl.drives.back();
+  EXPECT_EQ(last.path, fmt::format("/i/{}.raw", kMaxBlockNodes / 2 - 1));
+  EXPECT_EQ(last.format, "qcow2");  // its parent found through the index
+  EXPECT_EQ(last.direct, true);
 }
 
 TEST(QemuCmdline, BlockdevKeyValueAndDriveJson) {
