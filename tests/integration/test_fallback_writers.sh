@@ -46,8 +46,14 @@ for dir in csum nocow; do
     # a buffer changing under the writes, 4 ranges, 40 writes
     mode=csum
     [[ $dir == nocow ]] && mode=nocow
-    pt_run 60 "$ITEST_TMP/unstable-$dir.log" "$WL" -m "$mode" -w -r 4 -n 40 -s 65536 -d 30 -k "$d" ||
-        fail "dio-unstable -m $mode -w exited $?"
+    # exit 3 = its reads back failed their checksums: on 6.1 aligned O_DIRECT writes to a
+    # checksummed file go direct, and a buffer changing under them is the 2011 unstable-pages
+    # checksum bug's symptom there (not a failure of this test)
+    pt_run 60 "$ITEST_TMP/unstable-$dir.log" "$WL" -m "$mode" -w -r 4 -n 40 -s 65536 -d 30 -k "$d"
+    rc=$?
+    if [[ $rc -ne 0 ]] && ! [[ $rc -eq 3 && $mode == csum && $(pt_kernel_like) == 6.1 ]]; then
+        fail "dio-unstable -m $mode -w exited $rc"
+    fi
     f=$(sed -n 's/^dio-unstable: mode=[a-z]* file=\([^ ]*\) .*/\1/p' "$ITEST_TMP/unstable-$dir.log")
     echo "unstable - $dir $f 40" >>"$ITEST_TMP/writers.txt"
     # unaligned: 8 writes of 512 bytes at 512
