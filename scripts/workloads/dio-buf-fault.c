@@ -9,7 +9,7 @@
  *         the source. A mismatch (e.g. a hole reading back as zeros: the 5.16-6.3 bug) is the symptom.
  *   self  the buffer is a shared mapping of the destination file itself, and the written range
  *         overlaps the mapped range the buffer comes from: write(fd, map + 0, LEN/2) at LEN/4. Under
- *         the v3 patch in the seed this deadlocked. The write runs in a child process; if it does not
+ *         v3 of the 2023 short-write patch (not merged) this deadlocked. The write runs in a child process; if it does not
  *         finish within --timeout the child is killed and the run reports a hang.
  * Before each iteration the source pages are written back and dropped from the page cache
  * (fsync + POSIX_FADV_DONTNEED) and only the first page of the mapping is touched.

@@ -86,7 +86,7 @@ struct Observed {
 struct Pattern {
   std::string name;      // shown in the table
   std::string detector;  // the detector it exercises
-  std::string seed;
+  std::string bug;  // the known bug it provokes, "" for the control
   std::vector<std::string> argv;
   int tries = 1;           // repeat until a finding of `detector` (races)
   double timeout_s = 60;
@@ -161,28 +161,28 @@ int run_demo(const DemoArgs& a) {
   const std::string& mnt = scratch.mnt();
   const std::string& nocow = scratch.nocow();
   std::vector<Pattern> patterns = {
-      {"two DIO readers in one extent, cold cache", "em-merge-race", "000",
+      {"two DIO readers in one extent, cold cache", "em-merge-race", "the 2016 extent-map merge race",
        {interleaved, "-r", "1", "-t", "20", nocow}, 3, 60, false,
        [](const Observed& o) {
          return fmt::format("btrfs_handle_em_exist x{} (requested start inside existing map: {}, "
                             "outside: {}); EEXIST returned: {}",
                             o.em_exist, o.em_inside, o.em_outside, o.eexist);
        }},
-      {"DIO write from a cold mmap (faults part-way)", "dio-short-write", "002",
+      {"DIO write from a cold mmap (faults part-way)", "dio-short-write", "the 2023 DIO short-write bug",
        {buf_fault, "-m", "copy", "-t", "20", mnt}, 1, 60, false,
        [](const Observed& o) {
          return fmt::format("continued DIO writes (done_before>0): {}; ordered-extent splits: {}; "
                             "DIO errors: {}",
                             o.continued, o.oe_split, o.dio_errors);
        }},
-      {"DIO write from an mmap of the same file", "dio-short-write", "002",
+      {"DIO write from an mmap of the same file", "dio-short-write", "the 2023 DIO short-write bug",
        {buf_fault, "-m", "self", "-t", "20", mnt}, 1, 60, false,
        [](const Observed& o) {
          return fmt::format("continued DIO writes: {}; ordered-extent splits: {}; completed (no "
                             "deadlock)",
                             o.continued, o.oe_split);
        }},
-      {"btrfs send while balance relocates", "send-vs-relocation", "003",
+      {"btrfs send while balance relocates", "send-vs-relocation", "the 2019 send/relocation race",
        {"bash", send_balance, "-s", "100", "-t", "60", mnt}, 1, 150, false,
        [](const Observed& o) {
          uint64_t lo = std::max(o.send_begin, o.bal_begin), hi = std::min(o.send_end, o.bal_end);
@@ -191,21 +191,21 @@ int run_demo(const DemoArgs& a) {
                             o.balance_ret ? fmt::format("{}", *o.balance_ret) : "?",
                             o.send_begin && o.bal_begin && hi > lo ? secs(hi - lo) : "none seen");
        }},
-      {"O_DIRECT writes, shared buffer, checksummed file", "dio-buffered-fallback", "004",
+      {"O_DIRECT writes, shared buffer, checksummed file", "dio-buffered-fallback", "the 2011 unstable-pages checksum bug",
        {unstable, "-m", "csum", "-d", "3", mnt}, 1, 30, false,
        [](const Observed& o) {
          return fmt::format("O_DIRECT writes that reached iomap: {}; buffered ordered extents: {}; "
                             "DIO errors: {}",
                             o.dio_writes, o.oe_buffered, o.dio_errors);
        }},
-      {"O_DIRECT writes, shared buffer, nocow file (no checksums)", "", "004",
+      {"O_DIRECT writes, shared buffer, nocow file (no checksums)", "", "the 2011 unstable-pages checksum bug",
        {unstable, "-m", "nocow", "-d", "3", mnt}, 1, 30, true,
        [](const Observed& o) {
          return fmt::format("true DIO writes: {}; buffered ordered extents: {}; DIO errors: {} "
                             "(nocow: no checksums to fail)",
                             o.dio_writes, o.oe_buffered, o.dio_errors);
        }},
-      {"benign control: fio O_DIRECT randrw", "", "-",
+      {"benign control: fio O_DIRECT randrw", "", "",
        {"bash", benign, "-r", "3", nocow}, 1, 60, true,
        [](const Observed& o) {
          return fmt::format("{} DIO requests, {} events", o.dio_reads + o.dio_writes, o.events);
@@ -229,7 +229,8 @@ int run_demo(const DemoArgs& a) {
     Observed total;
     for (; tries < p.tries && !stop_requested();) {
       ++tries;
-      fmt::print(stderr, "\ndemo: == {} (seed {}){}: {}\n", p.name, p.seed,
+      fmt::print(stderr, "\ndemo: == {}{}{}: {}\n", p.name,
+                 p.bug.empty() ? "" : fmt::format(" ({})", p.bug),
                  p.tries > 1 ? fmt::format(", try {}/{}", tries, p.tries) : "",
                  fmt::join(p.argv, " "));
       tee->current.clear();

@@ -9,7 +9,7 @@
 //          finding says which branch btrfs took: requested start inside the
 //          existing map (harmless: the existing map is used, since
 //          8e2bd3b7fac9) or outside it (merge_extent_mapping(), the path that
-//          overflowed in the seed).
+//          overflowed in the 2016 report).
 //
 // Triggers (what the kernel must emit, Detector::triggers()): EEXIST from a
 // request or btrfs_get_extent (the symptom), btrfs_handle_em_exist (the
@@ -327,7 +327,7 @@ class EmMergeRace final : public Detector {
     // Which branch btrfs took. Since 8e2bd3b7fac9: the existing map is reused
     // when the requested start lies inside it. Before (8dff9c853410 code):
     // merge_extent_mapping() ran when start <= existing start or start >= its
-    // end, so start == existing start took the merge path (the seed's case).
+    // end, so start == existing start took the merge path (the 2016 report's case).
     auto* row0 = exposure_row("em-merge-eexist");
     bool old_kernel = exposed(*row0, cfg_.kernel) == Exposed::Yes;
     bool harmless = old_kernel ? (x->start > x->e_start && x->start < x->e_start + x->e_len)
@@ -381,7 +381,7 @@ class EmMergeRace final : public Detector {
                    "start lies inside it; older kernels ran merge_extent_mapping() here, whose "
                    "arithmetic overflowed and returned EEXIST to userspace."
                  : "merge_extent_mapping() on an encompassing map is the arithmetic that overflowed "
-                   "in the seed; watch dmesg for 'extent map merge error' and for EEXIST from "
+                   "in the 2016 extent-map merge race; watch dmesg for 'extent map merge error' and for EEXIST from "
                    "pread/pwrite.",
         x->start, x->start + x->len,
         suppressed ? fmt::format(" {} similar event(s) on this inode were not reported separately.",

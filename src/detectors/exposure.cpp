@@ -29,7 +29,7 @@ constexpr BugExposure kTable[] = {
      "IOERR and dropped, so acknowledged bytes read back as zeros",
      {5, 16}, "51bd9563b678 (btrfs: fix deadlock due to page faults during direct IO reads and writes)",
      {6, 4}, "b73a6fd1b1ef (btrfs: split partial dio bios before submit)",
-     "v1-v3 of the seed's patch were never merged; the fix splits the ordered extent"},
+     "v1-v3 of the 2023 report's patch were never merged; the fix splits the ordered extent"},
     {"dio-short-write", "dio-self-mmap-deadlock",
      "a DIO write from an mmap of the same file range waits, in its page fault, on the ordered "
      "extent it holds itself (deadlock)",

@@ -10,7 +10,7 @@
 // task between them is "inside free".
 // hazard:  eb_find (its exit) returns a buffer with STALE in bflags while
 //          another task is inside eb_free of the same buffer.
-// symptom: eb_release of a buffer that is DIRTY or under WRITEBACK (the seed's
+// symptom: eb_release of a buffer that is DIRTY or under WRITEBACK (the 2015 report's
 //          BUG_ON(extent_buffer_under_io(eb))), or that another task
 //          re-referenced (eb_find) while it was being freed.
 // There are no tracepoints for these functions: full fidelity needs
