@@ -13,7 +13,7 @@
 
 #include "bdt/event.h"
 #include "bdt/finding.h"
-#include "bdt/trace_reader.h"
+#include "bdt/trace_header.h"
 
 namespace bdt {
 

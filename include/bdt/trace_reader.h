@@ -6,36 +6,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <set>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "bdt/errors.h"
 #include "bdt/event.h"
-#include "bdt/kernel_version.h"
 #include "bdt/string_table.h"
+#include "bdt/trace_header.h"
 
 namespace bdt {
-
-struct HookInfo {
-  std::string name;       // "iomap_dio_rw_begin"
-  std::string mechanism;  // "tp_btf", "raw_tp", "fentry", "kprobe", "tracepoint", "none"
-  bool attached = false;
-};
-
-struct TraceHeader {
-  int schema_version = 1;
-  KernelVersion kernel;           // unknown (major 0) for JSON lines without a header field
-  std::vector<HookInfo> hooks;    // empty when unknown
-  int64_t mono_to_realtime_ns = 0;  // add to ts_ns for wall-clock time; 0 if unknown
-  std::string hostname;             // of the traced host; "" if unknown
-};
-
-// gethostname(2) of this host ("" if it cannot be read): what live traces and
-// dumps put in TraceHeader::hostname.
-std::string this_hostname();
 
 // What a trace reader holds at most, whatever the input (docs/hardening.md):
 // beyond these a file is refused with a one-line InputError, so reading any

@@ -14,7 +14,7 @@
 
 #include "bdt/event_fields.h"
 #include "bdt/sink.h"
-#include "bdt/trace_reader.h"
+#include "bdt/trace_header.h"
 
 namespace bdt {
 

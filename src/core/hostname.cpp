@@ -6,7 +6,7 @@
 #include <climits>
 #include <cstring>
 
-#include "bdt/trace_reader.h"
+#include "bdt/trace_header.h"
 
 namespace bdt {
 

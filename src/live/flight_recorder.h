@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "bdt/trace_reader.h"
+#include "bdt/errors.h"
+#include "bdt/trace_header.h"
 #include "live/recorder_scan.h"
 
 namespace bdt::live {

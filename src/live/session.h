@@ -18,7 +18,7 @@
 #include "bdt/event.h"
 #include "bdt/hooks.h"
 #include "bdt/live_stats.h"
-#include "bdt/trace_reader.h"
+#include "bdt/trace_header.h"
 #include "live/decode.h"
 #include "live/reorder.h"
 #include "loader/kallsyms.h"

@@ -14,7 +14,8 @@
 
 #include "bdt/finding.h"
 #include "bdt/sink.h"
-#include "bdt/trace_reader.h"
+#include "bdt/errors.h"
+#include "bdt/trace_header.h"
 
 namespace bdt {
 

@@ -1,0 +1,33 @@
+// What a trace says about itself: the schema version, the traced kernel, the
+// hooks and how each was attached, the clock offset and the host. Live traces,
+// recorded files and every output format carry it (written first); readers
+// (bdt/trace_reader.h) return it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bdt/kernel_version.h"
+
+namespace bdt {
+
+struct HookInfo {
+  std::string name;       // "iomap_dio_rw_begin"
+  std::string mechanism;  // "tp_btf", "raw_tp", "fentry", "kprobe", "tracepoint", "none"
+  bool attached = false;
+};
+
+struct TraceHeader {
+  int schema_version = 1;
+  KernelVersion kernel;           // unknown (major 0) for JSON lines without a header field
+  std::vector<HookInfo> hooks;    // empty when unknown
+  int64_t mono_to_realtime_ns = 0;  // add to ts_ns for wall-clock time; 0 if unknown
+  std::string hostname;             // of the traced host; "" if unknown
+};
+
+// gethostname(2) of this host ("" if it cannot be read): what live traces and
+// dumps put in TraceHeader::hostname.
+std::string this_hostname();
+
+}  // namespace bdt
