@@ -6,7 +6,7 @@
 // extents are matched and when it is judged).
 // symptom hole:    acknowledged bytes ∩ failed OEs − OEs that completed fine,
 //                  of a partial write (a part returned short or was
-//                  continued: the seed's mechanism). A hole in a write that
+//                  continued: the 2023 bug's mechanism). A hole in a write that
 //                  was never partial is still a broken rule:
 //                  dio-acked-unbacked reports every hole.
 // symptom stall:   a self-mmap write (below) still in flight after

@@ -74,7 +74,7 @@ if KLIKE == "6.1":
     sy = [f for f in FINDINGS if f.get("level") == "symptom" and f.get("detector") == "dio-unstable-pages"]
     c.check(len(cs) > 0, f"csum_error events on the file ({len(cs)}, {len(ranges)} distinct ranges)")
     c.check(len(sy) > 0, f"dio-unstable-pages symptoms ({len(sy)})")
-    # the invariant the seed breaks: data written directly and acknowledged fails its checksum
+    # the invariant the 2011 reproducer breaks: data written directly and acknowledged fails its checksum
     inv = of("dio-csum-after-direct-write")
     c.check(inv and all(f.get("ino") == s.st_ino and f"(pid {pid})" in f.get("message", "")
                         and f.get("severity") == "critical" for f in inv),
