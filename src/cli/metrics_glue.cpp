@@ -1,3 +1,5 @@
+// --metrics-addr glue (cli/metrics_glue.h): the tracer's state as the metrics
+// exporter reads it.
 #include "cli/metrics_glue.h"
 
 #include <bpf/libbpf.h>

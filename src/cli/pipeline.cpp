@@ -1,3 +1,4 @@
+// The path every event takes after its source (cli/pipeline.h).
 #include "cli/pipeline.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// The throw-away btrfs on a loop file that `demo` traces (cli/scratch_fs.h).
 #include "cli/scratch_fs.h"
 
 #include <fcntl.h>

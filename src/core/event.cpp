@@ -1,3 +1,4 @@
+// The event model's names and helpers (bdt/event.h).
 #include "bdt/event.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Findings' names and helpers (bdt/finding.h).
 #include "bdt/finding.h"
 
 namespace bdt {

@@ -1,3 +1,4 @@
+// Parsing and printing kernel versions (bdt/kernel_version.h).
 #include "bdt/kernel_version.h"
 
 #include <sys/utsname.h>

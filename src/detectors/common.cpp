@@ -1,3 +1,4 @@
+// Helpers shared by the detectors (detectors/common.h).
 #include "detectors/common.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,5 @@
+// The running kernel's BTF as the loader and doctor ask about it
+// (loader/kernel_btf.h).
 #include "loader/kernel_btf.h"
 
 #include <bpf/btf.h>

@@ -1,3 +1,5 @@
+// What the running kernel allows for function hooks, learned by trying
+// (loader/probe.h).
 #include "loader/probe.h"
 
 #include <bpf/libbpf.h>

@@ -1,3 +1,5 @@
+// What --metrics-addr exports, counted from findings and the kernel's
+// counts (metrics/collector.h).
 #include "metrics/collector.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,5 @@
+// --metrics-addr: the HTTP server plus the collector, driven from the trace
+// loop (metrics/exporter.h).
 #include "metrics/exporter.h"
 
 #include <sys/utsname.h>

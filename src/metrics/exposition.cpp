@@ -1,3 +1,5 @@
+// Prometheus text exposition format 0.0.4: model and rendering
+// (metrics/exposition.h).
 #include "metrics/exposition.h"
 
 #include <fmt/format.h>

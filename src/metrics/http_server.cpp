@@ -1,3 +1,4 @@
+// The --metrics-addr HTTP/1.1 endpoint (metrics/http_server.h).
 #include "metrics/http_server.h"
 
 #include <pthread.h>

@@ -1,3 +1,5 @@
+// Unit tests of the model basics: fsid and event-type names round-trip,
+// kernel version parsing.
 #include <gtest/gtest.h>
 
 #include "bdt/event.h"
