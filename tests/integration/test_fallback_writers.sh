@@ -110,8 +110,8 @@ for tool, eng, kind, path, n in writers:
         if tool == "unstable":
             c.check("4 ranges" not in m and m.count("[") >= 4, f"{what}: its 4 ranges are listed: {m}")
 if KLIKE == "6.1":
-    # the changing buffer really goes direct to the checksummed file: seed 004's checksum
-    # failures at the final re-read, reported by its pattern and by the invariant
+    # the changing buffer really goes direct to the checksummed file: the 2011 unstable-pages
+    # bug's checksum failures at the final re-read, reported by its pattern and by the invariant
     u = [w for w in writers if w[0] == "unstable" and w[2] == "csum"][0]
     s = st(u[3])
     sy = [f for f in FINDINGS if f.get("level") == "symptom"]
