@@ -16,7 +16,8 @@
  *     position: the submission runs in io_submit), io_uring write requests
  *     (fb_kiocb, by the address of the request's kiocb, which is what
  *     iomap_dio_rw_begin gets; also when an io-wq worker retries the
- *     request after its nowait attempt returned EAGAIN).
+ *     request after its nowait attempt returned EAGAIN; a registered file's
+ *     request is judged by the file it has at completion).
  * The hooks are bpf/hooks.def's direct_w (the function), fbe_<syscall>, fbx_<syscall> (each
  * syscall's enter and exit) and uring_sub/uring_cmpl; the function hook
  * replaces the others where it attaches.
@@ -57,6 +58,8 @@ struct fb_req {
 	u32 via;       /* enum bdt_fallback_via */
 	u32 flags;     /* BDT_F_NODATASUM | BDT_F_UNALIGNED */
 	u32 seen;      /* iomap_dio_rw_begin was reached for it */
+	u32 file_later; /* an io_uring registered file: the file is known at completion */
+	u32 pad;
 };
 
 struct {
@@ -99,6 +102,59 @@ struct {
 volatile __u64 fb_pending_tid = 0;
 volatile __u64 fb_pending_kiocb = 0;
 volatile __u64 fb_pending_aio = 0;
+/* 1 while every hook is attached: set by userspace once all are, cleared before
+ * it detaches any (live::Session). Hooks attach and detach one at a time, so
+ * around the attach and the detach a write's syscall hooks can run while
+ * iomap_dio_rw_begin's cannot mark it direct: every such write would look like
+ * a fallback. A write is followed only if it starts armed and makes a record
+ * only if it also ends armed. */
+volatile __u32 fb_armed = 0;
+
+/* f is an O_DIRECT file on btrfs the filesystem filter lets through: its inode. */
+static __always_inline struct inode *fb_file_inode(struct file *f)
+{
+	struct inode *inode;
+	struct super_block *sb;
+
+	if (!f || !(BPF_CORE_READ(f, f_flags) & BDT_O_DIRECT))
+		return 0;
+	inode = BPF_CORE_READ(f, f_inode);
+	sb = BPF_CORE_READ(inode, i_sb);
+	if (!is_btrfs_sb(sb, false) || !fs_pass(BPF_CORE_READ(sb, s_dev)))
+		return 0;
+	return inode;
+}
+
+/* The file part of r: identity, position, size, nodatasum, alignment. */
+static __always_inline void fb_req_file(struct fb_req *r, struct inode *inode, u64 pos, u64 count,
+					u64 buf)
+{
+	struct btrfs_inode *bi = btrfs_i(inode);
+	u64 mask;
+
+	btrfs_ident(&r->id, bi);
+	touch_inode(&r->id);
+	r->pos = pos;
+	r->count = count;
+	if (BPF_CORE_READ(bi, flags) & BDT_INODE_NODATASUM)
+		r->flags |= BDT_F_NODATASUM;
+	/* btrfs' check_direct_IO(): position and buffer aligned to the sector size */
+	mask = BPF_CORE_READ(bi, root, fs_info, sectorsize) - 1;
+	if ((pos | count | buf) & mask)
+		r->flags |= BDT_F_UNALIGNED;
+}
+
+/* The submitter part of r: this task. */
+static __always_inline void fb_req_task(struct fb_req *r, s32 fd, u32 via)
+{
+	u64 t = bpf_get_current_pid_tgid();
+
+	r->fd = fd;
+	r->via = via;
+	r->pid = t >> 32;
+	r->tid = (u32)t;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+}
 
 /* Fills r for a write to f; false when f is not an O_DIRECT file on btrfs or
  * the filters drop it. */
@@ -106,41 +162,24 @@ static __always_inline bool fb_req_init(struct fb_req *r, struct file *f, u64 po
 					u64 buf, s32 fd, u32 via)
 {
 	struct inode *inode;
-	struct super_block *sb;
-	struct btrfs_inode *bi;
-	u64 mask;
-	u64 t;
 
-	if (!f || !(BPF_CORE_READ(f, f_flags) & BDT_O_DIRECT))
+	if (!fb_armed)
 		return false;
-	inode = BPF_CORE_READ(f, f_inode);
-	sb = BPF_CORE_READ(inode, i_sb);
-	if (!is_btrfs_sb(sb, false) || !fs_pass(BPF_CORE_READ(sb, s_dev)) || !task_pass())
+	inode = fb_file_inode(f);
+	if (!inode || !task_pass())
 		return false;
-	bi = btrfs_i(inode);
-	btrfs_ident(&r->id, bi);
-	touch_inode(&r->id);
-	r->pos = pos;
-	r->count = count;
-	r->fd = fd;
-	r->via = via;
-	if (BPF_CORE_READ(bi, flags) & BDT_INODE_NODATASUM)
-		r->flags |= BDT_F_NODATASUM;
-	/* btrfs' check_direct_IO(): position and buffer aligned to the sector size */
-	mask = BPF_CORE_READ(bi, root, fs_info, sectorsize) - 1;
-	if ((pos | count | buf) & mask)
-		r->flags |= BDT_F_UNALIGNED;
-	t = bpf_get_current_pid_tgid();
-	r->pid = t >> 32;
-	r->tid = (u32)t;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	fb_req_file(r, inode, pos, count, buf);
+	fb_req_task(r, fd, via);
 	return true;
 }
 
 static __always_inline void fb_emit(const struct fb_req *r, u64 count, bool requested, u8 src)
 {
-	struct bdt_raw_event *e = reserve_src(BDT_EV_DIO_FALLBACK, src);
+	struct bdt_raw_event *e;
 
+	if (!fb_armed) /* the detach has begun: iomap_dio_rw_begin may be gone */
+		return;
+	e = reserve_src(BDT_EV_DIO_FALLBACK, src);
 	if (!e)
 		return;
 	e->pid = r->pid;
@@ -500,7 +539,11 @@ static __always_inline u64 fb_uring_kiocb(const struct io_kiocb *req)
 	return (u64)req + bpf_core_field_offset(struct io_kiocb, cmd);
 }
 
-/* io_uring_submit_req(req): a write request on a plain (not registered) fd. */
+/* io_uring_submit_req(req): a write request. On a plain fd the file is looked up
+ * in the fd table now. A registered (fixed) file is not in it, and the request
+ * gets its file only when it is issued, after this tracepoint: such a write is
+ * kept with the submitter only, and its file checked at completion
+ * (req->file, set by then). */
 static __always_inline int fb_uring_submit(u64 *ctx)
 {
 	const struct io_kiocb *req = (void *)ctx[0];
@@ -517,13 +560,19 @@ static __always_inline int fb_uring_submit(u64 *ctx)
 	 * registered file, not in the fd table */
 	bpf_probe_read_kernel(&rflags, sizeof(rflags),
 			      (void *)req + bpf_core_field_offset(struct io_kiocb, flags));
-	if (rflags & 1)
-		return 0;
 	fd = BPF_CORE_READ(req, cqe.fd);
 	k = fb_uring_kiocb(req);
 	kiocb = (void *)k;
-	if (!fb_req_init(&r, fb_fd_file(fd), BPF_CORE_READ(kiocb, ki_pos), 0, 0, fd, BDT_FB_IO_URING))
+	if (rflags & 1) {
+		if (!fb_armed || !task_pass())
+			return 0;
+		r.pos = BPF_CORE_READ(kiocb, ki_pos);
+		r.file_later = 1;
+		fb_req_task(&r, -1, BDT_FB_IO_URING); /* cqe.fd indexes the registered files */
+	} else if (!fb_req_init(&r, fb_fd_file(fd), BPF_CORE_READ(kiocb, ki_pos), 0, 0, fd,
+				BDT_FB_IO_URING)) {
 		return 0;
+	}
 	if (bpf_map_update_elem(&fb_kiocb, &k, &r, BPF_ANY) == 0)
 		__sync_fetch_and_add(&fb_pending_kiocb, 1);
 	return 0;
@@ -553,10 +602,17 @@ static __always_inline int fb_uring_complete(u64 *ctx)
 	if (!r->seen && res > 0) {
 		/* the write advanced the kiocb's position by what it wrote */
 		u64 end = BPF_CORE_READ((struct kiocb *)k, ki_pos);
+		struct inode *inode = 0;
 
 		if (end >= (u64)res && end - res != r->pos)
 			r->pos = end - res;
-		fb_emit(r, (u64)res, false, BDT_SRC_TRACEPOINT);
+		if (r->file_later) {
+			inode = fb_file_inode(BPF_CORE_READ(req, file));
+			if (inode)
+				fb_req_file(r, inode, r->pos, (u64)res, 0);
+		}
+		if (!r->file_later || inode)
+			fb_emit(r, (u64)res, false, BDT_SRC_TRACEPOINT);
 	}
 	bpf_map_delete_elem(&fb_kiocb, &k);
 	__sync_fetch_and_add(&fb_pending_kiocb, -1); /* no fetch: BPF_XADD */

@@ -431,6 +431,8 @@ class Loader {
     // send/balance: once their function hooks are attached they report those
     // calls and the syscall hooks only keep fd and cmd for them.
     s.skel_->bss->ioc_fn_mask = ioc_mask;
+    // Every hook is attached: the fallback hooks may judge writes now (fb_armed, bpf/fallback.bpf.h).
+    __atomic_store_n(&s.skel_->bss->fb_armed, 1, __ATOMIC_SEQ_CST);
     // Each hook the kernel refused a program of: what was refused, what it got instead.
     for (const auto& h : s.hooks_) {
       std::string refused;
@@ -581,6 +583,9 @@ void Session::drain(const Deliver& cb) {
 }
 
 void Session::detach() {
+  // Before the first link goes: a write whose iomap_dio_rw_begin hook is already
+  // detached must not be reported as a fallback (fb_armed, bpf/fallback.bpf.h).
+  if (skel_ && skel_->bss) __atomic_store_n(&skel_->bss->fb_armed, 0, __ATOMIC_SEQ_CST);
   for (const auto& p : link_pins_) unlink(p.c_str());
   link_pins_.clear();
   for (auto* l : links_) bpf_link__destroy(l);
