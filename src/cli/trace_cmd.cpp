@@ -169,7 +169,11 @@ int run_trace(const TraceArgs& a) {
     if (!vms) return pipe.on_event(ev);
     Event e = ev;
     vms->on_event(e);
-    if (!e.vm.empty()) pipe.on_event(e);  // only the VMs' I/O
+    // Only the VMs' I/O. The kernel passes a VM's tasks and, from btrfs' workers, the
+    // ordered extents of inodes they touched: those too when the inode is not (yet) a
+    // known image of the VM (a VM found before it opened its images, a hotplugged disk:
+    // until the next /proc scan), else their adds would be seen without their removal.
+    if (!e.vm.empty() || std::holds_alternative<Ordered>(e.body)) pipe.on_event(e);
   };
   const double start_unix = static_cast<double>(::time(nullptr));
   auto metrics_state = [&] { return tracer_state(*session, pipe.engine(), vms ? &*vms : nullptr, a, start_unix); };

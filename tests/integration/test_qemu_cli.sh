@@ -4,7 +4,11 @@
 #      own /proc, so QEMUs of other users of this machine are not seen);
 #   2. --pid of a process that is not QEMU together with --qemu: usage error, exit 1, one line;
 #   3. a VM whose images are not on btrfs (a paused QEMU with one image on this host's /tmp and one on
-#      tmpfs) is listed as not traced, with the reason.
+#      tmpfs) is listed as not traced, with the reason;
+#   4. a VM found before it opens its image (a stand-in: python named qemu-system-x86_64 that waits,
+#      then writes its nocow image with O_DIRECT at once): the ordered extents btrfs' workers remove
+#      before the next /proc scan knows the image are still delivered (each oe_add of the image
+#      has its oe_remove; dio-stuck would otherwise call them stuck 30 s later).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (Debian: qemu-system-x86)"
@@ -70,4 +74,48 @@ grep -qF "not traced $SHM cache=writeback buffered — not on btrfs (tmpfs)" "$E
     fail "image on tmpfs not listed with its reason: $(cat "$E")"
 kill $QPID 2>/dev/null
 wait $QPID 2>/dev/null
+
+# --- 4. a VM that opens its image after it was found
+scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
+LATE=$SCRATCH_NOCOW/vm-late.raw
+fallocate -l 64M "$LATE" || die "cannot create $LATE"
+start_tracer "$ITEST_TMP/late.out" --qemu --events --format json
+PY3=$(python3 -c "import sys; print(sys.executable)")  # the interpreter itself: argv[0] is kept
+(LATE=$LATE LATE_ERR=$ITEST_TMP/late.out.err exec -a qemu-system-x86_64 "$PY3" - -name guest=vm-late <<'PY'
+import mmap, os, sys, time
+img, errf = os.environ["LATE"], os.environ["LATE_ERR"]
+# found by the tracer's /proc scan with no image open
+for _ in range(100):
+    if "VM vm-late" in open(errf).read():
+        break
+    time.sleep(0.05)
+fd = os.open(img, os.O_RDWR | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+t, i = time.time() + 2.5, 0
+while time.time() < t:
+    i += 1
+    os.pwrite(fd, buf, (i * 7919 % 16384) * 4096)
+os.close(fd)
+PY
+) || fail "the stand-in VM failed"
+sleep 1.5
+stop_tracer || fail "tracer exited non-zero"
+python3 - "$ITEST_TMP/late.out" "$LATE" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import collections, json, os, sys
+out, img = sys.argv[1:]
+s = os.stat(img)
+ev = [json.loads(l) for l in open(out) if l.strip()]
+mine = [e for e in ev if e.get("ino") == s.st_ino and e.get("dev") == s.st_dev]
+n = collections.Counter(e["type"] for e in mine)
+add = collections.Counter(e["file_offset"] for e in mine if e["type"] == "oe_add")
+rem = collections.Counter(e["file_offset"] for e in mine if e["type"] == "oe_remove")
+left = sum((add - rem).values())
+unl = sum(1 for e in mine if e["type"] == "oe_remove" and not e.get("vm"))
+ok = n["oe_add"] > 0 and left == 0
+print(("ok: " if ok else "FAIL: ") + f"late image: {n['oe_add']} oe_add, {n['oe_remove']} oe_remove "
+      f"({unl} before the image was known), {left} adds without a removal; {n['dio_begin']} dio_begin")
+bad = [f for f in ev if f.get("type") == "finding" and f.get("detector") == "dio-stuck"]
+print(("ok: " if not bad else "FAIL: ") + f"no dio-stuck finding ({len(bad)})")
+sys.exit(0 if ok and not bad else 1)
+PY
 itest_finish
