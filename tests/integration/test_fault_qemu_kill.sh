@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault test: a QEMU process SIGKILLed mid-I/O while `trace --qemu --metrics-addr` traces it.
 # Three stand-in VMs (fio run as `qemu-system-x86_64 --name vm-X`: argv[0] makes it QEMU, `--name`
-# names the VM, its open O_DIRECT file is the image; --thread keeps every job in one process) do
+# names the VM, its open O_DIRECT file is the image; --thread keeps every job in one process;
+# traced with --qemu --pid for each, so that other QEMUs on the machine do not count) do
 # direct I/O on nocow images of a scratch btrfs: vm-aio (libaio, 16 in flight) and vm-uring
 # (io_uring, 16 in flight) are SIGKILLed while their request counters are growing; vm-sync (psync)
 # keeps going. Then:
@@ -24,9 +25,6 @@ declare -A VMPID=()
 kill_vms() { local p; for p in "${VMPID[@]}"; do kill -KILL "$p" 2>/dev/null; done; }
 ITEST_CLEANUPS+=("kill_vms")
 
-OUT=$ITEST_TMP/trace.jsonl
-start_tracer "$OUT" --qemu --format json --metrics-addr "127.0.0.1:$PORT"
-
 start_vm() { # NAME ENGINE DEPTH
     local img=$SCRATCH_NOCOW/$1.raw
     fallocate -l 64M "$img" || die "cannot create $img"
@@ -38,6 +36,10 @@ start_vm() { # NAME ENGINE DEPTH
 start_vm vm-aio libaio 16
 start_vm vm-uring io_uring 16
 start_vm vm-sync psync 1
+# --pid for each: QEMUs of other users of this machine (the VM tier's) are not counted
+OUT=$ITEST_TMP/trace.jsonl
+start_tracer "$OUT" --qemu --format json --metrics-addr "127.0.0.1:$PORT" \
+    -p "${VMPID[vm-aio]}" -p "${VMPID[vm-uring]}" -p "${VMPID[vm-sync]}"
 
 scrape() { python3 - "$PORT" "$@" <<'PY'
 # prints "NAME{labels} value" lines of the qemu series (no buckets)
