@@ -241,7 +241,7 @@ for p in "${JOBS[@]}" $(cat "$WORK/churn.pid" 2>/dev/null); do kill -KILL "$p" 2
 JOBS=()
 kill -INT "$TRACER"
 trc=0
-wait "$TRACER" || trc=$?
+{ wait "$TRACER" || trc=$?; } 2>/dev/null   # (not the shell's notices of the killed jobs)
 TRACER=
 echo "soak: tracer exit $trc; its last stderr lines:"
 tail -n 5 "$WORK/trace.err" | sed 's/^/    /'
