@@ -82,8 +82,8 @@ KILLED="${VMPID[vm-aio]} ${VMPID[vm-uring]}"
 { kill -KILL $KILLED; wait $KILLED; } 2>/dev/null
 pass "killed vm-aio and vm-uring (SIGKILL) mid-I/O (${grew[*]})"
 
-# The watcher notices at its next /proc scan (every second, later under load).
-for _ in $(seq 100); do
+# The watcher notices at its next /proc scan (every second, later under load: up to 30 s here).
+for _ in $(seq 300); do
     [[ $(grep -c "^VM vm-\(aio\|uring\) (pid [0-9]*) exited$" "$OUT.err") -ge 2 ]] && break
     sleep 0.1
 done
