@@ -15,7 +15,7 @@ namespace bdt {
 // Owns the strings that decoded events' vm/image views point to. Each distinct
 // string is stored once; views stay valid for the table's lifetime (a reader
 // keeps one, so events it returns stay valid as long as the reader lives).
-// A reader's table is bounded (ReadLimits in bdt/trace_reader.h): intern()
+// A reader's table is bounded (ReadLimits in replay/trace_reader.h): intern()
 // throws InputError past max_strings distinct strings or max_bytes of them.
 class StringTable {
  public:

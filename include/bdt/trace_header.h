@@ -1,7 +1,7 @@
 // What a trace says about itself: the schema version, the traced kernel, the
 // hooks and how each was attached, the clock offset and the host. Live traces,
 // recorded files and every output format carry it (written first); readers
-// (bdt/trace_reader.h) return it.
+// (replay/trace_reader.h) return it.
 #pragma once
 
 #include <cstdint>
@@ -29,5 +29,9 @@ struct TraceHeader {
 // gethostname(2) of this host ("" if it cannot be read): what live traces and
 // dumps put in TraceHeader::hostname.
 std::string this_hostname();
+
+// "2026-11-22T04:50:01.123456Z": ns since the epoch as UTC, microseconds (JSON's
+// "wall_time", text output with --wall-time).
+std::string format_wall_utc(int64_t wall_ns);
 
 }  // namespace bdt

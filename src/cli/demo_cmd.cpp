@@ -15,7 +15,7 @@
 #include <optional>
 #include <set>
 
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 #include "bdt/kernel_version.h"
 #include "cli/commands.h"
 #include "cli/live_loop.h"

@@ -2,7 +2,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 #include "bdt/kernel_version.h"
 #include "cli/commands.h"
 #include "live/doctor.h"

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <string_view>
 
-#include "bdt/duration.h"
-#include "bdt/trace_reader.h"
+#include "core/duration.h"
+#include "replay/trace_reader.h"
 #include "cli/commands.h"
 #include "live/flight_recorder.h"
 
@@ -53,7 +53,7 @@ bool is_subcommand(std::string_view s) {
 }
 
 // Every option that takes seconds accepts units (90, 1.5s, 500ms, 10m, 2h) and
-// rejects anything else with one message (include/bdt/duration.h). The value
+// rejects anything else with one message (src/core/duration.h). The value
 // handed on is the number of seconds.
 CLI::Validator seconds(bool allow_zero = false) {
   return CLI::Validator(

@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "bdt/engine.h"
-#include "bdt/qemu.h"
+#include "detectors/engine.h"
+#include "qemu/qemu.h"
 #include "cli/commands.h"
 #include "metrics/exporter.h"
 

@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
-#include "bdt/engine.h"
-#include "bdt/sink.h"
-#include "bdt/trace_reader.h"
+#include "detectors/engine.h"
+#include "sinks/sink.h"
+#include "replay/trace_reader.h"
 #include "sinks/snapshot.h"
 
 namespace bdt::cli {

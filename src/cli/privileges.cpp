@@ -14,7 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "bdt/capabilities.h"
+#include "core/capabilities.h"
 
 namespace bdt::cli {
 

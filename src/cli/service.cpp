@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "bdt/event_json.h"
+#include "core/event_json.h"
 
 namespace bdt::cli::service {
 

@@ -8,7 +8,7 @@
 #include <linux/magic.h>
 #include <time.h>
 
-#include "bdt/sink.h"
+#include "bdt/trace_header.h"
 #include "cli/commands.h"
 #include "live/session.h"
 #include "live/flight_recorder.h"

@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "bdt/kernel_version.h"
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 #include "cli/commands.h"
 #include "cli/live_loop.h"
 #include "cli/metrics_glue.h"

@@ -1,5 +1,5 @@
-// Capabilities of the calling thread: see include/bdt/capabilities.h.
-#include "bdt/capabilities.h"
+// Capabilities of the calling thread: see src/core/capabilities.h.
+#include "core/capabilities.h"
 
 #include <linux/capability.h>
 #include <sys/prctl.h>

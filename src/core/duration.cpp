@@ -1,5 +1,5 @@
-// Command-line durations: see include/bdt/duration.h.
-#include "bdt/duration.h"
+// Command-line durations: see src/core/duration.h.
+#include "core/duration.h"
 
 #include <fmt/format.h>
 

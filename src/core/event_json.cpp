@@ -5,7 +5,7 @@
 // (src/replay/jsonl_reader.cpp) is its inverse and docs/events.md documents
 // both. It runs on the live hot path: everything is appended to the
 // caller's string with fmt::format_int / append, no JSON DOM, no temporaries.
-#include "bdt/event_json.h"
+#include "core/event_json.h"
 
 #include <fmt/format.h>
 
@@ -13,7 +13,6 @@
 #include <type_traits>
 
 #include "bdt/event_fields.h"
-#include "bdt/sink.h"
 #include "bdt/trace_header.h"
 
 namespace bdt {

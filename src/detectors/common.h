@@ -15,7 +15,7 @@
 
 #include "bdt/detector.h"
 #include "bdt/event.h"
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 #include "bdt/finding.h"
 
 namespace bdt::det {

@@ -31,7 +31,7 @@
 #include <fmt/format.h>
 
 #include "detectors/common.h"
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 
 namespace bdt::det {
 namespace {

@@ -24,7 +24,7 @@
 #include <fmt/format.h>
 
 #include "detectors/write_calls.h"
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 
 namespace bdt::det {
 namespace {

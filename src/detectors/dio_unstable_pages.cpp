@@ -24,7 +24,7 @@
 #include <optional>
 
 #include "detectors/common.h"
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 
 namespace bdt::det {
 namespace {

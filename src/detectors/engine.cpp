@@ -1,6 +1,6 @@
 // The engine: one place that feeds events to every detector, used by live
 // tracing and replay alike. Time comes from the events only.
-#include "bdt/engine.h"
+#include "detectors/engine.h"
 
 #include "detectors/common.h"
 

@@ -1,8 +1,8 @@
-// The kernel exposure table (include/bdt/exposure.h). Sources: the fixing
+// The kernel exposure table (src/detectors/exposure.h). Sources: the fixing
 // commits named in each row, btrfs-progs' Documentation/Kernel-by-version.rst
 // and fstests; where they disagree or a version is unverified the row's note
 // says so.
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 
 #include <fmt/format.h>
 

@@ -19,7 +19,7 @@
 #include <fmt/format.h>
 
 #include "detectors/common.h"
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 
 namespace bdt::det {
 namespace {

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 #include "events.h"
 
 namespace bdt::live {

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 #include "events.h"
 #include "live/recorder_scan.h"
 

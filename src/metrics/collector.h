@@ -22,7 +22,7 @@
 #include "bdt/finding.h"
 #include "bdt/hooks.h"
 #include "bdt/live_stats.h"
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 #include "metrics/exposition.h"
 #include "metrics/process.h"
 

@@ -19,7 +19,7 @@
 #include <cstring>
 #include <list>
 
-#include "bdt/capabilities.h"
+#include "core/capabilities.h"
 #include "bdt/errors.h"
 #include "metrics/exposition.h"
 

@@ -1,5 +1,5 @@
 // --qemu: label events and findings with the VM name and the disk image.
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 
 namespace bdt::qemu {
 

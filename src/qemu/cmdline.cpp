@@ -6,7 +6,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 
 namespace bdt::qemu {
 

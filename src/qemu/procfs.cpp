@@ -14,7 +14,7 @@
 #include <set>
 #include <sstream>
 
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 
 namespace bdt::qemu {
 

@@ -6,8 +6,8 @@
 #include <bit>
 #include <nlohmann/json.hpp>
 
-#include "bdt/qemu.h"
-#include "bdt/sink.h"
+#include "bdt/trace_header.h"
+#include "qemu/qemu.h"
 
 namespace bdt::qemu {
 

@@ -1,7 +1,7 @@
 // --qemu as the CLI drives it: watcher + attributor + statistics.
 #include <algorithm>
 
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 
 namespace bdt::qemu {
 

@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 
 namespace bdt::qemu {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 
 namespace bdt::replay {
 

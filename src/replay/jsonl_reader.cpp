@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bdt/event_fields.h"
-#include "bdt/event_json.h"
+#include "core/event_json.h"
 #include "replay/input.h"
 
 namespace bdt {

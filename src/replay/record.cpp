@@ -15,7 +15,7 @@
 #include <fmt/format.h>
 
 #include "bdt/event_fields.h"
-#include "bdt/event_json.h"
+#include "core/event_json.h"
 #include "replay/input.h"
 
 namespace bdt {

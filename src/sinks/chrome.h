@@ -13,7 +13,7 @@
 #include <string>
 
 #include "bdt/finding.h"
-#include "bdt/sink.h"
+#include "sinks/sink.h"
 #include "bdt/errors.h"
 #include "bdt/trace_header.h"
 

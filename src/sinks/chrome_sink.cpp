@@ -25,7 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "bdt/event_json.h"
+#include "core/event_json.h"
 
 namespace bdt {
 namespace {

@@ -3,8 +3,8 @@
 // docs/findings.md; the same stream can be fed back to `replay`.
 #include <fmt/format.h>
 
-#include "bdt/event_json.h"
-#include "bdt/sink.h"
+#include "core/event_json.h"
+#include "sinks/sink.h"
 
 namespace bdt {
 

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "bdt/event_json.h"
+#include "core/event_json.h"
 
 namespace bdt {
 

@@ -7,7 +7,7 @@
 #include <type_traits>
 
 #include "bdt/event_fields.h"
-#include "bdt/sink.h"
+#include "sinks/sink.h"
 
 namespace bdt {
 
@@ -53,16 +53,6 @@ std::string format_time(uint64_t ts_ns, const TimeBase& tb) {
   }
   int64_t rel = static_cast<int64_t>(ts_ns - tb.origin_ns);
   return fmt::format("+{}.{:06}", rel / 1'000'000'000, (rel % 1'000'000'000) / 1000);
-}
-
-std::string format_wall_utc(int64_t wall_ns) {
-  int64_t secs = wall_ns / 1'000'000'000, ns = wall_ns % 1'000'000'000;
-  if (ns < 0) ns += 1'000'000'000, secs -= 1;
-  const time_t t = static_cast<time_t>(secs);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ns / 1000);
 }
 
 std::string format_event_details(const Event& ev) {

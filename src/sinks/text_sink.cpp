@@ -2,7 +2,7 @@
 // block per finding as it happens, and a summary at exit.
 #include <fmt/format.h>
 
-#include "bdt/sink.h"
+#include "sinks/sink.h"
 
 namespace bdt {
 

@@ -1,4 +1,4 @@
-// Dropping capabilities (include/bdt/capabilities.h): per thread, for good,
+// Dropping capabilities (src/core/capabilities.h): per thread, for good,
 // and the metrics server's thread runs with none.
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "bdt/capabilities.h"
+#include "core/capabilities.h"
 #include "metrics/http_server.h"
 
 using namespace bdt;

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "bdt/event_json.h"
+#include "core/event_json.h"
 #include "detector_timeline.h"
 #include "sinks/chrome.h"
 

@@ -13,9 +13,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "bdt/engine.h"
-#include "bdt/event_json.h"
-#include "bdt/trace_reader.h"
+#include "detectors/engine.h"
+#include "core/event_json.h"
+#include "replay/trace_reader.h"
 #include "detector_timeline.h"
 
 using namespace bdt;

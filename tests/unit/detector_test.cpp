@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <map>
 
-#include "bdt/exposure.h"
+#include "detectors/exposure.h"
 #include "detector_timeline.h"
 
 using namespace bdt;

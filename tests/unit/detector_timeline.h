@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bdt/detector.h"
-#include "bdt/engine.h"
+#include "detectors/engine.h"
 #include "bdt/event.h"
 
 namespace bdt::test {

@@ -1,10 +1,10 @@
-// Command-line durations (include/bdt/duration.h): units, bounds, and the
+// Command-line durations (src/core/duration.h): units, bounds, and the
 // messages a usage error gives.
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "bdt/duration.h"
+#include "core/duration.h"
 
 using namespace bdt;
 

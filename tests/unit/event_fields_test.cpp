@@ -10,9 +10,9 @@
 #include <variant>
 
 #include "bdt/event_fields.h"
-#include "bdt/event_json.h"
-#include "bdt/sink.h"
-#include "bdt/trace_reader.h"
+#include "core/event_json.h"
+#include "sinks/sink.h"
+#include "replay/trace_reader.h"
 #include "live/decode.h"
 #include "trace_samples.h"
 

@@ -3,8 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bdt/event_json.h"
-#include "bdt/trace_reader.h"
+#include "core/event_json.h"
+#include "replay/trace_reader.h"
 #include "trace_samples.h"
 
 using namespace bdt;

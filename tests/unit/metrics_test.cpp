@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 #include "dio_outcome.h"
 #include "metrics/collector.h"
 #include "metrics/exposition.h"

@@ -15,7 +15,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "bdt/qemu.h"
+#include "qemu/qemu.h"
 
 namespace fs = std::filesystem;
 using namespace bdt;

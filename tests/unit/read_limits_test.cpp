@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "bdt/event_json.h"
-#include "bdt/trace_reader.h"
+#include "core/event_json.h"
+#include "replay/trace_reader.h"
 #include "trace_samples.h"
 
 using namespace bdt;

@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 #include "replay/input.h"
 #include "trace_samples.h"
 
@@ -351,8 +351,8 @@ TEST(Record, CreateFailsWithInputError) {
 // as their full JSON (message, range, actors, evidence events, ...).
 #include <filesystem>
 
-#include "bdt/engine.h"
-#include "bdt/event_json.h"
+#include "detectors/engine.h"
+#include "core/event_json.h"
 
 namespace {
 std::vector<std::string> replay_findings(const std::string& path, size_t* events = nullptr) {

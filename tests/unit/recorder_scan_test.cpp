@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 
-#include "bdt/sink.h"
+#include "sinks/sink.h"
 #include "live/recorder_scan.h"
 
 using namespace bdt;

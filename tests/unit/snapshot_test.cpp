@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 #include "detector_timeline.h"
 #include "sinks/chrome.h"
 #include "sinks/snapshot.h"

@@ -11,9 +11,9 @@
 #include <sstream>
 #include <string>
 
-#include "bdt/event_json.h"
-#include "bdt/sink.h"
-#include "bdt/trace_reader.h"
+#include "core/event_json.h"
+#include "sinks/sink.h"
+#include "replay/trace_reader.h"
 
 using namespace bdt;
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "bdt/event.h"
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 
 namespace bdt::testing_samples {
 

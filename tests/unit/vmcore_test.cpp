@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "bdt/trace_reader.h"
+#include "replay/trace_reader.h"
 #include "live/vmcore.h"
 
 using namespace bdt;

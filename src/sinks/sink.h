@@ -71,7 +71,5 @@ void append_event_details(std::string& out, const Event& ev);
 // tb.utc) or "+SSS.uuuuuu" (relative).
 std::string format_time(uint64_t ts_ns, const TimeBase& tb);
 std::string format_dev(uint64_t st_dev);  // "0:45"
-// "2026-11-22T04:50:01.123456Z": ns since the epoch as UTC, microseconds.
-std::string format_wall_utc(int64_t wall_ns);
 
 }  // namespace bdt
