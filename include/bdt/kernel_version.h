@@ -1,3 +1,5 @@
+// A kernel's version (6.18.44) and release string: parsed from uname -r or a
+// trace header, compared to decide which kernel behaviour and exposure apply.
 #pragma once
 #include <cstdint>
 #include <optional>

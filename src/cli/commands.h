@@ -1,3 +1,6 @@
+// The subcommands' parsed options (trace, replay, doctor, dump, demo, status)
+// and their entry points: main.cpp parses the command line into these structs
+// and calls the command.
 #pragma once
 #include <cstdint>
 #include <string>
