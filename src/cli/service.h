@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "bdt/sink.h"
+#include "sinks/sink.h"
 
 namespace bdt::cli::service {
 
@@ -19,7 +19,7 @@ void notify_ready(const std::string& status);
 void notify_status(const std::string& status);
 void notify_stopping();
 
-// The watchdog systemd asks for (WatchdogSec=): ping() at least every half of
+// The watchdog systemd asks for (WatchdogSec=): tick() pings at least every half of
 // its interval; a no-op when systemd did not ask.
 class Watchdog {
  public:

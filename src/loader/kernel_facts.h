@@ -1,5 +1,5 @@
 // What the running kernel offers the tracer, gathered once before planning
-// (src/loader/facts_probe.cpp: BTF, tracefs, kallsyms, real fentry/kprobe
+// (src/loader/gather.cpp: BTF, tracefs, kallsyms, real fentry/kprobe
 // attach probes) and the only input of plan_hooks (src/loader/plan.h). Plain
 // data with a JSON form, so a kernel's facts can be recorded (`doctor
 // --facts`) and the planning unit-tested on them (tests/fixtures/kernels/).
