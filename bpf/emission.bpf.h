@@ -85,7 +85,8 @@ static __always_inline void count_lost(void)
  * Submitting with a wakeup per record costs an irq_work and a consumer wakeup
  * per event, which dominates at hundreds of thousands of events per second.
  * Wake the consumer only once a batch is queued; it also drains the ring on a
- * short timer (src/live/live.cpp), so no record waits longer than that.
+ * short timer (the live loop polls with a 100 ms timeout, src/cli/live_loop.cpp),
+ * so no record waits longer than that.
  */
 #define BDT_WAKEUP_BYTES (64 * 1024)
 
