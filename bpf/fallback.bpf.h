@@ -539,14 +539,16 @@ static __always_inline u64 fb_uring_kiocb(const struct io_kiocb *req)
 	return (u64)req + bpf_core_field_offset(struct io_kiocb, cmd);
 }
 
-/* io_uring_submit_req(req): a write request. On a plain fd the file is looked up
- * in the fd table now. A registered (fixed) file is not in it, and the request
- * gets its file only when it is issued, after this tracepoint: such a write is
- * kept with the submitter only, and its file checked at completion
- * (req->file, set by then). */
-static __always_inline int fb_uring_submit(u64 *ctx)
+/* io_uring_submit_req(req): a write request. Kept with the submitter only; the
+ * file part (identity, flags) is read at completion, and only for a write that
+ * fell back: the request holds its file (req->file) until then. On a plain fd
+ * the file is looked up in the fd table now, to follow only O_DIRECT writes to
+ * btrfs. A registered (fixed) file is not in it, and the request gets its file
+ * only when it is issued, after this tracepoint: such a write is followed
+ * whatever its file, and its file checked at completion. */
+static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 {
-	const struct io_kiocb *req = (void *)ctx[0];
+	struct io_kiocb *req = (void *)ctx[0];
 	struct fb_req r = {};
 	u32 rflags = 0;
 	struct kiocb *kiocb;
@@ -554,34 +556,47 @@ static __always_inline int fb_uring_submit(u64 *ctx)
 	s32 fd;
 
 	BDT_ARG_OR_RETURN(req);
-	if (!fb_uring_write_op(BPF_CORE_READ(req, opcode)))
+	if (!fb_uring_write_op(BDT_RD(btf, req, opcode)))
+		return 0;
+	if (!fb_armed || !task_pass())
 		return 0;
 	/* REQ_F_FIXED_FILE (bit 0 of the request flags, IOSQE_FIXED_FILE_BIT): a
 	 * registered file, not in the fd table */
 	bpf_probe_read_kernel(&rflags, sizeof(rflags),
 			      (void *)req + bpf_core_field_offset(struct io_kiocb, flags));
-	fd = BPF_CORE_READ(req, cqe.fd);
+	fd = BDT_RD(btf, req, cqe.fd);
+	if (!(rflags & 1)) {
+		struct file *f = 0;
+
+		if (btf) {
+			struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+			struct file **fds;
+
+			if (!fdt || fd < 0 || (u32)fd >= fdt->max_fds)
+				return 0;
+			fds = fdt->fd;
+			bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+		} else {
+			f = fb_fd_file(fd);
+		}
+		if (!fb_file_inode(f))
+			return 0;
+	}
 	k = fb_uring_kiocb(req);
 	kiocb = (void *)k;
-	if (rflags & 1) {
-		if (!fb_armed || !task_pass())
-			return 0;
-		r.pos = BPF_CORE_READ(kiocb, ki_pos);
-		r.file_later = 1;
-		fb_req_task(&r, -1, BDT_FB_IO_URING); /* cqe.fd indexes the registered files */
-	} else if (!fb_req_init(&r, fb_fd_file(fd), BPF_CORE_READ(kiocb, ki_pos), 0, 0, fd,
-				BDT_FB_IO_URING)) {
-		return 0;
-	}
+	r.pos = BPF_CORE_READ(kiocb, ki_pos);
+	r.file_later = 1;
+	/* a registered file's cqe.fd indexes the registered files: no fd */
+	fb_req_task(&r, rflags & 1 ? -1 : fd, BDT_FB_IO_URING);
 	if (bpf_map_update_elem(&fb_kiocb, &k, &r, BPF_ANY) == 0)
 		__sync_fetch_and_add(&fb_pending_kiocb, 1);
 	return 0;
 }
 
 /* io_uring_complete(ctx, req, ...): res is an argument (6.1-6.1x) or in the cqe (newer). */
-static __always_inline int fb_uring_complete(u64 *ctx)
+static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 {
-	const struct io_kiocb *req = (void *)ctx[1];
+	struct io_kiocb *req = (void *)ctx[1];
 	struct fb_req *r;
 	s64 res;
 	u64 k;
