@@ -70,10 +70,10 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	struct bdt_facts f = { .point = BDT_PT_DIO_BEGIN };
 	struct vma_info vi = {};
 	struct bdt_event_count *cnt;
-	struct dio_req *r;
+	struct dio_req *r = 0;
 	struct cur_req *cr;
-	u64 key = (u64)iocb, sb_dev;
-	u32 zero = 0, fired;
+	u64 key = addr_num((u64)iocb), sb_dev, *slot_key;
+	u32 zero = 0, fired, slot;
 
 	BDT_ARG_OR_RETURN(iocb);
 	BDT_ARG_OR_RETURN(iter);
@@ -91,7 +91,28 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	sb_dev = BDT_RD(btf, sb, s_dev);
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
-	r = bpf_map_lookup_elem(&req_scratch, &zero);
+	cr = cur_req_get(true);
+	/* this thread's previous request neither completed nor was queued: it
+	 * returned before iomap_dio_complete (an early error), it is over */
+	if (cr && cr->kiocb && cr->kiocb != key)
+		req_forget(cr->kiocb);
+	/* its slot (lazy.bpf.h), else built in req_scratch and copied to inflight_dio */
+	slot = slot_of(key);
+	slot_key = bpf_map_lookup_elem(&dio_slot_key, &slot);
+	if (slot_key) {
+		u64 old = __sync_val_compare_and_swap(slot_key, 0, key | 1);
+
+		if (old == key && __sync_val_compare_and_swap(slot_key, key, key | 1) == key)
+			old = 0; /* an earlier request of this kiocb that never completed */
+		if (old == 0)
+			r = bpf_map_lookup_elem(&dio_slot, &slot);
+		if (old == 0 && !r)
+			__sync_lock_test_and_set(slot_key, 0);
+		if (!r)
+			slot_key = 0;
+	}
+	if (!r)
+		r = bpf_map_lookup_elem(&req_scratch, &zero);
 	if (!r)
 		return 0;
 	__builtin_memset(r, 0, __builtin_offsetof(struct dio_req, held));
@@ -147,8 +168,10 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 		r->emitted = 1;
 		emit_req_begin(r);
 	}
-	bpf_map_update_elem(&inflight_dio, &key, r, BPF_ANY);
-	cr = cur_req_get(true);
+	if (slot_key)
+		__sync_lock_test_and_set(slot_key, key); /* filled: visible to req_find */
+	else
+		bpf_map_update_elem(&inflight_dio, &key, r, BPF_ANY);
 	if (cr) {
 		cr->kiocb = key;
 		cr->sb_dev = r->id.sb_dev;
@@ -184,8 +207,9 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 	struct kiocb *iocb = (void *)ctx[0];
 	s32 error = (s32)ctx[1];
 	s64 ret = (s64)ctx[2];
-	u64 key = (u64)iocb;
-	struct dio_req *r = bpf_map_lookup_elem(&inflight_dio, &key);
+	u64 key = addr_num((u64)iocb);
+	struct req_ref ref = req_find(key);
+	struct dio_req *r = ref.r;
 	struct bdt_event_count *cnt = event_count();
 	struct bdt_facts f = { .point = BDT_PT_DIO_END, .ret = ret, .error = error };
 	struct bdt_dio_outcome o;
@@ -222,7 +246,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 		} else {
 			recent_push(r, now, pos, ret, error, src);
 		}
-		bpf_map_delete_elem(&inflight_dio, &key);
+		req_release(key, &ref);
 		return 0;
 	}
 	/* Begin not seen (started before tracing, or filtered out). */

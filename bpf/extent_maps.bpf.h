@@ -99,7 +99,7 @@ static __always_inline int on_em_exist(u64 *ctx)
 			bpf_probe_read_kernel(&tree_root_node, sizeof(tree_root_node),
 					      (void *)cur->tree_root);
 			if (root_node && root_node == tree_root_node)
-				r = bpf_map_lookup_elem(&inflight_dio, &cur->kiocb);
+				r = req_lookup(cur->kiocb);
 		}
 	}
 	/* the trigger: emit this request and the others on its inode (not attributed: nothing held) */

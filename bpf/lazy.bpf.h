@@ -3,7 +3,7 @@
  * btrfs-dio-trace BPF: lazy emission, what the programs hold for a DIO
  * request and when they emit it (triggers.bpf.h says when).
  *
- * A request's state (struct dio_req, in inflight_dio by kiocb) holds what its
+ * A request's state (struct dio_req, by kiocb in dio_slot or inflight_dio) holds what its
  * records need: the begin record's fields and up to BDT_HELD sub-records its
  * thread made (an ordered extent it created, an extent-map lookup). The
  * thread's current request is in task storage (cur_dio). A request whose
@@ -67,6 +67,106 @@ struct {
 	__type(value, struct dio_req);
 } inflight_dio SEC(".maps");
 
+/*
+ * Requests in flight, first choice: a direct-mapped table by a hash of the
+ * kiocb (dio_slot_key[i]: the kiocb, 0 when free, kiocb | 1 while its
+ * dio_slot[i] is filled). A request whose slot is free (or holds an older,
+ * never completed request of the same kiocb) is kept there: two array
+ * lookups and a compare-and-swap instead of an LRU hash update at its begin
+ * and a lookup and delete at its end. A request whose slot is taken goes to
+ * inflight_dio. req_lookup() finds a request in either.
+ */
+#define BDT_SLOT_BITS 11
+#define BDT_SLOTS (1u << BDT_SLOT_BITS)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BDT_SLOTS);
+	__type(key, u32);
+	__type(value, u64);
+} dio_slot_key SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BDT_SLOTS);
+	__type(key, u32);
+	__type(value, struct dio_req);
+} dio_slot SEC(".maps");
+
+/* The number a kernel address is: a tp_btf program gets its pointer arguments
+ * as BTF pointers, on which the verifier allows no arithmetic but adding a
+ * constant; the same value read back from a map is a number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} addr_scratch SEC(".maps");
+
+static __always_inline u64 addr_num(u64 addr)
+{
+	u32 zero = 0;
+	u64 *v = bpf_map_lookup_elem(&addr_scratch, &zero);
+
+	if (!v)
+		return 0;
+	*v = addr;
+	return *(volatile u64 *)v;
+}
+
+/* kiocb: a number (addr_num) */
+static __always_inline u32 slot_of(u64 kiocb)
+{
+	return (u32)((kiocb * 0x9E3779B97F4A7C15ull) >> (64 - BDT_SLOT_BITS));
+}
+
+/* Where a request lives while it is in flight (req_find). */
+struct req_ref {
+	struct dio_req *r;
+	u64 *slot_key; /* its dio_slot_key entry; NULL: in inflight_dio */
+};
+
+static __always_inline struct req_ref req_find(u64 key)
+{
+	struct req_ref ref = {};
+	u32 i = slot_of(key);
+	u64 *k = bpf_map_lookup_elem(&dio_slot_key, &i);
+
+	if (k && *k == key) {
+		ref.r = bpf_map_lookup_elem(&dio_slot, &i);
+		if (ref.r) {
+			ref.slot_key = k;
+			return ref;
+		}
+	}
+	ref.r = bpf_map_lookup_elem(&inflight_dio, &key);
+	return ref;
+}
+
+static __always_inline struct dio_req *req_lookup(u64 key)
+{
+	return req_find(key).r;
+}
+
+/* The request has ended (or never will: req_forget): its slot is free again. */
+static __always_inline void req_release(u64 key, const struct req_ref *ref)
+{
+	if (ref->slot_key)
+		__sync_val_compare_and_swap(ref->slot_key, key, 0);
+	else
+		bpf_map_delete_elem(&inflight_dio, &key);
+}
+
+/* A request that will not complete (its thread returned from it without
+ * iomap_dio_complete): forgotten, when it is still this thread's. */
+static __always_inline void req_forget(u64 key)
+{
+	struct req_ref ref = req_find(key);
+
+	if (ref.r && ref.r->tid == (u32)bpf_get_current_pid_tgid())
+		req_release(key, &ref);
+}
+
 /* Where a request is built before it goes into inflight_dio (too big for the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -114,7 +214,7 @@ static __always_inline struct dio_req *cur_request_on(u64 sb_dev, u64 ino)
 
 	if (!c || !c->kiocb || c->sb_dev != sb_dev || c->ino != ino)
 		return 0;
-	return bpf_map_lookup_elem(&inflight_dio, &c->kiocb);
+	return req_lookup(c->kiocb);
 }
 
 /* ---- hot inodes -------------------------------------------------------------- */
@@ -322,6 +422,16 @@ static long flush_inflight_cb(struct bpf_map *map, const u64 *key, struct dio_re
 	return 0;
 }
 
+static long flush_slot_cb(struct bpf_map *map, const u32 *i, struct dio_req *r, struct flush_ctx *fc)
+{
+	u32 k = *i;
+	u64 *key = bpf_map_lookup_elem(&dio_slot_key, &k);
+
+	if (key && *key && !(*key & 1))
+		flush_inflight_cb(map, key, r, fc);
+	return 0;
+}
+
 static long flush_recent_cb(u32 i, struct flush_ctx *fc)
 {
 	struct recent_req *s = bpf_map_lookup_elem(&recent_dio, &i);
@@ -354,6 +464,7 @@ static __always_inline void flush_inode(u64 sb_dev, u64 ino, u64 since, u64 now)
 	if (!is_hot(sb_dev, ino, now)) {
 		if (now > recent_ns && fc.since < now - recent_ns)
 			fc.since = now - recent_ns;
+		bpf_for_each_map_elem(&dio_slot, flush_slot_cb, &fc, 0);
 		bpf_for_each_map_elem(&inflight_dio, flush_inflight_cb, &fc, 0);
 		bpf_loop(nr_cpus * BDT_RECENT, flush_recent_cb, &fc, 0);
 	}

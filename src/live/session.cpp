@@ -764,7 +764,18 @@ KernelCounts Session::counts() const {
     }
     if (slot < BDT_FS_SLOTS || any) out.fs.push_back(std::move(f));
   }
-  // requests in flight now: the in-flight map's keys (few, unless the I/O is deep)
+  // requests in flight now: the slot table's taken slots (bpf/lazy.bpf.h, one
+  // batch read) and the in-flight map's keys (few, unless the I/O is deep)
+  {
+    const uint32_t n = bpf_map__max_entries(skel_->maps.dio_slot_key);
+    std::vector<uint32_t> keys(n);
+    std::vector<uint64_t> vals(n);
+    uint32_t out_batch = 0, count = n;
+    const int rc = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.dio_slot_key), nullptr, &out_batch,
+                                        keys.data(), vals.data(), &count, nullptr);
+    if (rc == 0 || errno == ENOENT)
+      for (uint32_t i = 0; i < count && i < n; ++i) out.dio_inflight += vals[i] != 0;
+  }
   uint64_t k = 0, next = 0;
   const uint64_t* prev = nullptr;
   while (bpf_map__get_next_key(skel_->maps.inflight_dio, prev, &next, sizeof next) == 0) {
