@@ -54,6 +54,9 @@ const volatile __u32 trigger_mask = 0;
 const volatile __u64 hot_ns = 120000000000ULL;
 const volatile __u64 recent_ns = 1000000000ULL;
 const volatile __u32 nr_cpus = 1;          /* possible CPUs: rows of recent_dio */
+/* the stall trigger: a request in flight longer than stall_ns (--stall-threshold)
+ * plus its size at 4 MiB/s, as dio-stuck judges it */
+const volatile __u64 stall_ns = 30000000000ULL;
 /* the hidden --bench-floor: every program returns at once (BDT_FLOOR), so
  * scripts/bench/overhead.sh measures what the attached hooks alone cost */
 const volatile bool bench_floor = false;

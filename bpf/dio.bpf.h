@@ -233,8 +233,13 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 		f.write = write;
 		f.count = r->count;
 		f.done_before = r->done_before;
+		stall_scan(&f, r->fs_slot, r->id.sb_dev, r->ts, now);
 		fired = bdt_fired(&f);
-		if (fired)
+		/* a stalled request elsewhere on the filesystem: its inode; this
+		 * request (a later one that completed) is emitted below */
+		if (fired & (1u << BDT_TRIG_STALL))
+			flush_inode(r->id.sb_dev, f.stalled_ino, f.stalled_ts, now);
+		if (fired & ~(1u << BDT_TRIG_STALL))
 			flush_inode(r->id.sb_dev, r->id.ino, r->ts, now);
 		if (r->emitted || fired || is_hot(r->id.sb_dev, r->id.ino, now)) {
 			flush_request(r);

@@ -95,7 +95,7 @@ enum bdt_trigger {
 	BDT_TRIG_OE_BUFFERED = 7, /* a non-DIRECT ordered extent created in a user process */
 	BDT_TRIG_OE_IOERR = 8,    /* an ordered extent failed (IOERR, not uptodate) */
 	BDT_TRIG_CSUM = 9,        /* a data checksum failure */
-	BDT_TRIG_STALL = 10,      /* a request in flight past the stall threshold (userspace scan) */
+	BDT_TRIG_STALL = 10,      /* a request in flight past the stall threshold, seen when a later one on its filesystem completes */
 	BDT_TRIG_COUNT
 };
 

@@ -471,6 +471,87 @@ static __always_inline void flush_inode(u64 sb_dev, u64 ino, u64 since, u64 now)
 	make_hot(sb_dev, ino, now);
 }
 
+/* ---- the stall trigger ------------------------------------------------------ */
+/*
+ * A request still in flight past the stall threshold (stall_ns plus its size
+ * at 4 MiB/s) that nothing emitted: what dio-stuck judges needs its records
+ * and a later request on the same filesystem that completed. So the check
+ * runs where that completion is seen (on_dio_complete): at most once per
+ * second per filesystem (stall_scan_at, by dio_counts' filesystem slot), a
+ * scan of the requests in flight for the oldest such request that began
+ * before the completing one. When it finds one the trigger fires: its inode
+ * is flushed (and hot) and the completing request is emitted.
+ */
+#define BDT_STALL_SCAN_NS 1000000000ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BDT_FS_SLOTS + 1);
+	__type(key, u32);
+	__type(value, u64);
+} stall_scan_at SEC(".maps");
+
+struct stall_ctx {
+	u64 sb_dev;
+	u64 before; /* began before this (the completing request's begin) */
+	u64 now;
+	u64 ino;    /* found: its inode and begin */
+	u64 ts;
+};
+
+static __always_inline bool req_stalled(const struct dio_req *r, const struct stall_ctx *sc)
+{
+	u64 bytes = r->count < (1ULL << 34) ? r->count : (1ULL << 34);
+	u64 limit = stall_ns + ((bytes * 1000000000ULL) >> 22); /* its size at 4 MiB/s */
+
+	return !r->emitted && r->id.sb_dev == sc->sb_dev && r->ts < sc->before &&
+	       sc->now > r->ts && sc->now - r->ts >= limit && (!sc->ino || r->ts < sc->ts);
+}
+
+static long stall_slot_cb(struct bpf_map *map, const u32 *i, struct dio_req *r, struct stall_ctx *sc)
+{
+	u32 k = *i;
+	u64 *key = bpf_map_lookup_elem(&dio_slot_key, &k);
+
+	if (key && *key && !(*key & 1) && req_stalled(r, sc)) {
+		sc->ino = r->id.ino;
+		sc->ts = r->ts;
+	}
+	return 0;
+}
+
+static long stall_inflight_cb(struct bpf_map *map, const u64 *key, struct dio_req *r,
+			      struct stall_ctx *sc)
+{
+	if (req_stalled(r, sc)) {
+		sc->ino = r->id.ino;
+		sc->ts = r->ts;
+	}
+	return 0;
+}
+
+/* At a completion on this filesystem (fs_slot, sb_dev) of a request that
+ * began at `before`: the stall trigger's fact (struct bdt_facts). */
+static __always_inline void stall_scan(struct bdt_facts *f, u32 fs_slot, u64 sb_dev, u64 before,
+				       u64 now)
+{
+	struct stall_ctx sc = { .sb_dev = sb_dev, .before = before, .now = now };
+	u64 *at, next;
+
+	if (!lazy || !(trigger_mask & (1u << BDT_TRIG_STALL)))
+		return;
+	at = bpf_map_lookup_elem(&stall_scan_at, &fs_slot);
+	if (!at)
+		return;
+	next = *at;
+	if (now < next || __sync_val_compare_and_swap(at, next, now + BDT_STALL_SCAN_NS) != next)
+		return;
+	bpf_for_each_map_elem(&dio_slot, stall_slot_cb, &sc, 0);
+	bpf_for_each_map_elem(&inflight_dio, stall_inflight_cb, &sc, 0);
+	f->stalled_ino = sc.ino;
+	f->stalled_ts = sc.ts;
+}
+
 /*
  * A record about one file that its policy wants (h: type, source, time,
  * phase, flags, payload; the task is the current one), decided before its

@@ -24,7 +24,9 @@
  *   3. the detector that needs it lists it in its triggers().
  * If the condition needs a fact no hook point fills yet, add a field to
  * struct bdt_facts and fill it where the point is evaluated (bdt_fired()
- * callers: dio.bpf.h, extent_maps.bpf.h, ordered.bpf.h, checksums.bpf.h). A
+ * callers: dio.bpf.h, extent_maps.bpf.h, ordered.bpf.h, checksums.bpf.h; the
+ * stall trigger's fact comes from a scan of the requests in flight,
+ * lazy.bpf.h stall_scan()). A
  * new hook point is an enumerator of enum bdt_point and one bdt_fired() call
  * in the hook, followed by flush_inode() when it returns nonzero.
  */
@@ -57,6 +59,10 @@ struct bdt_facts {
 	u32 buf_flags;         /* DIO begin: BDT_F_BUF_* of the write buffer's VMA */
 	u64 buf_ino;           /* DIO begin: inode the buffer maps (0: anonymous memory) */
 	u64 kflags;            /* BDT_PT_OE: the ordered extent's flags (kernel bits) */
+	u64 stalled_ino;       /* DIO end: a request on this filesystem that began before
+				* this one, unemitted and in flight past the stall
+				* threshold, is on this inode (0: none; stall_scan()) */
+	u64 stalled_ts;        /* ... and began then */
 };
 
 static __always_inline bool oe_flag(u64 kflags, u32 bit)
@@ -86,7 +92,8 @@ static __always_inline bool dio_failed(const struct bdt_facts *f)
 		oe_direct_bit < 64 && !oe_flag(f->kflags, oe_direct_bit))                     \
 	X(OE_IOERR, OE, oe_flag(f->kflags, oe_ioerr_bit) ||                                   \
 		(f->type == BDT_EV_OE_FINISH && !f->uptodate))                                \
-	X(CSUM, CSUM, true)
+	X(CSUM, CSUM, true)                                                                   \
+	X(STALL, DIO_END, f->stalled_ino != 0)
 
 /* The triggers that fire for these facts (a mask of 1 << BDT_TRIG_*), among
  * those trigger_mask asks for. Called with a constant point, so the

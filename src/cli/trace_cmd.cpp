@@ -84,6 +84,7 @@ int run_trace(const TraceArgs& a) {
   lo.lazy = !a.events && a.record.empty() && a.snapshot_dir.empty() && a.live.pin_dir.empty();
   lo.triggers = detector_triggers(DetectorConfig{});
   lo.hot_ns = DetectorConfig{}.max_age_ns;
+  lo.stall_ns = static_cast<uint64_t>(a.stall_threshold_s * 1e9);
   const auto stopped_while_attaching = [] {
     fmt::print(stderr, "btrfs-dio-trace: stopped while attaching; nothing is left attached or pinned\n");
     return 0;

@@ -328,6 +328,7 @@ class Loader {
     ro->lazy = opts_.lazy && !opts_.all_events;
     ro->trigger_mask = opts_.triggers;
     ro->hot_ns = opts_.hot_ns;
+    ro->stall_ns = opts_.stall_ns;
     ro->nr_cpus = filters_.ncpus;
     // recent_dio: BDT_RECENT rows per CPU (its declared size is one row)
     bpf_map__set_max_entries(s_.skel_->maps.recent_dio,

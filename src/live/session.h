@@ -71,6 +71,10 @@ struct LiveOptions {
   bool lazy = false;
   uint32_t triggers = 0;
   uint64_t hot_ns = 120'000'000'000ull;
+  // The stall trigger (Trigger::Stall): a request in flight this long (plus
+  // its size at 4 MiB/s) when a later one on its filesystem completes
+  // (--stall-threshold, DetectorConfig::stall_threshold_ns).
+  uint64_t stall_ns = 30'000'000'000ull;
 };
 
 // Throws KernelError with what to do when not root / lacking CAP_BPF+CAP_PERFMON.

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The stall trigger of the lazy emission (docs/performance.md "Lazy emission", bpf/lazy.bpf.h
+# stall_scan): a DIO request still in flight past the stall threshold while a later request on the
+# same filesystem completes is emitted, so dio-stuck reports it in findings-only mode (no
+# --events: the kernel holds clean requests) exactly as with every event made.
+# The stuck request: one 64 KiB O_DIRECT write from a block-I/O cgroup whose writes to the scratch
+# loop device may move 8 KiB/s (blk-throttle: cgroup v1 blkio.throttle.write_bps_device or cgroup
+# v2 io.max wbps), about 8 s in flight. Meanwhile O_DIRECT reads of another file on the same
+# filesystem, from outside the cgroup, complete. --stall-threshold 1.
+# Expected, findings only and with --events: one dio-stuck stuck-request finding naming the
+# written file and the writer's pid, and no other finding.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/patterns.sh"
+itest_init stall-trigger
+scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
+SCRATCH_LOOP_SEEN=1
+
+DEVNO=$(printf '%d:%d' "0x$(stat -c %t "$SCRATCH_LOOP")" "0x$(stat -c %T "$SCRATCH_LOOP")")
+BPS=8192
+# A cgroup whose writes to the loop device are throttled: v1 blkio, else v2 with io enabled.
+CG= CG_V2_ENABLED=
+if [[ -w /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device ]] ||
+   [[ -d /sys/fs/cgroup/blkio && -e /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device ]]; then
+    CG=/sys/fs/cgroup/blkio/bdt-itest-stall-$$
+    mkdir "$CG" || skip "cannot create a blkio cgroup under /sys/fs/cgroup/blkio"
+    ITEST_CLEANUPS+=("rmdir '$CG' 2>/dev/null")
+    echo "$DEVNO $BPS" >"$CG/blkio.throttle.write_bps_device" ||
+        skip "cannot throttle $SCRATCH_LOOP ($DEVNO) in $CG"
+else
+    CG_ROOT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+    [[ -n $CG_ROOT ]] && grep -qw io "$CG_ROOT/cgroup.controllers" 2>/dev/null ||
+        skip "no block-I/O throttling: neither cgroup v1 blkio nor a cgroup v2 io controller"
+    if ! grep -qw io "$CG_ROOT/cgroup.subtree_control"; then
+        echo +io >"$CG_ROOT/cgroup.subtree_control" || skip "cannot enable the io controller in $CG_ROOT"
+        CG_V2_ENABLED=$CG_ROOT
+    fi
+    CG=$CG_ROOT/bdt-itest-stall-$$
+    mkdir "$CG" || skip "cannot create a cgroup under $CG_ROOT"
+    ITEST_CLEANUPS+=("rmdir '$CG' 2>/dev/null")
+    [[ -n $CG_V2_ENABLED ]] && ITEST_CLEANUPS+=("echo -io >'$CG_V2_ENABLED/cgroup.subtree_control' 2>/dev/null")
+    echo "$DEVNO wbps=$BPS" >"$CG/io.max" || skip "cannot throttle $SCRATCH_LOOP ($DEVNO) in $CG (io.max)"
+fi
+echo "throttled cgroup: $CG ($DEVNO: $BPS bytes/s of writes)"
+
+SLOW=$SCRATCH_NOCOW/slow FAST=$SCRATCH_NOCOW/fast
+dd if=/dev/urandom of="$SLOW" bs=64k count=1 oflag=direct status=none || die "setup write failed"
+dd if=/dev/urandom of="$FAST" bs=64k count=4 oflag=direct status=none || die "setup write failed"
+sync
+
+# run OUT ARGS...: the stuck write and the reads that complete meanwhile, traced
+WRITER=
+run() {
+    local out=$1 t0 t1
+    shift
+    start_tracer "$out" --format json --mount "$SCRATCH_MNT" --stall-threshold 1 "$@"
+    t0=$(date +%s.%N)
+    sh -c 'echo $$ >"$1/cgroup.procs" && exec dd if=/dev/zero of="$2" bs=64k count=1 oflag=direct conv=notrunc status=none' \
+        _ "$CG" "$SLOW" &
+    WRITER=$!
+    sleep 1.5
+    for _ in $(seq 1 15); do
+        dd if="$FAST" of=/dev/null bs=4k count=4 iflag=direct status=none || fail "O_DIRECT read failed"
+        sleep 0.2
+    done
+    wait "$WRITER" || fail "the throttled O_DIRECT write failed"
+    t1=$(date +%s.%N)
+    echo "$* run: the throttled write and the reads took $(python3 -c "print(f'{$t1 - $t0:.1f}')") s"
+    sleep 1.2   # a judging tick past the last completion
+    stop_tracer || fail "tracer ($*) exited non-zero: $(tail -n 3 "$out.err")"
+    echo "$WRITER" >"$out.writer"
+}
+
+pt_expect "dio-stuck stuck-request for the throttled write ($SLOW), findings only and with --events"
+LAZY=$ITEST_TMP/lazy.jsonl EAGER=$ITEST_TMP/events.jsonl
+run "$LAZY"
+run "$EAGER" --events
+
+for out in "$LAZY" "$EAGER"; do
+    pt_check "$out" "$SLOW" "$(cat "$out.writer")" <<'PY'
+s = st(ARGS[0])
+writer = int(ARGS[1])
+stuck = of("dio-stuck", kind="stuck-request")
+mine = [f for f in stuck if f.get("ino") == s.st_ino and f.get("dev") == s.st_dev]
+c.check(len(mine) == 1, f"{OUT}: one dio-stuck stuck-request on the throttled file (got {len(mine)} of {len(stuck)})")
+c.check(all(f.get("pid") == writer for f in mine), f"{OUT}: it names the writer (pid {writer}: {[f.get('pid') for f in mine]})")
+expect_only({("dio-stuck", "stuck-request")})
+check_summary()
+finish()
+PY
+done
+itest_finish
