@@ -14,6 +14,11 @@
 #            (BDT_FALLBACK_HOOKS=0: write-family syscalls, io_submit, io_uring; the
 #            btrfs_direct_write() function hook): default/nofb is what the exact
 #            buffered-fallback check costs
+#   noinv    (-i) the tracer without the triggers only the invariant detectors need
+#            (BDT_TRIGGERS_OFF=stall: dio-stuck's scan of the requests in flight at
+#            completions; their other triggers, errno, oe_ioerr and csum, are also other
+#            detectors', and they need no hook of their own): default/noinv is what the
+#            invariant detectors cost the kernel side
 # The columns run in a different order each round (rotated), so a drift of the
 # machine's load does not always hit the same column. IOPS ratios to `none` are
 # taken within a round; the script prints every round and ends with one RESULT
@@ -35,18 +40,19 @@
 #                                  [-c "COLUMNS"] [-S] [-R] [-a]
 #   -e  engines, default "io_uring psync"      -c  columns, default "none floor default events pin"
 #   -a  adds the column `all` (--all-events: every record every hook can make)
-#   -f  adds the column `nofb` (see above)
+#   -f  adds the column `nofb` (see above)          -i  adds the column `noinv` (see above)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=$src/build runtime=5 rounds=5 engines="io_uring psync" stats=1 replay=1
 columns="none floor default events pin"
-while getopts "b:r:n:e:c:SRafh" o; do
+while getopts "b:r:n:e:c:SRafih" o; do
     case $o in
         b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engines=$OPTARG ;;
         c) columns=$OPTARG ;; S) stats=0 ;; R) replay=0 ;; a) columns="$columns all" ;;
         f) columns="$columns nofb" ;;
-        *) sed -n '2,37p' "$0"; exit 1 ;;
+        i) columns="$columns noinv" ;;
+        *) sed -n '2,43p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
@@ -109,6 +115,7 @@ tracer_args() {
         pin) echo --pin-dir "$pin" ;;
         all) echo --all-events ;;
         nofb) echo ;;
+        noinv) echo ;;
     esac
 }
 hz=$(getconf CLK_TCK)
@@ -119,7 +126,9 @@ run() {
         r=$(fio_run "$engine"); echo "$r 0 0"; return
     fi
     # shellcheck disable=SC2046
-    if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer; else start_tracer $(tracer_args "$col"); fi
+    if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer
+    elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=stall start_tracer
+    else start_tracer $(tracer_args "$col"); fi
     t0=$(cpu_ticks "$tracer")
     r=$(fio_run "$engine")
     t1=$(cpu_ticks "$tracer")
@@ -186,10 +195,11 @@ for e, rounds in by.items():
         df = [v["default"][0] / v["floor"][0] for v in rounds.values()]
         fields.append(f"default/floor={statistics.median(df):.3f}")
         detail.append(f"default/floor {statistics.median(df):.3f} ({min(df):.3f}-{max(df):.3f})")
-    if "nofb" in cols and "default" in cols:
-        dn = [v["default"][0] / v["nofb"][0] for v in rounds.values()]
-        fields.append(f"default/nofb={statistics.median(dn):.3f}")
-        detail.append(f"default/nofb {statistics.median(dn):.3f} ({min(dn):.3f}-{max(dn):.3f})")
+    for other in ("nofb", "noinv"):
+        if other in cols and "default" in cols:
+            dn = [v["default"][0] / v[other][0] for v in rounds.values()]
+            fields.append(f"default/{other}={statistics.median(dn):.3f}")
+            detail.append(f"default/{other} {statistics.median(dn):.3f} ({min(dn):.3f}-{max(dn):.3f})")
     cpu = {c: statistics.median(v[c][2] / v[c][1] for v in rounds.values()) for c in cols if c != "none"}
     rec = {c: statistics.median(v[c][3] / v[c][1] for v in rounds.values()) for c in ("floor", "default", "pin") if c in cols}
     print(f"{e}: median ratio to none (min-max): " + ", ".join(detail))

@@ -87,6 +87,24 @@ bool env_on(const char* name) {
   return v && *v && std::string_view(v) != "0";
 }
 
+// Benchmark aid (scripts/bench/overhead.sh -i): BDT_TRIGGERS_OFF=NAME,... (the
+// names of to_string(Trigger)) leaves these triggers out of the programs'
+// trigger_mask, to measure what evaluating them costs.
+uint32_t triggers_off() {
+  const char* v = std::getenv("BDT_TRIGGERS_OFF");
+  if (!v) return 0;
+  uint32_t off = 0;
+  std::string_view rest(v);
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const auto name = rest.substr(0, comma);
+    for (int t = 0; t < bdt::kTriggerCount; ++t)
+      if (bdt::to_string(static_cast<bdt::Trigger>(t)) == name) off |= 1u << t;
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  return off;
+}
+
 // Resolves --mount PATH to the superblock dev_t (kernel encoding) of the btrfs
 // filesystem it is on. Throws InputError when the path is not on btrfs.
 uint64_t mount_superblock_dev(const std::string& path) {
@@ -326,7 +344,7 @@ class Loader {
     ro->eb_all = env_on("BDT_EB_ALL");
     ro->all_events = opts_.all_events;
     ro->lazy = opts_.lazy && !opts_.all_events;
-    ro->trigger_mask = opts_.triggers;
+    ro->trigger_mask = opts_.triggers & ~triggers_off();
     ro->hot_ns = opts_.hot_ns;
     ro->stall_ns = opts_.stall_ns;
     ro->nr_cpus = filters_.ncpus;
