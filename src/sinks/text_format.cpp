@@ -23,7 +23,9 @@ std::string flag_names(uint32_t bits, std::span<const FlagName> names) {
 }
 
 std::string errno_str(int64_t ret) {
-  if (ret >= 0) return fmt::format("{}", ret);
+  // Errno values are small; anything below -4095 (INT64_MIN included, whose
+  // negation overflows) is printed as the number it is.
+  if (ret >= 0 || ret < -4095) return fmt::format("{}", ret);
   switch (-ret) {
     case 5: return fmt::format("{} (EIO)", ret);
     case 11: return fmt::format("{} (EAGAIN)", ret);
