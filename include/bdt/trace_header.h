@@ -33,5 +33,11 @@ std::string this_hostname();
 // "2026-11-22T04:50:01.123456Z": ns since the epoch as UTC, microseconds (JSON's
 // "wall_time", text output with --wall-time).
 std::string format_wall_utc(int64_t wall_ns);
+// CLOCK_MONOTONIC ns (an event's ts_ns) -> ns since the epoch, clamped to the
+// int64_t range (a trace file may carry any time and any offset).
+inline int64_t wall_ns(uint64_t mono_ns, int64_t mono_to_realtime_ns) {
+  const __int128 t = static_cast<__int128>(mono_ns) + mono_to_realtime_ns;
+  return t > INT64_MAX ? INT64_MAX : t < INT64_MIN ? INT64_MIN : static_cast<int64_t>(t);
+}
 
 }  // namespace bdt

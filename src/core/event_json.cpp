@@ -210,7 +210,7 @@ void append_finding_json(std::string& out, const Finding& f, int64_t mono_to_rea
   field(out, K("severity"), severity_name(f.severity));
   field(out, K("ts_ns"), f.ts_ns);
   if (mono_to_realtime_ns)
-    field(out, K("wall_time"), format_wall_utc(static_cast<int64_t>(f.ts_ns) + mono_to_realtime_ns));
+    field(out, K("wall_time"), format_wall_utc(wall_ns(f.ts_ns, mono_to_realtime_ns)));
   field(out, K("pid"), f.pid);
   field(out, K("tid"), f.tid);
   field(out, K("comm"), f.comm);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "bdt/trace_header.h"
 #include "replay/trace_reader.h"
 #include "events.h"
 
@@ -44,8 +45,6 @@ SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t
 TraceHeader header_from_meta(const bdt_rec_meta& m);
 
 // CLOCK_MONOTONIC ns (the records' ts_ns) -> ns since the epoch.
-inline int64_t wall_ns(uint64_t mono_ns, int64_t mono_to_realtime_ns) {
-  return static_cast<int64_t>(mono_ns) + mono_to_realtime_ns;
-}
+using bdt::wall_ns;
 
 }  // namespace bdt::live

@@ -384,7 +384,7 @@ std::string render_json(const std::vector<StatsRow>& rows, double interval_s, co
   j["type"] = "vm_stats";
   if (ts_ns) {
     j["ts_ns"] = ts_ns;
-    if (mono_to_realtime_ns) j["wall_time"] = format_wall_utc(static_cast<int64_t>(ts_ns) + mono_to_realtime_ns);
+    if (mono_to_realtime_ns) j["wall_time"] = format_wall_utc(wall_ns(ts_ns, mono_to_realtime_ns));
   }
   if (interval_s >= 0) j["interval_s"] = interval_s;
   auto arr = nlohmann::ordered_json::array();

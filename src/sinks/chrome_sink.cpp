@@ -126,7 +126,7 @@ class ChromeSink final : public Sink {
       buf_ += '0';
       return;
     }
-    int64_t t = static_cast<int64_t>(ns) + off_;
+    int64_t t = wall_ns(ns, off_);
     if (t < 0) t = 0;
     fmt::format_to(std::back_inserter(buf_), "{}.{:03}", t / 1000, t % 1000);
   }

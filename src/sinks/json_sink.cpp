@@ -43,7 +43,7 @@ class JsonSink final : public Sink {
     line_.clear();
     append_event_json(line_, ev);
     if (event_wall_ && wall_off_ && !line_.empty() && line_.back() == '}') {
-      const int64_t wall = static_cast<int64_t>(ev.ts_ns) + wall_off_;
+      const int64_t wall = wall_ns(ev.ts_ns, wall_off_);
       line_.pop_back();
       fmt::format_to(std::back_inserter(line_), ",\"wall_ns\":{},\"wall_time\":\"{}\"}}", wall,
                      format_wall_utc(wall));

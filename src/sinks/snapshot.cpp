@@ -14,6 +14,7 @@
 #include <ctime>
 
 #include "core/event_json.h"
+#include "sinks/sink.h"
 
 namespace bdt {
 
@@ -52,7 +53,7 @@ Snapshotter::Snapshotter(SnapshotOptions o, TraceHeader header)
 std::string Snapshotter::file_name(const Finding& f) const {
   std::string t;
   if (header_.mono_to_realtime_ns) {
-    int64_t ns = static_cast<int64_t>(f.ts_ns) + header_.mono_to_realtime_ns;
+    int64_t ns = wall_ns(f.ts_ns, header_.mono_to_realtime_ns);
     time_t s = static_cast<time_t>(ns / 1'000'000'000);
     struct tm tm {};
     gmtime_r(&s, &tm);

@@ -45,7 +45,7 @@ std::string format_dev(uint64_t st_dev) {
 
 std::string format_time(uint64_t ts_ns, const TimeBase& tb) {
   if (tb.mono_to_realtime_ns != 0) {
-    int64_t wall = static_cast<int64_t>(ts_ns) + tb.mono_to_realtime_ns;
+    int64_t wall = wall_ns(ts_ns, tb.mono_to_realtime_ns);
     if (tb.utc) return format_wall_utc(wall);
     time_t secs = static_cast<time_t>(wall / 1'000'000'000);
     struct tm tm {};

@@ -133,6 +133,11 @@ TEST(RecorderScan, WallClockConversion) {
   EXPECT_EQ(wall_ns(mono + 1'500'000, off), rt + 1'500'000);
   EXPECT_EQ(format_wall_utc(rt), "2026-11-22T04:50:01.123456Z");
   EXPECT_EQ(format_wall_utc(0), "1970-01-01T00:00:00.000000Z");
+  // A trace file may carry any time and offset: clamped, not overflowed.
+  EXPECT_EQ(wall_ns(UINT64_MAX, INT64_MAX), INT64_MAX);
+  EXPECT_EQ(wall_ns(7959393480645825512ull, 1763776000000000000), INT64_MAX);
+  EXPECT_EQ(wall_ns(0, INT64_MIN), INT64_MIN);
+  EXPECT_EQ(wall_ns(UINT64_MAX, INT64_MIN), static_cast<int64_t>(UINT64_MAX / 2));
 }
 
 // dump --pin-dir --format json: every event line gets wall_ns / wall_time, and
