@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/duration.h"
+#include "core/safe_text.h"
 #include "replay/trace_reader.h"
 #include "cli/commands.h"
 #include "live/flight_recorder.h"
@@ -392,13 +393,15 @@ int main(int argc, char** argv) {
       return run_dump(dua);
     }
   } catch (const InputError& e) {
-    fmt::print(stderr, "btrfs-dio-trace: {}\n", strip_prefix(e.what()));
+    // Messages quote input (file names, values read from a trace): escaped,
+    // so the error stays one line and cannot drive the terminal.
+    fmt::print(stderr, "btrfs-dio-trace: {}\n", shown(strip_prefix(e.what())));
     return 1;
   } catch (const KernelError& e) {
-    fmt::print(stderr, "btrfs-dio-trace: {}\n", strip_prefix(e.what()));
+    fmt::print(stderr, "btrfs-dio-trace: {}\n", shown(strip_prefix(e.what())));
     return 2;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "btrfs-dio-trace: internal error: {}\n", e.what());
+    fmt::print(stderr, "btrfs-dio-trace: internal error: {}\n", shown(e.what()));
     return 1;
   }
   return 1;

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "core/safe_text.h"
 #include "cli/commands.h"
 #include "cli/pipeline.h"
 #include "sinks/chrome.h"
@@ -42,7 +43,7 @@ int run_replay(const ReplayArgs& a) {
     s.notes.emplace_back("skipped finding lines", fmt::format("{}", reader->skipped_findings()));
   if (auto why = reader->salvage_stop(); !why.empty()) {
     s.notes.emplace_back("salvage stopped", why);
-    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", why);
+    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", shown(why));
   }
   s.notes.emplace_back("kernel", h.kernel.known() ? h.kernel.release : "unknown (not recorded)");
   pipe.finish(last, std::move(s));
@@ -88,7 +89,7 @@ int run_dump(const DumpArgs& a) {
   }
   sink->flush();
   if (auto why = reader->salvage_stop(); !why.empty())
-    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", why);
+    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", shown(why));
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "bdt/kernel_version.h"
+#include "core/safe_text.h"
 #include "qemu/qemu.h"
 #include "cli/commands.h"
 #include "cli/live_loop.h"
@@ -139,7 +140,7 @@ int run_trace(const TraceArgs& a) {
              session->hooks().size());
   for (const auto& h : session->hooks())
     if (!h.attached) fmt::print(stderr, "\n  not attached: {} ({})", h.name(), h.reason);
-  for (const auto& w : session->warnings()) fmt::print(stderr, "\nbtrfs-dio-trace: warning: {}", w);
+  for (const auto& w : session->warnings()) fmt::print(stderr, "\nbtrfs-dio-trace: warning: {}", shown(w));
   fmt::print(stderr, "\nbtrfs-dio-trace: Ctrl-C to stop{}\n",
              a.duration_s > 0 ? fmt::format(" (or after {} s)", a.duration_s) : "");
 
@@ -186,7 +187,7 @@ int run_trace(const TraceArgs& a) {
     for (const auto& p : d.removed) session->remove_pid(p.pid);  // and their kernel histograms
     for (const auto& p : d.added) session->add_pid(p.pid);
     if (!d.added.empty()) fmt::print(stderr, "{}", qemu::describe(d.added));
-    for (const auto& p : d.removed) fmt::print(stderr, "VM {} (pid {}) exited\n", p.vm, p.pid);
+    for (const auto& p : d.removed) fmt::print(stderr, "VM {} (pid {}) exited\n", shown(p.vm), p.pid);
     for (const auto& p : d.changed) fmt::print(stderr, "{}", qemu::describe({p}));
     if (vms->scans() > 0) {  // once the first scan has finished
       if (vms->pids().empty() && !said_waiting)

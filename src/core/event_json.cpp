@@ -6,6 +6,7 @@
 // both. It runs on the live hot path: everything is appended to the
 // caller's string with fmt::format_int / append, no JSON DOM, no temporaries.
 #include "core/event_json.h"
+#include "core/safe_text.h"
 
 #include <fmt/format.h>
 
@@ -20,29 +21,6 @@ namespace bdt {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t utf8_len(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07;
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    auto d = static_cast<unsigned char>(s[i + k]);
-    if ((d & 0xC0) != 0x80) return 0;
-    cp = cp << 6 | (d & 0x3F);
-  }
-  // Reject overlong forms, surrogates and out-of-range code points.
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-    return 0;
-  return n;
-}
 
 void put_u(std::string& out, uint64_t v) {
   fmt::format_int f(v);
@@ -171,7 +149,7 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\r': out.append("\\r"); ++i; continue;
       default: break;
     }
-    size_t n = c >= 0x80 ? utf8_len(s, i) : 0;
+    size_t n = c >= 0x80 ? utf8_sequence_length(s, i) : 0;
     if (n) {
       out.append(s.data() + i, n);
       i += n;

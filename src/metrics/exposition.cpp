@@ -8,6 +8,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/safe_text.h"
+
 namespace bdt::metrics {
 
 std::string_view to_string(Type t) {
@@ -68,7 +70,11 @@ bool labels_less(const Labels& a, const Labels& b) {
 bool valid_metric_name(std::string_view s) { return valid_name(s, true); }
 bool valid_label_name(std::string_view s) { return valid_name(s, false); }
 
-std::string escape_label_value(std::string_view s) {
+std::string escape_label_value(std::string_view raw) {
+  // Valid UTF-8 first (invalid and control bytes as the text \xHH): one bad
+  // process or VM name must not break the whole scrape.
+  std::string s;
+  append_label_safe(s, raw);
   std::string out;
   out.reserve(s.size());
   for (char c : s) {

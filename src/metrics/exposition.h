@@ -73,7 +73,7 @@ class Exposition {
 // Pieces of the format, exposed for the unit tests.
 bool valid_metric_name(std::string_view s);
 bool valid_label_name(std::string_view s);
-std::string escape_label_value(std::string_view s);  // \ " and newline
+std::string escape_label_value(std::string_view s);  // valid UTF-8 (core/safe_text.h), then \ " and newline
 std::string escape_help(std::string_view s);         // \ and newline
 std::string format_value(double v);                  // integers exactly, +Inf, -Inf, NaN
 

@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/safe_text.h"
 #include "qemu/qemu.h"
 
 namespace bdt::qemu {
@@ -321,7 +322,7 @@ QemuProcess inspect(uint32_t pid, const DiscoverOptions& opts) {
 std::string describe(const std::vector<QemuProcess>& vms) {
   std::string out;
   for (const auto& p : vms) {
-    out += fmt::format("VM {} (pid {}, {} threads): {} of {} images traced\n", p.vm, p.pid,
+    out += fmt::format("VM {} (pid {}, {} threads): {} of {} images traced\n", shown(p.vm), p.pid,
                        p.threads.size(), p.traced_images(), p.images.size());
     if (p.nodes_dropped)
       out += fmt::format("  its command line has {} more block nodes than the {} looked at: ignored\n",
@@ -331,8 +332,8 @@ std::string describe(const std::vector<QemuProcess>& vms) {
       if (!i.cache.empty()) mode += " cache=" + i.cache;
       if (!i.aio.empty()) mode += " aio=" + i.aio;
       if (i.direct) mode += *i.direct ? " O_DIRECT" : " buffered";
-      out += fmt::format("  {} {}{}{}\n", i.on_btrfs ? "traced    " : "not traced", i.path, mode,
-                         i.reason.empty() ? "" : " — " + i.reason);
+      out += fmt::format("  {} {}{}{}\n", i.on_btrfs ? "traced    " : "not traced", shown(i.path), shown(mode),
+                         shown(i.reason.empty() ? "" : " — " + i.reason));
     }
   }
   return out;
@@ -340,12 +341,12 @@ std::string describe(const std::vector<QemuProcess>& vms) {
 
 std::string describe(const WatchDiff& d) {
   std::string out;
-  for (const auto& p : d.removed) out += fmt::format("VM {} (pid {}) exited\n", p.vm, p.pid);
+  for (const auto& p : d.removed) out += fmt::format("VM {} (pid {}) exited\n", shown(p.vm), p.pid);
   for (const auto& p : d.added)
-    out += fmt::format("VM {} (pid {}) started: {} of {} images traced\n", p.vm, p.pid,
+    out += fmt::format("VM {} (pid {}) started: {} of {} images traced\n", shown(p.vm), p.pid,
                        p.traced_images(), p.images.size());
   for (const auto& p : d.changed)
-    out += fmt::format("VM {} (pid {}) changed: {} of {} images traced\n", p.vm, p.pid,
+    out += fmt::format("VM {} (pid {}) changed: {} of {} images traced\n", shown(p.vm), p.pid,
                        p.traced_images(), p.images.size());
   return out;
 }

@@ -2,6 +2,7 @@
 // block per finding as it happens, and a summary at exit.
 #include <fmt/format.h>
 
+#include "core/safe_text.h"
 #include "sinks/sink.h"
 
 namespace bdt {
@@ -24,6 +25,12 @@ class TextSink final : public Sink {
     fmt::format_to(std::back_inserter(line_), "{:<15} {:<16} {:>7} {:>7} {:<16} ",
                    format_time(ev.ts_ns, tb_), ev.comm_view(), ev.pid, ev.tid, to_string(ev.type));
     append_event_details(line_, ev);
+    // Process names and paths come from other users: escaped (core/safe_text.h).
+    if (!is_safe_text(line_)) {
+      safe_.clear();
+      append_safe_text(safe_, line_);
+      line_.swap(safe_);
+    }
     line_ += '\n';
     std::fwrite(line_.data(), 1, line_.size(), out_);
   }
@@ -40,34 +47,34 @@ class TextSink final : public Sink {
     }
     std::string level = f.level == Level::Symptom ? "SYMPTOM" : "HAZARD";
     fmt::print(out_, "{}{} {:<7} {:<8} {}{}  {}[{}/{}]", on, format_time(f.ts_ns, tb_), level,
-               to_string(f.severity), f.detector, off, f.comm, f.pid, f.tid);
+               to_string(f.severity), f.detector, off, shown(f.comm), f.pid, f.tid);
     if (f.ino) fmt::print(out_, " ino={}", *f.ino);
     if (f.dev) fmt::print(out_, " dev={}", format_dev(*f.dev));
     if (f.range) fmt::print(out_, " range=[{}, {})", f.range->first, f.range->second);
-    if (!f.vm.empty()) fmt::print(out_, " vm={}", f.vm);
-    if (!f.image.empty()) fmt::print(out_, " image={}", f.image);
-    fmt::print(out_, "\n    {}\n", f.message);
-    if (!f.explanation.empty()) fmt::print(out_, "    why: {}\n", f.explanation);
-    if (!f.exposure.empty()) fmt::print(out_, "    kernel: {}\n", f.exposure);
+    if (!f.vm.empty()) fmt::print(out_, " vm={}", shown(f.vm));
+    if (!f.image.empty()) fmt::print(out_, " image={}", shown(f.image));
+    fmt::print(out_, "\n    {}\n", shown(f.message));
+    if (!f.explanation.empty()) fmt::print(out_, "    why: {}\n", shown(f.explanation));
+    if (!f.exposure.empty()) fmt::print(out_, "    kernel: {}\n", shown(f.exposure));
     if (f.trace_ended)
       fmt::print(out_, "    note: judged when the trace ended, before the kernel finished\n");
     if (!f.fs.empty()) fmt::print(out_, "    fs: {}\n", f.fs.str());
     if (!f.actors.empty()) {
       fmt::print(out_, "    involved:");
       for (const auto& a : f.actors)
-        fmt::print(out_, " {}[{}/{}]{}{}", a.comm, a.pid, a.tid, a.role.empty() ? "" : " as ",
-                   a.role);
+        fmt::print(out_, " {}[{}/{}]{}{}", shown(a.comm), a.pid, a.tid, a.role.empty() ? "" : " as ",
+                   shown(a.role));
       fmt::print(out_, "\n");
     }
     if (!f.evidence.empty()) {
       fmt::print(out_, "    evidence:\n");
       for (const auto& ev : f.evidence)
         fmt::print(out_, "      {:<15} {:<16} {:>7} {:<16} {}\n", format_time(ev.ts_ns, tb_),
-                   ev.comm_view(), ev.tid, to_string(ev.type), format_event_details(ev));
+                   shown(ev.comm_view()), ev.tid, to_string(ev.type), shown(format_event_details(ev)));
     }
     if (!f.stack.empty()) {
       fmt::print(out_, "    kernel stack:\n");
-      for (const auto& s : f.stack) fmt::print(out_, "      {}\n", s);
+      for (const auto& s : f.stack) fmt::print(out_, "      {}\n", shown(s));
     }
     std::fflush(out_);
   }
@@ -97,7 +104,7 @@ class TextSink final : public Sink {
                  s.records_read, s.lost_total);
     fmt::print(out_, "\n{:<24} {}\n", "findings", s.findings_total);
     for (const auto& [k, n] : s.findings_by_detector) fmt::print(out_, "  {:<22} {}\n", k, n);
-    for (const auto& [k, v] : s.notes) fmt::print(out_, "{:<24} {}\n", k, v);
+    for (const auto& [k, v] : s.notes) fmt::print(out_, "{:<24} {}\n", shown(k), shown(v));
     std::fflush(out_);
   }
 
@@ -113,7 +120,7 @@ class TextSink final : public Sink {
   TimeBase tb_;
   bool color_;
   bool header_done_ = false;
-  std::string line_;
+  std::string line_, safe_;
 };
 
 }  // namespace
