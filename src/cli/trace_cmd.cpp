@@ -50,8 +50,13 @@ int run_trace(const TraceArgs& a) {
   install_signal_handlers();
   // Usage errors before attaching anything.
   if (!a.snapshot_dir.empty()) {
-    if (::mkdir(a.snapshot_dir.c_str(), 0750) != 0 && errno != EEXIST)
+    // Created private (0700): snapshots name other users' processes and files.
+    if (::mkdir(a.snapshot_dir.c_str(), 0700) != 0 && errno != EEXIST)
       throw InputError(fmt::format("--snapshot-dir {}: cannot create: {}", a.snapshot_dir, strerror(errno)));
+    struct stat lst {};
+    if (::lstat(a.snapshot_dir.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+      throw InputError(fmt::format("--snapshot-dir {}: is a symbolic link (refused: give the directory itself)",
+                                   a.snapshot_dir));
     struct stat st {};
     if (::stat(a.snapshot_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       throw InputError(fmt::format("--snapshot-dir {}: not a directory", a.snapshot_dir));

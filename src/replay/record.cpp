@@ -333,10 +333,13 @@ class RecordWriter final : public TraceWriter {
       fd_ = STDOUT_FILENO;
       path_ = "<stdout>";
     } else {
-      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      // A new file only, like -o: an existing file or a symlink planted at the
+      // name is refused, not overwritten or followed; 0600, as the records
+      // name other users' processes, files and VMs.
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd_ < 0)
-        throw InputError(
-            fmt::format("{}: cannot create record file: {}", path, std::strerror(errno)));
+        throw InputError(fmt::format("{}: cannot create record file: {}{}", path, std::strerror(errno),
+                                     errno == EEXIST ? " (not overwritten: remove it or choose another name)" : ""));
       own_ = true;
     }
     buf_.reserve(kWriteBuffer + 4096);

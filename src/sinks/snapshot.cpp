@@ -2,6 +2,7 @@
 #include "sinks/snapshot.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,16 +119,21 @@ SnapshotResult Snapshotter::on_finding(const Finding& f) {
   fmt::format_to(std::back_inserter(head_line), ",\"events\":{},\"left_out_for_size\":{}}}}}\n",
                  r.events, r.left_out);
 
+  // Written under a fresh temporary name (mkostemp: O_CREAT|O_EXCL, 0600, so
+  // never through a planted symlink), then given its final name without
+  // replacing anything there (renameat2 RENAME_NOREPLACE).
   std::string base = file_name(f);
-  std::string path = fmt::format("{}/{}.jsonl", o_.dir, base);
-  struct stat st {};
-  for (int i = 2; ::stat(path.c_str(), &st) == 0 && i < 1000; ++i)
-    path = fmt::format("{}/{}-{}.jsonl", o_.dir, base, i);
-  std::string tmp = fmt::format("{}/.{}.tmp", o_.dir, base);
-
-  std::FILE* out = std::fopen(tmp.c_str(), "we");
+  std::string tmp = fmt::format("{}/.{}.XXXXXX", o_.dir, base);
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) {
+    r.error = fmt::format("cannot create a file in {}: {}", o_.dir, std::strerror(errno));
+    return r;
+  }
+  std::FILE* out = ::fdopen(fd, "w");
   if (!out) {
-    r.error = fmt::format("cannot create {}: {}", tmp, std::strerror(errno));
+    r.error = fmt::format("cannot write {}: {}", tmp, std::strerror(errno));
+    ::close(fd);
+    ::unlink(tmp.c_str());
     return r;
   }
   bool ok = std::fwrite(head_line.data(), 1, head_line.size(), out) == head_line.size();
@@ -141,8 +147,17 @@ SnapshotResult Snapshotter::on_finding(const Finding& f) {
   ok = ok && std::fwrite(finding_line.data(), 1, finding_line.size(), out) == finding_line.size();
   int err = ok ? 0 : errno;
   if (std::fclose(out) != 0 && ok) ok = false, err = errno;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
+  std::string path = fmt::format("{}/{}.jsonl", o_.dir, base);
+  for (int i = 2; ok; ++i) {
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) break;
+    if (errno != EEXIST || i >= 1000) {
+      ok = false;
+      err = errno;
+      break;
+    }
+    path = fmt::format("{}/{}-{}.jsonl", o_.dir, base, i);
+  }
+  if (!ok) {
     ::unlink(tmp.c_str());
     r.error = fmt::format("cannot write {}: {}", path, std::strerror(err ? err : EIO));
     return r;

@@ -215,7 +215,9 @@ int recorder_scan(const uint8_t* data, size_t size) {
 
 int raw_event(const uint8_t* data, size_t size) {
   static const live::FlagMaps fm = flag_maps_618();
-  static MemFile file;
+  // --record files are created new (O_EXCL): a fresh name in a private dir.
+  static const std::string rec = fake_proc_root() + "/out.bdt";
+  ::unlink(rec.c_str());
   std::vector<Event> events;
   for (size_t at = 0; at < size; at += sizeof(bdt_raw_event)) {
     bdt_raw_event r{};
@@ -238,11 +240,11 @@ int raw_event(const uint8_t* data, size_t size) {
     events.push_back(ev);
   }
   {
-    auto w = create_record(file.path(), TraceHeader{});
+    auto w = create_record(rec, TraceHeader{});
     for (const Event& e : events) w->write(e);
   }
   try {
-    auto r = open_trace(file.path());
+    auto r = open_trace(rec);
     Event ev;
     size_t n = 0;
     while (r->next(ev)) ++n;

@@ -131,6 +131,7 @@ TEST(FuzzSeeds, Write) {
     auto r = bdt::open_trace(p.string());
     const fs::path out = s / "record" / (p.stem().string() + ".bdt");
     fs::create_directories(out.parent_path());
+    fs::remove(out);
     auto w = bdt::create_record(out.string(), r->header());
     bdt::Event ev;
     while (r->next(ev)) w->write(ev);

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "replay/trace_reader.h"
@@ -343,6 +346,28 @@ TEST(Record, CreateFailsWithInputError) {
     EXPECT_EQ(std::string(e.what()),
               "/nonexistent-dir/x.bdt: cannot create record file: No such file or directory");
   }
+}
+
+TEST(Record, CreatesNewFiles0600AndRefusesExistingOrSymlink) {
+  char t[] = "/tmp/bdt-record-excl-XXXXXX";
+  ASSERT_TRUE(mkdtemp(t));
+  const std::string dir = t, path = dir + "/r.bdt", link = dir + "/l.bdt", victim = dir + "/victim";
+  { create_record(path, TraceHeader{}); }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  try {
+    create_record(path, TraceHeader{});
+    ADD_FAILURE() << "an existing file was overwritten";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("File exists (not overwritten"), std::string::npos) << e.what();
+  }
+  { FILE* v = std::fopen(victim.c_str(), "w"); std::fputs("keep", v); std::fclose(v); }
+  ASSERT_EQ(::symlink(victim.c_str(), link.c_str()), 0);
+  EXPECT_THROW(create_record(link, TraceHeader{}), InputError);
+  ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 4);
+  std::filesystem::remove_all(dir);
 }
 
 // Replaying a trace gives the same findings whatever form it was saved in:

@@ -144,6 +144,36 @@ TEST(Snapshotter, FileHoldsTheLastSecondsAndTheFinding) {
   EXPECT_EQ(d.files().size(), 1u) << "no temporary file left";
 }
 
+TEST(Snapshotter, NewFilesOnly0600NeverThroughASymlink) {
+  TmpDir d;
+  SnapshotOptions o;
+  o.dir = d.path;
+  o.seconds = 2;
+  Snapshotter s(o, TraceHeader{});
+  for (uint64_t i = 0; i <= 90; ++i) s.on_event(ev_at(kT0 + i * 100 * kMs));
+  // A symlink planted at the name the snapshot would take, pointing at a
+  // file that must stay as it is.
+  const std::string victim = d.path + "/victim";
+  { FILE* v = std::fopen(victim.c_str(), "w"); std::fputs("keep", v); std::fclose(v); }
+  const std::string name = d.path + "/snapshot-mono1004.000-dio-short-write-continued-write.jsonl";
+  ASSERT_EQ(::symlink(victim.c_str(), name.c_str()), 0);
+  auto r = s.on_finding(finding_at(kT0 + 4 * kSec));
+  ASSERT_EQ(r.what, SnapshotResult::What::Written) << r.error;
+  EXPECT_EQ(r.path, d.path + "/snapshot-mono1004.000-dio-short-write-continued-write-2.jsonl");
+  struct stat st {};
+  ASSERT_EQ(::lstat(r.path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  char buf[8] = {};
+  FILE* v = std::fopen(victim.c_str(), "r");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(std::fread(buf, 1, sizeof buf, v), 4u);
+  std::fclose(v);
+  EXPECT_STREQ(buf, "keep");
+  ASSERT_EQ(::lstat(name.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the planted link is left alone";
+}
+
 TEST(Snapshotter, SizeCapLeavesOutTheOldest) {
   TmpDir d;
   SnapshotOptions o;
