@@ -135,7 +135,7 @@ char state_of(const std::string& stat) {
 // Field 22 of /proc/PID/stat (after the parenthesized comm, which may hold spaces).
 uint64_t start_time_of(const std::string& stat) {
   auto rp = stat.rfind(')');
-  if (rp == std::string::npos) return 0;
+  if (rp == std::string::npos || rp + 2 > stat.size()) return 0;  // truncated: no fields
   std::istringstream in(stat.substr(rp + 2));
   std::string f;
   for (int field = 3; in >> f; ++field)
