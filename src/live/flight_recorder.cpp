@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/core.h>
@@ -31,6 +32,58 @@ namespace {
 
 // Pin names inside DIR. The link pins are "link-NN".
 constexpr const char* kMapPins[] = {"rec_meta", "recorder", "rec_head", "lost", "stacks"};
+
+// A pinned map is used only when it has the shape this build pins
+// (pinned_map_shape): bpffs is shared, and a map left under the same name by
+// another build (or by anyone who can write there) must not be read into this
+// build's structs. Empty when it has; otherwise what it is and what is expected
+// (*info: the map's info when it could be read).
+const char* map_type_str(uint32_t t) { return libbpf_bpf_map_type_str(static_cast<bpf_map_type>(t)); }
+std::string shape_problem(int fd, const char* name, bpf_map_info* info_out = nullptr) {
+  // A pinned program or link opens too, and its info is no map info.
+  char target[64] = {};
+  if (readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), target, sizeof target - 1) > 0 &&
+      std::strcmp(target, "anon_inode:bpf-map") != 0)
+    return fmt::format("{} is not a BPF map ({}); this btrfs-dio-trace expects the map it pins there", name,
+                       target);
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+    return fmt::format("{}: cannot read its map info: {}", name, std::strerror(errno));
+  if (info_out) *info_out = info;
+  return map_shape_problem(name, {info.type, info.key_size, info.value_size, info.max_entries, info.map_flags},
+                           *pinned_map_shape(name), map_type_str);
+}
+
+// The first value of a pinned per-CPU u64 counter, one per possible CPU (the
+// size the kernel writes), into *v; empty when it is missing or unreadable.
+// Returns the shape problem ("" = none).
+std::string read_counter(const std::string& dir, const char* name, std::vector<uint64_t>* v) {
+  v->clear();
+  const int fd = bpf_obj_get((dir + "/" + name).c_str());
+  if (fd < 0) return {};
+  std::string problem = shape_problem(fd, name);
+  if (problem.empty()) {
+    v->assign(static_cast<size_t>(std::max(libbpf_num_possible_cpus(), 1)), 0);
+    const uint32_t zero = 0;
+    if (bpf_map_lookup_elem(fd, &zero, v->data()) != 0) v->clear();
+  }
+  close(fd);
+  return problem;
+}
+
+// The meta of a pinned recorder when rec_meta has this build's shape and
+// holds a description (for messages about a directory in use).
+std::optional<bdt_rec_meta> peek_meta(const std::string& dir) {
+  const int fd = bpf_obj_get((dir + "/rec_meta").c_str());
+  if (fd < 0) return std::nullopt;
+  bdt_rec_meta m{};
+  const uint32_t zero = 0;
+  const bool ok = shape_problem(fd, "rec_meta").empty() && bpf_map_lookup_elem(fd, &zero, &m) == 0 &&
+                  m.magic == BDT_REC_MAGIC;
+  close(fd);
+  return ok ? std::optional<bdt_rec_meta>(m) : std::nullopt;
+}
 
 uint64_t clock_ns(clockid_t c) {
   timespec ts{};
@@ -100,14 +153,10 @@ std::string check_pin_dir(const std::string& dir) {
                        "under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)",
                        dir));
     if (exists(dir + "/rec_meta") || exists(dir + "/recorder")) {
-      bdt_rec_meta m{};
       std::string who;
-      int fd = bpf_obj_get((dir + "/rec_meta").c_str());
-      const uint32_t zero = 0;
-      if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, &m) == 0 && m.magic == BDT_REC_MAGIC)
-        who = fmt::format(" (tracer pid {}{})", m.tracer_pid,
-                          pid_is_tracer(m.tracer_pid) ? ", still running" : ", gone");
-      if (fd >= 0) close(fd);
+      if (const auto m = peek_meta(dir))
+        who = fmt::format(" (tracer pid {}{})", m->tracer_pid,
+                          pid_is_tracer(m->tracer_pid) ? ", still running" : ", gone");
       throw InputError(fmt::format("--pin-dir {}: already holds a flight recorder{}; {}", dir, who,
                                    how_to(dir)));
     }
@@ -211,12 +260,8 @@ PinnedDump read_pinned(const std::string& dir) {
       throw KernelError(fmt::format("--pin-dir {}: {}: run it as root", dir, std::strerror(errno)));
     throw InputError(fmt::format("--pin-dir {}: cannot open rec_meta: {}", dir, std::strerror(errno)));
   }
-  bpf_map_info info{};
-  uint32_t len = sizeof info;
-  if (bpf_obj_get_info_by_fd(meta_fd.fd, &info, &len) != 0 || info.value_size != sizeof(bdt_rec_meta))
-    throw InputError(fmt::format("--pin-dir {}: rec_meta has {} bytes per value, this btrfs-dio-trace "
-                                 "expects {}: dump it with the btrfs-dio-trace build that pinned it",
-                                 dir, info.value_size, sizeof(bdt_rec_meta)));
+  if (const auto problem = shape_problem(meta_fd.fd, "rec_meta"); !problem.empty())
+    throw InputError(fmt::format("--pin-dir {}: {}", dir, problem));
   const uint32_t zero = 0;
   if (bpf_map_lookup_elem(meta_fd.fd, &zero, &d.meta) != 0)
     throw InputError(fmt::format("--pin-dir {}: cannot read rec_meta: {}", dir, std::strerror(errno)));
@@ -240,11 +285,10 @@ PinnedDump read_pinned(const std::string& dir) {
   rec_fd.fd = bpf_obj_get(rec_path.c_str());
   if (rec_fd.fd < 0)
     throw InputError(fmt::format("--pin-dir {}: cannot open recorder: {}", dir, std::strerror(errno)));
-  info = {};
-  len = sizeof info;
-  if (bpf_obj_get_info_by_fd(rec_fd.fd, &info, &len) != 0)
-    throw KernelError(fmt::format("--pin-dir {}: recorder: {}", dir, std::strerror(errno)));
-  if (info.value_size != sizeof(bdt_rec_slot) || !m.slots_per_cpu ||
+  bpf_map_info info{};
+  if (const auto problem = shape_problem(rec_fd.fd, "recorder", &info); !problem.empty())
+    throw InputError(fmt::format("--pin-dir {}: {}", dir, problem));
+  if (!m.slots_per_cpu ||
       static_cast<uint64_t>(info.max_entries) != static_cast<uint64_t>(m.ncpus) * m.slots_per_cpu)
     throw InputError(fmt::format("--pin-dir {}: recorder map ({} entries of {} bytes) does not match its "
                                  "meta ({} CPUs x {} slots of {} bytes)",
@@ -261,12 +305,10 @@ PinnedDump read_pinned(const std::string& dir) {
   munmap(base, bytes);
 
   auto percpu = [&](const char* name) {
-    std::vector<uint64_t> v(m.ncpus, 0);
-    int fd = bpf_obj_get((dir + "/" + name).c_str());
-    if (fd >= 0) {
-      if (bpf_map_lookup_elem(fd, &zero, v.data()) != 0) v.assign(m.ncpus, 0);
-      close(fd);
-    }
+    std::vector<uint64_t> v;
+    if (auto problem = read_counter(dir, name, &v); !problem.empty())
+      throw InputError(fmt::format("--pin-dir {}: {}", dir, problem));
+    v.resize(m.ncpus, 0);
     return v;
   };
   d.recorded_per_cpu = percpu("rec_head");
@@ -285,13 +327,7 @@ std::vector<std::string> release_pinned(const std::string& dir) {
     throw InputError(fmt::format("--pin-dir {}: no flight recorder pinned here, nothing to release", dir));
   std::vector<std::string> said;
   uint32_t tracer = 0;
-  {
-    bdt_rec_meta m{};
-    const uint32_t zero = 0;
-    int fd = bpf_obj_get((dir + "/rec_meta").c_str());
-    if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, &m) == 0 && m.magic == BDT_REC_MAGIC) tracer = m.tracer_pid;
-    if (fd >= 0) close(fd);
-  }
+  if (const auto m = peek_meta(dir)) tracer = m->tracer_pid;
   size_t links = 0;
   for (const auto& n : list_dir(dir))
     if (n.rfind("link-", 0) == 0) {
@@ -331,13 +367,9 @@ std::optional<PinnedSummary> summarize_pinned(const std::string& dir) {
     ps.problem = fmt::format("cannot open rec_meta: {}", std::strerror(errno));
     return ps;
   }
-  bpf_map_info info{};
-  uint32_t len = sizeof info;
   const uint32_t zero = 0;
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 || info.value_size != sizeof(bdt_rec_meta))
-    ps.problem = fmt::format("rec_meta of another build ({} bytes per value, this build: {}): release it, "
-                             "the build that pinned it can dump it",
-                             info.value_size, sizeof(bdt_rec_meta));
+  if (auto problem = shape_problem(fd, "rec_meta"); !problem.empty())
+    ps.problem = std::move(problem);
   else if (bpf_map_lookup_elem(fd, &zero, &ps.meta) != 0)
     ps.problem = fmt::format("cannot read rec_meta: {}", std::strerror(errno));
   else if (ps.meta.magic != BDT_REC_MAGIC)
@@ -352,25 +384,25 @@ std::optional<PinnedSummary> summarize_pinned(const std::string& dir) {
   ps.tracer_alive = pid_is_tracer(ps.meta.tracer_pid);
   const int rfd = bpf_obj_get((dir + "/recorder").c_str());
   if (rfd >= 0) {
-    info = {};
-    len = sizeof info;
-    if (bpf_obj_get_info_by_fd(rfd, &info, &len) == 0)
-      ps.kernel_bytes = static_cast<uint64_t>(info.max_entries) * ((info.value_size + 7) & ~7u);
+    bpf_map_info info{};
+    auto problem = shape_problem(rfd, "recorder", &info);
     close(rfd);
-  }
-  auto percpu_sum = [&](const char* name) {
-    std::vector<uint64_t> v(static_cast<size_t>(std::max(libbpf_num_possible_cpus(), 1)), 0);
-    uint64_t sum = 0;
-    const int f = bpf_obj_get((dir + "/" + name).c_str());
-    if (f >= 0) {
-      if (bpf_map_lookup_elem(f, &zero, v.data()) == 0)
-        for (auto x : v) sum += x;
-      close(f);
+    if (!problem.empty()) {
+      ps.problem = std::move(problem);
+      ps.meta_ok = false;
+      return ps;
     }
-    return sum;
-  };
-  ps.recorded = percpu_sum("rec_head");
-  ps.lost = percpu_sum("lost");
+    ps.kernel_bytes = static_cast<uint64_t>(info.max_entries) * ((info.value_size + 7) & ~7u);
+  }
+  std::vector<uint64_t> v;
+  for (auto [name, sum] : {std::pair{"rec_head", &ps.recorded}, std::pair{"lost", &ps.lost}}) {
+    if (auto problem = read_counter(dir, name, &v); !problem.empty()) {
+      ps.problem = std::move(problem);
+      ps.meta_ok = false;
+      return ps;
+    }
+    for (uint64_t x : v) *sum += x;
+  }
   return ps;
 }
 

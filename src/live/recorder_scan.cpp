@@ -6,6 +6,9 @@
 #include <cstring>
 #include <sstream>
 
+#include <fmt/core.h>
+#include <linux/bpf.h>
+
 namespace bdt::live {
 
 bool read_slot(const uint8_t* p, uint32_t pos, uint32_t slots_per_cpu, RecordedRaw& out,
@@ -59,6 +62,34 @@ SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t
     return a.seq < b.seq;
   });
   return r;
+}
+
+const MapShape* pinned_map_shape(const std::string& name) {
+  static const MapShape meta{BPF_MAP_TYPE_ARRAY, 4, sizeof(bdt_rec_meta), 1, 0};
+  static const MapShape recorder{BPF_MAP_TYPE_ARRAY, 4, sizeof(bdt_rec_slot), 1, BPF_F_MMAPABLE};
+  static const MapShape counter{BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(uint64_t), 1, 0};
+  if (name == "rec_meta") return &meta;
+  if (name == "recorder") return &recorder;
+  if (name == "rec_head" || name == "lost") return &counter;
+  return nullptr;
+}
+
+std::string map_shape_problem(const std::string& name, const MapShape& found, const MapShape& want,
+                              const char* (*type_name)(uint32_t)) {
+  if (found.type == want.type && found.key_size == want.key_size && found.value_size == want.value_size &&
+      (found.flags & want.flags) == want.flags && found.max_entries >= want.max_entries)
+    return {};
+  auto describe = [&](const MapShape& s, bool entries) {
+    const char* t = type_name ? type_name(s.type) : nullptr;
+    std::string d = t ? fmt::format("type {}", t) : fmt::format("type {}", s.type);
+    d += fmt::format(", {}-byte keys, {}-byte values", s.key_size, s.value_size);
+    if (s.flags & BPF_F_MMAPABLE) d += ", mmapable";
+    if (entries) d += fmt::format(", {} entries", s.max_entries);
+    return d;
+  };
+  return fmt::format("map {}: {}; this btrfs-dio-trace expects {}: dump it with the btrfs-dio-trace build "
+                     "that pinned it, or release it",
+                     name, describe(found, true), describe(want, false));
 }
 
 TraceHeader header_from_meta(const bdt_rec_meta& m) {

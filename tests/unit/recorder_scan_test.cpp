@@ -1,5 +1,6 @@
-// The flight recorder's slot reader (src/live/recorder_scan.h): the pure part
-// of `dump --pin-dir`, fed slot arrays built the way bpf/emission.bpf.h writes them.
+// The flight recorder's slot reader and the pinned maps' shape check
+// (src/live/recorder_scan.h): the pure part of `dump --pin-dir`, fed slot
+// arrays built the way bpf/emission.bpf.h writes them and map shapes.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -7,6 +8,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <fmt/core.h>
 
 #include "replay/trace_reader.h"
 
@@ -175,3 +178,77 @@ TEST(RecorderScan, JsonWallClockFieldsAndReplayReadsThem) {
 }
 
 }  // namespace
+
+// The shape check every pinned map passes before `dump --pin-dir` or `status`
+// reads it (flight_recorder.cpp feeds it bpf_obj_get_info_by_fd's answer).
+TEST(PinnedMapShape, ThisBuildsShapesPass) {
+  for (const char* name : {"rec_meta", "recorder", "rec_head", "lost"}) {
+    const MapShape* want = pinned_map_shape(name);
+    ASSERT_NE(want, nullptr) << name;
+    EXPECT_EQ(map_shape_problem(name, *want, *want), "") << name;
+  }
+  EXPECT_EQ(pinned_map_shape("stacks"), nullptr);  // pinned, never read
+  EXPECT_EQ(pinned_map_shape("link-00"), nullptr);
+  const MapShape meta = *pinned_map_shape("rec_meta");
+  EXPECT_EQ(meta.value_size, sizeof(bdt_rec_meta));
+  EXPECT_EQ(pinned_map_shape("recorder")->value_size, sizeof(bdt_rec_slot));
+  EXPECT_EQ(pinned_map_shape("lost")->value_size, sizeof(uint64_t));
+  // A recorder of 2 CPUs x 4096 slots: more entries and more flags are fine
+  // (the entries are checked against the meta afterwards).
+  MapShape rec = *pinned_map_shape("recorder");
+  rec.max_entries = 8192;
+  rec.flags |= 0x1;  // BPF_F_NO_PREALLOC
+  EXPECT_EQ(map_shape_problem("recorder", rec, *pinned_map_shape("recorder")), "");
+}
+
+TEST(PinnedMapShape, EachDifferenceIsRefusedSayingFoundAndExpected) {
+  const MapShape want = *pinned_map_shape("rec_meta");
+  auto problem = [&](MapShape found) { return map_shape_problem("rec_meta", found, want); };
+  const std::string expects = fmt::format("this btrfs-dio-trace expects type 2, 4-byte keys, {}-byte values",
+                                          sizeof(bdt_rec_meta));
+  MapShape small = want;
+  small.value_size = 8;  // reading the struct from it would read past the value
+  EXPECT_EQ(problem(small), "map rec_meta: type 2, 4-byte keys, 8-byte values, 1 entries; " + expects +
+                                ": dump it with the btrfs-dio-trace build that pinned it, or release it");
+  MapShape large = want;
+  large.value_size = want.value_size + 4096;  // the lookup would overflow the struct
+  EXPECT_NE(problem(large).find(fmt::format("{}-byte values", want.value_size + 4096)), std::string::npos);
+  MapShape hash = want;
+  hash.type = 1;  // BPF_MAP_TYPE_HASH
+  EXPECT_EQ(problem(hash).rfind("map rec_meta: type 1, 4-byte keys", 0), 0u) << problem(hash);
+  MapShape key8 = want;
+  key8.key_size = 8;
+  EXPECT_NE(problem(key8).find("8-byte keys"), std::string::npos);
+  MapShape empty = want;
+  empty.max_entries = 0;
+  EXPECT_NE(problem(empty).find(", 0 entries;"), std::string::npos);
+  // The recorder must be mmapable (dump maps it in place).
+  MapShape rec = *pinned_map_shape("recorder");
+  const MapShape rec_want = rec;
+  rec.flags = 0;
+  rec.max_entries = 2;
+  EXPECT_EQ(map_shape_problem("recorder", rec, rec_want),
+            fmt::format("map recorder: type 2, 4-byte keys, {0}-byte values, 2 entries; this btrfs-dio-trace "
+                        "expects type 2, 4-byte keys, {0}-byte values, mmapable: dump it with the "
+                        "btrfs-dio-trace build that pinned it, or release it",
+                        sizeof(bdt_rec_slot)));
+  // A per-CPU counter of another value size (the kernel writes value size x
+  // possible CPUs into the reader's buffer).
+  MapShape lost = *pinned_map_shape("lost");
+  lost.value_size = 64;
+  EXPECT_NE(map_shape_problem("lost", lost, *pinned_map_shape("lost")).find("64-byte values"), std::string::npos);
+}
+
+TEST(PinnedMapShape, TypeNamesComeFromTheGivenNamer) {
+  const MapShape want = *pinned_map_shape("rec_head");
+  MapShape found = want;
+  found.type = 2;
+  auto namer = [](uint32_t t) -> const char* { return t == 2 ? "array" : t == 6 ? "percpu_array" : nullptr; };
+  EXPECT_EQ(map_shape_problem("rec_head", found, want, namer).rfind(
+                "map rec_head: type array, 4-byte keys, 8-byte values, 1 entries; this btrfs-dio-trace expects "
+                "type percpu_array,",
+                0),
+            0u);
+  found.type = 4242;  // unknown to the namer: its number
+  EXPECT_NE(map_shape_problem("rec_head", found, want, namer).find("type 4242,"), std::string::npos);
+}
