@@ -55,12 +55,17 @@ struct StateSize {
   size_t entries = 0;  // tracked objects (requests, inodes, buffers, ...)
   size_t capacity = 0; // configured cap
   size_t evicted = 0;  // total evicted because of cap or age
+  size_t capped = 0;   // of those, dropped because a cap was reached
 };
 
 struct DetectorConfig {
   uint64_t stall_threshold_ns = 30'000'000'000ull;  // --stall-threshold
   uint64_t max_age_ns = 120'000'000'000ull;         // evict idle state older than this
-  size_t max_entries = 65536;                       // per detector
+  // Caps on what a detector tracks (docs/hardening.md, "Limits of the
+  // detectors and sinks"): beyond one, the oldest is dropped and counted
+  // (StateSize::capped, said in the summary).
+  size_t max_entries = 65536;                       // small entries, per detector
+  size_t max_requests = 4096;  // DIO requests, files, ordered extents followed at once, per detector
   KernelVersion kernel;                             // exposure of the running/recorded kernel
   // How long after a DIO write returned its ordered extents may still be
   // completed by btrfs workers before dio-short-write judges the write.

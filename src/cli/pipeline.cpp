@@ -88,10 +88,17 @@ void Pipeline::finish(uint64_t now_ns, Summary s) {
   }
   s.findings_total = findings_total_;
   s.findings_by_detector = findings_by_;
-  for (const auto& [id, st] : engine_.state())
+  for (const auto& [id, st] : engine_.state()) {
     s.notes.emplace_back(fmt::format("state {}", id),
                          fmt::format("{} entries (cap {}, evicted {})", st.entries, st.capacity,
                                      st.evicted));
+    // Never silent: what a cap made a detector stop following (docs/hardening.md).
+    if (st.capped)
+      s.notes.emplace_back(fmt::format("state cap reached {}", id),
+                           fmt::format("{} entries dropped from tracking (requests, files, "
+                                       "ordered extents...): findings about them may be missed",
+                                       st.capped));
+  }
   if (snap_) {
     s.notes.emplace_back("snapshots written", fmt::format("{}", snap_->written()));
     if (snap_failed_) s.notes.emplace_back("snapshots failed", fmt::format("{}", snap_failed_));

@@ -127,38 +127,32 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
       return *r;
     }
     // the thread's synchronous request is over: its end was not seen
-    for (size_t i = 0; i < reqs_.size(); ++i)
-      if (reqs_[i].id == r->id) {
-        if (dropped) *dropped = std::move(reqs_[i]);
-        remove_at(i);
-        break;
-      }
+    auto it = reqs_.find(r->id);
+    if (dropped) *dropped = std::move(it->second);
+    remove(it);
   }
   if (reqs_.size() >= cap_) {
-    // drop the oldest eighth
-    std::vector<uint64_t> ts;
-    for (auto& q : reqs_) ts.push_back(q.begin.ts_ns);
-    size_t k = std::max<size_t>(1, ts.size() / 8);
-    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
-    uint64_t cut = ts[k - 1];
-    for (size_t i = 0; i < reqs_.size() && k;)
-      if (reqs_[i].begin.ts_ns <= cut) {
-        remove_at(i);
-        --k;
-        ++evicted_;
-      } else {
-        ++i;
-      }
+    // drop the oldest eighth (ids are in begin order)
+    for (size_t k = std::max<size_t>(1, reqs_.size() / 8); k && !reqs_.empty(); --k) {
+      remove(reqs_.begin());
+      ++evicted_, ++capped_;
+    }
   }
-  reqs_.emplace_back();
-  Req& r = reqs_.back();
-  r.id = ++next_id_;
+  auto& ids = by_file_[ino_key(e)];
+  if (ids.size() >= kPerFile) {  // the file's oldest request
+    remove(reqs_.find(ids.front()));
+    ++evicted_, ++capped_;
+  }
+  uint64_t id = ++next_id_;
+  Req& r = reqs_[id];
+  r.id = id;
   r.begin = e;
   r.first_ts = e.ts_ns;
   r.start = d->pos - std::min(d->pos, d->done_before);
   r.write = d->write;
   r.aio = d->aio;
   r.ev.push(e);
+  by_file_[ino_key(e)].push_back(id);  // (remove() may have rehashed by_file_)
   if (!r.aio) sync_by_tid_[e.tid] = r.id;
   return r;
 }
@@ -166,61 +160,70 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
 DioRequests::Req* DioRequests::of_thread(uint32_t tid) {
   auto t = sync_by_tid_.find(tid);
   if (t == sync_by_tid_.end()) return nullptr;
-  for (auto& q : reqs_)
-    if (q.id == t->second) return &q;
+  if (auto it = reqs_.find(t->second); it != reqs_.end()) return &it->second;
   sync_by_tid_.erase(t);
   return nullptr;
 }
 
 std::optional<DioRequests::Req> DioRequests::end(const Event& e) {
   auto* d = e.as<DioEnd>();
-  auto same_file = [&](const Req& q) {
-    return same_fs(q.begin.fs, e.fs) && q.begin.ino == e.ino && dev_compat(q.begin.dev, e.dev);
-  };
+  auto f = by_file_.find(ino_key(e));
+  if (f == by_file_.end()) return std::nullopt;
   auto at = [&](const Req& q) {
     auto* b = q.begin.as<DioBegin>();
     return b && dio_end_at(*d, b->pos, b->done_before);
   };
-  long pick = -1, own = -1;
   auto t = sync_by_tid_.find(e.tid);
-  for (size_t i = 0; i < reqs_.size(); ++i) {
-    const Req& q = reqs_[i];
-    if (!same_file(q)) continue;
+  std::map<uint64_t, Req>::iterator pick = reqs_.end(), own = reqs_.end();
+  for (uint64_t id : f->second) {
+    auto it = reqs_.find(id);
+    const Req& q = it->second;
+    if (!dev_compat(q.begin.dev, e.dev)) continue;
     bool mine = t != sync_by_tid_.end() && t->second == q.id;
     if (mine && at(q)) {
-      pick = static_cast<long>(i);
+      pick = it;
       break;
     }
-    if (mine) own = static_cast<long>(i);
-    else if (q.aio && pick < 0 && at(q)) pick = static_cast<long>(i);
+    if (mine) own = it;
+    else if (q.aio && pick == reqs_.end() && at(q)) pick = it;
   }
-  if (pick < 0) pick = own;
-  if (pick < 0) return std::nullopt;
-  Req r = std::move(reqs_[static_cast<size_t>(pick)]);
-  remove_at(static_cast<size_t>(pick));
+  if (pick == reqs_.end()) pick = own;
+  if (pick == reqs_.end()) return std::nullopt;
+  Req r = std::move(pick->second);
+  remove(pick);
   r.ev.push(e);
   return r;
 }
 
-void DioRequests::remove_at(size_t i) {
-  auto t = sync_by_tid_.find(reqs_[i].begin.tid);
-  if (t != sync_by_tid_.end() && t->second == reqs_[i].id) sync_by_tid_.erase(t);
-  if (i + 1 != reqs_.size()) reqs_[i] = std::move(reqs_.back());
-  reqs_.pop_back();
+void DioRequests::remove(std::map<uint64_t, Req>::iterator it) {
+  const Req& q = it->second;
+  auto t = sync_by_tid_.find(q.begin.tid);
+  if (t != sync_by_tid_.end() && t->second == q.id) sync_by_tid_.erase(t);
+  if (auto f = by_file_.find(ino_key(q.begin)); f != by_file_.end()) {
+    auto& ids = f->second;
+    ids.erase(std::find(ids.begin(), ids.end(), q.id));
+    if (ids.empty()) by_file_.erase(f);
+  }
+  reqs_.erase(it);
 }
 
 size_t DioRequests::evict(uint64_t now, uint64_t max_age) {
+  // Requests that began before now - max_age, oldest first; a continued one
+  // (its last dio_begin recent) stays.
   size_t n = 0;
-  for (size_t i = 0; i < reqs_.size();) {
-    uint64_t t = reqs_[i].begin.ts_ns;
+  for (auto it = reqs_.begin(); it != reqs_.end();) {
+    uint64_t first = it->second.first_ts, t = it->second.begin.ts_ns;
+    if (!(now > first && now - first > max_age)) break;
     if (now > t && now - t > max_age) {
-      remove_at(i);
+      auto next = std::next(it);
+      remove(it);
+      it = next;
       ++n;
     } else {
-      ++i;
+      ++it;
     }
   }
-  evicted_ += n;  // remove_at keeps sync_by_tid_ to the open requests
+  evicted_ += n;
   return n;
 }
 

@@ -6,6 +6,8 @@
 #include <span>
 #include <cstdint>
 #include <functional>
+#include <list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +91,11 @@ class Evidence {
     dropped_ = 0;
   }
   void push(const Event& e);
+  // Empty it and give its memory back (nothing more will be pushed).
+  void release() {
+    std::vector<Event>().swap(v_);
+    dropped_ = 0;
+  }
   const std::vector<Event>& events() const { return v_; }
   size_t dropped() const { return dropped_; }
 
@@ -135,10 +142,13 @@ inline bool dio_end_at(const DioEnd& d, uint64_t begin_pos, uint64_t done_before
 // dio_end is matched to: this thread's request at the end position, else an
 // asynchronous request of the same file at that position, else this thread's
 // request of the file. A thread's next synchronous dio_begin ends its previous
-// synchronous request (its dio_end was lost or filtered). Bounded: at most
-// `cap` requests; beyond it the oldest are dropped (counted).
+// synchronous request (its dio_end was lost or filtered).
+// Bounded: at most `cap` requests, and kPerFile per file (fs, ino) (a dio_end
+// looks only at its file's requests); beyond either the oldest are dropped and
+// counted (capped()).
 class DioRequests {
  public:
+  static constexpr size_t kPerFile = 256;
   struct Req {
     uint64_t id = 0;
     Event begin;              // the (last) dio_begin
@@ -156,20 +166,141 @@ class DioRequests {
   std::optional<Req> end(const Event& e);
   // The open request of this thread (the submission side), if any.
   Req* of_thread(uint32_t tid);
-  const std::vector<Req>& open() const { return reqs_; }
+  // The open request with this id, if any.
+  const Req* find(uint64_t id) const {
+    auto it = reqs_.find(id);
+    return it == reqs_.end() ? nullptr : &it->second;
+  }
+  // The open requests by id, i.e. in the order they began.
+  const std::map<uint64_t, Req>& open() const { return reqs_; }
   // Drops requests idle since before now - max_age; returns how many.
   size_t evict(uint64_t now, uint64_t max_age);
   size_t size() const { return reqs_.size(); }
   size_t cap() const { return cap_; }
-  size_t evicted() const { return evicted_; }
+  size_t evicted() const { return evicted_; }  // for age or for a cap
+  size_t capped() const { return capped_; }    // of those, for a cap
 
  private:
-  void remove_at(size_t i);
+  void remove(std::map<uint64_t, Req>::iterator it);
   size_t cap_;
-  std::vector<Req> reqs_;
+  std::map<uint64_t, Req> reqs_;
   std::unordered_map<uint32_t, uint64_t> sync_by_tid_;  // tid -> id of its synchronous request
+  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_file_;  // open ids, oldest first
   uint64_t next_id_ = 0;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
+};
+
+// Per inode (fs, ino), the ranges whose last write seen is one a detector
+// remembers (dio-unstable-pages: writes from shared buffers; dio-csum-after-
+// direct-write: acknowledged direct writes), newest last. W has the fields
+// dev, lo, hi (the range still last written by it) and whatever the detector
+// keeps about the write. A later write of a range forgets it there (a
+// remembered write is cut to what is left of it).
+// Bounded: per_inode writes per inode (the inode's oldest dropped) and `cap`
+// in all (the inode written least recently dropped, with its writes); both
+// counted (capped()). Inodes are kept in the order they were last written, so
+// dropping and ageing cost nothing per event.
+template <class W>
+class LastWrites {
+ public:
+  struct Inode {
+    std::vector<W> w;
+    uint64_t last_ts = 0;
+    typename std::list<InoKey>::iterator lru;
+  };
+  LastWrites(size_t cap, size_t per_inode)
+      : cap_(cap < 16 ? 16 : cap), per_inode_(per_inode < 1 ? 1 : per_inode) {}
+
+  // Remembers w for e's inode, written at e.ts_ns.
+  W& add(const Event& e, W w) {
+    while (n_ >= cap_ && !lru_.empty()) {
+      auto it = m_.find(lru_.front());
+      capped_ += it->second.w.size();
+      drop(it);
+    }
+    auto [it, added] = m_.try_emplace(ino_key(e));
+    Inode& st = it->second;
+    if (added) st.lru = lru_.insert(lru_.end(), it->first);
+    else lru_.splice(lru_.end(), lru_, st.lru);
+    st.last_ts = e.ts_ns;
+    if (st.w.size() >= per_inode_) {
+      st.w.erase(st.w.begin());
+      --n_, ++capped_;
+    }
+    st.w.push_back(std::move(w));
+    ++n_;
+    return st.w.back();
+  }
+
+  // Forgets [lo, hi) of e's inode (written again): every remembered write
+  // overlapping it goes to overwritten(W&) first, then is cut.
+  template <class F>
+  void forget(const Event& e, uint64_t lo, uint64_t hi, F overwritten) {
+    auto it = m_.find(ino_key(e));
+    if (it == m_.end()) return;
+    auto& v = it->second.w;
+    std::vector<W> keep;
+    keep.reserve(v.size() + 1);
+    for (auto& w : v) {
+      if (!dev_compat(w.dev, e.dev) || !overlaps(w.lo, w.hi, lo, hi)) {
+        keep.push_back(std::move(w));
+        continue;
+      }
+      overwritten(w);
+      if (w.lo < lo) {
+        W a = w;
+        a.hi = lo;
+        keep.push_back(std::move(a));
+      }
+      if (hi < w.hi) {
+        W b = w;
+        b.lo = hi;
+        keep.push_back(std::move(b));
+      }
+    }
+    n_ = n_ - v.size() + keep.size();
+    v.swap(keep);
+    while (v.size() > per_inode_) {  // a write split in two
+      v.erase(v.begin());
+      --n_, ++capped_;
+    }
+    if (v.empty()) drop(it);
+  }
+
+  // The writes remembered for this inode (nullptr: none).
+  std::vector<W>* find(const InoKey& k) {
+    auto it = m_.find(k);
+    return it == m_.end() ? nullptr : &it->second.w;
+  }
+  bool has(const InoKey& k) const { return m_.count(k) != 0; }
+
+  // Drops the inodes not written since before now - max_age; returns how many writes.
+  size_t evict_aged(uint64_t now, uint64_t max_age) {
+    size_t n = 0;
+    while (!lru_.empty()) {
+      auto it = m_.find(lru_.front());
+      uint64_t t = it->second.last_ts;
+      if (!(now > t && now - t > max_age)) break;
+      n += it->second.w.size();
+      drop(it);
+    }
+    return n;
+  }
+
+  size_t size() const { return n_; }  // writes remembered
+  size_t cap() const { return cap_; }
+  size_t capped() const { return capped_; }
+
+ private:
+  void drop(typename std::unordered_map<InoKey, Inode, InoKeyHash>::iterator it) {
+    n_ -= it->second.w.size();
+    lru_.erase(it->second.lru);
+    m_.erase(it);
+  }
+  size_t cap_, per_inode_;
+  size_t n_ = 0, capped_ = 0;
+  std::unordered_map<InoKey, Inode, InoKeyHash> m_;
+  std::list<InoKey> lru_;  // least recently written first
 };
 
 // Merge several evidence lists into a finding: time-ordered, de-duplicated,

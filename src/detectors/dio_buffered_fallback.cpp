@@ -100,8 +100,11 @@ class DioBufferedFallback final : public Detector {
   }
 
   StateSize state_size() const override {
-    return {users_.size() + gathered_.size(), 2 * cfg_.max_entries, evicted_};
+    return {users_.size() + gathered_.size(), cfg_.max_requests + gather_cap(), evicted_, capped_};
   }
+  // (inode, process) pairs followed at once: gathering ones keep up to
+  // max_evidence events (given back once reported).
+  size_t gather_cap() const { return std::max<size_t>(16, cfg_.max_requests / 4); }
 
  private:
   // ---- exact ---------------------------------------------------------------
@@ -121,10 +124,11 @@ class DioBufferedFallback final : public Detector {
     Key key{ino_key(e), e.pid};
     auto it = gathered_.find(key);
     if (it == gathered_.end()) {
-      if (gathered_.size() >= cfg_.max_entries) {
+      if (gathered_.size() >= gather_cap()) {
         // report what is pending before forgetting it
         report_due(e.ts_ns, true, out);
-        evicted_ += evict_oldest(gathered_, cfg_.max_entries, [](const Gathered& g) { return g.last_ts; });
+        size_t n = evict_oldest(gathered_, gather_cap(), [](const Gathered& g) { return g.last_ts; });
+        evicted_ += n, capped_ += n;
       }
       it = gathered_.emplace(key, Gathered{}).first;
       auto& g = it->second;
@@ -147,7 +151,7 @@ class DioBufferedFallback final : public Detector {
     g.ranges.add(b->pos, b->pos + std::max<uint64_t>(b->count, 1));
     bool known = false;
     for (auto& t : g.threads) known = known || t.tid == e.tid;
-    if (!known && g.threads.size() < kMaxThreads) g.threads.push_back(e);
+    if (!known && !g.reported && g.threads.size() < kMaxThreads) g.threads.push_back(e);
     if (!g.reported) g.ev.push(e);
     if (!g.reported && e.ts_ns - g.first.ts_ns >= cfg_.gather_ns) report(g, e.ts_ns, false, out);
   }
@@ -224,6 +228,9 @@ class DioBufferedFallback final : public Detector {
     std::vector<Event> evs(g.ev.events().begin(), g.ev.events().end());
     put_evidence(f, std::move(evs), cfg_.max_evidence);
     out.push_back(std::move(f));
+    // kept only so that it is reported once: give the evidence back
+    g.ev.release();
+    std::vector<Event>().swap(g.threads);
   }
 
   // ---- inferred (no fallback hook) ------------------------------------------
@@ -262,8 +269,10 @@ class DioBufferedFallback final : public Detector {
   }
 
   std::unordered_map<Key, User, KeyHash>::iterator insert(const Event& e) {
-    if (users_.size() >= cfg_.max_entries)
-      evicted_ += evict_oldest(users_, cfg_.max_entries, [](const User& u) { return u.last_ts; });
+    if (users_.size() >= cfg_.max_requests) {
+      size_t n = evict_oldest(users_, cfg_.max_requests, [](const User& u) { return u.last_ts; });
+      evicted_ += n, capped_ += n;
+    }
     Key key{ino_key(e), e.pid};
     auto it = users_.emplace(key, User{}).first;
     it->second.dev = e.dev;
@@ -317,7 +326,7 @@ class DioBufferedFallback final : public Detector {
   std::unordered_map<Key, User, KeyHash> users_;
   std::unordered_map<Key, Gathered, KeyHash> gathered_;
   std::vector<Gathered*> due_;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
 };
 
 }  // namespace

@@ -27,16 +27,12 @@ struct Written {
   Event begin, end;
   bool reported = false;
 };
-struct InodeState {
-  std::vector<Written> w;  // bounded, newest last
-  uint64_t last_ts = 0;
-};
 
 constexpr size_t kPerInode = 32;
 
 class DioCsumAfterDirectWrite final : public Detector {
  public:
-  explicit DioCsumAfterDirectWrite(const DetectorConfig& c) : cfg_(c), reqs_(main_cap(c) / 2) {}
+  explicit DioCsumAfterDirectWrite(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests), written_(c.max_requests, kPerInode) {}
   std::string_view id() const override { return "dio-csum-after-direct-write"; }
   // Triggers: a checksum failure (csum) and a direct write from a shared
   // writable buffer to a checksummed file (buf_shared: its records are the
@@ -51,7 +47,8 @@ class DioCsumAfterDirectWrite final : public Detector {
       case EventType::DioEnd: return on_end(e);
       case EventType::OeAdd: {  // a buffered write (no DIRECT) rewrites the range
         auto* o = e.as<Ordered>();
-        if (o->flags && !(o->flags & oef::DIRECT)) forget(e, o->file_offset, o->file_offset + o->len);
+        if (o->flags && !(o->flags & oef::DIRECT))
+          written_.forget(e, o->file_offset, o->file_offset + o->len, [](Written&) {});
         return;
       }
       case EventType::CsumError: return on_csum(e, out);
@@ -62,11 +59,12 @@ class DioCsumAfterDirectWrite final : public Detector {
   void on_time(uint64_t now, Findings&) override {
     reqs_.evict(now, cfg_.max_age_ns);
     // a checksum failure may come long after the write: remembered ranges
-    // age out only when the cap needs room (make_room)
+    // age out only when the cap needs room
   }
 
   StateSize state_size() const override {
-    return {reqs_.size() + entries_, main_cap(cfg_), evicted_ + reqs_.evicted()};
+    return {reqs_.size() + written_.size(), reqs_.cap() + written_.cap(),
+            reqs_.evicted() + written_.capped(), reqs_.capped() + written_.capped()};
   }
 
  private:
@@ -77,66 +75,22 @@ class DioCsumAfterDirectWrite final : public Detector {
     if (!r) return;
     auto* b = r->begin.as<DioBegin>();
     uint64_t lo = r->start, hi = b->pos + b->count;
-    forget(r->begin, lo, hi);  // this write is now the last one of its range
+    // this write is now the last one of its range
+    written_.forget(r->begin, lo, hi, [](Written&) {});
     if (d->ret <= 0 || b->nodatasum) return;
     hi = std::min(hi, r->start + uint64_t(d->ret));
     if (hi <= lo) return;
-    make_room();
-    auto& st = inodes_[ino_key(r->begin)];
-    st.last_ts = e.ts_ns;
-    if (st.w.size() >= kPerInode) {
-      st.w.erase(st.w.begin());
-      --entries_;
-      ++evicted_;
-    }
-    st.w.push_back(Written{r->begin.dev, lo, hi, r->begin, e, false});
-    ++entries_;
-  }
-
-  void forget(const Event& e, uint64_t lo, uint64_t hi) {
-    auto it = inodes_.find(ino_key(e));
-    if (it == inodes_.end()) return;
-    auto& v = it->second.w;
-    std::vector<Written> keep;
-    for (auto& w : v) {
-      if (!dev_compat(w.dev, e.dev) || !overlaps(w.lo, w.hi, lo, hi)) {
-        keep.push_back(std::move(w));
-        continue;
-      }
-      if (w.lo < lo) {
-        Written a = w;
-        a.hi = lo;
-        keep.push_back(std::move(a));
-      }
-      if (hi < w.hi) {
-        Written b = w;
-        b.lo = hi;
-        keep.push_back(std::move(b));
-      }
-    }
-    entries_ = entries_ - v.size() + keep.size();
-    v.swap(keep);
-    if (v.empty()) inodes_.erase(it);
-  }
-
-  void make_room() {
-    size_t cap = main_cap(cfg_) / 2;
-    while (entries_ >= cap && !inodes_.empty()) {
-      auto oldest = inodes_.begin();
-      for (auto it = inodes_.begin(); it != inodes_.end(); ++it)
-        if (it->second.last_ts < oldest->second.last_ts) oldest = it;
-      entries_ -= oldest->second.w.size();
-      evicted_ += oldest->second.w.size();
-      inodes_.erase(oldest);
-    }
+    Event at = r->begin;
+    at.ts_ns = e.ts_ns;
+    written_.add(at, Written{r->begin.dev, lo, hi, r->begin, e, false});
   }
 
   void on_csum(const Event& e, Findings& out) {
     auto* c = e.as<CsumError>();
     uint64_t lo = c->offset, hi = c->offset + std::max<uint64_t>(c->len, 1);
-    auto it = inodes_.find(ino_key(e));
-    if (it == inodes_.end()) return;
-    for (auto& w : it->second.w) {
+    auto* v = written_.find(ino_key(e));
+    if (!v) return;
+    for (auto& w : *v) {
       if (w.reported || !dev_compat(w.dev, e.dev) || !overlaps(w.lo, w.hi, lo, hi)) continue;
       w.reported = true;
       report(e, w, std::max(lo, w.lo), std::min(hi, w.hi), out);
@@ -171,9 +125,7 @@ class DioCsumAfterDirectWrite final : public Detector {
 
   DetectorConfig cfg_;
   DioRequests reqs_;
-  std::unordered_map<InoKey, InodeState, InoKeyHash> inodes_;
-  size_t entries_ = 0;
-  size_t evicted_ = 0;
+  LastWrites<Written> written_;  // ranges last written by an acknowledged direct write
 };
 
 }  // namespace

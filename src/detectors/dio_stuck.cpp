@@ -53,7 +53,7 @@ struct OpenOe {
 
 class DioStuck final : public Detector {
  public:
-  explicit DioStuck(const DetectorConfig& c) : cfg_(c), reqs_(main_cap(c) / 2) {}
+  explicit DioStuck(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests) {}
   std::string_view id() const override { return "dio-stuck"; }
   // Triggers: a request in flight past the stall threshold (stall). The later
   // completions that tell a hang from a slow disk are those emitted anyway
@@ -85,7 +85,9 @@ class DioStuck final : public Detector {
   void on_lost(uint64_t now, uint64_t) override { loss_ts_ = std::max(loss_ts_, now); }
 
   void on_time(uint64_t now, Findings& out) override {
-    for (auto& r : reqs_.open()) {
+    // Oldest first; none younger than the threshold can be stuck.
+    for (auto& [id, r] : reqs_.open()) {
+      if (now - r.first_ts < cfg_.stall_threshold_ns) break;
       if (reported_.count(r.id) || now - r.first_ts < threshold(r)) continue;
       if (r.first_ts <= loss_ts_) continue;  // its end may be among the lost records
       auto* act = activity(r.begin.fs);
@@ -93,8 +95,9 @@ class DioStuck final : public Detector {
       reported_.insert(r.id);
       report_request(r, *act, now, out);
     }
-    for (auto& o : oes_) {
-      if (o.reported || now - o.add.ts_ns < cfg_.stall_threshold_ns) continue;
+    for (auto& [oid, o] : oes_) {
+      if (now - o.add.ts_ns < cfg_.stall_threshold_ns) break;
+      if (o.reported) continue;
       if (o.req_id && reported_.count(o.req_id)) continue;  // its request was reported
       if (o.add.ts_ns <= loss_ts_) continue;
       auto* act = oe_activity(o.add.fs);
@@ -102,28 +105,21 @@ class DioStuck final : public Detector {
       o.reported = true;
       report_oe(o, *act, now, out);
     }
-    evicted_ += reqs_.evict(now, std::max(cfg_.max_age_ns, 4 * cfg_.stall_threshold_ns));
     const uint64_t age = std::max(cfg_.max_age_ns, 4 * cfg_.stall_threshold_ns);
-    for (size_t i = 0; i < oes_.size();)
-      if (now - oes_[i].add.ts_ns > age) {
-        oes_[i] = std::move(oes_.back());
-        oes_.pop_back();
-        ++evicted_;
-      } else {
-        ++i;
-      }
-    for (auto it = reported_.begin(); it != reported_.end();) {
-      bool open = false;
-      for (auto& r : reqs_.open()) open = open || r.id == *it;
-      it = open ? std::next(it) : reported_.erase(it);
+    reqs_.evict(now, age);
+    while (!oes_.empty() && now - oes_.begin()->second.add.ts_ns > age) {
+      remove_oe(oes_.begin());
+      ++evicted_;
     }
+    for (auto it = reported_.begin(); it != reported_.end();)
+      it = reqs_.find(*it) ? std::next(it) : reported_.erase(it);
     evicted_ += evict_aged(fs_, now, age, [](const FsActivity& a) { return a.last_ts; });
     evicted_ += evict_aged(fs_oe_, now, age, [](const FsActivity& a) { return a.last_ts; });
   }
 
   StateSize state_size() const override {
-    return {reqs_.size() + oes_.size() + fs_.size() + fs_oe_.size(), main_cap(cfg_),
-            evicted_ + reqs_.evicted()};
+    return {reqs_.size() + oes_.size() + fs_.size() + fs_oe_.size(),
+            reqs_.cap() + cfg_.max_requests, evicted_ + reqs_.evicted(), capped_ + reqs_.capped()};
   }
 
  private:
@@ -157,47 +153,51 @@ class DioStuck final : public Detector {
   void on_oe_add(const Event& e) {
     auto* o = e.as<Ordered>();
     if (!(o->flags & oef::DIRECT)) return;
-    if (oes_.size() >= main_cap(cfg_) / 2) {  // drop the oldest
-      size_t oldest = 0;
-      for (size_t i = 1; i < oes_.size(); ++i)
-        if (oes_[i].add.ts_ns < oes_[oldest].add.ts_ns) oldest = i;
-      oes_[oldest] = std::move(oes_.back());
-      oes_.pop_back();
-      ++evicted_;
+    if (oes_.size() >= cfg_.max_requests)  // drop the oldest eighth (ids are in add order)
+      for (size_t k = std::max<size_t>(1, oes_.size() / 8); k; --k) {
+        remove_oe(oes_.begin());
+        ++evicted_, ++capped_;
+      }
+    if (auto f = oe_by_file_.find(ino_key(e)); f != oe_by_file_.end() && f->second.size() >= kOePerFile) {
+      remove_oe(oes_.find(f->second.front()));  // the file's oldest
+      ++evicted_, ++capped_;
     }
-    OpenOe n;
-    n.id = ++next_oe_;
+    uint64_t id = ++next_oe_;
+    OpenOe& n = oes_[id];
+    n.id = id;
     n.add = e;
     n.s = o->file_offset;
     n.e = o->file_offset + o->len;
     if (auto* r = reqs_.of_thread(e.tid)) n.req_id = r->id;
-    oes_.push_back(std::move(n));
+    oe_by_file_[ino_key(e)].push_back(id);
+  }
+
+  void remove_oe(std::map<uint64_t, OpenOe>::iterator it) {
+    if (auto f = oe_by_file_.find(ino_key(it->second.add)); f != oe_by_file_.end()) {
+      auto& ids = f->second;
+      ids.erase(std::find(ids.begin(), ids.end(), it->first));
+      if (ids.empty()) oe_by_file_.erase(f);
+    }
+    oes_.erase(it);
   }
 
   void on_oe_remove(const Event& e) {
     auto* o = e.as<Ordered>();
     if (o->flags && !(o->flags & oef::DIRECT)) return;
     uint64_t s = o->file_offset, t = o->file_offset + o->len;
-    for (size_t i = 0; i < oes_.size();) {
-      auto& x = oes_[i];
-      if (!same_fs(x.add.fs, e.fs) || x.add.ino != e.ino || !dev_compat(x.add.dev, e.dev) ||
-          !overlaps(x.s, x.e, s, t)) {
-        ++i;
-        continue;
-      }
-      // the removed part is done; a split-off remainder stays open
-      if (s <= x.s && x.e <= t) {
-        note(fs_oe_[e.fs], x.add.ts_ns, e);
-        oes_[i] = std::move(oes_.back());
-        oes_.pop_back();
-        continue;
-      }
-      if (s <= x.s) x.s = t;
-      else if (x.e <= t) x.e = s;
-      else x.e = s;  // a hole in the middle: keep the front part
+    auto f = oe_by_file_.find(ino_key(e));
+    if (f == oe_by_file_.end()) return;
+    std::vector<uint64_t> done;
+    for (uint64_t id : f->second) {
+      auto& x = oes_.find(id)->second;
+      if (!dev_compat(x.add.dev, e.dev) || !overlaps(x.s, x.e, s, t)) continue;
       note(fs_oe_[e.fs], x.add.ts_ns, e);
-      ++i;
+      // the removed part is done; a split-off remainder stays open
+      if (s <= x.s && x.e <= t) done.push_back(id);
+      else if (s <= x.s) x.s = t;
+      else x.e = s;  // the back part, or a hole in the middle: keep the front part
     }
+    for (uint64_t id : done) remove_oe(oes_.find(id));
   }
 
   static std::string ago(uint64_t now, uint64_t ts) {
@@ -280,12 +280,16 @@ class DioStuck final : public Detector {
 
   DetectorConfig cfg_;
   DioRequests reqs_;
-  std::vector<OpenOe> oes_;
+  // Open DIRECT ordered extents by id (add order), and their ids per file:
+  // at most max_requests, kOePerFile per file (the oldest dropped, counted).
+  static constexpr size_t kOePerFile = 1024;
+  std::map<uint64_t, OpenOe> oes_;
+  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> oe_by_file_;
   uint64_t next_oe_ = 0;
   uint64_t loss_ts_ = 0;
   std::unordered_set<uint64_t> reported_;
   std::unordered_map<Fsid, FsActivity, FsidHash> fs_, fs_oe_;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
 };
 
 }  // namespace

@@ -101,7 +101,7 @@ std::string name_of(int e) {
 
 class DioUnexpectedErrno final : public Detector {
  public:
-  explicit DioUnexpectedErrno(const DetectorConfig& c) : cfg_(c), reqs_(main_cap(c)) {}
+  explicit DioUnexpectedErrno(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests) {}
   std::string_view id() const override { return "dio-unexpected-errno"; }
   // Triggers: a request that failed (errno): its records and the failing
   // get_extent/em_add are emitted with it.
@@ -126,7 +126,7 @@ class DioUnexpectedErrno final : public Detector {
 
   void on_time(uint64_t now, Findings&) override { reqs_.evict(now, cfg_.max_age_ns); }
 
-  StateSize state_size() const override { return {reqs_.size(), reqs_.cap(), reqs_.evicted()}; }
+  StateSize state_size() const override { return {reqs_.size(), reqs_.cap(), reqs_.evicted(), reqs_.capped()}; }
 
  private:
   void on_end(const Event& e, Findings& out) {

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <optional>
+#include <unordered_set>
 
 #include "detectors/common.h"
 #include "detectors/exposure.h"
@@ -41,10 +42,6 @@ struct HazWrite {
   Event begin;
   bool symptom_reported = false;
   std::optional<Failed> failed;
-};
-struct InodeState {
-  std::vector<HazWrite> w;  // bounded
-  uint64_t last_ts = 0;
 };
 struct Read {
   Event begin;
@@ -66,7 +63,7 @@ constexpr uint64_t kGatherNs = 100'000'000ull;
 
 class DioUnstablePages final : public Detector {
  public:
-  explicit DioUnstablePages(const DetectorConfig& c) : cfg_(c), gate_(gate_cap(c)) {}
+  explicit DioUnstablePages(const DetectorConfig& c) : cfg_(c), writes_(c.max_requests, kPerInode), gate_(gate_cap(c)) {}
   std::string_view id() const override { return "dio-unstable-pages"; }
   TriggerSet triggers() const override {
     return triggers_of({Trigger::BufShared, Trigger::Errno, Trigger::Csum});
@@ -97,7 +94,7 @@ class DioUnstablePages final : public Detector {
 
   void on_time(uint64_t now, Findings& out) override {
     flush_failed(now >= kGatherNs ? now - kGatherNs : 0, out);
-    evicted_ += evict_aged(inodes_, now, cfg_.max_age_ns, [](const InodeState& s) { return s.last_ts; });
+    evicted_ += writes_.evict_aged(now, cfg_.max_age_ns);
     evicted_ += evict_aged(reads_, now, cfg_.max_age_ns, [](const Read& r) { return r.begin.ts_ns; });
     evicted_ += gate_.evict(now, std::max(cfg_.max_age_ns, cfg_.repeat_ns));
   }
@@ -108,69 +105,25 @@ class DioUnstablePages final : public Detector {
   }
 
   StateSize state_size() const override {
-    size_t n = reads_.size() + gate_.size();
-    for (auto& [k, s] : inodes_) n += s.w.size();
-    return {n, main_cap(cfg_) + gate_.cap(), evicted_ + gate_.evicted()};
+    return {writes_.size() + reads_.size() + gate_.size(),
+            writes_.cap() + cfg_.max_requests + gate_.cap(),
+            evicted_ + writes_.capped() + gate_.evicted(), capped_ + writes_.capped() + gate_.evicted()};
   }
 
  private:
-  size_t entries() const {
-    size_t n = reads_.size();
-    for (auto& [k, s] : inodes_) n += s.w.size();
-    return n;
-  }
-
+  // [lo, hi) of e's inode is written again: its hazardous writes there are
+  // no longer the last ones (failures gathered on them are reported first).
   void forget(const Event& e, uint64_t lo, uint64_t hi, Findings& out) {
-    auto it = inodes_.find(ino_key(e));
-    if (it == inodes_.end()) return;
-    auto& v = it->second.w;
-    std::vector<HazWrite> keep;
-    for (auto& w : v) {
-      if (!dev_compat(w.dev, e.dev) || !overlaps(w.lo, w.hi, lo, hi)) {
-        keep.push_back(std::move(w));
-        continue;
-      }
+    writes_.forget(e, lo, hi, [&](HazWrite& w) {
       if (w.failed) report(w, e.ino, nullptr, nullptr, out);  // before the range changes hands
-      if (w.lo < lo) {
-        HazWrite a = w;
-        a.hi = lo;
-        keep.push_back(std::move(a));
-      }
-      if (hi < w.hi) {
-        HazWrite b = w;
-        b.lo = hi;
-        keep.push_back(std::move(b));
-      }
-    }
-    v.swap(keep);
-    if (v.empty()) inodes_.erase(it);
-  }
-
-  void make_room() {
-    size_t cap = main_cap(cfg_);
-    if (entries() < cap) return;
-    auto wts = [](const InodeState& s) { return s.last_ts; };
-    auto rts = [](const Read& r) { return r.begin.ts_ns; };
-    if (!reads_.empty()) evicted_ += evict_oldest(reads_, reads_.size(), rts);
-    while (entries() >= cap && !inodes_.empty()) {
-      size_t before = entries();
-      evict_oldest(inodes_, inodes_.size(), wts);
-      evicted_ += before - entries();
-    }
+    });
   }
 
   void on_write(const Event& e, const DioBegin& d, Findings& out) {
     uint64_t lo = d.pos, hi = d.pos + d.count;
     forget(e, lo, hi, out);  // this write is now the last one for the range
     if (d.nodatasum || !(d.buf_shared && d.buf_writable)) return;
-    make_room();
-    auto& st = inodes_[ino_key(e)];
-    st.last_ts = e.ts_ns;
-    if (st.w.size() >= kPerInode) {
-      st.w.erase(st.w.begin());
-      ++evicted_;
-    }
-    st.w.push_back(HazWrite{e.dev, lo, hi, e, false});
+    writes_.add(e, HazWrite{e.dev, lo, hi, e, false});
 
     InoPid key{ino_key(e), e.pid};
     if (!gate_.allow(key, e.ts_ns, cfg_.repeat_ns)) return;
@@ -202,8 +155,11 @@ class DioUnstablePages final : public Detector {
   }
 
   void track_read(const Event& e, const DioBegin& d) {
-    if (!inodes_.count(ino_key(e))) return;  // only reads of ranges we care about
-    make_room();
+    if (!writes_.has(ino_key(e))) return;  // only reads of ranges we care about
+    if (reads_.size() >= cfg_.max_requests && !reads_.count(e.tid)) {
+      size_t n = evict_oldest(reads_, cfg_.max_requests, [](const Read& r) { return r.begin.ts_ns; });
+      evicted_ += n, capped_ += n;
+    }
     reads_[e.tid] = Read{e, d.pos, d.pos + d.count};
   }
 
@@ -214,9 +170,9 @@ class DioUnstablePages final : public Detector {
     reads_.erase(it);
     auto* d = e.as<DioEnd>();
     bool eio = d->ret == kEIO || d->error == kEIO;
-    auto st = inodes_.find(ino_key(r.begin));
-    if (st == inodes_.end()) return;
-    for (auto& w : st->second.w) {
+    auto* v = writes_.find(ino_key(r.begin));
+    if (!v) return;
+    for (auto& w : *v) {
       if (!dev_compat(w.dev, r.begin.dev) || !overlaps(w.lo, w.hi, r.lo, r.hi) || w.symptom_reported)
         continue;
       // the read that hit the gathered failures ended: report them, with the reader
@@ -226,9 +182,10 @@ class DioUnstablePages final : public Detector {
 
   // A checksum failure on a block of a range last written by a hazardous write.
   void on_csum_error(const Event& at, uint64_t lo, uint64_t hi) {
-    auto it = inodes_.find(ino_key(at));
-    if (it == inodes_.end()) return;
-    for (auto& w : it->second.w) {
+    auto* v = writes_.find(ino_key(at));
+    if (!v) return;
+    failing_.insert(ino_key(at));
+    for (auto& w : *v) {
       if (!dev_compat(w.dev, at.dev) || !overlaps(w.lo, w.hi, lo, hi) || w.symptom_reported)
         continue;
       if (!w.failed) w.failed.emplace();
@@ -241,10 +198,17 @@ class DioUnstablePages final : public Detector {
   }
 
   // Reports the failures gathered on writes whose last failure is at or before `upto`.
+  // Only the inodes with a checksum failure since their last flush are looked at.
   void flush_failed(uint64_t upto, Findings& out) {
-    for (auto& [k, st] : inodes_)
-      for (auto& w : st.w)
-        if (w.failed && w.failed->last_ts <= upto) report(w, k.ino, nullptr, nullptr, out);
+    for (auto it = failing_.begin(); it != failing_.end();) {
+      bool left = false;
+      if (auto* v = writes_.find(*it))
+        for (auto& w : *v) {
+          if (w.failed && w.failed->last_ts <= upto) report(w, it->ino, nullptr, nullptr, out);
+          left = left || w.failed;
+        }
+      it = left ? std::next(it) : failing_.erase(it);
+    }
   }
 
   // The symptom of hazardous write `w`: checksum failures gathered on its range
@@ -307,10 +271,11 @@ class DioUnstablePages final : public Detector {
   }
 
   DetectorConfig cfg_;
-  std::unordered_map<InoKey, InodeState, InoKeyHash> inodes_;
-  std::unordered_map<uint32_t, Read> reads_;
+  LastWrites<HazWrite> writes_;  // ranges last written by a hazardous write
+  std::unordered_set<InoKey, InoKeyHash> failing_;  // inodes with failures not reported yet
+  std::unordered_map<uint32_t, Read> reads_;  // at most max_requests
   RepeatGate<InoPid, InoPidHash> gate_;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
 };
 
 }  // namespace

@@ -63,91 +63,80 @@ class EmMergeRace final : public Detector {
   }
 
   void on_time(uint64_t now, Findings&) override {
-    for (size_t i = 0; i < reqs_.size();) {
-      if (now > reqs_[i].last_ts && now - reqs_[i].last_ts > cfg_.max_age_ns) {
-        remove_at(i);
+    // Oldest first (ids are in begin order); one still active stays.
+    for (auto it = reqs_.begin(); it != reqs_.end();) {
+      auto& r = it->second;
+      if (!(now > r.first_ts && now - r.first_ts > cfg_.max_age_ns)) break;
+      auto next = std::next(it);
+      if (now > r.last_ts && now - r.last_ts > cfg_.max_age_ns) {
+        erase(&r);
         ++evicted_;
-      } else {
-        ++i;
       }
+      it = next;
     }
-    sweep_tids();
     while (recent_n_ && recent_[recent_head_].end_ts + kRecentNs < now) pop_recent();
     evicted_ += gate_.evict(now, cfg_.max_age_ns > cfg_.repeat_ns ? cfg_.max_age_ns : cfg_.repeat_ns);
   }
 
   StateSize state_size() const override {
-    return {reqs_.size() + gate_.size() + recent_n_, main_cap(cfg_) + gate_.cap() + kRecent,
-            evicted_ + gate_.evicted()};
+    return {reqs_.size() + gate_.size() + recent_n_, cfg_.max_requests + gate_.cap() + kRecent,
+            evicted_ + gate_.evicted(), capped_ + gate_.evicted()};
   }
 
  private:
-  // Requests live in a dense vector (swap-remove) and the thread index keeps
-  // its entries across requests, so a request costs no allocation once the
-  // vector and the index have grown to the working set.
-  struct TidSlot {
-    uint32_t idx;
-    uint64_t id;  // 0: no current request
-  };
+  // Requests by id (begin order), with the current one of each thread and the
+  // ids per file (fs, ino): a dio_end or an em_exist looks only at its file's
+  // requests. At most max_requests, kPerFile per file; beyond, the oldest are
+  // dropped (counted).
+  static constexpr size_t kPerFile = 256;
 
   // The thread's current request: the last one it began (em_exist and
   // get_extent fire synchronously inside the submitter).
   Req* find(uint32_t tid) {
     auto t = by_tid_.find(tid);
-    if (t == by_tid_.end() || !t->second.id) return nullptr;
-    auto& [idx, id] = t->second;
-    if (idx < reqs_.size() && reqs_[idx].id == id) return &reqs_[idx];
-    t->second.id = 0;
+    if (t == by_tid_.end()) return nullptr;
+    if (auto it = reqs_.find(t->second); it != reqs_.end()) return &it->second;
+    by_tid_.erase(t);
     return nullptr;
   }
-  void remove_at(size_t i) {
-    auto t = by_tid_.find(reqs_[i].tid);
-    if (t != by_tid_.end() && t->second.id == reqs_[i].id) t->second.id = 0;
-    if (i + 1 != reqs_.size()) {
-      reqs_[i] = std::move(reqs_.back());
-      auto m = by_tid_.find(reqs_[i].tid);
-      if (m != by_tid_.end() && m->second.id == reqs_[i].id) m->second.idx = static_cast<uint32_t>(i);
+  void unindex(const Req& r) {
+    if (auto f = by_file_.find(InoKey{r.fs, r.ino}); f != by_file_.end()) {
+      auto& ids = f->second;
+      if (auto i = std::find(ids.begin(), ids.end(), r.id); i != ids.end()) ids.erase(i);
+      if (ids.empty()) by_file_.erase(f);
     }
-    reqs_.pop_back();
   }
   void erase(const Req* r) {
     if (!r) return;
-    size_t i = static_cast<size_t>(r - reqs_.data());
-    if (i < reqs_.size()) remove_at(i);
+    auto it = reqs_.find(r->id);
+    if (it == reqs_.end()) return;
+    auto t = by_tid_.find(r->tid);
+    if (t != by_tid_.end() && t->second == r->id) by_tid_.erase(t);
+    unindex(*r);
+    reqs_.erase(it);
   }
-  void sweep_tids() {
-    if (by_tid_.size() <= 2 * main_cap(cfg_)) return;
-    for (auto it = by_tid_.begin(); it != by_tid_.end();)
-      it = it->second.id ? std::next(it) : by_tid_.erase(it);
-  }
-  void evict_some() {
-    // drop the oldest eighth
-    size_t k = std::max<size_t>(1, reqs_.size() / 8);
-    scratch_ts_.clear();
-    for (auto& r : reqs_) scratch_ts_.push_back(r.last_ts);
-    std::nth_element(scratch_ts_.begin(), scratch_ts_.begin() + static_cast<long>(k - 1),
-                     scratch_ts_.end());
-    uint64_t cut = scratch_ts_[k - 1];
-    size_t n = 0;
-    for (size_t i = 0; i < reqs_.size() && n < k;) {
-      if (reqs_[i].last_ts <= cut) {
-        remove_at(i);
-        ++n;
-      } else {
-        ++i;
-      }
+  // Files are indexed once their inode is known (a get_extent enter may tell it later).
+  void index(Req& r) {
+    if (!r.ino) return;
+    auto& ids = by_file_[InoKey{r.fs, r.ino}];
+    if (ids.size() >= kPerFile) {
+      uint64_t old = ids.front();
+      erase(&reqs_.find(old)->second);
+      ++evicted_, ++capped_;
     }
-    evicted_ += n;
-    sweep_tids();
+    by_file_[InoKey{r.fs, r.ino}].push_back(r.id);
   }
   Req& start(const Event& e) {
     // A synchronous request of this thread that never ended is over (its end
     // was lost); AIO requests stay in flight until their completion.
     if (Req* old = find(e.tid); old && !(old->dio && old->aio)) erase(old);
-    if (reqs_.size() >= main_cap(cfg_)) evict_some();
+    if (reqs_.size() >= cfg_.max_requests)  // drop the oldest eighth
+      for (size_t k = std::max<size_t>(1, reqs_.size() / 8); k; --k) {
+        erase(&reqs_.begin()->second);
+        ++evicted_, ++capped_;
+      }
     uint64_t id = ++next_id_;
-    reqs_.emplace_back();
-    Req& r = reqs_.back();
+    Req& r = reqs_[id];
     r.id = id;
     r.tid = e.tid;
     r.fs = e.fs;
@@ -155,7 +144,8 @@ class EmMergeRace final : public Detector {
     r.ino = e.ino;
     r.first_ts = r.last_ts = e.ts_ns;
     r.begin = e;
-    by_tid_[e.tid] = TidSlot{static_cast<uint32_t>(reqs_.size() - 1), id};
+    by_tid_[e.tid] = id;
+    index(r);
     return r;
   }
 
@@ -178,7 +168,7 @@ class EmMergeRace final : public Detector {
       if (!r || !r->dio) r = &start(e);  // get_extent outside a DIO request (buffered)
       r->in_get_extent = true;
       r->last_ts = e.ts_ns;
-      if (!r->ino) r->ino = e.ino, r->dev = e.dev;
+      if (!r->ino && e.ino) r->ino = e.ino, r->dev = e.dev, index(*r);
       r->ev.push(e);
       return;
     }
@@ -208,10 +198,13 @@ class EmMergeRace final : public Detector {
     if (own && !same_file(*own)) own = nullptr;
     Req* r = own && pos_ok(*own) ? own : nullptr;
     if (!r)
-      for (auto& q : reqs_)
-        if (q.aio && same_file(q) && pos_ok(q)) {
-          r = &q;
-          break;
+      if (auto f = by_file_.find(InoKey{e.fs, e.ino}); f != by_file_.end())
+        for (uint64_t id : f->second) {
+          auto& q = reqs_.find(id)->second;
+          if (q.aio && same_file(q) && pos_ok(q)) {
+            r = &q;
+            break;
+          }
         }
     if (!r && own) r = own;
     if (r) r->ev.push(e);
@@ -254,8 +247,11 @@ class EmMergeRace final : public Detector {
     auto match = [&](const Req& q) {
       return q.tid != tid && same_fs(q.fs, fs) && q.ino == ino && dev_compat(q.dev, dev);
     };
-    for (auto& q : reqs_)
-      if (match(q) && (q.dio || q.in_get_extent)) v.push_back(&q);
+    if (auto f = by_file_.find(InoKey{fs, ino}); f != by_file_.end())
+      for (uint64_t id : f->second) {
+        auto& q = reqs_.find(id)->second;
+        if (match(q) && (q.dio || q.in_get_extent)) v.push_back(&q);
+      }
     if (since_ts != UINT64_MAX)
       for (size_t i = 0; i < recent_n_; ++i) {
         auto& q = recent_[(recent_head_ + i) % kRecent];
@@ -405,14 +401,14 @@ class EmMergeRace final : public Detector {
   };
 
   DetectorConfig cfg_;
-  std::vector<Req> reqs_;
-  std::unordered_map<uint32_t, TidSlot> by_tid_;
-  std::vector<uint64_t> scratch_ts_;
+  std::map<uint64_t, Req> reqs_;
+  std::unordered_map<uint32_t, uint64_t> by_tid_;  // tid -> id of its current request
+  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_file_;
   std::vector<Req> recent_;  // ring of kRecent
   size_t recent_head_ = 0, recent_n_ = 0;
   uint64_t next_id_ = 0;
   RepeatGate<InoBranch, InoBranchHash> gate_;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
   uint64_t unattributed_ = 0;
 };
 

@@ -30,6 +30,10 @@ namespace bdt::det {
 namespace {
 
 constexpr uint64_t kConfirmNs = 1'000'000'000ull;
+// Caps: sends, balances and relocations in flight at once (a few on a real
+// system; each begin looks at all of them), and overlaps waiting to be
+// confirmed. Beyond either the oldest op / the new overlap is dropped (counted).
+constexpr size_t kMaxOps = 256, kMaxPending = 4096;
 
 struct Op {
   Event begin;
@@ -105,7 +109,9 @@ class SendVsRelocation final : public Detector {
     on_time(now, out);
   }
 
-  StateSize state_size() const override { return {ops_.size(), cfg_.max_entries, evicted_}; }
+  StateSize state_size() const override {
+    return {ops_.size() + pending_.size(), kMaxOps + kMaxPending, evicted_, capped_};
+  }
 
  private:
   static uint64_t tid_key(uint32_t tid) { return uint64_t(tid); }
@@ -116,9 +122,9 @@ class SendVsRelocation final : public Detector {
   }
 
   void begin(const Event& e, bool send, uint64_t key, Findings& out) {
-    if (ops_.size() >= cfg_.max_entries) {
-      size_t n = evict_oldest(ops_, cfg_.max_entries, [](const Op& o) { return o.last_ts; });
-      evicted_ += n;
+    if (ops_.size() >= kMaxOps) {
+      size_t n = evict_oldest(ops_, kMaxOps, [](const Op& o) { return o.last_ts; });
+      evicted_ += n, capped_ += n;
       pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
                                     [&](const Pending& p) {
                                       return !ops_.count(p.send_key) || !ops_.count(p.reloc_key);
@@ -139,7 +145,9 @@ class SendVsRelocation final : public Detector {
       s.overlapped = true;
       s.overlap_last_ts = e.ts_ns;
       if (s.partners.size() < 8) s.partners.push_back(r.begin);
-      if (!s.hazard_done) pending_.push_back(Pending{sk, rk, e.ts_ns});
+      if (s.hazard_done) continue;
+      if (pending_.size() < kMaxPending) pending_.push_back(Pending{sk, rk, e.ts_ns});
+      else ++evicted_, ++capped_;
     }
   }
 
@@ -337,7 +345,7 @@ class SendVsRelocation final : public Detector {
   DetectorConfig cfg_;
   std::unordered_map<uint64_t, Op> ops_;
   std::vector<Pending> pending_;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
 };
 
 }  // namespace

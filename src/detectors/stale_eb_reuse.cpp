@@ -63,10 +63,13 @@ class StaleEbReuse final : public Detector {
             --active_;
           }
         } else {
-          if (!frees_.count(e.tid) && frees_.size() >= cfg_.max_entries) {
+          if (!frees_.count(e.tid) && frees_.size() >= cap()) {
             sweep();
-            if (frees_.size() >= cfg_.max_entries)
-              evicted_ += evict_oldest(frees_, cfg_.max_entries, [](const Free& f) { return f.last_ts; });
+            if (frees_.size() >= cap())
+            {
+              size_t n = evict_oldest(frees_, cap(), [](const Free& f) { return f.last_ts; });
+              evicted_ += n, capped_ += n;
+            }
             recount();
           }
           Free& f = frees_[e.tid];
@@ -97,7 +100,10 @@ class StaleEbReuse final : public Detector {
     recount();
   }
 
-  StateSize state_size() const override { return {frees_.size(), cfg_.max_entries, evicted_}; }
+  // Threads freeing an extent buffer at once (an eb_find looks at all of them;
+  // each keeps up to 8 finds).
+  size_t cap() const { return std::min<size_t>(cfg_.max_entries, 1024); }
+  StateSize state_size() const override { return {frees_.size(), cap(), evicted_, capped_}; }
 
  private:
   void sweep() {
@@ -198,7 +204,7 @@ class StaleEbReuse final : public Detector {
   DetectorConfig cfg_;
   std::unordered_map<uint32_t, Free> frees_;
   size_t active_ = 0;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
 };
 
 }  // namespace

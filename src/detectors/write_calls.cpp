@@ -108,27 +108,30 @@ void WriteCalls::erase(uint64_t id) {
 // The thread and inode indexes keep empty entries (no allocation when the
 // same thread or file comes back); drop them when they outgrow the cap.
 void WriteCalls::sweep_indexes() {
-  if (by_tid_.size() > 2 * cfg_.max_entries)
+  if (by_tid_.size() > 2 * cap())
     for (auto it = by_tid_.begin(); it != by_tid_.end();)
       it = it->second ? std::next(it) : by_tid_.erase(it);
-  if (by_ino_.size() > 2 * cfg_.max_entries)
+  if (by_ino_.size() > 2 * cap())
     for (auto it = by_ino_.begin(); it != by_ino_.end();)
       it = it->second.empty() ? by_ino_.erase(it) : std::next(it);
 }
 
 void WriteCalls::make_room(Findings& out) {
-  if (live_ < cfg_.max_entries) return;
+  if (live_ < cap()) return;
   // evaluate-and-drop the oldest eighth
   ts_.clear();
   for (auto& c : slab_)
     if (c.live) ts_.emplace_back(c.last_ts, c.id);
   size_t k = std::max<size_t>(1, ts_.size() / 8);
   std::nth_element(ts_.begin(), ts_.begin() + static_cast<long>(k - 1), ts_.end());
-  for (size_t i = 0; i < k; ++i) {
-    if (WriteCall* c = get(ts_[i].second); c && c->ended) evaluate(*c, out);
-    erase(ts_[i].second);
-    ++evicted_;
-  }
+  for (size_t i = 0; i < k; ++i) drop(ts_[i].second, out);
+}
+
+// Judges a call that ended on what was seen, and forgets it (a cap was reached).
+void WriteCalls::drop(uint64_t id, Findings& out) {
+  if (WriteCall* c = get(id); c && c->ended) evaluate(*c, out);
+  erase(id);
+  ++evicted_, ++capped_;
 }
 
 void WriteCalls::on_begin(const Event& e, Findings& out) {
@@ -151,6 +154,8 @@ void WriteCalls::on_begin(const Event& e, Findings& out) {
   }
   if (!c) {
     make_room(out);
+    if (auto f = by_ino_.find(InoKey{e.fs, e.ino}); f != by_ino_.end() && f->second.size() >= kPerFile)
+      drop(f->second.front(), out);  // the file's oldest call
     WriteCall& n = alloc();
     uint64_t id = n.id;
     n.fs = e.fs;
@@ -241,7 +246,8 @@ void WriteCalls::on_oe(const Event& e, Findings& out) {
     c.last_ts = std::max(c.last_ts, e.ts_ns);
     switch (e.type) {
       case EventType::OeAdd:
-        if (c.oes.size() < 256) c.oes.push_back(WriteCall::OeRec{s, t, e.ts_ns, {}});
+        if (c.oes.size() < kOesPerCall) c.oes.push_back(WriteCall::OeRec{s, t, e.ts_ns, {}});
+        else ++capped_, ++evicted_;
         break;
       case EventType::OeSplit: c.split_seen = true; break;
       case EventType::OeFinish:

@@ -106,7 +106,14 @@ class WriteCalls {
   void on_event(const Event& e, Findings& out);
   void on_time(uint64_t now, Findings& out);
   void on_finish(uint64_t now, Findings& out);
-  StateSize state_size() const { return {live_, cfg_.max_entries, evicted_}; }
+  StateSize state_size() const { return {live_, cap(), evicted_, capped_}; }
+  // Caps: calls followed at once (each keeps up to max_evidence events),
+  // calls per file (a dio_end or an ordered extent looks at its file's calls),
+  // open ordered extents per call. Beyond the first two the oldest call is
+  // judged on what was seen and dropped; beyond the last the extent is not
+  // followed. All counted (capped).
+  size_t cap() const { return std::max<size_t>(16, cfg_.max_requests / 4); }
+  static constexpr size_t kPerFile = 256, kOesPerCall = 64;
 
  private:
   WriteCall* get(uint64_t id);
@@ -115,6 +122,7 @@ class WriteCalls {
   void erase(uint64_t id);
   void sweep_indexes();
   void make_room(Findings& out);
+  void drop(uint64_t id, Findings& out);
   void on_begin(const Event& e, Findings& out);
   void on_end(const Event& e, Findings& out);
   void on_oe(const Event& e, Findings& out);
@@ -134,7 +142,7 @@ class WriteCalls {
   std::unordered_map<uint32_t, uint64_t> by_tid_;
   std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_ino_;
   std::vector<uint64_t> pending_erase_;
-  size_t evicted_ = 0;
+  size_t evicted_ = 0, capped_ = 0;
 };
 
 }  // namespace bdt::det

@@ -268,6 +268,7 @@ TEST(StaleEbReuse, EbIdDistinguishesBuffers) {
 TEST(Bounds, FloodOfInodesStaysUnderCap) {
   DetectorConfig cfg = config_for("5.10.0");
   cfg.max_entries = 64;
+  cfg.max_requests = 64;
   Engine eng(cfg);
   Findings out;
   for (uint32_t i = 0; i < 5000; ++i) {
@@ -302,6 +303,8 @@ TEST(Bounds, FloodOfInodesStaysUnderCap) {
     SCOPED_TRACE(std::string(id));
     EXPECT_LE(st.entries, st.capacity);
     EXPECT_GT(st.evicted, 0u);
+    EXPECT_GT(st.capped, 0u);  // said in the summary: "state cap reached"
+    EXPECT_LE(st.capped, st.evicted);
   }
   // age eviction: two minutes of silence empties everything
   eng.tick(kT0 + 5000 * 1000 + cfg.max_age_ns + 10 * kSec, out);
