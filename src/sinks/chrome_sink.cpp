@@ -32,7 +32,14 @@ namespace {
 
 constexpr uint32_t kFsPidBase = 1'000'000'000;  // above any pid_max
 constexpr uint32_t kOeTid = 1, kFsOpsTid = 2;
-constexpr size_t kMaxPendingAio = 65536;
+// Caps on what the sink keeps (docs/hardening.md): open spans of each kind
+// (beyond one, the oldest eighth are closed as unfinished, marked
+// "evicted"), filesystems with a track of their own (the others share one),
+// and the processes and threads whose names were written (beyond, the set
+// starts again: a name may be written twice). The spans closed early are
+// counted and said in a last global instant.
+constexpr size_t kMaxOpenSpans = 4096, kMaxOpenOps = 1024, kMaxFsTracks = 1024,
+                 kMaxNamed = 65536;
 constexpr uint64_t kNoTs = ~0ull;
 
 struct OpenSpan {
@@ -113,7 +120,17 @@ class ChromeSink final : public Sink {
     maybe_write();
   }
 
-  void summary(const Summary&) override { close(); }
+  void summary(const Summary& s) override {
+    if (closed_) return;
+    // The detectors' caps (Pipeline notes) are said in the timeline too.
+    for (const auto& [k, v] : s.notes)
+      if (k.starts_with("state cap reached")) {
+        thread_meta(0, 0, "", "");
+        open_event(k + ": " + v, "state", "i", last_ts_, 0, 0);
+        buf_ += ",\"s\":\"g\"}";
+      }
+    close();
+  }
   void flush() override {
     write_out();
     std::fflush(out_);
@@ -152,6 +169,8 @@ class ChromeSink final : public Sink {
     buf_ += "}}";
   }
   void thread_meta(uint32_t pid, uint32_t tid, std::string_view comm, std::string_view vm) {
+    if (seen_pids_.size() >= kMaxNamed) seen_pids_.clear();
+    if (seen_threads_.size() >= kMaxNamed) seen_threads_.clear();
     if (seen_pids_.insert(pid).second) {
       std::string n = pid == 0 ? std::string("kernel (pid 0)") : std::string(comm);
       if (!vm.empty()) n += fmt::format(" (vm {})", vm);
@@ -161,6 +180,13 @@ class ChromeSink final : public Sink {
       meta("thread_name", pid, tid, comm.empty() ? fmt::format("tid {}", tid) : std::string(comm));
   }
   uint32_t fs_pid(const Fsid& fs) {
+    if (fs_pids_.size() >= kMaxFsTracks && !fs_pids_.count(fs)) {
+      if (!more_fs_) {
+        more_fs_ = true;
+        meta("process_name", kFsPidBase + kMaxFsTracks, kOeTid, "btrfs (more filesystems)");
+      }
+      return kFsPidBase + kMaxFsTracks;
+    }
     auto [it, added] = fs_pids_.try_emplace(fs, kFsPidBase + static_cast<uint32_t>(fs_pids_.size()));
     if (added) {
       meta("process_name", it->second, kOeTid,
@@ -207,6 +233,7 @@ class ChromeSink final : public Sink {
       event_json(*e);
     } else {
       buf_ += ",\"unfinished\":true";
+      if (evicting_) buf_ += ",\"evicted\":true";
     }
     buf_ += "}";
   }
@@ -237,11 +264,13 @@ class ChromeSink final : public Sink {
     const auto* d = ev.as<DioBegin>();
     if (!d) return;
     if (d->aio) {
-      if (aio_count_ >= kMaxPendingAio) evict_aio();
+      if (aio_count_ >= kMaxOpenSpans) evict_aio();
       aio_[{ev.fs, ev.ino}].push_back(ev);
       ++aio_count_;
       return;
     }
+    if (sync_.size() >= kMaxOpenSpans && !sync_.count(ev.tid))
+      evict_oldest(sync_, [&](const Event& b) { close_dio(b, nullptr, last_ts_); });
     auto [it, added] = sync_.try_emplace(ev.tid, ev);
     if (!added) {  // its end was never seen: close it where the next call starts
       close_dio(it->second, nullptr, ev.ts_ns);
@@ -275,17 +304,53 @@ class ChromeSink final : public Sink {
     }
     instant(ev, ev.pid, ev.tid, "dio_end (no matching dio_begin)");
   }
+  // Closes the oldest eighth of the in-flight async requests as unfinished.
   void evict_aio() {
-    // Close the oldest in-flight async request as unfinished.
-    auto oldest = aio_.end();
-    for (auto it = aio_.begin(); it != aio_.end(); ++it)
-      if (oldest == aio_.end() || it->second.front().ts_ns < oldest->second.front().ts_ns) oldest = it;
-    if (oldest == aio_.end()) return;
-    close_dio(oldest->second.front(), nullptr, last_ts_);
-    oldest->second.erase(oldest->second.begin());
-    --aio_count_;
-    if (oldest->second.empty()) aio_.erase(oldest);
+    std::vector<uint64_t> ts;
+    ts.reserve(aio_count_);
+    for (auto& [k, v] : aio_)
+      for (auto& b : v) ts.push_back(b.ts_ns);
+    if (ts.empty()) return;
+    size_t k = std::max<size_t>(1, ts.size() / 8);
+    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
+    uint64_t cut = ts[k - 1];
+    evicting_ = true;
+    for (auto it = aio_.begin(); it != aio_.end() && k;) {
+      auto& v = it->second;
+      for (auto b = v.begin(); b != v.end() && k;)
+        if (b->ts_ns <= cut) {
+          close_dio(*b, nullptr, last_ts_);
+          b = v.erase(b);
+          --aio_count_, --k, ++evicted_;
+        } else {
+          ++b;
+        }
+      it = v.empty() ? aio_.erase(it) : std::next(it);
+    }
+    evicting_ = false;
   }
+  // Closes the oldest eighth of a map of open spans (tid -> begin) with close(begin).
+  template <class Map, class Close>
+  void evict_oldest(Map& m, Close close) {
+    std::vector<uint64_t> ts;
+    ts.reserve(m.size());
+    for (auto& [k, v] : m) ts.push_back(begin_of(v).ts_ns);
+    if (ts.empty()) return;
+    size_t k = std::max<size_t>(1, ts.size() / 8);
+    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
+    uint64_t cut = ts[k - 1];
+    evicting_ = true;
+    for (auto it = m.begin(); it != m.end() && k;)
+      if (begin_of(it->second).ts_ns <= cut) {
+        close(it->second);
+        it = m.erase(it);
+        --k, ++evicted_;
+      } else {
+        ++it;
+      }
+    evicting_ = false;
+  }
+  static const Event& begin_of(const Event& e) { return e; }
 
   // ---- ordered extents -------------------------------------------------------
   struct Oe {
@@ -299,12 +364,40 @@ class ChromeSink final : public Sink {
     const auto* o = ev.as<Ordered>();
     if (!o) return;
     fs_pid(ev.fs);
+    if (oe_count_ >= kMaxOpenSpans) evict_oes();
     auto& m = oes_[{ev.fs, ev.ino}];
     if (auto it = m.find(o->file_offset); it != m.end()) {
       close_oe(it->second, nullptr, ev.ts_ns);
       m.erase(it);
+      --oe_count_;
     }
     m.emplace(o->file_offset, Oe{ev, o->file_offset, o->len, 0});
+    ++oe_count_;
+  }
+  // Closes the oldest eighth of the open ordered extents as unfinished.
+  void evict_oes() {
+    std::vector<uint64_t> ts;
+    ts.reserve(oe_count_);
+    for (auto& [key, m] : oes_)
+      for (auto& [s, oe] : m) ts.push_back(oe.add.ts_ns);
+    if (ts.empty()) return;
+    size_t k = std::max<size_t>(1, ts.size() / 8);
+    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
+    uint64_t cut = ts[k - 1];
+    evicting_ = true;
+    for (auto mi = oes_.begin(); mi != oes_.end() && k;) {
+      auto& m = mi->second;
+      for (auto it = m.begin(); it != m.end() && k;)
+        if (it->second.add.ts_ns <= cut) {
+          close_oe(it->second, nullptr, last_ts_);
+          it = m.erase(it);
+          --oe_count_, --k, ++evicted_;
+        } else {
+          ++it;
+        }
+      mi = m.empty() ? oes_.erase(mi) : std::next(mi);
+    }
+    evicting_ = false;
   }
   void close_oe(const Oe& oe, const Event* end, uint64_t end_ts) {
     async(oe.add, end, end_ts, oe_name(oe.add), "ordered", fs_pid(oe.add.fs), kOeTid);
@@ -341,17 +434,20 @@ class ChromeSink final : public Sink {
     auto& m = mi->second;
     Oe oe = it->second;
     m.erase(it);
+    --oe_count_;
     close_oe(oe, &ev, ev.ts_ns);
     // A piece of a split ordered extent: the rest stays open.
     uint64_t rs = o->file_offset, re = o->file_offset + o->len, oe_end = oe.start + oe.len;
-    if (rs > oe.start) m.emplace(oe.start, Oe{oe.add, oe.start, rs - oe.start, oe.finish_ts});
-    if (re < oe_end) m.emplace(re, Oe{oe.add, re, oe_end - re, oe.finish_ts});
+    if (rs > oe.start) m.emplace(oe.start, Oe{oe.add, oe.start, rs - oe.start, oe.finish_ts}), ++oe_count_;
+    if (re < oe_end) m.emplace(re, Oe{oe.add, re, oe_end - re, oe.finish_ts}), ++oe_count_;
     if (m.empty()) oes_.erase(mi);
   }
 
   // ---- send / balance / relocation -------------------------------------------
   void ioctl_begin(const Event& ev) {
     fs_pid(ev.fs);
+    if (ioctls_.size() >= kMaxOpenOps && !ioctls_.count(ev.tid))
+      evict_oldest(ioctls_, [&](const Event& b) { close_ioctl(b, nullptr, last_ts_); });
     auto [it, added] = ioctls_.try_emplace(ev.tid, ev);
     if (!added) {
       close_ioctl(it->second, nullptr, ev.ts_ns);
@@ -375,6 +471,8 @@ class ChromeSink final : public Sink {
   }
   void reloc_begin(const Event& ev) {
     fs_pid(ev.fs);
+    if (relocs_.size() >= kMaxOpenOps && !relocs_.count(ev.tid))
+      evict_oldest(relocs_, [&](const Event& b) { close_reloc(b, nullptr, last_ts_); });
     auto [it, added] = relocs_.try_emplace(ev.tid, ev);
     if (!added) {
       close_reloc(it->second, nullptr, ev.ts_ns);
@@ -416,6 +514,14 @@ class ChromeSink final : public Sink {
     for (auto& [tid, b] : ioctls_) close_ioctl(b, nullptr, last_ts_);
     for (auto& [tid, b] : relocs_) close_reloc(b, nullptr, last_ts_);
     sync_.clear(), aio_.clear(), oes_.clear(), ioctls_.clear(), relocs_.clear();
+    if (evicted_) {
+      thread_meta(0, 0, "", "");
+      open_event(fmt::format("state cap reached: {} spans closed before their end (timeline caps)",
+                             evicted_),
+                 "state", "i", last_ts_, 0, 0);
+      fmt::format_to(std::back_inserter(buf_), ",\"s\":\"g\",\"args\":{{\"spans_evicted\":{}}}}}",
+                     evicted_);
+    }
     buf_ += "\n]}\n";
     closed_ = true;
     write_out();
@@ -434,6 +540,10 @@ class ChromeSink final : public Sink {
   std::map<OeKey, std::vector<Event>> aio_;
   size_t aio_count_ = 0;
   std::map<OeKey, std::map<uint64_t, Oe>> oes_;
+  size_t oe_count_ = 0;
+  uint64_t evicted_ = 0;   // spans closed early for a cap
+  bool evicting_ = false;  // closing spans for a cap (marked "evicted")
+  bool more_fs_ = false;   // the shared track of the filesystems beyond kMaxFsTracks
 };
 
 }  // namespace
