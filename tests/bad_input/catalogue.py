@@ -20,8 +20,13 @@ import tempfile
 import time
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import adversarial_traces  # noqa: E402
+
 RSS_LIMIT_MB = 128
 GROWTH_LIMIT_MB = 8
+# Detector and sink state: N units of every adversarial shape, then 4N.
+ADVERSARIAL_N = 20000
 
 BIN = sys.argv[1]
 FIXTURES = sys.argv[2]
@@ -179,6 +184,37 @@ def reloc_record(ts, vm=b''):
     return common + struct.pack('<Qq', 1, 0)
 
 
+def detector_state(tmp):
+    n = ADVERSARIAL_N
+    rss, secs = {}, {}
+    for size in (n, 4 * n):
+        p = adversarial_traces.write_trace(os.path.join(tmp, f'adv-{size}.jsonl'), 'mixed', size)
+        mb = os.path.getsize(p) / 1e6
+        for fmt in ('text', 'chrome') if size == n else ('text',):
+            o = os.path.join(tmp, f'adv-{size}.{fmt}')
+            rc, out, err, t, m = run(['replay', '--format', fmt, '-o', o, p])
+            why = []
+            if rc != 0:
+                why.append(f'exit {rc}: {err.decode("utf-8", "replace")[:300]!r}')
+            if not SANITIZED and m > RSS_LIMIT_MB:
+                why.append(f'peak RSS {m:.0f} MB (limit {RSS_LIMIT_MB})')
+            if os.path.exists(o):
+                with open(o, 'rb') as f:  # the summary (text) or the last instants (chrome)
+                    f.seek(max(0, os.path.getsize(o) - (64 << 10)))
+                    if b'state cap reached' not in f.read():
+                        why.append('the output does not say "state cap reached"')
+                os.unlink(o)
+            check(f'adversarial trace, every detector state full, N={size} ({mb:.0f} MB), '
+                  f'--format {fmt} [{t:.2f} s, {m:.0f} MB]', not why, '; '.join(why))
+            if fmt == 'text':
+                rss[size], secs[size] = m, t
+        os.unlink(p)
+    check(f'detector state: peak RSS does not grow with the file ({rss[n]:.0f} MB -> {rss[4 * n]:.0f} MB)',
+          SANITIZED or rss[4 * n] - rss[n] < GROWTH_LIMIT_MB, f'grew by {rss[4 * n] - rss[n]:.0f} MB')
+    check(f'detector state: time grows linearly ({secs[n]:.1f} s -> {secs[4 * n]:.1f} s)',
+          secs[4 * n] <= 8 * secs[n] + 2, f'{secs[4 * n] / max(secs[n], 0.01):.1f} times as long for 4 times the input')
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix='bdt-bad-input-')
     try:
@@ -238,7 +274,13 @@ def main():
         expect_error('65537 distinct VM names', ['replay', write(os.path.join(tmp, 'names.jsonl'), names)],
                      r':65537: more than 65536 distinct vm/image names')
 
-        # 4. Binary records.
+        # 4. Valid traces built to fill the detectors' and sinks' state
+        # (adversarial_traces.py): within the RSS bound, RSS that does not grow
+        # from N to 4N, and time that grows linearly (a quadratic scan would take
+        # 16 times as long; allowed: 8 times, plus start-up).
+        detector_state(tmp)
+
+        # 5. Binary records.
         expect_error('record header length over 1 MiB',
                      ['replay', write(os.path.join(tmp, 'hlen.bdt'),
                                       b'\x89BDTREC\n' + struct.pack('<HHI', 1, 0, 0x7FFFFFFF))],
