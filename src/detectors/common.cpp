@@ -140,7 +140,8 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
   }
   auto& ids = by_file_[ino_key(e)];
   if (ids.size() >= kPerFile) {  // the file's oldest request
-    remove(reqs_.find(ids.front()));
+    if (auto old = reqs_.find(ids.front()); old != reqs_.end()) remove(old);
+    else ids.erase(ids.begin());
     ++evicted_, ++capped_;
   }
   uint64_t id = ++next_id_;
@@ -152,7 +153,8 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
   r.write = d->write;
   r.aio = d->aio;
   r.ev.push(e);
-  by_file_[ino_key(e)].push_back(id);  // (remove() may have rehashed by_file_)
+  r.file = ino_key(e);
+  by_file_[r.file].push_back(id);  // (remove() may have rehashed by_file_)
   if (!r.aio) sync_by_tid_[e.tid] = r.id;
   return r;
 }
@@ -177,6 +179,7 @@ std::optional<DioRequests::Req> DioRequests::end(const Event& e) {
   std::map<uint64_t, Req>::iterator pick = reqs_.end(), own = reqs_.end();
   for (uint64_t id : f->second) {
     auto it = reqs_.find(id);
+    if (it == reqs_.end()) continue;
     const Req& q = it->second;
     if (!dev_compat(q.begin.dev, e.dev)) continue;
     bool mine = t != sync_by_tid_.end() && t->second == q.id;
@@ -199,9 +202,9 @@ void DioRequests::remove(std::map<uint64_t, Req>::iterator it) {
   const Req& q = it->second;
   auto t = sync_by_tid_.find(q.begin.tid);
   if (t != sync_by_tid_.end() && t->second == q.id) sync_by_tid_.erase(t);
-  if (auto f = by_file_.find(ino_key(q.begin)); f != by_file_.end()) {
+  if (auto f = by_file_.find(q.file); f != by_file_.end()) {
     auto& ids = f->second;
-    ids.erase(std::find(ids.begin(), ids.end(), q.id));
+    if (auto i = std::find(ids.begin(), ids.end(), q.id); i != ids.end()) ids.erase(i);
     if (ids.empty()) by_file_.erase(f);
   }
   reqs_.erase(it);

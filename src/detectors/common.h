@@ -156,6 +156,7 @@ class DioRequests {
     uint64_t start = 0;       // file offset of the whole request (pos - done_before)
     bool write = false, aio = false;
     InlineEvidence<8> ev;     // events of the request's thread while it runs
+    InoKey file;              // its key in the per-file index (of the first dio_begin)
   };
   explicit DioRequests(size_t cap) : cap_(cap < 16 ? 16 : cap) {}
   // A dio_begin: a continuation (done_before > 0, same thread and file, at

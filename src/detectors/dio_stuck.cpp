@@ -159,7 +159,8 @@ class DioStuck final : public Detector {
         ++evicted_, ++capped_;
       }
     if (auto f = oe_by_file_.find(ino_key(e)); f != oe_by_file_.end() && f->second.size() >= kOePerFile) {
-      remove_oe(oes_.find(f->second.front()));  // the file's oldest
+      if (auto old = oes_.find(f->second.front()); old != oes_.end()) remove_oe(old);  // the file's oldest
+      else f->second.erase(f->second.begin());
       ++evicted_, ++capped_;
     }
     uint64_t id = ++next_oe_;
@@ -175,7 +176,7 @@ class DioStuck final : public Detector {
   void remove_oe(std::map<uint64_t, OpenOe>::iterator it) {
     if (auto f = oe_by_file_.find(ino_key(it->second.add)); f != oe_by_file_.end()) {
       auto& ids = f->second;
-      ids.erase(std::find(ids.begin(), ids.end(), it->first));
+      if (auto i = std::find(ids.begin(), ids.end(), it->first); i != ids.end()) ids.erase(i);
       if (ids.empty()) oe_by_file_.erase(f);
     }
     oes_.erase(it);
@@ -189,7 +190,9 @@ class DioStuck final : public Detector {
     if (f == oe_by_file_.end()) return;
     std::vector<uint64_t> done;
     for (uint64_t id : f->second) {
-      auto& x = oes_.find(id)->second;
+      auto it = oes_.find(id);
+      if (it == oes_.end()) continue;
+      auto& x = it->second;
       if (!dev_compat(x.add.dev, e.dev) || !overlaps(x.s, x.e, s, t)) continue;
       note(fs_oe_[e.fs], x.add.ts_ns, e);
       // the removed part is done; a split-off remainder stays open
@@ -197,7 +200,8 @@ class DioStuck final : public Detector {
       else if (s <= x.s) x.s = t;
       else x.e = s;  // the back part, or a hole in the middle: keep the front part
     }
-    for (uint64_t id : done) remove_oe(oes_.find(id));
+    for (uint64_t id : done)
+      if (auto it = oes_.find(id); it != oes_.end()) remove_oe(it);
   }
 
   static std::string ago(uint64_t now, uint64_t ts) {

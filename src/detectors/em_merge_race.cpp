@@ -120,8 +120,8 @@ class EmMergeRace final : public Detector {
     if (!r.ino) return;
     auto& ids = by_file_[InoKey{r.fs, r.ino}];
     if (ids.size() >= kPerFile) {
-      uint64_t old = ids.front();
-      erase(&reqs_.find(old)->second);
+      if (auto old = reqs_.find(ids.front()); old != reqs_.end()) erase(&old->second);
+      else ids.erase(ids.begin());
       ++evicted_, ++capped_;
     }
     by_file_[InoKey{r.fs, r.ino}].push_back(r.id);
@@ -200,7 +200,9 @@ class EmMergeRace final : public Detector {
     if (!r)
       if (auto f = by_file_.find(InoKey{e.fs, e.ino}); f != by_file_.end())
         for (uint64_t id : f->second) {
-          auto& q = reqs_.find(id)->second;
+          auto it = reqs_.find(id);
+          if (it == reqs_.end()) continue;
+          auto& q = it->second;
           if (q.aio && same_file(q) && pos_ok(q)) {
             r = &q;
             break;
@@ -249,8 +251,9 @@ class EmMergeRace final : public Detector {
     };
     if (auto f = by_file_.find(InoKey{fs, ino}); f != by_file_.end())
       for (uint64_t id : f->second) {
-        auto& q = reqs_.find(id)->second;
-        if (match(q) && (q.dio || q.in_get_extent)) v.push_back(&q);
+        auto it = reqs_.find(id);
+        if (it != reqs_.end() && match(it->second) && (it->second.dio || it->second.in_get_extent))
+          v.push_back(&it->second);
       }
     if (since_ts != UINT64_MAX)
       for (size_t i = 0; i < recent_n_; ++i) {
