@@ -99,6 +99,14 @@ bdt_pins() {
     ls -d /sys/fs/bpf/bdt-* 2>/dev/null | sort || true
 }
 
+# release_pin DIR: for a test's cleanup (ITEST_CLEANUPS): the tool's own
+# release of a pinned recorder, then whatever is left in DIR.
+release_pin() {
+    [[ -e $1 ]] || return 0
+    "$BIN" dump --pin-dir "$1" --release >/dev/null 2>&1
+    rm -rf "$1"
+}
+
 # start_tracer OUTFILE ARGS... : runs the tracer in the background, waits until it is attached.
 start_tracer() {
     local out=$1

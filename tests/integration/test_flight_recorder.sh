@@ -26,11 +26,6 @@ scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 
 PIN=/sys/fs/bpf/bdt-itest-fr-$$
 PIN2=/sys/fs/bpf/bdt-itest-fr2-$$
-release_pin() {  # cleanup: the tool's own release, then whatever is left
-    [[ -e $1 ]] || return 0
-    "$BIN" dump --pin-dir "$1" --release >/dev/null 2>&1
-    rm -rf "$1"
-}
 ITEST_CLEANUPS+=("release_pin $PIN" "release_pin $PIN2")
 
 # The workload: O_DIRECT 4 KiB pwrites at increasing offsets; one JSON line per

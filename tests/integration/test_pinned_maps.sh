@@ -23,11 +23,6 @@ fi
 scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 PIN=/sys/fs/bpf/bdt-itest-maps-$$
 BAD=/sys/fs/bpf/bdt-itest-maps-bad-$$
-release_pin() {  # cleanup: the tool's own release, then whatever is left
-    [[ -e $1 ]] || return 0
-    "$BIN" dump --pin-dir "$1" --release >/dev/null 2>&1
-    rm -rf "$1"
-}
 ITEST_CLEANUPS+=("release_pin $PIN" "release_pin $BAD")
 
 # dump_fails DIR WHAT PATTERN: dump exits 1 with one line matching PATTERN

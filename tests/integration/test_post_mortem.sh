@@ -18,11 +18,6 @@ fi
 scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 PIN=/sys/fs/bpf/bdt-itest-pm-$$
 PM=$ITEST_TMP/state/post-mortem
-release_pin() {
-    [[ -e $1 ]] || return 0
-    "$BIN" dump --pin-dir "$1" --release >/dev/null 2>&1
-    rm -rf "$1"
-}
 ITEST_CLEANUPS+=("release_pin $PIN")
 F=$SCRATCH_NOCOW/pm-file
 dd if=/dev/zero of="$F" bs=64k count=16 status=none && sync
