@@ -30,6 +30,7 @@
 #include "emission.bpf.h"
 #include "filters.bpf.h"
 #include "fn_hooks.bpf.h"
+#include "syscalls.bpf.h"
 #include "fallback.bpf.h"
 #include "triggers.bpf.h"
 #include "lazy.bpf.h"

@@ -38,14 +38,6 @@
 #define BDT_FB_AIO 8     /* iocbs followed per io_submit call */
 #define BDT_FB_IOV 1024  /* iovecs summed for a vectored write (IOV_MAX) */
 
-/* x86_64 syscall numbers */
-#define BDT_NR_WRITE 1
-#define BDT_NR_PWRITE64 18
-#define BDT_NR_WRITEV 20
-#define BDT_NR_IO_SUBMIT 209
-#define BDT_NR_PWRITEV 296
-#define BDT_NR_PWRITEV2 328
-
 /* A pending O_DIRECT write. */
 struct fb_req {
 	struct ident id;
@@ -475,47 +467,22 @@ static __always_inline int fb_sys_exit(s64 nr, s64 ret)
 	return 0;
 }
 
-/* The classic syscall tracepoints' records (syscalls:sys_enter_<name> /
- * sys_exit_<name>). A program may read only as far as its syscall's record
- * goes, or the kernel refuses to attach it: each hooks.def entry reads the
- * arguments its syscall has. */
-struct fb_sys_enter_ctx {
-	u64 common;
-	s32 nr;
-	u32 pad;
-	u64 args[6];
-};
-
-struct fb_sys_exit_ctx {
-	u64 common;
-	s32 nr;
-	u32 pad;
-	s64 ret;
-};
-
-/* raw sys_enter(regs, id) for syscall nr: every syscall of the machine runs it,
- * so the number is compared before anything else. x86_64 arguments: di, si,
- * dx, r10, r8, r9. */
-static __always_inline int fb_raw_enter(u64 *ctx, s64 nr)
+/* raw sys_enter / sys_exit for syscall nr (syscalls.bpf.h); an exit has nothing
+ * to do while no write of that kind is pending. */
+static __always_inline int fb_raw_enter(u64 *ctx, s64 nr, bool btf)
 {
-	struct pt_regs *regs = (void *)ctx[0];
+	u64 a[6];
 
-	if ((s64)ctx[1] != nr)
+	if (!raw_sys_enter_args(ctx, nr, btf, a))
 		return 0;
-	BDT_ARG_OR_RETURN(regs);
-	return fb_sys_enter(nr, BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),
-			    BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r9));
+	return fb_sys_enter(nr, a[0], a[1], a[2], a[3], a[5]);
 }
 
-/* raw sys_exit(regs, ret): nothing to do while no write of that kind is pending. */
-static __always_inline int fb_raw_exit(u64 *ctx, s64 nr)
+static __always_inline int fb_raw_exit(u64 *ctx, s64 nr, bool btf)
 {
-	struct pt_regs *regs = (void *)ctx[0];
-
 	if (!(nr == BDT_NR_IO_SUBMIT ? fb_pending_aio : fb_pending_tid))
 		return 0;
-	BDT_ARG_OR_RETURN(regs);
-	if ((s64)BPF_CORE_READ(regs, orig_ax) != nr)
+	if (!raw_sys_exit_is(ctx, nr, btf))
 		return 0;
 	return fb_sys_exit(nr, (s64)ctx[1]);
 }

@@ -143,44 +143,19 @@ static __always_inline int ioctl_exit(s64 ret)
 	return 0;
 }
 
-/* classic syscall tracepoints: the layout of syscalls/sys_{enter,exit}_ioctl/format */
-struct sys_enter_ioctl_ctx {
-	u64 common;
-	s32 nr;
-	u32 pad;
-	u64 fd;
-	u64 cmd;
-	u64 arg;
-};
-
-struct sys_exit_ioctl_ctx {
-	u64 common;
-	s32 nr;
-	u32 pad;
-	s64 ret;
-};
-
-/* raw sys_enter/sys_exit (every syscall of the machine runs them): ioctl only;
- * regs a BTF pointer when btf (BDT_RD) */
+/* raw sys_enter / sys_exit, ioctl only (syscalls.bpf.h) */
 static __always_inline int raw_ioctl_enter(u64 *ctx, bool btf)
 {
-	struct pt_regs *regs = (void *)ctx[0];
-	u64 fd, cmd;
+	u64 a[6];
 
-	if ((long)ctx[1] != nr_ioctl)
+	if (!raw_sys_enter_args(ctx, BDT_NR_IOCTL, btf, a))
 		return 0;
-	BDT_ARG_OR_RETURN(regs);
-	fd = BDT_RD(btf, regs, di);
-	cmd = BDT_RD(btf, regs, si);
-	return ioctl_enter(fd, cmd);
+	return ioctl_enter(a[0], a[1]);
 }
 
 static __always_inline int raw_ioctl_exit(u64 *ctx, bool btf)
 {
-	struct pt_regs *regs = (void *)ctx[0];
-
-	BDT_ARG_OR_RETURN(regs);
-	if (BDT_RD(btf, regs, orig_ax) != nr_ioctl)
+	if (!raw_sys_exit_is(ctx, BDT_NR_IOCTL, btf))
 		return 0;
 	return ioctl_exit((s64)ctx[1]);
 }
