@@ -19,7 +19,7 @@
 #        every kernel.
 # Unaligned: dd bs=512 seek=1 oflag=direct -> btrfs' check_direct_IO() refuses a position and
 # length that are not sector multiples and writes buffered, on both kernels and on nocow too.
-# Last, direct writes to a nocow file keep going while the tracer stops: hooks detach one at a
+# Last, direct writes (pwrite64) to a nocow file keep going while the tracer stops: hooks detach one at a
 # time, and a write whose iomap_dio_rw_begin hook is already gone must not be called a fallback.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -71,16 +71,20 @@ done
 sleep 6   # the detector gathers a process's fallbacks for 5 s before reporting
 ACROSS=$SCRATCH_NOCOW/across-stop.nocow
 fallocate -l 16M "$ACROSS" || fail "cannot create $ACROSS"   # (fio then has nothing to lay out)
-fio --name=across-stop --filename="$ACROSS" --rw=randwrite --bs=4k --size=16m --direct=1 --ioengine=libaio \
-    --iodepth=4 --time_based --runtime=60 --output=/dev/null >/dev/null 2>&1 &
+fio --name=across-stop --filename="$ACROSS" --rw=randwrite --bs=4k --size=16m --direct=1 --ioengine=psync \
+    --thread --time_based --runtime=120 --output=/dev/null >/dev/null 2>&1 &
 APID=$!
 ITEST_CLEANUPS+=("kill $APID 2>/dev/null")
+# until it writes (/proc/PID/io counts its threads' write calls): a TCG guest starts fio slowly
+for _ in $(seq 600); do
+    [[ $(awk '$1 == "syscw:" { print $2 }' /proc/$APID/io 2>/dev/null || echo 0) -gt 100 ]] && break
+    sleep 0.1
+done
 sleep 1
-[[ -n ${BDT_VM:-} ]] && sleep 4   # a TCG guest starts fio slowly
 stop_tracer || fail "tracer exited non-zero"
 { kill $APID; wait $APID; } 2>/dev/null
 # n = 1: at least one of its writes was traced going direct (it ran while the tracer stopped)
-echo "across-stop libaio nocow $ACROSS 1" >>"$ITEST_TMP/writers.txt"
+echo "across-stop psync nocow $ACROSS 1" >>"$ITEST_TMP/writers.txt"
 sed 's/^/    /' "$ITEST_TMP/writers.txt"
 
 pt_check "$OUT" "$ITEST_TMP/writers.txt" <<'PY'
