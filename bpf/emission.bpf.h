@@ -100,7 +100,7 @@ static __always_inline void count_lost(void)
  */
 static __always_inline struct bdt_raw_event *rec_reserve(void)
 {
-	u32 zero = 0, key;
+	u32 zero = 0, key, cpu;
 	u64 *head = bpf_map_lookup_elem(&rec_head, &zero);
 	struct bdt_rec_slot *slot;
 	u64 seq;
@@ -108,12 +108,17 @@ static __always_inline struct bdt_raw_event *rec_reserve(void)
 	if (!head)
 		return 0;
 	seq = __sync_fetch_and_add(head, 1) + 1;
-	key = bpf_get_smp_processor_id() * rec_slots + (u32)((seq - 1) % rec_slots);
+	cpu = bpf_get_smp_processor_id();
+	key = cpu * rec_slots + (u32)((seq - 1) % rec_slots);
 	slot = bpf_map_lookup_elem(&recorder, &key);
 	if (!slot)
 		return 0;
 	/* seq_end first: a concurrent reader of the old record sees the change */
 	__sync_lock_test_and_set(&slot->seq_end, seq);
+	/* what makes the slot readable from raw memory (events.h) */
+	slot->magic = BDT_REC_SLOT_MAGIC;
+	slot->cpu = cpu;
+	slot->instance = rec_instance;
 	return &slot->ev;
 }
 
@@ -125,7 +130,9 @@ static __always_inline void bdt_submit(void *e)
 	if (rec_slots) {
 		struct bdt_rec_slot *slot = e - __builtin_offsetof(struct bdt_rec_slot, ev);
 
-		/* seq last (xchg: ordered after the record's stores) */
+		slot->check = bdt_rec_check(slot->instance, slot->cpu, slot->seq_end,
+					    (const bdt_u64_alias *)&slot->ev);
+		/* seq last (xchg: ordered after the record's and the check's stores) */
 		__sync_lock_test_and_set(&slot->seq, slot->seq_end);
 		if (bpf_ringbuf_output(&events, e, sizeof(struct bdt_raw_event), wake))
 			count_lost();

@@ -31,7 +31,7 @@ typedef s32 bdt_s32;
 typedef s64 bdt_s64;
 #endif
 
-#define BDT_RAW_ABI 2 /* 2: stack_id */
+#define BDT_RAW_ABI 3 /* 2: stack_id; 3: self-describing recorder slots (struct bdt_rec_slot) */
 #define BDT_COMM_LEN 16
 #define BDT_FSID_LEN 16
 
@@ -247,17 +247,64 @@ struct bdt_raw_event {
  * copies seq first and seq_end last sees them differ for a slot that was
  * being (re)written meanwhile (a torn read) and drops it. Sequence numbers
  * count per CPU from 1: the newest slot of a CPU has the highest.
+ *
+ * Every slot describes itself, so a reader of raw memory (a kernel crash
+ * dump: the map's pages are scattered in physical memory) needs neither the
+ * map nor the kernel's page tables: a magic, the recorder's instance id
+ * (bdt_rec_meta.instance, drawn at the tracer's start), the CPU and the
+ * sequence number, and a check over all of them and the record
+ * (bdt_rec_check), written before seq. A slot is BDT_REC_SLOT_SIZE bytes, a
+ * divisor of the page size, and the values of an mmap-able array start on a
+ * page: no slot straddles a page boundary.
  */
+#define BDT_REC_SLOT_MAGIC 0x7a5d7b1cu
+#define BDT_REC_SLOT_SIZE 256
 struct bdt_rec_slot {
 	bdt_u64 seq;           /* written last */
+	bdt_u32 magic;         /* BDT_REC_SLOT_MAGIC */
+	bdt_u32 cpu;
+	bdt_u64 instance;      /* bdt_rec_meta.instance */
+	bdt_u64 check;         /* bdt_rec_check(instance, cpu, seq, ev) */
 	struct bdt_raw_event ev;
 	bdt_u64 seq_end;       /* written first */
+	bdt_u64 reserved[6];   /* zero; pads the slot to BDT_REC_SLOT_SIZE */
 };
 
-/* What a later `dump --pin-dir` needs, in the one-entry `rec_meta` map,
- * written by the tracer after attaching. Change it => bump BDT_REC_META_VERSION. */
+/* 64-bit words read through this type may alias the record's fields (the
+ * check is computed right after they are stored, in the same function). */
+typedef bdt_u64 __attribute__((__may_alias__)) bdt_u64_alias;
+#define BDT_REC_EV_WORDS (sizeof(struct bdt_raw_event) / 8)
+
+/* The check of a slot: any change confined to one 64-bit word changes it
+ * (each step is a bijection of h), a torn or flipped slot fails it. */
+static __inline __attribute__((__always_inline__)) bdt_u64 bdt_rec_mix(bdt_u64 h, bdt_u64 w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 31);
+}
+
+static __inline __attribute__((__always_inline__)) bdt_u64
+bdt_rec_check(bdt_u64 instance, bdt_u32 cpu, bdt_u64 seq, const bdt_u64_alias *ev_words)
+{
+	bdt_u64 h = bdt_rec_mix(BDT_REC_SLOT_MAGIC, instance);
+	unsigned int i;
+
+	h = bdt_rec_mix(h, cpu);
+	h = bdt_rec_mix(h, seq);
+#ifdef __clang__
+#pragma unroll
+#endif
+	for (i = 0; i < BDT_REC_EV_WORDS; i++)
+		h = bdt_rec_mix(h, ev_words[i]);
+	return h;
+}
+
+/* What a later `dump --pin-dir` or `dump --vmcore` needs, in the one-entry
+ * `rec_meta` map, written by the tracer after attaching; found in a crash
+ * dump by its magic and checked whole (check = bdt_rec_check over the meta
+ * with check zero). Change it => bump BDT_REC_META_VERSION. */
 #define BDT_REC_MAGIC 0x31434552544442ULL /* "BDTREC1" little-endian */
-#define BDT_REC_META_VERSION 1
+#define BDT_REC_META_VERSION 2 /* 2: instance, check; self-describing slots */
 #define BDT_REC_HOOKS_LEN 3072
 
 struct bdt_rec_meta {
@@ -268,6 +315,8 @@ struct bdt_rec_meta {
 	bdt_u32 slots_per_cpu;
 	bdt_u32 ncpus;                /* possible CPUs when the tracer started */
 	bdt_u32 tracer_pid;
+	bdt_u64 instance;             /* this recorder's id, in every slot (never 0) */
+	bdt_u64 check;                /* over the whole meta, this field zero */
 	bdt_u64 start_mono_ns;        /* CLOCK_MONOTONIC at start */
 	bdt_u64 start_realtime_ns;    /* CLOCK_REALTIME at start */
 	bdt_s64 mono_to_realtime_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at start */
