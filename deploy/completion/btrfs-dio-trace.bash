@@ -10,7 +10,7 @@ _btrfs_dio_trace() {
     local trace_opts="-p --pid -c --comm --cgroup -m --mount --backend --events --all-events -f --format -o --output --wall-time --qemu --interval --sort -d --duration --stall-threshold --record --snapshot-dir --snapshot-seconds --snapshot-max --snapshot-interval --snapshot-max-mb --snapshot-events --pin-dir --recorder-events --metrics-addr --ringbuf-size"
     local replay_opts="-f --format -o --output --events --wall-time --stall-threshold --salvage"
     local doctor_opts="-f --format --backend --facts"
-    local dump_opts="--pin-dir --vmcore --release --post-mortem --keep -f --format -o --output --salvage --wall-time"
+    local dump_opts="--pin-dir --vmcore --instance --release --post-mortem --keep -f --format -o --output --salvage --wall-time"
     local demo_opts="-f --format -o --output --backend --events --wall-time --record"
     local status_opts="-f --format"
 
@@ -37,7 +37,7 @@ _btrfs_dio_trace() {
         -o | --output | --record | --vmcore) _filedir; return ;;
         -d | --duration | --interval | --stall-threshold | --snapshot-seconds | --snapshot-interval | \
             --snapshot-max | --snapshot-max-mb | --snapshot-events | --recorder-events | --ringbuf-size | \
-            --keep | --metrics-addr)
+            --keep | --metrics-addr | --instance)
             return ;;  # a value to type
     esac
 

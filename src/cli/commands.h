@@ -55,6 +55,7 @@ struct DumpArgs {
   bool salvage = false;
   std::string pin_dir;  // dump --pin-dir: the pinned flight recorder instead of FILE
   std::string vmcore;   // dump --vmcore: the flight recorder in a kernel memory dump
+  std::string instance; // dump --vmcore --instance ID: which recorder (hex id), when the dump holds several
   bool release = false; // dump --pin-dir DIR --release
   std::string post_mortem;  // dump --pin-dir DIR --post-mortem DEST: save, then release
   size_t keep = 5;          // --keep N: post-mortems kept in DEST

@@ -65,6 +65,8 @@ void describe(const std::string& dir, const live::PinnedDump& d, uint64_t undeco
   }
   if (d.scan.torn)
     fmt::print(stderr, "btrfs-dio-trace: {} slots skipped: being written while read\n", d.scan.torn);
+  if (d.scan.damaged)
+    fmt::print(stderr, "btrfs-dio-trace: {} slots dropped: damaged (failed their check)\n", d.scan.damaged);
   if (undecodable) fmt::print(stderr, "btrfs-dio-trace: {} records of an unknown type skipped\n", undecodable);
 }
 

@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "cli/commands.h"
 #include "cli/pipeline.h"
@@ -58,7 +60,24 @@ int run_dump_vmcore(const DumpArgs& a) {
   }
   if (vs.recorders.empty())
     throw InputError(fmt::format("--vmcore {}: {} ({} MiB of memory searched)", a.vmcore, vs.problem, vs.bytes >> 20));
-  const auto& r = vs.recorders.front();
+  size_t pick = 0;
+  if (!a.instance.empty()) {
+    uint64_t want = 0;
+    try {
+      size_t used = 0;
+      want = std::stoull(a.instance, &used, 16);
+      if (used != a.instance.size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      throw InputError(fmt::format("--instance {}: not a hex instance id", a.instance));
+    }
+    auto it = std::find_if(vs.recorders.begin(), vs.recorders.end(),
+                           [&](const live::VmcoreRecorder& x) { return x.instance == want; });
+    if (it == vs.recorders.end())
+      throw InputError(fmt::format("--instance {}: no such recorder in {} ({} found)", a.instance, a.vmcore,
+                                   vs.recorders.size()));
+    pick = static_cast<size_t>(it - vs.recorders.begin());
+  }
+  const auto& r = vs.recorders[pick];
   const auto& m = r.meta;
   const auto& h = r.header;
   TimeBase tb{0, h.mono_to_realtime_ns, a.wall_time};
@@ -80,32 +99,54 @@ int run_dump_vmcore(const DumpArgs& a) {
   if (a.format == Format::Chrome) sink->summary(Summary{});
   sink->flush();
 
-  fmt::print(stderr, "btrfs-dio-trace: flight recorder in {}: tracer pid {}, started {}, kernel {}, boot {}, "
-                     "{} slots per CPU x {} CPUs, at kernel address {:#x} (found via {}, {}-level paging)\n",
-             a.vmcore, m.tracer_pid, format_wall_utc(static_cast<int64_t>(m.start_realtime_ns)),
-             cstr(m.release, sizeof m.release), cstr(m.boot_id, sizeof m.boot_id), m.slots_per_cpu, m.ncpus,
-             r.map_vaddr, vs.root_source, vs.paging_levels);
+  if (r.has_meta)
+    fmt::print(stderr, "btrfs-dio-trace: flight recorder {:016x} in {}: tracer pid {}, started {}, kernel {}, boot {}, "
+                       "{} slots per CPU x {} CPUs\n",
+               r.instance, a.vmcore, m.tracer_pid, format_wall_utc(static_cast<int64_t>(m.start_realtime_ns)),
+               cstr(m.release, sizeof m.release), cstr(m.boot_id, sizeof m.boot_id), m.slots_per_cpu, m.ncpus);
+  else
+    fmt::print(stderr, "btrfs-dio-trace: flight recorder {:016x} in {}: its description is not in the dump (times are "
+                       "CLOCK_MONOTONIC, not wall-clock; kernel and hooks unknown; every slot found kept)\n",
+               r.instance, a.vmcore);
   for (size_t cpu = 0; cpu < r.scan.kept_per_cpu.size(); ++cpu) {
     const uint64_t newest = r.scan.newest_per_cpu[cpu];
     if (!newest) continue;
-    fmt::print(stderr, "  cpu {}: {} events recovered of {} recorded{}\n", cpu, r.scan.kept_per_cpu[cpu], newest,
-               newest > m.slots_per_cpu ? fmt::format(" (wrapped: the newest {} kept)", m.slots_per_cpu) : "");
+    const uint64_t window = r.has_meta ? std::min<uint64_t>(newest, m.slots_per_cpu) : newest;
+    const uint64_t kept = r.scan.kept_per_cpu[cpu];
+    fmt::print(stderr, "  cpu {}: {} events recovered of {} recorded{}{}\n", cpu, kept, newest,
+               r.has_meta && newest > m.slots_per_cpu ? fmt::format(" (wrapped: the newest {} kept)", m.slots_per_cpu)
+                                                      : "",
+               kept < window ? fmt::format(", {} of the newest {} missing (not in the dump, or dropped)", window - kept,
+                                           window)
+                             : "");
   }
-  if (r.scan.torn)
-    fmt::print(stderr, "btrfs-dio-trace: {} slots dropped: torn (being written when the kernel stopped) or damaged\n",
-               r.scan.torn);
-  if (r.pages_missing)
-    fmt::print(stderr, "btrfs-dio-trace: {} of the recorder's {} pages are not in the dump (their slots read as empty)\n",
-               r.pages_missing, r.pages);
+  if (r.scan.torn + r.scan.damaged)
+    fmt::print(stderr, "btrfs-dio-trace: {} slots dropped: {} torn (being written when the kernel stopped), {} damaged "
+                       "(failed their check)\n",
+               r.scan.torn + r.scan.damaged, r.scan.torn, r.scan.damaged);
+  if (r.scan.stale) fmt::print(stderr, "btrfs-dio-trace: {} stale slots (older than the ring's window) skipped\n", r.scan.stale);
   if (undecodable) fmt::print(stderr, "btrfs-dio-trace: {} records of an unknown type skipped\n", undecodable);
   if (vs.duplicate_metas)
-    fmt::print(stderr, "btrfs-dio-trace: {} other copies of a recorder description differ from the one used (stale "
-                       "copies in other memory)\n",
+    fmt::print(stderr, "btrfs-dio-trace: {} other valid copies of a recorder description differ from the one used\n",
                vs.duplicate_metas);
-  if (vs.recorders.size() > 1)
-    fmt::print(stderr, "btrfs-dio-trace: {} more recorders in the dump (another tracer's); printed: the one with "
-                       "the most events\n",
-               vs.recorders.size() - 1);
+  if (vs.damaged_metas)
+    fmt::print(stderr, "btrfs-dio-trace: {} recorder descriptions failed their check (damaged or partial copies), "
+                       "ignored\n",
+               vs.damaged_metas);
+  if (vs.other_build_metas)
+    fmt::print(stderr, "btrfs-dio-trace: {} recorder descriptions of another btrfs-dio-trace build ignored\n",
+               vs.other_build_metas);
+  if (vs.unattributed)
+    fmt::print(stderr, "btrfs-dio-trace: {} torn or damaged slots of no recorder found\n", vs.unattributed);
+  for (size_t i = 0; i < vs.recorders.size(); ++i) {
+    if (i == pick) continue;
+    const auto& o = vs.recorders[i];
+    fmt::print(stderr, "btrfs-dio-trace: another recorder in the dump: --instance {:016x}: {} events{}\n", o.instance,
+               o.scan.records.size(),
+               o.has_meta ? fmt::format(", tracer pid {}, started {}", o.meta.tracer_pid,
+                                        format_wall_utc(static_cast<int64_t>(o.meta.start_realtime_ns)))
+                          : std::string(", no description in the dump"));
+  }
   return 0;
 }
 

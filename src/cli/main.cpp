@@ -270,6 +270,11 @@ int main(int argc, char** argv) {
       ->type_name("FILE")
       ->excludes(dump_file)
       ->excludes(dump_pin);
+  dump->add_option("--instance", dua.instance,
+                   "With --vmcore: the recorder to print (its hex instance id, as listed on stderr) when the "
+                   "dump holds several; default: the one with the most events")
+      ->needs("--vmcore")
+      ->type_name("ID");
   auto* dump_release = dump->add_flag("--release", dua.release,
                                       "With --pin-dir: detach the pinned programs and remove the pins")
                            ->needs(dump_pin);

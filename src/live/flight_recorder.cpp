@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
@@ -137,6 +138,15 @@ std::string how_to(const std::string& dir) {
 
 size_t recorder_slot_bytes() { return sizeof(bdt_rec_slot); }
 
+uint64_t new_recorder_instance() {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) r = 0;
+  uint64_t h = bdt_rec_mix(r, static_cast<uint64_t>(getpid()));
+  h = bdt_rec_mix(h, clock_ns(CLOCK_REALTIME));
+  for (char c : read_line("/proc/sys/kernel/random/boot_id")) h = bdt_rec_mix(h, static_cast<unsigned char>(c));
+  return h ? h : 1;
+}
+
 std::string check_pin_dir(const std::string& dir) {
   if (dir.empty()) throw InputError("--pin-dir: empty path");
   std::string mounted = loader::mount_bpffs_for(dir);
@@ -182,6 +192,7 @@ void setup_recorder(Session& s, const std::string& pin_dir) {
   m.slots_per_cpu = s.skel_->rodata->rec_slots;
   m.ncpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
   m.tracer_pid = static_cast<uint32_t>(getpid());
+  m.instance = s.skel_->rodata->rec_instance;
   // The offset from the closest pair of readings (the smallest gap of three).
   int64_t best_gap = INT64_MAX;
   for (int i = 0; i < 3; ++i) {
@@ -205,6 +216,7 @@ void setup_recorder(Session& s, const std::string& pin_dir) {
     hooks += line;
   }
   std::memcpy(m.hooks, hooks.data(), hooks.size());
+  m.check = meta_check(m);
   const uint32_t zero = 0;
   if (bpf_map__update_elem(s.skel_->maps.rec_meta, &zero, sizeof zero, &m, sizeof m, BPF_ANY) != 0)
     throw KernelError(fmt::format("cannot write the flight recorder's meta map: {}", std::strerror(errno)));
@@ -276,6 +288,8 @@ PinnedDump read_pinned(const std::string& dir) {
                                  "slots: dump it with the btrfs-dio-trace build that pinned it",
                                  dir, m.meta_version, m.raw_abi, m.slot_size, BDT_REC_META_VERSION,
                                  BDT_RAW_ABI, sizeof(bdt_rec_slot)));
+  if (m.check != meta_check(m))
+    throw InputError(fmt::format("--pin-dir {}: rec_meta fails its check (damaged)", dir));
   const auto boot = read_line("/proc/sys/kernel/random/boot_id");
   if (cstr(m.boot_id, sizeof m.boot_id) != boot)
     throw InputError(fmt::format("--pin-dir {}: recorded during boot {}, this is boot {}: its times "
@@ -301,7 +315,7 @@ PinnedDump read_pinned(const std::string& dir) {
   if (base == MAP_FAILED)
     throw KernelError(fmt::format("--pin-dir {}: cannot map the recorder ({} MiB): {}", dir, bytes >> 20,
                                   std::strerror(errno)));
-  d.scan = scan_slots(static_cast<const uint8_t*>(base), stride, m.ncpus, m.slots_per_cpu);
+  d.scan = scan_slots(static_cast<const uint8_t*>(base), stride, m.ncpus, m.slots_per_cpu, m.instance);
   munmap(base, bytes);
 
   auto percpu = [&](const char* name) {

@@ -21,6 +21,11 @@ size_t recorder_slot_bytes();
 // Largest --recorder-events accepted.
 inline constexpr uint32_t kMaxRecorderEvents = 1u << 20;
 
+// A new recorder's instance id (never 0), written into every slot and the
+// meta: from this boot's id, the pid, the time and random bytes, so recorders
+// of other runs or boots found in the same memory are told apart.
+uint64_t new_recorder_instance();
+
 // Before loading: DIR must be on bpffs (created if missing, its parent must be
 // on bpffs; under /sys/fs/bpf, bpffs is mounted there when missing) and must
 // not hold a recorder already. Throws InputError. Returns what was mounted

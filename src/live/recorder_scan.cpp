@@ -11,57 +11,100 @@
 
 namespace bdt::live {
 
-bool read_slot(const uint8_t* p, uint32_t pos, uint32_t slots_per_cpu, RecordedRaw& out,
-               bool* empty) {
+SlotState read_slot(const uint8_t* p, RecordedRaw& out, uint64_t* instance) {
   const auto* s = reinterpret_cast<const bdt_rec_slot*>(p);
   const uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
-  std::memcpy(&out.ev, &s->ev, sizeof out.ev);
+  bdt_rec_slot copy;
+  std::memcpy(&copy, s, sizeof copy);
   std::atomic_thread_fence(std::memory_order_acquire);
   const uint64_t seq_end = __atomic_load_n(&s->seq_end, __ATOMIC_RELAXED);
-  *empty = seq == 0 && seq_end == 0;
-  if (seq == 0 || seq != seq_end) return false;
-  if ((seq - 1) % slots_per_cpu != pos) return false;  // not this position's record
+  if (seq == 0 && seq_end == 0 && copy.magic == 0) return SlotState::Empty;
+  if (seq == 0 || seq != seq_end) return SlotState::Torn;
+  bdt_u64 words[BDT_REC_EV_WORDS];
+  std::memcpy(words, &copy.ev, sizeof words);
+  if (copy.magic != BDT_REC_SLOT_MAGIC || copy.seq != seq ||
+      copy.check != bdt_rec_check(copy.instance, copy.cpu, seq, words))
+    return SlotState::Damaged;
+  out.cpu = copy.cpu;
   out.seq = seq;
-  return true;
+  out.ev = copy.ev;
+  *instance = copy.instance;
+  return SlotState::Valid;
 }
 
-SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t slots_per_cpu) {
-  SlotScan r;
+namespace {
+
+// Per CPU: the newest window, counts; then everything merged by time.
+SlotScan finish(std::vector<RecordedRaw> recs, uint32_t ncpus, uint32_t slots_per_cpu, SlotScan r) {
+  for (const auto& x : recs) ncpus = std::max(ncpus, x.cpu + 1);
   r.kept_per_cpu.assign(ncpus, 0);
   r.newest_per_cpu.assign(ncpus, 0);
-  if (!slots_per_cpu || stride < sizeof(bdt_rec_slot)) return r;
-  RecordedRaw rec;
-  for (uint32_t cpu = 0; cpu < ncpus; ++cpu) {
-    const size_t first = r.records.size();
-    for (uint32_t i = 0; i < slots_per_cpu; ++i) {
-      const uint8_t* p = base + (static_cast<size_t>(cpu) * slots_per_cpu + i) * stride;
-      bool empty = false;
-      if (!read_slot(p, i, slots_per_cpu, rec, &empty)) {
-        (empty ? r.empty : r.torn) += 1;
-        continue;
-      }
-      rec.cpu = cpu;
-      r.records.push_back(rec);
-    }
-    // The ring wrapped: slots older than newest - slots_per_cpu were
-    // overwritten; anything below that window is a stale leftover (a record
-    // reserved and never finished is torn already).
-    uint64_t newest = 0;
-    for (size_t k = first; k < r.records.size(); ++k) newest = std::max(newest, r.records[k].seq);
-    const uint64_t floor = newest > slots_per_cpu ? newest - slots_per_cpu : 0;
-    auto mid = std::remove_if(r.records.begin() + static_cast<std::ptrdiff_t>(first), r.records.end(),
-                              [&](const RecordedRaw& x) { return x.seq <= floor; });
-    r.torn += static_cast<uint64_t>(r.records.end() - mid);
-    r.records.erase(mid, r.records.end());
-    r.kept_per_cpu[cpu] = r.records.size() - first;
-    r.newest_per_cpu[cpu] = newest;
-  }
-  std::sort(r.records.begin(), r.records.end(), [](const RecordedRaw& a, const RecordedRaw& b) {
+  for (const auto& x : recs) r.newest_per_cpu[x.cpu] = std::max(r.newest_per_cpu[x.cpu], x.seq);
+  // The ring wrapped: slots older than newest - slots_per_cpu were
+  // overwritten; anything below that window is a stale leftover.
+  auto mid = std::remove_if(recs.begin(), recs.end(), [&](const RecordedRaw& x) {
+    const uint64_t newest = r.newest_per_cpu[x.cpu];
+    return slots_per_cpu && newest > slots_per_cpu && x.seq <= newest - slots_per_cpu;
+  });
+  r.stale += static_cast<uint64_t>(recs.end() - mid);
+  recs.erase(mid, recs.end());
+  for (const auto& x : recs) ++r.kept_per_cpu[x.cpu];
+  std::sort(recs.begin(), recs.end(), [](const RecordedRaw& a, const RecordedRaw& b) {
     if (a.ev.ts_ns != b.ev.ts_ns) return a.ev.ts_ns < b.ev.ts_ns;
     if (a.cpu != b.cpu) return a.cpu < b.cpu;
     return a.seq < b.seq;
   });
+  r.records = std::move(recs);
   return r;
+}
+
+}  // namespace
+
+SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t slots_per_cpu,
+                    uint64_t instance) {
+  SlotScan r;
+  std::vector<RecordedRaw> recs;
+  if (!slots_per_cpu || stride < sizeof(bdt_rec_slot)) return finish({}, ncpus, slots_per_cpu, r);
+  RecordedRaw rec;
+  for (uint32_t cpu = 0; cpu < ncpus; ++cpu)
+    for (uint32_t i = 0; i < slots_per_cpu; ++i) {
+      const uint8_t* p = base + (static_cast<size_t>(cpu) * slots_per_cpu + i) * stride;
+      uint64_t inst = 0;
+      switch (read_slot(p, rec, &inst)) {
+        case SlotState::Empty: ++r.empty; continue;
+        case SlotState::Torn: ++r.torn; continue;
+        case SlotState::Damaged: ++r.damaged; continue;
+        case SlotState::Valid: break;
+      }
+      // not this position's record: another recorder's, or misplaced
+      if (inst != instance || rec.cpu != cpu || (rec.seq - 1) % slots_per_cpu != i) {
+        ++r.damaged;
+        continue;
+      }
+      recs.push_back(rec);
+    }
+  return finish(std::move(recs), ncpus, slots_per_cpu, r);
+}
+
+SlotScan collect_slots(std::vector<RecordedRaw> found, uint32_t ncpus, uint32_t slots_per_cpu) {
+  std::sort(found.begin(), found.end(), [](const RecordedRaw& a, const RecordedRaw& b) {
+    return a.cpu != b.cpu ? a.cpu < b.cpu : a.seq < b.seq;
+  });
+  found.erase(std::unique(found.begin(), found.end(),
+                          [](const RecordedRaw& a, const RecordedRaw& b) { return a.cpu == b.cpu && a.seq == b.seq; }),
+              found.end());
+  return finish(std::move(found), ncpus, slots_per_cpu, SlotScan{});
+}
+
+uint64_t meta_check(const bdt_rec_meta& m) {
+  bdt_rec_meta z = m;
+  z.check = 0;
+  static_assert(sizeof z % 8 == 0);
+  bdt_u64 words[sizeof z / 8];
+  std::memcpy(words, &z, sizeof z);
+  uint64_t h = bdt_rec_mix(BDT_REC_MAGIC, sizeof z);
+  for (uint64_t w : words) h = bdt_rec_mix(h, w);
+  return h;
 }
 
 const MapShape* pinned_map_shape(const std::string& name) {

@@ -1,9 +1,12 @@
 // Reading the in-kernel flight recorder's slots (bpf/events.h: struct
-// bdt_rec_slot, docs/flight-recorder.md): drop empty and torn slots, keep each
-// CPU's records in sequence order, merge the CPUs by time; and checking the
-// shape of each pinned map before it is read.
+// bdt_rec_slot, docs/flight-recorder.md): drop empty, torn and damaged slots,
+// keep each CPU's newest records in sequence order, merge the CPUs by time;
+// and checking the shape of each pinned map before it is read.
+// Two ways in: the map's slot array in place (`dump --pin-dir`) and slots
+// found one by one anywhere in memory (`dump --vmcore`: every slot carries
+// its magic, recorder instance, CPU, sequence number and a check).
 // No libbpf, no syscalls (bdt_live_pure), so the unit tests exercise exactly
-// the code `dump --pin-dir` runs over the mmap'ed map and the maps' info.
+// the code the dumps run over the memory and the maps' info.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +20,9 @@
 
 namespace bdt::live {
 
+static_assert(sizeof(bdt_rec_slot) == BDT_REC_SLOT_SIZE && 4096 % BDT_REC_SLOT_SIZE == 0,
+              "a recorder slot must divide a page (it never straddles a page boundary)");
+
 struct RecordedRaw {
   uint32_t cpu = 0;
   uint64_t seq = 0;  // per-CPU sequence number (1 = the CPU's first record)
@@ -27,20 +33,33 @@ struct SlotScan {
   std::vector<RecordedRaw> records;      // merged: ts_ns, then cpu, then seq
   std::vector<uint64_t> kept_per_cpu;    // valid slots per CPU
   std::vector<uint64_t> newest_per_cpu;  // highest valid seq per CPU (0: none)
-  uint64_t empty = 0;  // never written
-  uint64_t torn = 0;   // being written while read, or abandoned half-way
+  uint64_t empty = 0;    // never written
+  uint64_t torn = 0;     // being written while read, or abandoned half-way (seq != seq_end)
+  uint64_t damaged = 0;  // magic, check, CPU or position wrong (a bit flip, an overwrite)
+  uint64_t stale = 0;    // valid, but older than the CPU's newest slots_per_cpu (a leftover)
 };
 
-// One slot, read the way the writer's order makes safe: seq first, the record,
-// seq_end last (the writer stores seq_end, the record, then seq). The slot is
-// valid when both match, are non-zero, and the sequence number belongs in this
-// position of the ring. Returns false (torn) / false with *empty set.
-bool read_slot(const uint8_t* p, uint32_t pos, uint32_t slots_per_cpu, RecordedRaw& out,
-               bool* empty);
+enum class SlotState { Valid, Empty, Torn, Damaged };
 
-// base: ncpus * slots_per_cpu slots of `stride` bytes (CPU c owns slots
-// [c * slots_per_cpu, (c + 1) * slots_per_cpu)).
-SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t slots_per_cpu);
+// One slot, read the way the writer's order makes safe: seq first, the rest,
+// seq_end last (the writer stores seq_end, the rest, then seq). Valid when
+// seq == seq_end != 0, the magic is right and the check matches; out gets
+// the CPU, seq and record, *instance the slot's recorder instance.
+SlotState read_slot(const uint8_t* p, RecordedRaw& out, uint64_t* instance);
+
+// The map in place. base: ncpus * slots_per_cpu slots of `stride` bytes (CPU c
+// owns slots [c * slots_per_cpu, (c + 1) * slots_per_cpu)); a valid slot of
+// another instance, CPU or ring position counts as damaged.
+SlotScan scan_slots(const uint8_t* base, size_t stride, uint32_t ncpus, uint32_t slots_per_cpu,
+                    uint64_t instance);
+
+// Valid slots of one instance found anywhere: the same sequence number seen
+// twice is kept once; per CPU only the newest slots_per_cpu (0: unknown, all
+// kept); merged by time. cpus: ncpus of the meta (grown to fit the records).
+SlotScan collect_slots(std::vector<RecordedRaw> found, uint32_t ncpus, uint32_t slots_per_cpu);
+
+// bdt_rec_meta.check: bdt_rec_mix over the meta's words with check zero.
+uint64_t meta_check(const bdt_rec_meta& m);
 
 // The trace header a recorder's meta describes: kernel release, clock offset,
 // hooks ("name\tmechanism\t0|1" lines); the hostname is left to the caller.

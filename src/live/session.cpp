@@ -357,6 +357,7 @@ class Loader {
     for (const auto& [var, value] : plan_.layouts) set_layout(s_.skel_, var, value);
     bpf_map__set_max_entries(s_.skel_->maps.events, ring_size(opts_.ringbuf_bytes));
     ro->rec_slots = opts_.recorder_events;
+    ro->rec_instance = opts_.recorder_events ? new_recorder_instance() : 0;
     bpf_map__set_max_entries(s_.skel_->maps.recorder,
                              opts_.recorder_events ? filters_.ncpus * opts_.recorder_events : 1);
     // Without --qemu nothing reads the histograms: keep the map tiny.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -201,7 +202,10 @@ int recorder_scan(const uint8_t* data, size_t size) {
   std::vector<uint8_t> mem(ncpus * per_cpu * stride);
   std::memcpy(mem.data(), data + 2, std::min(mem.size(), size - 2));
   static const live::FlagMaps fm = flag_maps_618();
-  auto scan = live::scan_slots(mem.data(), stride, ncpus, per_cpu);
+  // the instance the first slot names: the others are read against it
+  uint64_t instance = 0;
+  std::memcpy(&instance, mem.data() + offsetof(bdt_rec_slot, instance), sizeof instance);
+  auto scan = live::scan_slots(mem.data(), stride, ncpus, per_cpu, instance);
   std::string out;
   Event ev;
   for (const auto& r : scan.records)

@@ -41,7 +41,7 @@ import json, sys
 j = json.load(open(sys.argv[1])); pin, pid = sys.argv[2], int(sys.argv[3])
 r = [x for x in j["recorders"] if x["pin_dir"] == pin]
 ok = len(r) == 1 and r[0]["tracer_pid"] == pid and not r[0]["tracer_running"] and r[0]["recording"] \
-     and r[0]["recorded"] >= 24 and r[0]["kernel_bytes"] >= r[0]["ncpus"] * r[0]["slots_per_cpu"] * 184 \
+     and r[0]["recorded"] >= 24 and r[0]["kernel_bytes"] >= r[0]["ncpus"] * r[0]["slots_per_cpu"] * 256 \
      and 0 <= r[0]["age_s"] < 120
 print(f"{'ok' if ok else 'FAIL'}: status JSON for {pin}: {r}")
 sys.exit(0 if ok else 1)

@@ -3,6 +3,7 @@
 // arrays built the way bpf/emission.bpf.h writes them and map shapes.
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -14,43 +15,22 @@
 #include "replay/trace_reader.h"
 
 #include "sinks/sink.h"
+#include "fake_recorder.h"
 #include "live/recorder_scan.h"
 
 using namespace bdt;
 using namespace bdt::live;
+using bdt::testing::FakeRecorder;
 
 namespace {
 
-// A recorder of ncpus x slots, written like rec_reserve + bdt_submit.
-struct FakeRecorder {
-  uint32_t ncpus, slots;
-  std::vector<uint64_t> head;
-  std::vector<bdt_rec_slot> mem;
-  FakeRecorder(uint32_t n, uint32_t s) : ncpus(n), slots(s), head(n, 0), mem(size_t{n} * s) {
-    std::memset(mem.data(), 0, mem.size() * sizeof(bdt_rec_slot));
-  }
-  bdt_rec_slot& reserve(uint32_t cpu, uint64_t ts, uint32_t tid) {
-    const uint64_t seq = ++head[cpu];
-    auto& sl = mem[size_t{cpu} * slots + (seq - 1) % slots];
-    sl.seq_end = seq;
-    std::memset(&sl.ev, 0, sizeof sl.ev);
-    sl.ev.ts_ns = ts;
-    sl.ev.tid = tid;
-    sl.ev.type = BDT_EV_DIO_BEGIN;
-    return sl;
-  }
-  void write(uint32_t cpu, uint64_t ts, uint32_t tid) {
-    auto& sl = reserve(cpu, ts, tid);
-    sl.seq = sl.seq_end;
-  }
-  SlotScan scan() const {
-    return scan_slots(reinterpret_cast<const uint8_t*>(mem.data()), sizeof(bdt_rec_slot), ncpus, slots);
-  }
-};
+SlotScan scan(const bdt::testing::FakeRecorder& r) {
+  return scan_slots(r.bytes(), sizeof(bdt_rec_slot), r.ncpus, r.slots, r.instance);
+}
 
 TEST(RecorderScan, EmptyRecorderHasNoRecords) {
   FakeRecorder r(2, 8);
-  auto s = r.scan();
+  auto s = scan(r);
   EXPECT_TRUE(s.records.empty());
   EXPECT_EQ(s.empty, 16u);
   EXPECT_EQ(s.torn, 0u);
@@ -63,7 +43,7 @@ TEST(RecorderScan, MergesCpusByTime) {
   r.write(0, 300, 3);
   r.write(1, 200, 4);
   r.write(1, 300, 5);  // same ts as cpu 0's: cpu order breaks the tie
-  auto s = r.scan();
+  auto s = scan(r);
   ASSERT_EQ(s.records.size(), 5u);
   std::vector<uint32_t> tids;
   for (auto& x : s.records) tids.push_back(x.ev.tid);
@@ -75,7 +55,7 @@ TEST(RecorderScan, MergesCpusByTime) {
 TEST(RecorderScan, WrapKeepsExactlyTheNewest) {
   FakeRecorder r(1, 4);
   for (uint32_t i = 1; i <= 10; ++i) r.write(0, i * 10, i);
-  auto s = r.scan();
+  auto s = scan(r);
   ASSERT_EQ(s.records.size(), 4u);
   for (size_t k = 0; k < 4; ++k) {
     EXPECT_EQ(s.records[k].ev.tid, 7 + k);  // 7, 8, 9, 10: the newest, in order
@@ -91,13 +71,19 @@ TEST(RecorderScan, TornSlotsAreDropped) {
   // A writer reserved the slot of seq 1 again (seq 5) and is half-way: seq_end
   // is new, seq still old.
   r.reserve(0, 50, 5);
-  auto s = r.scan();
+  auto s = scan(r);
   EXPECT_EQ(s.torn, 1u);
   ASSERT_EQ(s.records.size(), 3u);
+  // Its sequence numbers made to agree without a check of the new record
+  // (the check is still the old record's): dropped as damaged, not read.
+  r.mem[0].seq = r.mem[0].seq_end;
+  s = scan(r);
+  EXPECT_EQ(s.damaged, 1u);
+  EXPECT_EQ(s.records.size(), 3u);
   EXPECT_EQ(s.records.front().ev.tid, 2u);
   // Finished: all four valid again, the oldest gone.
-  r.mem[0].seq = r.mem[0].seq_end;
-  s = r.scan();
+  FakeRecorder::submit(r.mem[0]);
+  s = scan(r);
   EXPECT_EQ(s.torn, 0u);
   ASSERT_EQ(s.records.size(), 4u);
   EXPECT_EQ(s.records.back().ev.tid, 5u);
@@ -108,9 +94,36 @@ TEST(RecorderScan, SlotInTheWrongPositionIsRejected) {
   FakeRecorder r(1, 4);
   r.write(0, 10, 1);
   r.mem[2] = r.mem[0];  // seq 1 cannot live in position 2
-  auto s = r.scan();
+  auto s = scan(r);
   EXPECT_EQ(s.records.size(), 1u);
-  EXPECT_EQ(s.torn, 1u);
+  EXPECT_EQ(s.damaged, 1u);
+}
+
+TEST(RecorderScan, ABitFlipAnywhereInASlotDropsIt) {
+  // Every bit of the header and the record (seq/seq_end: torn; the rest:
+  // the check fails), never a misread record.
+  for (size_t byte = 0; byte < offsetof(bdt_rec_slot, reserved); ++byte)
+    for (int bit = 0; bit < 8; bit += 3) {
+      FakeRecorder r(1, 4);
+      for (uint32_t i = 1; i <= 3; ++i) r.write(0, i * 10, i);
+      reinterpret_cast<uint8_t*>(&r.mem[1])[byte] ^= static_cast<uint8_t>(1u << bit);
+      auto s = scan(r);
+      ASSERT_EQ(s.records.size(), 2u) << "byte " << byte << " bit " << bit;
+      EXPECT_EQ(s.torn + s.damaged, 1u) << "byte " << byte;
+      for (auto& x : s.records) EXPECT_NE(x.ev.tid, 2u);
+    }
+}
+
+TEST(RecorderScan, AnotherInstancesSlotIsNotRead) {
+  FakeRecorder r(1, 4), other(1, 4, 0x77);
+  r.write(0, 10, 1);
+  other.write(0, 20, 2);
+  other.write(0, 30, 3);
+  r.mem[1] = other.mem[1];  // seq 2 of another recorder, in the right position
+  auto s = scan(r);
+  ASSERT_EQ(s.records.size(), 1u);
+  EXPECT_EQ(s.records[0].ev.tid, 1u);
+  EXPECT_EQ(s.damaged, 1u);
 }
 
 TEST(RecorderScan, NestedWriterOnOneCpuGetsItsOwnSlot) {
@@ -119,9 +132,9 @@ TEST(RecorderScan, NestedWriterOnOneCpuGetsItsOwnSlot) {
   FakeRecorder r(1, 8);
   auto& outer = r.reserve(0, 100, 1);
   r.write(0, 105, 2);
-  EXPECT_EQ(r.scan().records.size(), 1u);  // outer still being written
-  outer.seq = outer.seq_end;
-  auto s = r.scan();
+  EXPECT_EQ(scan(r).records.size(), 1u);  // outer still being written
+  FakeRecorder::submit(outer);
+  auto s = scan(r);
   ASSERT_EQ(s.records.size(), 2u);
   EXPECT_EQ(s.records[0].ev.tid, 1u);
   EXPECT_EQ(s.records[1].ev.tid, 2u);

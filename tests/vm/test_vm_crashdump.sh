@@ -8,8 +8,10 @@
 #     `dump --vmcore --format json` shows the 64 writes' dio_begin in order, with
 #     the process name, pid and inode the guest printed, the last one within
 #     seconds before the panic; `replay -` reads that output.
-#  2. The same dump with the seq_end of every 8th crashmark slot flipped: those
-#     writes are dropped (counted), every other one is still there, in order.
+#  2. The same dump with one bit flipped in the record of every 8th crashmark
+#     slot (which only the slot's check can see) and in the seq_end of every
+#     8th from the 5th (torn): those writes are dropped and counted (damaged,
+#     torn), every other one is still there, in order.
 #  3. A guest that panics with no tracer: `dump --vmcore` says there is no
 #     recorder, exit 1.
 # BDT_VM_KERNEL=6.12 runs it on Debian 12's 6.12 kernel (the default run: 6.1).
@@ -114,23 +116,27 @@ if w:
     last = w[-1]["wall_ns"]
     check(panic_ns - 10_000_000_000 <= last <= panic_ns + 1_000_000,
           f"the last write {(panic_ns - last) / 1e6:.1f} ms before the workload's realtime reading at the panic")
-# 2. corrupt the dump in place: flip seq_end of every 8th crashmark slot
-#    (struct bdt_rec_slot: seq, then the record whose comm is at byte 24, seq_end at byte 176)
+# 2. corrupt the dump in place (struct bdt_rec_slot, 256 bytes: seq, magic at 8,
+#    cpu, instance, check, the record at 32 whose comm is at byte 48, seq_end at 200)
 data = open(core, "r+b")
 import mmap
 mm = mmap.mmap(data.fileno(), 0)
 slots, at = [], mm.find(b"crashmark\0")
 while at >= 0:
-    s = at - 24
-    if s >= 0 and s + 184 <= len(mm):
-        seq, seq_end = struct.unpack_from("<Q", mm, s)[0], struct.unpack_from("<Q", mm, s + 176)[0]
-        if seq and seq == seq_end and seq < 1 << 32:
+    s = at - 48
+    if s >= 0 and s + 256 <= len(mm) and struct.unpack_from("<I", mm, s + 8)[0] == 0x7a5d7b1c:
+        seq, seq_end = struct.unpack_from("<Q", mm, s)[0], struct.unpack_from("<Q", mm, s + 200)[0]
+        if seq and seq == seq_end:
             slots.append(s)
     at = mm.find(b"crashmark\0", at + 1)
-flipped = slots[::8]
-for s in flipped:
-    struct.pack_into("<Q", mm, s + 176, struct.unpack_from("<Q", mm, s + 176)[0] ^ (1 << 20))
+body, torn = slots[::8], slots[4::8]
+for s in body:      # a zero byte of the comm's tail: seq and seq_end still agree
+    mm[s + 48 + 13] ^= 0x04
+for s in torn:
+    struct.pack_into("<Q", mm, s + 200, struct.unpack_from("<Q", mm, s + 200)[0] ^ (1 << 20))
+flipped = body + torn
 mm.flush(); mm.close(); data.close()
+open(core + ".flips", "w").write(f"{len(body)} {len(torn)}\n")
 print(f"CORRUPTED {len(flipped)} of {len(slots)} crashmark slots")
 check(len(slots) >= 64, f"the crashmark records are in the dump as recorder slots ({len(slots)})")
 sys.exit(1 if bad else 0)
@@ -139,11 +145,12 @@ PY
   drc=$?
   cat "$work/dump2.err"
   [[ $drc -eq 0 ]] || fail "dump --vmcore of the damaged dump exited $drc"
-  python3 - "$work/dump.json" "$work/dump2.json" "$work/dump2.err" <<'PY' || fails=$((fails + 1))
+  python3 - "$work/dump.json" "$work/dump2.json" "$work/dump2.err" "$work/crash.core.flips" <<'PY' || fails=$((fails + 1))
 import json, re, sys
 a = [e for e in map(json.loads, open(sys.argv[1])) if "ts_ns" in e]  # not the header line
 b = [e for e in map(json.loads, open(sys.argv[2])) if "ts_ns" in e]
 err = open(sys.argv[3]).read()
+nbody, ntorn = map(int, open(sys.argv[4]).read().split())
 key = lambda e: (e["ts_ns"], e["type"], e.get("tid"))
 ka, kb = [key(e) for e in a], [key(e) for e in b]
 lost = len(ka) - len(kb)
@@ -156,6 +163,9 @@ def check(c, what):
     bad += not c
 check(set(kb) <= set(ka) and lost > 0, f"the damaged dump recovers a subset ({len(kb)} of {len(ka)} events)")
 check(dropped >= lost, f"the damaged slots are dropped and counted ({dropped} dropped, {lost} events fewer)")
+m = re.search(r"(\d+) torn .*, (\d+) damaged", err)
+check(bool(m) and int(m[1]) >= ntorn and int(m[2]) >= nbody and lost == nbody + ntorn,
+      f"{nbody} records with a flipped bit dropped as damaged, {ntorn} flipped seq_end as torn ({m[0] if m else err})")
 wb = [e["pos"] for e in b if e.get("comm") == "crashmark" and e["type"] == "dio_begin" and e.get("write")]
 check(wb == sorted(wb) and len(wb) >= 64 - lost, f"the intact writes are there, in order ({len(wb)})")
 sys.exit(1 if bad else 0)
