@@ -30,26 +30,15 @@
 # Exit 77 (SKIPPED: reason) when QEMU, the kernel package, root or the build are missing.
 #   [BDT_VM_KERNEL=6.1|6.12] tests/vm/test_vm_backends.sh [BUILD_DIR]
 set -uo pipefail
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-build=$(cd "${1:-${BDT_BUILD_DIR:-$src/build}}" 2>/dev/null && pwd) || { echo "SKIPPED: no build dir"; exit 77; }
-bin=$build/btrfs-dio-trace
-vmtest=$src/scripts/vmtest
-kernel=${BDT_VM_KERNEL:-6.1}
-
-[[ -x $bin ]] || { echo "SKIPPED: $bin is not built"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init "${1:-}"
+vm_need_bin
 for w in dio-unstable dio-interleaved dio-buf-fault; do
-  [[ -x $build/workloads/$w ]] || { echo "SKIPPED: $build/workloads/$w is not built"; exit 77; }
+  [[ -x $build/workloads/$w ]] || vm_skip "$build/workloads/$w is not built"
 done
-[[ $(id -u) -eq 0 ]] || { echo "SKIPPED: --host-root needs root"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIPPED: python3 is needed to check the JSON"; exit 77; }
-check=$("$vmtest" --kernel "$kernel" --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"; echo "FAIL: scripts/vmtest --kernel $kernel --check exited $rc"; exit 1
-fi
+vm_need_root "--host-root needs root"
+vm_need_cmd python3 "python3 is needed to check the JSON"
+vm_check --kernel "$kernel"
 
 # The guest sees the host's / read-only: the guest script lives in the build dir.
 guest=$(mktemp "$build/.vm-backends-guest.XXXXXX.sh")

@@ -6,19 +6,9 @@
 # package cannot be had.
 #   tests/vm/test_vm_boot.sh [BUILD_DIR]   (BUILD_DIR is not needed)
 set -uo pipefail
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-vmtest=$src/scripts/vmtest
-
-check=$("$vmtest" --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"
-  echo "FAIL: scripts/vmtest --check exited $rc"
-  exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init ""
+vm_check
 echo "$check"
 
 out=$(mktemp /tmp/bdt-vm-boot.XXXXXX)

@@ -18,23 +18,12 @@
 # Exit 77 (SKIPPED: reason) when QEMU, the kernel package, root or the build are missing.
 #   [BDT_VM_KERNEL=6.1|6.12] tests/vm/test_vm_crashdump.sh [BUILD_DIR]
 set -uo pipefail
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-build=$(cd "${1:-${BDT_BUILD_DIR:-$src/build}}" 2>/dev/null && pwd) || { echo "SKIPPED: no build dir"; exit 77; }
-bin=$build/btrfs-dio-trace
-vmtest=$src/scripts/vmtest
-kernel=${BDT_VM_KERNEL:-6.1}
-
-[[ -x $bin ]] || { echo "SKIPPED: $bin is not built"; exit 77; }
-[[ $(id -u) -eq 0 ]] || { echo "SKIPPED: --host-root needs root"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIPPED: python3 is needed (QMP client, JSON checks)"; exit 77; }
-check=$("$vmtest" --kernel "$kernel" --host-root --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"; echo "FAIL: scripts/vmtest --host-root --check exited $rc"; exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init "${1:-}"
+vm_need_bin
+vm_need_root "--host-root needs root"
+vm_need_cmd python3 "python3 is needed (QMP client, JSON checks)"
+vm_check --kernel "$kernel" --host-root
 
 work=$(mktemp -d "${BDT_VM_CACHE:-/tmp}/crashdump.XXXXXX")   # two memory dumps of --mem each
 guest=$(mktemp "$build/.vm-crashdump-guest.XXXXXX.sh")      # the guest sees the host's / read-only

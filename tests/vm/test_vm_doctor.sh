@@ -6,21 +6,11 @@
 # said loudly) when the binary is not built or the VM tier is unavailable.
 #   tests/vm/test_vm_doctor.sh [BUILD_DIR]
 set -uo pipefail
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-build=${1:-${BDT_BUILD_DIR:-$src/build}}
-bin=$build/btrfs-dio-trace
-vmtest=$src/scripts/vmtest
-
-[[ -x $bin ]] || { echo "SKIPPED: $bin is not built"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIPPED: python3 is needed to check the JSON"; exit 77; }
-check=$("$vmtest" --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"; echo "FAIL: scripts/vmtest --check exited $rc"; exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init "${1:-}"
+vm_need_bin
+vm_need_cmd python3 "python3 is needed to check the JSON"
+vm_check
 
 out=$(mktemp /tmp/bdt-vm-doctor.XXXXXX)
 trap 'rm -f "$out"' EXIT

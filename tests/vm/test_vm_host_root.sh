@@ -6,17 +6,9 @@
 # (skipped, said loudly) when QEMU, virtiofsd, root or the kernel are missing.
 #   tests/vm/test_vm_host_root.sh [BUILD_DIR]   (BUILD_DIR is not needed)
 set -uo pipefail
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-vmtest=$src/scripts/vmtest
-
-check=$("$vmtest" --host-root --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier --host-root unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"; echo "FAIL: scripts/vmtest --host-root --check exited $rc"; exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init ""
+vm_check --host-root
 command -v python3 >/dev/null || { echo "SKIPPED: no python3 on the host to run in the guest"; exit 77; }
 
 marker=/var/tmp/bdt-vm-host-root-$$     # the guest writes it in its overlay only

@@ -27,18 +27,11 @@ if [[ -z ${BDT_VM_ITESTS:-} ]]; then
   echo "         BDT_VM_ITESTS=default (4 tests, ~8 min) or wide (8 tests on both backends) runs them"
   exit 77
 fi
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-build=$(cd "${1:-${BDT_BUILD_DIR:-$src/build}}" 2>/dev/null && pwd) || { echo "SKIPPED: no build dir"; exit 77; }
-[[ -x $build/btrfs-dio-trace ]] || { echo "SKIPPED: $build/btrfs-dio-trace is not built"; exit 77; }
-[[ $(id -u) -eq 0 ]] || { echo "SKIPPED: the guest runs with --host-root, which needs root"; exit 77; }
-check=$("$src/scripts/vmtest" --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"; echo "FAIL: scripts/vmtest --check exited $rc"; exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init "${1:-}"
+vm_need_bin
+vm_need_root "the guest runs with --host-root, which needs root"
+vm_check
 base="test_dio_events test_pattern_dio_short_write test_pattern_dio_unstable test_pattern_send_vs_relocation"
 wide="$base test_filters test_pattern_benign test_pattern_em_merge_race test_record_replay"
 declare -A per_backend=(

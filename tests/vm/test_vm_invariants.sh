@@ -15,19 +15,12 @@
 # guest; exit 77 (SKIPPED: reason) when the VM tier, root or the build are missing.
 #   tests/vm/test_vm_invariants.sh [BUILD_DIR]
 set -uo pipefail
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-build=$(cd "${1:-${BDT_BUILD_DIR:-$src/build}}" 2>/dev/null && pwd) || { echo "SKIPPED: no build dir"; exit 77; }
-[[ -x $build/btrfs-dio-trace ]] || { echo "SKIPPED: $build/btrfs-dio-trace is not built"; exit 77; }
-[[ $(id -u) -eq 0 ]] || { echo "SKIPPED: the guest runs with --host-root, which needs root"; exit 77; }
-command -v dmsetup >/dev/null || { echo "SKIPPED: dmsetup not installed (the guest uses the host's)"; exit 77; }
-check=$("$src/scripts/vmtest" --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"; echo "FAIL: scripts/vmtest --check exited $rc"; exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init "${1:-}"
+vm_need_bin
+vm_need_root "the guest runs with --host-root, which needs root"
+vm_need_cmd dmsetup "dmsetup not installed (the guest uses the host's)"
+vm_check
 tests=(test_fallback_writers test_device_errors)
 fails=0
 for be in fentry kprobe; do

@@ -8,21 +8,11 @@
 # Exits 77 (skipped, said loudly) when the VM tier or the binary is unavailable.
 #   tests/vm/test_vm_qemu_latency.sh [BUILD_DIR]
 set -uo pipefail
-src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-build=${1:-${BDT_BUILD_DIR:-$src/build}}
-build=$(cd "$build" 2>/dev/null && pwd) || { echo "SKIPPED: build dir $1 missing"; exit 77; }
-bin=$build/btrfs-dio-trace
-vmtest=$src/scripts/vmtest
-[[ -x $bin ]] || { echo "SKIPPED: $bin is not built"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIPPED: python3 is needed to check the JSON"; exit 77; }
-check=$("$vmtest" --host-root --check 2>&1)
-rc=$?
-if [[ $rc -eq 121 ]]; then
-  echo "SKIPPED: VM tier --host-root unavailable: $(tail -n1 <<<"$check")"
-  exit 77
-elif [[ $rc -ne 0 ]]; then
-  echo "$check"; echo "FAIL: scripts/vmtest --host-root --check exited $rc"; exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+vm_init "${1:-}"
+vm_need_bin
+vm_need_cmd python3 "python3 is needed to check the JSON"
+vm_check --host-root
 
 tmp=$(mktemp -d /tmp/bdt-vm-qemu-lat.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

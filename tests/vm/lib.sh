@@ -1,0 +1,47 @@
+# Shared preamble of the VM tier's tests (tests/vm/test_vm_*.sh; not a test
+# itself: the tier's glob is test_*.sh). Source it after `set -uo pipefail`:
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#   vm_init "${1:-}"          src, vmtest, kernel; build and bin when a build dir is given or found
+#   vm_need_bin               SKIPPED (exit 77) unless $bin is built
+#   vm_need_root WHY          SKIPPED unless root
+#   vm_need_cmd CMD WHY       SKIPPED unless CMD is installed
+#   vm_check [VMTEST_OPTS]    scripts/vmtest --check with those options: 121 = SKIPPED,
+#                             any other failure = FAIL (exit 1); its output in $check
+# A test that cannot run prints "SKIPPED: reason" and exits 77 (ctest SKIP_RETURN_CODE).
+
+vm_skip() { echo "SKIPPED: $*"; exit 77; }
+
+# $1: the build dir argument ("" = $BDT_BUILD_DIR or <source>/build).
+vm_init() {
+  src=${BDT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+  vmtest=$src/scripts/vmtest
+  kernel=${BDT_VM_KERNEL:-6.1}
+  build=$(cd "${1:-${BDT_BUILD_DIR:-$src/build}}" 2>/dev/null && pwd) || build=""
+  bin=${build:+$build/btrfs-dio-trace}
+}
+
+vm_need_bin() {
+  [[ -n $build ]] || vm_skip "no build dir"
+  [[ -x $bin ]] || vm_skip "$bin is not built"
+}
+
+vm_need_root() { [[ $(id -u) -eq 0 ]] || vm_skip "$*"; }
+
+vm_need_cmd() {
+  local cmd=$1
+  shift
+  command -v "$cmd" >/dev/null || vm_skip "$*"
+}
+
+vm_check() {
+  local rc
+  check=$("$vmtest" "$@" --check 2>&1)
+  rc=$?
+  if [[ $rc -eq 121 ]]; then
+    vm_skip "VM tier unavailable: $(tail -n1 <<<"$check")"
+  elif [[ $rc -ne 0 ]]; then
+    echo "$check"
+    echo "FAIL: scripts/vmtest${*:+ $*} --check exited $rc"
+    exit 1
+  fi
+}
