@@ -77,7 +77,9 @@ VmcoreScan scan_vmcore(const uint8_t* data, size_t size) {
       if (load<uint64_t>(p) == BDT_REC_MAGIC && s.size - off >= sizeof(bdt_rec_meta)) {
         const auto m = load<bdt_rec_meta>(p);
         if (!this_build(m)) {
-          ++r.other_build_metas;
+          // the magic alone also occurs elsewhere (the tracer's code loads it as
+          // an immediate): counted only when the versions look like versions
+          r.other_build_metas += m.meta_version >= 1 && m.meta_version < 64 && m.raw_abi >= 1 && m.raw_abi < 64;
         } else if (m.check != meta_check(m) || !sane_meta(m)) {
           ++r.damaged_metas;
         } else {

@@ -251,6 +251,10 @@ TEST(Vmcore, AnotherBuildsMetaIsNamed) {
   m.meta_version = 1;
   FakeCore c;
   c.put_meta(m, 50 * kPage);
+  // the magic followed by anything else (as in the tracer's code): not counted
+  const uint64_t magic = BDT_REC_MAGIC;
+  std::memcpy(&c.ram[30 * kPage + 64], &magic, 8);
+  std::memset(&c.ram[30 * kPage + 72], 0xc3, 64);
   const auto vs = scan(c);
   EXPECT_TRUE(vs.recorders.empty());
   EXPECT_EQ(vs.other_build_metas, 1u);
