@@ -492,6 +492,13 @@ TEST(RecordedKernels, Debian612TracepointsWhereExactFunctionsElsewhere) {
   EXPECT_EQ(v.at("csum_layout"), 1u);
   EXPECT_TRUE(p.constants.oe_inode_is_btrfs);
   for (const auto& d : detector_fidelity(attach_all_planned(p))) EXPECT_EQ(d.fidelity, "full") << d.id;
+  // Tracepoints only: the write-family syscalls' own tracepoints and io_uring's
+  // (in the recorded tracefs and BTF), not the raw sys_enter/sys_exit
+  const auto t = plan_hooks(*f, {Backend::Tracepoint});
+  EXPECT_EQ(mech(t, HookId::fbe_write), Mechanism::Tracepoint);
+  EXPECT_EQ(mech(t, HookId::fbe_writev), Mechanism::Tracepoint);
+  EXPECT_EQ(mech(t, HookId::uring_sub), Mechanism::TpBtf);
+  EXPECT_EQ(mech(t, HookId::uring_cmpl), Mechanism::TpBtf);
   // The verifier refusing tb_em_exist (as 6.12 did before its pointer arguments
   // were NULL-checked): raw_tp takes over, every other hook keeps its plan.
   const std::vector<Refusal> r{{HookId::em_exist, Mechanism::TpBtf, "program tb_em_exist refused"}};
