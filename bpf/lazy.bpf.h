@@ -62,7 +62,7 @@ struct dio_req {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 8192);
 	__type(key, u64);
 	__type(value, struct dio_req);
 } inflight_dio SEC(".maps");
@@ -76,7 +76,7 @@ struct {
  * and a lookup and delete at its end. A request whose slot is taken goes to
  * inflight_dio. req_lookup() finds a request in either.
  */
-#define BDT_SLOT_BITS 11
+#define BDT_SLOT_BITS 12
 #define BDT_SLOTS (1u << BDT_SLOT_BITS)
 
 struct {
