@@ -32,6 +32,20 @@ namespace {
 
 constexpr uint32_t kFsPidBase = 1'000'000'000;  // above any pid_max
 constexpr uint32_t kOeTid = 1, kFsOpsTid = 2;
+
+// Of the begin times of open spans (not empty; reordered): how many of the
+// oldest to close, an eighth and at least one, and the time at or before
+// which they began.
+struct EvictCut {
+  size_t count;
+  uint64_t ts_ns;
+};
+EvictCut oldest_eighth(std::vector<uint64_t>& ts) {
+  size_t k = std::max<size_t>(1, ts.size() / 8);
+  std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
+  return {k, ts[k - 1]};
+}
+
 // Caps on what the sink keeps (docs/hardening.md): open spans of each kind
 // (beyond one, the oldest eighth are closed as unfinished, marked
 // "evicted"), filesystems with a track of their own (the others share one),
@@ -311,9 +325,7 @@ class ChromeSink final : public Sink {
     for (auto& [k, v] : aio_)
       for (auto& b : v) ts.push_back(b.ts_ns);
     if (ts.empty()) return;
-    size_t k = std::max<size_t>(1, ts.size() / 8);
-    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
-    uint64_t cut = ts[k - 1];
+    auto [k, cut] = oldest_eighth(ts);
     evicting_ = true;
     for (auto it = aio_.begin(); it != aio_.end() && k;) {
       auto& v = it->second;
@@ -336,9 +348,7 @@ class ChromeSink final : public Sink {
     ts.reserve(m.size());
     for (auto& [k, v] : m) ts.push_back(begin_of(v).ts_ns);
     if (ts.empty()) return;
-    size_t k = std::max<size_t>(1, ts.size() / 8);
-    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
-    uint64_t cut = ts[k - 1];
+    auto [k, cut] = oldest_eighth(ts);
     evicting_ = true;
     for (auto it = m.begin(); it != m.end() && k;)
       if (begin_of(it->second).ts_ns <= cut) {
@@ -381,9 +391,7 @@ class ChromeSink final : public Sink {
     for (auto& [key, m] : oes_)
       for (auto& [s, oe] : m) ts.push_back(oe.add.ts_ns);
     if (ts.empty()) return;
-    size_t k = std::max<size_t>(1, ts.size() / 8);
-    std::nth_element(ts.begin(), ts.begin() + static_cast<long>(k - 1), ts.end());
-    uint64_t cut = ts[k - 1];
+    auto [k, cut] = oldest_eighth(ts);
     evicting_ = true;
     for (auto mi = oes_.begin(); mi != oes_.end() && k;) {
       auto& m = mi->second;
