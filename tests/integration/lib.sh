@@ -12,6 +12,7 @@ WORKLOADS=$BUILD_DIR/workloads
 source "$SRC_DIR/scripts/lib/scratch-btrfs.sh"
 
 TRACER_PID=
+TWIN_PID=
 ITEST_TMP=
 ITEST_NAME=
 ITEST_FAILS=0
@@ -33,13 +34,15 @@ die() {
 
 itest_cleanup() {
     local rc=$?
-    if [[ -n $TRACER_PID ]] && kill -0 "$TRACER_PID" 2>/dev/null; then
-        kill -INT "$TRACER_PID" 2>/dev/null
-        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$TRACER_PID" 2>/dev/null || break; sleep 0.3; done
-        kill -KILL "$TRACER_PID" 2>/dev/null || true
-        wait "$TRACER_PID" 2>/dev/null || true
-    fi
-    TRACER_PID=
+    local p
+    for p in "$TRACER_PID" "$TWIN_PID"; do
+        if [[ -z $p ]] || ! kill -0 "$p" 2>/dev/null; then continue; fi
+        kill -INT "$p" 2>/dev/null
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.3; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    TRACER_PID="" TWIN_PID=""
     local c
     for c in "${ITEST_CLEANUPS[@]}"; do eval "$c" || true; done
     ITEST_CLEANUPS=()
@@ -108,7 +111,30 @@ release_pin() {
 }
 
 # start_tracer OUTFILE ARGS... : runs the tracer in the background, waits until it is attached.
+# BDT_ITEST_TWIN=1 (scripts/bench/compare-findings.sh): a second tracer traces the same I/O in the
+# other emission mode, started first and stopped with the first: with --events when ARGS trace
+# findings only (output OUTFILE.events-twin), findings only when ARGS have --events
+# (OUTFILE.lazy-twin). Its exit status counts as the tracer's in stop_tracer.
 start_tracer() {
+    local out=$1
+    shift
+    if [[ -n ${BDT_ITEST_TWIN:-} ]]; then
+        local a twin=() eager=0
+        for a in "$@"; do
+            if [[ $a == --events ]]; then eager=1; else twin+=("$a"); fi
+        done
+        if [[ $eager -eq 1 ]]; then
+            spawn_tracer "$out.lazy-twin" "${twin[@]}"
+        else
+            spawn_tracer "$out.events-twin" --events "$@"
+        fi
+        TWIN_PID=$TRACER_PID
+    fi
+    spawn_tracer "$out" "$@"
+}
+
+# spawn_tracer OUTFILE ARGS... : start_tracer's one tracer (sets TRACER_PID).
+spawn_tracer() {
     local out=$1
     shift
     local backend=()
@@ -136,14 +162,20 @@ start_tracer() {
     die "tracer did not attach within $((limit / 10)) s: $(cat "$out.err")"
 }
 
-# stop_tracer: SIGINT, wait, return its exit status.
+# stop_tracer: SIGINT, wait, return its exit status (and the twin's, see start_tracer).
 stop_tracer() {
     [[ -n $TRACER_PID ]] || return 0
     sleep 0.3   # let the reorder window drain
     kill -INT "$TRACER_PID"
+    [[ -n $TWIN_PID ]] && kill -INT "$TWIN_PID"
     local rc=0
     wait "$TRACER_PID" || rc=$?
-    TRACER_PID=
+    if [[ -n $TWIN_PID ]]; then
+        local twin_rc=0
+        wait "$TWIN_PID" || twin_rc=$?
+        [[ $rc -ne 0 ]] || rc=$twin_rc
+    fi
+    TRACER_PID="" TWIN_PID=""
     return $rc
 }
 

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Compares the findings of the tracer's two emission modes (issue 12 item 7: a finding made
+from lazily emitted records must carry the same actors, ranges and evidence as one made with
+every record emitted).
+
+  compare_findings.py [--strict] DIR
+      Twin outputs under DIR (integration tests run with BDT_ITEST_TWIN=1 and BDT_ITEST_KEEP=DIR,
+      see scripts/bench/compare-findings.sh): X.jsonl next to X.jsonl.events-twin or
+      X.jsonl.lazy-twin, two tracers that traced the same I/O at the same time, one findings only
+      (lazy emission), one with --events. Strict: the same findings with the same process, file,
+      range, actors (role, pid, tid, comm) and evidence records (every field but the timestamps),
+      and the same texts once numbers are blanked.
+  compare_findings.py --runs DIR_A DIR_B
+      Two BDT_ITEST_KEEP directories of separate runs (before and after a change): every *.jsonl
+      present in both. Loose, as pids, inodes and offsets differ from run to run: findings grouped
+      by (detector, kind, level, severity), paired in order; actor roles, range lengths and
+      evidence record types compared.
+
+A twin difference that docs/performance.md ("What can differ from every record being made")
+explains is counted as known (KNOWN below), shown, and not a failure unless --strict is given.
+Prints one table row per output and then every difference; exit status 0 if every finding has its
+twin (the same, or differing only in a known way), 1 if not, 2 if there was nothing to compare.
+"""
+import json
+import os
+import re
+import sys
+from collections import Counter
+
+TIME_KEYS = {"ts_ns", "wall_time"}
+NUM = re.compile(r"\d+(\.\d+)?")
+
+
+def load(path):
+    """(findings, summary or None) of one tracer output (JSON lines; other lines skipped)."""
+    findings, summary = [], None
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            if not line.startswith("{"):
+                continue
+            try:
+                o = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if o.get("type") == "finding":
+                findings.append(o)
+            elif o.get("type") == "summary":
+                summary = o
+    return findings, summary
+
+
+def untimed(rec):
+    """A record without its timestamps: each tracer stamps the same kernel event itself."""
+    return {k: v for k, v in rec.items() if k not in TIME_KEYS and not k.endswith("_ns")}
+
+
+def canon(x):
+    return json.dumps(x, sort_keys=True)
+
+
+def strict_key(f):
+    r = f.get("range")
+    return (f.get("detector"), f.get("kind"), f.get("level"), f.get("severity"), f.get("pid"),
+            f.get("tid"), f.get("comm"), f.get("dev"), f.get("ino"), tuple(r) if r else None)
+
+
+def strict_parts(f):
+    """What must be equal between the twins, by name."""
+    return {
+        "actors": sorted(canon(untimed(a)) for a in f.get("actors", [])),
+        "evidence": sorted(canon(untimed(e)) for e in f.get("evidence", [])),
+        "texts": [NUM.sub("N", f.get(k, "")) for k in ("message", "explanation", "exposure")],
+        "other": canon({k: v for k, v in untimed(f).items() if k not in (
+            "actors", "evidence", "message", "explanation", "exposure")}),
+    }
+
+
+def stuck_names_its_revealer(a, b, pa, pb):
+    """dio-stuck findings only: the lazy finding cites the stuck request and the completion that
+    revealed it (the stall trigger), the --events one also other completions on the filesystem
+    meanwhile; everything else the same."""
+    if a.get("detector") != "dio-stuck":
+        return None
+    if any(pa[k] != pb[k] for k in pa if k != "evidence"):
+        return None
+    extra = Counter(pb["evidence"]) - Counter(pa["evidence"])
+    if Counter(pa["evidence"]) - Counter(pb["evidence"]) or not all(
+            json.loads(r).get("type") in ("dio_begin", "dio_end") for r in extra):
+        return None
+    return (f"known: dio-stuck cites the completion that revealed the stuck request, without "
+            f"the {sum(extra.values())} other request record(s) the --events twin cites")
+
+
+# Differences between the lazy twin (A) and the --events twin (B) that docs/performance.md
+# explains: f(lazy finding, events finding, their strict_parts) -> a line saying which, or None.
+KNOWN = [stuck_names_its_revealer]
+
+
+def loose_key(f):
+    return (f.get("detector"), f.get("kind"), f.get("level"), f.get("severity"))
+
+
+def loose_parts(f):
+    r = f.get("range")
+    return {
+        "actor roles": sorted(a.get("role", "") for a in f.get("actors", [])),
+        "range length": (r[1] - r[0]) if r else None,
+        "evidence types": sorted(Counter(
+            e.get("type", "") + ("/" + e["phase"] if e.get("phase") else "")
+            for e in f.get("evidence", [])).items()),
+    }
+
+
+def brief(f):
+    r = f.get("range")
+    return (f"{f.get('detector')}/{f.get('kind')} {f.get('level')} {f.get('severity')} "
+            f"pid={f.get('pid')} ino={f.get('ino')} range={r}")
+
+
+def evidence_diff(pa, pb, names):
+    ca, cb = Counter(pa), Counter(pb)
+    out = []
+    for rec, n in (ca - cb).items():
+        out.append(f"      only in {names[0]} ({n}x): {rec}")
+    for rec, n in (cb - ca).items():
+        out.append(f"      only in {names[1]} ({n}x): {rec}")
+    return out
+
+
+def compare(fa, fb, key, parts, names, known):
+    """Pairs A's and B's findings by key (exact twins first) and returns (same, known, differ,
+    only_a, only_b, detail lines)."""
+    groups = {}
+    for side, fs in ((0, fa), (1, fb)):
+        for f in fs:
+            groups.setdefault(key(f), ([], []))[side].append(f)
+    same = nknown = differ = only_a = only_b = 0
+    lines = []
+    for k in sorted(groups, key=str):
+        xa, xb = groups[k]
+        pa, pb = [parts(f) for f in xa], [parts(f) for f in xb]
+        # exact twins first, then the rest in order
+        used_b = set()
+        rest_a = []
+        for i, p in enumerate(pa):
+            j = next((j for j, q in enumerate(pb) if j not in used_b and q == p), None)
+            if j is None:
+                rest_a.append(i)
+            else:
+                used_b.add(j)
+                same += 1
+        rest_b = [j for j in range(len(pb)) if j not in used_b]
+        for i, j in zip(rest_a, rest_b):
+            why = next((w for w in (k(xa[i], xb[j], pa[i], pb[j]) for k in known) if w), None)
+            if why:
+                nknown += 1
+                lines.append(f"  {why}: {brief(xa[i])}")
+            else:
+                differ += 1
+                lines.append(f"  DIFFERENT {brief(xa[i])}")
+            for field in pa[i]:
+                if pa[i][field] == pb[j][field]:
+                    continue
+                if field in ("evidence", "actors") and isinstance(pa[i][field], list) and \
+                        all(isinstance(x, str) for x in pa[i][field] + pb[j][field]):
+                    lines.append(f"    {field}: {len(pa[i][field])} in {names[0]}, "
+                                 f"{len(pb[j][field])} in {names[1]}")
+                    lines.extend(evidence_diff(pa[i][field], pb[j][field], names))
+                else:
+                    lines.append(f"    {field}: {names[0]} {pa[i][field]!r}")
+                    lines.append(f"    {' ' * len(field)}  {names[1]} {pb[j][field]!r}")
+        for i in rest_a[len(rest_b):]:
+            only_a += 1
+            lines.append(f"  only in {names[0]}: {brief(xa[i])}")
+        for j in rest_b[len(rest_a):]:
+            only_b += 1
+            lines.append(f"  only in {names[1]}: {brief(xb[j])}")
+    return same, nknown, differ, only_a, only_b, lines
+
+
+def twin_pairs(root):
+    """(label, lazy output, events output) for every twin under root."""
+    pairs = []
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            label = os.path.relpath(p, root)
+            if n.endswith(".events-twin"):
+                pairs.append((label[:-len(".events-twin")], p[:-len(".events-twin")], p))
+            elif n.endswith(".lazy-twin"):
+                pairs.append((label[:-len(".lazy-twin")], p, p[:-len(".lazy-twin")]))
+    return sorted(pairs)
+
+
+def run_pairs(a, b):
+    pairs = []
+    for d, _, names in os.walk(a):
+        for n in names:
+            if n.endswith(".jsonl"):
+                rel = os.path.relpath(os.path.join(d, n), a)
+                if os.path.exists(os.path.join(b, rel)):
+                    pairs.append((rel, os.path.join(a, rel), os.path.join(b, rel)))
+    return sorted(pairs)
+
+
+def main(argv):
+    strict = "--strict" in argv
+    argv = [a for a in argv if a != "--strict"]
+    if len(argv) == 2 and argv[1] not in ("-h", "--help"):
+        pairs, names = twin_pairs(argv[1]), ("lazy", "events")
+        key, parts, known = strict_key, strict_parts, KNOWN
+    elif len(argv) == 4 and argv[1] == "--runs":
+        pairs, names = run_pairs(argv[2], argv[3]), ("A", "B")
+        key, parts, known = loose_key, loose_parts, []
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    if not pairs:
+        print("nothing to compare: no twin outputs found" if names[0] == "lazy"
+              else "nothing to compare: no tracer output (*.jsonl) in both directories")
+        return 2
+    rows, details, bad = [], [], 0
+    for label, pa, pb in pairs:
+        fa, sa = load(pa)
+        fb, sb = load(pb)
+        same, nknown, differ, only_a, only_b, lines = compare(fa, fb, key, parts, names, known)
+        lost = [s.get("lost") if s else "no summary" for s in (sa, sb)]
+        ok = differ == only_a == only_b == 0 and not (strict and nknown)
+        bad += not ok
+        rows.append((label, len(fa), len(fb), same, nknown, differ, only_a, only_b,
+                     f"{lost[0]}/{lost[1]}",
+                     "DIFFERENT" if not ok else "known" if nknown else "same"))
+        if lines:
+            details.append(f"{label}:")
+            details.extend(lines)
+    head = ("output", names[0], names[1], "same", "known", "differ", f"{names[0]} only",
+            f"{names[1]} only", "lost", "result")
+    w = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(str(v).ljust(w[i]) if i == 0 else str(v).rjust(w[i]) for i, v in enumerate(r)))
+    total = [sum(r[i] for r in rows) for i in range(1, 8)]
+    print(f"TOTAL {len(rows)} outputs, findings {names[0]} {total[0]}, {names[1]} {total[1]}: "
+          f"same {total[2]}, known differences {total[3]}, different {total[4]}, only "
+          f"{names[0]} {total[5]}, only {names[1]} {total[6]}; {len(rows) - bad} of {len(rows)} "
+          f"outputs pass{' (--strict: known differences fail)' if strict else ''}")
+    for line in details:
+        print(line)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
