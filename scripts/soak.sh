@@ -127,9 +127,10 @@ JOBS+=($!)
 
 echo "soak: $DURATION s, tracer pid $TRACER, metrics 127.0.0.1:$PORT, snapshots $WORK/snap, kernel $(uname -r), $(nproc) CPUs"
 echo "soak: command: $BIN trace --qemu --metrics-addr 127.0.0.1:$PORT --snapshot-dir $WORK/snap --format json -o $WORK/trace.jsonl"
-python3 - "$TRACER" "$PORT" "$DURATION" "$WORK" <<'PY'
+PYTHONPATH=$SRC_DIR/scripts/lib python3 - "$TRACER" "$PORT" "$DURATION" "$WORK" <<'PY'
 # Scrapes /metrics every second and samples the tracer every 10 s; writes samples.csv; prints rows.
 import csv, glob, json, os, re, subprocess, sys, threading, time
+import bpf_maps
 pid, port, duration, work = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 import urllib.request
 hz = os.sysconf("SC_CLK_TCK")
@@ -160,23 +161,13 @@ def metric(body, name):
     return tot if seen else float("nan")
 
 def maps():
-    ids = set()
-    for f in glob.glob(f"/proc/{pid}/fdinfo/*"):
-        try:
-            m = re.search(r"^map_id:\s*(\d+)", open(f).read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
+    """Entries of each hash map the tracer holds, by map name."""
     out = {}
-    for i in sorted(ids):
-        info = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", str(i)],
-                                         capture_output=True, text=True).stdout or "{}")
+    for info in bpf_maps.maps(pid):
         if "hash" not in info.get("type", ""):
             continue
-        d = subprocess.run(["bpftool", "-j", "map", "dump", "id", str(i)], capture_output=True, text=True).stdout
         try:
-            out[info.get("name", str(i))] = len(json.loads(d))
+            out[info.get("name", str(info.get("id")))] = len(bpf_maps.dump(info["id"]))
         except ValueError:
             pass
     return out

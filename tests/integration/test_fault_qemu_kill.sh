@@ -99,30 +99,16 @@ sleep 1.5
 scrape >"$ITEST_TMP/s3"
 
 # The kernel's state for the dead pids: pid filter and latency keys gone.
-python3 - "$TRACER_PID" $KILLED <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
-import json, subprocess, sys
+PYTHONPATH=$SRC_DIR/scripts/lib python3 - "$TRACER_PID" $KILLED <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import sys
+import bpf_maps
 tracer, killed = int(sys.argv[1]), {int(p) for p in sys.argv[2:]}
-import glob, re
-# the tracer's maps: the map ids of its open file descriptors
-ids = set()
-for f in glob.glob(f"/proc/{tracer}/fdinfo/*"):
-    try:
-        m = re.search(r"^map_id:\s*(\d+)", open(f).read(), re.M)
-    except OSError:
-        continue
-    if m:
-        ids.add(int(m.group(1)))
-mine = {}
-for i in ids:
-    m = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", str(i)], capture_output=True, text=True).stdout or "{}")
-    if m.get("name"):
-        mine[m["name"]] = i
+mine = {m["name"]: m["id"] for m in bpf_maps.maps(tracer) if m.get("name")}
 fails = 0
 for name in ("pid_filter", "lat_hist"):
     if name not in mine:
         print(f"FAIL: the tracer's {name} map not found among {sorted(mine)}"); fails += 1; continue
-    dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", str(mine[name])],
-                                     capture_output=True, text=True, check=True).stdout)
+    dump = bpf_maps.dump(mine[name], check=True)
     def pid_of(e):
         f = e.get("formatted", {}).get("key")
         if isinstance(f, dict): return int(f["pid"])
