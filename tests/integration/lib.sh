@@ -97,6 +97,22 @@ tracefs_mounted() {
     awk '$2 == "/sys/kernel/tracing" && $3 == "tracefs" { print "yes"; exit }' /proc/mounts
 }
 
+# Succeeds when bpffs is mounted at /sys/fs/bpf.
+bpffs_mounted() { [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) == bpf_fs ]]; }
+# Everything pinned in /sys/fs/bpf, one per line (maps.debug and progs.debug are the kernel's own,
+# in every bpffs).
+bpffs_pins() { ls -A /sys/fs/bpf 2>/dev/null | grep -vx -e maps.debug -e progs.debug; }
+
+# itest_bpffs: bpffs at its standard place for a test that pins (systemd mounts it; a bare
+# container may not): mounted when missing (SKIPPED if it cannot be), unmounted again at the end
+# if the test left it empty.
+itest_bpffs() {
+    bpffs_mounted && return 0
+    mount -t bpf bpf /sys/fs/bpf || skip "no BPF filesystem at /sys/fs/bpf and cannot mount one"
+    echo "note: mounted bpffs on /sys/fs/bpf"
+    ITEST_CLEANUPS+=('[[ -z $(bpffs_pins) ]] && umount /sys/fs/bpf')
+}
+
 # bpffs pins of this tool (trace --pin-dir): /sys/fs/bpf/bdt-*, one per line.
 bdt_pins() {
     ls -d /sys/fs/bpf/bdt-* 2>/dev/null | sort || true

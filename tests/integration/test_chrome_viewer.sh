@@ -12,10 +12,7 @@ command -v node >/dev/null || skip "node not installed (scripts/install-deps)"
 [[ -f $NODE_MODULES/@paulirish/trace_engine/models/trace/trace.js ]] \
     || skip "Chrome DevTools trace engine not installed in $NODE_MODULES (scripts/install-deps)"
 itest_init chrome-viewer
-if ! stat -f -c %T /sys/fs/bpf 2>/dev/null | grep -q bpf; then
-    mount -t bpf bpf /sys/fs/bpf || skip "no BPF filesystem at /sys/fs/bpf and cannot mount one"
-    ITEST_CLEANUPS+=('[[ -z $(ls -A /sys/fs/bpf | grep -vxE "(maps|progs)\.debug") ]] && umount /sys/fs/bpf')
-fi
+itest_bpffs
 scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 PIN=/sys/fs/bpf/bdt-itest-viewer-$$
 ITEST_CLEANUPS+=("[[ -e $PIN ]] && { \"$BIN\" dump --pin-dir $PIN --release >/dev/null 2>&1; rm -rf $PIN; }")

@@ -15,13 +15,7 @@
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 itest_init flight-recorder
-# bpffs at its standard place (systemd mounts it; a bare container may not):
-# mounted here when missing, unmounted again at the end if it is left empty.
-if ! stat -f -c %T /sys/fs/bpf 2>/dev/null | grep -q bpf; then
-    mount -t bpf bpf /sys/fs/bpf || skip "no BPF filesystem at /sys/fs/bpf and cannot mount one"
-    echo "note: mounted bpffs on /sys/fs/bpf"
-    ITEST_CLEANUPS+=('[[ -z $(ls -A /sys/fs/bpf | grep -vxE "(maps|progs)\.debug") ]] && umount /sys/fs/bpf')
-fi
+itest_bpffs
 scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 
 PIN=/sys/fs/bpf/bdt-itest-fr-$$

@@ -53,9 +53,7 @@ if [[ $want_tracefs == /sys/kernel/tracing* ]]; then
 fi
 
 # --- bpffs for --pin-dir
-bpffs_mounted() { [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) == bpf_fs ]]; }
-# pins in /sys/fs/bpf (maps.debug and progs.debug are the kernel's own, in every bpffs)
-bpffs_pins() { ls -A /sys/fs/bpf 2>/dev/null | grep -vx -e maps.debug -e progs.debug; }
+# (bpffs_mounted, bpffs_pins: lib.sh)
 if bpffs_mounted && [[ -n $(bpffs_pins) ]]; then
     echo "note: bpffs at /sys/fs/bpf holds pins ($(bpffs_pins | head -3 | tr '\n' ' ')...): not unmounted, its mounting not tested"
 else

@@ -16,10 +16,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 itest_init pinned-maps
 command -v bpftool >/dev/null || skip "bpftool not installed"
-if ! stat -f -c %T /sys/fs/bpf 2>/dev/null | grep -q bpf; then
-    mount -t bpf bpf /sys/fs/bpf || skip "no BPF filesystem at /sys/fs/bpf and cannot mount one"
-    ITEST_CLEANUPS+=('[[ -z $(ls -A /sys/fs/bpf | grep -vxE "(maps|progs)\.debug") ]] && umount /sys/fs/bpf')
-fi
+itest_bpffs
 scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 PIN=/sys/fs/bpf/bdt-itest-maps-$$
 BAD=/sys/fs/bpf/bdt-itest-maps-bad-$$

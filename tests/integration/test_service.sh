@@ -29,10 +29,7 @@ source "$(dirname "$0")/lib.sh"
 itest_init service
 command -v systemd-analyze >/dev/null || skip "systemd-analyze not installed (Debian: systemd)"
 command -v setpriv >/dev/null && command -v unshare >/dev/null || skip "setpriv/unshare (util-linux) not installed"
-if ! stat -f -c %T /sys/fs/bpf 2>/dev/null | grep -q bpf; then
-    mount -t bpf bpf /sys/fs/bpf || skip "no BPF filesystem at /sys/fs/bpf and cannot mount one"
-    ITEST_CLEANUPS+=('[[ -z $(ls -A /sys/fs/bpf | grep -vxE "(maps|progs)\.debug") ]] && umount /sys/fs/bpf')
-fi
+itest_bpffs
 ROOT=$ITEST_TMP/root
 DESTDIR=$ROOT cmake --install "$BUILD_DIR" --prefix /usr >"$ITEST_TMP/install.log" 2>&1 ||
     die "cmake --install into $ROOT failed: $(tail -n 5 "$ITEST_TMP/install.log")"
