@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wl_clock.h"
+
 #define BLK 4096
 
 static struct {
@@ -48,14 +50,6 @@ static struct {
 	int keep;
 	int verbose;
 } o = {.size = 8 << 20, .iterations = 1, .timeout = 20.0};
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void usage(FILE *f)
 {

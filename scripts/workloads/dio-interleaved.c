@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wl_clock.h"
+
 struct opts {
 	const char *dir;
 	unsigned long extent_size;
@@ -52,14 +54,6 @@ static pthread_barrier_t barrier;
 static unsigned long io_errors;
 static int first_errno;
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void usage(FILE *f)
 {

@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wl_clock.h"
+
 static struct {
 	const char *dir;
 	int nocow;
@@ -52,14 +54,6 @@ static struct {
 	unsigned ranges;
 	unsigned long count;
 } o = {.size = 1 << 20, .duration = 5.0, .ranges = 1};
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void usage(FILE *f)
 {
