@@ -7,6 +7,9 @@
 #   vm_need_cmd CMD WHY       SKIPPED unless CMD is installed
 #   vm_check [VMTEST_OPTS]    scripts/vmtest --check with those options: 121 = SKIPPED,
 #                             any other failure = FAIL (exit 1); its output in $check
+#   vm_itests BACKEND WHAT [RUN_OPTS...] -- TEST...
+#                             the integration tests in one guest boot (scripts/vm/run-integration);
+#                             prints "ok: BACKEND: WHAT" or FAIL; returns 1 unless all passed
 # A test that cannot run prints "SKIPPED: reason" and exits 77 (ctest SKIP_RETURN_CODE).
 
 vm_skip() { echo "SKIPPED: $*"; exit 77; }
@@ -44,4 +47,28 @@ vm_check() {
     echo "FAIL: scripts/vmtest${*:+ $*} --check exited $rc"
     exit 1
   fi
+}
+
+vm_itests() {
+  local be=$1 what=$2
+  shift 2
+  local opts=()
+  while [[ $# -gt 0 && $1 != -- ]]; do opts+=("$1"); shift; done
+  shift
+  local tests=("$@") t0 out rc last
+  t0=$(date +%s)
+  out=$("$src/scripts/vm/run-integration" --backend "$be" --quiet --timeout 1500 "${opts[@]}" \
+        "$build" "${tests[@]}" 2>&1)
+  rc=$?
+  echo "$out" | grep -vE '^(vmtest:|BDT-VM:)'
+  echo "backend $be: run-integration exited $rc in $(( $(date +%s) - t0 )) s"
+  last=$(grep -E '^vm integration' <<<"$out" | tail -n1)
+  [[ $rc -eq 77 ]] && vm_skip "VM tier unavailable"
+  if [[ $last =~ :\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]] &&
+     [[ ${BASH_REMATCH[1]} -eq ${#tests[@]} && $rc -eq 0 ]]; then
+    echo "ok: $be: $what"
+    return 0
+  fi
+  echo "FAIL: $be: want ${#tests[@]} passed, got '${last:-no summary}' (exit $rc)"
+  return 1
 }

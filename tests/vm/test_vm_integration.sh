@@ -44,19 +44,7 @@ sel=$BDT_VM_ITESTS
 fails=0
 for be in fentry kprobe; do
   read -r -a tests <<<"${sel:-${per_backend[$be]}}"
-  t0=$(date +%s)
-  out=$("$src/scripts/vm/run-integration" --backend "$be" --quiet --timeout 1500 "$build" "${tests[@]}" 2>&1)
-  rc=$?
-  echo "$out" | grep -vE '^(vmtest:|BDT-VM:)'
-  echo "backend $be: run-integration exited $rc in $(( $(date +%s) - t0 )) s"
-  last=$(grep -E '^vm integration' <<<"$out" | tail -n1)
-  if [[ $rc -eq 77 ]]; then echo "SKIPPED: VM tier unavailable"; exit 77; fi
-  if [[ $last =~ :\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]] &&
-     [[ ${BASH_REMATCH[1]} -eq ${#tests[@]} && $rc -eq 0 ]]; then
-    echo "ok: $be: all ${#tests[@]} integration tests passed in the 6.1 guest"
-  else
-    echo "FAIL: $be: want ${#tests[@]} passed, got '${last:-no summary}' (exit $rc)"
+  vm_itests "$be" "all ${#tests[@]} integration tests passed in the 6.1 guest" -- "${tests[@]}" ||
     fails=$((fails + 1))
-  fi
 done
 exit $((fails > 0))

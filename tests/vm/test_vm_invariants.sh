@@ -24,20 +24,7 @@ vm_check
 tests=(test_fallback_writers test_device_errors)
 fails=0
 for be in fentry kprobe; do
-  t0=$(date +%s)
-  out=$("$src/scripts/vm/run-integration" --backend "$be" --quiet --timeout 1500 \
-        --module dm_mod --module dm_flakey "$build" "${tests[@]}" 2>&1)
-  rc=$?
-  echo "$out" | grep -vE '^(vmtest:|BDT-VM:)'
-  echo "backend $be: run-integration exited $rc in $(( $(date +%s) - t0 )) s"
-  last=$(grep -E '^vm integration' <<<"$out" | tail -n1)
-  if [[ $rc -eq 77 ]]; then echo "SKIPPED: VM tier unavailable"; exit 77; fi
-  if [[ $last =~ :\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]] &&
-     [[ ${BASH_REMATCH[1]} -eq ${#tests[@]} && $rc -eq 0 ]]; then
-    echo "ok: $be: ${tests[*]} passed in the guest (${BDT_VM_KERNEL_PKG:-default kernel})"
-  else
-    echo "FAIL: $be: want ${#tests[@]} passed, got '${last:-no summary}' (exit $rc)"
-    fails=$((fails + 1))
-  fi
+  vm_itests "$be" "${tests[*]} passed in the guest (${BDT_VM_KERNEL_PKG:-default kernel})" \
+    --module dm_mod --module dm_flakey -- "${tests[@]}" || fails=$((fails + 1))
 done
 exit $((fails > 0))
