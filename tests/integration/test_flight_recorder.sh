@@ -110,16 +110,14 @@ grep -q "not delivered live" "$ITEST_TMP/d1.err" \
     && pass "the ring buffer overflowed after the kill (losses counted) while the recorder kept recording" \
     || fail "expected ring-buffer losses after the kill: $(cat "$ITEST_TMP/d1.err")"
 INO=$(stat -c %i "$F")
-python3 - "$ITEST_TMP/d1.jsonl" "$ITEST_TMP/wl1.jsonl" "$INO" "$KILL_NS" "$ITEST_TMP/d1.chrome.json" \
-    "$ITEST_TMP/d1.txt" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
-import json, sys
-sys.path.insert(0, __import__("os").environ.get("ITEST_DIR", "."))
+ITEST_DIR=$(dirname "$0") python3 - "$ITEST_TMP/d1.jsonl" "$ITEST_TMP/wl1.jsonl" "$INO" "$KILL_NS" \
+    "$ITEST_TMP/d1.chrome.json" "$ITEST_TMP/d1.txt" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import json, os, sys
+sys.path.insert(0, os.environ["ITEST_DIR"])
+from bdtcheck import Checker
 dump, wl, ino, kill_ns, chrome, txt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-fails = 0
-def check(c, what):
-    global fails
-    print(("ok: " if c else "FAIL: ") + what)
-    fails += 0 if c else 1
+c = Checker()
+check = c.check
 lines = [json.loads(l) for l in open(dump) if l.strip()]
 evs = [l for l in lines if "type" in l]
 writes = [json.loads(l) for l in open(wl)]
@@ -158,7 +156,7 @@ check(len(dio) >= len(writes), f"a DIO span per write in the timeline ({len(dio)
 check(all(isinstance(e["ts"], (int, float)) for e in tev), "numeric ts")
 t = open(txt).read()
 check("dio_begin" in t, "text dump prints the events")
-sys.exit(1 if fails else 0)
+c.done()
 PY
 
 # ---- 2. a small recorder wraps keeping the newest -------------------------------
@@ -180,14 +178,13 @@ cat "$ITEST_TMP/d2.err"
 grep -q "detached" "$ITEST_TMP/d2.err" && pass "after a clean exit the programs are detached" \
     || fail "dump after clean exit: $(cat "$ITEST_TMP/d2.err")"
 INO2=$(stat -c %i "$F2")
-python3 - "$ITEST_TMP/d2.jsonl" "$ITEST_TMP/wl2.jsonl" "$INO2" "$ITEST_TMP/d2.err" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
-import json, re, sys
+ITEST_DIR=$(dirname "$0") python3 - "$ITEST_TMP/d2.jsonl" "$ITEST_TMP/wl2.jsonl" "$INO2" "$ITEST_TMP/d2.err" <<'PY' || ITEST_FAILS=$((ITEST_FAILS + 1))
+import json, os, re, sys
+sys.path.insert(0, os.environ["ITEST_DIR"])
+from bdtcheck import Checker
 dump, wl, ino, err = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-fails = 0
-def check(c, what):
-    global fails
-    print(("ok: " if c else "FAIL: ") + what)
-    fails += 0 if c else 1
+c = Checker()
+check = c.check
 evs = [json.loads(l) for l in open(dump) if l.strip()]
 evs = [e for e in evs if "type" in e]
 writes = [json.loads(l) for l in open(wl)]
@@ -201,7 +198,7 @@ check(allpos[-1] in pos, f"the workload's last write (pos {allpos[-1]}) is in th
 check(0 < len(pos) < len(allpos), f"only part of the {len(allpos)} writes kept ({len(pos)})")
 # the newest: the dumped writes are exactly the last len(pos) writes, in order
 check(pos == allpos[-len(pos):], f"the kept writes are the newest ones, in order (first kept: {pos[:1]}, expected {allpos[-len(pos):][:1]})")
-sys.exit(1 if fails else 0)
+c.done()
 PY
 
 # ---- 3. errors, release ------------------------------------------------------------
