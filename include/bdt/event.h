@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,10 +21,18 @@ namespace bdt {
 // A btrfs filesystem UUID (the fsid `btrfs filesystem show` prints).
 struct Fsid {
   std::array<uint8_t, 16> b{};
-  bool empty() const;
+  bool empty() const { return (half(0) | half(1)) == 0; }
   std::string str() const;  // "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
   static std::optional<Fsid> parse(std::string_view s);
   auto operator<=>(const Fsid&) const = default;
+  // (== in two 8-byte compares: the detectors compare fsids on every event)
+  bool operator==(const Fsid& o) const { return half(0) == o.half(0) && half(1) == o.half(1); }
+  // Bytes [8i, 8i + 8) as one integer (host order): for hashing and comparing.
+  uint64_t half(int i) const {
+    uint64_t v;
+    std::memcpy(&v, b.data() + 8 * i, 8);
+    return v;
+  }
 };
 
 enum class EventType : uint16_t {

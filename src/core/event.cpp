@@ -7,10 +7,6 @@
 
 namespace bdt {
 
-bool Fsid::empty() const {
-  return std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; });
-}
-
 std::string Fsid::str() const {
   char buf[37];
   std::snprintf(buf, sizeof buf,

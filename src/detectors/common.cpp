@@ -138,14 +138,16 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
       ++evicted_, ++capped_;
     }
   }
-  auto& ids = by_file_[ino_key(e)];
-  if (ids.size() >= kPerFile) {  // the file's oldest request
-    if (auto old = reqs_.find(ids.front()); old != reqs_.end()) remove(old);
-    else ids.erase(ids.begin());
+  InoKey file = ino_key(e);
+  auto& its = by_file_[file];
+  if (its.size() >= kPerFile) {  // the file's oldest request (its entry stays: not empty)
+    remove(its.front());
     ++evicted_, ++capped_;
   }
   uint64_t id = ++next_id_;
-  Req& r = reqs_[id];
+  auto rit = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
+                                std::forward_as_tuple());
+  Req& r = rit->second;
   r.id = id;
   r.begin = e;
   r.first_ts = e.ts_ns;
@@ -153,8 +155,8 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
   r.write = d->write;
   r.aio = d->aio;
   r.ev.push(e);
-  r.file = ino_key(e);
-  by_file_[r.file].push_back(id);  // (remove() may have rehashed by_file_)
+  r.file = file;
+  its.push_back(rit);
   if (!r.aio) sync_by_tid_[e.tid] = r.id;
   return r;
 }
@@ -167,19 +169,17 @@ DioRequests::Req* DioRequests::of_thread(uint32_t tid) {
   return nullptr;
 }
 
-std::optional<DioRequests::Req> DioRequests::end(const Event& e) {
+DioRequests::Ended DioRequests::end(const Event& e) {
   auto* d = e.as<DioEnd>();
   auto f = by_file_.find(ino_key(e));
-  if (f == by_file_.end()) return std::nullopt;
+  if (f == by_file_.end()) return {};
   auto at = [&](const Req& q) {
     auto* b = q.begin.as<DioBegin>();
     return b && dio_end_at(*d, b->pos, b->done_before);
   };
   auto t = sync_by_tid_.find(e.tid);
-  std::map<uint64_t, Req>::iterator pick = reqs_.end(), own = reqs_.end();
-  for (uint64_t id : f->second) {
-    auto it = reqs_.find(id);
-    if (it == reqs_.end()) continue;
+  It pick = reqs_.end(), own = reqs_.end();
+  for (It it : f->second) {
     const Req& q = it->second;
     if (!dev_compat(q.begin.dev, e.dev)) continue;
     bool mine = t != sync_by_tid_.end() && t->second == q.id;
@@ -191,23 +191,28 @@ std::optional<DioRequests::Req> DioRequests::end(const Event& e) {
     else if (q.aio && pick == reqs_.end() && at(q)) pick = it;
   }
   if (pick == reqs_.end()) pick = own;
-  if (pick == reqs_.end()) return std::nullopt;
-  Req r = std::move(pick->second);
-  remove(pick);
-  r.ev.push(e);
+  if (pick == reqs_.end()) return {};
+  unindex(pick);
+  Ended r;
+  r.n_ = reqs_.extract(pick);
+  r->ev.push(e);
   return r;
 }
 
-void DioRequests::remove(std::map<uint64_t, Req>::iterator it) {
+void DioRequests::remove(It it) {
+  unindex(it);
+  reqs_.erase(it);
+}
+
+void DioRequests::unindex(It it) {
   const Req& q = it->second;
   auto t = sync_by_tid_.find(q.begin.tid);
   if (t != sync_by_tid_.end() && t->second == q.id) sync_by_tid_.erase(t);
   if (auto f = by_file_.find(q.file); f != by_file_.end()) {
-    auto& ids = f->second;
-    if (auto i = std::find(ids.begin(), ids.end(), q.id); i != ids.end()) ids.erase(i);
-    if (ids.empty()) by_file_.erase(f);
+    auto& its = f->second;
+    if (auto i = std::find(its.begin(), its.end(), it); i != its.end()) its.erase(i);
+    if (its.empty()) by_file_.erase(f);
   }
-  reqs_.erase(it);
 }
 
 size_t DioRequests::evict(uint64_t now, uint64_t max_age) {

@@ -35,13 +35,13 @@ inline bool dev_compat(uint64_t a, uint64_t b) { return a == b || a == 0 || b ==
 struct InoKey {
   Fsid fs;
   uint64_t ino = 0;
-  bool operator==(const InoKey&) const = default;
+  bool operator==(const InoKey& o) const { return ino == o.ino && fs == o.fs; }
 };
 struct InoKeyHash {
   size_t operator()(const InoKey& k) const {
-    uint64_t h = k.ino * 0x9E3779B97F4A7C15ull;
-    for (auto b : k.fs.b) h = (h ^ b) * 0x100000001B3ull;
-    return static_cast<size_t>(h);
+    uint64_t h = (k.ino ^ k.fs.half(0)) * 0x9E3779B97F4A7C15ull;
+    h = (h ^ (h >> 29) ^ k.fs.half(1)) * 0xBF58476D1CE4E5B9ull;
+    return static_cast<size_t>(h ^ (h >> 32));
   }
 };
 // The fs part of an InoKey is ignored when it is empty on the event side; we
@@ -163,8 +163,20 @@ class DioRequests {
   // start + done_before) extends the thread's open request; otherwise opens one.
   // Returns the request; `dropped` gets a synchronous request it ended.
   Req& begin(const Event& e, std::optional<Req>* dropped = nullptr);
-  // A dio_end: the request it ends, removed (nullopt: not one we follow).
-  std::optional<Req> end(const Event& e);
+  // A request end() took out of the table; it owns the request's storage
+  // (nothing is copied). False: the dio_end was not one of ours.
+  class Ended {
+   public:
+    explicit operator bool() const { return !n_.empty(); }
+    Req* operator->() { return &n_.mapped(); }
+    Req& operator*() { return n_.mapped(); }
+
+   private:
+    friend class DioRequests;
+    std::map<uint64_t, Req>::node_type n_;
+  };
+  // A dio_end: the request it ends, removed (false: not one we follow).
+  Ended end(const Event& e);
   // The open request of this thread (the submission side), if any.
   Req* of_thread(uint32_t tid);
   // The open request with this id, if any.
@@ -182,11 +194,13 @@ class DioRequests {
   size_t capped() const { return capped_; }    // of those, for a cap
 
  private:
-  void remove(std::map<uint64_t, Req>::iterator it);
+  using It = std::map<uint64_t, Req>::iterator;
+  void remove(It it);
+  void unindex(It it);  // out of the thread and file indexes (still in reqs_)
   size_t cap_;
   std::map<uint64_t, Req> reqs_;
   std::unordered_map<uint32_t, uint64_t> sync_by_tid_;  // tid -> id of its synchronous request
-  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_file_;  // open ids, oldest first
+  std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
   uint64_t next_id_ = 0;
   size_t evicted_ = 0, capped_ = 0;
 };

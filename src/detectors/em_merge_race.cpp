@@ -99,11 +99,14 @@ class EmMergeRace final : public Detector {
     by_tid_.erase(t);
     return nullptr;
   }
-  void unindex(const Req& r) {
+  using It = std::map<uint64_t, Req>::iterator;
+  void unindex(It it) {
+    const Req& r = it->second;
+    if (!r.ino) return;  // not indexed yet
     if (auto f = by_file_.find(InoKey{r.fs, r.ino}); f != by_file_.end()) {
-      auto& ids = f->second;
-      if (auto i = std::find(ids.begin(), ids.end(), r.id); i != ids.end()) ids.erase(i);
-      if (ids.empty()) by_file_.erase(f);
+      auto& its = f->second;
+      if (auto i = std::find(its.begin(), its.end(), it); i != its.end()) its.erase(i);
+      if (its.empty()) by_file_.erase(f);
     }
   }
   void erase(const Req* r) {
@@ -112,19 +115,19 @@ class EmMergeRace final : public Detector {
     if (it == reqs_.end()) return;
     auto t = by_tid_.find(r->tid);
     if (t != by_tid_.end() && t->second == r->id) by_tid_.erase(t);
-    unindex(*r);
+    unindex(it);
     reqs_.erase(it);
   }
   // Files are indexed once their inode is known (a get_extent enter may tell it later).
-  void index(Req& r) {
+  void index(It it) {
+    const Req& r = it->second;
     if (!r.ino) return;
-    auto& ids = by_file_[InoKey{r.fs, r.ino}];
-    if (ids.size() >= kPerFile) {
-      if (auto old = reqs_.find(ids.front()); old != reqs_.end()) erase(&old->second);
-      else ids.erase(ids.begin());
+    auto& its = by_file_[InoKey{r.fs, r.ino}];
+    if (its.size() >= kPerFile) {  // the file's oldest (its entry stays: not empty)
+      erase(&its.front()->second);
       ++evicted_, ++capped_;
     }
-    by_file_[InoKey{r.fs, r.ino}].push_back(r.id);
+    its.push_back(it);
   }
   Req& start(const Event& e) {
     // A synchronous request of this thread that never ended is over (its end
@@ -136,7 +139,9 @@ class EmMergeRace final : public Detector {
         ++evicted_, ++capped_;
       }
     uint64_t id = ++next_id_;
-    Req& r = reqs_[id];
+    auto it = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
+                                 std::forward_as_tuple());
+    Req& r = it->second;
     r.id = id;
     r.tid = e.tid;
     r.fs = e.fs;
@@ -145,7 +150,7 @@ class EmMergeRace final : public Detector {
     r.first_ts = r.last_ts = e.ts_ns;
     r.begin = e;
     by_tid_[e.tid] = id;
-    index(r);
+    index(it);
     return r;
   }
 
@@ -168,7 +173,7 @@ class EmMergeRace final : public Detector {
       if (!r || !r->dio) r = &start(e);  // get_extent outside a DIO request (buffered)
       r->in_get_extent = true;
       r->last_ts = e.ts_ns;
-      if (!r->ino && e.ino) r->ino = e.ino, r->dev = e.dev, index(*r);
+      if (!r->ino && e.ino) r->ino = e.ino, r->dev = e.dev, index(reqs_.find(r->id));
       r->ev.push(e);
       return;
     }
@@ -199,9 +204,7 @@ class EmMergeRace final : public Detector {
     Req* r = own && pos_ok(*own) ? own : nullptr;
     if (!r)
       if (auto f = by_file_.find(InoKey{e.fs, e.ino}); f != by_file_.end())
-        for (uint64_t id : f->second) {
-          auto it = reqs_.find(id);
-          if (it == reqs_.end()) continue;
+        for (It it : f->second) {
           auto& q = it->second;
           if (q.aio && same_file(q) && pos_ok(q)) {
             r = &q;
@@ -250,11 +253,9 @@ class EmMergeRace final : public Detector {
       return q.tid != tid && same_fs(q.fs, fs) && q.ino == ino && dev_compat(q.dev, dev);
     };
     if (auto f = by_file_.find(InoKey{fs, ino}); f != by_file_.end())
-      for (uint64_t id : f->second) {
-        auto it = reqs_.find(id);
-        if (it != reqs_.end() && match(it->second) && (it->second.dio || it->second.in_get_extent))
+      for (It it : f->second)
+        if (match(it->second) && (it->second.dio || it->second.in_get_extent))
           v.push_back(&it->second);
-      }
     if (since_ts != UINT64_MAX)
       for (size_t i = 0; i < recent_n_; ++i) {
         auto& q = recent_[(recent_head_ + i) % kRecent];
@@ -406,7 +407,7 @@ class EmMergeRace final : public Detector {
   DetectorConfig cfg_;
   std::map<uint64_t, Req> reqs_;
   std::unordered_map<uint32_t, uint64_t> by_tid_;  // tid -> id of its current request
-  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_file_;
+  std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
   std::vector<Req> recent_;  // ring of kRecent
   size_t recent_head_ = 0, recent_n_ = 0;
   uint64_t next_id_ = 0;
