@@ -145,8 +145,17 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
     ++evicted_, ++capped_;
   }
   uint64_t id = ++next_id_;
-  auto rit = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
-                                std::forward_as_tuple());
+  It rit;
+  if (spare_.empty()) {
+    rit = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
+                             std::forward_as_tuple());
+  } else {
+    Node n = std::move(spare_.back());
+    spare_.pop_back();
+    n.key() = id;
+    n.mapped() = Req{};
+    rit = reqs_.insert(reqs_.end(), std::move(n));
+  }
   Req& r = rit->second;
   r.id = id;
   r.begin = e;
@@ -195,13 +204,14 @@ DioRequests::Ended DioRequests::end(const Event& e) {
   unindex(pick);
   Ended r;
   r.n_ = reqs_.extract(pick);
+  r.owner_ = this;
   r->ev.push(e);
   return r;
 }
 
 void DioRequests::remove(It it) {
   unindex(it);
-  reqs_.erase(it);
+  recycle(reqs_.extract(it));
 }
 
 void DioRequests::unindex(It it) {

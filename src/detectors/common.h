@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -106,25 +107,42 @@ class Evidence {
 };
 
 // The same, inline (no allocation): for per-request state on hot paths.
+// The slots past the ones pushed stay unconstructed and are not copied (an
+// Event is trivially copyable and destructible): making or copying a request's
+// state costs the events it holds, not N.
 template <size_t N>
 class InlineEvidence {
   static_assert(N >= 4);
+  static_assert(std::is_trivially_copyable_v<Event> && std::is_trivially_destructible_v<Event>);
 
  public:
+  InlineEvidence() {}
+  InlineEvidence(const InlineEvidence& o) : n_(o.n_), dropped_(o.dropped_) {
+    std::copy_n(o.v_, n_, v_);
+  }
+  InlineEvidence& operator=(const InlineEvidence& o) {
+    n_ = o.n_;
+    dropped_ = o.dropped_;
+    std::copy_n(o.v_, n_, v_);
+    return *this;
+  }
   void push(const Event& e) {
     if (n_ < N) {
       v_[n_++] = e;
       return;
     }
-    std::move(v_.begin() + N / 2 + 1, v_.end(), v_.begin() + N / 2);
+    std::move(v_ + N / 2 + 1, v_ + N, v_ + N / 2);
     v_[N - 1] = e;
     ++dropped_;
   }
-  std::span<const Event> events() const { return {v_.data(), n_}; }
+  void clear() { n_ = dropped_ = 0; }
+  std::span<const Event> events() const { return {v_, n_}; }
   size_t dropped() const { return dropped_; }
 
  private:
-  std::array<Event, N> v_{};
+  union {
+    Event v_[N];
+  };
   size_t n_ = 0, dropped_ = 0;
 };
 
@@ -165,8 +183,15 @@ class DioRequests {
   Req& begin(const Event& e, std::optional<Req>* dropped = nullptr);
   // A request end() took out of the table; it owns the request's storage
   // (nothing is copied). False: the dio_end was not one of ours.
+  // Its storage goes back to the table's spares when it is dropped.
   class Ended {
    public:
+    Ended() = default;
+    Ended(Ended&& o) noexcept : n_(std::move(o.n_)), owner_(std::exchange(o.owner_, nullptr)) {}
+    Ended& operator=(Ended&&) = delete;
+    ~Ended() {
+      if (owner_ && !n_.empty()) owner_->recycle(std::move(n_));
+    }
     explicit operator bool() const { return !n_.empty(); }
     Req* operator->() { return &n_.mapped(); }
     Req& operator*() { return n_.mapped(); }
@@ -174,6 +199,7 @@ class DioRequests {
    private:
     friend class DioRequests;
     std::map<uint64_t, Req>::node_type n_;
+    DioRequests* owner_ = nullptr;
   };
   // A dio_end: the request it ends, removed (false: not one we follow).
   Ended end(const Event& e);
@@ -195,6 +221,14 @@ class DioRequests {
 
  private:
   using It = std::map<uint64_t, Req>::iterator;
+  using Node = std::map<uint64_t, Req>::node_type;
+  // Nodes of ended requests kept for the next ones (a request is ~1.9 KB: a
+  // fresh allocation per request was a tenth of replay's time).
+  static constexpr size_t kSpare = 32;
+  void recycle(Node&& n) {
+    if (spare_.size() < kSpare) spare_.push_back(std::move(n));
+  }
+  std::vector<Node> spare_;
   void remove(It it);
   void unindex(It it);  // out of the thread and file indexes (still in reqs_)
   size_t cap_;

@@ -116,7 +116,8 @@ class EmMergeRace final : public Detector {
     auto t = by_tid_.find(r->tid);
     if (t != by_tid_.end() && t->second == r->id) by_tid_.erase(t);
     unindex(it);
-    reqs_.erase(it);
+    auto n = reqs_.extract(it);
+    if (spare_.size() < kSpare) spare_.push_back(std::move(n));
   }
   // Files are indexed once their inode is known (a get_extent enter may tell it later).
   void index(It it) {
@@ -139,8 +140,17 @@ class EmMergeRace final : public Detector {
         ++evicted_, ++capped_;
       }
     uint64_t id = ++next_id_;
-    auto it = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
-                                 std::forward_as_tuple());
+    It it;
+    if (spare_.empty()) {
+      it = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
+                              std::forward_as_tuple());
+    } else {  // a dropped request's node, back to a fresh request
+      auto n = std::move(spare_.back());
+      spare_.pop_back();
+      n.key() = id;
+      n.mapped() = Req{};
+      it = reqs_.insert(reqs_.end(), std::move(n));
+    }
     Req& r = it->second;
     r.id = id;
     r.tid = e.tid;
@@ -408,6 +418,9 @@ class EmMergeRace final : public Detector {
   std::map<uint64_t, Req> reqs_;
   std::unordered_map<uint32_t, uint64_t> by_tid_;  // tid -> id of its current request
   std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
+  // Nodes of dropped requests kept for the next ones (a request is ~1.9 KB).
+  static constexpr size_t kSpare = 32;
+  std::vector<std::map<uint64_t, Req>::node_type> spare_;
   std::vector<Req> recent_;  // ring of kRecent
   size_t recent_head_ = 0, recent_n_ = 0;
   uint64_t next_id_ = 0;
