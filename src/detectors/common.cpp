@@ -153,7 +153,7 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
     Node n = std::move(spare_.back());
     spare_.pop_back();
     n.key() = id;
-    n.mapped() = Req{};
+    n.mapped().ev.clear();  // (every other field is set below)
     rit = reqs_.insert(reqs_.end(), std::move(n));
   }
   Req& r = rit->second;

@@ -29,7 +29,7 @@
 namespace bdt::det {
 namespace {
 
-struct Req {
+struct ReqState {
   uint64_t id = 0;
   uint32_t tid = 0;
   Fsid fs;
@@ -39,7 +39,14 @@ struct Req {
   bool eexist_reported = false;
   uint64_t first_ts = 0, last_ts = 0, end_ts = 0;
   Event begin;
+};
+struct Req : ReqState {
   InlineEvidence<8> ev;
+  // Back to a fresh request (a reused node) without touching the unused evidence slots.
+  void reset() {
+    static_cast<ReqState&>(*this) = ReqState{};
+    ev.clear();
+  }
 };
 
 class EmMergeRace final : public Detector {
@@ -148,7 +155,7 @@ class EmMergeRace final : public Detector {
       auto n = std::move(spare_.back());
       spare_.pop_back();
       n.key() = id;
-      n.mapped() = Req{};
+      n.mapped().reset();
       it = reqs_.insert(reqs_.end(), std::move(n));
     }
     Req& r = it->second;

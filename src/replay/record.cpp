@@ -255,8 +255,9 @@ struct In {
     return v;
   }
   uint64_t u64() {
-    uint64_t lo = u32();
-    uint64_t hi = u32();
+    need(8);
+    uint64_t lo = get_le32(p + i), hi = get_le32(p + i + 4);
+    i += 8;
     return lo | hi << 32;
   }
   int32_t i32() { return static_cast<int32_t>(u32()); }
