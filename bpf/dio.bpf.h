@@ -86,7 +86,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	if (fb_pending_tid | fb_pending_kiocb | fb_pending_aio) {
 		u64 ino = BDT_RD(btf, inode, i_ino);
 
-		fb_mark_direct(iocb, ino, BDT_RD(btf, iocb, ki_pos));
+		fb_mark_direct(key, ino, BDT_RD(btf, iocb, ki_pos));
 	}
 	sb_dev = BDT_RD(btf, sb, s_dev);
 	if (!fs_pass(sb_dev) || !task_pass())
@@ -99,18 +99,13 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	/* its slot (lazy.bpf.h), else built in req_scratch and copied to inflight_dio */
 	slot = slot_of(key);
 	slot_key = bpf_map_lookup_elem(&dio_slot_key, &slot);
-	if (slot_key) {
-		u64 old = __sync_val_compare_and_swap(slot_key, 0, key | 1);
-
-		if (old == key && __sync_val_compare_and_swap(slot_key, key, key | 1) == key)
-			old = 0; /* an earlier request of this kiocb that never completed */
-		if (old == 0)
-			r = bpf_map_lookup_elem(&dio_slot, &slot);
-		if (old == 0 && !r)
-			__sync_lock_test_and_set(slot_key, 0);
+	if (slot_key && slot_claim(slot_key, key)) {
+		r = bpf_map_lookup_elem(&dio_slot, &slot);
 		if (!r)
-			slot_key = 0;
+			__sync_lock_test_and_set(slot_key, 0);
 	}
+	if (!r)
+		slot_key = 0;
 	if (!r)
 		r = bpf_map_lookup_elem(&req_scratch, &zero);
 	if (!r)

@@ -120,6 +120,22 @@ static __always_inline u32 slot_of(u64 kiocb)
 	return (u32)((kiocb * 0x9E3779B97F4A7C15ull) >> (64 - BDT_SLOT_BITS));
 }
 
+/*
+ * Claims the entry of a direct-mapped table whose key is *slot_key for key (a
+ * number, addr_num): true when it was free (0) or held key itself (an older
+ * entry of the same key that never ended, which the new one replaces). A
+ * claimed entry's key reads key | 1 while its value is filled; the claimer
+ * then stores key (filled: found by lookups) or 0 (given up).
+ */
+static __always_inline bool slot_claim(u64 *slot_key, u64 key)
+{
+	u64 old = __sync_val_compare_and_swap(slot_key, 0, key | 1);
+
+	if (old == key && __sync_val_compare_and_swap(slot_key, key, key | 1) == key)
+		old = 0;
+	return old == 0;
+}
+
 /* Where a request lives while it is in flight (req_find). */
 struct req_ref {
 	struct dio_req *r;
