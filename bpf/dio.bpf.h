@@ -29,6 +29,9 @@ struct vma_info {
 	u64 dev;
 	u64 off;
 	u32 flags;
+	u64 start; /* the VMA's */
+	u64 end;
+	u64 pgoff;
 };
 
 static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
@@ -38,6 +41,9 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *d
 	struct file *f = BPF_CORE_READ(vma, vm_file);
 
 	vi->flags |= BDT_F_BUF_FOUND;
+	vi->start = BPF_CORE_READ(vma, vm_start);
+	vi->end = BPF_CORE_READ(vma, vm_end);
+	vi->pgoff = BPF_CORE_READ(vma, vm_pgoff);
 	if (vm_flags & BDT_VM_SHARED)
 		vi->flags |= BDT_F_BUF_SHARED;
 	if (vm_flags & BDT_VM_WRITE)
@@ -51,10 +57,69 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *d
 			vi->dev = BPF_CORE_READ(btrfs_i(inode), root, anon_dev);
 		else
 			vi->dev = BPF_CORE_READ(sb, s_dev);
-		vi->off = (BPF_CORE_READ(vma, vm_pgoff) << BDT_PAGE_SHIFT) +
-			  (vi->addr - BPF_CORE_READ(vma, vm_start));
+		vi->off = (vi->pgoff << BDT_PAGE_SHIFT) + (vi->addr - vi->start);
 	}
 	return 0;
+}
+
+/* This task's mm and its mm_lock_seq, when the kernel has one and no change
+ * of a mapping is under way (seqcount: even); false otherwise. */
+static __always_inline bool mm_seq(u64 *mm, u32 *seq)
+{
+	struct mm_struct *m;
+
+	if (bpf_core_field_exists(((struct mm_struct *)0)->mm_lock_seq)) {
+		m = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm);
+		*seq = BPF_CORE_READ(m, mm_lock_seq.sequence);
+		*mm = (u64)m;
+		return m && !(*seq & 1);
+	}
+	if (bpf_core_field_exists(((struct mm_struct___int *)0)->mm_lock_seq)) {
+		m = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm);
+		*seq = BPF_CORE_READ((struct mm_struct___int *)m, mm_lock_seq);
+		*mm = (u64)m;
+		return m != 0;
+	}
+	return false;
+}
+
+/*
+ * The write buffer's VMA (vi->addr in, the rest out): bpf_find_vma(), or this
+ * thread's cache of the VMA its last buffer was in (c) while the address
+ * is in it and the address space did not change since. Every change of a
+ * mapping (mmap, munmap, mprotect, mremap, ...) holds mmap_lock for writing,
+ * and mm_lock_seq moves when it is taken (6.13+) or released (6.4-6.12). The
+ * seq is read before the walk: a change after it leaves a cache that never
+ * matches again. Kernels without mm_lock_seq walk every time.
+ */
+static __always_inline void buf_vma(struct vma_info *vi, struct vma_cache *c)
+{
+	u64 mm = 0;
+	u32 seq = 0;
+	bool seq_ok = c && mm_seq(&mm, &seq);
+
+	if (seq_ok && c->mm == mm && c->seq == seq && vi->addr >= c->start && vi->addr < c->end) {
+		vi->flags = c->flags;
+		vi->ino = c->ino;
+		vi->dev = c->dev;
+		if (c->ino)
+			vi->off = (c->pgoff << BDT_PAGE_SHIFT) + (vi->addr - c->start);
+		return;
+	}
+	bpf_find_vma(bpf_get_current_task_btf(), vi->addr, vma_cb, vi, 0);
+	if (!c)
+		return;
+	c->mm = 0;
+	if (seq_ok && (vi->flags & BDT_F_BUF_FOUND)) {
+		c->start = vi->start;
+		c->end = vi->end;
+		c->pgoff = vi->pgoff;
+		c->ino = vi->ino;
+		c->dev = vi->dev;
+		c->flags = vi->flags;
+		c->seq = seq;
+		c->mm = mm;
+	}
 }
 
 static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
@@ -137,7 +202,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	vi.addr = iter_user_addr(iter, btf);
 	/* the buffer's VMA matters for writes only (self-mmap, shared buffers) */
 	if (vi.addr && (all_events || (r->flags & BDT_F_WRITE)))
-		bpf_find_vma(bpf_get_current_task_btf(), vi.addr, vma_cb, &vi, 0);
+		buf_vma(&vi, cr ? &cr->vma : 0);
 	r->begin_flags = r->flags | vi.flags;
 	if (BPF_CORE_READ(bi, flags) & BDT_INODE_NODATASUM)
 		r->begin_flags |= BDT_F_NODATASUM;

@@ -191,6 +191,19 @@ struct {
 	__type(value, struct dio_req);
 } req_scratch SEC(".maps");
 
+/* The VMA of this thread's last write buffer (dio.bpf.h, buf_vma()), valid
+ * while its address space's mm_lock_seq is still seq. */
+struct vma_cache {
+	u64 mm;    /* 0: nothing cached */
+	u64 start;
+	u64 end;
+	u64 pgoff;
+	u64 ino;
+	u64 dev;
+	u32 seq;
+	u32 flags; /* BDT_F_BUF_* */
+};
+
 /* The request this thread is submitting (em_exist has no inode; ordered
  * extents and extent-map lookups in this thread belong to it). */
 struct cur_req {
@@ -200,6 +213,7 @@ struct cur_req {
 	u64 tree_root;     /* &BTRFS_I(inode)->extent_tree's rb_root, to verify em_exist */
 	u32 em_exist_seen; /* em_exist fired in this thread since its last get_extent record */
 	u32 pad;
+	struct vma_cache vma;
 };
 
 struct {
