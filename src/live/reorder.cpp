@@ -1,22 +1,37 @@
-// The live session's reorder window (reorder.h): a min-heap of held events.
+// The live session's reorder window (reorder.h): held events sorted by time.
 #include "live/reorder.h"
 
 #include <algorithm>
 
 namespace bdt::live {
 
-namespace {
-struct Later {
-  bool operator()(const Event& a, const Event& b) const { return a.ts_ns > b.ts_ns; }
-};
-}  // namespace
-
 ReorderBuffer::ReorderBuffer(uint64_t window_ns, size_t reserve, size_t max_held)
     : window_ns_(window_ns), max_held_(max_held) {
-  held_.reserve(reserve);
+  slots_.reserve(reserve);
 }
 
-void ReorderBuffer::commit() { std::push_heap(held_.begin(), held_.end(), Later{}); }
+Event& ReorderBuffer::slot() {
+  if (free_.empty()) {
+    cur_ = static_cast<uint32_t>(slots_.size());
+    return slots_.emplace_back();
+  }
+  cur_ = free_.back();
+  free_.pop_back();
+  return slots_[cur_];
+}
+
+void ReorderBuffer::commit() {
+  const Key k{slots_[cur_].ts_ns, cur_};
+  // After the last key not later than it: a few steps back at most, usually none.
+  auto at = held_.end();
+  for (int steps = 0; at != held_.begin() && std::prev(at)->ts > k.ts; --at)
+    if (++steps == 8) {  // far out of order: search
+      at = std::upper_bound(held_.begin(), at, k.ts,
+                            [](uint64_t t, const Key& x) { return t < x.ts; });
+      break;
+    }
+  held_.insert(at, k);
+}
 
 size_t ReorderBuffer::release(uint64_t now_ns, const Deliver& cb) {
   return release_until(now_ns > window_ns_ ? now_ns - window_ns_ : 0, cb);
@@ -26,10 +41,11 @@ size_t ReorderBuffer::drain(const Deliver& cb) { return release_until(UINT64_MAX
 
 size_t ReorderBuffer::release_until(uint64_t cutoff, const Deliver& cb) {
   size_t n = 0;
-  while (!held_.empty() && (held_.front().ts_ns <= cutoff || held_.size() > max_held_)) {
-    std::pop_heap(held_.begin(), held_.end(), Later{});
-    cb(held_.back());
-    held_.pop_back();
+  while (!held_.empty() && (held_.front().ts <= cutoff || held_.size() > max_held_)) {
+    const uint32_t s = held_.front().slot;
+    held_.pop_front();
+    cb(slots_[s]);
+    free_.push_back(s);
     ++n;
   }
   return n;

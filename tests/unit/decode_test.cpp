@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -295,6 +296,31 @@ TEST(Reorder, HoldsForTheWindowThenReleasesInTsOrder) {
   EXPECT_EQ(rb.release(1030 * 1'000'000ull, cb), 3u);
   EXPECT_EQ(out, (std::vector<uint64_t>{1000, 1001, 1001, 1002, 1003}));
   EXPECT_EQ(rb.size(), 0u);
+}
+
+TEST(Reorder, FarOutOfOrderAndEqualTimes) {
+  ReorderBuffer rb(0);
+  // 20 in order, then one older than all of them (past the short scan back),
+  // then three with the same time: arrival order among equal times.
+  for (uint64_t t = 100; t < 120; ++t) push(rb, t);
+  push(rb, 50);
+  for (uint32_t id : {1u, 2u, 3u}) {
+    Event& e = rb.slot();
+    e.ts_ns = 110;
+    e.pid = id;
+    e.body = DioEnd{};
+    rb.commit();
+  }
+  std::vector<uint64_t> ts;
+  std::vector<uint32_t> same;
+  rb.drain([&](const Event& e) {
+    ts.push_back(e.ts_ns);
+    if (e.ts_ns == 110 && e.pid) same.push_back(e.pid);
+  });
+  EXPECT_TRUE(std::is_sorted(ts.begin(), ts.end()));
+  EXPECT_EQ(ts.size(), 24u);
+  EXPECT_EQ(ts.front(), 50u);
+  EXPECT_EQ(same, (std::vector<uint32_t>{1, 2, 3}));
 }
 
 TEST(Reorder, DrainReleasesEverything) {
