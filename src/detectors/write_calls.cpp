@@ -261,16 +261,16 @@ void WriteCalls::on_oe(const Event& e, Findings& out) {
         bool failed = o->flags & oef::IOERR;
         if (auto* r = pick(c, s, t)) {
           failed = failed || r->failed.intersects(s, t);
-          // the removed part leaves the record; a split-off remainder stays
-          IntervalSet rest;
-          rest.add(r->s, r->e);
-          rest.subtract(s, t);
-          IntervalSet rf = r->failed;
-          size_t idx = static_cast<size_t>(r - c.oes.data());
-          c.oes.erase(c.oes.begin() + static_cast<long>(idx));
-          for (auto [a, b] : rest.items()) {
-            WriteCall::OeRec n{a, b, e.ts_ns, rf.clip(a, b)};
-            c.oes.push_back(std::move(n));
+          // the removed part leaves the record; a split-off remainder (the
+          // part before s, the part after t) stays, with its failures
+          const uint64_t rs = r->s, re = r->e;
+          if (rs >= s && re <= t) {  // all of it (the usual case): nothing to keep
+            c.oes.erase(c.oes.begin() + (r - c.oes.data()));
+          } else {
+            IntervalSet rf = std::move(r->failed);
+            c.oes.erase(c.oes.begin() + (r - c.oes.data()));
+            for (auto [a, b] : {std::pair{rs, std::min(re, s)}, std::pair{std::max(rs, t), re}})
+              if (a < b) c.oes.push_back(WriteCall::OeRec{a, b, e.ts_ns, rf.clip(a, b)});
           }
         } else {
           failed = failed || c.pending_bad.intersects(s, t);
