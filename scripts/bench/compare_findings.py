@@ -117,13 +117,22 @@ def brief(f):
             f"pid={f.get('pid')} ino={f.get('ino')} range={r}")
 
 
-def evidence_diff(pa, pb, names):
+def when(f, field, rec):
+    """Where a record of f's actors/evidence lies in time: its ts_ns minus the finding's (each
+    tracer's own clock), for reading a difference."""
+    for r in f.get(field, []):
+        if canon(untimed(r)) == rec and "ts_ns" in r and "ts_ns" in f:
+            return f" at {(r['ts_ns'] - f['ts_ns']) / 1e3:+.0f} us from the finding"
+    return ""
+
+
+def evidence_diff(fa, fb, field, pa, pb, names):
     ca, cb = Counter(pa), Counter(pb)
     out = []
     for rec, n in (ca - cb).items():
-        out.append(f"      only in {names[0]} ({n}x): {rec}")
+        out.append(f"      only in {names[0]} ({n}x){when(fa, field, rec)}: {rec}")
     for rec, n in (cb - ca).items():
-        out.append(f"      only in {names[1]} ({n}x): {rec}")
+        out.append(f"      only in {names[1]} ({n}x){when(fb, field, rec)}: {rec}")
     return out
 
 
@@ -165,7 +174,8 @@ def compare(fa, fb, key, parts, names, known):
                         all(isinstance(x, str) for x in pa[i][field] + pb[j][field]):
                     lines.append(f"    {field}: {len(pa[i][field])} in {names[0]}, "
                                  f"{len(pb[j][field])} in {names[1]}")
-                    lines.extend(evidence_diff(pa[i][field], pb[j][field], names))
+                    lines.extend(evidence_diff(xa[i], xb[j], field, pa[i][field], pb[j][field],
+                                               names))
                 else:
                     lines.append(f"    {field}: {names[0]} {pa[i][field]!r}")
                     lines.append(f"    {' ' * len(field)}  {names[1]} {pb[j][field]!r}")
