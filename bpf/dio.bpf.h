@@ -69,10 +69,13 @@ static __always_inline bool mm_seq(u64 *mm, u32 *seq)
 	struct mm_struct *m;
 
 	if (bpf_core_field_exists(((struct mm_struct *)0)->mm_lock_seq)) {
-		m = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm);
-		*seq = BPF_CORE_READ(m, mm_lock_seq.sequence);
-		*mm = (u64)m;
-		return m && !(*seq & 1);
+		/* 6.13+: BTF pointers, direct loads */
+		m = bpf_get_current_task_btf()->mm;
+		if (!m)
+			return false;
+		*seq = m->mm_lock_seq.sequence;
+		*mm = addr_num((u64)m);
+		return !(*seq & 1);
 	}
 	if (bpf_core_field_exists(((struct mm_struct___int *)0)->mm_lock_seq)) {
 		m = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm);
@@ -148,7 +151,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	if (!is_btrfs_sb(sb, btf))
 		return 0;
 	/* the O_DIRECT write this is (fallback.bpf.h) reached iomap: not a fallback */
-	if (fb_pending_tid | fb_pending_kiocb | fb_pending_aio) {
+	if ((fb_pending_tid | fb_pending_kiocb | fb_pending_aio) && iter_is_write(iter, btf)) {
 		u64 ino = BDT_RD(btf, inode, i_ino);
 
 		fb_mark_direct(key, ino, BDT_RD(btf, iocb, ki_pos));
@@ -196,7 +199,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 		r->pid = t >> 32;
 		r->tid = (u32)t;
 	}
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	task_comm(r->comm, btf);
 	r->ts = bpf_ktime_get_ns();
 
 	vi.addr = iter_user_addr(iter, btf);
@@ -276,7 +279,10 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 	u64 now = bpf_ktime_get_ns(), pos;
 	u32 fired, stack_id = 0;
 
-	cur_req_done(key);
+	/* a completion in irq or a worker (another thread than the request's)
+	 * cannot be its thread's current request */
+	if (!r || r->tid == (u32)bpf_get_current_pid_tgid())
+		cur_req_done(key);
 	BDT_ARG_OR_RETURN(iocb);
 	/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
 	pos = BDT_RD(btf, iocb, ki_pos);

@@ -53,7 +53,7 @@ struct fb_req {
 	u32 via;       /* enum bdt_fallback_via */
 	u32 flags;     /* BDT_F_NODATASUM | BDT_F_UNALIGNED */
 	u32 seen;      /* iomap_dio_rw_begin was reached for it */
-	u32 file_later; /* an io_uring registered file: the file is known at completion */
+	u32 file_later; /* io_uring: the file is read at completion */
 	u32 pad;
 };
 
@@ -114,6 +114,10 @@ struct {
 	__type(value, struct fb_req);
 } fb_kiocb SEC(".maps");
 
+/* Entries put in fb_kiocb less those deleted (an LRU eviction is not counted
+ * back): no lookup while it holds none. */
+volatile __u64 fb_kiocb_n = 0;
+
 static __always_inline u32 fb_slot_of(u64 kiocb)
 {
 	return (u32)((kiocb * 0x9E3779B97F4A7C15ull) >> (64 - BDT_FB_SLOT_BITS));
@@ -135,6 +139,8 @@ static __always_inline struct fb_req *fb_kiocb_find(u64 kiocb, u64 **slot_key)
 			return r;
 		}
 	}
+	if (!fb_kiocb_n)
+		return 0;
 	return bpf_map_lookup_elem(&fb_kiocb, &kiocb);
 }
 
@@ -206,8 +212,8 @@ static __always_inline void fb_req_file(struct fb_req *r, struct inode *inode, u
 		r->flags |= BDT_F_UNALIGNED;
 }
 
-/* The submitter part of r: this task. */
-static __always_inline void fb_req_task(struct fb_req *r, s32 fd, u32 via)
+/* The submitter part of r: this task (btf: a tp_btf program's, task_comm). */
+static __always_inline void fb_req_task_btf(struct fb_req *r, s32 fd, u32 via, bool btf)
 {
 	u64 t = bpf_get_current_pid_tgid();
 
@@ -215,7 +221,12 @@ static __always_inline void fb_req_task(struct fb_req *r, s32 fd, u32 via)
 	r->via = via;
 	r->pid = t >> 32;
 	r->tid = (u32)t;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	task_comm(r->comm, btf);
+}
+
+static __always_inline void fb_req_task(struct fb_req *r, s32 fd, u32 via)
+{
+	fb_req_task_btf(r, fd, via, false);
 }
 
 /* Fills r for a write to f; false when f is not an O_DIRECT file on btrfs or
@@ -362,16 +373,21 @@ static __always_inline int fb_fn_exit(void *ctx, u64 *a, s64 ret, u8 src)
 }
 
 /* ---- the write-family syscalls and io_submit (tracepoint backend) ---------------- */
+/* fd's file in this task's fd table: direct loads through the task's BTF
+ * pointer, then one read of the table's entry. */
 static __always_inline struct file *fb_fd_file(u64 fd)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct files_struct *files = bpf_get_current_task_btf()->files;
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *f = 0;
 
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!files)
 		return 0;
-	fds = BPF_CORE_READ(fdt, fd);
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return 0;
+	fds = fdt->fd;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
@@ -607,13 +623,13 @@ static __always_inline u64 fb_uring_kiocb(const struct io_kiocb *req)
 	return (u64)req + bpf_core_field_offset(struct io_kiocb, cmd);
 }
 
-/* io_uring_submit_req(req): a write request. Kept with the submitter only; the
- * file part (identity, flags) is read at completion, and only for a write that
- * fell back: the request holds its file (req->file) until then. On a plain fd
- * the file is looked up in the fd table now, to follow only O_DIRECT writes to
- * btrfs. A registered (fixed) file is not in it, and the request gets its file
- * only when it is issued, after this tracepoint: such a write is followed
- * whatever its file, and its file checked at completion. */
+/* io_uring_submit_req(req): a write request, whatever its file. Kept with the
+ * submitter only; the file (O_DIRECT, btrfs, the filesystem filter, identity,
+ * flags) is read at completion, and only for a write that wrote bytes without
+ * iomap_dio_rw_begin: the request holds its file (req->file) until then. (A
+ * registered file's request gets its file only when it is issued, after this
+ * tracepoint; a plain fd's would need a walk of the fd table here.) The
+ * position is the kiocb's at completion less what the write wrote. */
 static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 {
 	struct io_kiocb *req = (void *)ctx[0];
@@ -628,27 +644,10 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 	if (!fb_armed || !task_pass())
 		return 0;
 	/* REQ_F_FIXED_FILE (bit 0 of the request flags, IOSQE_FIXED_FILE_BIT): a
-	 * registered file, not in the fd table */
+	 * registered file, whose cqe.fd indexes the registered files: no fd */
 	bpf_probe_read_kernel(&rflags, sizeof(rflags),
 			      (void *)req + bpf_core_field_offset(struct io_kiocb, flags));
 	fd = BDT_RD(btf, req, cqe.fd);
-	if (!(rflags & 1)) {
-		struct file *f = 0;
-
-		if (btf) {
-			struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
-			struct file **fds;
-
-			if (!fdt || fd < 0 || (u32)fd >= fdt->max_fds)
-				return 0;
-			fds = fdt->fd;
-			bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-		} else {
-			f = fb_fd_file(fd);
-		}
-		if (!fb_file_inode(f))
-			return 0;
-	}
 	k = addr_num(fb_uring_kiocb(req));
 	/* its slot (fb_slot), else built on the stack for fb_kiocb */
 	i = fb_slot_of(k);
@@ -664,14 +663,15 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 	}
 	r->flags = 0;
 	r->seen = 0;
-	r->pos = BPF_CORE_READ((struct kiocb *)k, ki_pos);
+	r->pos = 0;
 	r->file_later = 1;
-	/* a registered file's cqe.fd indexes the registered files: no fd */
-	fb_req_task(r, rflags & 1 ? -1 : fd, BDT_FB_IO_URING);
+	fb_req_task_btf(r, rflags & 1 ? -1 : fd, BDT_FB_IO_URING, btf);
 	if (sk)
 		__sync_lock_test_and_set(sk, k); /* filled: visible to fb_kiocb_find */
 	else if (bpf_map_update_elem(&fb_kiocb, &k, r, BPF_ANY))
 		return 0;
+	else
+		__sync_fetch_and_add(&fb_kiocb_n, 1);
 	__sync_fetch_and_add(&fb_pending_kiocb, 1);
 	return 0;
 }
@@ -685,6 +685,9 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 	u64 k, *sk;
 
 	if (!fb_pending_kiocb || !req)
+		return 0;
+	/* req is not a BTF pointer here (the tracepoint's argument is void *) */
+	if (!fb_uring_write_op(BPF_CORE_READ(req, opcode)))
 		return 0;
 	k = addr_num(fb_uring_kiocb(req));
 	r = fb_kiocb_find(k, &sk);
@@ -714,8 +717,8 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 	}
 	if (sk)
 		__sync_val_compare_and_swap(sk, k, 0);
-	else
-		bpf_map_delete_elem(&fb_kiocb, &k);
+	else if (bpf_map_delete_elem(&fb_kiocb, &k) == 0)
+		__sync_fetch_and_add(&fb_kiocb_n, -1); /* no fetch: BPF_XADD */
 	__sync_fetch_and_add(&fb_pending_kiocb, -1); /* no fetch: BPF_XADD */
 	return 0;
 }
