@@ -90,8 +90,12 @@ static __always_inline struct fb_task *fb_task_get(bool create)
 }
 
 /* io_uring write requests by the number of their kiocb (addr_num): first in a
- * direct-mapped table (fb_slot_key/fb_slot, claimed as dio_slot is:
- * slot_claim(), lazy.bpf.h), else in fb_kiocb. */
+ * direct-mapped table (fb_slot_key/fb_slot), else in fb_kiocb. A slot is
+ * claimed by a compare-and-swap of its key from 0 (or from the same kiocb:
+ * an older request of it that never completed) to the kiocb, and freed with
+ * a plain store of 0 by its completion. Unlike dio_slot no "being filled"
+ * state: nothing walks the table, and the only lookups of a kiocb (its
+ * iomap_dio_rw_begin, its completion) come after its submission. */
 #define BDT_FB_SLOT_BITS 12
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -652,10 +656,13 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 	/* its slot (fb_slot), else built on the stack for fb_kiocb */
 	i = fb_slot_of(k);
 	sk = bpf_map_lookup_elem(&fb_slot_key, &i);
-	if (sk && slot_claim(sk, k)) {
-		r = bpf_map_lookup_elem(&fb_slot, &i);
-		if (!r)
-			__sync_lock_test_and_set(sk, 0);
+	if (sk) {
+		u64 old = __sync_val_compare_and_swap(sk, 0, k);
+
+		if (old == 0 || old == k)
+			r = bpf_map_lookup_elem(&fb_slot, &i);
+		if (!r && old == 0)
+			*(volatile u64 *)sk = 0;
 	}
 	if (!r) {
 		sk = 0;
@@ -666,12 +673,11 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 	r->pos = 0;
 	r->file_later = 1;
 	fb_req_task_btf(r, rflags & 1 ? -1 : fd, BDT_FB_IO_URING, btf);
-	if (sk)
-		__sync_lock_test_and_set(sk, k); /* filled: visible to fb_kiocb_find */
-	else if (bpf_map_update_elem(&fb_kiocb, &k, r, BPF_ANY))
-		return 0;
-	else
+	if (!sk) {
+		if (bpf_map_update_elem(&fb_kiocb, &k, r, BPF_ANY))
+			return 0;
 		__sync_fetch_and_add(&fb_kiocb_n, 1);
+	}
 	__sync_fetch_and_add(&fb_pending_kiocb, 1);
 	return 0;
 }
@@ -686,9 +692,8 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 
 	if (!fb_pending_kiocb || !req)
 		return 0;
-	/* req is not a BTF pointer here (the tracepoint's argument is void *) */
-	if (!fb_uring_write_op(BPF_CORE_READ(req, opcode)))
-		return 0;
+	/* a read's kiocb is in neither table: a miss in fb_slot_key, and
+	 * fb_kiocb is looked up only while it holds entries */
 	k = addr_num(fb_uring_kiocb(req));
 	r = fb_kiocb_find(k, &sk);
 	if (!r)
@@ -716,7 +721,7 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 			fb_emit(r, (u64)res, false, BDT_SRC_TRACEPOINT);
 	}
 	if (sk)
-		__sync_val_compare_and_swap(sk, k, 0);
+		*(volatile u64 *)sk = 0;
 	else if (bpf_map_delete_elem(&fb_kiocb, &k) == 0)
 		__sync_fetch_and_add(&fb_kiocb_n, -1); /* no fetch: BPF_XADD */
 	__sync_fetch_and_add(&fb_pending_kiocb, -1); /* no fetch: BPF_XADD */
