@@ -114,8 +114,13 @@ int run_trace(const TraceArgs& a) {
   TimeBase tb{monotonic_ns(), header.mono_to_realtime_ns, a.wall_time || journal};
   // Every event printed: one write(2) per 64 KiB instead of per 4 KiB (stdio's
   // default for a pipe or file; a terminal stays line-buffered). Findings and
-  // the summary are flushed as before.
-  if (a.events && !isatty(STDOUT_FILENO)) std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16);
+  // the summary are flushed as before, and events at least once a second (the
+  // loop's tick below), so a reader of a quiet pipe sees each within a second.
+  const bool buffered_events = a.events && !isatty(STDOUT_FILENO);
+  // glibc ignores setvbuf's size without a buffer (it keeps st_blksize, 4 KiB):
+  // the buffer is given.
+  static char events_buf[1 << 16];
+  if (buffered_events) std::setvbuf(stdout, events_buf, _IOFBF, sizeof events_buf);
   std::unique_ptr<Sink> sink = a.format == Format::Json
                                    ? make_json_sink(stdout, header)
                                    : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
@@ -165,6 +170,7 @@ int run_trace(const TraceArgs& a) {
       fmt::format("tracing with {} of {} hooks attached", session->attached(), session->hooks().size()));
   service::Watchdog watchdog;
   uint64_t next_status = 0;
+  uint64_t next_flush = 0;
   const uint64_t start = monotonic_ns();
   const uint64_t deadline = a.duration_s > 0 ? start + static_cast<uint64_t>(a.duration_s * 1e9) : 0;
   const auto sort = a.sort_requests ? qemu::SortBy::Requests : qemu::SortBy::Vm;
@@ -227,6 +233,10 @@ int run_trace(const TraceArgs& a) {
     if (exporter) exporter->tick(monotonic_ns(), metrics_state);
     const uint64_t now = monotonic_ns();
     watchdog.tick(now);
+    if (buffered_events && now >= next_flush) {
+      next_flush = now + 1'000'000'000ull;
+      pipe.sink().flush();
+    }
     if (now >= next_status) {  // what `systemctl status` shows
       next_status = now + 10'000'000'000ull;
       const auto st = session->stats();

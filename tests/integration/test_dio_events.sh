@@ -35,6 +35,11 @@ start_tracer "$OUT" --events --format json --mount "$A_MNT"
 # 1) dd: 4 x 64 KiB O_DIRECT writes at 0, 64K, 128K, 192K, then 2 x 128 KiB reads.
 dd if=/dev/zero of="$F1" bs=64k count=4 oflag=direct conv=notrunc status=none
 dd if="$F1" of=/dev/null bs=128k count=2 iflag=direct status=none
+# 1b) Those events reach the output file while the tracer runs: with --events
+#     stdout is block-buffered but flushed at least once a second.
+sleep 2.5
+grep -q "\"ino\":$(stat -c %i "$F1")[,}]" "$OUT" ||
+    fail "no event for $F1 in the output 2.5 s after its I/O, while the tracer runs (held in stdout's buffer)"
 # 2) the same inside the subvolume (different st_dev).
 dd if=/dev/zero of="$F2" bs=64k count=2 seek=3 oflag=direct conv=notrunc status=none
 # 3) fio io_uring writes and libaio reads (4 KiB each, sequential, 64 KiB).
