@@ -97,6 +97,10 @@ class DioStuck final : public Detector {
       if (!act || act->latest_begin_done <= r.first_ts) continue;
       reported_.insert(r.id);
       report_request(r, *act, now, out);
+      // its ordered extents are this finding's: not reported on their own, also
+      // once the request has ended and they are still open for a while
+      for (auto& [oid, o] : oes_)
+        if (o.req_id == r.id) o.reported = true;
     }
     for (auto& [oid, o] : oes_) {
       if (now - o.add.ts_ns < cfg_.stall_threshold_ns) break;
