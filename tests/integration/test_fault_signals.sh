@@ -15,9 +15,13 @@ scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 PIN=/sys/fs/bpf/bdt-itest-signals
 ITEST_CLEANUPS+=("'$BIN' dump --pin-dir '$PIN' --release >/dev/null 2>&1; rm -rf '$PIN'")
 
-# Has the process installed its SIGINT and SIGTERM handlers? (/proc/PID/status SigCgt)
+# Has the tracer installed its SIGINT and SIGTERM handlers? (/proc/PID/status SigCgt)
+# Only once it is the tracer: between fork and exec the child is this shell,
+# which catches both (lib.sh's traps), and exec resets them to the default.
+BIN_EXE=$(readlink -f "$BIN")
 catches_int_term() {
     local mask
+    [[ $(readlink "/proc/$1/exe" 2>/dev/null) == "$BIN_EXE" ]] || return 1
     mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
     [[ -n $mask ]] && (((0x$mask & 0x4002) == 0x4002))  # bits of signals 2 and 15
 }
@@ -32,7 +36,15 @@ for delay in 0 0.1 0.25 0.4; do
         ERR=$ITEST_TMP/attach-$n.err
         "$BIN" --pin-dir "$PIN" --format json >"$ITEST_TMP/attach-$n.out" 2>"$ERR" &
         P=$!
-        for _ in $(seq 1 200); do catches_int_term "$P" && break; sleep 0.01; done
+        caught=0
+        for _ in $(seq 1 1000); do catches_int_term "$P" && caught=1 && break; sleep 0.01; done
+        if [[ $caught -eq 0 ]]; then
+            fail "SIG$sig after ${delay}s: the tracer did not install its handlers within 10 s: $(tail -n3 "$ERR")"
+            kill -KILL "$P" 2>/dev/null
+            wait "$P" 2>/dev/null
+            "$BIN" dump --pin-dir "$PIN" --release >/dev/null 2>&1
+            continue
+        fi
         sleep "$delay"
         kill -"$sig" "$P"
         rc=0
