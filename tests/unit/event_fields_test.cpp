@@ -1,9 +1,11 @@
 // The payload field lists (include/bdt/event_fields.h) drive every codec: each
 // field of each list, given a value of its own, survives the JSON and binary
 // round trips, shows in the JSON, record and text output when its attributes
-// say so, and is filled by the raw BPF record decoder.
+// say so, and is filled by the raw BPF record decoder (every field of it, over
+// whatever a reused event held before).
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <set>
 #include <string>
@@ -104,6 +106,28 @@ std::vector<EventType> all_types() {
   return v;
 }
 
+// Every ordered-extent and extent-buffer flag known, at its canonical bit number.
+live::FlagMaps all_flag_maps() {
+  live::FlagMaps fm;
+  for (const auto& n : ordered_flag_names())
+    fm.offer(std::string("BTRFS_ORDERED_") + std::string(n.name), __builtin_ctz(n.bit));
+  for (const auto& n : eb_flag_names())
+    fm.offer(std::string("EXTENT_BUFFER_") + std::string(n.name), __builtin_ctz(n.bit));
+  return fm;
+}
+
+// A raw BPF record of type t, every other byte random (small: each byte 0..3,
+// so that enumerations and flag words hit their known range).
+bdt_raw_event random_raw(std::mt19937_64& rng, EventType t, bool small) {
+  bdt_raw_event r;
+  auto* b = reinterpret_cast<uint8_t*>(&r);
+  for (size_t k = 0; k < sizeof r; ++k) b[k] = static_cast<uint8_t>(small ? rng() % 4 : rng());
+  r.type = static_cast<uint16_t>(t);
+  r.flags = static_cast<uint32_t>(rng());
+  r.phase = static_cast<uint8_t>(rng() % 3);
+  return r;
+}
+
 }  // namespace
 
 TEST(EventFields, EveryFieldRoundTripsThroughJsonAndRecord) {
@@ -187,23 +211,12 @@ TEST(EventFields, TextLayout) {
 // Every field of every type takes more than one value when decoded from raw
 // BPF records of that type: each has a live raw source.
 TEST(EventFields, RawDecoderFillsEveryField) {
-  live::FlagMaps fm;
-  for (int i = 0; i < 13; ++i)
-    fm.offer(std::string("BTRFS_ORDERED_") + std::string(ordered_flag_names()[i].name), i);
-  for (int i = 0; i < 14; ++i)
-    fm.offer(std::string("EXTENT_BUFFER_") + std::string(eb_flag_names()[i].name), i);
+  const live::FlagMaps fm = all_flag_maps();
   std::mt19937_64 rng(7);
   for (EventType t : all_types()) {
     std::map<std::string, std::set<std::string>> seen;
     for (int n = 0; n < 3000; ++n) {
-      bdt_raw_event r;
-      auto* b = reinterpret_cast<uint8_t*>(&r);
-      // Small values half of the time, so that enumerations hit their known range.
-      const bool small = n % 2;
-      for (size_t k = 0; k < sizeof r; ++k) b[k] = static_cast<uint8_t>(small ? rng() % 4 : rng());
-      r.type = static_cast<uint16_t>(t);
-      r.flags = static_cast<uint32_t>(rng());
-      r.phase = static_cast<uint8_t>(rng() % 3);
+      const bdt_raw_event r = random_raw(rng, t, n % 2);
       Event e;
       ASSERT_TRUE(live::decode_raw(r, fm, e));
       ASSERT_EQ(e.type, t);
@@ -225,6 +238,57 @@ TEST(EventFields, RawDecoderFillsEveryField) {
     for (const auto& [name, values] : seen)
       EXPECT_GT(values.size(), 1u) << to_string(t) << "." << name << " is constant";
   }
+}
+
+// The live --events reorder window decodes each record into a reused event
+// slot (live/reorder.h), so the decoder must set every field of the event,
+// head and payload: whatever a slot held before (an event of another type or
+// of the same one, every field non-default, vm/image and an error-origin
+// stack set) must not show through. Each record of each type, decoded over
+// each such slot, equals its decode into a fresh event, field by field.
+TEST(EventFields, RawDecoderOverwritesAReusedSlot) {
+  const live::FlagMaps fm = all_flag_maps();
+  // What a slot may hold: every type with every field set (full_event), the
+  // samples of every type (one_of_each: vm/image on the first), a decode of a
+  // random record of every type.
+  std::mt19937_64 rng(11);
+  std::vector<Event> dirty = one_of_each();
+  for (EventType t : all_types()) {
+    Event e = full_event(t, 77);
+    e.vm = "guest-dirty";
+    e.image = "/images/dirty.qcow2";
+    dirty.push_back(e);
+    Event d;
+    ASSERT_TRUE(live::decode_raw(random_raw(rng, t, false), fm, d));
+    dirty.push_back(d);
+  }
+  for (Event& e : dirty) {
+    e.stack_id = 99;
+    e.comm.fill('z');  // no terminator: the decoder writes one
+  }
+  size_t checked = 0;
+  for (EventType t : all_types()) {
+    // A record with nothing but its type (every field at zero: the ones a
+    // stale value would show through most plainly), and random ones.
+    std::vector<bdt_raw_event> records;
+    bdt_raw_event zero;
+    std::memset(&zero, 0, sizeof zero);
+    zero.type = static_cast<uint16_t>(t);
+    records.push_back(zero);
+    for (int n = 0; n < 40; ++n) records.push_back(random_raw(rng, t, n % 2));
+    for (const bdt_raw_event& r : records) {
+      Event fresh{};
+      ASSERT_TRUE(live::decode_raw(r, fm, fresh));
+      for (const Event& d : dirty) {
+        Event slot = d;
+        ASSERT_TRUE(live::decode_raw(r, fm, slot));
+        ASSERT_TRUE(same_event(fresh, slot))
+            << to_string(t) << " decoded over a slot that held " << to_string(d.type);
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, size_t{kEventTypeCount} * 41 * dirty.size());
 }
 
 TEST(EventFields, RawEnumsAreTheModels) {
