@@ -48,6 +48,9 @@ struct Req : ReqState {
     ev.clear();
   }
 };
+// reset() covers every member: a new one goes in ReqState (reset with it), not here.
+static_assert(sizeof(Req) == sizeof(ReqState) + sizeof(InlineEvidence<8>),
+              "a member of Req outside ReqState: reset() of a reused node would keep it");
 
 class EmMergeRace final : public Detector {
  public:

@@ -411,7 +411,9 @@ TEST(DioShortWrite, SeveralAioWritesPerThread) {
 
 #include <random>
 
+#include "bdt/event_fields.h"
 #include "detectors/common.h"
+#include "trace_samples.h"
 
 TEST(IntervalSet, MatchesABitmap) {
   std::mt19937 rng(42);
@@ -441,6 +443,58 @@ TEST(IntervalSet, MatchesABitmap) {
       ASSERT_EQ(got, bits) << "round " << round << " op " << op;
     }
   }
+}
+
+// DioRequests keeps the nodes of ended requests for the next ones (begin()
+// resets a reused node's evidence and sets every other field): a request
+// begun in a reused node equals, field by field and evidence included, the
+// same request begun in a table that never ended one.
+TEST(DioRequests, ReusedNodeStartsFresh) {
+  using Req = det::DioRequests::Req;
+  static_assert(fields::detail::aggregate_members<Req>() == 8,
+                "a member was added to DioRequests::Req: compare it here and set it in begin()");
+  auto ev = [](EventType t, uint64_t ts, uint32_t tid, uint64_t ino, Payload p) {
+    Event e = testing_samples::base_event(t, ts);
+    e.tid = tid;
+    e.ino = ino;
+    e.body = p;
+    return e;
+  };
+  // What the node held: an asynchronous write continued past done_before,
+  // its evidence full and dropping.
+  det::DioRequests a(64);
+  Req* old = &a.begin(ev(EventType::DioBegin, 100, 7, 300,
+                         DioBegin{.pos = 8192, .count = 4096, .done_before = 4096,
+                                  .write = true, .aio = true}));
+  for (uint64_t i = 0; i < 20; ++i)
+    old->ev.push(ev(EventType::EmAdd, 101 + i, 7, 300, EmAdd{.start = i, .len = 4096}));
+  ASSERT_GT(old->ev.dropped(), 0u);
+  {
+    auto ended = a.end(ev(EventType::DioEnd, 200, 8, 300, DioEnd{.pos = 8192, .ret = 4096}));
+    ASSERT_TRUE(ended);
+  }  // its node goes back to the table's spares
+  // The next request: a synchronous read of another file by another thread.
+  const Event next = ev(EventType::DioBegin, 300, 9, 400, DioBegin{.pos = 0, .count = 512});
+  const Req& reused = a.begin(next);
+  ASSERT_EQ(&reused, old) << "the ended request's node was not reused";
+
+  det::DioRequests b(64);  // the same ids, nothing ended: a fresh node
+  b.begin(ev(EventType::DioBegin, 100, 11, 500, DioBegin{.pos = 0, .count = 4096, .aio = true}));
+  const Req& fresh = b.begin(next);
+
+  EXPECT_EQ(reused.id, fresh.id);
+  EXPECT_TRUE(testing_samples::same_event(reused.begin, fresh.begin));
+  EXPECT_EQ(reused.first_ts, fresh.first_ts);
+  EXPECT_EQ(reused.start, fresh.start);
+  EXPECT_EQ(reused.write, fresh.write);
+  EXPECT_EQ(reused.aio, fresh.aio);
+  EXPECT_EQ(reused.ev.dropped(), fresh.ev.dropped());
+  ASSERT_EQ(reused.ev.events().size(), fresh.ev.events().size());
+  for (size_t i = 0; i < fresh.ev.events().size(); ++i)
+    EXPECT_TRUE(testing_samples::same_event(reused.ev.events()[i], fresh.ev.events()[i]));
+  EXPECT_EQ(reused.file, fresh.file);
+  // and the table follows it: its dio_end ends it
+  EXPECT_TRUE(a.end(ev(EventType::DioEnd, 310, 9, 400, DioEnd{.pos = 0, .ret = 512})));
 }
 
 // Issue: a failed ordered extent whose removal the trace never saw is judged
