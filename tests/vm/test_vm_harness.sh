@@ -29,6 +29,8 @@ trap cleanup EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
+# want FILE BRE WHAT: a line of FILE matches BRE, else a failure that WHAT is missing
+want() { grep -q -- "$2" "$1" || fail "$3"; }
 # alive PID: PID runs (exists and is not a zombie: an orphan's exit may be reaped late)
 alive() { local s; read -r s 2>/dev/null </proc/"$1"/stat || return 1; s=${s##*) }; [[ $s != Z* ]]; }
 
@@ -205,33 +207,29 @@ if [[ $(id -u) -ne 0 ]] || ! "$vmtest" --host-root --check >/dev/null 2>&1; then
   echo "note: part 4 (run-integration) not run: it needs root and virtiofsd (--host-root)"
 else
   rm -f "$BDT_FAKE_PIDS"
+  n=$fails o=$tmp/ri.out
   BDT_FAKE_CONSOLE=$(sed 's/^=== VM-ITEST start .*/VM-ITEST test_cli_errors 0\n=== VM-ITEST start test_demo/' <<<"$lockup_console") \
     "$src/scripts/vm/run-integration" --quiet --bug-grace 2 --timeout 90 "$tmp" test_cli_errors test_demo test_mounts \
-    >"$tmp/ri.out" 2>&1
+    >"$o" 2>&1
   rc=$?
-  cat "$tmp/ri.out"
+  cat "$o"
   [[ $rc -eq 1 ]] || fail "run-integration: exited $rc, want 1"
-  grep -q "^VM-ITEST test_demo did not finish: guest kernel soft lockup (console log: " "$tmp/ri.out" ||
-    fail "run-integration: no 'VM-ITEST test_demo did not finish: guest kernel soft lockup (console log: ...)'"
-  grep -q '^    \[  248.723885\]  btrfs_release_path+0x13/0x70 \[btrfs\]' "$tmp/ri.out" ||
-    fail "run-integration: the report's stack is not printed"
-  grep -q '^VM-ITEST test_mounts did not run (the guest stopped in test_demo)' "$tmp/ri.out" ||
-    fail "run-integration: test_mounts not said to have not run"
-  grep -q '^vm integration: 1 passed, 2 failed, 0 skipped' "$tmp/ri.out" ||
-    fail "run-integration: want 1 passed, 2 failed"
-  ((fails)) || ok "run-integration names the test the soft lockup stopped, prints the report"
+  want "$o" "^VM-ITEST test_demo did not finish: guest kernel soft lockup (console log: " \
+    "run-integration: 'VM-ITEST test_demo did not finish: guest kernel soft lockup (console log: ...)'"
+  want "$o" '^    \[  248.723885\]  btrfs_release_path+0x13/0x70 \[btrfs\]' "run-integration: the report's stack"
+  want "$o" '^VM-ITEST test_mounts did not run (the guest stopped in test_demo)' "run-integration: test_mounts did not run"
+  want "$o" '^vm integration: 1 passed, 2 failed, 0 skipped' "run-integration: 1 passed, 2 failed"
+  ((fails == n)) && ok "run-integration names the test the soft lockup stopped, prints the report"
   # every test finished, but the kernel oopsed meanwhile: the run fails, with the report
   rm -f "$BDT_FAKE_PIDS"
-  n=$fails
+  n=$fails o=$tmp/ri2.out
   BDT_FAKE_EXIT=1 BDT_FAKE_CONSOLE=$'=== VM-ITEST start test_cli_errors\nVM-ITEST test_cli_errors 0\n[   80.000001] Oops: 0002 [#1] PREEMPT SMP NOPTI\n[   80.000002] RIP: 0010:btrfs_get_extent+0x1/0x2 [btrfs]\n<<<BDT-VM-EXIT status=0>>>' \
-    "$src/scripts/vm/run-integration" --quiet --timeout 90 "$tmp" test_cli_errors >"$tmp/ri2.out" 2>&1
+    "$src/scripts/vm/run-integration" --quiet --timeout 90 "$tmp" test_cli_errors >"$o" 2>&1
   rc=$?
-  cat "$tmp/ri2.out"
+  cat "$o"
   [[ $rc -eq 1 ]] || fail "run-integration, oops after the tests: exited $rc, want 1"
-  grep -q "^guest kernel oops during the run (console log: " "$tmp/ri2.out" ||
-    fail "run-integration, oops after the tests: no 'guest kernel oops during the run'"
-  grep -q '^    \[   80.000002\] RIP: 0010:btrfs_get_extent+0x1/0x2 \[btrfs\]' "$tmp/ri2.out" ||
-    fail "run-integration, oops after the tests: the report is not printed"
+  want "$o" "^guest kernel oops during the run (console log: " "run-integration: 'guest kernel oops during the run'"
+  want "$o" '^    \[   80.000002\] RIP: 0010:btrfs_get_extent+0x1/0x2 \[btrfs\]' "run-integration: the oops report"
   ((fails == n)) && ok "run-integration fails a run whose tests passed while the kernel oopsed, with the report"
 fi
 
