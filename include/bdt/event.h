@@ -112,33 +112,39 @@ struct DioBegin {
   uint64_t buf_addr = 0;      // user address (informational)
   bool nodatasum = false;     // inode has no data checksums (nocow)
   bool partial = false;       // iomap IOMAP_DIO_PARTIAL
+  bool operator==(const DioBegin&) const = default;
 };
 struct DioEnd {
   uint64_t pos = 0;
   int64_t ret = 0;  // bytes or -errno
   int32_t error = 0;
   std::optional<bool> write;  // direction when the source knows it
+  bool operator==(const DioEnd&) const = default;
 };
 struct GetExtent {
   Phase phase = Phase::Exit;
   uint64_t start = 0, len = 0;
   uint64_t em_start = 0, em_len = 0, block_start = 0;  // exit only
   int64_t ret = 0;                                     // exit only: 0 or -errno
+  bool operator==(const GetExtent&) const = default;
 };
 struct EmAdd {
   uint64_t start = 0, len = 0, block_start = 0;
   int64_t ret = 0;
+  bool operator==(const EmAdd&) const = default;
 };
 struct EmExist {
   uint64_t e_start = 0, e_len = 0;      // the existing map
   uint64_t map_start = 0, map_len = 0;  // the map being inserted
   uint64_t start = 0, len = 0;          // the range that was asked for
+  bool operator==(const EmExist&) const = default;
 };
 // oe_add / oe_split / oe_start / oe_mark_finished / oe_finish / oe_remove
 struct Ordered {
   uint64_t file_offset = 0, len = 0;
   uint32_t flags = 0;  // oef::*
   bool uptodate = true;
+  bool operator==(const Ordered&) const = default;
 };
 // eb_free / eb_find / eb_release
 struct ExtentBuffer {
@@ -147,21 +153,25 @@ struct ExtentBuffer {
   int32_t refs = 0;
   uint32_t bflags = 0;  // ebf::*
   uint64_t eb_id = 0;   // identity of the buffer object when known (kernel address)
+  bool operator==(const ExtentBuffer&) const = default;
 };
 // ioctl_begin / ioctl_end
 struct Ioctl {
   int32_t fd = -1;
   IoctlCmd cmd = IoctlCmd::Other;
   int64_t ret = 0;  // end only
+  bool operator==(const Ioctl&) const = default;
 };
 // reloc_begin / reloc_end
 struct Reloc {
   uint64_t block_group = 0;
   int64_t ret = 0;  // end only
+  bool operator==(const Reloc&) const = default;
 };
 struct CsumError {
   uint64_t offset = 0, len = 0;
   uint32_t mirror = 0;
+  bool operator==(const CsumError&) const = default;
 };
 // dio_fallback: an O_DIRECT write on btrfs that returned without reaching
 // iomap_dio_rw (btrfs carried it out as a buffered write).
@@ -173,6 +183,7 @@ struct DioFallback {
   bool nodatasum = false;  // the inode has no data checksums
   bool unaligned = false;  // pos or count not a multiple of the sector size
   bool requested = false;  // the result was not seen: count is the request's size
+  bool operator==(const DioFallback&) const = default;
 };
 
 using Payload = std::variant<DioBegin, DioEnd, GetExtent, EmAdd, EmExist, Ordered,
@@ -198,6 +209,9 @@ struct Event {
 
   std::string_view comm_view() const;
   void set_comm(std::string_view c);
+  // Every member equal (vm and image by content): e.g. an event decoded into
+  // a reused slot and the same record decoded into a fresh one.
+  bool operator==(const Event&) const = default;
 
   template <class T> const T* as() const { return std::get_if<T>(&body); }
   template <class T> T* as() { return std::get_if<T>(&body); }

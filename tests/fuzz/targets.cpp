@@ -217,8 +217,34 @@ int recorder_scan(const uint8_t* data, size_t size) {
   return 0;
 }
 
+// One event of every type with every field set (decoded from a record of
+// 0xff bytes, stack id included; vm/image added): what a reused slot may hold.
+const std::vector<Event>& dirty_slots(const live::FlagMaps& fm) {
+  static const std::vector<Event> v = [&] {
+    std::vector<Event> out;
+    for (int t = 1; t <= kEventTypeCount; ++t) {
+      bdt_raw_event r;
+      std::memset(&r, 0xff, sizeof r);
+      r.type = static_cast<uint16_t>(t);
+      r.phase = BDT_PHASE_EXIT;
+      Event e;
+      if (!live::decode_raw(r, fm, e)) std::abort();
+      e.vm = "dirty-vm";
+      e.image = "/dirty/image";
+      out.push_back(e);
+    }
+    return out;
+  }();
+  return v;
+}
+
 int raw_event(const uint8_t* data, size_t size) {
   static const live::FlagMaps fm = flag_maps_618();
+  // The live window decodes into reused slots (live/reorder.h): decoded over
+  // whatever the previous record left, or over an event of any type with every
+  // field set, each record must give exactly its decode into a fresh event.
+  Event reused;
+  const std::vector<Event>& dirty = dirty_slots(fm);
   // --record files are created new (O_EXCL): a fresh name in a private dir.
   static const std::string rec = fake_proc_root() + "/out.bdt";
   ::unlink(rec.c_str());
@@ -228,6 +254,17 @@ int raw_event(const uint8_t* data, size_t size) {
     std::memcpy(&r, data + at, std::min(sizeof r, size - at));
     Event ev;
     if (!live::decode_raw(r, fm, ev)) continue;
+    auto over = [&](Event& slot, const char* what) {
+      if (live::decode_raw(r, fm, slot) && slot == ev) return;
+      std::fprintf(stderr, "a %s record decoded over %s differs from its fresh decode\n",
+                   std::string(to_string(ev.type)).c_str(), what);
+      std::abort();
+    };
+    for (const Event& d : dirty) {
+      Event slot = d;
+      over(slot, "an event with every field set");
+    }
+    over(reused, "the previous record's event");
     std::string json, text;
     append_event_json(json, ev);
     append_event_details(text, ev);

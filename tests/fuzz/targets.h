@@ -26,7 +26,9 @@ int record(const uint8_t* data, size_t size);
 // slots per CPU), scanned and decoded as `dump --pin-dir` does.
 int recorder_scan(const uint8_t* data, size_t size);
 // The bytes as raw BPF records (struct bdt_raw_event), decoded and written as
-// JSON (which must read back) and text.
+// JSON (which must read back) and text; each decoded also over reused events
+// (the previous record's, one of every type with every field set), which must
+// equal its fresh decode (the live window reuses its event slots).
 int raw_event(const uint8_t* data, size_t size);
 // The bytes as a QEMU command line (arguments separated by NUL).
 int qemu_cmdline(const uint8_t* data, size_t size);
