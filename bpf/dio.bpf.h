@@ -29,6 +29,9 @@ struct vma_info {
 	u64 dev;
 	u64 off;
 	u32 flags;
+	u64 start; /* the VMA's */
+	u64 end;
+	u64 pgoff;
 };
 
 static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
@@ -38,6 +41,9 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *d
 	struct file *f = BPF_CORE_READ(vma, vm_file);
 
 	vi->flags |= BDT_F_BUF_FOUND;
+	vi->start = BPF_CORE_READ(vma, vm_start);
+	vi->end = BPF_CORE_READ(vma, vm_end);
+	vi->pgoff = BPF_CORE_READ(vma, vm_pgoff);
 	if (vm_flags & BDT_VM_SHARED)
 		vi->flags |= BDT_F_BUF_SHARED;
 	if (vm_flags & BDT_VM_WRITE)
@@ -51,10 +57,72 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *d
 			vi->dev = BPF_CORE_READ(btrfs_i(inode), root, anon_dev);
 		else
 			vi->dev = BPF_CORE_READ(sb, s_dev);
-		vi->off = (BPF_CORE_READ(vma, vm_pgoff) << BDT_PAGE_SHIFT) +
-			  (vi->addr - BPF_CORE_READ(vma, vm_start));
+		vi->off = (vi->pgoff << BDT_PAGE_SHIFT) + (vi->addr - vi->start);
 	}
 	return 0;
+}
+
+/* This task's mm and its mm_lock_seq, when the kernel has one and no change
+ * of a mapping is under way (seqcount: even); false otherwise. */
+static __always_inline bool mm_seq(u64 *mm, u32 *seq)
+{
+	struct mm_struct *m;
+
+	if (bpf_core_field_exists(((struct mm_struct *)0)->mm_lock_seq)) {
+		/* 6.13+: BTF pointers, direct loads */
+		m = bpf_get_current_task_btf()->mm;
+		if (!m)
+			return false;
+		*seq = m->mm_lock_seq.sequence;
+		*mm = addr_num((u64)m);
+		return !(*seq & 1);
+	}
+	if (bpf_core_field_exists(((struct mm_struct___int *)0)->mm_lock_seq)) {
+		m = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm);
+		*seq = BPF_CORE_READ((struct mm_struct___int *)m, mm_lock_seq);
+		*mm = (u64)m;
+		return m != 0;
+	}
+	return false;
+}
+
+/*
+ * The write buffer's VMA (vi->addr in, the rest out): bpf_find_vma(), or this
+ * thread's cache of the VMA its last buffer was in (c) while the address
+ * is in it and the address space did not change since. Every change of a
+ * mapping (mmap, munmap, mprotect, mremap, ...) holds mmap_lock for writing,
+ * and mm_lock_seq moves when it is taken (6.13+) or released (6.4-6.12). The
+ * seq is read before the walk: a change after it leaves a cache that never
+ * matches again. Kernels without mm_lock_seq walk every time.
+ */
+static __always_inline void buf_vma(struct vma_info *vi, struct vma_cache *c)
+{
+	u64 mm = 0;
+	u32 seq = 0;
+	bool seq_ok = c && mm_seq(&mm, &seq);
+
+	if (seq_ok && c->mm == mm && c->seq == seq && vi->addr >= c->start && vi->addr < c->end) {
+		vi->flags = c->flags;
+		vi->ino = c->ino;
+		vi->dev = c->dev;
+		if (c->ino)
+			vi->off = (c->pgoff << BDT_PAGE_SHIFT) + (vi->addr - c->start);
+		return;
+	}
+	bpf_find_vma(bpf_get_current_task_btf(), vi->addr, vma_cb, vi, 0);
+	if (!c)
+		return;
+	c->mm = 0;
+	if (seq_ok && (vi->flags & BDT_F_BUF_FOUND)) {
+		c->start = vi->start;
+		c->end = vi->end;
+		c->pgoff = vi->pgoff;
+		c->ino = vi->ino;
+		c->dev = vi->dev;
+		c->flags = vi->flags;
+		c->seq = seq;
+		c->mm = mm;
+	}
 }
 
 static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
@@ -83,10 +151,10 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	if (!is_btrfs_sb(sb, btf))
 		return 0;
 	/* the O_DIRECT write this is (fallback.bpf.h) reached iomap: not a fallback */
-	if (fb_pending_tid | fb_pending_kiocb | fb_pending_aio) {
+	if ((fb_pending_tid | fb_pending_kiocb | fb_pending_aio) && iter_is_write(iter, btf)) {
 		u64 ino = BDT_RD(btf, inode, i_ino);
 
-		fb_mark_direct(iocb, ino, BDT_RD(btf, iocb, ki_pos));
+		fb_mark_direct(key, ino, BDT_RD(btf, iocb, ki_pos));
 	}
 	sb_dev = BDT_RD(btf, sb, s_dev);
 	if (!fs_pass(sb_dev) || !task_pass())
@@ -99,18 +167,13 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	/* its slot (lazy.bpf.h), else built in req_scratch and copied to inflight_dio */
 	slot = slot_of(key);
 	slot_key = bpf_map_lookup_elem(&dio_slot_key, &slot);
-	if (slot_key) {
-		u64 old = __sync_val_compare_and_swap(slot_key, 0, key | 1);
-
-		if (old == key && __sync_val_compare_and_swap(slot_key, key, key | 1) == key)
-			old = 0; /* an earlier request of this kiocb that never completed */
-		if (old == 0)
-			r = bpf_map_lookup_elem(&dio_slot, &slot);
-		if (old == 0 && !r)
-			__sync_lock_test_and_set(slot_key, 0);
+	if (slot_key && slot_claim(slot_key, key)) {
+		r = bpf_map_lookup_elem(&dio_slot, &slot);
 		if (!r)
-			slot_key = 0;
+			__sync_lock_test_and_set(slot_key, 0);
 	}
+	if (!r)
+		slot_key = 0;
 	if (!r)
 		r = bpf_map_lookup_elem(&req_scratch, &zero);
 	if (!r)
@@ -136,13 +199,13 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 		r->pid = t >> 32;
 		r->tid = (u32)t;
 	}
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	task_comm(r->comm, btf);
 	r->ts = bpf_ktime_get_ns();
 
 	vi.addr = iter_user_addr(iter, btf);
 	/* the buffer's VMA matters for writes only (self-mmap, shared buffers) */
 	if (vi.addr && (all_events || (r->flags & BDT_F_WRITE)))
-		bpf_find_vma(bpf_get_current_task_btf(), vi.addr, vma_cb, &vi, 0);
+		buf_vma(&vi, cr ? &cr->vma : 0);
 	r->begin_flags = r->flags | vi.flags;
 	if (BPF_CORE_READ(bi, flags) & BDT_INODE_NODATASUM)
 		r->begin_flags |= BDT_F_NODATASUM;
@@ -216,7 +279,10 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 	u64 now = bpf_ktime_get_ns(), pos;
 	u32 fired, stack_id = 0;
 
-	cur_req_done(key);
+	/* a completion in irq or a worker (another thread than the request's)
+	 * cannot be its thread's current request */
+	if (!r || r->tid == (u32)bpf_get_current_pid_tgid())
+		cur_req_done(key);
 	BDT_ARG_OR_RETURN(iocb);
 	/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
 	pos = BDT_RD(btf, iocb, ki_pos);

@@ -9,15 +9,18 @@
  * write that went direct makes no record. Where the write is seen:
  *   - function hook on btrfs_direct_write() (6.12+) or btrfs_do_write_iter()
  *     with O_DIRECT (6.1 inlines btrfs_direct_write): every submitter, by
- *     thread (fb_tid);
- *   - tracepoint backend: the write-family syscalls (fb_tid), io_submit's
+ *     thread (fb_task);
+ *   - tracepoint backend: the write-family syscalls (fb_task), io_submit's
  *     iocbs read from user memory, at most BDT_FB_AIO of them per call
  *     (fb_aio, by thread, matched to iomap_dio_rw_begin by inode and
  *     position: the submission runs in io_submit), io_uring write requests
  *     (fb_kiocb, by the address of the request's kiocb, which is what
- *     iomap_dio_rw_begin gets; also when an io-wq worker retries the
- *     request after its nowait attempt returned EAGAIN; a registered file's
- *     request is judged by the file it has at completion).
+ *     iomap_dio_rw_begin gets, in a direct-mapped table fb_slot, else fb_kiocb;
+ *     also when an io-wq worker retries the request after its nowait attempt
+ *     returned EAGAIN; the file is judged at completion).
+ * What a clean write (one that went direct) costs is kept small: the
+ * submission keeps what the end needs to decide, the file's identity is read
+ * at the end and only for a write that fell back.
  * The hooks are bpf/hooks.def's direct_w (the function), fbe_<syscall>, fbx_<syscall> (each
  * syscall's enter and exit) and uring_sub/uring_cmpl; the function hook
  * replaces the others where it attaches.
@@ -50,23 +53,100 @@ struct fb_req {
 	u32 via;       /* enum bdt_fallback_via */
 	u32 flags;     /* BDT_F_NODATASUM | BDT_F_UNALIGNED */
 	u32 seen;      /* iomap_dio_rw_begin was reached for it */
-	u32 file_later; /* an io_uring registered file: the file is known at completion */
+	u32 file_later; /* io_uring: the file is read at completion */
+	u32 pad;
+};
+
+/* This thread's pending write: a write-family syscall or the function hook.
+ * FB_T_FULL: r is filled. FB_T_FILE (a syscall without task filters): r
+ * holds the position, size, fd and way only, `file` and `buf` the rest; the
+ * file part and the task part are read at the syscall's exit, and only when
+ * the write fell back (wrote bytes without r.seen). At the exit the syscall
+ * has put its file: when another thread closed the fd meanwhile the file
+ * may be gone (read through bpf_probe_read_kernel: a wrong identity, never a
+ * fault). With task filters the file part is read at entry, as the filter
+ * needs touch_inode() before the fallback's writeback. */
+enum { FB_T_NONE, FB_T_FULL, FB_T_FILE };
+
+struct fb_task {
+	struct fb_req r;
+	u64 file;
+	u64 buf;
+	u32 state;
 	u32 pad;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct fb_task);
+} fb_task SEC(".maps");
+
+static __always_inline struct fb_task *fb_task_get(bool create)
+{
+	return bpf_task_storage_get(&fb_task, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/* io_uring write requests by the number of their kiocb (addr_num): first in a
+ * direct-mapped table (fb_slot_key/fb_slot), else in fb_kiocb. A slot is
+ * claimed by a compare-and-swap of its key from 0 (or from the same kiocb:
+ * an older request of it that never completed) to the kiocb, and freed with
+ * a plain store of 0 by its completion. Unlike dio_slot no "being filled"
+ * state: nothing walks the table, and the only lookups of a kiocb (its
+ * iomap_dio_rw_begin, its completion) come after its submission. */
+#define BDT_FB_SLOT_BITS 12
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1u << BDT_FB_SLOT_BITS);
+	__type(key, u32);
+	__type(value, u64);
+} fb_slot_key SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1u << BDT_FB_SLOT_BITS);
 	__type(key, u32);
 	__type(value, struct fb_req);
-} fb_tid SEC(".maps");
+} fb_slot SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 4096);
 	__type(key, u64);
 	__type(value, struct fb_req);
 } fb_kiocb SEC(".maps");
+
+/* Entries put in fb_kiocb less those deleted (an LRU eviction is not counted
+ * back): no lookup while it holds none. */
+volatile __u64 fb_kiocb_n = 0;
+
+static __always_inline u32 fb_slot_of(u64 kiocb)
+{
+	return (u32)((kiocb * 0x9E3779B97F4A7C15ull) >> (64 - BDT_FB_SLOT_BITS));
+}
+
+/* This io_uring request's pending write, when there is one; *slot_key: its
+ * fb_slot_key entry (NULL: in fb_kiocb). */
+static __always_inline struct fb_req *fb_kiocb_find(u64 kiocb, u64 **slot_key)
+{
+	u32 i = fb_slot_of(kiocb);
+	u64 *k = bpf_map_lookup_elem(&fb_slot_key, &i);
+
+	*slot_key = 0;
+	if (k && *k == kiocb) {
+		struct fb_req *r = bpf_map_lookup_elem(&fb_slot, &i);
+
+		if (r) {
+			*slot_key = k;
+			return r;
+		}
+	}
+	if (!fb_kiocb_n)
+		return 0;
+	return bpf_map_lookup_elem(&fb_kiocb, &kiocb);
+}
 
 struct fb_aio {
 	struct fb_req r[BDT_FB_AIO];
@@ -136,8 +216,8 @@ static __always_inline void fb_req_file(struct fb_req *r, struct inode *inode, u
 		r->flags |= BDT_F_UNALIGNED;
 }
 
-/* The submitter part of r: this task. */
-static __always_inline void fb_req_task(struct fb_req *r, s32 fd, u32 via)
+/* The submitter part of r: this task (btf: a tp_btf program's, task_comm). */
+static __always_inline void fb_req_task_btf(struct fb_req *r, s32 fd, u32 via, bool btf)
 {
 	u64 t = bpf_get_current_pid_tgid();
 
@@ -145,7 +225,12 @@ static __always_inline void fb_req_task(struct fb_req *r, s32 fd, u32 via)
 	r->via = via;
 	r->pid = t >> 32;
 	r->tid = (u32)t;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	task_comm(r->comm, btf);
+}
+
+static __always_inline void fb_req_task(struct fb_req *r, s32 fd, u32 via)
+{
+	fb_req_task_btf(r, fd, via, false);
 }
 
 /* Fills r for a write to f; false when f is not an O_DIRECT file on btrfs or
@@ -186,22 +271,21 @@ static __always_inline void fb_emit(const struct fb_req *r, u64 count, bool requ
 	bdt_submit(e);
 }
 
-/* iomap_dio_rw_begin: this thread's (or this kiocb's) pending write went direct. */
-static __always_inline void fb_mark_direct(struct kiocb *iocb, u64 ino, u64 pos)
+/* iomap_dio_rw_begin: this thread's (or this kiocb's) pending write went
+ * direct (kiocb: its number, addr_num). */
+static __always_inline void fb_mark_direct(u64 kiocb, u64 ino, u64 pos)
 {
 	u32 tid;
 
 	if (fb_pending_tid) {
-		struct fb_req *r;
+		struct fb_task *t = fb_task_get(false);
 
-		tid = cur_tid();
-		r = bpf_map_lookup_elem(&fb_tid, &tid);
-		if (r)
-			r->seen = 1;
+		if (t && t->state != FB_T_NONE)
+			t->r.seen = 1;
 	}
 	if (fb_pending_kiocb) {
-		u64 k = (u64)iocb;
-		struct fb_req *r = bpf_map_lookup_elem(&fb_kiocb, &k);
+		u64 *sk;
+		struct fb_req *r = fb_kiocb_find(kiocb, &sk);
 
 		if (r)
 			r->seen = 1;
@@ -222,27 +306,49 @@ static __always_inline void fb_mark_direct(struct kiocb *iocb, u64 ino, u64 pos)
 
 /* The write this thread kept returned: a fallback if it wrote bytes without
  * reaching iomap_dio_rw. */
-static __always_inline void fb_tid_done(s64 ret, u8 src)
+static __always_inline void fb_task_done(s64 ret, u8 src)
 {
-	u32 tid = cur_tid();
-	struct fb_req *r;
+	struct fb_task *t;
 
 	if (!fb_pending_tid)
 		return;
-	r = bpf_map_lookup_elem(&fb_tid, &tid);
-	if (!r)
+	t = fb_task_get(false);
+	if (!t || t->state == FB_T_NONE)
 		return;
-	if (!r->seen && ret > 0)
-		fb_emit(r, (u64)ret, false, src);
-	bpf_map_delete_elem(&fb_tid, &tid);
+	if (!t->r.seen && ret > 0) {
+		bool ok = true;
+
+		if (t->state == FB_T_FILE) {
+			struct inode *inode = fb_file_inode((struct file *)t->file);
+
+			ok = inode != 0;
+			if (ok) {
+				fb_req_file(&t->r, inode, t->r.pos, t->r.count, t->buf);
+				fb_req_task(&t->r, t->r.fd, t->r.via);
+			}
+		}
+		if (ok)
+			fb_emit(&t->r, (u64)ret, false, src);
+	}
+	t->state = FB_T_NONE;
 	__sync_fetch_and_add(&fb_pending_tid, -1); /* no fetch: BPF_XADD */
 }
 
-static __always_inline void fb_tid_start(const struct fb_req *r)
+/* This thread's write is pending (state FB_T_FULL: r filled; FB_T_FILE: r's
+ * pos, count, fd, via, and the file and buffer). */
+static __always_inline void fb_task_start(const struct fb_req *r, u32 state, u64 file, u64 buf)
 {
-	u32 tid = cur_tid();
+	struct fb_task *t = fb_task_get(true);
+	bool was;
 
-	if (bpf_map_update_elem(&fb_tid, &tid, r, BPF_ANY) == 0)
+	if (!t)
+		return;
+	was = t->state != FB_T_NONE;
+	__builtin_memcpy(&t->r, r, sizeof(*r));
+	t->file = file;
+	t->buf = buf;
+	t->state = state;
+	if (!was)
 		__sync_fetch_and_add(&fb_pending_tid, 1);
 }
 
@@ -260,27 +366,32 @@ static __always_inline int fb_fn_enter(void *ctx, u64 *a, u8 src)
 	if (!fb_req_init(&r, BPF_CORE_READ(iocb, ki_filp), BPF_CORE_READ(iocb, ki_pos),
 			 BPF_CORE_READ(from, count), iter_user_addr(from, false), -1, BDT_FB_CALL))
 		return 0;
-	fb_tid_start(&r);
+	fb_task_start(&r, FB_T_FULL, 0, 0);
 	return 0;
 }
 
 static __always_inline int fb_fn_exit(void *ctx, u64 *a, s64 ret, u8 src)
 {
-	fb_tid_done(ret, src);
+	fb_task_done(ret, src);
 	return 0;
 }
 
 /* ---- the write-family syscalls and io_submit (tracepoint backend) ---------------- */
+/* fd's file in this task's fd table: direct loads through the task's BTF
+ * pointer, then one read of the table's entry. */
 static __always_inline struct file *fb_fd_file(u64 fd)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct files_struct *files = bpf_get_current_task_btf()->files;
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *f = 0;
 
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!files)
 		return 0;
-	fds = BPF_CORE_READ(fdt, fd);
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return 0;
+	fds = fdt->fd;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
@@ -452,9 +563,19 @@ static __always_inline int fb_sys_enter(s64 nr, u64 a0, u64 a1, u64 a2, u64 a3, 
 		pos = a3;
 	else
 		pos = fb_file_pos(f);
-	if (!fb_req_init(&r, f, pos, count, buf, (s32)a0, BDT_FB_SYSCALL))
+	if (task_filtered()) {
+		if (fb_req_init(&r, f, pos, count, buf, (s32)a0, BDT_FB_SYSCALL))
+			fb_task_start(&r, FB_T_FULL, 0, 0);
 		return 0;
-	fb_tid_start(&r);
+	}
+	/* the rest only if the write falls back (fb_task_done) */
+	if (!fb_armed)
+		return 0;
+	r.pos = pos;
+	r.count = count;
+	r.fd = (s32)a0;
+	r.via = BDT_FB_SYSCALL;
+	fb_task_start(&r, FB_T_FILE, (u64)f, buf);
 	return 0;
 }
 
@@ -463,7 +584,7 @@ static __always_inline int fb_sys_exit(s64 nr, s64 ret)
 	if (nr == BDT_NR_IO_SUBMIT)
 		fb_aio_exit(ret);
 	else
-		fb_tid_done(ret, BDT_SRC_TRACEPOINT);
+		fb_task_done(ret, BDT_SRC_TRACEPOINT);
 	return 0;
 }
 
@@ -506,20 +627,19 @@ static __always_inline u64 fb_uring_kiocb(const struct io_kiocb *req)
 	return (u64)req + bpf_core_field_offset(struct io_kiocb, cmd);
 }
 
-/* io_uring_submit_req(req): a write request. Kept with the submitter only; the
- * file part (identity, flags) is read at completion, and only for a write that
- * fell back: the request holds its file (req->file) until then. On a plain fd
- * the file is looked up in the fd table now, to follow only O_DIRECT writes to
- * btrfs. A registered (fixed) file is not in it, and the request gets its file
- * only when it is issued, after this tracepoint: such a write is followed
- * whatever its file, and its file checked at completion. */
+/* io_uring_submit_req(req): a write request, whatever its file. Kept with the
+ * submitter only; the file (O_DIRECT, btrfs, the filesystem filter, identity,
+ * flags) is read at completion, and only for a write that wrote bytes without
+ * iomap_dio_rw_begin: the request holds its file (req->file) until then. (A
+ * registered file's request gets its file only when it is issued, after this
+ * tracepoint; a plain fd's would need a walk of the fd table here.) The
+ * position is the kiocb's at completion less what the write wrote. */
 static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 {
 	struct io_kiocb *req = (void *)ctx[0];
-	struct fb_req r = {};
-	u32 rflags = 0;
-	struct kiocb *kiocb;
-	u64 k;
+	struct fb_req rs = {}, *r = 0;
+	u32 rflags = 0, i;
+	u64 k, *sk;
 	s32 fd;
 
 	BDT_ARG_OR_RETURN(req);
@@ -528,35 +648,37 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 	if (!fb_armed || !task_pass())
 		return 0;
 	/* REQ_F_FIXED_FILE (bit 0 of the request flags, IOSQE_FIXED_FILE_BIT): a
-	 * registered file, not in the fd table */
+	 * registered file, whose cqe.fd indexes the registered files: no fd */
 	bpf_probe_read_kernel(&rflags, sizeof(rflags),
 			      (void *)req + bpf_core_field_offset(struct io_kiocb, flags));
 	fd = BDT_RD(btf, req, cqe.fd);
-	if (!(rflags & 1)) {
-		struct file *f = 0;
+	k = addr_num(fb_uring_kiocb(req));
+	/* its slot (fb_slot), else built on the stack for fb_kiocb */
+	i = fb_slot_of(k);
+	sk = bpf_map_lookup_elem(&fb_slot_key, &i);
+	if (sk) {
+		u64 old = __sync_val_compare_and_swap(sk, 0, k);
 
-		if (btf) {
-			struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
-			struct file **fds;
-
-			if (!fdt || fd < 0 || (u32)fd >= fdt->max_fds)
-				return 0;
-			fds = fdt->fd;
-			bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-		} else {
-			f = fb_fd_file(fd);
-		}
-		if (!fb_file_inode(f))
-			return 0;
+		if (old == 0 || old == k)
+			r = bpf_map_lookup_elem(&fb_slot, &i);
+		if (!r && old == 0)
+			*(volatile u64 *)sk = 0;
 	}
-	k = fb_uring_kiocb(req);
-	kiocb = (void *)k;
-	r.pos = BPF_CORE_READ(kiocb, ki_pos);
-	r.file_later = 1;
-	/* a registered file's cqe.fd indexes the registered files: no fd */
-	fb_req_task(&r, rflags & 1 ? -1 : fd, BDT_FB_IO_URING);
-	if (bpf_map_update_elem(&fb_kiocb, &k, &r, BPF_ANY) == 0)
-		__sync_fetch_and_add(&fb_pending_kiocb, 1);
+	if (!r) {
+		sk = 0;
+		r = &rs;
+	}
+	r->flags = 0;
+	r->seen = 0;
+	r->pos = 0;
+	r->file_later = 1;
+	fb_req_task_btf(r, rflags & 1 ? -1 : fd, BDT_FB_IO_URING, btf);
+	if (!sk) {
+		if (bpf_map_update_elem(&fb_kiocb, &k, r, BPF_ANY))
+			return 0;
+		__sync_fetch_and_add(&fb_kiocb_n, 1);
+	}
+	__sync_fetch_and_add(&fb_pending_kiocb, 1);
 	return 0;
 }
 
@@ -566,12 +688,14 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 	struct io_kiocb *req = (void *)ctx[1];
 	struct fb_req *r;
 	s64 res;
-	u64 k;
+	u64 k, *sk;
 
 	if (!fb_pending_kiocb || !req)
 		return 0;
-	k = fb_uring_kiocb(req);
-	r = bpf_map_lookup_elem(&fb_kiocb, &k);
+	/* a read's kiocb is in neither table: a miss in fb_slot_key, and
+	 * fb_kiocb is looked up only while it holds entries */
+	k = addr_num(fb_uring_kiocb(req));
+	r = fb_kiocb_find(k, &sk);
 	if (!r)
 		return 0;
 	if (uring_cmpl_cqe) {
@@ -596,7 +720,10 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 		if (!r->file_later || inode)
 			fb_emit(r, (u64)res, false, BDT_SRC_TRACEPOINT);
 	}
-	bpf_map_delete_elem(&fb_kiocb, &k);
+	if (sk)
+		*(volatile u64 *)sk = 0;
+	else if (bpf_map_delete_elem(&fb_kiocb, &k) == 0)
+		__sync_fetch_and_add(&fb_kiocb_n, -1); /* no fetch: BPF_XADD */
 	__sync_fetch_and_add(&fb_pending_kiocb, -1); /* no fetch: BPF_XADD */
 	return 0;
 }

@@ -43,6 +43,21 @@ static __always_inline bool is_btrfs_sb(struct super_block *sb, bool btf)
 	return sb && BDT_RD(btf, sb, s_magic) == BTRFS_MAGIC;
 }
 
+/* The current task's comm (as bpf_get_current_comm: the kernel keeps it NUL
+ * padded); btf: two direct loads instead of the helper. */
+static __always_inline void task_comm(char *dst, bool btf)
+{
+	if (btf) {
+		const u64 *c = (const u64 *)bpf_get_current_task_btf()->comm;
+		u64 *d = (u64 *)dst;
+
+		d[0] = c[0];
+		d[1] = c[1];
+		return;
+	}
+	bpf_get_current_comm(dst, BDT_COMM_LEN);
+}
+
 static __always_inline struct btrfs_inode *btrfs_i(struct inode *inode)
 {
 	return (struct btrfs_inode *)((char *)inode - bpf_core_field_offset(struct btrfs_inode, vfs_inode));

@@ -198,9 +198,23 @@ struct btrfs_bio {
 
 struct vm_area_struct {
 	unsigned long vm_start;
+	unsigned long vm_end;
 	unsigned long vm_flags;
 	unsigned long vm_pgoff;
 	struct file *vm_file;
+};
+
+/* mm_lock_seq (with per-VMA locks): a seqcount_t (6.13+), odd while
+ * mmap_lock is held for writing, or an int (6.4-6.12) moved when it is
+ * released; absent before 6.4 */
+struct mm_struct {
+	struct {
+		unsigned int sequence;
+	} mm_lock_seq;
+};
+
+struct mm_struct___int {
+	int mm_lock_seq;
 };
 
 struct fdtable {
@@ -215,6 +229,7 @@ struct files_struct {
 struct task_struct {
 	unsigned int flags; /* PF_* */
 	struct files_struct *files;
+	struct mm_struct *mm;
 	struct task_struct *group_leader;
 	char comm[16];
 };

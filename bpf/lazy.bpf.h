@@ -120,6 +120,22 @@ static __always_inline u32 slot_of(u64 kiocb)
 	return (u32)((kiocb * 0x9E3779B97F4A7C15ull) >> (64 - BDT_SLOT_BITS));
 }
 
+/*
+ * Claims the entry of a direct-mapped table whose key is *slot_key for key (a
+ * number, addr_num): true when it was free (0) or held key itself (an older
+ * entry of the same key that never ended, which the new one replaces). A
+ * claimed entry's key reads key | 1 while its value is filled; the claimer
+ * then stores key (filled: found by lookups) or 0 (given up).
+ */
+static __always_inline bool slot_claim(u64 *slot_key, u64 key)
+{
+	u64 old = __sync_val_compare_and_swap(slot_key, 0, key | 1);
+
+	if (old == key && __sync_val_compare_and_swap(slot_key, key, key | 1) == key)
+		old = 0;
+	return old == 0;
+}
+
 /* Where a request lives while it is in flight (req_find). */
 struct req_ref {
 	struct dio_req *r;
@@ -175,6 +191,19 @@ struct {
 	__type(value, struct dio_req);
 } req_scratch SEC(".maps");
 
+/* The VMA of this thread's last write buffer (dio.bpf.h, buf_vma()), valid
+ * while its address space's mm_lock_seq is still seq. */
+struct vma_cache {
+	u64 mm;    /* 0: nothing cached */
+	u64 start;
+	u64 end;
+	u64 pgoff;
+	u64 ino;
+	u64 dev;
+	u32 seq;
+	u32 flags; /* BDT_F_BUF_* */
+};
+
 /* The request this thread is submitting (em_exist has no inode; ordered
  * extents and extent-map lookups in this thread belong to it). */
 struct cur_req {
@@ -184,6 +213,7 @@ struct cur_req {
 	u64 tree_root;     /* &BTRFS_I(inode)->extent_tree's rb_root, to verify em_exist */
 	u32 em_exist_seen; /* em_exist fired in this thread since its last get_extent record */
 	u32 pad;
+	struct vma_cache vma;
 };
 
 struct {
