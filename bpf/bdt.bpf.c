@@ -34,6 +34,7 @@
 #include "triggers.bpf.h"
 #include "lazy.bpf.h"
 #include "fallback.bpf.h"
+#include "direct_writes.bpf.h"
 #include "dio.bpf.h"
 #include "extent_maps.bpf.h"
 #include "ordered.bpf.h"

@@ -35,10 +35,18 @@ static __always_inline int fn_csum_exit(void *ctx, u64 *a, s64 ret, u8 src)
 		return 0;
 	if (lazy) {
 		struct bdt_facts f = { .point = BDT_PT_CSUM };
+		struct flush_ctx fc = { .sb_dev = id.sb_dev, .ino = id.ino };
+		struct last_dw *d = dw_of(id.sb_dev, id.ino);
+		u32 fired;
 
-		/* the trigger: the file's requests of the last recent_ns, and hot */
-		if (bdt_fired(&f))
-			flush_inode(id.sb_dev, id.ino, 0, bpf_ktime_get_ns());
+		f.direct_written = d != 0;
+		fired = bdt_fired(&f);
+		/* csum_direct: the file's last direct writes, remembered */
+		if (d && (fired & (1u << BDT_TRIG_CSUM_DIRECT)))
+			dw_emit(id.sb_dev, id.ino, d, fc.skip);
+		/* csum: the file's requests of the last recent_ns, and hot */
+		if (fired & (1u << BDT_TRIG_CSUM))
+			flush_inode_ctx(&fc, bpf_ktime_get_ns());
 	}
 	e = reserve_src(BDT_EV_CSUM_ERROR, src);
 	if (!e)

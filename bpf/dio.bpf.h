@@ -314,8 +314,11 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 				stack_id = stack_of(pctx);
 			/* Completion may run in irq or a worker: the record names the submitter. */
 			emit_req_end(r, now, src, pos, ret, error, stack_id);
+			/* a checksummed file's direct write (csum_direct) */
+			dw_complete(r, ret > 0 && error == 0, true, now, pos, ret, error, src);
 		} else {
 			recent_push(r, now, pos, ret, error, src);
+			dw_complete(r, ret > 0 && error == 0, false, now, pos, ret, error, src);
 		}
 		req_release(key, &ref);
 		return 0;

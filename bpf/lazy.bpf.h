@@ -438,10 +438,15 @@ static __always_inline void req_put(struct dio_req *r, const struct held_rec *h)
 /* ---- flush: everything held for an inode -------------------------------------- */
 struct bpf_map;
 
+/* Requests a flush leaves out of the recent ones (by begin time): emitted
+ * already by the csum_direct trigger (direct_writes.bpf.h). */
+#define BDT_FLUSH_SKIP 4
+
 struct flush_ctx {
 	u64 sb_dev;
 	u64 ino;
 	u64 since; /* recent requests that ended at or after this */
+	u64 skip[BDT_FLUSH_SKIP];
 };
 
 static long flush_inflight_cb(struct bpf_map *map, const u64 *key, struct dio_req *r,
@@ -473,6 +478,10 @@ static long flush_recent_cb(u32 i, struct flush_ctx *fc)
 	if ((seq & 1) || s->r.emitted || s->r.id.ino != fc->ino || s->r.id.sb_dev != fc->sb_dev ||
 	    s->end_ts < fc->since)
 		return 0;
+#pragma unroll
+	for (int j = 0; j < BDT_FLUSH_SKIP; j++)
+		if (fc->skip[j] && fc->skip[j] == s->r.ts)
+			return 0;
 	s->r.emitted = 1;
 	emit_req_begin(&s->r);
 	emit_req_held(&s->r);
@@ -485,20 +494,25 @@ static long flush_recent_cb(u32 i, struct flush_ctx *fc)
  * and ended at or after `since` within recent_ns) and keep it hot. Nothing is
  * held for an inode that is hot already.
  */
+static __always_inline void flush_inode_ctx(struct flush_ctx *fc, u64 now)
+{
+	if (!lazy)
+		return;
+	if (!is_hot(fc->sb_dev, fc->ino, now)) {
+		if (now > recent_ns && fc->since < now - recent_ns)
+			fc->since = now - recent_ns;
+		bpf_for_each_map_elem(&dio_slot, flush_slot_cb, fc, 0);
+		bpf_for_each_map_elem(&inflight_dio, flush_inflight_cb, fc, 0);
+		bpf_loop(nr_cpus * BDT_RECENT, flush_recent_cb, fc, 0);
+	}
+	make_hot(fc->sb_dev, fc->ino, now);
+}
+
 static __always_inline void flush_inode(u64 sb_dev, u64 ino, u64 since, u64 now)
 {
 	struct flush_ctx fc = { .sb_dev = sb_dev, .ino = ino, .since = since };
 
-	if (!lazy)
-		return;
-	if (!is_hot(sb_dev, ino, now)) {
-		if (now > recent_ns && fc.since < now - recent_ns)
-			fc.since = now - recent_ns;
-		bpf_for_each_map_elem(&dio_slot, flush_slot_cb, &fc, 0);
-		bpf_for_each_map_elem(&inflight_dio, flush_inflight_cb, &fc, 0);
-		bpf_loop(nr_cpus * BDT_RECENT, flush_recent_cb, &fc, 0);
-	}
-	make_hot(sb_dev, ino, now);
+	flush_inode_ctx(&fc, now);
 }
 
 /* ---- the stall trigger ------------------------------------------------------ */

@@ -26,7 +26,8 @@
  * struct bdt_facts and fill it where the point is evaluated (bdt_fired()
  * callers: dio.bpf.h, extent_maps.bpf.h, ordered.bpf.h, checksums.bpf.h; the
  * stall trigger's fact comes from a scan of the requests in flight,
- * lazy.bpf.h stall_scan()). A
+ * lazy.bpf.h stall_scan(); csum_direct's from the file's remembered direct
+ * writes, direct_writes.bpf.h). A
  * new hook point is an enumerator of enum bdt_point and one bdt_fired() call
  * in the hook, followed by flush_inode() when it returns nonzero.
  */
@@ -61,8 +62,14 @@ struct bdt_facts {
 	u64 kflags;            /* BDT_PT_OE: the ordered extent's flags (kernel bits) */
 	u64 stalled_ino;       /* DIO end: a request on this filesystem that began before
 				* this one, unemitted and in flight past the stall
-				* threshold, is on this inode (0: none; stall_scan()) */
-	u64 stalled_ts;        /* ... and began then */
+				* threshold, is on this inode (0: none; stall_scan());
+				* BDT_PT_OE, a removal: a DIRECT ordered extent added
+				* before this one is open past the threshold on this
+				* inode (ordered.bpf.h oe_stall_scan()) */
+	u64 stalled_ts;        /* DIO end: ... and began then */
+	bool direct_written;   /* CSUM: the file has remembered direct writes;
+				* BDT_PT_OE, a buffered oe_add: it rewrote one
+				* (direct_writes.bpf.h) */
 };
 
 static __always_inline bool oe_flag(u64 kflags, u32 bit)
@@ -93,7 +100,10 @@ static __always_inline bool dio_failed(const struct bdt_facts *f)
 	X(OE_IOERR, OE, oe_flag(f->kflags, oe_ioerr_bit) ||                                   \
 		(f->type == BDT_EV_OE_FINISH && !f->uptodate))                                \
 	X(CSUM, CSUM, true)                                                                   \
-	X(STALL, DIO_END, f->stalled_ino != 0)
+	X(STALL, DIO_END, f->stalled_ino != 0)                                                \
+	X(CSUM_DIRECT, CSUM, f->direct_written)                                               \
+	X(CSUM_DIRECT, OE, f->type == BDT_EV_OE_ADD && f->direct_written)                     \
+	X(OE_STALL, OE, f->stalled_ino != 0)
 
 /* The triggers that fire for these facts (a mask of 1 << BDT_TRIG_*), among
  * those trigger_mask asks for. Called with a constant point, so the

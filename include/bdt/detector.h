@@ -41,8 +41,10 @@ enum class Trigger : uint8_t {
   OeIoerr = 8,     // an ordered extent failed (IOERR, not uptodate)
   Csum = 9,        // a data checksum failure
   Stall = 10,      // a request still in flight past the stall threshold
+  CsumDirect = 11, // a checksum failure on a file with remembered direct writes
+  OeStall = 12,    // a DIRECT ordered extent open past the stall threshold
 };
-inline constexpr int kTriggerCount = 11;
+inline constexpr int kTriggerCount = 13;
 using TriggerSet = uint32_t;  // 1 << Trigger
 constexpr TriggerSet triggers_of(std::initializer_list<Trigger> ts) {
   TriggerSet s = 0;

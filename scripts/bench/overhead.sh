@@ -15,10 +15,12 @@
 #            btrfs_direct_write() function hook): default/nofb is what the exact
 #            buffered-fallback check costs
 #   noinv    (-i) the tracer without the triggers only the invariant detectors need
-#            (BDT_TRIGGERS_OFF=stall: dio-stuck's scan of the requests in flight at
-#            completions; their other triggers, errno, oe_ioerr and csum, are also other
-#            detectors', and they need no hook of their own): default/noinv is what the
-#            invariant detectors cost the kernel side
+#            (BDT_TRIGGERS_OFF=stall,oe_stall,csum_direct: dio-stuck's scans of the
+#            requests and the DIRECT ordered extents in flight, and the table of those
+#            extents; the last direct writes of checksummed files; their other triggers,
+#            errno, oe_ioerr and csum, are also other detectors', and they need no hook
+#            of their own): default/noinv is what the invariant detectors cost the
+#            kernel side; with -i the bpf_stats runs below include noinv
 # The columns run in a different order each round (rotated), so a drift of the
 # machine's load does not always hit the same column. IOPS ratios to `none` are
 # taken within a round; the script prints every round and ends with one RESULT
@@ -119,6 +121,7 @@ tracer_args() {
     esac
 }
 hz=$(getconf CLK_TCK)
+noinv_off=stall,oe_stall,csum_direct
 # run ENGINE COLUMN -> "IOPS IOS CPU_NS RECORDS" (CPU/records 0 without a tracer)
 run() {
     local engine=$1 col=$2 r t0 t1
@@ -127,7 +130,7 @@ run() {
     fi
     # shellcheck disable=SC2046
     if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer
-    elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=stall start_tracer
+    elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
     else start_tracer $(tracer_args "$col"); fi
     t0=$(cpu_ticks "$tracer")
     r=$(fio_run "$engine")
@@ -223,9 +226,10 @@ for p in json.load(sys.stdin):
 if [[ $stats == 1 ]]; then
     echo 1 >/proc/sys/kernel/bpf_stats_enabled || { echo "cannot enable bpf_stats" >&2; exit 2; }
     for engine in "${engs[@]}"; do
-        for col in floor default; do
+        for col in floor default $([[ " $columns " == *" noinv "* ]] && echo noinv); do
             # shellcheck disable=SC2046
-            start_tracer $(tracer_args "$col")
+            if [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
+            else start_tracer $(tracer_args "$col"); fi
             read -r iops ios < <(fio_run "$engine")
             prog_stats >"$out/progs"
             if [[ $col == default ]]; then

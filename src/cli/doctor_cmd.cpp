@@ -37,7 +37,10 @@ int run_doctor_cmd(const DoctorArgs& a) {
                             {"reason", h.reason}});
     j["detectors"] = nlohmann::json::array();
     for (const auto& d : r.detectors)
-      j["detectors"].push_back({{"id", d.id}, {"fidelity", d.fidelity}, {"reason", d.reason}});
+      j["detectors"].push_back({{"id", d.id},
+                                {"fidelity", d.fidelity},
+                                {"reason", d.reason},
+                                {"findings_only", d.findings_only}});
     j["exposure"] = r.exposure;
     j["tracefs"] = r.tracefs;
     j["warnings"] = r.warnings;
@@ -59,6 +62,10 @@ int run_doctor_cmd(const DoctorArgs& a) {
   }
   fmt::print("\n{:<28} {:<12} {}\n", "DETECTOR", "FIDELITY", "WHY");
   for (const auto& d : r.detectors) fmt::print("{:<28} {:<12} {}\n", d.id, d.fidelity, d.reason);
+  // what each sees by default, when records are made only for what a trigger flags
+  fmt::print("\n{:<28} {}\n", "DETECTOR", "FINDINGS ONLY (the default; --events makes every record)");
+  for (const auto& d : r.detectors)
+    if (d.fidelity != "unavailable") fmt::print("{:<28} {}\n", d.id, d.findings_only);
   {
     const size_t slot = live::recorder_slot_bytes();
     const int ncpu = libbpf_num_possible_cpus();

@@ -34,10 +34,12 @@ class DioCsumAfterDirectWrite final : public Detector {
  public:
   explicit DioCsumAfterDirectWrite(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests), written_(c.max_requests, kPerInode) {}
   std::string_view id() const override { return "dio-csum-after-direct-write"; }
-  // Triggers: a checksum failure (csum) and a direct write from a shared
-  // writable buffer to a checksummed file (buf_shared: its records are the
-  // "last direct write" a later failure is matched to).
-  TriggerSet triggers() const override { return triggers_of({Trigger::Csum, Trigger::BufShared}); }
+  // Triggers: a checksum failure on a file whose last acknowledged direct
+  // writes the kernel remembers (csum_direct, bpf/direct_writes.bpf.h: up to 4
+  // per file, 512 files, only checksummed files, only writes nothing else
+  // emitted); they are emitted before the csum_error record, however long ago
+  // they were written. Writes emitted for other reasons are seen as they go.
+  TriggerSet triggers() const override { return triggers_of({Trigger::CsumDirect}); }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

@@ -15,7 +15,8 @@
 //     when the last one ended.
 //   stuck ordered extent: a DIRECT oe_add whose range was not removed for
 //     as long, while a DIRECT ordered extent added after it on the same
-//     filesystem was removed; not reported when its request is reported.
+//     filesystem was removed; not reported while its request is open or
+//     when its request is reported (the request rule judges those).
 // Each is reported once. Without completions after it (the whole filesystem
 // or device stalls) nothing is reported: that is a slow or dead device, not
 // this rule.
@@ -55,10 +56,12 @@ class DioStuck final : public Detector {
  public:
   explicit DioStuck(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests) {}
   std::string_view id() const override { return "dio-stuck"; }
-  // Triggers: a request in flight past the stall threshold (stall). The later
-  // completions that tell a hang from a slow disk are those emitted anyway
-  // (hot inodes, --all-events).
-  TriggerSet triggers() const override { return triggers_of({Trigger::Stall}); }
+  // Triggers: a request in flight past the stall threshold, seen at a later
+  // request's completion on the same filesystem (stall); a DIRECT ordered
+  // extent open past it, seen at a later one's removal (oe_stall,
+  // bpf/ordered.bpf.h). Each emits the stuck one and the later completion
+  // that tells a hang from a slow disk.
+  TriggerSet triggers() const override { return triggers_of({Trigger::Stall, Trigger::OeStall}); }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {
@@ -94,11 +97,16 @@ class DioStuck final : public Detector {
       if (!act || act->latest_begin_done <= r.first_ts) continue;
       reported_.insert(r.id);
       report_request(r, *act, now, out);
+      // its ordered extents are this finding's: not reported on their own, also
+      // once the request has ended and they are still open for a while
+      for (auto& [oid, o] : oes_)
+        if (o.req_id == r.id) o.reported = true;
     }
     for (auto& [oid, o] : oes_) {
       if (now - o.add.ts_ns < cfg_.stall_threshold_ns) break;
       if (o.reported) continue;
-      if (o.req_id && reported_.count(o.req_id)) continue;  // its request was reported
+      // its request was reported, or is still open: the request rule judges it
+      if (o.req_id && (reported_.count(o.req_id) || reqs_.find(o.req_id))) continue;
       if (o.add.ts_ns <= loss_ts_) continue;
       auto* act = oe_activity(o.add.fs);
       if (!act || act->latest_begin_done <= o.add.ts_ns) continue;

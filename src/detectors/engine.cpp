@@ -64,6 +64,8 @@ std::string_view to_string(Trigger t) {
     case Trigger::OeIoerr: return "oe_ioerr";
     case Trigger::Csum: return "csum";
     case Trigger::Stall: return "stall";
+    case Trigger::CsumDirect: return "csum_direct";
+    case Trigger::OeStall: return "oe_stall";
   }
   return "?";
 }

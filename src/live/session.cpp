@@ -35,7 +35,9 @@
 static_assert(bdt::kLatencyBuckets == BDT_LAT_BUCKETS, "live_stats.h and bpf/events.h disagree");
 static_assert(bdt::kTriggerCount == BDT_TRIG_COUNT, "detector.h and bpf/events.h disagree");
 static_assert(static_cast<int>(bdt::Trigger::OeIoerr) == BDT_TRIG_OE_IOERR &&
-                  static_cast<int>(bdt::Trigger::Stall) == BDT_TRIG_STALL,
+                  static_cast<int>(bdt::Trigger::Stall) == BDT_TRIG_STALL &&
+                  static_cast<int>(bdt::Trigger::CsumDirect) == BDT_TRIG_CSUM_DIRECT &&
+                  static_cast<int>(bdt::Trigger::OeStall) == BDT_TRIG_OE_STALL,
               "detector.h and bpf/events.h disagree");
 
 namespace bdt::live {

@@ -110,8 +110,8 @@ const std::vector<DetectorDef>& detectors() {
 #define BDT_TRACEPOINT(...)
 #define BDT_SYSCALL(...)
 #define BDT_FUNCTION(...)
-#define BDT_DETECTOR(id, needs, full_with, partial_why, unavailable_why) \
-  DetectorDef{id, needs, full_with, partial_why, unavailable_why},
+#define BDT_DETECTOR(id, needs, full_with, partial_why, unavailable_why, findings_only) \
+  DetectorDef{id, needs, full_with, partial_why, unavailable_why, findings_only},
 #define NEEDS(...) std::vector<std::vector<HookId>>{__VA_ARGS__}
 #define ANY(...) std::vector<HookId>{BDT_IDS(__VA_ARGS__)}
 #define FULL_WITH(...) std::vector<HookId>{BDT_IDS(__VA_ARGS__)}
@@ -228,6 +228,7 @@ std::vector<Fidelity> detector_fidelity(std::span<const HookStatus> hooks) {
       f.fidelity = full ? "full" : "partial";
       f.reason = full ? "all hooks attached" : d.partial_why;
     }
+    f.findings_only = d.findings_only;
     out.push_back(std::move(f));
   }
   return out;

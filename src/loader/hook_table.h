@@ -93,6 +93,7 @@ struct DetectorDef {
                                            // them): full, else partial
   const char* partial_why;
   const char* unavailable_why;  // "" = list the missing hooks
+  const char* findings_only;    // what it sees by default (lazy emission) vs --events
 };
 std::span<const DetectorDef> detector_defs();
 
@@ -100,6 +101,7 @@ struct Fidelity {
   std::string id;
   std::string fidelity;  // full / partial / unavailable
   std::string reason;
+  std::string findings_only;  // DetectorDef::findings_only
 };
 // From what attached (one HookStatus per hook, any order).
 std::vector<Fidelity> detector_fidelity(std::span<const HookStatus> hooks);

@@ -766,6 +766,24 @@ std::vector<TL> all_cases() {
     t.expect("dio-stuck symptom stuck-ordered-extent");
     v.push_back(t);
   }
+  {  // a write that does not return for 43 s, its ordered extent open too (2 s
+     // longer), while later writes and their ordered extents complete: the
+     // request is reported, not its extent (whichever completion is seen first,
+     // and after the request ended)
+    TL t("invariant_stuck_write_and_its_extent", false, "6.12.0");
+    t.at(0).ev(A, EventType::DioBegin, wr(0, kPart), kF);
+    t.at(10'000).ev(A, EventType::OeAdd, oe(0, kPart, DIRECT | REGULAR), kF);
+    for (uint64_t s = 1; s <= 40; ++s) {
+      t.at(s * kSec).ev(B, EventType::OeAdd, oe(s * kPart, kPart, DIRECT | REGULAR), kF + 1);
+      t.at(s * kSec + 200'000).ev(KW, EventType::OeRemove, oe(s * kPart, kPart, DIRECT | REGULAR), kF + 1);
+    }
+    t.at(41 * kSec).ev(B, EventType::DioBegin, wr(41 * kPart, kPart), kF + 1);
+    t.at(41 * kSec + 100'000).ev(B, EventType::DioEnd, end(42 * kPart, kPart), kF + 1);
+    t.at(43 * kSec).ev(A, EventType::DioEnd, end(kPart, kPart), kF);
+    t.at(45 * kSec).ev(KW, EventType::OeRemove, oe(0, kPart, DIRECT | REGULAR), kF);
+    t.expect("dio-stuck symptom stuck-request");
+    v.push_back(t);
+  }
   {  // near-misses: a slow device (nothing that began later completes before
      // the old request does); a 1 GiB request that takes 40 s while small ones
      // complete (its size allows it); another filesystem completing

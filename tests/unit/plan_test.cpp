@@ -209,6 +209,12 @@ TEST(Plan, TracepointsOnlyKernel) {
   EXPECT_EQ(fidelity_of(fid, "dio-acked-unbacked"), "full");
   EXPECT_EQ(fidelity_of(fid, "dio-stuck"), "full");
   EXPECT_EQ(fidelity_of(fid, "dio-csum-after-direct-write"), "unavailable");
+  // every detector says what it sees by default (findings only, lazy emission)
+  for (const auto& x : fid) EXPECT_FALSE(x.findings_only.empty()) << x.id;
+  for (const auto& x : fid)
+    if (x.id == "dio-csum-after-direct-write") {
+      EXPECT_NE(x.findings_only.find("csum_direct"), std::string::npos);
+    }
   for (const auto& x : fid)
     if (x.id == "stale-eb-reuse") {
       EXPECT_EQ(x.reason,

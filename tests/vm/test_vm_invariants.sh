@@ -10,6 +10,11 @@
 #                          hook is btrfs_direct_write() itself
 #   test_device_errors     dm error/flakey targets fail every I/O: the EIO requests are seen and
 #                          no invariant fires
+#   test_csum_direct_trigger  a checksum failure on data a direct write stored 2 s before (no
+#                          other trigger): the --events dio-csum-after-direct-write finding
+#                          findings only (the csum_direct trigger); a buffered rewrite is silent;
+#                          with the trigger off, not the --events findings. Only on the default
+#                          kernel (6.1): elsewhere writes to checksummed files fall back
 # The guest kernel is the VM tier's default (Debian 6.1); BDT_VM_KERNEL_PKG selects another
 # (linux-image-6.12-cloud-amd64: Debian 12's 6.12 LTS). Fails if any test fails or skips in the
 # guest; exit 77 (SKIPPED: reason) when the VM tier, root or the build are missing.
@@ -22,6 +27,7 @@ vm_need_root "the guest runs with --host-root, which needs root"
 vm_need_cmd dmsetup "dmsetup not installed (the guest uses the host's)"
 vm_check
 tests=(test_fallback_writers test_device_errors)
+[[ -z ${BDT_VM_KERNEL_PKG:-} ]] && tests+=(test_csum_direct_trigger)
 fails=0
 for be in fentry kprobe; do
   vm_itests "$be" "${tests[*]} passed in the guest (${BDT_VM_KERNEL_PKG:-default kernel})" \
