@@ -63,7 +63,7 @@ class DioStuck final : public Detector {
   // that tells a hang from a slow disk.
   TriggerSet triggers() const override { return triggers_of({Trigger::Stall, Trigger::OeStall}); }
 
-  void on_event(const Event& e, Findings& out) override {
+  void on_event(const Event& e, Findings& /*out*/) override {
     switch (e.type) {
       case EventType::DioBegin: {
         std::optional<DioRequests::Req> dropped;
