@@ -21,6 +21,9 @@
 #            errno, oe_ioerr and csum, are also other detectors', and they need no hook
 #            of their own): default/noinv is what the invariant detectors cost the
 #            kernel side; with -i the bpf_stats runs below include noinv
+#   base     (-B BUILD) the default tracer of another build (findings only): a
+#            before/after comparison of two builds in the same interleaved rounds;
+#            RESULT adds default/base, and the bpf_stats runs below include base
 # The columns run in a different order each round (rotated), so a drift of the
 # machine's load does not always hit the same column. IOPS ratios to `none` are
 # taken within a round; the script prints every round and ends with one RESULT
@@ -32,33 +35,41 @@
 # for these runs, restored after; it adds its own clock reads to every program run, so
 # it is kept out of the IOPS rounds): one run each of floor and default per engine, the
 # tracer's programs' run_time_ns summed over the run divided by fio's I/Os, and per
-# program. And the tracer's memory after a default run: VmHWM and the locked memory of
+# program (with -k N, N such runs per column in rotated order, then the median per
+# column: before/after comparisons of BPF time in one run). And the tracer's memory after a default run: VmHWM and the locked memory of
 # its BPF maps (memlock of each map fd in /proc/PID/fdinfo).
 # Unless -R: replay speed of a binary record of a default-policy --record run, on one
 # CPU (taskset -c 0), three times: events per second of wall time and of the
 # replay's own CPU time (on a shared machine the wall time includes waiting for CPU 0).
 #
 #   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e "ENGINES"]
-#                                  [-c "COLUMNS"] [-S] [-R] [-a]
+#                                  [-c "COLUMNS"] [-S] [-R] [-a] [-f] [-i] [-B BUILD] [-k N]
 #   -e  engines, default "io_uring psync"      -c  columns, default "none floor default events pin"
 #   -a  adds the column `all` (--all-events: every record every hook can make)
 #   -f  adds the column `nofb` (see above)          -i  adds the column `noinv` (see above)
+#   -B  adds the column `base` (see above)          -k  bpf_stats runs per column (default 1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-build=$src/build runtime=5 rounds=5 engines="io_uring psync" stats=1 replay=1
+build=$src/build runtime=5 rounds=5 engines="io_uring psync" stats=1 replay=1 base= kstats=1
 columns="none floor default events pin"
-while getopts "b:r:n:e:c:SRafih" o; do
+while getopts "b:r:n:e:c:SRafihB:k:" o; do
     case $o in
         b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engines=$OPTARG ;;
         c) columns=$OPTARG ;; S) stats=0 ;; R) replay=0 ;; a) columns="$columns all" ;;
         f) columns="$columns nofb" ;;
         i) columns="$columns noinv" ;;
-        *) sed -n '2,43p' "$0"; exit 1 ;;
+        B) base=$OPTARG ;;
+        k) kstats=$OPTARG ;;
+        *) sed -n '2,50p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
 [[ -x $bin ]] || { echo "build first: $bin missing" >&2; exit 1; }
+if [[ -n $base ]]; then
+    [[ -x $base/btrfs-dio-trace ]] || { echo "-B: $base/btrfs-dio-trace missing" >&2; exit 1; }
+    columns="$columns base"
+fi
 [[ " $columns " == *" none "* ]] || { echo "the columns must include none (ratios are to it)" >&2; exit 1; }
 source "$src/scripts/lib/scratch-btrfs.sh"
 scratch_btrfs_require || exit 2
@@ -94,8 +105,10 @@ fio_run() {
         python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
 print(int(j["read"]["iops"] + j["write"]["iops"]), j["read"]["total_ios"] + j["write"]["total_ios"])'
 }
+# the binary start_tracer runs: $bin, or the base build's for the column base
+tbin=$bin
 start_tracer() {
-    "$bin" --mount "$SCRATCH_MNT" "$@" >"$out/tracer.out" 2>"$out/tracer.err" &
+    "$tbin" --mount "$SCRATCH_MNT" "$@" >"$out/tracer.out" 2>"$out/tracer.err" &
     tracer=$!
     for _ in $(seq 100); do grep -q "Ctrl-C" "$out/tracer.err" && return; sleep 0.1; done
     echo "tracer did not start: $(cat "$out/tracer.err")" >&2; exit 2
@@ -118,6 +131,7 @@ tracer_args() {
         all) echo --all-events ;;
         nofb) echo ;;
         noinv) echo ;;
+        base) echo ;;
     esac
 }
 hz=$(getconf CLK_TCK)
@@ -128,6 +142,7 @@ run() {
     if [[ $col == none ]]; then
         r=$(fio_run "$engine"); echo "$r 0 0"; return
     fi
+    tbin=$bin; [[ $col == base ]] && tbin=$base/btrfs-dio-trace
     # shellcheck disable=SC2046
     if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer
     elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
@@ -135,7 +150,7 @@ run() {
     t0=$(cpu_ticks "$tracer")
     r=$(fio_run "$engine")
     t1=$(cpu_ticks "$tracer")
-    stop_tracer
+    stop_tracer; tbin=$bin
     [[ $col == pin ]] && { "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }; }
     echo "$r $(( (t1 - t0) * 1000000000 / hz )) $(records)"
 }
@@ -198,7 +213,7 @@ for e, rounds in by.items():
         df = [v["default"][0] / v["floor"][0] for v in rounds.values()]
         fields.append(f"default/floor={statistics.median(df):.3f}")
         detail.append(f"default/floor {statistics.median(df):.3f} ({min(df):.3f}-{max(df):.3f})")
-    for other in ("nofb", "noinv"):
+    for other in ("nofb", "noinv", "base"):
         if other in cols and "default" in cols:
             dn = [v["default"][0] / v[other][0] for v in rounds.values()]
             fields.append(f"default/{other}={statistics.median(dn):.3f}")
@@ -213,7 +228,10 @@ print("RESULT " + " ; ".join(out))
 PY
 
 # names of the tracer's programs (skeleton), as the kernel keeps them (15 characters)
-prog_names() { sed -n 's/.*struct bpf_program \*\([a-z0-9_]*\);.*/\1/p' "$build/bpf/bdt.skel.h" | cut -c1-15 | sort -u; }
+prog_names() {
+    sed -n 's/.*struct bpf_program \*\([a-z0-9_]*\);.*/\1/p' "$build/bpf/bdt.skel.h" \
+        ${base:+"$base/bpf/bdt.skel.h"} | cut -c1-15 | sort -u
+}
 # "name run_time_ns run_cnt" of each of the tracer's programs, now
 prog_stats() {
     bpftool prog show -j 2>/dev/null | python3 -c '
@@ -225,34 +243,57 @@ for p in json.load(sys.stdin):
 }
 if [[ $stats == 1 ]]; then
     echo 1 >/proc/sys/kernel/bpf_stats_enabled || { echo "cannot enable bpf_stats" >&2; exit 2; }
+    scols=(floor default)
+    [[ " $columns " == *" noinv "* ]] && scols+=(noinv)
+    [[ -n $base ]] && scols+=(base)
+    : >"$out/stats"
+    for k in $(seq "$kstats"); do
     for engine in "${engs[@]}"; do
-        for col in floor default $([[ " $columns " == *" noinv "* ]] && echo noinv); do
+        n=${#scols[@]}
+        for i in $(seq 0 $((n - 1))); do
+            col=${scols[$(( (i + k - 1) % n ))]}
+            tbin=$bin; [[ $col == base ]] && tbin=$base/btrfs-dio-trace
             # shellcheck disable=SC2046
             if [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
             else start_tracer $(tracer_args "$col"); fi
             read -r iops ios < <(fio_run "$engine")
             prog_stats >"$out/progs"
-            if [[ $col == default ]]; then
+            if [[ $col == default && $k == 1 ]]; then
                 hwm=$(awk '/VmHWM/{print $2}' "/proc/$tracer/status")
                 memlock=$(for fd in /proc/$tracer/fd/*; do
                     [[ $(readlink "$fd") == anon_inode:bpf-map ]] || continue
                     awk '/^map_id/{id=$2} /^memlock/{m=$2} END{print id, m}' "/proc/$tracer/fdinfo/${fd##*/}"
                 done | sort -u | awk '{s += $2} END{print s}')
             fi
-            stop_tracer
-            python3 - "$out/progs" "$engine" "$col" "$ios" <<'PY'
+            stop_tracer; tbin=$bin
+            python3 - "$out/progs" "$engine" "$col" "$ios" "$out/stats" <<'PY'
 import sys
-progs, eng, col, ios = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+progs, eng, col, ios, acc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 rows = [l.split() for l in open(progs) if l.strip()]
 total = sum(int(t) for _, t, _ in rows)
 per = ", ".join(f"{n} {int(t) / int(c):.0f} ns x {int(c) / ios:.2f}/IO" for n, t, c in sorted(rows, key=lambda r: -int(r[1])))
 print(f"bpf_stats {eng} {col}: {total / ios:.0f} ns of BPF time per I/O ({ios} I/Os; {per})")
+with open(acc, "a") as f:
+    f.write(f"{eng} {col} {total / ios:.1f}\n")
 PY
-            if [[ $col == default ]]; then
+            if [[ $col == default && $k == 1 ]]; then
                 echo "memory $engine default: tracer VmHWM $((hwm / 1024)) MiB, BPF maps locked $(python3 -c "print(f'{$memlock / 1048576:.1f}')") MiB"
             fi
         done
     done
+    done
+    if [[ $kstats -gt 1 ]]; then
+        python3 - "$out/stats" <<'PY'
+import statistics, sys
+by = {}
+for l in open(sys.argv[1]):
+    e, c, v = l.split()
+    by.setdefault(e, {}).setdefault(c, []).append(float(v))
+for e, cols in by.items():
+    print(f"bpf_stats {e} median ns of BPF time per I/O (min-max): " +
+          ", ".join(f"{c} {statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})" for c, v in cols.items()))
+PY
+    fi
     echo "$stats_was" >/proc/sys/kernel/bpf_stats_enabled
 fi
 
