@@ -108,7 +108,12 @@ print(int(j["read"]["iops"] + j["write"]["iops"]), j["read"]["total_ios"] + j["w
 # the binary start_tracer runs: $bin, or the base build's for the column base
 tbin=$bin
 start_tracer() {
-    "$tbin" --mount "$SCRATCH_MNT" "$@" >"$out/tracer.out" 2>"$out/tracer.err" &
+    # emptied here, not by the background job's redirection: that may run after
+    # the wait below has read the previous run's "Ctrl-C" (fio then started
+    # before the programs were attached: up to 38% of a run seen untraced)
+    : >"$out/tracer.out"
+    : >"$out/tracer.err"
+    "$tbin" --mount "$SCRATCH_MNT" "$@" >>"$out/tracer.out" 2>>"$out/tracer.err" &
     tracer=$!
     for _ in $(seq 100); do grep -q "Ctrl-C" "$out/tracer.err" && return; sleep 0.1; done
     echo "tracer did not start: $(cat "$out/tracer.err")" >&2; exit 2
