@@ -156,7 +156,11 @@ spawn_tracer() {
     local backend=()
     # The VM tier runs these tests with BDT_BACKEND=fentry|kprobe.
     [[ -n ${BDT_BACKEND:-} ]] && backend=(--backend "$BDT_BACKEND")
-    "$BIN" "$@" "${backend[@]}" >"$out" 2>"$out.err" &
+    # Emptied here: the background job's own redirection may run after the wait
+    # below has read an earlier tracer's "Ctrl-C" from the same file.
+    : >"$out"
+    : >"$out.err"
+    "$BIN" "$@" "${backend[@]}" >>"$out" 2>>"$out.err" &
     TRACER_PID=$!
     # Loading and verifying the programs takes well under a second here, but up to minutes in a
     # VM-tier guest (TCG, a loaded host): wait longer there (scripts/vm/init sets BDT_VM=1).
