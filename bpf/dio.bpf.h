@@ -240,7 +240,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 		cr->sb_dev = r->id.sb_dev;
 		cr->ino = r->id.ino;
 		cr->tree_root = em_tree_root(bi);
-		cr->em_exist_seen = 0;
+		em_exist_clear(cr);
 	}
 	if (fired)
 		flush_inode(r->id.sb_dev, r->id.ino, r->ts, r->ts);

@@ -39,16 +39,16 @@ static __always_inline int on_get_extent(u64 *ctx)
 
 	BDT_ARG_OR_RETURN(bi);
 	BDT_ARG_OR_RETURN(em);
-	if (!wanted) {
+	if (!wanted && em_exist_flagged) {
 		struct cur_req *cur = cur_req_get(false);
 
 		if (cur && cur->kiocb && cur->em_exist_seen) {
-			cur->em_exist_seen = 0;
+			em_exist_clear(cur);
 			wanted = true;
 		}
-		if (!wanted && !task_filtered())
-			return 0;
 	}
+	if (!wanted && !task_filtered())
+		return 0;
 	btrfs_ident(&id, bi);
 	if (!fs_pass(id.sb_dev) || !task_pass())
 		return 0;
@@ -92,7 +92,11 @@ static __always_inline int on_em_exist(u64 *ctx)
 		return 0;
 	cur = cur_req_get(false);
 	if (cur && cur->kiocb) {
-		cur->em_exist_seen = 1; /* the enclosing get_extent's record is wanted */
+		/* the enclosing get_extent's record is wanted */
+		if (!cur->em_exist_seen) {
+			cur->em_exist_seen = 1;
+			__sync_fetch_and_add(&em_exist_flagged, 1);
+		}
 		if (cur->sb_dev == sb_dev) {
 			/* Attribute to this thread's DIO inode only if the existing map is in its tree. */
 			root_node = em_root_node(existing);

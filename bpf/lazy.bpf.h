@@ -223,6 +223,19 @@ struct {
 	__type(value, struct cur_req);
 } cur_dio SEC(".maps");
 
+/* Threads whose em_exist_seen is set (approximately: a thread that exits
+ * with it set is never counted back): while 0, a get_extent record is
+ * wanted by no thread and the tracepoint skips the task-storage lookup. */
+volatile __u64 em_exist_flagged = 0;
+
+static __always_inline void em_exist_clear(struct cur_req *c)
+{
+	if (c->em_exist_seen) {
+		c->em_exist_seen = 0;
+		__sync_fetch_and_add(&em_exist_flagged, -1); /* no fetch: BPF_XADD */
+	}
+}
+
 static __always_inline struct cur_req *cur_req_get(bool create)
 {
 	return bpf_task_storage_get(&cur_dio, bpf_get_current_task_btf(), 0,
