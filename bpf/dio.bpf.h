@@ -151,7 +151,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	if (!is_btrfs_sb(sb, btf))
 		return 0;
 	/* the O_DIRECT write this is (fallback.bpf.h) reached iomap: not a fallback */
-	if ((fb_pending_tid | fb_pending_kiocb | fb_pending_aio) && iter_is_write(iter, btf)) {
+	if ((fb_used_tid | fb_used_kiocb | fb_pending_aio) && iter_is_write(iter, btf)) {
 		u64 ino = BDT_RD(btf, inode, i_ino);
 
 		fb_mark_direct(key, ino, BDT_RD(btf, iocb, ki_pos));

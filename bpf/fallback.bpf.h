@@ -26,9 +26,9 @@
  * replaces the others where it attaches.
  * Cheap on every other syscall: the classic tracepoints run only for their
  * syscall; the raw sys_enter/sys_exit programs (no tracefs) compare the
- * syscall number first and the exits return at once while nothing is pending;
- * the exits and iomap_dio_rw_begin look a pending write up only while some are
- * pending (the fb_pending_* counters).
+ * syscall number first; the exits and iomap_dio_rw_begin look a pending write
+ * up only once one was kept (fb_used_tid, fb_used_kiocb; io_submit's while
+ * some are pending: fb_pending_aio).
  */
 #ifndef BDT_FALLBACK_BPF_H
 #define BDT_FALLBACK_BPF_H
@@ -169,10 +169,16 @@ struct {
 	__type(value, struct fb_aio);
 } fb_aio_zero SEC(".maps");
 
-/* How many entries each map holds (approximately: an LRU eviction is not
- * counted back), so lookups are skipped while nothing is pending. */
-volatile __u64 fb_pending_tid = 0;
-volatile __u64 fb_pending_kiocb = 0;
+/* Set once a thread's (fb_task) or an io_uring request's (fb_slot, fb_kiocb)
+ * write was first kept, never cleared: the lookups are skipped until then
+ * (no O_DIRECT writes on btrfs yet, or none since the tracer started). Not
+ * counts of the writes pending: an increment and a decrement of a counter
+ * every CPU writes cost each write more than the lookups they spare, and
+ * under load the count is rarely 0. */
+volatile __u32 fb_used_tid = 0;
+volatile __u32 fb_used_kiocb = 0;
+/* How many entries fb_aio holds (approximately: an LRU eviction is not
+ * counted back), so its lookups are skipped while none is pending. */
 volatile __u64 fb_pending_aio = 0;
 /* 1 while every hook is attached: set by userspace once all are, cleared before
  * it detaches any (live::Session). Hooks attach and detach one at a time, so
@@ -277,13 +283,13 @@ static __always_inline void fb_mark_direct(u64 kiocb, u64 ino, u64 pos)
 {
 	u32 tid;
 
-	if (fb_pending_tid) {
+	if (fb_used_tid) {
 		struct fb_task *t = fb_task_get(false);
 
 		if (t && t->state != FB_T_NONE)
 			t->r.seen = 1;
 	}
-	if (fb_pending_kiocb) {
+	if (fb_used_kiocb) {
 		u64 *sk;
 		struct fb_req *r = fb_kiocb_find(kiocb, &sk);
 
@@ -310,7 +316,7 @@ static __always_inline void fb_task_done(s64 ret, u8 src)
 {
 	struct fb_task *t;
 
-	if (!fb_pending_tid)
+	if (!fb_used_tid)
 		return;
 	t = fb_task_get(false);
 	if (!t || t->state == FB_T_NONE)
@@ -331,7 +337,6 @@ static __always_inline void fb_task_done(s64 ret, u8 src)
 			fb_emit(&t->r, (u64)ret, false, src);
 	}
 	t->state = FB_T_NONE;
-	__sync_fetch_and_add(&fb_pending_tid, -1); /* no fetch: BPF_XADD */
 }
 
 /* This thread's write is pending (state FB_T_FULL: r filled; FB_T_FILE: r's
@@ -339,17 +344,15 @@ static __always_inline void fb_task_done(s64 ret, u8 src)
 static __always_inline void fb_task_start(const struct fb_req *r, u32 state, u64 file, u64 buf)
 {
 	struct fb_task *t = fb_task_get(true);
-	bool was;
 
 	if (!t)
 		return;
-	was = t->state != FB_T_NONE;
 	__builtin_memcpy(&t->r, r, sizeof(*r));
 	t->file = file;
 	t->buf = buf;
 	t->state = state;
-	if (!was)
-		__sync_fetch_and_add(&fb_pending_tid, 1);
+	if (!fb_used_tid)
+		fb_used_tid = 1;
 }
 
 /* ---- function hook: btrfs_direct_write(iocb, from) / btrfs_do_write_iter(iocb, from, encoded) */
@@ -601,7 +604,7 @@ static __always_inline int fb_raw_enter(u64 *ctx, s64 nr, bool btf)
 
 static __always_inline int fb_raw_exit(u64 *ctx, s64 nr, bool btf)
 {
-	if (!(nr == BDT_NR_IO_SUBMIT ? fb_pending_aio : fb_pending_tid))
+	if (!(nr == BDT_NR_IO_SUBMIT ? fb_pending_aio : fb_used_tid))
 		return 0;
 	if (!raw_sys_exit_is(ctx, nr, btf))
 		return 0;
@@ -678,7 +681,8 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 			return 0;
 		__sync_fetch_and_add(&fb_kiocb_n, 1);
 	}
-	__sync_fetch_and_add(&fb_pending_kiocb, 1);
+	if (!fb_used_kiocb)
+		fb_used_kiocb = 1;
 	return 0;
 }
 
@@ -690,7 +694,7 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 	s64 res;
 	u64 k, *sk;
 
-	if (!fb_pending_kiocb || !req)
+	if (!fb_used_kiocb || !req)
 		return 0;
 	/* a read's kiocb is in neither table: a miss in fb_slot_key, and
 	 * fb_kiocb is looked up only while it holds entries */
@@ -724,7 +728,6 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 		*(volatile u64 *)sk = 0;
 	else if (bpf_map_delete_elem(&fb_kiocb, &k) == 0)
 		__sync_fetch_and_add(&fb_kiocb_n, -1); /* no fetch: BPF_XADD */
-	__sync_fetch_and_add(&fb_pending_kiocb, -1); /* no fetch: BPF_XADD */
 	return 0;
 }
 
