@@ -99,4 +99,13 @@ const volatile __u32 test_refuse_mechs = 0;
 	    (test_refuse_mechs & (1u << (mech))))                                      \
 		return *(volatile int *)(unsigned long)bpf_get_prandom_u32();
 
+/*
+ * Testing aid (BDT_TEST_OE_IOERR=INO, src/live/session.cpp): the removal of a
+ * DIRECT ordered extent of an inode numbered test_ioerr_ino or above is
+ * reported failed (IOERR in its flags), as when btrfs_finish_ordered_io fails after the write returned:
+ * what a healthy kernel never does, for tests/integration/
+ * test_acked_ioerr_trigger.sh. 0: off (the check is dropped at load).
+ */
+const volatile __u64 test_ioerr_ino = 0;
+
 #endif /* BDT_CONFIG_BPF_H */

@@ -319,6 +319,9 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 		} else {
 			recent_push(r, now, pos, ret, error, src);
 			dw_complete(r, ret > 0 && error == 0, false, now, pos, ret, error, src);
+			/* acknowledged bytes: kept with its ordered extents (acked_ioerr) */
+			if (write && ret > 0 && error == 0 && r->noe)
+				oe_call_end(r, key, now, pos, ret, error, src);
 		}
 		req_release(key, &ref);
 		return 0;

@@ -98,6 +98,7 @@ enum bdt_trigger {
 	BDT_TRIG_STALL = 10,      /* a request in flight past the stall threshold, seen when a later one on its filesystem completes */
 	BDT_TRIG_CSUM_DIRECT = 11, /* a data checksum failure on a file with remembered direct writes */
 	BDT_TRIG_OE_STALL = 12,   /* a DIRECT ordered extent open past the stall threshold, seen when a later one on its filesystem is removed */
+	BDT_TRIG_ACKED_IOERR = 13, /* a DIRECT ordered extent of a write that returned with bytes acknowledged failed (IOERR) */
 	BDT_TRIG_COUNT
 };
 

@@ -21,6 +21,7 @@
 /* A record a request's thread made, held with the request: the request's
  * task and file identity are its own. */
 #define BDT_HELD 3
+#define BDT_REQ_OES 4
 struct held_rec {
 	u64 ts;
 	u16 type;
@@ -56,9 +57,20 @@ struct dio_req {
 	u8 src;          /* the dio_begin record's source */
 	u8 emitted;      /* the begin record was emitted: so is everything after it */
 	u8 nheld;
-	u8 pad[5];
+	u8 noe;          /* entries of oes */
+	u32 pad;
+	/* the oe_slot entries (ordered.bpf.h) of the DIRECT ordered extents its
+	 * thread added while it held their records (the first BDT_REQ_OES) */
+	u16 oes[BDT_REQ_OES];
 	struct held_rec held[BDT_HELD];
 };
+
+/* Defined with the DIRECT ordered extents in flight (ordered.bpf.h): a write
+ * that returned unemitted leaves its begin and end with its ordered extents;
+ * once its records are emitted, they are marked so there. */
+static __always_inline void oe_call_end(const struct dio_req *r, u64 kiocb, u64 now, u64 pos,
+					s64 ret, s32 error, u8 src);
+static __always_inline void oe_call_emitted(const struct dio_req *r);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -499,6 +511,7 @@ static long flush_recent_cb(u32 i, struct flush_ctx *fc)
 	emit_req_begin(&s->r);
 	emit_req_held(&s->r);
 	emit_req_end(&s->r, s->end_ts, s->end_src, s->end_pos, s->ret, s->error, 0);
+	oe_call_emitted(&s->r);
 	return 0;
 }
 

@@ -4,7 +4,8 @@
  * btrfs_finish_ordered_extent, and btrfs_finish_ordered_io where that
  * tracepoint is missing. They run in btrfs workers: filtered by inode; with
  * lazy emission those a DIO request's thread makes are held with it, and the
- * DIRECT ones in flight are kept for the oe_stall trigger (below).
+ * DIRECT ones in flight are kept for the oe_stall and acked_ioerr triggers
+ * (below).
  */
 #ifndef BDT_ORDERED_BPF_H
 #define BDT_ORDERED_BPF_H
@@ -29,7 +30,7 @@ static __always_inline bool user_task(void)
 	return !(t->flags & BDT_PF_KTHREAD);
 }
 
-/* ---- DIRECT ordered extents in flight: the oe_stall trigger ------------------ */
+/* ---- DIRECT ordered extents in flight: oe_stall, acked_ioerr ------------------ */
 /*
  * dio-stuck's second rule: a DIRECT ordered extent still open past the stall
  * threshold while later ones on the same filesystem are removed. Its request
@@ -43,6 +44,20 @@ static __always_inline bool user_task(void)
  * its file flushed (hot: its removal will be emitted too), and the removed
  * extent's oe_add and oe_remove are emitted: the later completion that tells
  * a hang from a slow device (a slow device holds the later extents too).
+ *
+ * dio-acked-unbacked: an ordered extent that fails after its write returned
+ * with bytes acknowledged (btrfs_finish_ordered_io failing in a worker, the
+ * write long gone: no record of it is held any more). So the write is kept
+ * with its extents: its request lists the slots of the extents its thread
+ * added while holding their records (dio_req.oes), and when it returns
+ * unemitted with bytes acknowledged, its begin and end (struct dw_rec, as the
+ * csum_direct trigger keeps a write) are copied into each of them
+ * (oe_call_end). At the first IOERR of one of them, at oe_mark_finished or
+ * at its removal, acked_ioerr fires: the write's begin, the oe_add records
+ * of its extents still in flight and its end are emitted (their own times),
+ * then the file is flushed and hot (the removals follow). A write emitted
+ * otherwise (a flush of the recent requests) is marked emitted here
+ * (oe_call_emitted).
  */
 #define BDT_OE_SLOT_BITS 11
 #define BDT_OE_SLOTS (1u << BDT_OE_SLOT_BITS)
@@ -61,6 +76,8 @@ struct oe_open {
 	u8 emitted;          /* that record was emitted */
 	u8 fired;            /* oe_stall fired for it */
 	u8 pad[6];
+	struct dw_rec call;  /* its write, returned unemitted with bytes acknowledged
+			      * (valid; emitted: its records were) */
 };
 
 /* the extent's address (addr_num), 0 when free, address | 1 while being filled */
@@ -90,6 +107,17 @@ static __always_inline bool oe_stall_on(void)
 	return lazy && (trigger_mask & (1u << BDT_TRIG_OE_STALL));
 }
 
+static __always_inline bool acked_on(void)
+{
+	return lazy && (trigger_mask & (1u << BDT_TRIG_ACKED_IOERR));
+}
+
+/* The table is kept for either trigger. */
+static __always_inline bool oe_track_on(void)
+{
+	return lazy && (trigger_mask & ((1u << BDT_TRIG_OE_STALL) | (1u << BDT_TRIG_ACKED_IOERR)));
+}
+
 static __always_inline bool oe_direct(u64 kflags)
 {
 	return oe_direct_bit < 64 && ((kflags >> (oe_direct_bit & 63)) & 1);
@@ -101,8 +129,8 @@ static __always_inline u32 oe_slot_of(u64 oe)
 }
 
 /* A DIRECT ordered extent was added (h: its record, emitted or not; held_by:
- * the request of this thread that holds it, 0: none). */
-static __always_inline void oe_track_add(u64 key, const struct held_rec *h, u64 sb_dev, u64 ino,
+ * the request of this thread that holds it, 0: none). Whether it is kept. */
+static __always_inline bool oe_track_add(u64 key, const struct held_rec *h, u64 sb_dev, u64 ino,
 					 u64 bi, bool emitted, u64 held_by)
 {
 	u32 i = oe_slot_of(key);
@@ -110,11 +138,11 @@ static __always_inline void oe_track_add(u64 key, const struct held_rec *h, u64 
 	struct oe_open *o;
 
 	if (!k || __sync_val_compare_and_swap(k, 0, key | 1) != 0)
-		return;
+		return false;
 	o = bpf_map_lookup_elem(&oe_slot, &i);
 	if (!o) {
 		__sync_lock_test_and_set(k, 0);
-		return;
+		return false;
 	}
 	o->sb_dev = sb_dev;
 	o->ino = ino;
@@ -127,7 +155,9 @@ static __always_inline void oe_track_add(u64 key, const struct held_rec *h, u64 
 	o->emitted = emitted;
 	o->held_by = held_by;
 	o->fired = 0;
+	o->call.valid = 0;
 	__sync_lock_test_and_set(k, key); /* filled */
+	return true;
 }
 
 /* The extent at `key` is gone: its slot is free again. */
@@ -140,25 +170,12 @@ static __always_inline void oe_track_remove(u64 key)
 		__sync_val_compare_and_swap(k, key, 0);
 }
 
-/* Its oe_add record, once, with its writer; called after its file was
- * flushed: a record held by a request in flight went out with it, one held by
- * a request that ended within recent_ns went out with the recent ones. */
-static __always_inline void oe_emit_add(struct oe_open *o, u64 now)
+/* The entry's oe_add record, now (its own time, its writer). */
+static __always_inline void oe_make_add(const struct oe_open *o)
 {
 	struct bdt_raw_event *e;
 	struct ident id = {};
 
-	if (o->held_by) {
-		struct dio_req *r = req_lookup(o->held_by);
-
-		if (r && r->emitted && r->id.ino == o->ino && r->ts <= o->add.ts)
-			o->emitted = 1;
-		else if (now < o->add.ts + recent_ns)
-			o->emitted = 1;
-	}
-	if (o->emitted)
-		return;
-	o->emitted = 1;
 	e = rec_new(o->add.type, o->add.src, o->add.ts);
 	if (!e)
 		return;
@@ -172,6 +189,145 @@ static __always_inline void oe_emit_add(struct oe_open *o, u64 now)
 	e->stack_id = o->add.stack_id;
 	__builtin_memcpy(&e->u, &o->add.u, sizeof(o->add.u));
 	bdt_submit(e);
+}
+
+/* Its oe_add record, once, with its writer; called after its file was
+ * flushed: a record held by a request in flight went out with it, one held by
+ * a request that ended within recent_ns went out with the recent ones. */
+static __always_inline void oe_emit_add(struct oe_open *o, u64 now)
+{
+	if (o->held_by) {
+		struct dio_req *r = req_lookup(o->held_by);
+
+		if (r && r->emitted && r->id.ino == o->ino && r->ts <= o->add.ts)
+			o->emitted = 1;
+		else if (now < o->add.ts + recent_ns)
+			o->emitted = 1;
+	}
+	if (o->emitted)
+		return;
+	o->emitted = 1;
+	oe_make_add(o);
+}
+
+/* ---- acked_ioerr: a write kept with its extents ---- */
+
+/* The entry at slot i, when it is an extent of the write r (by its thread and
+ * begin time) that holds r's begin and end. */
+static __always_inline struct oe_open *oe_of_call(u32 i, u32 tid, u64 ts)
+{
+	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
+	struct oe_open *o;
+
+	if (!k || !*k || (*k & 1))
+		return 0;
+	o = bpf_map_lookup_elem(&oe_slot, &i);
+	if (!o || !o->call.valid || o->tid != tid || dw_req(&o->call)->ts != ts)
+		return 0;
+	return o;
+}
+
+/* The write r (kiocb) returned unemitted with bytes acknowledged (on_dio_complete):
+ * its begin and end go to each of its extents still in flight. */
+static __always_inline void oe_call_end(const struct dio_req *r, u64 kiocb, u64 now, u64 pos,
+					s64 ret, s32 error, u8 src)
+{
+	if (!acked_on())
+		return;
+#pragma unroll
+	for (int j = 0; j < BDT_REQ_OES; j++) {
+		u32 i;
+		u64 *k;
+		struct oe_open *o;
+
+		if (j >= r->noe)
+			break;
+		i = r->oes[j];
+		k = bpf_map_lookup_elem(&oe_slot_key, &i);
+		if (!k || !*k || (*k & 1))
+			continue;
+		o = bpf_map_lookup_elem(&oe_slot, &i);
+		/* still the extent this request's thread added */
+		if (!o || o->held_by != kiocb || o->add.ts < r->ts || o->tid != r->tid)
+			continue;
+		o->call.valid = 0;
+		__builtin_memcpy(o->call.req, r, BDT_DW_HEAD);
+		o->call.end_ts = now;
+		o->call.end_pos = pos;
+		o->call.ret = ret;
+		o->call.error = error;
+		o->call.end_src = src;
+		o->call.emitted = 0;
+		asm volatile("" ::: "memory"); /* valid after the stores */
+		o->call.valid = 1;
+	}
+}
+
+/* The write r's records were emitted (a flush of the recent requests, with
+ * its held oe_add records): its extents need not emit them again. */
+static __always_inline void oe_call_emitted(const struct dio_req *r)
+{
+	if (!acked_on())
+		return;
+#pragma unroll
+	for (int j = 0; j < BDT_REQ_OES; j++) {
+		struct oe_open *o;
+
+		if (j >= r->noe)
+			break;
+		o = oe_of_call(r->oes[j], r->tid, r->ts);
+		if (o) {
+			o->call.emitted = 1;
+			o->emitted = 1;
+		}
+	}
+}
+
+/* At an IOERR of the DIRECT extent at key: its entry, when it holds a write
+ * whose records were not emitted (the acked_ioerr fact). */
+static __always_inline struct oe_open *oe_acked_of(u64 key)
+{
+	u32 i = oe_slot_of(key);
+	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
+	struct oe_open *o;
+
+	if (!k || *k != key)
+		return 0;
+	o = bpf_map_lookup_elem(&oe_slot, &i);
+	if (!o || !o->call.valid || o->call.emitted)
+		return 0;
+	return o;
+}
+
+/* acked_ioerr fired for the extent o: its write's begin, the oe_add records of
+ * the write's extents still in flight, and its end (skip: its begin time, for
+ * the flush that follows not to emit it twice from the recent requests). */
+static __always_inline void oe_emit_call(struct oe_open *o, u64 *skip)
+{
+	const struct dio_req *r = dw_req(&o->call);
+	u32 tid = r->tid;
+	u64 ts = r->ts;
+
+	o->call.emitted = 1;
+	skip[0] = ts;
+	emit_req_begin(r);
+#pragma unroll
+	for (int j = 0; j < BDT_REQ_OES; j++) {
+		struct oe_open *x;
+
+		if (j >= r->noe)
+			break;
+		x = oe_of_call(r->oes[j], tid, ts);
+		if (!x)
+			continue;
+		x->call.emitted = 1;
+		if (!x->emitted) {
+			x->emitted = 1;
+			oe_make_add(x);
+		}
+	}
+	emit_req_end(r, o->call.end_ts, o->call.end_src, o->call.end_pos, o->call.ret,
+		     o->call.error, 0);
 }
 
 struct oe_scan_ctx {
@@ -231,13 +387,14 @@ static __always_inline struct oe_open *oe_stall_scan(u64 key, u64 sb_dev, u64 no
 
 /* The triggers of an ordered-extent event whose record the policy wants
  * (stalled_ino: oe_stall's fact, 0 but at a removal; rewrote: csum_direct's,
- * false but at a buffered oe_add). */
+ * false but at a buffered oe_add; acked: acked_ioerr's, false but at an IOERR
+ * of a DIRECT extent). */
 static __always_inline u32 oe_fired(const struct held_rec *h, bool uptodate, u64 stalled_ino,
-				    bool rewrote)
+				    bool rewrote, bool acked)
 {
 	struct bdt_facts f = { .point = BDT_PT_OE, .type = h->type, .uptodate = uptodate,
 			       .kflags = h->u.oe.kflags, .stalled_ino = stalled_ino,
-			       .direct_written = rewrote };
+			       .direct_written = rewrote, .acked_write = acked };
 
 	if (!lazy)
 		return 0;
@@ -252,7 +409,7 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	const struct btrfs_inode *bi = (void *)ctx[0];
 	const struct btrfs_ordered_extent *oe = (void *)ctx[1];
 	struct held_rec h = { .type = type, .src = BDT_SRC_TRACEPOINT };
-	struct oe_open *stuck = 0, *mine = 0;
+	struct oe_open *stuck = 0, *mine = 0, *acked = 0;
 	struct super_block *sb;
 	struct ident id = {};
 	u64 sb_dev, ino, okey = 0;
@@ -282,6 +439,10 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	if (bpf_core_field_exists(oe->disk_bytenr))
 		h.u.oe.disk_bytenr = BDT_RD(btf, oe, disk_bytenr);
 	h.u.oe.bytes_left = BDT_RD(btf, oe, bytes_left);
+	/* testing aid (config.bpf.h): these inodes' DIRECT extents are removed failed */
+	if (test_ioerr_ino && type == BDT_EV_OE_REMOVE && ino >= test_ioerr_ino &&
+	    oe_direct(h.u.oe.kflags) && oe_ioerr_bit < 64)
+		h.u.oe.kflags |= 1ull << (oe_ioerr_bit & 63);
 	/* a buffered write of the range: its last write is no longer direct */
 	if (type == BDT_EV_OE_ADD && oe_buffered(h.u.oe.kflags))
 		rewrote = dw_buffered(sb_dev, ino, h.u.oe.file_offset,
@@ -291,12 +452,23 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 
 		count_qemu_buffered(BDT_RD(btf, root, anon_dev), ino, h.u.oe.len);
 	}
-	if (oe_stall_on() && (type == BDT_EV_OE_ADD || type == BDT_EV_OE_REMOVE))
+	if (oe_track_on() && (type == BDT_EV_OE_ADD || type == BDT_EV_OE_REMOVE ||
+			      type == BDT_EV_OE_MARK_FINISHED))
 		okey = addr_num((u64)oe);
 	/* oe_stall: a DIRECT extent removed while an older one is stuck */
-	if (okey && type == BDT_EV_OE_REMOVE)
+	if (okey && type == BDT_EV_OE_REMOVE && oe_stall_on())
 		stuck = oe_stall_scan(okey, sb_dev, h.ts, &mine);
-	fired = oe_fired(&h, false, stuck ? stuck->ino : 0, rewrote);
+	/* acked_ioerr: a DIRECT extent of an acknowledged, unemitted write failed */
+	if (okey && type != BDT_EV_OE_ADD && acked_on() && oe_ioerr(h.u.oe.kflags))
+		acked = oe_acked_of(okey);
+	fired = oe_fired(&h, false, stuck ? stuck->ino : 0, rewrote, acked != 0);
+	if (acked && (fired & (1u << BDT_TRIG_ACKED_IOERR))) {
+		struct flush_ctx fc = { .sb_dev = sb_dev, .ino = ino };
+
+		oe_emit_call(acked, fc.skip);
+		/* the file's other requests, and hot: its removals follow */
+		flush_inode_ctx(&fc, h.ts);
+	}
 	if (stuck && (fired & (1u << BDT_TRIG_OE_STALL))) {
 		stuck->fired = 1;
 		flush_inode(stuck->sb_dev, stuck->ino, stuck->add.ts, h.ts);
@@ -312,18 +484,27 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 		oe_emit_add(mine, h.ts);
 	if (okey && type == BDT_EV_OE_ADD && oe_direct(h.u.oe.kflags)) {
 		struct cur_req *c = cur_req_get(false);
+		struct dio_req *r = 0;
 		u64 held_by = 0;
 
 		/* held with this thread's request (file_event_now): out when it is */
 		if (!emitted && c && c->kiocb && c->sb_dev == sb_dev && c->ino == ino) {
-			struct dio_req *r = req_lookup(c->kiocb);
-
+			r = req_lookup(c->kiocb);
 			if (r && r->emitted)
 				emitted = true;
 			else if (r)
 				held_by = c->kiocb;
 		}
-		oe_track_add(okey, &h, sb_dev, ino, addr_num((u64)bi), emitted, held_by);
+		if (oe_track_add(okey, &h, sb_dev, ino, addr_num((u64)bi), emitted, held_by) &&
+		    held_by && r) {
+			u32 n = r->noe;
+
+			/* the request's extents: its write is kept with them (oe_call_end) */
+			if (n < BDT_REQ_OES) {
+				r->oes[n] = (u16)oe_slot_of(okey);
+				r->noe = n + 1;
+			}
+		}
 	} else if (okey && type == BDT_EV_OE_REMOVE) {
 		oe_track_remove(okey);
 	}
@@ -352,7 +533,7 @@ static __always_inline int on_finish_ordered(u64 *ctx, bool btf)
 	h.u.oe.len = ctx[2];
 	if (uptodate)
 		h.flags |= BDT_F_UPTODATE;
-	if (file_event_now(sb_dev, ino, &h, oe_fired(&h, uptodate, 0, false))) {
+	if (file_event_now(sb_dev, ino, &h, oe_fired(&h, uptodate, 0, false, false))) {
 		btrfs_ident_rd(&id, bi, btf);
 		file_event_make(&id, &h);
 	}
@@ -383,7 +564,7 @@ static __always_inline int fn_oe_finish_enter(void *ctx, u64 *a, u8 src)
 	h.u.oe.kflags = kflags;
 	if (!oe_ioerr(kflags))
 		h.flags |= BDT_F_UPTODATE;
-	file_event(&id, &h, oe_fired(&h, !oe_ioerr(kflags), 0, false));
+	file_event(&id, &h, oe_fired(&h, !oe_ioerr(kflags), 0, false, false));
 	return 0;
 }
 

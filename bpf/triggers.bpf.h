@@ -27,7 +27,8 @@
  * callers: dio.bpf.h, extent_maps.bpf.h, ordered.bpf.h, checksums.bpf.h; the
  * stall trigger's fact comes from a scan of the requests in flight,
  * lazy.bpf.h stall_scan(); csum_direct's from the file's remembered direct
- * writes, direct_writes.bpf.h). A
+ * writes, direct_writes.bpf.h; oe_stall's and acked_ioerr's from the DIRECT
+ * ordered extents in flight, ordered.bpf.h). A
  * new hook point is an enumerator of enum bdt_point and one bdt_fired() call
  * in the hook, followed by flush_inode() when it returns nonzero.
  */
@@ -70,6 +71,10 @@ struct bdt_facts {
 	bool direct_written;   /* CSUM: the file has remembered direct writes;
 				* BDT_PT_OE, a buffered oe_add: it rewrote one
 				* (direct_writes.bpf.h) */
+	bool acked_write;      /* BDT_PT_OE, IOERR at oe_mark_finished / oe_remove of a
+				* DIRECT extent: it is kept with a write that returned
+				* unemitted with bytes acknowledged (ordered.bpf.h
+				* oe_acked_of()) */
 };
 
 static __always_inline bool oe_flag(u64 kflags, u32 bit)
@@ -103,7 +108,8 @@ static __always_inline bool dio_failed(const struct bdt_facts *f)
 	X(STALL, DIO_END, f->stalled_ino != 0)                                                \
 	X(CSUM_DIRECT, CSUM, f->direct_written)                                               \
 	X(CSUM_DIRECT, OE, f->type == BDT_EV_OE_ADD && f->direct_written)                     \
-	X(OE_STALL, OE, f->stalled_ino != 0)
+	X(OE_STALL, OE, f->stalled_ino != 0)                                                  \
+	X(ACKED_IOERR, OE, f->acked_write)
 
 /* The triggers that fire for these facts (a mask of 1 << BDT_TRIG_*), among
  * those trigger_mask asks for. Called with a constant point, so the

@@ -43,8 +43,9 @@ enum class Trigger : uint8_t {
   Stall = 10,      // a request still in flight past the stall threshold
   CsumDirect = 11, // a checksum failure on a file with remembered direct writes
   OeStall = 12,    // a DIRECT ordered extent open past the stall threshold
+  AckedIoerr = 13, // a DIRECT ordered extent of an acknowledged write failed
 };
-inline constexpr int kTriggerCount = 13;
+inline constexpr int kTriggerCount = 14;
 using TriggerSet = uint32_t;  // 1 << Trigger
 constexpr TriggerSet triggers_of(std::initializer_list<Trigger> ts) {
   TriggerSet s = 0;

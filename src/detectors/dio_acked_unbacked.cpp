@@ -23,10 +23,14 @@ class DioAckedUnbacked final : public Detector, private WriteCallHooks {
  public:
   explicit DioAckedUnbacked(const DetectorConfig& c) : cfg_(c), calls_(c, *this) {}
   std::string_view id() const override { return "dio-acked-unbacked"; }
-  // Triggers: a failed ordered extent (oe_ioerr) emits the write's requests and
-  // ordered extents. An ordered extent removed without a failure reported (no
-  // IOERR) is seen only with --all-events.
-  TriggerSet triggers() const override { return triggers_of({Trigger::OeIoerr}); }
+  // Triggers: a failed ordered extent (oe_ioerr) emits the file's requests in
+  // flight and those that ended in the last second, with their ordered
+  // extents; acked_ioerr (bpf/ordered.bpf.h) emits a write that returned
+  // earlier with bytes acknowledged, kept with its DIRECT ordered extents until
+  // they are removed, at the first failure of one of them.
+  TriggerSet triggers() const override {
+    return triggers_of({Trigger::OeIoerr, Trigger::AckedIoerr});
+  }
   void on_event(const Event& e, Findings& out) override { calls_.on_event(e, out); }
   void on_time(uint64_t now, Findings& out) override { calls_.on_time(now, out); }
   void on_finish(uint64_t now, Findings& out) override { calls_.on_finish(now, out); }

@@ -66,6 +66,7 @@ std::string_view to_string(Trigger t) {
     case Trigger::Stall: return "stall";
     case Trigger::CsumDirect: return "csum_direct";
     case Trigger::OeStall: return "oe_stall";
+    case Trigger::AckedIoerr: return "acked_ioerr";
   }
   return "?";
 }

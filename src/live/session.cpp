@@ -37,7 +37,8 @@ static_assert(bdt::kTriggerCount == BDT_TRIG_COUNT, "detector.h and bpf/events.h
 static_assert(static_cast<int>(bdt::Trigger::OeIoerr) == BDT_TRIG_OE_IOERR &&
                   static_cast<int>(bdt::Trigger::Stall) == BDT_TRIG_STALL &&
                   static_cast<int>(bdt::Trigger::CsumDirect) == BDT_TRIG_CSUM_DIRECT &&
-                  static_cast<int>(bdt::Trigger::OeStall) == BDT_TRIG_OE_STALL,
+                  static_cast<int>(bdt::Trigger::OeStall) == BDT_TRIG_OE_STALL &&
+                  static_cast<int>(bdt::Trigger::AckedIoerr) == BDT_TRIG_ACKED_IOERR,
               "detector.h and bpf/events.h disagree");
 
 namespace bdt::live {
@@ -356,6 +357,11 @@ class Loader {
     ro->bench_floor = opts_.bench_floor;
     ro->test_refuse_hook = refuse.hook;
     ro->test_refuse_mechs = refuse.mechs;
+    // Testing aids (tests/integration/test_acked_ioerr_trigger.sh, bpf/config.bpf.h):
+    // a DIRECT ordered extent of an inode numbered BDT_TEST_OE_IOERR or above is removed failed;
+    // BDT_TEST_RECENT_MS: how far back a trigger's flush reaches (default 1000).
+    if (const char* v = std::getenv("BDT_TEST_OE_IOERR")) ro->test_ioerr_ino = std::strtoull(v, nullptr, 10);
+    if (const char* v = std::getenv("BDT_TEST_RECENT_MS")) ro->recent_ns = std::strtoull(v, nullptr, 10) * 1'000'000ull;
     for (const auto& [var, value] : plan_.layouts) set_layout(s_.skel_, var, value);
     bpf_map__set_max_entries(s_.skel_->maps.events, ring_size(opts_.ringbuf_bytes));
     ro->rec_slots = opts_.recorder_events;
