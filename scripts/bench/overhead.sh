@@ -15,9 +15,11 @@
 #            btrfs_direct_write() function hook): default/nofb is what the exact
 #            buffered-fallback check costs
 #   noinv    (-i) the tracer without the triggers only the invariant detectors need
-#            (BDT_TRIGGERS_OFF=stall,oe_stall,csum_direct: dio-stuck's scans of the
-#            requests and the DIRECT ordered extents in flight, and the table of those
-#            extents; the last direct writes of checksummed files; their other triggers,
+#            (BDT_TRIGGERS_OFF=stall,oe_stall,csum_direct,acked_ioerr: dio-stuck's scans of
+#            the requests and the DIRECT ordered extents in flight, the table of those
+#            extents and the writes kept with them (acked_ioerr, dio-acked-unbacked); the
+#            last direct writes of checksummed files; BDT_BENCH_NOINV_OFF=LIST replaces the
+#            list, e.g. acked_ioerr alone for what that trigger adds); their other triggers,
 #            errno, oe_ioerr and csum, are also other detectors', and they need no hook
 #            of their own): default/noinv is what the invariant detectors cost the
 #            kernel side; with -i the bpf_stats runs below include noinv
@@ -140,7 +142,7 @@ tracer_args() {
     esac
 }
 hz=$(getconf CLK_TCK)
-noinv_off=stall,oe_stall,csum_direct
+noinv_off=${BDT_BENCH_NOINV_OFF:-stall,oe_stall,csum_direct,acked_ioerr}
 # run ENGINE COLUMN -> "IOPS IOS CPU_NS RECORDS" (CPU/records 0 without a tracer)
 run() {
     local engine=$1 col=$2 r t0 t1

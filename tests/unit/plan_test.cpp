@@ -214,6 +214,8 @@ TEST(Plan, TracepointsOnlyKernel) {
   for (const auto& x : fid)
     if (x.id == "dio-csum-after-direct-write") {
       EXPECT_NE(x.findings_only.find("csum_direct"), std::string::npos);
+    } else if (x.id == "dio-acked-unbacked") {
+      EXPECT_NE(x.findings_only.find("acked_ioerr"), std::string::npos);
     }
   for (const auto& x : fid)
     if (x.id == "stale-eb-reuse") {
