@@ -14,7 +14,7 @@
 # its extent was removed, an io_uring write often before), so each findings-only run has an
 # --events twin (BDT_ITEST_TWIN) that says, per write, which came first. The first failure on a
 # file makes it hot (every later record of it is emitted), so each file gets one write.
-# Workload (each run): 20 files of 64 KiB created before the tracer starts, each written once by
+# Workload (each run): 60 files of 64 KiB created before the tracer starts, each written once by
 # one 64 KiB O_DIRECT io_uring write (fio, one at a time); before them, 8 4 KiB O_DIRECT writes to
 # a file whose inode is below INO (benign: its extents complete).
 # Expected (findings only, BDT_TEST_RECENT_MS=0):
@@ -34,7 +34,7 @@ SCRATCH_LOOP_SEEN=1
 
 OK=$SCRATCH_NOCOW/other
 dd if=/dev/urandom of="$OK" bs=64k count=1 oflag=direct status=none || die "setup write failed"
-for i in $(seq 0 19); do
+for i in $(seq 0 59); do
     dd if=/dev/urandom of="$SCRATCH_NOCOW/f.$i" bs=64k count=1 oflag=direct status=none || die "setup write failed"
 done
 sync
@@ -54,8 +54,8 @@ run() {
         dd if=/dev/zero of="$OK" bs=4k count=1 seek="$i" oflag=direct conv=notrunc status=none ||
             fail "O_DIRECT write to $OK failed"
     done
-    fio --name=acked --directory="$SCRATCH_NOCOW" --filename_format='f.$filenum' --nrfiles=20 \
-        --filesize=64k --size=1280k --bs=64k --rw=write --file_service_type=sequential \
+    fio --name=acked --directory="$SCRATCH_NOCOW" --filename_format='f.$filenum' --nrfiles=60 \
+        --filesize=64k --size=3840k --bs=64k --rw=write --file_service_type=sequential \
         --ioengine=io_uring --iodepth=1 --direct=1 >"$out.fio" 2>&1 ||
         fail "fio O_DIRECT writes failed: $(tail -n 3 "$out.fio")"
     sync
@@ -67,13 +67,13 @@ ON=$ITEST_TMP/on.jsonl OFF=$ITEST_TMP/off.jsonl
 run "$ON" BDT_TEST_RECENT_MS=0
 run "$OFF" BDT_TEST_RECENT_MS=0 BDT_TRIGGERS_OFF=acked_ioerr
 
-pt_expect "dio-acked-unbacked on each of the 20 files (its write's ordered extent reported failed at removal) findings only as with --events; with acked_ioerr off not for the writes that returned before the failure; none on $OK"
+pt_expect "dio-acked-unbacked on each of the 60 files (its write's ordered extent reported failed at removal) findings only as with --events; with acked_ioerr off not for the writes that returned before the failure; none on $OK"
 for out in "$ON" "$OFF"; do
     trig=1
     [[ $out == "$OFF" ]] && trig=0
     pt_check "$out" "$SCRATCH_NOCOW" "$OK" "$trig" <<'PY'
 d, ok, trig = ARGS[0], st(ARGS[1]), int(ARGS[2])
-inos = {st(f"{d}/f.{i}").st_ino for i in range(20)}
+inos = {st(f"{d}/f.{i}").st_ino for i in range(60)}
 twin_ev, twin_f, _ = load(OUT + ".events-twin")
 def found(fs):
     return {f.get("ino") for f in fs if f.get("detector") == "dio-acked-unbacked"
@@ -93,10 +93,10 @@ held = {i for i in inos if i in ended and i in failed and failed[i] < ended[i]}
 print(f"    --events twin: {len(inos)} files; returned before the failure: {len(first)}, "
       f"in flight at it: {len(held)}; "
       f"ns from return to failure: {sorted(failed[i] - ended[i] for i in inos if i in ended and i in failed)}")
-c.check(found(twin_f) == inos, f"{OUT}: the --events twin reports each of the 20 files ({len(found(twin_f))})")
+c.check(found(twin_f) == inos, f"{OUT}: the --events twin reports each of the 60 files ({len(found(twin_f))})")
 got = found(FINDINGS)
 if trig:
-    c.check(got == inos, f"{OUT}: findings only, each file reported as by the twin ({len(got)} of 20)")
+    c.check(got == inos, f"{OUT}: findings only, each file reported as by the twin ({len(got)} of 60)")
     c.check(len(first) > 0, f"{OUT}: among them writes that returned before their extent failed ({len(first)})")
 else:
     c.check(held <= got, f"{OUT}: acked_ioerr off: each write in flight at the failure reported ({len(held & got)} of {len(held)})")
