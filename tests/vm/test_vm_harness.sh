@@ -12,7 +12,10 @@
 #     in its own session, holds no descriptor and exits)
 #  4. (root, virtiofsd) run-integration names the test a guest kernel failure stopped and the
 #     kind, prints the report, and the tests after it as not run; an oops after every test passed
-#     fails the run, with the report
+#     fails the run, with the report; a test named several times (a flaky one reproduced) runs
+#     that often, each run numbered and counted, and a failure in any run fails the run (the
+#     stand-in then runs the guest script itself, over a copy of the harness whose
+#     tests/integration holds a stand-in test that fails in its second run)
 # Exit 77 (SKIPPED: reason) when the VM tier is unavailable (parts 2-4 need the kernel cache).
 #   tests/vm/test_vm_harness.sh [BUILD_DIR]   (BUILD_DIR is not needed)
 set -uo pipefail
@@ -112,14 +115,41 @@ rc=$?
 # ---------------------------------------------------------------- the stand-in QEMU
 vm_check
 # Writes BDT_FAKE_CONSOLE (CRLF line ends) to the -serial file, its pid and its parent's (vmtest)
-# to BDT_FAKE_PIDS, then exits with status 0 if BDT_FAKE_EXIT is set, else hangs.
+# to BDT_FAKE_PIDS, then exits with status 0 if BDT_FAKE_EXIT is set, else hangs. With
+# BDT_FAKE_GUEST set it is the guest instead: it runs the command (bdt/cmd.sh of the -initrd's
+# last newc archive) with sh on this host, its output and the end marker to the console.
 cat >"$tmp/qemu" <<'EOF'
 #!/bin/bash
 [[ ${1:-} == --version ]] && { echo "QEMU emulator version 0 (a stand-in)"; exit 0; }
-prev="" serial=""
-for a in "$@"; do [[ $prev == -serial ]] && serial=${a#file:}; prev=$a; done
+prev="" serial="" initrd=""
+for a in "$@"; do
+  [[ $prev == -serial ]] && serial=${a#file:}
+  [[ $prev == -initrd ]] && initrd=$a
+  prev=$a
+done
 echo "$$ $PPID" >"$BDT_FAKE_PIDS"
 printf '%s\n' "$BDT_FAKE_CONSOLE" | sed 's/$/\r/' >>"$serial"
+if [[ -n ${BDT_FAKE_GUEST:-} ]]; then
+  cmd=$(dirname "$BDT_FAKE_PIDS")/guest-cmd.sh
+  python3 - "$initrd" "$cmd" <<'PY'
+import sys
+d, i, cmd = open(sys.argv[1], "rb").read(), 0, b""
+while i + 110 <= len(d):
+    if d[i:i + 6] != b"070701":
+        i += 4  # the padding after an archive's trailer
+        continue
+    size, namesize = int(d[i + 54:i + 62], 16), int(d[i + 94:i + 102], 16)
+    name = d[i + 110:i + 109 + namesize].decode()
+    j = (i + 110 + namesize + 3) & ~3
+    if name.endswith("bdt/cmd.sh"):
+        cmd = d[j:j + size]
+    i = (j + size + 3) & ~3
+open(sys.argv[2], "wb").write(cmd)
+PY
+  sh "$cmd" 2>&1 | sed 's/$/\r/' >>"$serial"
+  printf '<<<BDT-VM-EXIT status=%s>>>\r\n' "${PIPESTATUS[0]}" >>"$serial"
+  exit 0
+fi
 [[ -n ${BDT_FAKE_EXIT:-} ]] && exit 0
 exec sleep 1000
 EOF
@@ -231,6 +261,37 @@ else
   want "$o" "^guest kernel oops during the run (console log: " "run-integration: 'guest kernel oops during the run'"
   want "$o" '^    \[   80.000002\] RIP: 0010:btrfs_get_extent+0x1/0x2 \[btrfs\]' "run-integration: the oops report"
   ((fails == n)) && ok "run-integration fails a run whose tests passed while the kernel oopsed, with the report"
+  # a flaky test named three times (its second run fails) around another test: each run counted
+  frepo=$tmp/repo
+  mkdir -p "$frepo/scripts/vm" "$frepo/tests/integration"
+  cp "$src/scripts/vmtest" "$frepo/scripts/"
+  cp "$src/scripts/vm/init" "$src/scripts/vm/run-integration" "$frepo/scripts/vm/"
+  cat >"$frepo/tests/integration/test_flaky.sh" <<'EOF'
+n=$(( $(cat "$BDT_FAKE_RUNS" 2>/dev/null || echo 0) + 1 ))
+echo $n >"$BDT_FAKE_RUNS"
+[ $n -eq 2 ] && { echo "FAIL: test_flaky failed in run $n"; exit 1; }
+echo "ok: test_flaky run $n"
+EOF
+  echo 'echo "ok: test_steady"' >"$frepo/tests/integration/test_steady.sh"
+  rm -f "$BDT_FAKE_PIDS" "$tmp/runs"
+  n=$fails o=$tmp/ri3.out
+  BDT_FAKE_GUEST=1 BDT_FAKE_RUNS=$tmp/runs BDT_FAKE_CONSOLE="BDT-VM: READY kernel 6.1.0" \
+    "$frepo/scripts/vm/run-integration" --quiet --timeout 90 "$tmp" test_flaky test_steady test_flaky test_flaky \
+    >"$o" 2>&1
+  rc=$?
+  cat "$o"
+  runs=$(cat "$tmp/runs" 2>/dev/null || echo 0)
+  [[ $runs == 3 ]] || fail "run-integration, a test named 3 times: it ran $runs times"
+  [[ $rc -eq 1 ]] || fail "run-integration, a test named 3 times, its run 2 failing: exited $rc, want 1"
+  want "$o" '^VM-ITEST test_flaky#2 failed with status 1:$' "run-integration: 'VM-ITEST test_flaky#2 failed with status 1:'"
+  want "$o" '^    FAIL: test_flaky failed in run 2$' "run-integration: the FAIL line of test_flaky's run 2"
+  grep -q '^VM-ITEST test_flaky#[13] failed' "$o" && fail "run-integration: a run of test_flaky that passed reported as failed"
+  for k in 1 2 3; do
+    want "$o" "^VM-ITEST-TIME test_flaky#$k [0-9]* s$" "run-integration: the time of test_flaky's run $k"
+  done
+  want "$o" '^VM-ITEST-TIME test_steady [0-9]* s$' "run-integration: test_steady (named once) under its own name"
+  want "$o" '^vm integration: 3 passed, 1 failed, 0 skipped$' "run-integration: '3 passed, 1 failed, 0 skipped' (every run counted)"
+  ((fails == n)) && ok "run-integration runs a test named 3 times 3 times, counts every run, fails on the failing one"
 fi
 
 if ((fails)); then echo "test_vm_harness: $fails failure(s)"; exit 1; fi
