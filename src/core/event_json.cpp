@@ -3,15 +3,23 @@
 // This is the one place that decides how an event is printed as JSON (the
 // payload's keys come from its field list, bdt/event_fields.h); the decoder
 // (src/replay/jsonl_reader.cpp) is its inverse and docs/events.md documents
-// both. It runs on the live hot path: everything is appended to the
-// caller's string with fmt::format_int / append, no JSON DOM, no temporaries.
+// both. It runs on the live hot path (`--events --format json` prints every
+// record): an event is written straight into memory the caller reserved for
+// its bound (event_json_max), with no size check, call or allocation per key
+// or value; findings and the header are rarer and append to a std::string.
+// tests/unit/json_golden_test.cpp pins the bytes.
 #include "core/event_json.h"
 #include "core/safe_text.h"
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <bit>
+#include <cstring>
 #include <type_traits>
+#include <variant>
 
 #include "bdt/event_fields.h"
 #include "bdt/trace_header.h"
@@ -50,32 +58,6 @@ void field(std::string& out, std::string_view k, T v) {
   }
 }
 
-void flags_field(std::string& out, std::string_view k, uint32_t bits,
-                 std::span<const FlagName> names) {
-  key(out, k);
-  out.push_back('[');
-  bool first = true;
-  uint32_t known = 0;
-  for (const auto& f : names) {
-    known |= f.bit;
-    if (!(bits & f.bit)) continue;
-    if (!first) out.push_back(',');
-    first = false;
-    out.push_back('"');
-    out.append(f.name);
-    out.push_back('"');
-  }
-  // Canonical bits without a name (none today) are kept as "BIT<n>".
-  for (uint32_t rest = bits & ~known; rest; rest &= rest - 1) {
-    if (!first) out.push_back(',');
-    first = false;
-    out.append("\"BIT");
-    put_u(out, static_cast<unsigned>(std::countr_zero(rest)));
-    out.push_back('"');
-  }
-  out.push_back(']');
-}
-
 std::string_view level_name(Level l) { return l == Level::Symptom ? "symptom" : "hazard"; }
 std::string_view severity_name(Severity s) {
   switch (s) {
@@ -85,51 +67,41 @@ std::string_view severity_name(Severity s) {
   }
 }
 
-// Every payload field, as its list in bdt/event_fields.h says.
-struct PayloadWriter {
-  std::string& out;
+// ---- raw writing: the caller reserved room for the bound ---------------------------------
+// The most bytes append_json_string / put_str writes for n bytes of text:
+// quotes, and "\u00XX" (6) for any byte at worst.
+constexpr size_t json_string_max(size_t n) { return 2 + 6 * n; }
+constexpr size_t kNumberMax = 20;  // UINT64_MAX, INT64_MIN
 
-  template <class P>
-  void operator()(const P& p) const {
-    fields::for_each<P>([&](const auto& d) {
-      if (!fields::holds(d.a.json_when, d, p)) return;
-      const auto& v = d.ref(p);
-      using T = std::remove_cvref_t<decltype(v)>;
-      if constexpr (std::is_same_v<T, Phase>) {
-        if (v != Phase::None) field(out, d.json_key(), to_string(v));
-      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
-        if (v) field(out, d.json_key(), *v);
-      } else if constexpr (std::is_same_v<T, IoctlCmd> || std::is_same_v<T, FallbackVia>) {
-        field(out, d.json_key(), to_string(v));
-      } else if constexpr (std::is_same_v<T, uint32_t>) {
-        if (d.is_flags()) flags_field(out, d.json_key(), v, d.a.flag_names());
-        else field(out, d.json_key(), v);
-      } else {
-        field(out, d.json_key(), v);
-      }
-    });
-  }
-};
+// Inlined: the keys' sizes are compile-time constants, so each key is a few moves.
+#define BDT_INLINE [[gnu::always_inline]] inline
 
-void append_fs(std::string& out, const Fsid& fs) {
-  // Same text as Fsid::str(), without the snprintf and the temporary string:
-  // 38 bytes written in place.
-  const size_t at = out.size();
-  out.resize(at + 38);
-  char* p = out.data() + at;
+template <size_t N>
+BDT_INLINE char* put_lit(char* p, const char (&s)[N]) {
+  std::memcpy(p, s, N - 1);
+  return p + N - 1;
+}
+BDT_INLINE char* put_sv(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+template <class T>
+BDT_INLINE char* put_int(char* p, T v) {
+  return fmt::format_to(p, FMT_COMPILE("{}"), v);
+}
+// A name of the event model (event type, phase, ioctl command, fallback path):
+// plain identifiers, which JSON escaping leaves as they are
+// (JsonGolden.ModelNamesArePlain checks every one).
+BDT_INLINE char* put_name(char* p, std::string_view s) {
   *p++ = '"';
-  for (size_t i = 0; i < fs.b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
-    *p++ = kHex[fs.b[i] >> 4];
-    *p++ = kHex[fs.b[i] & 15];
-  }
-  *p = '"';
+  p = put_sv(p, s);
+  *p++ = '"';
+  return p;
 }
 
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
+// s as a JSON string literal with its quotes; see append_json_string.
+char* put_str(char* p, std::string_view s) {
+  *p++ = '"';
   size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<unsigned char>(s[i]);
@@ -141,47 +113,229 @@ void append_json_string(std::string& out, std::string_view s) {
         if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
         ++j;
       }
-      out.append(s.data() + i, j - i);
+      std::memcpy(p, s.data() + i, j - i);
+      p += j - i;
       i = j;
       continue;
     }
     switch (c) {
-      case '"': out.append("\\\""); ++i; continue;
-      case '\\': out.append("\\\\"); ++i; continue;
-      case '\n': out.append("\\n"); ++i; continue;
-      case '\t': out.append("\\t"); ++i; continue;
-      case '\r': out.append("\\r"); ++i; continue;
+      case '"': p = put_lit(p, "\\\""); ++i; continue;
+      case '\\': p = put_lit(p, "\\\\"); ++i; continue;
+      case '\n': p = put_lit(p, "\\n"); ++i; continue;
+      case '\t': p = put_lit(p, "\\t"); ++i; continue;
+      case '\r': p = put_lit(p, "\\r"); ++i; continue;
       default: break;
     }
     size_t n = c >= 0x80 ? utf8_sequence_length(s, i) : 0;
     if (n) {
-      out.append(s.data() + i, n);
+      std::memcpy(p, s.data() + i, n);
+      p += n;
       i += n;
     } else {  // control character or invalid UTF-8 byte
-      out.append("\\u00");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      p = put_lit(p, "\\u00");
+      *p++ = kHex[c >> 4];
+      *p++ = kHex[c & 15];
       ++i;
     }
   }
-  out.push_back('"');
+  *p++ = '"';
+  return p;
+}
+
+// The key (`,"name":`, a compile-time constant) and the value.
+template <class T>
+BDT_INLINE char* put_field(char* p, std::string_view k, T v) {
+  p = put_sv(p, k);
+  if constexpr (std::is_same_v<T, bool>) {
+    return v ? put_lit(p, "true") : put_lit(p, "false");
+  } else if constexpr (std::is_integral_v<T>) {
+    return put_int(p, v);
+  } else {
+    return put_str(p, std::string_view(v));
+  }
+}
+
+char* put_flags(char* p, std::string_view k, uint32_t bits, std::span<const FlagName> names) {
+  p = put_sv(p, k);
+  *p++ = '[';
+  bool first = true;
+  uint32_t known = 0;
+  for (const auto& f : names) {
+    known |= f.bit;
+    if (!(bits & f.bit)) continue;
+    if (!first) *p++ = ',';
+    first = false;
+    *p++ = '"';
+    p = put_sv(p, f.name);
+    *p++ = '"';
+  }
+  // Canonical bits without a name (none today) are kept as "BIT<n>".
+  for (uint32_t rest = bits & ~known; rest; rest &= rest - 1) {
+    if (!first) *p++ = ',';
+    first = false;
+    p = put_lit(p, "\"BIT");
+    p = put_int(p, static_cast<unsigned>(std::countr_zero(rest)));
+    *p++ = '"';
+  }
+  *p++ = ']';
+  return p;
+}
+
+template <class E>
+size_t longest_name(E last) {
+  size_t n = 0;
+  for (int i = 0; i <= static_cast<int>(last); ++i) n = std::max(n, to_string(static_cast<E>(i)).size());
+  return n;
+}
+
+// The most bytes put_payload writes for a payload of type P.
+template <class P>
+size_t payload_max() {
+  size_t n = 0;
+  fields::for_each<P>([&](const auto& d) {
+    using T = typename std::remove_cvref_t<decltype(d)>::Type;
+    n += d.json_key().size();
+    if constexpr (std::is_same_v<T, Phase>) {
+      n += json_string_max(std::max(to_string(Phase::Enter).size(), to_string(Phase::Exit).size()));
+    } else if constexpr (std::is_same_v<T, std::optional<bool>> || std::is_same_v<T, bool>) {
+      n += 5;
+    } else if constexpr (std::is_same_v<T, IoctlCmd>) {
+      n += json_string_max(longest_name(fields::kLastIoctlCmd));
+    } else if constexpr (std::is_same_v<T, FallbackVia>) {
+      n += json_string_max(longest_name(fields::kLastFallbackVia));
+    } else if constexpr (std::is_integral_v<T>) {
+      if (d.is_flags()) {
+        n += 2;  // []
+        for (const auto& f : d.a.flag_names()) n += f.name.size() + 3;  // "NAME",
+        n += 32 * 8;                                                      // "BIT31",
+      } else {
+        n += kNumberMax;
+      }
+    } else {
+      static_assert(sizeof(T) == 0, "a payload field type the JSON writer does not know");
+    }
+  });
+  return n;
+}
+
+// payload_max of each alternative of Payload, by its index.
+template <size_t... I>
+std::array<size_t, sizeof...(I)> payload_maxes(std::index_sequence<I...>) {
+  return {payload_max<std::variant_alternative_t<I, Payload>>()...};
+}
+const std::array<size_t, std::variant_size_v<Payload>>& payload_max_table() {
+  static const auto t = payload_maxes(std::make_index_sequence<std::variant_size_v<Payload>>{});
+  return t;
+}
+
+// Every payload field, as its list in bdt/event_fields.h says.
+struct PayloadWriter {
+  char*& p;
+
+  template <class P>
+  void operator()(const P& pl) const {
+    fields::for_each<P>([&](const auto& d) {
+      if (!fields::holds(d.a.json_when, d, pl)) return;
+      const auto& v = d.ref(pl);
+      using T = std::remove_cvref_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, Phase>) {
+        if (v != Phase::None) p = put_name(put_sv(p, d.json_key()), to_string(v));
+      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+        if (v) p = put_field(p, d.json_key(), *v);
+      } else if constexpr (std::is_same_v<T, IoctlCmd> || std::is_same_v<T, FallbackVia>) {
+        p = put_name(put_sv(p, d.json_key()), to_string(v));
+      } else if constexpr (std::is_same_v<T, uint32_t>) {
+        if (d.is_flags()) p = put_flags(p, d.json_key(), v, d.a.flag_names());
+        else p = put_field(p, d.json_key(), v);
+      } else {
+        p = put_field(p, d.json_key(), v);
+      }
+    });
+  }
+};
+
+// The two hex digits of every byte value.
+constexpr auto kHexPairs = [] {
+  std::array<char, 512> t{};
+  for (int i = 0; i < 256; ++i) {
+    t[2 * i] = kHex[i >> 4];
+    t[2 * i + 1] = kHex[i & 15];
+  }
+  return t;
+}();
+
+char* put_fs(char* p, const Fsid& fs) {
+  // Same text as Fsid::str(), without the snprintf and the temporary string:
+  // 38 bytes, "8-4-4-4-12" hex digits.
+  static_assert(std::tuple_size_v<decltype(fs.b)> == 16);
+  auto hex = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i, p += 2) std::memcpy(p, &kHexPairs[2 * fs.b[i]], 2);
+  };
+  *p++ = '"';
+  hex(0, 4);
+  *p++ = '-';
+  hex(4, 6);
+  *p++ = '-';
+  hex(6, 8);
+  *p++ = '-';
+  hex(8, 10);
+  *p++ = '-';
+  hex(10, 16);
+  *p++ = '"';
+  return p;
+}
+
+// ---- appending to a std::string (findings, the header) ------------------------------------
+
+// Runs put(p) on room for `max` more bytes at the end of out, keeps what it wrote.
+template <class F>
+void append_raw(std::string& out, size_t max, F put) {
+  const size_t at = out.size();
+  out.resize(at + max);
+  char* end = put(out.data() + at);
+  out.resize(static_cast<size_t>(end - out.data()));
+}
+
+void append_fs(std::string& out, const Fsid& fs) {
+  append_raw(out, 38, [&](char* p) { return put_fs(p, fs); });
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  append_raw(out, json_string_max(s.size()), [&](char* p) { return put_str(p, s); });
+}
+
+size_t event_json_max(const Event& ev) {
+  // {"ts_ns":N,"pid":N,"tid":N,"comm":S,"type":S,"fs":"uuid","dev":N,"ino":N,"vm":S,"image":S}
+  constexpr size_t kHead = sizeof "{\"ts_ns\":" + sizeof K("pid") + sizeof K("tid") + sizeof K("comm") +
+                           sizeof K("type") + sizeof K("fs") + 38 + sizeof K("dev") + sizeof K("ino") +
+                           sizeof K("vm") + sizeof K("image") + 5 * kNumberMax + 1;
+  return kHead + json_string_max(ev.comm.size()) + json_string_max(to_string(ev.type).size()) +
+         json_string_max(ev.vm.size()) + json_string_max(ev.image.size()) +
+         payload_max_table()[ev.body.index()];
+}
+
+char* write_event_json(char* p, const Event& ev) {
+  p = put_lit(p, "{\"ts_ns\":");
+  p = put_int(p, ev.ts_ns);
+  p = put_field(p, K("pid"), ev.pid);
+  p = put_field(p, K("tid"), ev.tid);
+  p = put_field(p, K("comm"), ev.comm_view());
+  p = put_name(put_lit(p, K("type")), to_string(ev.type));
+  p = put_lit(p, K("fs"));
+  p = put_fs(p, ev.fs);
+  p = put_field(p, K("dev"), ev.dev);
+  p = put_field(p, K("ino"), ev.ino);
+  if (!ev.vm.empty()) p = put_field(p, K("vm"), ev.vm);
+  if (!ev.image.empty()) p = put_field(p, K("image"), ev.image);
+  std::visit(PayloadWriter{p}, ev.body);
+  *p++ = '}';
+  return p;
 }
 
 void append_event_json(std::string& out, const Event& ev) {
-  out.append("{\"ts_ns\":");
-  put_u(out, ev.ts_ns);
-  field(out, K("pid"), ev.pid);
-  field(out, K("tid"), ev.tid);
-  field(out, K("comm"), ev.comm_view());
-  field(out, K("type"), to_string(ev.type));
-  key(out, K("fs"));
-  append_fs(out, ev.fs);
-  field(out, K("dev"), ev.dev);
-  field(out, K("ino"), ev.ino);
-  if (!ev.vm.empty()) field(out, K("vm"), ev.vm);
-  if (!ev.image.empty()) field(out, K("image"), ev.image);
-  std::visit(PayloadWriter{out}, ev.body);
-  out.push_back('}');
+  append_raw(out, event_json_max(ev), [&](char* p) { return write_event_json(p, ev); });
 }
 
 void append_finding_json(std::string& out, const Finding& f, int64_t mono_to_realtime_ns) {

@@ -1,8 +1,10 @@
 // JSON-lines encoding of events and findings (docs/events.md, docs/findings.md).
 //
-// The encoder is on the live hot path: it appends to a caller-owned string with
-// fmt, never through a JSON DOM, and allocates only when `out` must grow.
+// The encoder is on the live hot path: it writes into caller-owned memory
+// (write_event_json) or appends to a caller-owned string, never through a JSON
+// DOM, and allocates only when `out` must grow.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +22,12 @@ class StringTable;
 
 // Appends one JSON object (no trailing newline) for the event.
 void append_event_json(std::string& out, const Event& ev);
+// The same object written at p, which has room for event_json_max(ev) bytes;
+// returns the end of what was written (the hot path: no allocation, no size
+// check per field).
+char* write_event_json(char* p, const Event& ev);
+// The most bytes write_event_json writes for ev.
+size_t event_json_max(const Event& ev);
 // Appends one JSON object (no trailing newline) for the finding, with evidence.
 // mono_to_realtime_ns != 0 (the trace's offset): also "wall_time", the
 // finding's ts_ns as UTC RFC 3339 with microseconds.

@@ -16,6 +16,7 @@
 #include <random>
 #include <string>
 
+#include "bdt/event_fields.h"
 #include "core/event_json.h"
 #include "sinks/sink.h"
 #include "trace_samples.h"
@@ -200,4 +201,23 @@ TEST(JsonGolden, Sink) {
     std::fclose(f);
   }
   check_golden("golden-sink.jsonl", out);
+}
+
+// The JSON writer writes the model's names (event types, phases, ioctl
+// commands, fallback paths, flag names) between quotes without escaping them.
+TEST(JsonGolden, ModelNamesArePlain) {
+  auto plain = [](std::string_view s) {
+    for (char c : s)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+        return false;
+    return true;
+  };
+  for (int i = 1; i <= kEventTypeCount; ++i) EXPECT_TRUE(plain(to_string(static_cast<EventType>(i)))) << i;
+  for (auto p : {Phase::None, Phase::Enter, Phase::Exit}) EXPECT_TRUE(plain(to_string(p)));
+  for (int i = 0; i <= static_cast<int>(fields::kLastIoctlCmd) + 1; ++i)
+    EXPECT_TRUE(plain(to_string(static_cast<IoctlCmd>(i)))) << i;
+  for (int i = 0; i <= static_cast<int>(fields::kLastFallbackVia) + 1; ++i)
+    EXPECT_TRUE(plain(to_string(static_cast<FallbackVia>(i)))) << i;
+  for (const auto& f : ordered_flag_names()) EXPECT_TRUE(plain(f.name)) << f.name;
+  for (const auto& f : eb_flag_names()) EXPECT_TRUE(plain(f.name)) << f.name;
 }
