@@ -26,6 +26,9 @@
 #   base     (-B BUILD) the default tracer of another build (findings only): a
 #            before/after comparison of two builds in the same interleaved rounds;
 #            RESULT adds default/base, and the bpf_stats runs below include base
+#   bevents  (-B BUILD, when the columns include events) the other build's
+#            --events --format json: RESULT adds events/bevents, and the tracer CPU
+#            per I/O of both builds' --events compares their userspace consumers
 # The columns run in a different order each round (rotated), so a drift of the
 # machine's load does not always hit the same column. IOPS ratios to `none` are
 # taken within a round; the script prints every round and ends with one RESULT
@@ -38,7 +41,8 @@
 # it is kept out of the IOPS rounds): one run each of floor and default per engine, the
 # tracer's programs' run_time_ns summed over the run divided by fio's I/Os, and per
 # program (with -k N, N such runs per column in rotated order, then the median per
-# column: before/after comparisons of BPF time in one run). And the tracer's memory after a default run: VmHWM and the locked memory of
+# column: before/after comparisons of BPF time in one run; -s "COLUMNS" adds columns,
+# e.g. -s events for the BPF time of making every record). And the tracer's memory after a default run: VmHWM and the locked memory of
 # its BPF maps (memlock of each map fd in /proc/PID/fdinfo).
 # Unless -R: replay speed of a binary record of a default-policy --record run, on one
 # CPU (taskset -c 0), three times: events per second of wall time and of the
@@ -46,16 +50,18 @@
 #
 #   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e "ENGINES"]
 #                                  [-c "COLUMNS"] [-S] [-R] [-a] [-f] [-i] [-B BUILD] [-k N]
+#                                  [-s "COLUMNS"]
 #   -e  engines, default "io_uring psync"      -c  columns, default "none floor default events pin"
 #   -a  adds the column `all` (--all-events: every record every hook can make)
 #   -f  adds the column `nofb` (see above)          -i  adds the column `noinv` (see above)
 #   -B  adds the column `base` (see above)          -k  bpf_stats runs per column (default 1)
+#   -s  more bpf_stats columns (events, pin, all, nofb, bevents ...; default: floor default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-build=$src/build runtime=5 rounds=5 engines="io_uring psync" stats=1 replay=1 base= kstats=1
+build=$src/build runtime=5 rounds=5 engines="io_uring psync" stats=1 replay=1 base= kstats=1 xstats=
 columns="none floor default events pin"
-while getopts "b:r:n:e:c:SRafihB:k:" o; do
+while getopts "b:r:n:e:c:SRafihB:k:s:" o; do
     case $o in
         b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engines=$OPTARG ;;
         c) columns=$OPTARG ;; S) stats=0 ;; R) replay=0 ;; a) columns="$columns all" ;;
@@ -63,7 +69,8 @@ while getopts "b:r:n:e:c:SRafihB:k:" o; do
         i) columns="$columns noinv" ;;
         B) base=$OPTARG ;;
         k) kstats=$OPTARG ;;
-        *) sed -n '2,50p' "$0"; exit 1 ;;
+        s) xstats=$OPTARG ;;
+        *) sed -n '2,56p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
@@ -71,6 +78,7 @@ bin=$build/btrfs-dio-trace
 if [[ -n $base ]]; then
     [[ -x $base/btrfs-dio-trace ]] || { echo "-B: $base/btrfs-dio-trace missing" >&2; exit 1; }
     columns="$columns base"
+    [[ " $columns " == *" events "* ]] && columns="$columns bevents"
 fi
 [[ " $columns " == *" none "* ]] || { echo "the columns must include none (ratios are to it)" >&2; exit 1; }
 source "$src/scripts/lib/scratch-btrfs.sh"
@@ -139,6 +147,7 @@ tracer_args() {
         nofb) echo ;;
         noinv) echo ;;
         base) echo ;;
+        bevents) echo --events --format json ;;
     esac
 }
 hz=$(getconf CLK_TCK)
@@ -149,7 +158,7 @@ run() {
     if [[ $col == none ]]; then
         r=$(fio_run "$engine"); echo "$r 0 0"; return
     fi
-    tbin=$bin; [[ $col == base ]] && tbin=$base/btrfs-dio-trace
+    tbin=$bin; [[ $col == base || $col == bevents ]] && tbin=$base/btrfs-dio-trace
     # shellcheck disable=SC2046
     if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer
     elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
@@ -195,7 +204,7 @@ for c in cols:
         s += f" ({iops / base:.3f}"
         if ios:
             s += f", {cpu / ios:.0f} ns CPU/IO"
-            if c not in ("events", "all") and recs:
+            if c not in ("events", "all", "bevents") and recs:
                 s += f", {recs / ios:.2f} rec/IO"
         s += ")"
     parts.append(s)
@@ -225,6 +234,10 @@ for e, rounds in by.items():
             dn = [v["default"][0] / v[other][0] for v in rounds.values()]
             fields.append(f"default/{other}={statistics.median(dn):.3f}")
             detail.append(f"default/{other} {statistics.median(dn):.3f} ({min(dn):.3f}-{max(dn):.3f})")
+    if "bevents" in cols and "events" in cols:
+        eb = [v["events"][0] / v["bevents"][0] for v in rounds.values()]
+        fields.append(f"events/bevents={statistics.median(eb):.3f}")
+        detail.append(f"events/bevents {statistics.median(eb):.3f} ({min(eb):.3f}-{max(eb):.3f})")
     cpu = {c: statistics.median(v[c][2] / v[c][1] for v in rounds.values()) for c in cols if c != "none"}
     rec = {c: statistics.median(v[c][3] / v[c][1] for v in rounds.values()) for c in ("floor", "default", "pin") if c in cols}
     print(f"{e}: median ratio to none (min-max): " + ", ".join(detail))
@@ -253,15 +266,17 @@ if [[ $stats == 1 ]]; then
     scols=(floor default)
     [[ " $columns " == *" noinv "* ]] && scols+=(noinv)
     [[ -n $base ]] && scols+=(base)
+    for c in $xstats; do [[ " ${scols[*]} " == *" $c "* ]] || scols+=("$c"); done
     : >"$out/stats"
     for k in $(seq "$kstats"); do
     for engine in "${engs[@]}"; do
         n=${#scols[@]}
         for i in $(seq 0 $((n - 1))); do
             col=${scols[$(( (i + k - 1) % n ))]}
-            tbin=$bin; [[ $col == base ]] && tbin=$base/btrfs-dio-trace
+            tbin=$bin; [[ $col == base || $col == bevents ]] && tbin=$base/btrfs-dio-trace
             # shellcheck disable=SC2046
-            if [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
+            if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer
+            elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
             else start_tracer $(tracer_args "$col"); fi
             read -r iops ios < <(fio_run "$engine")
             prog_stats >"$out/progs"
@@ -273,6 +288,7 @@ if [[ $stats == 1 ]]; then
                 done | sort -u | awk '{s += $2} END{print s}')
             fi
             stop_tracer; tbin=$bin
+            [[ $col == pin ]] && { "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }; }
             python3 - "$out/progs" "$engine" "$col" "$ios" "$out/stats" <<'PY'
 import sys
 progs, eng, col, ios, acc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
