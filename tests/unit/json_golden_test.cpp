@@ -15,6 +15,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "bdt/event_fields.h"
 #include "core/event_json.h"
@@ -220,4 +221,49 @@ TEST(JsonGolden, ModelNamesArePlain) {
     EXPECT_TRUE(plain(to_string(static_cast<FallbackVia>(i)))) << i;
   for (const auto& f : ordered_flag_names()) EXPECT_TRUE(plain(f.name)) << f.name;
   for (const auto& f : eb_flag_names()) EXPECT_TRUE(plain(f.name)) << f.name;
+}
+
+// write_event_json writes without a size check into event_json_max(ev)
+// bytes: the bound must hold for the longest event of every type (every
+// string byte escaped as \u00XX, every number at its longest, every flag bit).
+TEST(JsonGolden, BoundHoldsForTheLongestEvents) {
+  const std::string ctl(300, '\x01');
+  for (int i = 1; i <= kEventTypeCount; ++i) {
+    for (int phase = 0; phase < 3; ++phase) {
+      Event e;
+      e.type = static_cast<EventType>(i);
+      e.ts_ns = std::numeric_limits<uint64_t>::max();
+      e.pid = e.tid = std::numeric_limits<uint32_t>::max();
+      e.set_comm(ctl.substr(0, 15));
+      e.dev = e.ino = std::numeric_limits<uint64_t>::max();
+      e.vm = ctl;
+      e.image = ctl;
+      e.body = payload_for(e.type);
+      std::visit(
+          [&](auto& p) {
+            fields::for_each<std::remove_cvref_t<decltype(p)>>([&](const auto& d) {
+              auto& v = d.ref(p);
+              using T = std::remove_cvref_t<decltype(v)>;
+              if constexpr (std::is_same_v<T, Phase>) v = static_cast<Phase>(phase);
+              else if constexpr (std::is_same_v<T, std::optional<bool>>) v = false;
+              else if constexpr (std::is_same_v<T, bool>) v = false;
+              else if constexpr (std::is_same_v<T, IoctlCmd>) v = fields::kLastIoctlCmd;
+              else if constexpr (std::is_same_v<T, FallbackVia>) v = fields::kLastFallbackVia;
+              else if constexpr (std::is_signed_v<T>) v = std::numeric_limits<T>::min();
+              else v = std::numeric_limits<T>::max();
+            });
+          },
+          e.body);
+      // Written with room to spare, so a bound too small fails here rather
+      // than corrupting memory.
+      const size_t max = event_json_max(e);
+      std::vector<char> buf(max + 8 * ctl.size());
+      const size_t n = static_cast<size_t>(write_event_json(buf.data(), e) - buf.data());
+      ASSERT_LE(n, max) << to_string(e.type);
+      EXPECT_GT(n, 2 * 6 * ctl.size()) << "vm and image: every byte escaped";
+      std::string s;
+      append_event_json(s, e);
+      EXPECT_EQ(s, std::string(buf.data(), n));
+    }
+  }
 }
