@@ -262,13 +262,14 @@ static __always_inline bool in_traced_dio(void)
 	return c && c->kiocb;
 }
 
-/* This thread's request, when it is on this inode. */
-static __always_inline struct dio_req *cur_request_on(u64 sb_dev, u64 ino)
+/* This thread's request, when it is on this inode (*kiocb: its key). */
+static __always_inline struct dio_req *cur_request_on(u64 sb_dev, u64 ino, u64 *kiocb)
 {
 	struct cur_req *c = cur_req_get(false);
 
 	if (!c || !c->kiocb || c->sb_dev != sb_dev || c->ino != ino)
 		return 0;
+	*kiocb = c->kiocb;
 	return req_lookup(c->kiocb);
 }
 
@@ -629,12 +630,16 @@ static __always_inline void stall_scan(struct bdt_facts *f, u32 fs_slot, u64 sb_
  * triggers of its hook point) flushes the file, make it now; on a hot file
  * make it now; when this thread's request is on the file it is held with the
  * request; otherwise it is dropped (false for both). Counted as an event in
- * every case. The caller makes it with file_event_make().
+ * every case. The caller makes it with file_event_make(). *held, *held_key:
+ * the request it went to when it went to one (false), else NULL.
  */
-static __always_inline bool file_event_now(u64 sb_dev, u64 ino, const struct held_rec *h, u32 fired)
+static __always_inline bool file_event_now_held(u64 sb_dev, u64 ino, const struct held_rec *h,
+						u32 fired, struct dio_req **held, u64 *held_key)
 {
+	*held = 0;
 	if (lazy) {
-		struct dio_req *r = cur_request_on(sb_dev, ino);
+		u64 key = 0;
+		struct dio_req *r = cur_request_on(sb_dev, ino, &key);
 
 		if (fired) {
 			if (r)
@@ -642,15 +647,26 @@ static __always_inline bool file_event_now(u64 sb_dev, u64 ino, const struct hel
 			/* no request: the last recent_ns of the file */
 			flush_inode(sb_dev, ino, r ? r->ts : 0, h->ts);
 		} else if (!is_hot(sb_dev, ino, h->ts)) {
-			if (r)
+			if (r) {
 				req_put(r, h);
-			else
+				*held = r;
+				*held_key = key;
+			} else {
 				count_event(h->type);
+			}
 			return false;
 		}
 	}
 	count_event(h->type);
 	return true;
+}
+
+static __always_inline bool file_event_now(u64 sb_dev, u64 ino, const struct held_rec *h, u32 fired)
+{
+	struct dio_req *r;
+	u64 k;
+
+	return file_event_now_held(sb_dev, ino, h, fired, &r, &k);
 }
 
 static __always_inline void file_event_make(const struct ident *id, const struct held_rec *h)

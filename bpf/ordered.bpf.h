@@ -131,7 +131,7 @@ static __always_inline u32 oe_slot_of(u64 oe)
 /* A DIRECT ordered extent was added (h: its record, emitted or not; held_by:
  * the request of this thread that holds it, 0: none). Whether it is kept. */
 static __always_inline bool oe_track_add(u64 key, const struct held_rec *h, u64 sb_dev, u64 ino,
-					 u64 bi, bool emitted, u64 held_by)
+					 u64 bi, bool emitted, u64 held_by, bool btf)
 {
 	u32 i = oe_slot_of(key);
 	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i), t;
@@ -150,7 +150,7 @@ static __always_inline bool oe_track_add(u64 key, const struct held_rec *h, u64 
 	t = bpf_get_current_pid_tgid();
 	o->pid = t >> 32;
 	o->tid = (u32)t;
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	task_comm(o->comm, btf);
 	__builtin_memcpy(&o->add, h, sizeof(*h));
 	o->emitted = emitted;
 	o->held_by = held_by;
@@ -410,9 +410,10 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	const struct btrfs_ordered_extent *oe = (void *)ctx[1];
 	struct held_rec h = { .type = type, .src = BDT_SRC_TRACEPOINT };
 	struct oe_open *stuck = 0, *mine = 0, *acked = 0;
+	struct dio_req *held = 0;
 	struct super_block *sb;
 	struct ident id = {};
-	u64 sb_dev, ino, okey = 0;
+	u64 sb_dev, ino, okey = 0, held_key = 0;
 	bool emitted, rewrote = false;
 	u32 fired;
 
@@ -475,7 +476,7 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 		oe_emit_add(stuck, h.ts);
 	}
 	/* fired: this file is flushed too (its requests of the last recent_ns) */
-	emitted = file_event_now(sb_dev, ino, &h, fired);
+	emitted = file_event_now_held(sb_dev, ino, &h, fired, &held, &held_key);
 	if (emitted) {
 		btrfs_ident_rd(&id, bi, btf);
 		file_event_make(&id, &h);
@@ -483,26 +484,22 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	if (mine && stuck && (fired & (1u << BDT_TRIG_OE_STALL)))
 		oe_emit_add(mine, h.ts);
 	if (okey && type == BDT_EV_OE_ADD && oe_direct(h.u.oe.kflags)) {
-		struct cur_req *c = cur_req_get(false);
-		struct dio_req *r = 0;
 		u64 held_by = 0;
 
-		/* held with this thread's request (file_event_now): out when it is */
-		if (!emitted && c && c->kiocb && c->sb_dev == sb_dev && c->ino == ino) {
-			r = req_lookup(c->kiocb);
-			if (r && r->emitted)
-				emitted = true;
-			else if (r)
-				held_by = c->kiocb;
-		}
-		if (oe_track_add(okey, &h, sb_dev, ino, addr_num((u64)bi), emitted, held_by) &&
-		    held_by && r) {
-			u32 n = r->noe;
+		/* held with this thread's request (file_event_now_held): out when it
+		 * is; emitted already when holding it made the request emit */
+		if (held && held->emitted)
+			emitted = true;
+		else if (held)
+			held_by = held_key;
+		if (oe_track_add(okey, &h, sb_dev, ino, addr_num((u64)bi), emitted, held_by, btf) &&
+		    held_by && held) {
+			u32 n = held->noe;
 
 			/* the request's extents: its write is kept with them (oe_call_end) */
 			if (n < BDT_REQ_OES) {
-				r->oes[n] = (u16)oe_slot_of(okey);
-				r->noe = n + 1;
+				held->oes[n] = (u16)oe_slot_of(okey);
+				held->noe = n + 1;
 			}
 		}
 	} else if (okey && type == BDT_EV_OE_REMOVE) {
