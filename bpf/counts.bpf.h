@@ -71,13 +71,17 @@ static __always_inline struct bdt_event_count *event_count(void)
 	return bpf_map_lookup_elem(&event_counts, &zero);
 }
 
-/* An event of this type happened (called where the record is decided). */
-static __always_inline void count_event(u16 type)
+/* An event of this type happened (called where the record is decided); c:
+ * this CPU's event_count(), NULL: none. */
+static __always_inline void count_event_in(struct bdt_event_count *c, u16 type)
 {
-	struct bdt_event_count *c = event_count();
-
 	if (c)
 		c->events[type & (BDT_EV_SLOTS - 1)] += 1; /* per-CPU slot: no other writer */
+}
+
+static __always_inline void count_event(u16 type)
+{
+	count_event_in(event_count(), type);
 }
 
 /* The slot of a filesystem in dio_counts: the first BDT_FS_SLOTS seen get

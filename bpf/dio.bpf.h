@@ -216,8 +216,8 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	r->buf_file_dev = vi.dev;
 	r->buf_file_off = vi.off;
 
-	count_event(BDT_EV_DIO_BEGIN);
 	cnt = event_count();
+	count_event_in(cnt, BDT_EV_DIO_BEGIN);
 	if (cnt)
 		cnt->dio_begins += 1;
 	f.write = r->flags & BDT_F_WRITE;
@@ -295,7 +295,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 		o = bdt_dio_outcome_of(ret, error, write, r->done_before, r->count);
 		count_dio_end(r->fs_slot, write ? BDT_DIR_WRITE : BDT_DIR_READ, &o, lat, true);
 		count_qemu_dio(r->pid, write, r->id.dev, r->id.ino, &o, lat);
-		count_event(BDT_EV_DIO_END);
+		count_event_in(cnt, BDT_EV_DIO_END);
 		f.write = write;
 		f.count = r->count;
 		f.done_before = r->done_before;
@@ -342,7 +342,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 			cnt->dio_unmatched += 1;
 		o = bdt_dio_outcome_of(ret, error, false, 0, 0);
 		count_dio_end(fs_slot_of(id.sb_dev, id.fsid), BDT_DIR_UNKNOWN, &o, 0, false);
-		count_event(BDT_EV_DIO_END);
+		count_event_in(cnt, BDT_EV_DIO_END);
 		fired = bdt_fired(&f);
 		if (fired)
 			flush_inode(id.sb_dev, id.ino, now, now);

@@ -352,8 +352,13 @@ static __always_inline void recent_push(const struct dio_req *r, u64 end_ts, u64
 		return;
 	s->seq += 1; /* odd: being written */
 	__builtin_memcpy(&s->r, r, __builtin_offsetof(struct dio_req, held));
-	if (r->nheld)
-		__builtin_memcpy(s->r.held, r->held, sizeof(r->held));
+	/* the records it holds (emit_req_held reads no more) */
+#pragma unroll
+	for (int i = 0; i < BDT_HELD; i++) {
+		if (i >= r->nheld)
+			break;
+		__builtin_memcpy(&s->r.held[i], &r->held[i], sizeof(r->held[i]));
+	}
 	s->end_ts = end_ts;
 	s->end_pos = end_pos;
 	s->ret = ret;
