@@ -651,9 +651,9 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 	if (!fb_armed || !task_pass())
 		return 0;
 	/* REQ_F_FIXED_FILE (bit 0 of the request flags, IOSQE_FIXED_FILE_BIT): a
-	 * registered file, whose cqe.fd indexes the registered files: no fd */
-	bpf_probe_read_kernel(&rflags, sizeof(rflags),
-			      (void *)req + bpf_core_field_offset(struct io_kiocb, flags));
+	 * registered file, whose cqe.fd indexes the registered files: no fd. (Where
+	 * the flags are a u64, CO-RE widens the load; the low bits are kept.) */
+	rflags = BDT_RD(btf, req, flags);
 	fd = BDT_RD(btf, req, cqe.fd);
 	k = addr_num(fb_uring_kiocb(req));
 	/* its slot (fb_slot), else built on the stack for fb_kiocb */
@@ -705,7 +705,9 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 	if (uring_cmpl_cqe) {
 		const struct io_uring_cqe *cqe = (void *)ctx[2];
 
-		res = cqe ? BPF_CORE_READ(cqe, res) : 0;
+		res = 0;
+		if (cqe)
+			res = BDT_RD(btf, cqe, res);
 	} else {
 		res = (s32)ctx[3];
 	}
