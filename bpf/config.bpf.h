@@ -101,11 +101,20 @@ const volatile __u32 test_refuse_mechs = 0;
 
 /*
  * Testing aid (BDT_TEST_OE_IOERR=INO, src/live/session.cpp): the removal of a
- * DIRECT ordered extent of an inode numbered test_ioerr_ino or above is
- * reported failed (IOERR in its flags), as when btrfs_finish_ordered_io fails after the write returned:
+ * DIRECT ordered extent that starts at file offset 0 of an inode numbered
+ * test_ioerr_ino or above is reported failed (IOERR in its flags), as when
+ * btrfs_finish_ordered_io fails after the write returned:
  * what a healthy kernel never does, for tests/integration/
  * test_acked_ioerr_trigger.sh. 0: off (the check is dropped at load).
  */
 const volatile __u64 test_ioerr_ino = 0;
+
+/*
+ * Testing aid (BDT_TEST_OE_TAKEN=N, src/live/session.cpp): the first N slots
+ * of every DIRECT ordered extent's probe sequence in the table of extents in
+ * flight (bpf/ordered.bpf.h, oe_track_add) count as taken, as when other
+ * extents hash there: tests/integration/test_acked_ioerr_trigger.sh. 0: off.
+ */
+const volatile __u32 test_oe_taken = 0;
 
 #endif /* BDT_CONFIG_BPF_H */

@@ -21,7 +21,11 @@
 /* A record a request's thread made, held with the request: the request's
  * task and file identity are its own. */
 #define BDT_HELD 3
-#define BDT_REQ_OES 4
+/* A request lists the DIRECT ordered extents whose oe_add records it holds
+ * (dio_req.oes): at most one per held record. A write with more records (a
+ * 4th extent) is emitted at once, with everything after it, so every extent
+ * of a write that is not emitted is listed. */
+#define BDT_REQ_OES BDT_HELD
 struct held_rec {
 	u64 ts;
 	u16 type;
@@ -60,7 +64,7 @@ struct dio_req {
 	u8 noe;          /* entries of oes */
 	u32 pad;
 	/* the oe_slot entries (ordered.bpf.h) of the DIRECT ordered extents its
-	 * thread added while it held their records (the first BDT_REQ_OES) */
+	 * thread added while it held their records (BDT_REQ_OES: all of them) */
 	u16 oes[BDT_REQ_OES];
 	struct held_rec held[BDT_HELD];
 };

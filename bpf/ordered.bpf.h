@@ -35,8 +35,9 @@ static __always_inline bool user_task(void)
  * dio-stuck's second rule: a DIRECT ordered extent still open past the stall
  * threshold while later ones on the same filesystem are removed. Its request
  * may have completed cleanly (no record), so every DIRECT ordered extent in
- * flight is kept in a direct-mapped table by its address (oe_slot; one whose
- * slot is taken is not kept): its oe_add record and its writer. At the
+ * flight is kept in a table by its address (oe_slot: the first free of
+ * BDT_OE_PROBES slots from a hash of the address; one that finds all taken
+ * is not kept): its oe_add record and its writer. At the
  * removal of one, at most once per second per filesystem (oe_scan_at, 16
  * buckets by superblock), the table is scanned for the oldest extent on that
  * filesystem that was added before it, is open past stall_ns and has not
@@ -57,10 +58,17 @@ static __always_inline bool user_task(void)
  * of its extents still in flight and its end are emitted (their own times),
  * then the file is flushed and hot (the removals follow). A write emitted
  * otherwise (a flush of the recent requests) is marked emitted here
- * (oe_call_emitted).
+ * (oe_call_emitted). A part split off one of its extents (oe_split: current
+ * kernels split a write's extent at each bio it submits) is a new extent the
+ * tracepoints never show added: while the write holds the split record, the
+ * part is kept too, by its start (oe_split_key: a split takes the front of
+ * the extent), with the extent's oe_add record, and listed with the write.
+ * A request holds at most BDT_HELD records and lists one extent per held
+ * oe_add or oe_split; with more it is emitted at once (lazy.bpf.h).
  */
 #define BDT_OE_SLOT_BITS 11
 #define BDT_OE_SLOTS (1u << BDT_OE_SLOT_BITS)
+#define BDT_OE_PROBES 4
 #define BDT_OE_SCAN_BUCKETS 16
 
 struct oe_open {
@@ -75,7 +83,9 @@ struct oe_open {
 	u64 held_by;         /* the request (kiocb) that holds that record (0: none) */
 	u8 emitted;          /* that record was emitted */
 	u8 fired;            /* oe_stall fired for it */
-	u8 pad[6];
+	u8 split;            /* a part split off a kept extent (oe_track_split): kept by
+			      * its start, not its address; add is the extent's */
+	u8 pad[5];
 	struct dw_rec call;  /* its write, returned unemitted with bytes acknowledged
 			      * (valid; emitted: its records were) */
 };
@@ -123,26 +133,65 @@ static __always_inline bool oe_direct(u64 kflags)
 	return oe_direct_bit < 64 && ((kflags >> (oe_direct_bit & 63)) & 1);
 }
 
-static __always_inline u32 oe_slot_of(u64 oe)
+/* The p-th slot of the extent at oe's probe sequence. */
+static __always_inline u32 oe_probe(u64 oe, u32 p)
 {
-	return (u32)((oe * 0x9E3779B97F4A7C15ull) >> (64 - BDT_OE_SLOT_BITS));
+	return ((u32)((oe * 0x9E3779B97F4A7C15ull) >> (64 - BDT_OE_SLOT_BITS)) + p) &
+	       (BDT_OE_SLOTS - 1);
+}
+
+/* The key of a part split off a DIRECT extent of (sb_dev, ino) at file offset
+ * off: bit 1 set, never an extent's address (8-byte aligned). */
+static __always_inline u64 oe_split_key(u64 sb_dev, u64 ino, u64 off)
+{
+	u64 h = (sb_dev * 0x9E3779B97F4A7C15ull) ^ (ino * 0xC2B2AE3D27D4EB4Full) ^
+		(off * 0x165667B19E3779F9ull);
+
+	return (h & ~3ull) | 2;
+}
+
+/* The slot of the extent at key (~0u: not kept). */
+static __always_inline u32 oe_find(u64 key)
+{
+#pragma unroll
+	for (u32 p = 0; p < BDT_OE_PROBES; p++) {
+		u32 i = oe_probe(key, p);
+		u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
+
+		if (k && *k == key)
+			return i;
+	}
+	return ~0u;
 }
 
 /* A DIRECT ordered extent was added (h: its record, emitted or not; held_by:
- * the request of this thread that holds it, 0: none). Whether it is kept. */
-static __always_inline bool oe_track_add(u64 key, const struct held_rec *h, u64 sb_dev, u64 ino,
-					 u64 bi, bool emitted, u64 held_by, bool btf)
+ * the request of this thread that holds it, 0: none). Its slot (~0u: not
+ * kept, all its probes taken). */
+static __always_inline u32 oe_track_add(u64 key, const struct held_rec *h, u64 sb_dev, u64 ino,
+					u64 bi, bool emitted, u64 held_by, u8 split, bool btf)
 {
-	u32 i = oe_slot_of(key);
-	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i), t;
+	u32 i = ~0u;
+	u64 *k = 0, t;
 	struct oe_open *o;
 
-	if (!k || __sync_val_compare_and_swap(k, 0, key | 1) != 0)
-		return false;
+#pragma unroll
+	for (u32 p = 0; p < BDT_OE_PROBES; p++) {
+		u32 j = oe_probe(key, p);
+
+		if (p < test_oe_taken) /* testing aid (config.bpf.h) */
+			continue;
+		k = bpf_map_lookup_elem(&oe_slot_key, &j);
+		if (k && __sync_val_compare_and_swap(k, 0, key | 1) == 0) {
+			i = j;
+			break;
+		}
+	}
+	if (i == ~0u || !k)
+		return ~0u;
 	o = bpf_map_lookup_elem(&oe_slot, &i);
 	if (!o) {
 		__sync_lock_test_and_set(k, 0);
-		return false;
+		return ~0u;
 	}
 	o->sb_dev = sb_dev;
 	o->ino = ino;
@@ -155,15 +204,39 @@ static __always_inline bool oe_track_add(u64 key, const struct held_rec *h, u64 
 	o->emitted = emitted;
 	o->held_by = held_by;
 	o->fired = 0;
+	o->split = split;
 	o->call.valid = 0;
 	__sync_lock_test_and_set(k, key); /* filled */
-	return true;
+	return i;
+}
+
+/* The extent at okey was split (its front is a new extent) by the thread of
+ * the request r (key kiocb) that holds its record and the split record (not
+ * emitted): the part is kept by its start (file offset off) and listed with r. */
+static __always_inline void oe_track_split(u64 okey, u64 sb_dev, u64 ino, u64 off,
+					  struct dio_req *r, u64 kiocb, bool btf)
+{
+	struct oe_open *o;
+	u32 i = oe_find(okey), n, s;
+
+	if (i == ~0u || !r || r->emitted)
+		return;
+	n = r->noe;
+	o = bpf_map_lookup_elem(&oe_slot, &i);
+	if (n >= BDT_REQ_OES || !o || o->held_by != kiocb)
+		return;
+	s = oe_track_add(oe_split_key(sb_dev, ino, off), &o->add, sb_dev, ino, o->bi, o->emitted,
+			 o->held_by, 1, btf);
+	if (s == ~0u)
+		return;
+	r->oes[n] = (u16)s;
+	r->noe = n + 1;
 }
 
 /* The extent at `key` is gone: its slot is free again. */
 static __always_inline void oe_track_remove(u64 key)
 {
-	u32 i = oe_slot_of(key);
+	u32 i = oe_find(key);
 	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
 
 	if (k && *k == key)
@@ -287,7 +360,7 @@ static __always_inline void oe_call_emitted(const struct dio_req *r)
  * whose records were not emitted (the acked_ioerr fact). */
 static __always_inline struct oe_open *oe_acked_of(u64 key)
 {
-	u32 i = oe_slot_of(key);
+	u32 i = oe_find(key);
 	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
 	struct oe_open *o;
 
@@ -308,12 +381,15 @@ static __always_inline void oe_emit_call(struct oe_open *o, u64 *skip)
 	u32 tid = r->tid;
 	u64 ts = r->ts;
 
+	u64 added[BDT_REQ_OES] = {};
+
 	o->call.emitted = 1;
 	skip[0] = ts;
 	emit_req_begin(r);
 #pragma unroll
 	for (int j = 0; j < BDT_REQ_OES; j++) {
 		struct oe_open *x;
+		bool dup = false;
 
 		if (j >= r->noe)
 			break;
@@ -321,7 +397,12 @@ static __always_inline void oe_emit_call(struct oe_open *o, u64 *skip)
 		if (!x)
 			continue;
 		x->call.emitted = 1;
-		if (!x->emitted) {
+		/* a split-off part has its extent's oe_add: once */
+#pragma unroll
+		for (int m = 0; m < j; m++)
+			dup = dup || added[m] == x->add.ts;
+		added[j] = x->add.ts;
+		if (!x->emitted && !dup) {
 			x->emitted = 1;
 			oe_make_add(x);
 		}
@@ -344,7 +425,7 @@ static long oe_scan_cb(struct bpf_map *map, const u32 *i, struct oe_open *o, str
 	u32 k = *i;
 	u64 *key = bpf_map_lookup_elem(&oe_slot_key, &k), ts = o->add.ts;
 
-	if (!key || !*key || (*key & 1) || o->fired || o->sb_dev != sc->sb_dev)
+	if (!key || !*key || (*key & 1) || o->fired || o->split || o->sb_dev != sc->sb_dev)
 		return 0;
 	if (ts >= sc->before || sc->now <= ts || sc->now - ts < stall_ns)
 		return 0;
@@ -362,7 +443,7 @@ static __always_inline struct oe_open *oe_stall_scan(u64 key, u64 sb_dev, u64 no
 						     struct oe_open **mine)
 {
 	struct oe_scan_ctx sc = { .sb_dev = sb_dev, .now = now, .found = ~0u };
-	u32 i = oe_slot_of(key), b = (u32)((sb_dev * 0x9E3779B97F4A7C15ull) >> 60);
+	u32 i = oe_find(key), b = (u32)((sb_dev * 0x9E3779B97F4A7C15ull) >> 60);
 	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i), *at, next;
 	struct oe_open *o;
 
@@ -413,7 +494,7 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	struct dio_req *held = 0;
 	struct super_block *sb;
 	struct ident id = {};
-	u64 sb_dev, ino, okey = 0, held_key = 0;
+	u64 sb_dev, ino, okey = 0, held_key = 0, akey;
 	bool emitted, rewrote = false;
 	u32 fired;
 
@@ -440,9 +521,9 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	if (bpf_core_field_exists(oe->disk_bytenr))
 		h.u.oe.disk_bytenr = BDT_RD(btf, oe, disk_bytenr);
 	h.u.oe.bytes_left = BDT_RD(btf, oe, bytes_left);
-	/* testing aid (config.bpf.h): these inodes' DIRECT extents are removed failed */
+	/* testing aid (config.bpf.h): these inodes' DIRECT extents at offset 0 are removed failed */
 	if (test_ioerr_ino && type == BDT_EV_OE_REMOVE && ino >= test_ioerr_ino &&
-	    oe_direct(h.u.oe.kflags) && oe_ioerr_bit < 64)
+	    h.u.oe.file_offset == 0 && oe_direct(h.u.oe.kflags) && oe_ioerr_bit < 64)
 		h.u.oe.kflags |= 1ull << (oe_ioerr_bit & 63);
 	/* a buffered write of the range: its last write is no longer direct */
 	if (type == BDT_EV_OE_ADD && oe_buffered(h.u.oe.kflags))
@@ -454,14 +535,20 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 		count_qemu_buffered(BDT_RD(btf, root, anon_dev), ino, h.u.oe.len);
 	}
 	if (oe_track_on() && (type == BDT_EV_OE_ADD || type == BDT_EV_OE_REMOVE ||
-			      type == BDT_EV_OE_MARK_FINISHED))
+			      type == BDT_EV_OE_MARK_FINISHED || type == BDT_EV_OE_SPLIT))
 		okey = addr_num((u64)oe);
+	/* the key it is kept by: its address, or its start for a split-off part */
+	akey = okey;
+	if (okey && (type == BDT_EV_OE_REMOVE || type == BDT_EV_OE_MARK_FINISHED) && acked_on() &&
+	    oe_direct(h.u.oe.kflags) && oe_find(okey) == ~0u)
+		akey = oe_split_key(sb_dev, ino, h.u.oe.file_offset);
 	/* oe_stall: a DIRECT extent removed while an older one is stuck */
 	if (okey && type == BDT_EV_OE_REMOVE && oe_stall_on())
 		stuck = oe_stall_scan(okey, sb_dev, h.ts, &mine);
 	/* acked_ioerr: a DIRECT extent of an acknowledged, unemitted write failed */
-	if (okey && type != BDT_EV_OE_ADD && acked_on() && oe_ioerr(h.u.oe.kflags))
-		acked = oe_acked_of(okey);
+	if (okey && (type == BDT_EV_OE_REMOVE || type == BDT_EV_OE_MARK_FINISHED) && acked_on() &&
+	    oe_ioerr(h.u.oe.kflags))
+		acked = oe_acked_of(akey);
 	fired = oe_fired(&h, false, stuck ? stuck->ino : 0, rewrote, acked != 0);
 	if (acked && (fired & (1u << BDT_TRIG_ACKED_IOERR))) {
 		struct flush_ctx fc = { .sb_dev = sb_dev, .ino = ino };
@@ -485,6 +572,7 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 		oe_emit_add(mine, h.ts);
 	if (okey && type == BDT_EV_OE_ADD && oe_direct(h.u.oe.kflags)) {
 		u64 held_by = 0;
+		u32 slot;
 
 		/* held with this thread's request (file_event_now_held): out when it
 		 * is; emitted already when holding it made the request emit */
@@ -492,18 +580,22 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 			emitted = true;
 		else if (held)
 			held_by = held_key;
-		if (oe_track_add(okey, &h, sb_dev, ino, addr_num((u64)bi), emitted, held_by, btf) &&
-		    held_by && held) {
+		slot = oe_track_add(okey, &h, sb_dev, ino, addr_num((u64)bi), emitted, held_by, 0, btf);
+		if (slot != ~0u && held_by && held) {
 			u32 n = held->noe;
 
 			/* the request's extents: its write is kept with them (oe_call_end) */
 			if (n < BDT_REQ_OES) {
-				held->oes[n] = (u16)oe_slot_of(okey);
+				held->oes[n] = (u16)slot;
 				held->noe = n + 1;
 			}
 		}
-	} else if (okey && type == BDT_EV_OE_REMOVE) {
-		oe_track_remove(okey);
+	} else if (okey && type == BDT_EV_OE_SPLIT && oe_direct(h.u.oe.kflags) && !emitted &&
+		   acked_on()) {
+		/* the part split off its front (the extent's start before the split) */
+		oe_track_split(okey, sb_dev, ino, h.u.oe.file_offset, held, held_key, btf);
+	} else if (okey && type == BDT_EV_OE_REMOVE && oe_direct(h.u.oe.kflags)) {
+		oe_track_remove(akey);
 	}
 	return 0;
 }
