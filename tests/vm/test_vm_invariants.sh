@@ -15,6 +15,11 @@
 #                          findings only (the csum_direct trigger); a buffered rewrite is silent;
 #                          with the trigger off, not the --events findings. Only on the default
 #                          kernel (6.1): elsewhere writes to checksummed files fall back
+#   test_acked_ioerr_trigger  an ordered extent that fails after its write returned (simulated at
+#                          removal): the --events dio-acked-unbacked findings findings only (the
+#                          acked_ioerr trigger), also with table slots taken; with the trigger off
+#                          only the writes in flight at the failure. 20 + 10 files in the guest
+#                          (BDT_ACKED_FILES=20; the host runs 60 + 30)
 # The guest kernel is the VM tier's default (Debian 6.1); BDT_VM_KERNEL_PKG selects another
 # (linux-image-6.12-cloud-amd64: Debian 12's 6.12 LTS). Fails if any test fails or skips in the
 # guest; exit 77 (SKIPPED: reason) when the VM tier, root or the build are missing.
@@ -26,11 +31,12 @@ vm_need_bin
 vm_need_root "the guest runs with --host-root, which needs root"
 vm_need_cmd dmsetup "dmsetup not installed (the guest uses the host's)"
 vm_check
-tests=(test_fallback_writers test_device_errors)
+tests=(test_fallback_writers test_device_errors test_acked_ioerr_trigger)
 [[ -z ${BDT_VM_KERNEL_PKG:-} ]] && tests+=(test_csum_direct_trigger)
 fails=0
 for be in fentry kprobe; do
   vm_itests "$be" "${tests[*]} passed in the guest (${BDT_VM_KERNEL_PKG:-default kernel})" \
-    --module dm_mod --module dm_flakey -- "${tests[@]}" || fails=$((fails + 1))
+    --module dm_mod --module dm_flakey --env BDT_ACKED_FILES=20 -- "${tests[@]}" ||
+    fails=$((fails + 1))
 done
 exit $((fails > 0))
