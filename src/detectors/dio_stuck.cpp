@@ -11,8 +11,9 @@
 //   stuck request: open for longer than stall_threshold_ns (plus its size at
 //     4 MiB/s, so a huge request on a slow device is not taken for a hang),
 //     and since it began at least one DIO request that *began after it* on
-//     the same filesystem (fs) ended. The finding names how many did and
-//     when the last one ended.
+//     the same filesystem (fs) ended. The finding names how many did (of
+//     the filesystem's last kPerFsCounted completions the detector saw: in
+//     findings-only mode the emitted ones) and when the last one ended.
 //   stuck ordered extent: a DIRECT oe_add whose range was not removed for
 //     as long, while a DIRECT ordered extent added after it on the same
 //     filesystem was removed; not reported while its request is open or
@@ -30,7 +31,8 @@ namespace bdt::det {
 namespace {
 
 constexpr uint64_t kBytesPerSecondFloor = 4ull << 20;
-constexpr size_t kPerFsRecent = 4;  // recent completions kept per filesystem
+constexpr size_t kPerFsRecent = 4;     // recent completions kept per filesystem, for the evidence
+constexpr size_t kPerFsCounted = 256;  // begin times of the last completions, for the count
 
 // What the filesystem completed lately, for the evidence.
 struct Done {
@@ -41,8 +43,27 @@ struct FsActivity {
   uint64_t latest_begin_done = 0;  // the latest begin time among completed ones
   uint64_t completed = 0;          // how many completed (total)
   std::vector<Done> recent;        // the last few
+  std::vector<uint64_t> begins;    // begin times of the last kPerFsCounted completed (a ring)
+  size_t next = 0;                 // where the next one goes once the ring is full
   uint64_t last_ts = 0;
 };
+
+// How many of the completions the ring holds began after `since`; `more`:
+// older completions fell out of the ring while all it holds qualify (so the
+// count is a lower bound).
+struct Later {
+  uint64_t n = 0;
+  bool more = false;
+};
+Later later_than(const FsActivity& a, uint64_t since) {
+  Later l;
+  for (uint64_t b : a.begins) l.n += b > since;
+  l.more = l.n == a.begins.size() && a.completed > a.begins.size();
+  return l;
+}
+std::string count_of(Later l, std::string_view what) {
+  return fmt::format("{}{} {}{}", l.more ? "at least " : "", l.n, what, l.n == 1 ? "" : "s");
+}
 
 struct OpenOe {
   uint64_t id = 0;
@@ -140,6 +161,12 @@ class DioStuck final : public Detector {
   static void note(FsActivity& a, uint64_t begin_ts, const Event& end) {
     a.latest_begin_done = std::max(a.latest_begin_done, begin_ts);
     ++a.completed;
+    if (a.begins.size() < kPerFsCounted) {
+      a.begins.push_back(begin_ts);
+    } else {
+      a.begins[a.next] = begin_ts;
+      a.next = (a.next + 1) % kPerFsCounted;
+    }
     a.last_ts = end.ts_ns;
     if (a.recent.size() >= kPerFsRecent) a.recent.erase(a.recent.begin());
     a.recent.push_back(Done{begin_ts, end});
@@ -236,10 +263,11 @@ class DioStuck final : public Detector {
     const Done& last = a.recent.back();
     f.message = fmt::format(
         "a direct {} by {} (pid {}, tid {}) of inode {} [{}, {}) has not completed for {} while "
-        "DIO requests on the same filesystem that began after it completed (the last {} ago): "
+        "{} on the same filesystem that began after it completed (the last {} ago): "
         "rule 'a DIO request completes once the device has done it' broke",
         r.write ? "write" : "read", comm_of(r.begin), r.begin.pid, r.begin.tid, r.begin.ino,
-        r.start, end, ago(now, r.first_ts), ago(now, last.end.ts_ns));
+        r.start, end, ago(now, r.first_ts), count_of(later_than(a, r.first_ts), "DIO request"),
+        ago(now, last.end.ts_ns));
     f.explanation = fmt::format(
         "A slow or hung device holds every request; here requests that came later finished, so "
         "this one is held by the kernel's DIO path itself (a deadlock on its own ordered extent, "
@@ -265,10 +293,10 @@ class DioStuck final : public Detector {
     const Done& last = a.recent.back();
     f.message = fmt::format(
         "the ordered extent [{}, {}) of a direct write by {} (pid {}) to inode {} has not "
-        "completed for {} while ordered extents on the same filesystem added after it did (the "
+        "completed for {} while {} on the same filesystem added after it did (the "
         "last {} ago): rule 'a DIRECT ordered extent is removed once its I/O is done' broke",
         o.s, o.e, comm_of(o.add), o.add.pid, o.add.ino, ago(now, o.add.ts_ns),
-        ago(now, last.end.ts_ns));
+        count_of(later_than(a, o.add.ts_ns), "ordered extent"), ago(now, last.end.ts_ns));
     f.explanation =
         "Writers and fsync of this range wait on this ordered extent; later ones on the same "
         "filesystem finished, so it is not a slow device. Look for a blocked btrfs worker "
