@@ -29,7 +29,11 @@
 #                      on 6.18, not checked (timing))
 #   slots taken        the same, with the first 3 of the 4 slots each extent may take in the table
 #                      of extents in flight taken (BDT_TEST_OE_TAKEN=3): extents are kept in the
-#                      next free one (without probing none would be kept: as acked_ioerr off)
+#                      next free one (without probing none would be kept: as acked_ioerr off;
+#                      measured 3 of 60 reported). Each extent then has one slot left, which
+#                      another extent in flight holds with a chance of about 1 in 2048 per such
+#                      extent, so a few files may go unreported in this run (seen: 1 of 90):
+#                      all but 5% of the files, and nothing the twin does not report
 #   acked_ioerr off    a finding for each file whose write was in flight at the failure; of those
 #                      that returned before it (on 6.18 io_uring writes return 3-30 us before)
 #                      at least one without (not all: a write that returned microseconds before
@@ -94,8 +98,9 @@ if [[ $runs == *" taken "* ]]; then outs+=("$TAKEN"); run "$TAKEN" BDT_TEST_RECE
 
 pt_expect "dio-acked-unbacked on each of the $N files (its write's ordered extent reported failed at removal) findings only as with --events, also when the first 3 table slots of each extent are taken; with acked_ioerr off not for the writes that returned before the failure; none on $OK"
 for out in "${outs[@]}"; do
-    trig=1
+    trig=1   # 0: acked_ioerr off, 2: slots taken
     [[ $out == "$OFF" ]] && trig=0
+    [[ $out == "$TAKEN" ]] && trig=2
     pt_check "$out" "$SCRATCH_NOCOW" "$OK" "$trig" "$N" "$M" <<'PY'
 d, ok, trig, n, m = ARGS[0], st(ARGS[1]), int(ARGS[2]), int(ARGS[3]), int(ARGS[4])
 small = {st(f"{d}/f.{i}").st_ino for i in range(n)}
@@ -137,10 +142,18 @@ got = {i for i, _ in got_f}
 # the writes that returned first are what acked_ioerr covers; how many there are is the kernel's
 # timing (0 to all in one run on 6.18): counted per run, at least one over the on-runs (below)
 open(OUT + ".first", "w").write(f"{len(first)} {len(split)} {len(first & split)}\n")
-if trig:
+if trig == 1:
     c.check(got_f == want, f"{OUT}: findings only, each file reported as by the twin ({len(got)} of {len(inos)}; "
             f"{len(first)} of them returned before their extent failed, {len(first & split)} of "
             f"those a part split off a 2 MiB write)")
+elif trig == 2:
+    # one slot left per extent (header): a collision with another extent in flight loses one
+    lost = want - got_f
+    c.check(got_f <= want and len(lost) <= len(want) // 20,
+            f"{OUT}: findings only with 3 of 4 slots taken, each file reported as by the twin but "
+            f"at most 5% ({len(got)} of {len(inos)}, unreported: {sorted(i for i, _ in lost)}; "
+            f"{len(first)} returned before their extent failed, {len(first & split)} of those a part "
+            f"split off a 2 MiB write)")
 elif first:
     c.check(held <= got, f"{OUT}: acked_ioerr off: each write in flight at the failure reported ({len(held & got)} of {len(held)})")
     c.check(len(first - got) > 0, f"{OUT}: acked_ioerr off: writes that returned before their extent failed go unreported ({len(first - got)} of {len(first)}): what acked_ioerr covers")
