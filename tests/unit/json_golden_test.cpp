@@ -87,25 +87,10 @@ std::vector<Event> golden_events(std::deque<std::string>& strings, int per_type)
 }
 
 Finding golden_finding(const std::vector<Event>& evs) {
-  Finding f;
-  f.detector = "dio-short-write";
-  f.kind = "acked-hole";
-  f.level = Level::Symptom;
-  f.severity = Severity::Critical;
+  Finding f = sample_finding();
   f.ts_ns = 1'000'005'000;
-  f.pid = 10;
-  f.tid = 11;
-  f.comm = "fio";
-  f.fs = test_fsid();
-  f.dev = 45;
-  f.ino = 257;
-  f.range = {{4096, 8192}};
-  f.message = "Bytes 4096-8192 were acknowledged but \"not\" written.";
   f.explanation = "why\nand how";
-  f.exposure = "fixed in 6.x";
-  f.actors = {{10, 11, "fio", "writer"}, {10, 12, "kworker/u8:1", "worker"}};
   f.evidence = {evs[0], evs[1], evs[2]};
-  f.vm = "guest";
   f.image = "/var/lib/images/guest.raw";
   f.stack = {"btrfs_ioctl_send+0x10", "__x64_sys_ioctl"};
   f.trace_ended = true;

@@ -1,5 +1,5 @@
 // Test helpers for the serialization tests: one distinctive event of every
-// type, random events, and a field-by-field comparison that does not go
+// type, random events, a sample finding, and a field-by-field comparison that does not go
 // through any encoder (so an encoder that drops a field cannot hide it).
 #pragma once
 
@@ -19,6 +19,7 @@
 
 #include "bdt/event.h"
 #include "bdt/event_fields.h"
+#include "bdt/finding.h"
 #include "replay/trace_reader.h"
 
 namespace bdt::testing_samples {
@@ -40,6 +41,28 @@ inline Event base_event(EventType t, uint64_t ts) {
   e.dev = 0x2d;
   e.ino = 257;
   return e;
+}
+
+// A finding with the fields the JSON tests check set (FindingJson.Contract, the
+// golden files); callers set ts_ns, explanation and evidence.
+inline Finding sample_finding() {
+  Finding f;
+  f.detector = "dio-short-write";
+  f.kind = "acked-hole";
+  f.level = Level::Symptom;
+  f.severity = Severity::Critical;
+  f.pid = 10;
+  f.tid = 11;
+  f.comm = "fio";
+  f.fs = test_fsid();
+  f.dev = 45;
+  f.ino = 257;
+  f.range = {{4096, 8192}};
+  f.message = "Bytes 4096-8192 were acknowledged but \"not\" written.";
+  f.exposure = "fixed in 6.x";
+  f.actors = {{10, 11, "fio", "writer"}, {10, 12, "kworker/u8:1", "worker"}};
+  f.vm = "guest";
+  return f;
 }
 
 // One event of every EventType, timestamps increasing, every field non-default.
