@@ -9,7 +9,13 @@ every record emitted).
       X.jsonl.lazy-twin, two tracers that traced the same I/O at the same time, one findings only
       (lazy emission), one with --events. Strict: the same findings with the same process, file,
       range, actors (role, pid, tid, comm) and evidence records (every field but the timestamps),
-      and the same texts once numbers are blanked.
+      and the same texts once numbers are blanked. One difference is not the modes' but the
+      clocks': each tracer stamps a kernel event in its own program, so two events on two CPUs
+      microseconds apart can be ordered one way by one twin and the other way by the other
+      (REORDERED below). Such a pair passes, also with --strict, when the difference is exactly
+      that, each twin's own records (the findings-only one prints them with
+      BDT_TEST_LAZY_EVENTS=1, as tests/integration/lib.sh's twins do) show it the order its
+      finding says, and its stamps put the two events within REORDER_NS of each other.
   compare_findings.py --runs DIR_A DIR_B
       Two BDT_ITEST_KEEP directories of separate runs (before and after a change): every *.jsonl
       present in both. Loose, as pids, inodes and offsets differ from run to run: findings grouped
@@ -31,12 +37,27 @@ TIME_KEYS = {"ts_ns", "wall_time"}
 NUM = re.compile(r"\d+(\.\d+)?")
 
 
-def load(path):
-    """(findings, summary or None) of one tracer output (JSON lines; other lines skipped)."""
-    findings, summary = [], None
+# Two events closer than this in both twins' stamps may be ordered one way by one twin and the
+# other way by the other: each tracer stamps an event in its own program, before or after the
+# other's, so its stamp is late by the other's run time at that hook (10-20 us measured here with
+# the --events twin first; a flush scan of the findings-only one takes longer). Each twin's own
+# order is checked in its own records, so this only bounds how far apart they may be.
+REORDER_NS = 1_000_000
+# Record types whose order against a finding's own event a finding depends on (REORDERED).
+REORDERED_TYPES = ("dio_end",)
+KEPT = re.compile(r'"type":\s*"(finding|summary|' + "|".join(REORDERED_TYPES) + ')"')
+
+
+def load(path, with_events=False):
+    """(findings, summary or None, events) of one tracer output (JSON lines; other lines
+    skipped). events (with_events): the times of each REORDERED_TYPES record, by its untimed
+    form."""
+    findings, summary, events = [], None, {}
     with open(path, errors="replace") as fh:
         for line in fh:
             if not line.startswith("{"):
+                continue
+            if with_events and not KEPT.search(line):
                 continue
             try:
                 o = json.loads(line)
@@ -46,7 +67,9 @@ def load(path):
                 findings.append(o)
             elif o.get("type") == "summary":
                 summary = o
-    return findings, summary
+            elif o.get("type") in REORDERED_TYPES and "ts_ns" in o:
+                events.setdefault(canon(untimed(o)), []).append(o["ts_ns"])
+    return findings, summary, events
 
 
 def untimed(rec):
@@ -95,6 +118,67 @@ def stuck_names_its_revealer(a, b, pa, pb):
 # explains: f(lazy finding, events finding, their strict_parts) -> a line saying which, or None.
 KNOWN = [stuck_names_its_revealer]
 
+ENDED = " (ended)"
+
+
+def reordered(a, b, pa, pb, streams):
+    """The twins ordered a request's end and the finding's own event differently (not a
+    difference of the modes: of the tracers' clocks). Exactly this, and nothing else, differs:
+    one twin's finding names a request's actor with the role R + " (ended)" and cites its end
+    (a REORDERED_TYPES record), the other names the same actor (every field but the role the
+    same) with the role R and does not cite that end; in the first, the end is stamped before
+    the finding's event and within REORDER_NS of it; in the second, the same end is among the
+    records it made, stamped after the finding's event and within REORDER_NS. streams: each
+    twin's REORDERED_TYPES records (load()); a twin that printed none cannot show its order:
+    None."""
+    if any(pa[k] != pb[k] for k in pa if k not in ("actors", "evidence")):
+        return None
+    twins = ((a, pa, streams[0]), (b, pb, streams[1]))
+    # the actors only in one twin: "R (ended)" there (as "R"), "R" in the other; the same
+    ended, plain = [Counter(), Counter()], [Counter(), Counter()]
+    for side in (0, 1):
+        p, q = twins[side][1], twins[1 - side][1]
+        for act, n in (Counter(p["actors"]) - Counter(q["actors"])).items():
+            x = json.loads(act)
+            if x.get("role", "").endswith(ENDED):
+                ended[side][canon(dict(x, role=x["role"][:-len(ENDED)]))] += n
+            else:
+                plain[side][act] += n
+    if ended[0] != plain[1] or ended[1] != plain[0]:
+        return None
+    moved = 0
+    for side in (0, 1):
+        (f, p, _), (g, q, gstream) = twins[side], twins[1 - side]
+        ends = Counter(p["evidence"]) - Counter(q["evidence"])
+        for act, n in ended[side].items():
+            x = json.loads(act)
+            # its end: cited here, not there
+            end = [r for r in ends if json.loads(r).get("type") in REORDERED_TYPES and all(
+                json.loads(r).get(k) == x[k] for k in ("pid", "tid", "comm", "dev", "ino")
+                if k in x)]
+            if len(end) != 1 or ends[end[0]] != n:
+                return None
+            for t in when_ns(f, "evidence", end[0]):
+                if not 0 <= f["ts_ns"] - t <= REORDER_NS:
+                    return None
+            # the other twin's records: the end there, just after
+            if not gstream or not any(0 <= t - g["ts_ns"] <= REORDER_NS
+                                      for t in gstream.get(end[0], [])):
+                return None
+            del ends[end[0]]
+            moved += n
+        if ends:  # evidence only here that no such actor explains
+            return None
+    if not moved:
+        return None
+    return (f"reordered: the twins' clocks put {moved} request end(s) on the other side of the "
+            f"finding's event, within {REORDER_NS // 1000} us (not a difference of the modes)")
+
+
+def when_ns(f, field, rec):
+    """The ts_ns of every record of f's field (actors/evidence) whose untimed form is rec."""
+    return [r["ts_ns"] for r in f.get(field, []) if "ts_ns" in r and canon(untimed(r)) == rec]
+
 
 def loose_key(f):
     return (f.get("detector"), f.get("kind"), f.get("level"), f.get("severity"))
@@ -136,14 +220,14 @@ def evidence_diff(fa, fb, field, pa, pb, names):
     return out
 
 
-def compare(fa, fb, key, parts, names, known):
+def compare(fa, fb, key, parts, names, known, streams=None):
     """Pairs A's and B's findings by key (exact twins first) and returns (same, known, differ,
-    only_a, only_b, detail lines)."""
+    only_a, only_b, reordered, detail lines). streams: see reordered() (None: no such check)."""
     groups = {}
     for side, fs in ((0, fa), (1, fb)):
         for f in fs:
             groups.setdefault(key(f), ([], []))[side].append(f)
-    same = nknown = differ = only_a = only_b = 0
+    same = nknown = differ = only_a = only_b = nreordered = 0
     lines = []
     for k in sorted(groups, key=str):
         xa, xb = groups[k]
@@ -160,8 +244,13 @@ def compare(fa, fb, key, parts, names, known):
                 same += 1
         rest_b = [j for j in range(len(pb)) if j not in used_b]
         for i, j in zip(rest_a, rest_b):
-            why = next((w for w in (k(xa[i], xb[j], pa[i], pb[j]) for k in known) if w), None)
-            if why:
+            moved = streams and reordered(xa[i], xb[j], pa[i], pb[j], streams)
+            why = None if moved else next(
+                (w for w in (k(xa[i], xb[j], pa[i], pb[j]) for k in known) if w), None)
+            if moved:
+                nreordered += 1
+                lines.append(f"  {moved}: {brief(xa[i])}")
+            elif why:
                 nknown += 1
                 lines.append(f"  {why}: {brief(xa[i])}")
             else:
@@ -185,7 +274,7 @@ def compare(fa, fb, key, parts, names, known):
         for j in rest_b[len(rest_a):]:
             only_b += 1
             lines.append(f"  only in {names[1]}: {brief(xb[j])}")
-    return same, nknown, differ, only_a, only_b, lines
+    return same, nknown, differ, only_a, only_b, nreordered, lines
 
 
 def twin_pairs(root):
@@ -231,15 +320,18 @@ def main(argv):
         return 2
     rows, details, bad = [], [], 0
     for label, pa, pb in pairs:
-        fa, sa = load(pa)
-        fb, sb = load(pb)
-        same, nknown, differ, only_a, only_b, lines = compare(fa, fb, key, parts, names, known)
+        twins = names[0] == "lazy"
+        fa, sa, ea = load(pa, with_events=twins)
+        fb, sb, eb = load(pb, with_events=twins)
+        same, nknown, differ, only_a, only_b, nre, lines = compare(
+            fa, fb, key, parts, names, known, (ea, eb) if twins else None)
         lost = [s.get("lost") if s else "no summary" for s in (sa, sb)]
         ok = differ == only_a == only_b == 0 and not (strict and nknown)
         bad += not ok
-        rows.append((label, len(fa), len(fb), same, nknown, differ, only_a, only_b,
+        rows.append((label, len(fa), len(fb), same + nre, nknown, differ, only_a, only_b,
                      f"{lost[0]}/{lost[1]}",
-                     "DIFFERENT" if not ok else "known" if nknown else "same"))
+                     "DIFFERENT" if not ok else "known" if nknown else
+                     "reordered" if nre else "same"))
         if lines:
             details.append(f"{label}:")
             details.extend(lines)

@@ -130,7 +130,9 @@ release_pin() {
 # BDT_ITEST_TWIN=1 (scripts/bench/compare-findings.sh): a second tracer traces the same I/O in the
 # other emission mode, started first and stopped with the first: with --events when ARGS trace
 # findings only (output OUTFILE.events-twin), findings only when ARGS have --events
-# (OUTFILE.lazy-twin). Its exit status counts as the tracer's in stop_tracer.
+# (OUTFILE.lazy-twin). Its exit status counts as the tracer's in stop_tracer. The findings-only
+# one of the pair also prints the records its programs made (BDT_TEST_LAZY_EVENTS=1): the order
+# it saw them in, which the comparison checks a reordering against.
 start_tracer() {
     local out=$1
     shift
@@ -140,11 +142,15 @@ start_tracer() {
             if [[ $a == --events ]]; then eager=1; else twin+=("$a"); fi
         done
         if [[ $eager -eq 1 ]]; then
-            spawn_tracer "$out.lazy-twin" "${twin[@]}"
+            BDT_TEST_LAZY_EVENTS=1 spawn_tracer "$out.lazy-twin" "${twin[@]}"
         else
             spawn_tracer "$out.events-twin" --events "$@"
         fi
         TWIN_PID=$TRACER_PID
+        if [[ $eager -eq 0 ]]; then
+            BDT_TEST_LAZY_EVENTS=1 spawn_tracer "$out" "$@"
+            return
+        fi
     fi
     spawn_tracer "$out" "$@"
 }
