@@ -6,9 +6,10 @@
 //   - JSON writer and reader (src/core/event_json.cpp, src/replay/jsonl_reader.cpp):
 //     the key is the field's name, written in list order; .required() and
 //     .json_when() say when it must be present / is written;
-//   - binary --record writer and reader (src/replay/record.cpp): list order,
-//     the width from the member's type (docs/record-format.md); bools marked
-//     .bit(n) share one flag byte, written where the last of them sits;
+//   - binary --record writer and reader (src/replay/record_codec.h): list
+//     order, the width from the member's type (docs/record-format.md); bools
+//     marked .bit(n) share one flag byte, written where the last of them sits;
+//     .appended() fields may be missing from the end of a payload;
 //   - raw BPF record decoder (src/live/decode.h): .raw(...) says where the
 //     value comes from in struct bdt_raw_event (bpf/events.h);
 //   - text formatter (src/sinks/text_format.cpp): "name=value" unless .text_*()
@@ -20,12 +21,19 @@
 // Adding a field to a payload:
 //   1. the member in event.h, with its default (what readers assume when a
 //      trace does not carry it);
-//   2. one line at the END of its list below (the binary record appends it, so
-//      older readers still read newer files; a new bool is a plain u8, no
-//      .bit), with .raw(...) naming its source in struct bdt_raw_event (add it
-//      there and in the BPF programs first; bump BDT_RAW_ABI if the layout
-//      changes). An appended optional field is a compatible change: no schema
-//      or format version bump (docs/events.md, "Versioning policy");
+//   2. one line at the END of its list below, marked .appended(), with
+//      .raw(...) naming its source in struct bdt_raw_event (add it there and
+//      in the BPF programs first; bump BDT_RAW_ABI if the layout changes).
+//      The binary record appends it to the payload, so both directions work:
+//      older readers skip the bytes after the fields they know, and newer
+//      readers take a body that ends before it (an older file's) and leave it
+//      at its event.h default, as the JSON reader does with an absent key.
+//      The fields before the first .appended() one are the payload's minimum,
+//      which never changes. An appended field is optional (no .required()),
+//      and a new bool is a plain u8 (no .bit: the flag byte stays where it
+//      is); well_formed() below checks both, and that .appended() fields only
+//      follow each other. An appended optional field is a compatible change:
+//      no schema or format version bump (docs/events.md, "Versioning policy");
 //   3. its row in docs/events.md and docs/record-format.md;
 //   4. tests/unit/event_fields_test.cpp round-trips every field of every list
 //      through every codec; give the new field a non-default value there.
@@ -154,6 +162,8 @@ struct Attrs {
   const char* yes = nullptr;        // Words: shown for true
   const char* no = "";              // Words: shown for false
   bool glued = false;               // text: no space before it
+  bool appended = false;            // binary record: added after the payload's
+                                    // minimum; older files end before it
 };
 
 struct NoFn {};
@@ -201,6 +211,8 @@ struct Field {
   constexpr Field bit(int n) const {
     return with([n](Attrs& x) { x.bit = static_cast<int8_t>(n); });
   }
+  // Appended to the payload after its first release (see the top of this file).
+  constexpr Field appended() const { return with([](Attrs& x) { x.appended = true; }); }
   constexpr Field text(Style s, When w = When::Always) const {
     return with([=](Attrs& x) {
       x.style = s;
@@ -564,7 +576,7 @@ constexpr bool all_listed(std::variant<P...>*) {
 // The attributes make sense for the member's type.
 template <class P>
 constexpr bool well_formed() {
-  bool ok = true;
+  bool ok = true, appended = false;
   uint32_t bits = 0;
   for_each<P>([&](const auto& d) {
     using D = std::remove_cvref_t<decltype(d)>;
@@ -573,6 +585,10 @@ constexpr bool well_formed() {
     ok = ok && (d.a.bit < 0 || (std::is_same_v<T, bool> && d.a.bit < 8 &&
                                 !(bits & (1u << d.a.bit))));           // distinct flag bits
     if (d.a.bit >= 0) bits |= 1u << d.a.bit;
+    // After the first appended field every field is appended, optional and
+    // not in the flag byte: older files end at any of these fields.
+    appended = appended || d.a.appended;
+    ok = ok && (!appended || (d.a.appended && d.a.bit < 0 && d.a.required == 0));
     ok = ok && (!d.is_flags() || std::is_same_v<T, uint32_t>);        // flag words are u32
     ok = ok && ((d.a.style == Style::Custom) == !std::is_same_v<typename D::TextFnType, NoFn>);
     ok = ok && (d.a.style != Style::Words || d.a.yes != nullptr);
@@ -588,6 +604,7 @@ constexpr bool all_well_formed(std::variant<P...>*) {
 static_assert(detail::all_listed(static_cast<Payload*>(nullptr)),
               "a payload member of event.h has no line in its FieldList (event_fields.h)");
 static_assert(detail::all_well_formed(static_cast<Payload*>(nullptr)),
-              "a FieldList line lacks .raw() or has attributes that do not fit its member's type");
+              "a FieldList line lacks .raw() or has attributes that do not fit its member's type, "
+              "or a field after an .appended() one is not appended, optional and without .bit");
 
 }  // namespace bdt::fields

@@ -1,8 +1,9 @@
 // The binary --record format: writer and reader (docs/record-format.md).
 //
 // Every integer is little-endian and written byte by byte, so the file does
-// not depend on the host's layout of Event or of std::variant. The payload of
-// each type is its field list (bdt/event_fields.h), in order.
+// not depend on the host's layout of Event or of std::variant. The bytes and
+// the payloads (each type's field list in bdt/event_fields.h, in order) are
+// replay/record_codec.h's; this file frames them: file header, records, CRCs.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "bdt/event_fields.h"
 #include "core/event_json.h"
 #include "replay/input.h"
+#include "replay/record_codec.h"
 
 namespace bdt {
 namespace replay {
@@ -57,7 +59,30 @@ uint32_t crc32(std::span<const uint8_t> data, uint32_t crc) {
   return ~crc;
 }
 
+void recfmt::throw_too_short(size_t body) {
+  throw Corrupt{fmt::format("record body too short ({} bytes)", body)};
+}
+
+void recfmt::throw_payload_length(EventType type, size_t have, const size_t* ends, size_t n) {
+  if (have < ends[0])
+    throw Corrupt{fmt::format("{} payload too short: {} bytes (at least {})", to_string(type),
+                              have, ends[0])};
+  std::string valid;  // "21, 29 or 33"
+  for (size_t k = 0; k < n; ++k)
+    valid += fmt::format("{}{}", k == 0 ? "" : k + 1 == n ? " or " : ", ", ends[k]);
+  throw Corrupt{fmt::format("{} payload of {} bytes ends inside a field (its fields end after "
+                            "{} bytes)",
+                            to_string(type), have, valid)};
+}
+
+void recfmt::throw_invalid(EventType type, bool typed, const char* name, unsigned v) {
+  if (typed) throw Corrupt{fmt::format("invalid {} {} value {}", to_string(type), name, v)};
+  throw Corrupt{fmt::format("invalid {} value {}", name, v)};
+}
+
 namespace {
+
+using namespace recfmt;
 
 constexpr uint16_t kFormatVersion = 1;
 constexpr size_t kFileHeaderFixed = 16;     // magic, version, flags, body length
@@ -69,111 +94,20 @@ constexpr size_t kWriteBuffer = 64u << 10;
 constexpr uint64_t kFlushInterval = 1'000'000'000ull;  // ts_ns
 
 // ---- encoding ------------------------------------------------------------------
-// Writes through a raw pointer into space the caller reserved (the record
-// encoder sizes it from the strings plus kMaxFixed), or appends to a string
-// (the header, written once).
+// The record encoder writes through a raw pointer into space it sized from the
+// strings plus kMaxPayload; the header is appended to a string (written once).
 constexpr size_t kMaxPayload = 64;  // room for the largest payload (checked below)
-
-struct Out {
-  std::string* grow = nullptr;  // append mode
-  uint8_t* p = nullptr;         // pointer mode
-
-  void raw(const void* src, size_t n) {
-    if (grow) {
-      grow->append(static_cast<const char*>(src), n);
-    } else if (n) {  // an empty string_view may have a null data()
-      std::memcpy(p, src, n);
-      p += n;
-    }
-  }
-  template <class U>
-  void le(U v) {
-    uint8_t b[sizeof(U)];
-    for (size_t i = 0; i < sizeof(U); ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
-    raw(b, sizeof b);
-  }
-  void u8(uint8_t v) { raw(&v, 1); }
-  void u16(uint16_t v) { le(v); }
-  void u32(uint32_t v) { le(v); }
-  void u64(uint64_t v) { le(v); }
-  void i32(int32_t v) { le(static_cast<uint32_t>(v)); }
-  void i64(int64_t v) { le(static_cast<uint64_t>(v)); }
-  void bytes(const void* src, size_t n) { raw(src, n); }
-  void str(std::string_view s) {
-    if (s.size() > 0xFFFF) s = s.substr(0, 0xFFFF);
-    u16(static_cast<uint16_t>(s.size()));
-    raw(s.data(), s.size());
-  }
-};
 
 void put_le32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
-uint32_t get_le32(const uint8_t* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
 
-// ---- payloads: every field of the type's list (bdt/event_fields.h), in order ----
-// Bools marked .bit(n) share one flag byte, written where the last of them is.
-template <class P>
-constexpr int flag_byte_at() {
-  int at = -1, i = 0;
-  fields::for_each<P>([&](const auto& d) {
-    if (d.a.bit >= 0) at = i;
-    ++i;
-  });
-  return at;
-}
-
-// Bytes the payload of P takes in a record.
-template <class P>
-constexpr size_t payload_size() {
-  size_t n = flag_byte_at<P>() >= 0 ? 1 : 0;
-  fields::for_each<P>([&](const auto& d) {
-    using T = std::remove_cvref_t<decltype(d.ref(std::declval<const P&>()))>;
-    if constexpr (std::is_same_v<T, bool>) n += d.a.bit >= 0 ? 0 : 1;
-    else if constexpr (std::is_enum_v<T> || std::is_same_v<T, std::optional<bool>>) n += 1;
-    else n += sizeof(T);
-  });
-  return n;
-}
 template <class... P>
 constexpr size_t max_payload_size(std::variant<P...>*) {
   return std::max({payload_size<P>()...});
 }
 static_assert(max_payload_size(static_cast<Payload*>(nullptr)) <= kMaxPayload,
               "a payload outgrew kMaxPayload");
-
-struct PayloadOut {
-  Out& o;
-
-  template <class P>
-  void operator()(const P& p) const {
-    constexpr int byte_at = flag_byte_at<P>();
-    uint8_t bits = 0;
-    fields::for_each<P>([&](const auto& d) {
-      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(d.ref(p))>, bool>)
-        if (d.a.bit >= 0) bits |= static_cast<uint8_t>(uint8_t(d.ref(p)) << d.a.bit);
-    });
-    int i = 0;
-    fields::for_each<P>([&](const auto& d) {
-      const auto& v = d.ref(p);
-      using T = std::remove_cvref_t<decltype(v)>;
-      if constexpr (std::is_same_v<T, bool>) {
-        if (d.a.bit < 0) o.u8(v ? 1 : 0);
-      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
-        o.u8(v ? (*v ? 2 : 1) : 0);
-      } else if constexpr (std::is_enum_v<T>) {
-        o.u8(static_cast<uint8_t>(v));
-      } else if constexpr (std::is_signed_v<T>) {
-        o.le(static_cast<std::make_unsigned_t<T>>(v));
-      } else {
-        o.le(v);
-      }
-      if (i++ == byte_at) o.u8(bits);
-    });
-  }
-};
 
 // Appends one framed record (length, CRC, body) to b.
 void encode_record(std::string& b, const Event& ev) {
@@ -193,7 +127,7 @@ void encode_record(std::string& b, const Event& ev) {
   o.u64(ev.ino);
   o.str(ev.vm);
   o.str(ev.image);
-  std::visit(PayloadOut{o}, ev.body);
+  std::visit([&](const auto& p) { encode_payload(o, p); }, ev.body);
   uint8_t* p = base;
   uint32_t len = static_cast<uint32_t>(o.p - base - kRecordPrefix);
   b.resize(start + kRecordPrefix + len);
@@ -226,105 +160,6 @@ std::string encode_file_header(const TraceHeader& h) {
   f.u32(crc32({reinterpret_cast<const uint8_t*>(out.data()), out.size()}));
   return out;
 }
-
-// ---- decoding ------------------------------------------------------------------
-struct Corrupt {
-  std::string why;
-};
-
-struct In {
-  const uint8_t* p;
-  size_t n, i = 0;
-  void need(size_t k) {
-    if (n - i < k) throw Corrupt{fmt::format("record body too short ({} bytes)", n)};
-  }
-  uint8_t u8() {
-    need(1);
-    return p[i++];
-  }
-  uint16_t u16() {
-    need(2);
-    uint16_t v = uint16_t(p[i] | p[i + 1] << 8);
-    i += 2;
-    return v;
-  }
-  uint32_t u32() {
-    need(4);
-    uint32_t v = get_le32(p + i);
-    i += 4;
-    return v;
-  }
-  uint64_t u64() {
-    need(8);
-    uint64_t lo = get_le32(p + i), hi = get_le32(p + i + 4);
-    i += 8;
-    return lo | hi << 32;
-  }
-  int32_t i32() { return static_cast<int32_t>(u32()); }
-  int64_t i64() { return static_cast<int64_t>(u64()); }
-  void bytes(void* dst, size_t k) {
-    need(k);
-    std::memcpy(dst, p + i, k);
-    i += k;
-  }
-  std::string_view str() {
-    size_t k = u16();
-    need(k);
-    std::string_view s(reinterpret_cast<const char*>(p + i), k);
-    i += k;
-    return s;
-  }
-  // Any integer type, little-endian.
-  template <class T>
-  T le() {
-    if constexpr (sizeof(T) == 8) return static_cast<T>(u64());
-    else if constexpr (sizeof(T) == 4) return static_cast<T>(u32());
-    else if constexpr (sizeof(T) == 2) return static_cast<T>(u16());
-    else return static_cast<T>(u8());
-  }
-};
-
-struct PayloadIn {
-  In& in;
-  EventType type;
-
-  template <class P>
-  void operator()(P& p) const {
-    constexpr int byte_at = flag_byte_at<P>();
-    uint8_t bits = 0;
-    int i = 0;
-    fields::for_each<P>([&](const auto& d) {
-      auto& v = d.ref(p);
-      using T = std::remove_cvref_t<decltype(v)>;
-      if constexpr (std::is_same_v<T, bool>) {
-        if (d.a.bit < 0) v = in.u8() != 0;
-      } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
-        uint8_t w = in.u8();
-        if (w > 2)
-          throw Corrupt{fmt::format("invalid {} {} value {}", to_string(type), d.name, w)};
-        if (w) v = (w == 2);
-      } else if constexpr (std::is_same_v<T, Phase>) {
-        uint8_t x = in.u8();
-        if (x > 2) throw Corrupt{fmt::format("invalid {} value {}", d.name, x)};
-        v = static_cast<Phase>(x);
-      } else if constexpr (std::is_same_v<T, IoctlCmd>) {
-        // A command a newer writer knows and this reader does not: "other".
-        v = fields::ioctl_cmd_from_raw(in.u8());
-      } else if constexpr (std::is_same_v<T, FallbackVia>) {
-        v = fields::fallback_via_from_raw(in.u8());
-      } else {
-        v = in.le<T>();
-      }
-      if (i++ == byte_at) bits = in.u8();
-    });
-    if constexpr (byte_at >= 0) {
-      fields::for_each<P>([&](const auto& d) {
-        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(d.ref(p))>, bool>)
-          if (d.a.bit >= 0) d.ref(p) = (bits >> d.a.bit) & 1;
-      });
-    }
-  }
-};
 
 // ---- writer --------------------------------------------------------------------
 class RecordWriter final : public TraceWriter {
@@ -542,8 +377,10 @@ class BinaryReader final : public TraceReader {
       throw Corrupt{e.what()};
     }
     ev.body = payload_for(ev.type);
-    std::visit(PayloadIn{in, ev.type}, ev.body);
-    // Bytes after the known fields: a newer writer's additions, ignored.
+    // A shorter payload (an older writer's) leaves the appended fields it
+    // lacks at their defaults; bytes after the known fields (a newer writer's
+    // additions) are ignored.
+    std::visit([&](auto& p) { decode_payload(in, p, ev.type); }, ev.body);
     return true;
   }
 
