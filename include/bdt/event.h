@@ -250,5 +250,32 @@ constexpr decltype(auto) with_payload_type(EventType t, F&& f) {
 Payload payload_for(EventType t);
 // Does the payload type match the event type (used by decoders to validate)?
 bool payload_matches(const Event& e);
+// f(start, len, "start + len") for each byte range a payload carries (the one
+// place that says which fields pair up as ranges); P may be const.
+template <class P, class F>
+void for_each_range(P& p, F&& f) {
+  using T = std::remove_const_t<P>;
+  if constexpr (std::is_same_v<T, DioBegin> || std::is_same_v<T, DioFallback>) {
+    f(p.pos, p.count, "pos + count");
+  } else if constexpr (std::is_same_v<T, GetExtent>) {
+    f(p.start, p.len, "start + len");
+    f(p.em_start, p.em_len, "em_start + em_len");
+  } else if constexpr (std::is_same_v<T, EmAdd>) {
+    f(p.start, p.len, "start + len");
+  } else if constexpr (std::is_same_v<T, EmExist>) {
+    f(p.e_start, p.e_len, "e_start + e_len");
+    f(p.map_start, p.map_len, "map_start + map_len");
+    f(p.start, p.len, "start + len");
+  } else if constexpr (std::is_same_v<T, Ordered>) {
+    f(p.file_offset, p.len, "file_offset + len");
+  } else if constexpr (std::is_same_v<T, CsumError>) {
+    f(p.offset, p.len, "offset + len");
+  }
+}
+// The first byte range of the event (start + length) whose end runs past 2^64,
+// as "pos + count", or empty: a kernel never reports one (file offsets are
+// loff_t), so the decoders reject such an event as corrupt instead of handing
+// the detectors a range whose end wrapped below its start.
+std::string_view wrapping_range(const Event& e);
 
 }  // namespace bdt

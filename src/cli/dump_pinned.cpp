@@ -29,7 +29,7 @@ namespace bdt::cli {
 namespace {
 
 // Decodes every recorded event (all CPUs, time order) into `out`; returns the
-// records of an unknown type that were skipped.
+// records skipped: of an unknown type, or corrupt (a byte range past 2^64).
 uint64_t decode_recorded(const live::PinnedDump& d, const std::function<void(const Event&)>& out) {
   // Flag words carry this boot's kernel bit numbers (read_pinned checked the boot).
   loader::KernelBtf btf;
@@ -37,7 +37,7 @@ uint64_t decode_recorded(const live::PinnedDump& d, const std::function<void(con
   uint64_t undecodable = 0;
   Event ev;
   for (const auto& r : d.scan.records) {
-    if (!live::decode_raw(r.ev, flags, ev)) {
+    if (!live::decode_raw(r.ev, flags, ev) || !wrapping_range(ev).empty()) {
       ++undecodable;
       continue;
     }
@@ -67,7 +67,7 @@ void describe(const std::string& dir, const live::PinnedDump& d, uint64_t undeco
     fmt::print(stderr, "btrfs-dio-trace: {} slots skipped: being written while read\n", d.scan.torn);
   if (d.scan.damaged)
     fmt::print(stderr, "btrfs-dio-trace: {} slots dropped: damaged (failed their check)\n", d.scan.damaged);
-  if (undecodable) fmt::print(stderr, "btrfs-dio-trace: {} records of an unknown type skipped\n", undecodable);
+  if (undecodable) fmt::print(stderr, "btrfs-dio-trace: {} records skipped (of an unknown type, or with a byte range past 2^64)\n", undecodable);
 }
 
 // The post-mortems in DEST, oldest first (their names sort by the start time of their run).

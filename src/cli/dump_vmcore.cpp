@@ -90,7 +90,7 @@ int run_dump_vmcore(const DumpArgs& a) {
   uint64_t undecodable = 0;
   Event ev;
   for (const auto& rec : r.scan.records) {
-    if (!live::decode_raw(rec.ev, flags, ev)) {
+    if (!live::decode_raw(rec.ev, flags, ev) || !wrapping_range(ev).empty()) {
       ++undecodable;
       continue;
     }
@@ -125,7 +125,7 @@ int run_dump_vmcore(const DumpArgs& a) {
                        "(failed their check)\n",
                r.scan.torn + r.scan.damaged, r.scan.torn, r.scan.damaged);
   if (r.scan.stale) fmt::print(stderr, "btrfs-dio-trace: {} stale slots (older than the ring's window) skipped\n", r.scan.stale);
-  if (undecodable) fmt::print(stderr, "btrfs-dio-trace: {} records of an unknown type skipped\n", undecodable);
+  if (undecodable) fmt::print(stderr, "btrfs-dio-trace: {} records skipped (of an unknown type, or with a byte range past 2^64)\n", undecodable);
   if (vs.duplicate_metas)
     fmt::print(stderr, "btrfs-dio-trace: {} other valid copies of a recorder description differ from the one used\n",
                vs.duplicate_metas);

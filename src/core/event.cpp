@@ -134,4 +134,16 @@ Payload payload_for(EventType t) {
 
 bool payload_matches(const Event& e) { return e.body.index() == payload_for(e.type).index(); }
 
+std::string_view wrapping_range(const Event& e) {
+  std::string_view bad;
+  std::visit(
+      [&](const auto& p) {
+        for_each_range(p, [&](uint64_t start, uint64_t len, std::string_view name) {
+          if (bad.empty() && len > UINT64_MAX - start) bad = name;
+        });
+      },
+      e.body);
+  return bad;
+}
+
 }  // namespace bdt

@@ -176,7 +176,7 @@ class DioBufferedFallback final : public Detector {
     auto f = make_finding(id(), "buffered-fallback", Level::Hazard, Severity::Info, e);
     f.ts_ns = std::max(now, e.ts_ns);
     if (!f.dev && g.dev) f.dev = g.dev;
-    // empty only for ranges that wrap past 2^64 (a corrupt trace): no range then
+    // empty only for ranges past 2^64, which the decoders refuse (wrapping_range): no range then
     if (!g.ranges.items().empty())
       f.range = {{g.ranges.items().front().first, g.ranges.items().back().second}};
     for (auto& t : g.threads) add_actor(f, t, "O_DIRECT writer");

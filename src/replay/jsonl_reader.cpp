@@ -327,6 +327,7 @@ void decode_event(const Doc& j, EventType type, Event& ev, StringTable& strings)
   if (const std::string* s = o.str("image")) ev.image = strings.intern(*s);
   ev.body = payload_for(type);
   std::visit(PayloadReader<Doc>{o, type}, ev.body);
+  if (auto w = wrapping_range(ev); !w.empty()) bad(fmt::format("{} runs past 2^64", w));
 }
 
 // JSON allows no raw control bytes; say so plainly (nlohmann would report a

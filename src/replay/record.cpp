@@ -381,6 +381,8 @@ class BinaryReader final : public TraceReader {
     // lacks at their defaults; bytes after the known fields (a newer writer's
     // additions) are ignored.
     std::visit([&](auto& p) { decode_payload(in, p, ev.type); }, ev.body);
+    if (auto w = wrapping_range(ev); !w.empty())
+      throw Corrupt{fmt::format("{} {} runs past 2^64", to_string(ev.type), w)};
     return true;
   }
 

@@ -1,5 +1,5 @@
 // Unit tests of the model basics: fsid and event-type names round-trip,
-// kernel version parsing.
+// kernel version parsing, byte ranges that run past 2^64.
 #include <gtest/gtest.h>
 
 #include "bdt/event.h"
@@ -31,4 +31,29 @@ TEST(KernelVersion, Parse) {
   EXPECT_EQ(v->patch, 44);
   EXPECT_TRUE((*KernelVersion::parse("5.2") < *KernelVersion::parse("5.3.1")));
   EXPECT_FALSE(KernelVersion::parse("garbage"));
+}
+
+TEST(Event, WrappingRangeNamesTheField) {
+  const uint64_t top = UINT64_MAX;
+  auto ev = [](Payload p) {
+    Event e;
+    e.body = p;
+    return e;
+  };
+  // Each range of each payload: ending exactly at 2^64 is fine, one byte more is not.
+  EXPECT_EQ(wrapping_range(ev(DioBegin{.pos = top - 4096, .count = 4096})), "");
+  EXPECT_EQ(wrapping_range(ev(DioBegin{.pos = top - 4095, .count = 4097})), "pos + count");
+  EXPECT_EQ(wrapping_range(ev(DioFallback{.pos = 1, .count = top})), "pos + count");
+  EXPECT_EQ(wrapping_range(ev(GetExtent{.start = top, .len = 1})), "start + len");
+  EXPECT_EQ(wrapping_range(ev(GetExtent{.em_start = 2, .em_len = top - 1})), "em_start + em_len");
+  EXPECT_EQ(wrapping_range(ev(EmAdd{.start = top, .len = top})), "start + len");
+  EXPECT_EQ(wrapping_range(ev(EmExist{.e_start = top, .e_len = 1})), "e_start + e_len");
+  EXPECT_EQ(wrapping_range(ev(EmExist{.map_start = top, .map_len = 1})), "map_start + map_len");
+  EXPECT_EQ(wrapping_range(ev(EmExist{.start = top, .len = 1})), "start + len");
+  EXPECT_EQ(wrapping_range(ev(Ordered{.file_offset = top - 4095, .len = 8192})), "file_offset + len");
+  EXPECT_EQ(wrapping_range(ev(CsumError{.offset = top, .len = 1})), "offset + len");
+  EXPECT_EQ(wrapping_range(ev(CsumError{.offset = top, .len = 0})), "");
+  // Payloads without a byte range.
+  EXPECT_EQ(wrapping_range(ev(DioEnd{.pos = top})), "");
+  EXPECT_EQ(wrapping_range(ev(ExtentBuffer{.eb_start = top})), "");
 }

@@ -97,7 +97,7 @@ TEST(Record, RandomRoundTripProperty) {
   uint64_t ts = 0;
   for (int i = 0; i < 20000; ++i) {  // several write buffers' worth
     ts += rng() % 1000;
-    evs.push_back(random_event(rng, static_cast<EventType>(1 + rng() % kEventTypeCount), ts, keep));
+    evs.push_back(random_decodable_event(rng, static_cast<EventType>(1 + rng() % kEventTypeCount), ts, keep));
   }
   std::string path = temp_path("random.bdt");
   {
@@ -219,6 +219,20 @@ TEST(Record, CorruptCrcNamesOffsetAndSalvageKeepsPrefix) {
   EXPECT_NE(r->salvage_stop().find("at byte " + std::to_string(offs[5])), std::string::npos);
   Event e;
   EXPECT_FALSE(r->next(e));  // stays stopped
+  std::remove(path.c_str());
+}
+
+TEST(Record, RangePast2To64IsCorrupt) {
+  // The writer writes what it is given; the reader refuses a range no kernel reports.
+  std::vector<Event> evs = {base_event(EventType::DioBegin, 10), base_event(EventType::DioFallback, 20)};
+  evs[0].body = DioBegin{.pos = 4096, .count = 4096};
+  evs[1].body = DioFallback{.pos = UINT64_MAX - 100, .count = 4096};
+  std::string path = temp_path("wraps.bdt");
+  auto offs = write_with_offsets(path, evs);
+  EXPECT_EQ(read_error(path), path + ": at byte " + std::to_string(offs[1]) +
+                                  ": dio_fallback pos + count runs past 2^64");
+  auto r = open_trace(path, /*salvage=*/true);
+  EXPECT_EQ(read_all(*r).size(), 1u);
   std::remove(path.c_str());
 }
 

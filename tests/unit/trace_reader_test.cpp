@@ -58,7 +58,7 @@ TEST(JsonlReader, RandomRoundTripProperty) {
   uint64_t ts = 0;
   for (int i = 0; i < 3000; ++i) {
     ts += rng() % 3;  // equal timestamps are allowed
-    evs.push_back(random_event(rng, static_cast<EventType>(1 + rng() % kEventTypeCount), ts, keep));
+    evs.push_back(random_decodable_event(rng, static_cast<EventType>(1 + rng() % kEventTypeCount), ts, keep));
   }
   std::string path = temp_path("random.jsonl");
   write_file(path, jsonl(evs, false));
@@ -239,6 +239,7 @@ TEST(BadInput, EveryFixtureGivesItsOneLineError) {
        "PREALLOC COMPRESSED DIRECT IO_DONE COMPLETE IOERR TRUNCATED LOGGED LOGGED_CSUM PENDING "
        "ENCODED)"},
       {"not-object.jsonl", ":2: expected a JSON object, got array"},
+      {"range-wraps.jsonl", ":2: file_offset + len runs past 2^64"},
       {"binary-junk.jsonl",
        ":1: not valid JSON at column 1: control byte 0x00 (not a JSON-lines trace?)"},
       {"unknown-event-type.jsonl", ""},  // policy: skipped and counted, not an error
