@@ -116,7 +116,7 @@ void put_evidence(Finding& f, std::vector<Event> evs, size_t cap) {
   f.evidence = std::move(out);
 }
 
-DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped) {
+DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
   auto* d = e.as<DioBegin>();
   if (Req* r = of_thread(e.tid)) {
     auto* b = r->begin.as<DioBegin>();
@@ -127,9 +127,8 @@ DioRequests::Req& DioRequests::begin(const Event& e, std::optional<Req>* dropped
       return *r;
     }
     // the thread's synchronous request is over: its end was not seen
-    auto it = reqs_.find(r->id);
-    if (dropped) *dropped = std::move(it->second);
-    remove(it);
+    if (dropped) *dropped = r->id;
+    remove(reqs_.find(r->id));
   }
   if (reqs_.size() >= cap_) {
     // drop the oldest eighth (ids are in begin order)
@@ -190,7 +189,7 @@ DioRequests::Ended DioRequests::end(const Event& e) {
   It pick = reqs_.end(), own = reqs_.end();
   for (It it : f->second) {
     const Req& q = it->second;
-    if (!dev_compat(q.begin.dev, e.dev)) continue;
+    if (!dev_compat(q.begin.dev, e.dev) || (d->write && q.write != *d->write)) continue;
     bool mine = t != sync_by_tid_.end() && t->second == q.id;
     if (mine && at(q)) {
       pick = it;
@@ -223,6 +222,17 @@ void DioRequests::unindex(It it) {
     if (auto i = std::find(its.begin(), its.end(), it); i != its.end()) its.erase(i);
     if (its.empty()) by_file_.erase(f);
   }
+}
+
+SharedRequests::SharedRequests(const DetectorConfig& c)
+    : reqs_(c.max_requests), age_(std::max(c.max_age_ns, 4 * c.stall_threshold_ns)) {}
+
+void SharedRequests::on_event(const Event& e) {
+  began_ = nullptr;
+  dropped_ = 0;
+  ended_.reset();
+  if (e.type == EventType::DioBegin) began_ = &reqs_.begin(e, &dropped_);
+  else if (e.type == EventType::DioEnd) ended_.emplace(reqs_.end(e));
 }
 
 size_t DioRequests::evict(uint64_t now, uint64_t max_age) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -159,7 +160,8 @@ inline bool dio_end_at(const DioEnd& d, uint64_t begin_pos, uint64_t done_before
 // one (io_uring, libaio) may end in a worker or interrupt context, so a
 // dio_end is matched to: this thread's request at the end position, else an
 // asynchronous request of the same file at that position, else this thread's
-// request of the file. A thread's next synchronous dio_begin ends its previous
+// request of the file; only among requests of the dio_end's direction when it
+// carries one. A thread's next synchronous dio_begin ends its previous
 // synchronous request (its dio_end was lost or filtered).
 // Bounded: at most `cap` requests, and kPerFile per file (fs, ino) (a dio_end
 // looks only at its file's requests); beyond either the oldest are dropped and
@@ -179,8 +181,8 @@ class DioRequests {
   explicit DioRequests(size_t cap) : cap_(cap < 16 ? 16 : cap) {}
   // A dio_begin: a continuation (done_before > 0, same thread and file, at
   // start + done_before) extends the thread's open request; otherwise opens one.
-  // Returns the request; `dropped` gets a synchronous request it ended.
-  Req& begin(const Event& e, std::optional<Req>* dropped = nullptr);
+  // Returns the request; `dropped` gets the id of a synchronous request it ended.
+  Req& begin(const Event& e, uint64_t* dropped = nullptr);
   // A request end() took out of the table; it owns the request's storage
   // (nothing is copied). False: the dio_end was not one of ours.
   // Its storage goes back to the table's spares when it is dropped.
@@ -237,6 +239,38 @@ class DioRequests {
   std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
   uint64_t next_id_ = 0;
   size_t evicted_ = 0, capped_ = 0;
+};
+
+// The DIO requests in flight, followed once for every detector that needs
+// them (dio-unexpected-errno, dio-stuck, dio-csum-after-direct-write): the
+// engine applies each event to this table before the detectors see it, and
+// ages it out after their on_time; a detector reads what the event did. A
+// request is followed for the longest time any of them needs:
+// max(max_age_ns, 4 x stall_threshold_ns). Bounded by max_requests.
+class SharedRequests {
+ public:
+  explicit SharedRequests(const DetectorConfig& c);
+  // Before the detectors' on_event.
+  void on_event(const Event& e);
+  // After the detectors' on_time: drops requests idle for longer than age().
+  void on_time(uint64_t now) { reqs_.evict(now, age_); }
+  DioRequests& table() { return reqs_; }
+  const DioRequests& table() const { return reqs_; }
+  uint64_t age() const { return age_; }
+  // What the event being fed did (until the next one):
+  // a dio_begin: the request it opened or continued, and the id of a
+  // synchronous request of its thread it ended (0: none);
+  DioRequests::Req* began() const { return began_; }
+  uint64_t dropped() const { return dropped_; }
+  // a dio_end: the request it ended (nullptr: not one we follow).
+  DioRequests::Req* ended() { return ended_ && *ended_ ? &**ended_ : nullptr; }
+
+ private:
+  DioRequests reqs_;
+  uint64_t age_;
+  DioRequests::Req* began_ = nullptr;
+  uint64_t dropped_ = 0;
+  std::optional<DioRequests::Ended> ended_;
 };
 
 // Per inode (fs, ino), the ranges whose last write seen is one a detector
@@ -455,16 +489,22 @@ inline size_t main_cap(const DetectorConfig& c) {
 }
 
 // Factories (one per detector file).
+// Those taking a Shared (detectors/shared.h) follow what it keeps: whoever
+// feeds them feeds it first (Engine).
+struct Shared;
 std::unique_ptr<Detector> make_em_merge_race(const DetectorConfig&);
 std::unique_ptr<Detector> make_stale_eb_reuse(const DetectorConfig&);
-std::unique_ptr<Detector> make_dio_short_write(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_short_write(const DetectorConfig&, std::shared_ptr<Shared>);
 std::unique_ptr<Detector> make_send_vs_relocation(const DetectorConfig&);
 std::unique_ptr<Detector> make_dio_unstable_pages(const DetectorConfig&);
 std::unique_ptr<Detector> make_dio_buffered_fallback(const DetectorConfig&);
 // invariants: rules that hold on any correct kernel
-std::unique_ptr<Detector> make_dio_unexpected_errno(const DetectorConfig&);
-std::unique_ptr<Detector> make_dio_acked_unbacked(const DetectorConfig&);
-std::unique_ptr<Detector> make_dio_stuck(const DetectorConfig&);
-std::unique_ptr<Detector> make_dio_csum_after_direct_write(const DetectorConfig&);
+std::unique_ptr<Detector> make_dio_unexpected_errno(const DetectorConfig&, std::shared_ptr<Shared>);
+std::unique_ptr<Detector> make_dio_acked_unbacked(const DetectorConfig&, std::shared_ptr<Shared>);
+std::unique_ptr<Detector> make_dio_stuck(const DetectorConfig&, std::shared_ptr<Shared>);
+std::unique_ptr<Detector> make_dio_csum_after_direct_write(const DetectorConfig&, std::shared_ptr<Shared>);
+
+// The built-in detectors, in detector_ids() order, following `shared`.
+std::vector<std::unique_ptr<Detector>> make_detectors(const DetectorConfig&, const std::shared_ptr<Shared>& shared);
 
 }  // namespace bdt::det

@@ -14,14 +14,15 @@
 // continued (the 2023 DIO short-write bug) is one instance, and dio-short-write names it too.
 #include <fmt/format.h>
 
-#include "detectors/write_calls.h"
+#include "detectors/shared.h"
 
 namespace bdt::det {
 namespace {
 
 class DioAckedUnbacked final : public Detector, private WriteCallHooks {
  public:
-  explicit DioAckedUnbacked(const DetectorConfig& c) : cfg_(c), calls_(c, *this) {}
+  DioAckedUnbacked(const DetectorConfig& c, std::shared_ptr<Shared> s)
+      : cfg_(c), shared_(std::move(s)), hooks_(shared_->calls.add(*this)) {}
   std::string_view id() const override { return "dio-acked-unbacked"; }
   // Triggers: a failed ordered extent (oe_ioerr) emits the file's requests in
   // flight and those that ended in the last second, with their ordered
@@ -31,10 +32,12 @@ class DioAckedUnbacked final : public Detector, private WriteCallHooks {
   TriggerSet triggers() const override {
     return triggers_of({Trigger::OeIoerr, Trigger::AckedIoerr});
   }
-  void on_event(const Event& e, Findings& out) override { calls_.on_event(e, out); }
-  void on_time(uint64_t now, Findings& out) override { calls_.on_time(now, out); }
-  void on_finish(uint64_t now, Findings& out) override { calls_.on_finish(now, out); }
-  StateSize state_size() const override { return calls_.state_size(); }
+  // The calls are the shared ones (Shared, fed before this detector): what
+  // the hooks below reported is taken here.
+  void on_event(const Event&, Findings& out) override { shared_->calls.take(hooks_, out); }
+  void on_time(uint64_t, Findings& out) override { shared_->calls.take(hooks_, out); }
+  void on_finish(uint64_t, Findings& out) override { shared_->calls.take(hooks_, out); }
+  StateSize state_size() const override { return shared_->calls.state_size(); }
 
  private:
   void judged(WriteCall& c, const IntervalSet& hole, bool trace_ended, Findings& out) override {
@@ -70,13 +73,14 @@ class DioAckedUnbacked final : public Detector, private WriteCallHooks {
   }
 
   DetectorConfig cfg_;
-  WriteCalls calls_;
+  std::shared_ptr<Shared> shared_;
+  size_t hooks_;  // index of these hooks in shared_->calls
 };
 
 }  // namespace
 
-std::unique_ptr<Detector> make_dio_acked_unbacked(const DetectorConfig& c) {
-  return std::make_unique<DioAckedUnbacked>(c);
+std::unique_ptr<Detector> make_dio_acked_unbacked(const DetectorConfig& c, std::shared_ptr<Shared> s) {
+  return std::make_unique<DioAckedUnbacked>(c, std::move(s));
 }
 
 }  // namespace bdt::det

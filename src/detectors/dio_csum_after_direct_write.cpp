@@ -17,7 +17,7 @@
 // check); a read's EIO alone could be a device error and is not used.
 #include <fmt/format.h>
 
-#include "detectors/common.h"
+#include "detectors/shared.h"
 
 namespace bdt::det {
 namespace {
@@ -32,7 +32,8 @@ constexpr size_t kPerInode = 32;
 
 class DioCsumAfterDirectWrite final : public Detector {
  public:
-  explicit DioCsumAfterDirectWrite(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests), written_(c.max_requests, kPerInode) {}
+  DioCsumAfterDirectWrite(const DetectorConfig& c, std::shared_ptr<Shared> s)
+      : cfg_(c), shared_(std::move(s)), written_(c.max_requests, kPerInode) {}
   std::string_view id() const override { return "dio-csum-after-direct-write"; }
   // Triggers: a checksum failure on a file whose last acknowledged direct
   // writes the kernel remembers (csum_direct, bpf/direct_writes.bpf.h: up to 4
@@ -43,9 +44,7 @@ class DioCsumAfterDirectWrite final : public Detector {
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {
-      case EventType::DioBegin:
-        if (e.as<DioBegin>()->write) reqs_.begin(e);
-        return;
+      // the requests are the shared table's (Shared, fed before this detector)
       case EventType::DioEnd: return on_end(e);
       case EventType::OeAdd: {  // a buffered write (no DIRECT) rewrites the range
         auto* o = e.as<Ordered>();
@@ -58,23 +57,21 @@ class DioCsumAfterDirectWrite final : public Detector {
     }
   }
 
-  void on_time(uint64_t now, Findings&) override {
-    reqs_.evict(now, cfg_.max_age_ns);
-    // a checksum failure may come long after the write: remembered ranges
-    // age out only when the cap needs room
-  }
+  // A checksum failure may come long after the write: remembered ranges age
+  // out only when the cap needs room (on_time: nothing to do).
 
   StateSize state_size() const override {
-    return {reqs_.size() + written_.size(), reqs_.cap() + written_.cap(),
-            reqs_.evicted() + written_.capped(), reqs_.capped() + written_.capped()};
+    auto& t = shared_->requests.table();
+    return {t.size() + written_.size(), t.cap() + written_.cap(),
+            t.evicted() + written_.capped(), t.capped() + written_.capped()};
   }
 
  private:
   void on_end(const Event& e) {
     auto* d = e.as<DioEnd>();
     if (d->write && !*d->write) return;
-    auto r = reqs_.end(e);
-    if (!r) return;
+    auto* r = shared_->requests.ended();
+    if (!r || !r->write) return;
     auto* b = r->begin.as<DioBegin>();
     uint64_t lo = r->start, hi = b->pos + b->count;
     // this write is now the last one of its range
@@ -126,14 +123,15 @@ class DioCsumAfterDirectWrite final : public Detector {
   }
 
   DetectorConfig cfg_;
-  DioRequests reqs_;
+  std::shared_ptr<Shared> shared_;
   LastWrites<Written> written_;  // ranges last written by an acknowledged direct write
 };
 
 }  // namespace
 
-std::unique_ptr<Detector> make_dio_csum_after_direct_write(const DetectorConfig& c) {
-  return std::make_unique<DioCsumAfterDirectWrite>(c);
+std::unique_ptr<Detector> make_dio_csum_after_direct_write(const DetectorConfig& c,
+                                                            std::shared_ptr<Shared> s) {
+  return std::make_unique<DioCsumAfterDirectWrite>(c, std::move(s));
 }
 
 }  // namespace bdt::det

@@ -23,7 +23,7 @@
 // the inode hot, so the completions that follow are emitted.
 #include <fmt/format.h>
 
-#include "detectors/write_calls.h"
+#include "detectors/shared.h"
 #include "detectors/exposure.h"
 
 namespace bdt::det {
@@ -31,15 +31,18 @@ namespace {
 
 class DioShortWrite final : public Detector, private WriteCallHooks {
  public:
-  explicit DioShortWrite(const DetectorConfig& c) : cfg_(c), calls_(c, *this) {}
+  DioShortWrite(const DetectorConfig& c, std::shared_ptr<Shared> s)
+      : cfg_(c), shared_(std::move(s)), hooks_(shared_->calls.add(*this)) {}
   std::string_view id() const override { return "dio-short-write"; }
   TriggerSet triggers() const override {
     return triggers_of({Trigger::Continued, Trigger::ShortWrite, Trigger::OeIoerr, Trigger::BufFile});
   }
-  void on_event(const Event& e, Findings& out) override { calls_.on_event(e, out); }
-  void on_time(uint64_t now, Findings& out) override { calls_.on_time(now, out); }
-  void on_finish(uint64_t now, Findings& out) override { calls_.on_finish(now, out); }
-  StateSize state_size() const override { return calls_.state_size(); }
+  // The calls are the shared ones (Shared, fed before this detector): what
+  // the hooks below reported is taken here.
+  void on_event(const Event&, Findings& out) override { shared_->calls.take(hooks_, out); }
+  void on_time(uint64_t, Findings& out) override { shared_->calls.take(hooks_, out); }
+  void on_finish(uint64_t, Findings& out) override { shared_->calls.take(hooks_, out); }
+  StateSize state_size() const override { return shared_->calls.state_size(); }
 
  private:
   // ---- WriteCallHooks ----
@@ -173,13 +176,14 @@ class DioShortWrite final : public Detector, private WriteCallHooks {
   }
 
   DetectorConfig cfg_;
-  WriteCalls calls_;
+  std::shared_ptr<Shared> shared_;
+  size_t hooks_;  // index of these hooks in shared_->calls
 };
 
 }  // namespace
 
-std::unique_ptr<Detector> make_dio_short_write(const DetectorConfig& c) {
-  return std::make_unique<DioShortWrite>(c);
+std::unique_ptr<Detector> make_dio_short_write(const DetectorConfig& c, std::shared_ptr<Shared> s) {
+  return std::make_unique<DioShortWrite>(c, std::move(s));
 }
 
 }  // namespace bdt::det

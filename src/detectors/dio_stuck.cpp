@@ -25,7 +25,7 @@
 
 #include <unordered_set>
 
-#include "detectors/common.h"
+#include "detectors/shared.h"
 
 namespace bdt::det {
 namespace {
@@ -42,7 +42,8 @@ struct Done {
 struct FsActivity {
   uint64_t latest_begin_done = 0;  // the latest begin time among completed ones
   uint64_t completed = 0;          // how many completed (total)
-  std::vector<Done> recent;        // the last few
+  std::vector<Done> recent;        // the last few (a ring once full: the oldest at recent_next)
+  size_t recent_next = 0;
   std::vector<uint64_t> begins;    // begin times of the last kPerFsCounted completed (a ring)
   size_t next = 0;                 // where the next one goes once the ring is full
   uint64_t last_ts = 0;
@@ -75,7 +76,8 @@ struct OpenOe {
 
 class DioStuck final : public Detector {
  public:
-  explicit DioStuck(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests) {}
+  DioStuck(const DetectorConfig& c, std::shared_ptr<Shared> s)
+      : cfg_(c), shared_(std::move(s)), reqs_(shared_->requests.table()) {}
   std::string_view id() const override { return "dio-stuck"; }
   // Triggers: a request in flight past the stall threshold, seen at a later
   // request's completion on the same filesystem (stall); a DIRECT ordered
@@ -86,14 +88,12 @@ class DioStuck final : public Detector {
 
   void on_event(const Event& e, Findings& /*out*/) override {
     switch (e.type) {
-      case EventType::DioBegin: {
-        std::optional<DioRequests::Req> dropped;
-        reqs_.begin(e, &dropped);
-        if (dropped) forget(dropped->id);
+      // the requests are the shared table's (Shared, fed before this detector)
+      case EventType::DioBegin:
+        if (uint64_t id = shared_->requests.dropped()) forget(id);
         return;
-      }
       case EventType::DioEnd: {
-        auto r = reqs_.end(e);
+        auto* r = shared_->requests.ended();
         if (!r) return;
         forget(r->id);
         completed(e.fs, r->first_ts, e);
@@ -109,6 +109,10 @@ class DioStuck final : public Detector {
   void on_lost(uint64_t now, uint64_t) override { loss_ts_ = std::max(loss_ts_, now); }
 
   void on_time(uint64_t now, Findings& out) override {
+    // requests that ended were forgotten as they ended; those the shared table
+    // aged out (after the last on_time) are forgotten here
+    for (auto it = reported_.begin(); it != reported_.end();)
+      it = reqs_.find(*it) ? std::next(it) : reported_.erase(it);
     // Oldest first; none younger than the threshold can be stuck.
     for (auto& [id, r] : reqs_.open()) {
       if (now - r.first_ts < cfg_.stall_threshold_ns) break;
@@ -134,14 +138,12 @@ class DioStuck final : public Detector {
       o.reported = true;
       report_oe(o, *act, now, out);
     }
-    const uint64_t age = std::max(cfg_.max_age_ns, 4 * cfg_.stall_threshold_ns);
-    reqs_.evict(now, age);
+    const uint64_t age = shared_->requests.age();  // the shared table's requests age out as long
     while (!oes_.empty() && now - oes_.begin()->second.add.ts_ns > age) {
       remove_oe(oes_.begin());
       ++evicted_;
     }
-    for (auto it = reported_.begin(); it != reported_.end();)
-      it = reqs_.find(*it) ? std::next(it) : reported_.erase(it);
+    last_fs_ = nullptr;
     evicted_ += evict_aged(fs_, now, age, [](const FsActivity& a) { return a.last_ts; });
     evicted_ += evict_aged(fs_oe_, now, age, [](const FsActivity& a) { return a.last_ts; });
   }
@@ -168,11 +170,25 @@ class DioStuck final : public Detector {
       a.next = (a.next + 1) % kPerFsCounted;
     }
     a.last_ts = end.ts_ns;
-    if (a.recent.size() >= kPerFsRecent) a.recent.erase(a.recent.begin());
-    a.recent.push_back(Done{begin_ts, end});
+    if (a.recent.size() < kPerFsRecent) {
+      a.recent.push_back(Done{begin_ts, end});
+    } else {  // one copy of the end in place of the oldest
+      a.recent[a.recent_next] = Done{begin_ts, end};
+      a.recent_next = (a.recent_next + 1) % kPerFsRecent;
+    }
+  }
+  // The last few completions, oldest first.
+  template <class F>
+  static void each_recent(const FsActivity& a, F f) {
+    for (size_t i = 0; i < a.recent.size(); ++i) f(a.recent[(a.recent_next + i) % a.recent.size()]);
+  }
+  static const Done& last_recent(const FsActivity& a) {
+    return a.recent[(a.recent_next + a.recent.size() - 1) % a.recent.size()];
   }
   void completed(const Fsid& fs, uint64_t begin_ts, const Event& end) {
-    note(fs_[fs], begin_ts, end);
+    // the filesystem of the last completion, looked up again only when it changes
+    if (!last_fs_ || !(last_fs_->first == fs)) last_fs_ = &*fs_.try_emplace(fs).first;
+    note(last_fs_->second, begin_ts, end);
   }
   FsActivity* activity(const Fsid& fs) {
     auto it = fs_.find(fs);
@@ -246,11 +262,12 @@ class DioStuck final : public Detector {
   }
 
   void put_activity(Finding& f, const FsActivity& a, uint64_t since, std::vector<Event>& evs) {
-    for (auto& d : a.recent)
+    each_recent(a, [&](const Done& d) {
       if (d.begin_ts > since) {
         evs.push_back(d.end);
         add_actor(f, d.end, "completed meanwhile");
       }
+    });
   }
 
   void report_request(const DioRequests::Req& r, const FsActivity& a, uint64_t now, Findings& out) {
@@ -260,7 +277,7 @@ class DioStuck final : public Detector {
     uint64_t end = b->pos + b->count;
     f.range = {{r.start, std::max(end, r.start + 1)}};
     add_actor(f, r.begin, r.write ? "writer" : "reader");
-    const Done& last = a.recent.back();
+    const Done& last = last_recent(a);
     f.message = fmt::format(
         "a direct {} by {} (pid {}, tid {}) of inode {} [{}, {}) has not completed for {} while "
         "{} on the same filesystem that began after it completed (the last {} ago): "
@@ -290,7 +307,7 @@ class DioStuck final : public Detector {
     f.ts_ns = now;
     f.range = {{o.s, std::max(o.e, o.s + 1)}};
     add_actor(f, o.add, "writer");
-    const Done& last = a.recent.back();
+    const Done& last = last_recent(a);
     f.message = fmt::format(
         "the ordered extent [{}, {}) of a direct write by {} (pid {}) to inode {} has not "
         "completed for {} while {} on the same filesystem added after it did (the "
@@ -319,7 +336,8 @@ class DioStuck final : public Detector {
   };
 
   DetectorConfig cfg_;
-  DioRequests reqs_;
+  std::shared_ptr<Shared> shared_;
+  DioRequests& reqs_;  // shared_'s
   // Open DIRECT ordered extents by id (add order), and their ids per file:
   // at most max_requests, kOePerFile per file (the oldest dropped, counted).
   static constexpr size_t kOePerFile = 1024;
@@ -329,13 +347,14 @@ class DioStuck final : public Detector {
   uint64_t loss_ts_ = 0;
   std::unordered_set<uint64_t> reported_;
   std::unordered_map<Fsid, FsActivity, FsidHash> fs_, fs_oe_;
+  std::pair<const Fsid, FsActivity>* last_fs_ = nullptr;  // in fs_ (reset when fs_ is pruned)
   size_t evicted_ = 0, capped_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Detector> make_dio_stuck(const DetectorConfig& c) {
-  return std::make_unique<DioStuck>(c);
+std::unique_ptr<Detector> make_dio_stuck(const DetectorConfig& c, std::shared_ptr<Shared> s) {
+  return std::make_unique<DioStuck>(c, std::move(s));
 }
 
 }  // namespace bdt::det

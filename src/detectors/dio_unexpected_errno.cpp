@@ -16,7 +16,7 @@
 // get_extent/em_add carries the kernel stack where the error came from.
 #include <fmt/format.h>
 
-#include "detectors/common.h"
+#include "detectors/shared.h"
 
 namespace bdt::det {
 namespace {
@@ -100,23 +100,36 @@ std::string name_of(int e) {
 }
 
 class DioUnexpectedErrno final : public Detector {
+  using Evidence8 = decltype(DioRequests::Req::ev);
+
  public:
-  explicit DioUnexpectedErrno(const DetectorConfig& c) : cfg_(c), reqs_(c.max_requests) {}
+  DioUnexpectedErrno(const DetectorConfig& c, std::shared_ptr<Shared> s)
+      : cfg_(c), shared_(std::move(s)) {}
   std::string_view id() const override { return "dio-unexpected-errno"; }
   // Triggers: a request that failed (errno): its records and the failing
   // get_extent/em_add are emitted with it.
   TriggerSet triggers() const override { return triggers_of({Trigger::Errno}); }
 
+  // The requests are the shared table's (Shared, fed before this
+  // detector). A request whose thread had a failing lookup gets its own copy
+  // of the request's events here (`failed_`), which takes that lookup and the
+  // request's later events: the other detectors' evidence does not.
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {
-      case EventType::DioBegin: reqs_.begin(e); return;
+      case EventType::DioBegin:
+        if (failed_.empty()) return;
+        if (auto* r = shared_->requests.began())
+          if (auto it = failed_.find(r->id); it != failed_.end()) it->second.push(e);
+        if (uint64_t id = shared_->requests.dropped()) failed_.erase(id);
+        return;
       case EventType::GetExtent:
       case EventType::EmAdd: {
         // a failing lookup/insert inside the request: evidence, and with
         // function hooks the kernel stack where the error came from
         int64_t ret = e.type == EventType::GetExtent ? e.as<GetExtent>()->ret : e.as<EmAdd>()->ret;
         if (ret >= 0) return;
-        if (auto* r = reqs_.of_thread(e.tid)) r->ev.push(e);
+        if (auto* r = shared_->requests.table().of_thread(e.tid))
+          failed_.try_emplace(r->id, r->ev).first->second.push(e);
         return;
       }
       case EventType::DioEnd: return on_end(e, out);
@@ -124,24 +137,40 @@ class DioUnexpectedErrno final : public Detector {
     }
   }
 
-  void on_time(uint64_t now, Findings&) override { reqs_.evict(now, cfg_.max_age_ns); }
+  void on_time(uint64_t, Findings&) override {
+    for (auto it = failed_.begin(); it != failed_.end();)
+      it = shared_->requests.table().find(it->first) ? std::next(it) : failed_.erase(it);
+  }
 
-  StateSize state_size() const override { return {reqs_.size(), reqs_.cap(), reqs_.evicted(), reqs_.capped()}; }
+  StateSize state_size() const override {
+    auto& t = shared_->requests.table();
+    return {t.size() + failed_.size(), t.cap(), t.evicted(), t.capped()};
+  }
 
  private:
   void on_end(const Event& e, Findings& out) {
     auto* d = e.as<DioEnd>();
-    auto r = reqs_.end(e);
+    auto* r = shared_->requests.ended();
+    Evidence8 own;
+    const Evidence8* evs = r ? &r->ev : nullptr;
+    if (r && !failed_.empty())
+      if (auto it = failed_.find(r->id); it != failed_.end()) {
+        own = it->second;
+        own.push(e);
+        evs = &own;
+        failed_.erase(it);
+      }
     if (d->ret >= 0) return;
     const int err = static_cast<int>(-d->ret);
     // direction: as the source knows it, else from the request's begin
     uint8_t dir = d->write ? (*d->write ? W : R) : r ? (r->write ? W : R) : RW;
     if (find(kInternal, err)) return;
     if (auto* a = find(kAllowed, err); a && (a->dir & dir)) return;
-    report(e, r ? &*r : nullptr, err, dir, out);
+    report(e, r, evs, err, dir, out);
   }
 
-  void report(const Event& e, const DioRequests::Req* r, int err, uint8_t dir, Findings& out) {
+  void report(const Event& e, const DioRequests::Req* r, const Evidence8* rev, int err, uint8_t dir,
+              Findings& out) {
     const Event& who = r ? r->begin : e;
     auto f = make_finding(id(), "unexpected-errno", Level::Symptom, Severity::Critical, who);
     f.ts_ns = e.ts_ns;
@@ -174,8 +203,8 @@ class DioUnexpectedErrno final : public Detector {
     f.exposure = "observed: the errno at the end of the DIO request (iomap_dio_complete); the "
                  "allowed list is docs/detectors/dio-unexpected-errno.md";
     std::vector<Event> evs;
-    if (r)
-      for (auto& x : r->ev.events()) evs.push_back(x);
+    if (rev)
+      for (auto& x : rev->events()) evs.push_back(x);
     else
       evs.push_back(e);
     put_evidence(f, std::move(evs), cfg_.max_evidence);
@@ -183,13 +212,16 @@ class DioUnexpectedErrno final : public Detector {
   }
 
   DetectorConfig cfg_;
-  DioRequests reqs_;
+  std::shared_ptr<Shared> shared_;
+  // requests with a failing lookup: their events and the lookups, by request id
+  std::unordered_map<uint64_t, Evidence8> failed_;
 };
 
 }  // namespace
 
-std::unique_ptr<Detector> make_dio_unexpected_errno(const DetectorConfig& c) {
-  return std::make_unique<DioUnexpectedErrno>(c);
+std::unique_ptr<Detector> make_dio_unexpected_errno(const DetectorConfig& c,
+                                                     std::shared_ptr<Shared> s) {
+  return std::make_unique<DioUnexpectedErrno>(c, std::move(s));
 }
 
 }  // namespace bdt::det

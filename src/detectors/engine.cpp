@@ -2,7 +2,7 @@
 // tracing and replay alike. Time comes from the events only.
 #include "detectors/engine.h"
 
-#include "detectors/common.h"
+#include "detectors/shared.h"
 
 namespace bdt {
 
@@ -30,18 +30,25 @@ void apply_hooks(DetectorConfig& cfg, const std::function<bool(std::string_view)
   cfg.fallback_events = fn || sys;
 }
 
+// Detectors made here alone (ids, triggers) have a det::Shared nobody feeds:
+// only an Engine feeds detectors.
 std::vector<std::unique_ptr<Detector>> make_detectors(const DetectorConfig& cfg) {
+  return det::make_detectors(cfg, std::make_shared<det::Shared>(cfg));
+}
+
+std::vector<std::unique_ptr<Detector>> det::make_detectors(const DetectorConfig& cfg,
+                                                           const std::shared_ptr<det::Shared>& shared) {
   std::vector<std::unique_ptr<Detector>> v;
   v.push_back(det::make_em_merge_race(cfg));
   v.push_back(det::make_stale_eb_reuse(cfg));
-  v.push_back(det::make_dio_short_write(cfg));
+  v.push_back(det::make_dio_short_write(cfg, shared));
   v.push_back(det::make_send_vs_relocation(cfg));
   v.push_back(det::make_dio_unstable_pages(cfg));
   v.push_back(det::make_dio_buffered_fallback(cfg));
-  v.push_back(det::make_dio_unexpected_errno(cfg));
-  v.push_back(det::make_dio_acked_unbacked(cfg));
-  v.push_back(det::make_dio_stuck(cfg));
-  v.push_back(det::make_dio_csum_after_direct_write(cfg));
+  v.push_back(det::make_dio_unexpected_errno(cfg, shared));
+  v.push_back(det::make_dio_acked_unbacked(cfg, shared));
+  v.push_back(det::make_dio_stuck(cfg, shared));
+  v.push_back(det::make_dio_csum_after_direct_write(cfg, shared));
   return v;
 }
 
@@ -71,7 +78,9 @@ std::string_view to_string(Trigger t) {
   return "?";
 }
 
-Engine::Engine(const DetectorConfig& cfg) : detectors_(make_detectors(cfg)) {}
+Engine::Engine(const DetectorConfig& cfg)
+    : shared_(std::make_shared<det::Shared>(cfg)),
+      detectors_(det::make_detectors(cfg, shared_)) {}
 
 void Engine::feed(const Event& ev, Findings& out) {
   // Time never goes backwards for the detectors: the readers reject
@@ -82,8 +91,10 @@ void Engine::feed(const Event& ev, Findings& out) {
   if (ev.ts_ns < now) {
     Event e = ev;
     e.ts_ns = now;
+    shared_->on_event(e);
     for (auto& d : detectors_) d->on_event(e, out);
   } else {
+    shared_->on_event(ev);
     for (auto& d : detectors_) d->on_event(ev, out);
   }
 }
@@ -91,13 +102,17 @@ void Engine::feed(const Event& ev, Findings& out) {
 void Engine::tick(uint64_t now_ns, Findings& out) {
   if (now_ns < last_ts_) now_ns = last_ts_;
   last_ts_ = now_ns;
+  shared_->before_time(now_ns);
   for (auto& d : detectors_) d->on_time(now_ns, out);
+  shared_->after_time(now_ns);
 }
 
 void Engine::finish(uint64_t now_ns, Findings& out) {
   if (now_ns < last_ts_) now_ns = last_ts_;
   last_ts_ = now_ns;
+  shared_->before_finish(now_ns);
   for (auto& d : detectors_) d->on_finish(now_ns, out);
+  shared_->after_time(now_ns);
 }
 
 void Engine::lost(uint64_t count) {

@@ -9,6 +9,9 @@
 
 #include "bdt/detector.h"
 
+namespace bdt::det {
+struct Shared;
+}
 namespace bdt {
 
 class Engine {
@@ -26,6 +29,7 @@ class Engine {
   const std::vector<std::unique_ptr<Detector>>& detectors() const { return detectors_; }
 
  private:
+  std::shared_ptr<det::Shared> shared_;  // fed before the detectors (detectors/shared.h)
   std::vector<std::unique_ptr<Detector>> detectors_;
   uint64_t last_ts_ = 0;
 };

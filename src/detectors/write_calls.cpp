@@ -5,38 +5,46 @@
 
 namespace bdt::det {
 
-void WriteCalls::on_event(const Event& e, Findings& out) {
+void WriteCalls::on_event(const Event& e) {
   switch (e.type) {
     case EventType::DioBegin:
-      if (e.as<DioBegin>()->write) on_begin(e, out);
+      if (e.as<DioBegin>()->write) on_begin(e);
       break;
-    case EventType::DioEnd: on_end(e, out); break;
+    case EventType::DioEnd: on_end(e); break;
     case EventType::OeAdd:
     case EventType::OeSplit:
     case EventType::OeFinish:
     case EventType::OeRemove:
-    case EventType::OeMarkFinished: on_oe(e, out); break;
+    case EventType::OeMarkFinished: on_oe(e); break;
     default: return;
   }
   flush_erase();
 }
 
-void WriteCalls::on_time(uint64_t now, Findings& out) {
+void WriteCalls::on_time(uint64_t now) {
   done_.clear();
   for (auto& c : slab_) {
     if (!c.live) continue;
     uint64_t id = c.id;
-    hooks_.tick(c, now, out);
+    each(c, [&](WriteCallHooks& h, Findings& out) { h.tick(c, now, out); });
     if (!c.ended && !c.in_flight && now - c.last_ts >= cfg_.settle_ns) {
       c.ended = true;  // short write that was not continued
       c.end_ts = c.last_ts;
     }
     if (c.ended && now - c.end_ts >= cfg_.settle_ns) {
-      evaluate(c, out);
+      evaluate(c);
       done_.push_back(id);
-    } else if (now - c.last_ts > cfg_.max_age_ns && !hooks_.hold(c)) {
-      done_.push_back(id);
-      ++evicted_;
+    } else if (now - c.last_ts > cfg_.max_age_ns) {
+      // aged out, unless some hooks hold it: then for the others only
+      uint32_t holders = 0;
+      for (size_t i = 0; i < subs_.size(); ++i)
+        if (!(c.released >> i & 1) && subs_[i].h->hold(c)) holders |= 1u << i;
+      if (!holders) {
+        done_.push_back(id);
+        ++evicted_;
+      } else {
+        c.released |= ~holders & ((1u << subs_.size()) - 1);
+      }
     }
   }
   for (auto id : done_) erase(id);
@@ -47,12 +55,12 @@ void WriteCalls::on_time(uint64_t now, Findings& out) {
 // removal the trace never saw counts as failed, and the hooks are told that
 // the trace ended before the kernel finished. A call still in flight
 // acknowledged nothing yet: nothing to judge.
-void WriteCalls::on_finish(uint64_t now, Findings& out) {
-  on_time(now, out);
+void WriteCalls::on_finish(uint64_t now) {
+  on_time(now);
   done_.clear();
   for (auto& c : slab_)
     if (c.live && (c.ended || !c.in_flight)) {
-      evaluate(c, out, /*at_end=*/true);
+      evaluate(c, /*at_end=*/true);
       done_.push_back(c.id);
     }
   for (auto id : done_) erase(id);
@@ -116,7 +124,7 @@ void WriteCalls::sweep_indexes() {
       it = it->second.empty() ? by_ino_.erase(it) : std::next(it);
 }
 
-void WriteCalls::make_room(Findings& out) {
+void WriteCalls::make_room() {
   if (live_ < cap()) return;
   // evaluate-and-drop the oldest eighth
   ts_.clear();
@@ -124,17 +132,17 @@ void WriteCalls::make_room(Findings& out) {
     if (c.live) ts_.emplace_back(c.last_ts, c.id);
   size_t k = std::max<size_t>(1, ts_.size() / 8);
   std::nth_element(ts_.begin(), ts_.begin() + static_cast<long>(k - 1), ts_.end());
-  for (size_t i = 0; i < k; ++i) drop(ts_[i].second, out);
+  for (size_t i = 0; i < k; ++i) drop(ts_[i].second);
 }
 
 // Judges a call that ended on what was seen, and forgets it (a cap was reached).
-void WriteCalls::drop(uint64_t id, Findings& out) {
-  if (WriteCall* c = get(id); c && c->ended) evaluate(*c, out);
+void WriteCalls::drop(uint64_t id) {
+  if (WriteCall* c = get(id); c && c->ended) evaluate(*c);
   erase(id);
   ++evicted_, ++capped_;
 }
 
-void WriteCalls::on_begin(const Event& e, Findings& out) {
+void WriteCalls::on_begin(const Event& e) {
   auto* d = e.as<DioBegin>();
   WriteCall* c = active(e.tid);
   bool cont = false;
@@ -149,13 +157,13 @@ void WriteCalls::on_begin(const Event& e, Findings& out) {
   if (!cont && c) {  // the previous call of this thread is over
     if (c->in_flight) c->in_flight = false;  // its dio_end was lost
     if (!c->ended) c->ended = true, c->end_ts = c->last_ts;
-    try_evaluate(*c, out);
+    try_evaluate(*c);
     c = nullptr;
   }
   if (!c) {
-    make_room(out);
+    make_room();
     if (auto f = by_ino_.find(InoKey{e.fs, e.ino}); f != by_ino_.end() && f->second.size() >= kPerFile)
-      drop(f->second.front(), out);  // the file's oldest call
+      drop(f->second.front());  // the file's oldest call
     WriteCall& n = alloc();
     uint64_t id = n.id;
     n.fs = e.fs;
@@ -183,10 +191,10 @@ void WriteCalls::on_begin(const Event& e, Findings& out) {
   c->end = std::max(c->end, d->pos + d->count);
 
   if (d->done_before > 0) c->short_seen = true;  // a continuation
-  hooks_.begun(*c, e, out);
+  each(*c, [&](WriteCallHooks& h, Findings& out) { h.begun(*c, e, out); });
 }
 
-void WriteCalls::on_end(const Event& e, Findings& out) {
+void WriteCalls::on_end(const Event& e) {
   auto* d = e.as<DioEnd>();
   if (d->write && !*d->write) return;
   // ki_pos is advanced by ret - done_before before the tracepoint fires.
@@ -224,11 +232,11 @@ void WriteCalls::on_end(const Event& e, Findings& out) {
   if (complete) {
     c->ended = true;
     c->end_ts = e.ts_ns;
-    try_evaluate(*c, out);
+    try_evaluate(*c);
   }
 }
 
-void WriteCalls::on_oe(const Event& e, Findings& out) {
+void WriteCalls::on_oe(const Event& e) {
   auto* o = e.as<Ordered>();
   auto it = by_ino_.find(InoKey{e.fs, e.ino});
   if (it == by_ino_.end()) return;
@@ -277,7 +285,7 @@ void WriteCalls::on_oe(const Event& e, Findings& out) {
         }
         (failed ? c.bad : c.good).add(s, t);
         c.pending_bad.subtract(s, t);
-        try_evaluate(c, out);
+        try_evaluate(c);
         break;
       }
       default: break;
@@ -297,11 +305,11 @@ WriteCall::OeRec* WriteCalls::pick(WriteCall& c, uint64_t s, uint64_t t) {
   return contain ? contain : any;
 }
 
-void WriteCalls::try_evaluate(WriteCall& c, Findings& out) {
+void WriteCalls::try_evaluate(WriteCall& c) {
   if (!c.ended || !c.oes.empty() || c.in_flight) return;
   // wait for the OE completions of a call whose OEs we never saw added:
   // nothing to wait for; evaluate now and forget the call.
-  evaluate(c, out);
+  evaluate(c);
   c.ended = false;  // judged: nothing more to do for it
   c.in_flight = false;
   c.bad.clear();
@@ -315,7 +323,7 @@ void WriteCalls::flush_erase() {
 }
 
 // at_end: the trace ended; failures of ordered extents still open count too.
-void WriteCalls::evaluate(WriteCall& c, Findings& out, bool at_end) {
+void WriteCalls::evaluate(WriteCall& c, bool at_end) {
   // The kernel reported these ranges failed but the trace never saw the
   // ordered extent removed. Parts another open ordered extent may still
   // complete cleanly (a continuation's) are unknown, not failed.
@@ -341,7 +349,7 @@ void WriteCalls::evaluate(WriteCall& c, Findings& out, bool at_end) {
   if (hole.empty()) return;
   const bool trace_ended = unfinished.intersects(hole.items().front().first, hole.items().back().second);
   c.bad.clear();  // judged once
-  hooks_.judged(c, hole, trace_ended, out);
+  each(c, [&](WriteCallHooks& h, Findings& out) { h.judged(c, hole, trace_ended, out); });
 }
 
 }  // namespace bdt::det

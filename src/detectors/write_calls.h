@@ -49,6 +49,7 @@ struct WriteCall {
   bool self_mmap = false;
   uint64_t buf_lo = 0, buf_hi = 0, buf_ino = 0, buf_addr = 0;
   bool stall_reported = false, cont_reported = false, mmap_reported = false;
+  uint32_t released = 0;  // bit i: the i-th WriteCallHooks let the call go (aged out for it)
   uint64_t cur_pos = 0, cur_done_before = 0;
   // Ordered extents of this call still open. An OE's failure is kept as the
   // ranges of its not-uptodate finishes, so a later split (current kernels)
@@ -84,7 +85,8 @@ struct WriteCall {
   }
 };
 
-// What a detector does with the calls (each detector has its own tracker).
+// What a detector does with the calls (every detector that judges them adds
+// its hooks to the one WriteCalls, which runs them in the order added).
 class WriteCallHooks {
  public:
   virtual ~WriteCallHooks() = default;
@@ -100,12 +102,30 @@ class WriteCallHooks {
   virtual bool hold(const WriteCall&) const { return false; }
 };
 
+// The calls, followed once for every detector that judges them
+// (dio-short-write, dio-acked-unbacked): fed by the engine before the
+// detectors (detectors/shared.h); what a hook reports waits until its
+// detector takes it (take(), from its own on_event / on_time / on_finish), so
+// findings come out in detector order as if each followed its own calls. A
+// call one hook holds past max_age (hold()) stays for that one only.
 class WriteCalls {
  public:
-  WriteCalls(const DetectorConfig& c, WriteCallHooks& h) : cfg_(c), hooks_(h) {}
-  void on_event(const Event& e, Findings& out);
-  void on_time(uint64_t now, Findings& out);
-  void on_finish(uint64_t now, Findings& out);
+  explicit WriteCalls(const DetectorConfig& c) : cfg_(c) {}
+  // Adds a detector's hooks; returns its index for take().
+  size_t add(WriteCallHooks& h) {
+    subs_.push_back(Sub{&h, {}});
+    return subs_.size() - 1;
+  }
+  // Moves what hooks i reported since the last take() to out.
+  void take(size_t i, Findings& out) {
+    auto& p = subs_[i].pending;
+    if (p.empty()) return;
+    for (auto& f : p) out.push_back(std::move(f));
+    p.clear();
+  }
+  void on_event(const Event& e);
+  void on_time(uint64_t now);
+  void on_finish(uint64_t now);
   StateSize state_size() const { return {live_, cap(), evicted_, capped_}; }
   // Caps: calls followed at once (each keeps up to max_evidence events),
   // calls per file (a dio_end or an ordered extent looks at its file's calls),
@@ -116,23 +136,33 @@ class WriteCalls {
   static constexpr size_t kPerFile = 256, kOesPerCall = 64;
 
  private:
+  struct Sub {
+    WriteCallHooks* h;
+    Findings pending;
+  };
+  // f(hooks, their pending findings) for each hooks that still follow c
+  template <class F>
+  void each(WriteCall& c, F f) {
+    for (size_t i = 0; i < subs_.size(); ++i)
+      if (!(c.released >> i & 1)) f(*subs_[i].h, subs_[i].pending);
+  }
   WriteCall* get(uint64_t id);
   WriteCall& alloc();
   WriteCall* active(uint32_t tid);
   void erase(uint64_t id);
   void sweep_indexes();
-  void make_room(Findings& out);
-  void drop(uint64_t id, Findings& out);
-  void on_begin(const Event& e, Findings& out);
-  void on_end(const Event& e, Findings& out);
-  void on_oe(const Event& e, Findings& out);
+  void make_room();
+  void drop(uint64_t id);
+  void on_begin(const Event& e);
+  void on_end(const Event& e);
+  void on_oe(const Event& e);
   static WriteCall::OeRec* pick(WriteCall& c, uint64_t s, uint64_t t);
-  void try_evaluate(WriteCall& c, Findings& out);
+  void try_evaluate(WriteCall& c);
   void flush_erase();
-  void evaluate(WriteCall& c, Findings& out, bool at_end = false);
+  void evaluate(WriteCall& c, bool at_end = false);
 
   DetectorConfig cfg_;
-  WriteCallHooks& hooks_;
+  std::vector<Sub> subs_;
   std::vector<WriteCall> slab_;
   std::vector<uint32_t> free_;
   size_t live_ = 0;
