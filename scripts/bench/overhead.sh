@@ -35,6 +35,10 @@
 # line: the median ratio of each column to `none` and of default to floor.
 # Per run it also prints the tracer's CPU time per I/O (utime+stime from
 # /proc/PID/stat) and its records per I/O (the summary's "records" line).
+# Every tracer run's hooks are read from the kernel (the programs the process holds, named
+# by mechanism): a hook attached with another mechanism than in the floor column (default
+# if there is no floor), e.g. a verifier refusal that made one hook fall back from tp_btf
+# to raw_tp, prints a WARNING line, and RESULT ends with "ATTACH DIFFERS (...)".
 #
 # Then, unless -S: BPF time per I/O from bpf_stats (kernel.bpf_stats_enabled=1 only
 # for these runs, restored after; it adds its own clock reads to every program run, so
@@ -70,7 +74,7 @@ while getopts "b:r:n:e:c:SRafihB:k:s:" o; do
         B) base=$OPTARG ;;
         k) kstats=$OPTARG ;;
         s) xstats=$OPTARG ;;
-        *) sed -n '2,56p' "$0"; exit 1 ;;
+        *) sed -n '2,60p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
@@ -115,20 +119,104 @@ fio_run() {
         python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
 print(int(j["read"]["iops"] + j["write"]["iops"]), j["read"]["total_ios"] + j["write"]["total_ios"])'
 }
-# the binary start_tracer runs: $bin, or the base build's for the column base
-tbin=$bin
+# the binary start_tracer runs: $bin, or the base build's for the column base; and
+# VAR=VALUE words its environment gets
+tbin=$bin tracer_env=()
 start_tracer() {
     # emptied here, not by the background job's redirection: that may run after
     # the wait below has read the previous run's "Ctrl-C" (fio then started
     # before the programs were attached: up to 38% of a run seen untraced)
     : >"$out/tracer.out"
     : >"$out/tracer.err"
-    "$tbin" --mount "$SCRATCH_MNT" "$@" >>"$out/tracer.out" 2>>"$out/tracer.err" &
+    env ${tracer_env[@]+"${tracer_env[@]}"} "$tbin" --mount "$SCRATCH_MNT" "$@" >>"$out/tracer.out" 2>>"$out/tracer.err" &
     tracer=$!
     for _ in $(seq 100); do grep -q "Ctrl-C" "$out/tracer.err" && return; sleep 0.1; done
     echo "tracer did not start: $(cat "$out/tracer.err")" >&2; exit 2
 }
 stop_tracer() { kill -INT "$tracer"; wait "$tracer" || true; tracer=; }
+# start_col COLUMN: the tracer of that column (tbin: this build's or the base build's).
+# BDT_BENCH_TEST_ENV="COLUMN VAR=VALUE" (testing aid, tests/integration/test_bench_attach.sh):
+# that column's tracer also gets VAR=VALUE, e.g. BDT_TEST_REFUSE=dio_complete:tp_btf to make one
+# hook fall back to another mechanism in one column only.
+start_col() {
+    local col=$1 tenv=()
+    tbin=$bin; [[ $col == base || $col == bevents ]] && tbin=$base/btrfs-dio-trace
+    [[ $col == nofb ]] && tenv+=(BDT_FALLBACK_HOOKS=0)
+    [[ $col == noinv ]] && tenv+=("BDT_TRIGGERS_OFF=$noinv_off")
+    if [[ -n ${BDT_BENCH_TEST_ENV:-} && ${BDT_BENCH_TEST_ENV%% *} == "$col" ]]; then
+        tenv+=("${BDT_BENCH_TEST_ENV#* }")
+    fi
+    tracer_env=("${tenv[@]}")
+    # shellcheck disable=SC2046
+    start_tracer $(tracer_args "$col")
+    tracer_env=()
+    attach_map "$tracer" >"$out/attach.$col.new"
+}
+# attach_map PID: how each hook of that tracer is attached, from the kernel: one line per hook,
+# "HOOK MECH" (a program's name is MECH_HOOK, bpf/hooks.def: tb tp_btf, rt raw_tp, tp tracepoint,
+# fe/fx fentry/fexit, kp/kr kprobe/kretprobe; names cut at 15 characters), for the programs whose
+# fds (programs or links) the process holds.
+attach_map() {
+    local ids
+    ids=$(for fd in /proc/"$1"/fd/*; do
+        case $(readlink "$fd" 2>/dev/null) in anon_inode:bpf-prog | anon_inode:bpf_link) ;; *) continue ;; esac
+        awk '/^prog_id:/{print $2}' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null
+    done | sort -u | tr '\n' ' ')
+    bpftool prog show -j 2>/dev/null | python3 -c '
+import json, sys
+ids = {int(x) for x in sys.argv[1].split()}
+hooks = {}
+for p in json.load(sys.stdin):
+    n = p.get("name", "")
+    if p.get("id") in ids and len(n) > 3 and n[2] == "_":
+        hooks.setdefault(n[3:], set()).add(n[:2])
+for h in sorted(hooks):
+    print(h, "+".join(sorted(hooks[h])))' "$ids"
+}
+# attach_check LABEL COLUMN...: compares each column's last attach map (attach.COL.new, kept as
+# attach.COL) with the reference's (the floor, else default): a hook attached with another
+# mechanism, or (same build, not nofb) not attached at all, prints a WARNING line and is kept in
+# attach.warn for RESULT. A base build's columns are compared on the hooks both builds have.
+attach_check() {
+    local c label=$1
+    shift
+    for c in "$@"; do [[ -f $out/attach.$c.new ]] && mv "$out/attach.$c.new" "$out/attach.$c"; done
+    python3 - "$out" "$label" "$@" <<'PY'
+import os, sys
+out, label, cols = sys.argv[1], sys.argv[2], sys.argv[3:]
+def load(c):
+    p = f"{out}/attach.{c}"
+    if not os.path.exists(p):
+        return None
+    return dict(l.split() for l in open(p) if l.strip())
+ref = next((c for c in ("floor", "default") if load(c) is not None), None)
+if ref is None:
+    sys.exit(0)
+r = load(ref)
+for c in cols:
+    m = load(c)
+    if c == ref or m is None:
+        continue
+    other_build = c in ("base", "bevents")
+    diffs = []
+    for h in sorted(set(r) | set(m)):
+        a, b = r.get(h), m.get(h)
+        if a == b:
+            continue
+        if a and b:
+            diffs.append(f"{h} {a}->{b}")
+        elif not other_build and not (c == "nofb" and b is None):
+            diffs.append(f"{h} {a or 'none'}->{b or 'none'}")
+    if not m:
+        diffs.append("no programs found")
+    if diffs:
+        msg = f"{c}: " + ", ".join(diffs)
+        print(f"WARNING ({label}): attach mechanism differs from the {ref} column: {msg} "
+              "(its numbers are not comparable)", flush=True)
+        with open(f"{out}/attach.warn", "a") as f:
+            f.write(msg + "\n")
+PY
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # the summary's record count (text sink: "records N"; older binaries: "events N")
 records() {
@@ -158,11 +246,7 @@ run() {
     if [[ $col == none ]]; then
         r=$(fio_run "$engine"); echo "$r 0 0"; return
     fi
-    tbin=$bin; [[ $col == base || $col == bevents ]] && tbin=$base/btrfs-dio-trace
-    # shellcheck disable=SC2046
-    if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer
-    elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
-    else start_tracer $(tracer_args "$col"); fi
+    start_col "$col"
     t0=$(cpu_ticks "$tracer")
     r=$(fio_run "$engine")
     t1=$(cpu_ticks "$tracer")
@@ -210,11 +294,12 @@ for c in cols:
     parts.append(s)
 print(f"round {rnd} {eng}: " + " | ".join(parts), flush=True)
 PY
+        attach_check "round $r $engine" "${cols[@]}"
     done
 done
 echo "load average after the rounds: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$results" "${cols[@]}" <<'PY'
-import statistics, sys
+import os, statistics, sys
 res, cols = sys.argv[1], sys.argv[2:]
 by = {}
 for l in open(res):
@@ -244,7 +329,12 @@ for e, rounds in by.items():
     print(f"{e}: median tracer CPU ns per I/O: " + ", ".join(f"{c} {x:.0f}" for c, x in cpu.items()) +
           "; records per I/O: " + ", ".join(f"{c} {x:.2f}" for c, x in rec.items()))
     out.append(f"{e} " + " ".join(fields))
-print("RESULT " + " ; ".join(out))
+warn = f"{os.path.dirname(res)}/attach.warn"
+mark = ""
+if os.path.exists(warn) and os.path.getsize(warn):
+    cols_off = sorted({l.split(":")[0] for l in open(warn)})
+    mark = " ; ATTACH DIFFERS (" + ", ".join(cols_off) + ": see the WARNING lines)"
+print("RESULT " + " ; ".join(out) + mark)
 PY
 
 # names of the tracer's programs (skeleton), as the kernel keeps them (15 characters)
@@ -273,11 +363,7 @@ if [[ $stats == 1 ]]; then
         n=${#scols[@]}
         for i in $(seq 0 $((n - 1))); do
             col=${scols[$(( (i + k - 1) % n ))]}
-            tbin=$bin; [[ $col == base || $col == bevents ]] && tbin=$base/btrfs-dio-trace
-            # shellcheck disable=SC2046
-            if [[ $col == nofb ]]; then BDT_FALLBACK_HOOKS=0 start_tracer
-            elif [[ $col == noinv ]]; then BDT_TRIGGERS_OFF=$noinv_off start_tracer
-            else start_tracer $(tracer_args "$col"); fi
+            start_col "$col"
             read -r iops ios < <(fio_run "$engine")
             prog_stats >"$out/progs"
             if [[ $col == default && $k == 1 ]]; then
@@ -289,6 +375,7 @@ if [[ $stats == 1 ]]; then
             fi
             stop_tracer; tbin=$bin
             [[ $col == pin ]] && { "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }; }
+            attach_check "bpf_stats $k $engine" "$col"
             python3 - "$out/progs" "$engine" "$col" "$ios" "$out/stats" <<'PY'
 import sys
 progs, eng, col, ios, acc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
