@@ -36,9 +36,10 @@
 # Per run it also prints the tracer's CPU time per I/O (utime+stime from
 # /proc/PID/stat) and its records per I/O (the summary's "records" line).
 # Every tracer run's hooks are read from the kernel (the programs the process holds, named
-# by mechanism): a hook attached with another mechanism than in the floor column (default
-# if there is no floor), e.g. a verifier refusal that made one hook fall back from tp_btf
-# to raw_tp, prints a WARNING line, and RESULT ends with "ATTACH DIFFERS (...)".
+# by mechanism): a hook attached with another mechanism than in the floor column (without
+# a floor: default, else the first column of this build), e.g. a verifier refusal that
+# made one hook fall back from tp_btf to raw_tp, prints a WARNING line, and RESULT ends
+# with "ATTACH DIFFERS (...)".
 #
 # Then, unless -S: BPF time per I/O from bpf_stats (kernel.bpf_stats_enabled=1 only
 # for these runs, restored after; it adds its own clock reads to every program run, so
@@ -74,7 +75,7 @@ while getopts "b:r:n:e:c:SRafihB:k:s:" o; do
         B) base=$OPTARG ;;
         k) kstats=$OPTARG ;;
         s) xstats=$OPTARG ;;
-        *) sed -n '2,60p' "$0"; exit 1 ;;
+        *) sed -n '2,63p' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
@@ -174,9 +175,9 @@ for h in sorted(hooks):
     print(h, "+".join(sorted(hooks[h])))' "$ids"
 }
 # attach_check LABEL COLUMN...: compares each column's last attach map (attach.COL.new, kept as
-# attach.COL) with the reference's (the floor, else default): a hook attached with another
-# mechanism, or (same build, not nofb) not attached at all, prints a WARNING line and is kept in
-# attach.warn for RESULT. A base build's columns are compared on the hooks both builds have.
+# attach.COL) with the reference's (the floor, else default, else the first other column of
+# this build): a hook attached with another mechanism, or (same build, not nofb) not attached
+# at all, prints a WARNING line and is kept in attach.warn for RESULT. A base build's columns are compared on the hooks both builds have.
 attach_check() {
     local c label=$1
     shift
@@ -189,7 +190,8 @@ def load(c):
     if not os.path.exists(p):
         return None
     return dict(l.split() for l in open(p) if l.strip())
-ref = next((c for c in ("floor", "default") if load(c) is not None), None)
+ref = next((c for c in ("floor", "default", *cols) if c not in ("none", "nofb", "base", "bevents")
+            and load(c) is not None), None)
 if ref is None:
     sys.exit(0)
 r = load(ref)
