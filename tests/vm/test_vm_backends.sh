@@ -12,8 +12,10 @@
 #   dio-buf-fault -n 3     the 2023 DIO short-write bug: DIO writes faulting part-way (short write, continued)
 #   send-vs-balance.sh -s 100   the 2019 send/relocation race: send during a full balance
 # with a second tracer (--events --comm dio-unstable) recording what of the 2011 unstable-pages checksum bug reached the
-# kernel's DIO path, and a third with BDT_EB_ALL=1 (every free/find_extent_buffer, not only
-# STALE buffers) around a metadata-heavy burst.
+# kernel's DIO path, a third (--events --comm btrfs) around send-vs-balance, and then a fourth with
+# BDT_EB_ALL=1 --all-events --events (every free/find_extent_buffer, not only STALE buffers, and
+# every event) around a metadata-heavy burst and the reads of a file with two blocks zeroed on the
+# device.
 # Asserts, per backend: every function hook this kernel has attached with that mechanism;
 # the 2011 unstable-pages checksum bug as the kernel really does it (which writes reached iomap_dio_rw_begin, EIO or torn
 # reads) and the exposure table saying the same; on a kernel that writes direct: csum_error
@@ -148,30 +150,21 @@ for line in open(path):
         print(f"BE {be} SUMMARY {json.dumps({'events_by_type': o.get('events_by_type'), 'lost': o.get('lost')})}")
 PY
   "$BIN" doctor --backend "$be" --format json 2>/dev/null | tr -d '\n' | sed "s/^/BE $be DOCTOR /"; echo
-  # every extent buffer free/find, around a metadata-heavy burst; stopped after the burst (not
-  # after a fixed time: under TCG the burst may take longer than any fixed window)
+  # one more tracer, every event: every extent buffer free/find around a metadata-heavy burst, then
+  # the checksum failures below; stopped after them (not after a fixed time: under TCG the burst
+  # may take longer than any fixed window)
   # --all-events: also the clean ordered-extent completions (oe_finish), which the default
   # emission policy drops (docs/performance.md), so btrfs_finish_ordered_io()'s hook is proven
-  BDT_EB_ALL=1 "$BIN" --backend "$be" --all-events --format json --mount /mnt >/tmp/$be.eb 2>/tmp/$be.eberr &
+  BDT_EB_ALL=1 "$BIN" --backend "$be" --all-events --events --format json --mount /mnt >/tmp/$be.eb 2>/tmp/$be.eberr &
   T=$!
   wait_ready /tmp/$be.eberr
   mkdir -p /mnt/ebburst; for i in $(seq 1 200); do echo $i >/mnt/ebburst/f$i; done; sync
   # small files are inline (no ordered extent): one regular data extent for oe_finish
   dd if=/dev/zero of=/mnt/ebburst/big bs=64k count=4 conv=fsync status=none
   rm -rf /mnt/ebburst; sync
-  sleep 1
-  kill -INT $T; wait $T
-  python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    if "\"summary\"" in l:
-        print("BE " + sys.argv[2] + " EBALL " + json.dumps(json.loads(l).get("events_by_type")))' /tmp/$be.eb "$be"
   # checksum failures at known offsets: blocks 2 and 16 of a fresh 128 KiB file are zeroed on the
   # device under btrfs; a direct and a buffered read of the file then fail exactly there, and the
   # kernel logs both (a few blocks: below its rate limit)
-  "$BIN" --backend "$be" --format json --events --mount /mnt >/tmp/$be.cor 2>/tmp/$be.corerr &
-  T=$!
-  wait_ready /tmp/$be.corerr
   F=/mnt/corrupt.$be
   dd if=/dev/urandom of=$F bs=64k count=2 status=none; sync
   ext=$(filefrag -v $F | sed -n 's/^ *0: *0\.\. *[0-9]*: *\([0-9]*\)\.\. *[0-9]*: *\([0-9]*\):.*/\1 \2/p')
@@ -191,7 +184,12 @@ for l in open(sys.argv[1]):
       awk -v be=$be -v how=$how '{printf "BE %s CORLOG %s %s %s\n", be, how, $1, $2}'
   done
   kill -INT $T; wait $T
-  grep '"type":"csum_error"' /tmp/$be.cor | python3 -c '
+  python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    if "\"summary\"" in l:
+        print("BE " + sys.argv[2] + " EBALL " + json.dumps(json.loads(l).get("events_by_type")))' /tmp/$be.eb "$be"
+  grep '"type":"csum_error"' /tmp/$be.eb | python3 -c '
 import json, sys
 for l in sys.stdin:
     o = json.loads(l)
