@@ -52,10 +52,13 @@ SHM=$(mktemp /dev/shm/bdt-itest-qemu-cli-XXXXXX.raw)
 ITEST_CLEANUPS+=("rm -f $SHM")
 truncate -s 16M "$EXT" "$SHM"
 fstype=$(stat -f -c %T "$EXT")
-qemu-system-x86_64 -S -accel tcg -nodefaults -no-user-config -display none -monitor none \
+# Descriptors the test inherited are closed first: a file QEMU has open is one of its images (the
+# lock of `flock LOCK ctest ...` would be listed as a third).
+(for fd in /proc/self/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done
+ exec qemu-system-x86_64 -S -accel tcg -nodefaults -no-user-config -display none -monitor none \
     -name guest=vm-elsewhere,debug-threads=on \
     -drive "file=$EXT,if=virtio,format=raw,cache=none,aio=native" \
-    -drive "file=$SHM,if=virtio,format=raw,cache=writeback" </dev/null >"$ITEST_TMP/qemu.out" 2>&1 &
+    -drive "file=$SHM,if=virtio,format=raw,cache=writeback") </dev/null >"$ITEST_TMP/qemu.out" 2>&1 &
 QPID=$!
 ITEST_CLEANUPS+=("kill $QPID 2>/dev/null")
 for _ in $(seq 50); do [[ -n $(ls -l /proc/$QPID/fd 2>/dev/null | grep -F "$SHM") ]] && break; sleep 0.1; done
