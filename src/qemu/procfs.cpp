@@ -196,6 +196,13 @@ std::optional<QemuProcess> read_process(uint32_t pid, const DiscoverOptions& o, 
       return std::nullopt;
     }
   }
+  // An exiting QEMU whose memory is already gone (exit_mm: no command line, no executable) but
+  // that is not a zombie yet: it has no images or I/O left, and a scan must not take it for
+  // a new, nameless VM ("pid-N") where it was a named one a second ago.
+  if (p.argv.empty() && p.exe.empty() && looks_like_qemu(p.comm, "", "")) {
+    if (why_not) *why_not = fmt::format("process {} ({}) has exited", pid, p.comm);
+    return std::nullopt;
+  }
   const std::string argv0 = p.argv.empty() ? std::string() : p.argv[0];
   if (!any && !looks_like_qemu(p.comm, p.exe, argv0)) {
     if (why_not) {

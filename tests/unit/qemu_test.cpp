@@ -491,6 +491,17 @@ TEST(QemuWatcher, AddedRemovedReusedChanged) {
   EXPECT_TRUE(e.image.empty());
   EXPECT_TRUE(a.knows_pid(4001));
   EXPECT_TRUE(describe(d).find("VM vm4 (pid 4001) exited\nVM vm4 (pid 4001) started") == 0) << describe(d);
+
+  // 2001 ("db") is exiting: its memory is gone (empty command line, no executable) but it is
+  // not a zombie yet. It exits under its name, not as a new nameless VM "pid-2001".
+  spit(fp.proc / "2001/cmdline", "");
+  fs::remove(fp.proc / "2001/exe");
+  d = w.scan();
+  EXPECT_TRUE(d.added.empty());
+  EXPECT_TRUE(d.changed.empty()) << describe(d);
+  ASSERT_EQ(d.removed.size(), 1u);
+  EXPECT_EQ(d.removed[0].pid, 2001u);
+  EXPECT_EQ(describe(d), "VM db (pid 2001) exited\n");
 }
 
 TEST(QemuWatcher, NothingRunning) {
