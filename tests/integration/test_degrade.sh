@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Degrade per hook: a program the kernel refuses takes only its own hook down.
+#   0. without BDT_TEST_REFUSE the kernel's verifier refuses none of the shipped programs (a
+#      refusal only warns, so a program this kernel's verifier rejects would go unnoticed);
 # BDT_TEST_REFUSE=HOOK[:MECH] makes the programs of one hook invalid (a read the
 # verifier rejects), as a kernel whose verifier refuses them would:
 #   1. btrfs_handle_em_exist refused on its best mechanism (tp_btf): doctor and
@@ -40,6 +42,10 @@ hooks = lambda d: {h["name"]: h for h in d["hooks"]}
 det = lambda d: {x["id"]: x for x in d["detectors"]}
 p, t, a = hooks(plain), hooks(tpbtf), hooks(alls)
 check(p[H]["mechanism"] == "tp_btf" and p[H]["attached"], f"without a refusal {H} attaches with tp_btf")
+# A refused program only warns and takes its hook to a lesser mechanism: on this kernel, none may be.
+refused = [f"{n}: {h['reason']}" for n, h in p.items() if "refused by the verifier" in h["reason"]]
+refused += [w for w in plain["warnings"] if "refused by the verifier" in w]
+check(not refused, f"without BDT_TEST_REFUSE the verifier refuses none of the programs ({refused})")
 check(t[H]["mechanism"] == "raw_tp" and t[H]["attached"], f"tp_btf refused: {H} attaches with raw_tp ({t[H]['reason']})")
 check("tp_btf program tb_em_exist refused by the verifier: " in t[H]["reason"]
       and "invalid mem access" in t[H]["reason"],

@@ -16,7 +16,8 @@
 # BDT_EB_ALL=1 --all-events --events (every free/find_extent_buffer, not only STALE buffers, and
 # every event) around a metadata-heavy burst and the reads of a file with two blocks zeroed on the
 # device.
-# Asserts, per backend: every function hook this kernel has attached with that mechanism;
+# Asserts, per backend: every function hook this kernel has attached with that mechanism and
+# no program refused by the verifier (doctor, also for the tracepoint backend);
 # the 2011 unstable-pages checksum bug as the kernel really does it (which writes reached iomap_dio_rw_begin, EIO or torn
 # reads) and the exposure table saying the same; on a kernel that writes direct: csum_error
 # events at exactly the offsets the kernel logged ("csum failed ... ino I off O") and
@@ -215,6 +216,13 @@ def check(ok, what):
     if not ok:
         fails.append(what)
 
+def check_none_refused(who, d):
+    """A program the verifier refuses only takes its hook down to a lesser mechanism (or none),
+    with a warning: on the kernels the tool is tested on, none of the shipped programs may be."""
+    bad = [f"{h['name']}: {h.get('reason')}" for h in d.get("hooks", []) if "refused by the verifier" in h.get("reason", "")]
+    bad += [w for w in d.get("warnings", []) if "refused by the verifier" in w]
+    check(not bad, f"{who}: the verifier refused none of the programs ({bad})")
+
 release = next((l.split()[2] for l in lines if l.startswith("BE kernel ")), "")
 check(release.startswith(kernel + "."), f"the guest runs a {kernel} kernel ({release})")
 # What each kernel does with the 2011 unstable-pages checksum bug (docs/kernel-behaviour.md): 6.1 writes O_DIRECT to a
@@ -238,6 +246,10 @@ for be in ("fentry", "kprobe"):
     summ = [json.loads(l[len("SUMMARY "):]) for l in mine if l.startswith("SUMMARY ")]
     doc = [l[len("DOCTOR "):] for l in mine if l.startswith("DOCTOR ")]
     eb = [l[len("EBALL "):] for l in mine if l.startswith("EBALL ")]
+    try:  # a missing or broken doctor JSON fails below ("doctor JSON output")
+        check_none_refused(f"{be}: doctor", json.loads(doc[0]) if doc else {})
+    except ValueError:
+        pass
     check(bool(summ), f"{be}: tracer summary printed")
     ev = (summ[0].get("events_by_type") or {}) if summ else {}
     # oe_finish: only failed completions by default (none here); checked with --all-events below
@@ -419,9 +431,12 @@ for l in lines:
     if l.startswith("BE tracepoint DOCTOR "):
         try:
             d = json.loads(l[len("BE tracepoint DOCTOR "):])
-            print(f"MATRIX {kernel} tracepoint: " + json.dumps({x["id"]: x["fidelity"] for x in d.get("detectors", [])}))
         except ValueError:
-            pass
+            d = None
+        check(d is not None, "tracepoint: doctor JSON output")
+        if d is not None:
+            check_none_refused("tracepoint: doctor", d)
+            print(f"MATRIX {kernel} tracepoint: " + json.dumps({x["id"]: x["fidelity"] for x in d.get("detectors", [])}))
 print(f"{len(fails)} failed")
 sys.exit(1 if fails else 0)
 PY
