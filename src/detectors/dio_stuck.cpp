@@ -74,6 +74,8 @@ struct OpenOe {
   uint64_t req_id = 0;    // the request of the thread that added it (0: none)
 };
 
+using OeIt = std::map<uint64_t, OpenOe>::iterator;
+
 class DioStuck final : public Detector {
  public:
   DioStuck(const DetectorConfig& c, std::shared_ptr<Shared> s)
@@ -143,7 +145,7 @@ class DioStuck final : public Detector {
       remove_oe(oes_.begin());
       ++evicted_;
     }
-    last_fs_ = nullptr;
+    last_fs_ = last_fs_oe_ = nullptr;
     evicted_ += evict_aged(fs_, now, age, [](const FsActivity& a) { return a.last_ts; });
     evicted_ += evict_aged(fs_oe_, now, age, [](const FsActivity& a) { return a.last_ts; });
   }
@@ -198,6 +200,12 @@ class DioStuck final : public Detector {
     auto it = fs_oe_.find(fs);
     return it == fs_oe_.end() ? nullptr : &it->second;
   }
+  // The ordered extents' activity of fs, made if new (looked up again only
+  // when the filesystem changes).
+  FsActivity& oe_activity_of(const Fsid& fs) {
+    if (!last_fs_oe_ || !(last_fs_oe_->first == fs)) last_fs_oe_ = &*fs_oe_.try_emplace(fs).first;
+    return last_fs_oe_->second;
+  }
 
   void forget(uint64_t id) { reported_.erase(id); }
 
@@ -209,28 +217,40 @@ class DioStuck final : public Detector {
         remove_oe(oes_.begin());
         ++evicted_, ++capped_;
       }
-    if (auto f = oe_by_file_.find(ino_key(e)); f != oe_by_file_.end() && f->second.size() >= kOePerFile) {
-      if (auto old = oes_.find(f->second.front()); old != oes_.end()) remove_oe(old);  // the file's oldest
-      else f->second.erase(f->second.begin());
+    auto& in_file = oe_by_file_[ino_key(e)];  // not emptied below: the file's oldest of many goes
+    if (in_file.size() >= kOePerFile) {
+      remove_oe(in_file.front());  // the file's oldest
       ++evicted_, ++capped_;
     }
     uint64_t id = ++next_oe_;
-    OpenOe& n = oes_[id];
-    n.id = id;
-    n.add = e;
-    n.s = o->file_offset;
-    n.e = o->file_offset + o->len;
-    if (auto* r = reqs_.of_thread(e.tid)) n.req_id = r->id;
-    oe_by_file_[ino_key(e)].push_back(id);
+    OeIt it;
+    if (oe_spare_.empty()) {
+      it = oes_.emplace_hint(oes_.end(), std::piecewise_construct, std::forward_as_tuple(id),
+                             std::forward_as_tuple());
+    } else {  // a removed extent's node, reused
+      auto nh = std::move(oe_spare_.back());
+      oe_spare_.pop_back();
+      nh.key() = id;
+      it = oes_.insert(oes_.end(), std::move(nh));
+    }
+    const auto* r = reqs_.of_thread(e.tid);
+    it->second = OpenOe{.id = id,
+                        .add = e,
+                        .s = o->file_offset,
+                        .e = o->file_offset + o->len,
+                        .reported = false,
+                        .req_id = r ? r->id : 0};
+    in_file.push_back(it);
   }
 
-  void remove_oe(std::map<uint64_t, OpenOe>::iterator it) {
+  void remove_oe(OeIt it) {
     if (auto f = oe_by_file_.find(ino_key(it->second.add)); f != oe_by_file_.end()) {
-      auto& ids = f->second;
-      if (auto i = std::find(ids.begin(), ids.end(), it->first); i != ids.end()) ids.erase(i);
-      if (ids.empty()) oe_by_file_.erase(f);
+      auto& its = f->second;
+      if (auto i = std::find(its.begin(), its.end(), it); i != its.end()) its.erase(i);
+      if (its.empty()) oe_by_file_.erase(f);
     }
-    oes_.erase(it);
+    auto nh = oes_.extract(it);
+    if (oe_spare_.size() < kOeSpare) oe_spare_.push_back(std::move(nh));
   }
 
   void on_oe_remove(const Event& e) {
@@ -239,20 +259,17 @@ class DioStuck final : public Detector {
     uint64_t s = o->file_offset, t = o->file_offset + o->len;
     auto f = oe_by_file_.find(ino_key(e));
     if (f == oe_by_file_.end()) return;
-    std::vector<uint64_t> done;
-    for (uint64_t id : f->second) {
-      auto it = oes_.find(id);
-      if (it == oes_.end()) continue;
+    done_.clear();
+    for (OeIt it : f->second) {
       auto& x = it->second;
       if (!dev_compat(x.add.dev, e.dev) || !overlaps(x.s, x.e, s, t)) continue;
-      note(fs_oe_[e.fs], x.add.ts_ns, e);
+      note(oe_activity_of(e.fs), x.add.ts_ns, e);
       // the removed part is done; a split-off remainder stays open
-      if (s <= x.s && x.e <= t) done.push_back(id);
+      if (s <= x.s && x.e <= t) done_.push_back(it);
       else if (s <= x.s) x.s = t;
       else x.e = s;  // the back part, or a hole in the middle: keep the front part
     }
-    for (uint64_t id : done)
-      if (auto it = oes_.find(id); it != oes_.end()) remove_oe(it);
+    for (OeIt it : done_) remove_oe(it);
   }
 
   static std::string ago(uint64_t now, uint64_t ts) {
@@ -338,16 +355,23 @@ class DioStuck final : public Detector {
   DetectorConfig cfg_;
   std::shared_ptr<Shared> shared_;
   DioRequests& reqs_;  // shared_'s
-  // Open DIRECT ordered extents by id (add order), and their ids per file:
-  // at most max_requests, kOePerFile per file (the oldest dropped, counted).
+  // Open DIRECT ordered extents by id (add order), and where they are per file
+  // (oldest first): at most max_requests, kOePerFile per file (the oldest
+  // dropped, counted). Every removal goes through remove_oe(), which takes the
+  // extent out of both.
   static constexpr size_t kOePerFile = 1024;
   std::map<uint64_t, OpenOe> oes_;
-  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> oe_by_file_;
+  std::unordered_map<InoKey, std::vector<OeIt>, InoKeyHash> oe_by_file_;
+  // Nodes of removed extents kept for the next ones (no allocation per oe_add).
+  static constexpr size_t kOeSpare = 64;
+  std::vector<std::map<uint64_t, OpenOe>::node_type> oe_spare_;
+  std::vector<OeIt> done_;  // on_oe_remove's scratch
   uint64_t next_oe_ = 0;
   uint64_t loss_ts_ = 0;
   std::unordered_set<uint64_t> reported_;
   std::unordered_map<Fsid, FsActivity, FsidHash> fs_, fs_oe_;
   std::pair<const Fsid, FsActivity>* last_fs_ = nullptr;  // in fs_ (reset when fs_ is pruned)
+  std::pair<const Fsid, FsActivity>* last_fs_oe_ = nullptr;  // in fs_oe_ (the same)
   size_t evicted_ = 0, capped_ = 0;
 };
 
