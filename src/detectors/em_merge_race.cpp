@@ -84,7 +84,7 @@ class EmMergeRace final : public Detector {
       }
       it = next;
     }
-    while (recent_n_ && recent_[recent_head_].end_ts + kRecentNs < now) pop_recent();
+    while (recent_n_ && recent(0).end_ts + kRecentNs < now) pop_recent();
     evicted_ += gate_.evict(now, cfg_.max_age_ns > cfg_.repeat_ns ? cfg_.max_age_ns : cfg_.repeat_ns);
   }
 
@@ -110,6 +110,7 @@ class EmMergeRace final : public Detector {
     return nullptr;
   }
   using It = std::map<uint64_t, Req>::iterator;
+  using Node = std::map<uint64_t, Req>::node_type;
   void unindex(It it) {
     const Req& r = it->second;
     if (!r.ino) return;  // not indexed yet
@@ -119,16 +120,20 @@ class EmMergeRace final : public Detector {
       if (its.empty()) by_file_.erase(f);
     }
   }
-  void erase(const Req* r) {
-    if (!r) return;
+  // The request out of the table and its indexes, as its node (empty: not in the table).
+  Node take(const Req* r) {
+    if (!r) return {};
     auto it = reqs_.find(r->id);
-    if (it == reqs_.end()) return;
+    if (it == reqs_.end()) return {};
     auto t = by_tid_.find(r->tid);
     if (t != by_tid_.end() && t->second == r->id) by_tid_.erase(t);
     unindex(it);
-    auto n = reqs_.extract(it);
-    if (spare_.size() < kSpare) spare_.push_back(std::move(n));
+    return reqs_.extract(it);
   }
+  void recycle(Node&& n) {
+    if (!n.empty() && spare_.size() < kSpare) spare_.push_back(std::move(n));
+  }
+  void erase(const Req* r) { recycle(take(r)); }
   // Files are indexed once their inode is known (a get_extent enter may tell it later).
   void index(It it) {
     const Req& r = it->second;
@@ -238,27 +243,30 @@ class EmMergeRace final : public Detector {
     }
     if (r) {
       r->end_ts = e.ts_ns;
-      remember(*r);
-      erase(r);
+      if (r->dio) remember(take(r));
+      else erase(r);
     }
   }
 
   // Requests that ended recently: a thread that inserted the merged map may
   // finish its whole (small) request while the racing thread is still inside
   // btrfs_get_extent (measured on 6.18: the other request usually ended a few
-  // microseconds before the em_exist). Bounded by count and by age.
+  // microseconds before the em_exist). Bounded by count and by age. An ended
+  // request keeps its node (out of the table and its indexes, so unchanged
+  // from here on): no copy per completion; a node leaving the ring is reused.
   static constexpr size_t kRecent = 256;
   static constexpr uint64_t kRecentNs = 1'000'000'000ull;
-  void remember(const Req& r) {
-    if (!r.dio) return;
+  const Req& recent(size_t i) const { return recent_[(recent_head_ + i) % kRecent].mapped(); }
+  void remember(Node&& n) {
+    if (n.empty()) return;
     if (recent_.empty()) recent_.resize(kRecent);  // once
-    while (recent_n_ && (recent_n_ == kRecent ||
-                         recent_[recent_head_].end_ts + kRecentNs < r.end_ts))
-      pop_recent();
-    recent_[(recent_head_ + recent_n_) % kRecent] = r;
+    const uint64_t end_ts = n.mapped().end_ts;
+    while (recent_n_ && (recent_n_ == kRecent || recent(0).end_ts + kRecentNs < end_ts)) pop_recent();
+    recent_[(recent_head_ + recent_n_) % kRecent] = std::move(n);
     ++recent_n_;
   }
   void pop_recent() {
+    recycle(std::move(recent_[recent_head_]));
     recent_head_ = (recent_head_ + 1) % kRecent;
     --recent_n_;
   }
@@ -278,7 +286,7 @@ class EmMergeRace final : public Detector {
           v.push_back(&it->second);
     if (since_ts != UINT64_MAX)
       for (size_t i = 0; i < recent_n_; ++i) {
-        auto& q = recent_[(recent_head_ + i) % kRecent];
+        auto& q = recent(i);
         if (match(q) && q.end_ts >= since_ts) v.push_back(&q);
       }
     return v;
@@ -428,10 +436,11 @@ class EmMergeRace final : public Detector {
   std::map<uint64_t, Req> reqs_;
   std::unordered_map<uint32_t, uint64_t> by_tid_;  // tid -> id of its current request
   std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
-  // Nodes of dropped requests kept for the next ones (a request is ~1.9 KB).
+  // Nodes of dropped requests and of those leaving the recent ring, kept for
+  // the next ones (a request is ~1.9 KB).
   static constexpr size_t kSpare = 32;
   std::vector<std::map<uint64_t, Req>::node_type> spare_;
-  std::vector<Req> recent_;  // ring of kRecent
+  std::vector<Node> recent_;  // ring of kRecent ended requests' nodes
   size_t recent_head_ = 0, recent_n_ = 0;
   uint64_t next_id_ = 0;
   RepeatGate<InoBranch, InoBranchHash> gate_;
