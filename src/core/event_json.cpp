@@ -9,6 +9,7 @@
 // or value; findings and the header are rarer and append to a std::string.
 // tests/unit/json_golden_test.cpp pins the bytes.
 #include "core/event_json.h"
+#include "core/decimal.h"
 #include "core/safe_text.h"
 
 #include <fmt/compile.h>
@@ -71,7 +72,7 @@ std::string_view severity_name(Severity s) {
 // The most bytes append_json_string / put_str writes for n bytes of text:
 // quotes, and "\u00XX" (6) for any byte at worst.
 constexpr size_t json_string_max(size_t n) { return 2 + 6 * n; }
-constexpr size_t kNumberMax = 20;  // UINT64_MAX, INT64_MIN
+constexpr size_t kNumberMax = decimal::kMaxChars;  // UINT64_MAX, INT64_MIN
 
 // Inlined: the keys' sizes are compile-time constants, so each key is a few moves.
 #define BDT_INLINE [[gnu::always_inline]] inline
@@ -85,9 +86,10 @@ BDT_INLINE char* put_sv(char* p, std::string_view s) {
   std::memcpy(p, s.data(), s.size());
   return p + s.size();
 }
+// A number: kNumberMax reserved for it (decimal.h may store past its digits).
 template <class T>
 BDT_INLINE char* put_int(char* p, T v) {
-  return fmt::format_to(p, FMT_COMPILE("{}"), v);
+  return decimal::write_integer(p, v);
 }
 // A name of the event model (event type, phase, ioctl command, fallback path):
 // plain identifiers, which JSON escaping leaves as they are
@@ -174,7 +176,7 @@ char* put_flags(char* p, std::string_view k, uint32_t bits, std::span<const Flag
     if (!first) *p++ = ',';
     first = false;
     p = put_lit(p, "\"BIT");
-    p = put_int(p, static_cast<unsigned>(std::countr_zero(rest)));
+    p = fmt::format_to(p, FMT_COMPILE("{}"), static_cast<unsigned>(std::countr_zero(rest)));
     *p++ = '"';
   }
   *p++ = ']';
