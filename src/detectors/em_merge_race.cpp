@@ -38,18 +38,19 @@ struct ReqState {
   bool in_get_extent = false;
   bool eexist_reported = false;
   uint64_t first_ts = 0, last_ts = 0, end_ts = 0;
-  Event begin;
 };
 struct Req : ReqState {
+  Event begin;  // set by start(), the only caller of reset()
   InlineEvidence<8> ev;
-  // Back to a fresh request (a reused node) without touching the unused evidence slots.
+  // Back to a fresh request (a reused node) without clearing the begin event
+  // (overwritten next) or touching the unused evidence slots.
   void reset() {
     static_cast<ReqState&>(*this) = ReqState{};
     ev.clear();
   }
 };
 // reset() covers every member: a new one goes in ReqState (reset with it), not here.
-static_assert(sizeof(Req) == sizeof(ReqState) + sizeof(InlineEvidence<8>),
+static_assert(sizeof(Req) == sizeof(ReqState) + sizeof(Event) + sizeof(InlineEvidence<8>),
               "a member of Req outside ReqState: reset() of a reused node would keep it");
 
 class EmMergeRace final : public Detector {
@@ -84,7 +85,7 @@ class EmMergeRace final : public Detector {
       }
       it = next;
     }
-    while (recent_n_ && recent(0).end_ts + kRecentNs < now) pop_recent();
+    while (recent_n_ && oldest_end() + kRecentNs < now) pop_recent();
     evicted_ += gate_.evict(now, cfg_.max_age_ns > cfg_.repeat_ns ? cfg_.max_age_ns : cfg_.repeat_ns);
   }
 
@@ -257,12 +258,16 @@ class EmMergeRace final : public Detector {
   static constexpr size_t kRecent = 256;
   static constexpr uint64_t kRecentNs = 1'000'000'000ull;
   const Req& recent(size_t i) const { return recent_[(recent_head_ + i) % kRecent].mapped(); }
+  // The oldest one's end time, from the side array (the node itself is cold).
+  uint64_t oldest_end() const { return recent_end_[recent_head_]; }
   void remember(Node&& n) {
     if (n.empty()) return;
-    if (recent_.empty()) recent_.resize(kRecent);  // once
+    if (recent_.empty()) recent_.resize(kRecent), recent_end_.resize(kRecent);  // once
     const uint64_t end_ts = n.mapped().end_ts;
-    while (recent_n_ && (recent_n_ == kRecent || recent(0).end_ts + kRecentNs < end_ts)) pop_recent();
-    recent_[(recent_head_ + recent_n_) % kRecent] = std::move(n);
+    while (recent_n_ && (recent_n_ == kRecent || oldest_end() + kRecentNs < end_ts)) pop_recent();
+    const size_t at = (recent_head_ + recent_n_) % kRecent;
+    recent_[at] = std::move(n);
+    recent_end_[at] = end_ts;
     ++recent_n_;
   }
   void pop_recent() {
@@ -440,7 +445,8 @@ class EmMergeRace final : public Detector {
   // the next ones (a request is ~1.9 KB).
   static constexpr size_t kSpare = 32;
   std::vector<std::map<uint64_t, Req>::node_type> spare_;
-  std::vector<Node> recent_;  // ring of kRecent ended requests' nodes
+  std::vector<Node> recent_;        // ring of kRecent ended requests' nodes
+  std::vector<uint64_t> recent_end_;  // their end_ts, by the same index
   size_t recent_head_ = 0, recent_n_ = 0;
   uint64_t next_id_ = 0;
   RepeatGate<InoBranch, InoBranchHash> gate_;
