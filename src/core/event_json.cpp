@@ -287,6 +287,36 @@ char* put_fs(char* p, const Fsid& fs) {
   return p;
 }
 
+// The fs id's text as put_fs writes it, from the memo when the fs is the last one's.
+BDT_INLINE char* put_fs(char* p, const Fsid& fs, EventJsonMemo* memo) {
+  if (!memo) return put_fs(p, fs);
+  if (!memo->valid || !(memo->fs == fs)) {
+    put_fs(memo->fs_text.data(), fs);
+    memo->fs = fs;
+    memo->valid = true;
+  }
+  std::memcpy(p, memo->fs_text.data(), memo->fs_text.size());
+  return p + memo->fs_text.size();
+}
+
+// The comm (NUL-terminated in its 16 bytes, as Event::comm_view()) as a JSON
+// string: plain ASCII, as a comm nearly always is, is copied in one go, the
+// rest goes through put_str. Room: json_string_max(16) is reserved for it.
+BDT_INLINE char* put_comm(char* p, const std::array<char, 16>& comm) {
+  size_t n = 0;
+  for (; n < comm.size(); ++n) {
+    const auto c = static_cast<unsigned char>(comm[n]);
+    if (c == 0) break;
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+      return put_str(p, std::string_view(comm.data(), strnlen(comm.data(), comm.size())));
+  }
+  *p++ = '"';
+  std::memcpy(p, comm.data(), comm.size());
+  p += n;
+  *p++ = '"';
+  return p;
+}
+
 // ---- appending to a std::string (findings, the header) ------------------------------------
 
 // Runs put(p) on room for `max` more bytes at the end of out, keeps what it wrote.
@@ -318,15 +348,15 @@ size_t event_json_max(const Event& ev) {
          payload_max_table()[ev.body.index()];
 }
 
-char* write_event_json(char* p, const Event& ev) {
+char* write_event_json(char* p, const Event& ev, EventJsonMemo* memo) {
   p = put_lit(p, "{\"ts_ns\":");
   p = put_int(p, ev.ts_ns);
   p = put_field(p, K("pid"), ev.pid);
   p = put_field(p, K("tid"), ev.tid);
-  p = put_field(p, K("comm"), ev.comm_view());
+  p = put_comm(put_lit(p, K("comm")), ev.comm);
   p = put_name(put_lit(p, K("type")), to_string(ev.type));
   p = put_lit(p, K("fs"));
-  p = put_fs(p, ev.fs);
+  p = put_fs(p, ev.fs, memo);
   p = put_field(p, K("dev"), ev.dev);
   p = put_field(p, K("ino"), ev.ino);
   if (!ev.vm.empty()) p = put_field(p, K("vm"), ev.vm);

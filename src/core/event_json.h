@@ -4,6 +4,7 @@
 // (write_event_json) or appends to a caller-owned string, never through a JSON
 // DOM, and allocates only when `out` must grow.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -22,10 +23,18 @@ class StringTable;
 
 // Appends one JSON object (no trailing newline) for the event.
 void append_event_json(std::string& out, const Event& ev);
+// What write_event_json may keep from one event to the next of the same
+// writer (one per writer, not shared between threads): the text of the last
+// fs id, which nearly every event repeats.
+struct EventJsonMemo {
+  Fsid fs;
+  std::array<char, 38> fs_text{};
+  bool valid = false;
+};
 // The same object written at p, which has room for event_json_max(ev) bytes;
 // returns the end of what was written (the hot path: no allocation, no size
-// check per field).
-char* write_event_json(char* p, const Event& ev);
+// check per field). The same bytes with or without a memo.
+char* write_event_json(char* p, const Event& ev, EventJsonMemo* memo = nullptr);
 // The most bytes write_event_json writes for ev.
 size_t event_json_max(const Event& ev);
 // Appends one JSON object (no trailing newline) for the finding, with evidence.

@@ -69,7 +69,7 @@ class JsonSink final : public Sink {
         block_cap_ = max;
       }
     }
-    char* p = write_event_json(block_.get() + block_len_, ev);
+    char* p = write_event_json(block_.get() + block_len_, ev, &memo_);
     if (wall) {
       --p;  // the object's '}'
       p = fmt::format_to(p, ",\"wall_ns\":{},\"wall_time\":\"{}\"}}", wns, wtime);
@@ -158,6 +158,7 @@ class JsonSink final : public Sink {
   int64_t wall_off_ = 0;
   bool event_wall_ = false;
   bool whole_blocks_ = true;  // false on a terminal: each event line at once
+  EventJsonMemo memo_;  // write_event_json's, for this stream's events
   std::unique_ptr<char[]> block_;
   size_t block_cap_ = 0, block_len_ = 0;
   std::string line_;

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <random>
+
 #include "core/event_json.h"
 #include "replay/trace_reader.h"
 #include "trace_samples.h"
@@ -345,4 +347,37 @@ TEST(EventJson, DamagedLinesOnlyGiveInputError) {
   }
   EXPECT_GT(errors, 1000u);
   EXPECT_GT(ok, 20u);
+}
+
+// The fs id and the comm take shortcuts in the writer (the last fs id's text
+// kept in a memo, one copy of a plain comm); their text must stay Fsid::str()
+// and the comm's JSON string (up to its first NUL, or all 16 bytes without
+// one), for any bytes, and a memo must not change a byte.
+TEST(EventJson, FsAndCommAsTheirGeneralForms) {
+  std::mt19937_64 rng(7);
+  EventJsonMemo memo;
+  Fsid last;
+  const char special[] = {'"', '\\', '\n', '\x01', '\x1f', '\x7f', '\x80', '\xc3', '\xa9', '\xff', 0};
+  for (int i = 0; i < 20000; ++i) {
+    Event e = base_event(EventType::DioEnd, 1);
+    e.body = DioEnd{};
+    for (auto& b : e.fs.b) b = static_cast<uint8_t>(rng());
+    if (i % 7 == 0) e.fs = Fsid{};
+    if (i % 2 == 1) e.fs = last;  // the memo's fs again
+    if (i % 10 == 5) e.fs.b[rng() % 16] ^= 1;  // one bit off the memo's
+    last = e.fs;
+    for (auto& c : e.comm) {
+      const uint64_t r = rng() % 20;
+      c = r < 15 ? static_cast<char>(' ' + rng() % 95) : special[rng() % sizeof special];
+    }
+    if (i % 3 == 0) e.comm[rng() % 16] = 0;  // a NUL inside, bytes after it to ignore
+    std::string want_comm;
+    append_json_string(want_comm, e.comm_view());
+    const std::string s = enc(e);
+    ASSERT_NE(s.find(",\"comm\":" + want_comm + ",\"type\":"), std::string::npos) << s;
+    ASSERT_NE(s.find(",\"fs\":\"" + e.fs.str() + "\","), std::string::npos) << s;
+    std::string with_memo(event_json_max(e), '\0');
+    with_memo.resize(static_cast<size_t>(write_event_json(with_memo.data(), e, &memo) - with_memo.data()));
+    ASSERT_EQ(with_memo, s);
+  }
 }
