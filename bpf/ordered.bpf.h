@@ -150,18 +150,34 @@ static __always_inline u64 oe_split_key(u64 sb_dev, u64 ino, u64 off)
 	return (h & ~3ull) | 2;
 }
 
-/* The slot of the extent at key (~0u: not kept). */
-static __always_inline u32 oe_find(u64 key)
+/* Where the extent at a key is kept: its slot and that slot's key entry. */
+struct oe_ref {
+	u32 i;  /* ~0u: not kept */
+	u64 *k; /* oe_slot_key[i] */
+};
+
+/* The slot of the extent at key (i ~0u: not kept). */
+static __always_inline struct oe_ref oe_find_ref(u64 key)
 {
+	struct oe_ref ref = { .i = ~0u };
+
 #pragma unroll
 	for (u32 p = 0; p < BDT_OE_PROBES; p++) {
 		u32 i = oe_probe(key, p);
 		u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
 
-		if (k && *k == key)
-			return i;
+		if (k && *k == key) {
+			ref.i = i;
+			ref.k = k;
+			return ref;
+		}
 	}
-	return ~0u;
+	return ref;
+}
+
+static __always_inline u32 oe_find(u64 key)
+{
+	return oe_find_ref(key).i;
 }
 
 /* A DIRECT ordered extent was added (h: its record, emitted or not; held_by:
@@ -233,14 +249,12 @@ static __always_inline void oe_track_split(u64 okey, u64 sb_dev, u64 ino, u64 of
 	r->noe = n + 1;
 }
 
-/* The extent at `key` is gone: its slot is free again. */
-static __always_inline void oe_track_remove(u64 key)
+/* The extent at `key` (ref: where it is kept, oe_find_ref) is gone: its slot
+ * is free again. */
+static __always_inline void oe_track_remove(u64 key, const struct oe_ref *ref)
 {
-	u32 i = oe_find(key);
-	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
-
-	if (k && *k == key)
-		__sync_val_compare_and_swap(k, key, 0);
+	if (ref->k && *ref->k == key)
+		__sync_val_compare_and_swap(ref->k, key, 0);
 }
 
 /* The entry's oe_add record, now (its own time, its writer). */
@@ -356,15 +370,14 @@ static __always_inline void oe_call_emitted(const struct dio_req *r)
 	}
 }
 
-/* At an IOERR of the DIRECT extent at key: its entry, when it holds a write
- * whose records were not emitted (the acked_ioerr fact). */
-static __always_inline struct oe_open *oe_acked_of(u64 key)
+/* At an IOERR of the DIRECT extent at key (ref: where it is kept): its entry,
+ * when it holds a write whose records were not emitted (the acked_ioerr fact). */
+static __always_inline struct oe_open *oe_acked_of(u64 key, const struct oe_ref *ref)
 {
-	u32 i = oe_find(key);
-	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i);
+	u32 i = ref->i;
 	struct oe_open *o;
 
-	if (!k || *k != key)
+	if (!ref->k || *ref->k != key)
 		return 0;
 	o = bpf_map_lookup_elem(&oe_slot, &i);
 	if (!o || !o->call.valid || o->call.emitted)
@@ -436,18 +449,18 @@ static long oe_scan_cb(struct bpf_map *map, const u32 *i, struct oe_open *o, str
 	return 0;
 }
 
-/* At the removal of the DIRECT extent at `key` (mine: its entry, if kept): the
- * oldest stuck extent on the filesystem, if it is time to look (the oe_stall
- * trigger's fact). */
-static __always_inline struct oe_open *oe_stall_scan(u64 key, u64 sb_dev, u64 now,
-						     struct oe_open **mine)
+/* At the removal of the DIRECT extent at `key` (ref: where it is kept; mine:
+ * its entry, if kept): the oldest stuck extent on the filesystem, if it is
+ * time to look (the oe_stall trigger's fact). */
+static __always_inline struct oe_open *oe_stall_scan(u64 key, const struct oe_ref *ref,
+						     u64 sb_dev, u64 now, struct oe_open **mine)
 {
 	struct oe_scan_ctx sc = { .sb_dev = sb_dev, .now = now, .found = ~0u };
-	u32 i = oe_find(key), b = (u32)((sb_dev * 0x9E3779B97F4A7C15ull) >> 60);
-	u64 *k = bpf_map_lookup_elem(&oe_slot_key, &i), *at, next;
+	u32 i = ref->i, b = (u32)((sb_dev * 0x9E3779B97F4A7C15ull) >> 60);
+	u64 *at, next;
 	struct oe_open *o;
 
-	if (!k || *k != key)
+	if (!ref->k || *ref->k != key)
 		return 0;
 	o = bpf_map_lookup_elem(&oe_slot, &i);
 	if (!o)
@@ -491,6 +504,7 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	const struct btrfs_ordered_extent *oe = (void *)ctx[1];
 	struct held_rec h = { .type = type, .src = BDT_SRC_TRACEPOINT };
 	struct oe_open *stuck = 0, *mine = 0, *acked = 0;
+	struct oe_ref where = { .i = ~0u };
 	struct dio_req *held = 0;
 	struct super_block *sb;
 	struct ident id = {};
@@ -537,18 +551,24 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	if (oe_track_on() && (type == BDT_EV_OE_ADD || type == BDT_EV_OE_REMOVE ||
 			      type == BDT_EV_OE_MARK_FINISHED || type == BDT_EV_OE_SPLIT))
 		okey = addr_num((u64)oe);
-	/* the key it is kept by: its address, or its start for a split-off part */
+	/* the key it is kept by: its address, or its start for a split-off part;
+	 * where: looked up once, for the three uses below */
 	akey = okey;
-	if (okey && (type == BDT_EV_OE_REMOVE || type == BDT_EV_OE_MARK_FINISHED) && acked_on() &&
-	    oe_direct(h.u.oe.kflags) && oe_find(okey) == ~0u)
-		akey = oe_split_key(sb_dev, ino, h.u.oe.file_offset);
-	/* oe_stall: a DIRECT extent removed while an older one is stuck */
-	if (okey && type == BDT_EV_OE_REMOVE && oe_stall_on())
-		stuck = oe_stall_scan(okey, sb_dev, h.ts, &mine);
+	if (okey && oe_direct(h.u.oe.kflags) &&
+	    (type == BDT_EV_OE_REMOVE || (type == BDT_EV_OE_MARK_FINISHED && acked_on()))) {
+		where = oe_find_ref(okey);
+		if (where.i == ~0u && acked_on()) {
+			akey = oe_split_key(sb_dev, ino, h.u.oe.file_offset);
+			where = oe_find_ref(akey);
+		}
+	}
+	/* oe_stall: a DIRECT extent (kept by its address) removed while an older one is stuck */
+	if (okey && type == BDT_EV_OE_REMOVE && oe_stall_on() && akey == okey)
+		stuck = oe_stall_scan(okey, &where, sb_dev, h.ts, &mine);
 	/* acked_ioerr: a DIRECT extent of an acknowledged, unemitted write failed */
 	if (okey && (type == BDT_EV_OE_REMOVE || type == BDT_EV_OE_MARK_FINISHED) && acked_on() &&
 	    oe_ioerr(h.u.oe.kflags))
-		acked = oe_acked_of(akey);
+		acked = oe_acked_of(akey, &where);
 	fired = oe_fired(&h, false, stuck ? stuck->ino : 0, rewrote, acked != 0);
 	if (acked && (fired & (1u << BDT_TRIG_ACKED_IOERR))) {
 		struct flush_ctx fc = { .sb_dev = sb_dev, .ino = ino };
@@ -595,7 +615,7 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 		/* the part split off its front (the extent's start before the split) */
 		oe_track_split(okey, sb_dev, ino, h.u.oe.file_offset, held, held_key, btf);
 	} else if (okey && type == BDT_EV_OE_REMOVE && oe_direct(h.u.oe.kflags)) {
-		oe_track_remove(akey);
+		oe_track_remove(akey, &where);
 	}
 	return 0;
 }
