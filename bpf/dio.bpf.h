@@ -313,7 +313,8 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 			if (ret == -5 || ret == -17 || error == -5 || error == -17)
 				stack_id = stack_of(pctx);
 			/* Completion may run in irq or a worker: the record names the submitter. */
-			emit_req_end(r, now, src, pos, ret, error, stack_id);
+			emit_req_end_stall(r, now, src, pos, ret, error, stack_id,
+					   (fired & (1u << BDT_TRIG_STALL)) ? &f : 0);
 			/* a checksummed file's direct write (csum_direct) */
 			dw_complete(r, ret > 0 && error == 0, true, now, pos, ret, error, src);
 		} else {

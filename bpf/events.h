@@ -135,13 +135,29 @@ enum bdt_source {
 
 struct bdt_dio {
 	bdt_u64 pos;
-	bdt_u64 count;
-	bdt_u64 done_before;
+	union {
+		bdt_u64 count;       /* dio_begin */
+		bdt_u64 later_done;  /* dio_end, the stall trigger fired: at least this
+				      * many requests on the filesystem that began after
+				      * the stalled one completed (0: not counted) */
+	};
+	union {
+		bdt_u64 done_before; /* dio_begin */
+		bdt_u64 stalled_ts;  /* dio_end, the stall trigger fired: the stalled
+				      * request's begin (its dio_begin's ts_ns) */
+	};
 	bdt_s64 ret;           /* dio_end */
 	bdt_s32 error;         /* dio_end */
-	bdt_u32 dio_flags;
+	union {
+		bdt_u32 dio_flags;   /* dio_begin */
+		bdt_u32 stalled_tid; /* dio_end, the stall trigger fired: the stalled
+				      * request's thread */
+	};
 	bdt_u64 buf_addr;      /* user address of the first iovec */
-	bdt_u64 buf_file_ino;  /* 0: anonymous memory */
+	union {
+		bdt_u64 buf_file_ino; /* dio_begin; 0: anonymous memory */
+		bdt_u64 stalled_ino;  /* dio_end, the stall trigger fired: its inode */
+	};
 	bdt_u64 buf_file_dev;  /* kernel dev_t of the buffer file's subvolume */
 	bdt_u64 buf_file_off;
 };

@@ -63,6 +63,10 @@ struct dio_req {
 	u8 nheld;
 	u8 noe;          /* entries of oes */
 	u32 pad;
+	/* the stall trigger's count (stall_scan): completions on its filesystem
+	 * that cannot be of requests older than this one are those beyond this
+	 * number; bit 63: set (by the first scan that saw it in flight) */
+	u64 later_base;
 	/* the oe_slot entries (ordered.bpf.h) of the DIRECT ordered extents its
 	 * thread added while it held their records (BDT_REQ_OES: all of them) */
 	u16 oes[BDT_REQ_OES];
@@ -423,8 +427,12 @@ static __always_inline void emit_req_held(const struct dio_req *r)
 	}
 }
 
-static __always_inline void emit_req_end(const struct dio_req *r, u64 ts, u8 src, u64 pos, s64 ret,
-					 s32 error, u32 stack_id)
+/* stall: the stall trigger fired at this completion (stall_scan): the stalled
+ * request's begin time, thread and inode and the count, in fields a dio_end
+ * has no other use for (NULL: it did not). */
+static __always_inline void emit_req_end_stall(const struct dio_req *r, u64 ts, u8 src, u64 pos,
+					       s64 ret, s32 error, u32 stack_id,
+					       const struct bdt_facts *stall)
 {
 	struct bdt_raw_event *e = rec_new(BDT_EV_DIO_END, src, ts);
 
@@ -437,7 +445,19 @@ static __always_inline void emit_req_end(const struct dio_req *r, u64 ts, u8 src
 	e->u.dio.pos = pos;
 	e->u.dio.ret = ret;
 	e->u.dio.error = error;
+	if (stall) {
+		e->u.dio.stalled_ts = stall->stalled_ts;
+		e->u.dio.stalled_tid = stall->stalled_tid;
+		e->u.dio.stalled_ino = stall->stalled_ino;
+		e->u.dio.later_done = stall->stalled_later;
+	}
 	bdt_submit(e);
+}
+
+static __always_inline void emit_req_end(const struct dio_req *r, u64 ts, u8 src, u64 pos, s64 ret,
+					 s32 error, u32 stack_id)
+{
+	emit_req_end_stall(r, ts, src, pos, ret, error, stack_id, 0);
 }
 
 /* Emit what the request holds, once: from now on it is emitted as it goes. */
@@ -560,9 +580,21 @@ static __always_inline void flush_inode(u64 sb_dev, u64 ino, u64 since, u64 now)
  * second per filesystem (stall_scan_at, by dio_counts' filesystem slot), a
  * scan of the requests in flight for the oldest such request that began
  * before the completing one. When it finds one the trigger fires: its inode
- * is flushed (and hot) and the completing request is emitted.
+ * is flushed (and hot) and the completing request is emitted, its dio_end
+ * carrying the stalled request's begin time and how many requests on the
+ * filesystem that began after it completed meanwhile, at least (dio-stuck's
+ * evidence: a slow device holds those too). That count costs the clean path
+ * nothing: the filesystem's completions are counted per CPU anyway
+ * (dio_counts), and the scan sums them (fs_done). The first scan that sees
+ * a request in flight sets its later_base: that sum plus the other requests
+ * in flight on the filesystem then (older ones among them may complete
+ * later: not counted; the completing one is among them, one fewer counted). At the trigger the count
+ * is the sum now minus the stalled request's base (at least 1: the completing
+ * request began after it). Not counted (0) for the filesystems beyond
+ * BDT_FS_SLOTS, which share one slot of dio_counts.
  */
 #define BDT_STALL_SCAN_NS 1000000000ULL
+#define BDT_LATER_SET (1ULL << 63)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -575,8 +607,13 @@ struct stall_ctx {
 	u64 sb_dev;
 	u64 before; /* began before this (the completing request's begin) */
 	u64 now;
-	u64 ino;    /* found: its inode and begin */
+	u64 ino;    /* found: its inode, begin and thread */
 	u64 ts;
+	u32 tid;
+	u32 pad;
+	u64 base;   /* found: its later_base */
+	u64 done;   /* the filesystem's completions (fs_done); 0: not counted */
+	u64 open;   /* requests in flight on the filesystem (the completing one too) */
 };
 
 static __always_inline bool req_stalled(const struct dio_req *r, const struct stall_ctx *sc)
@@ -584,8 +621,22 @@ static __always_inline bool req_stalled(const struct dio_req *r, const struct st
 	u64 bytes = r->count < (1ULL << 34) ? r->count : (1ULL << 34);
 	u64 limit = stall_ns + ((bytes * 1000000000ULL) >> 22); /* its size at 4 MiB/s */
 
-	return !r->emitted && r->id.sb_dev == sc->sb_dev && r->ts < sc->before &&
-	       sc->now > r->ts && sc->now - r->ts >= limit && (!sc->ino || r->ts < sc->ts);
+	return !r->emitted && r->ts < sc->before && sc->now > r->ts && sc->now - r->ts >= limit &&
+	       (!sc->ino || r->ts < sc->ts);
+}
+
+/* A request in flight, seen by the scan: counted, and the stalled one if it is. */
+static __always_inline void stall_visit(const struct dio_req *r, struct stall_ctx *sc)
+{
+	if (r->id.sb_dev != sc->sb_dev)
+		return;
+	sc->open += 1;
+	if (req_stalled(r, sc)) {
+		sc->ino = r->id.ino;
+		sc->ts = r->ts;
+		sc->tid = r->tid;
+		sc->base = r->later_base;
+	}
 }
 
 static long stall_slot_cb(struct bpf_map *map, const u32 *i, struct dio_req *r, struct stall_ctx *sc)
@@ -593,25 +644,76 @@ static long stall_slot_cb(struct bpf_map *map, const u32 *i, struct dio_req *r, 
 	u32 k = *i;
 	u64 *key = bpf_map_lookup_elem(&dio_slot_key, &k);
 
-	if (key && *key && !(*key & 1) && req_stalled(r, sc)) {
-		sc->ino = r->id.ino;
-		sc->ts = r->ts;
-	}
+	if (key && *key && !(*key & 1))
+		stall_visit(r, sc);
 	return 0;
 }
 
 static long stall_inflight_cb(struct bpf_map *map, const u64 *key, struct dio_req *r,
 			      struct stall_ctx *sc)
 {
-	if (req_stalled(r, sc)) {
-		sc->ino = r->id.ino;
-		sc->ts = r->ts;
+	stall_visit(r, sc);
+	return 0;
+}
+
+/* The second pass: a base for the requests in flight on the filesystem that
+ * have none: each of the others in flight (the completing one too, to keep
+ * it simple: one fewer counted) may be older and complete later. */
+static __always_inline void stall_base(struct dio_req *r, const struct stall_ctx *sc)
+{
+	if (r->id.sb_dev == sc->sb_dev && !(r->later_base & BDT_LATER_SET))
+		r->later_base = BDT_LATER_SET | (sc->done + sc->open - 1);
+}
+
+static long stall_base_slot_cb(struct bpf_map *map, const u32 *i, struct dio_req *r,
+			       struct stall_ctx *sc)
+{
+	stall_base(r, sc); /* a free or half-filled slot gets one too: cleared at its begin */
+	return 0;
+}
+
+static long stall_base_inflight_cb(struct bpf_map *map, const u64 *key, struct dio_req *r,
+				   struct stall_ctx *sc)
+{
+	stall_base(r, sc);
+	return 0;
+}
+
+struct fs_done_ctx {
+	u32 k;    /* the filesystem's first key in dio_counts (its reads) */
+	u32 pad;
+	u64 sum;
+};
+
+static long fs_done_cb(u32 cpu, struct fs_done_ctx *c)
+{
+#pragma unroll
+	for (u32 d = BDT_DIR_READ; d <= BDT_DIR_WRITE; d++) {
+		u32 k = c->k + d;
+		struct bdt_dio_count *n = bpf_map_lookup_percpu_elem(&dio_counts, &k, cpu);
+
+		if (!n)
+			return 1; /* past the possible CPUs */
+		c->sum += n->requests + n->again;
 	}
 	return 0;
 }
 
+/* The requests of filesystem slot fs_slot that completed since the tracer
+ * started (its counts in dio_counts, summed over the CPUs); 0: not counted. */
+static __always_inline u64 fs_done(u32 fs_slot)
+{
+	struct fs_done_ctx c = { .k = fs_slot * BDT_DIRS };
+
+	if (fs_slot >= BDT_FS_SLOTS)
+		return 0;
+	bpf_loop(nr_cpus, fs_done_cb, &c, 0);
+	return c.sum;
+}
+
 /* At a completion on this filesystem (fs_slot, sb_dev) of a request that
- * began at `before`: the stall trigger's fact (struct bdt_facts). */
+ * began at `before`: the stall trigger's fact (struct bdt_facts) and its
+ * count. */
 static __always_inline void stall_scan(struct bdt_facts *f, u32 fs_slot, u64 sb_dev, u64 before,
 				       u64 now)
 {
@@ -626,10 +728,22 @@ static __always_inline void stall_scan(struct bdt_facts *f, u32 fs_slot, u64 sb_
 	next = *at;
 	if (now < next || __sync_val_compare_and_swap(at, next, now + BDT_STALL_SCAN_NS) != next)
 		return;
+	sc.done = fs_done(fs_slot);
 	bpf_for_each_map_elem(&dio_slot, stall_slot_cb, &sc, 0);
 	bpf_for_each_map_elem(&inflight_dio, stall_inflight_cb, &sc, 0);
 	f->stalled_ino = sc.ino;
 	f->stalled_ts = sc.ts;
+	f->stalled_tid = sc.tid;
+	if (sc.ino && sc.done) {
+		u64 base = sc.base & ~BDT_LATER_SET;
+
+		/* at least the completing one (no base yet: this is the first scan that saw it) */
+		f->stalled_later = (sc.base & BDT_LATER_SET) && sc.done > base ? sc.done - base : 1;
+	}
+	if (sc.done) {
+		bpf_for_each_map_elem(&dio_slot, stall_base_slot_cb, &sc, 0);
+		bpf_for_each_map_elem(&inflight_dio, stall_base_inflight_cb, &sc, 0);
+	}
 }
 
 /*

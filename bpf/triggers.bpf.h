@@ -68,6 +68,10 @@ struct bdt_facts {
 				* before this one is open past the threshold on this
 				* inode (ordered.bpf.h oe_stall_scan()) */
 	u64 stalled_ts;        /* DIO end: ... and began then */
+	u32 stalled_tid;       /* DIO end: ... by this thread */
+	u64 stalled_later;     /* DIO end: ... and at least this many requests on the
+				* filesystem that began after it completed (0: not
+				* counted; stall_scan()) */
 	bool direct_written;   /* CSUM: the file has remembered direct writes;
 				* BDT_PT_OE, a buffered oe_add: it rewrote one
 				* (direct_writes.bpf.h) */

@@ -119,6 +119,15 @@ struct DioEnd {
   int64_t ret = 0;  // bytes or -errno
   int32_t error = 0;
   std::optional<bool> write;  // direction when the source knows it
+  // The stall trigger fired at this completion (findings only, bpf/lazy.bpf.h
+  // stall_scan): at least this many DIO requests on the filesystem that began
+  // after the stalled request completed while it was open (0: not counted),
+  // and that request: its begin time (its dio_begin's ts_ns as the kernel
+  // stamped it; 0: none), thread and inode.
+  uint64_t later_done = 0;
+  uint64_t stalled_begin_ns = 0;
+  uint32_t stalled_tid = 0;
+  uint64_t stalled_ino = 0;
   bool operator==(const DioEnd&) const = default;
 };
 struct GetExtent {

@@ -340,6 +340,27 @@ template <> struct FieldList<DioEnd> {
           .raw(BDT_RAW((r.flags & BDT_F_DIR_KNOWN) ? std::optional<bool>(r.flags & BDT_F_WRITE)
                                                    : std::nullopt))
           .text_words("write", "read"),
+      // Only where the stall trigger fired (findings only): dio-stuck's count.
+      field<&P::later_done>("later_done")
+          .appended()
+          .json_when(When::Nonzero)
+          .raw(BDT_RAW(r.u.dio.later_done))
+          .text(Style::Kv, When::Nonzero),
+      field<&P::stalled_begin_ns>("stalled_begin_ns")
+          .appended()
+          .json_when(When::Nonzero)
+          .raw(BDT_RAW(r.u.dio.stalled_ts))
+          .text(Style::Hidden),
+      field<&P::stalled_tid>("stalled_tid")
+          .appended()
+          .json_when(When::Nonzero)
+          .raw(BDT_RAW(r.u.dio.stalled_tid))
+          .text(Style::Hidden),
+      field<&P::stalled_ino>("stalled_ino")
+          .appended()
+          .json_when(When::Nonzero)
+          .raw(BDT_RAW(r.u.dio.stalled_ino))
+          .text(Style::Hidden),
   };
 };
 

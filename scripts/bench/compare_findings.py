@@ -72,9 +72,16 @@ def load(path, with_events=False):
     return findings, summary, events
 
 
+# Fields only the findings-only tracer's programs fill: the stall trigger's count on the dio_end
+# it fired at (and stalled_begin_ns, a time); the --events twin's programs do not scan.
+LAZY_ONLY_KEYS = {"later_done"}
+
+
 def untimed(rec):
-    """A record without its timestamps: each tracer stamps the same kernel event itself."""
-    return {k: v for k, v in rec.items() if k not in TIME_KEYS and not k.endswith("_ns")}
+    """A record without its timestamps (each tracer stamps the same kernel event itself) and
+    without what only the findings-only mode's programs fill (LAZY_ONLY_KEYS)."""
+    return {k: v for k, v in rec.items()
+            if k not in TIME_KEYS and k not in LAZY_ONLY_KEYS and not k.endswith("_ns")}
 
 
 def canon(x):

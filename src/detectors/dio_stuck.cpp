@@ -11,9 +11,13 @@
 //   stuck request: open for longer than stall_threshold_ns (plus its size at
 //     4 MiB/s, so a huge request on a slow device is not taken for a hang),
 //     and since it began at least one DIO request that *began after it* on
-//     the same filesystem (fs) ended. The finding names how many did (of
-//     the filesystem's last kPerFsCounted completions the detector saw: in
-//     findings-only mode the emitted ones) and when the last one ended.
+//     the same filesystem (fs) ended. The finding names how many did, at
+//     least, and when the last one ended: counted here over the filesystem's
+//     last kPerFsCounted completions seen, or - findings only, where clean
+//     completions make no record - by the kernel: the dio_end at which the
+//     stall trigger fired carries its count (later_done, for the request
+//     of thread stalled_tid on inode stalled_ino; bpf/lazy.bpf.h stall_scan).
+//     The larger of the two is said.
 //   stuck ordered extent: a DIRECT oe_add whose range was not removed for
 //     as long, while a DIRECT ordered extent added after it on the same
 //     filesystem was removed; not reported while its request is open or
@@ -66,6 +70,18 @@ std::string count_of(Later l, std::string_view what) {
   return fmt::format("{}{} {}{}", l.more ? "at least " : "", l.n, what, l.n == 1 ? "" : "s");
 }
 
+// The kernel's count for a stalled request (a dio_end's later_done), by the
+// stalled request's begin time; the last few per filesystem.
+struct KernelCount {
+  uint64_t begin_ts = 0;  // the stalled request's, as the kernel stamped it
+  uint32_t tid = 0;       // its thread
+  uint64_t ino = 0;       // its inode
+  uint64_t later = 0;
+  uint64_t seen_ts = 0;   // the dio_end's
+  bool used = false;      // said by a finding
+};
+constexpr size_t kKernelCounts = 16;
+
 struct OpenOe {
   uint64_t id = 0;
   Event add;
@@ -95,6 +111,11 @@ class DioStuck final : public Detector {
         if (uint64_t id = shared_->requests.dropped()) forget(id);
         return;
       case EventType::DioEnd: {
+        if (auto* d = e.as<DioEnd>(); d && d->later_done && d->stalled_ino) {
+          auto& v = kernel_counts_[e.fs];
+          if (v.size() >= kKernelCounts) v.erase(v.begin());
+          v.push_back({d->stalled_begin_ns, d->stalled_tid, d->stalled_ino, d->later_done, e.ts_ns});
+        }
         auto* r = shared_->requests.ended();
         if (!r) return;
         forget(r->id);
@@ -148,10 +169,13 @@ class DioStuck final : public Detector {
     last_fs_ = last_fs_oe_ = nullptr;
     evicted_ += evict_aged(fs_, now, age, [](const FsActivity& a) { return a.last_ts; });
     evicted_ += evict_aged(fs_oe_, now, age, [](const FsActivity& a) { return a.last_ts; });
+    evicted_ += evict_aged(kernel_counts_, now, age, [](const std::vector<KernelCount>& v) {
+      return v.empty() ? 0 : v.back().seen_ts;
+    });
   }
 
   StateSize state_size() const override {
-    return {reqs_.size() + oes_.size() + fs_.size() + fs_oe_.size(),
+    return {reqs_.size() + oes_.size() + fs_.size() + fs_oe_.size() + kernel_counts_.size(),
             reqs_.cap() + cfg_.max_requests, evicted_ + reqs_.evicted(), capped_ + reqs_.capped()};
   }
 
@@ -287,6 +311,25 @@ class DioStuck final : public Detector {
     });
   }
 
+  // How many that began after r completed, at least: counted here, or by the
+  // kernel where the stall trigger fired for it (findings only). The kernel's
+  // request is matched by thread and inode, not by its begin time: a record a
+  // trigger emits late reaches the detectors stamped no earlier than the
+  // records before it (Engine::feed), so r's begin may read later than the
+  // kernel's stamp of it, never earlier. Each count is said once.
+  Later later_for(const DioRequests::Req& r, const FsActivity& a) {
+    Later l{later_than(a, r.first_ts).n, false};  // "at least" is in the message
+    if (auto it = kernel_counts_.find(r.begin.fs); it != kernel_counts_.end())
+      for (auto& k : it->second)
+        if (!k.used && k.tid == r.begin.tid && k.ino == r.begin.ino &&
+            k.begin_ts <= r.begin.ts_ns) {
+          k.used = true;
+          l.n = std::max(l.n, k.later);
+          break;
+        }
+    return l;
+  }
+
   void report_request(const DioRequests::Req& r, const FsActivity& a, uint64_t now, Findings& out) {
     auto* b = r.begin.as<DioBegin>();
     auto f = make_finding(id(), "stuck-request", Level::Symptom, Severity::Critical, r.begin);
@@ -297,10 +340,10 @@ class DioStuck final : public Detector {
     const Done& last = last_recent(a);
     f.message = fmt::format(
         "a direct {} by {} (pid {}, tid {}) of inode {} [{}, {}) has not completed for {} while "
-        "{} on the same filesystem that began after it completed (the last {} ago): "
+        "at least {} on the same filesystem that began after it completed (the last {} ago): "
         "rule 'a DIO request completes once the device has done it' broke",
         r.write ? "write" : "read", comm_of(r.begin), r.begin.pid, r.begin.tid, r.begin.ino,
-        r.start, end, ago(now, r.first_ts), count_of(later_than(a, r.first_ts), "DIO request"),
+        r.start, end, ago(now, r.first_ts), count_of(later_for(r, a), "DIO request"),
         ago(now, last.end.ts_ns));
     f.explanation = fmt::format(
         "A slow or hung device holds every request; here requests that came later finished, so "
@@ -372,6 +415,7 @@ class DioStuck final : public Detector {
   std::unordered_map<Fsid, FsActivity, FsidHash> fs_, fs_oe_;
   std::pair<const Fsid, FsActivity>* last_fs_ = nullptr;  // in fs_ (reset when fs_ is pruned)
   std::pair<const Fsid, FsActivity>* last_fs_oe_ = nullptr;  // in fs_oe_ (the same)
+  std::unordered_map<Fsid, std::vector<KernelCount>, FsidHash> kernel_counts_;
   size_t evicted_ = 0, capped_ = 0;
 };
 

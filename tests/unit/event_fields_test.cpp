@@ -192,7 +192,8 @@ TEST(EventFields, TextLayout) {
   EXPECT_EQ(text(EventType::DioBegin),
             "dev=0:45 ino=257 write pos=100000 count=100037 done_before=100074 aio partial "
             "nodatasum buf=file(dev=391:163 ino=100296 off=100333),shared,writable");
-  EXPECT_EQ(text(EventType::DioEnd), "dev=0:45 ino=257 pos=100000 ret=-6 error=-7 write");
+  EXPECT_EQ(text(EventType::DioEnd),
+            "dev=0:45 ino=257 pos=100000 ret=-6 error=-7 write later_done=100148");
   EXPECT_EQ(text(EventType::GetExtent),
             "dev=0:45 ino=257 exit start=100037 len=100074 em=[100111,+100148) "
             "block_start=100185 ret=-11 (EAGAIN)");
