@@ -74,7 +74,7 @@ def load(path, with_events=False):
 
 # Fields only the findings-only tracer's programs fill: the stall trigger's count on the dio_end
 # it fired at (and stalled_begin_ns, a time); the --events twin's programs do not scan.
-LAZY_ONLY_KEYS = {"later_done"}
+LAZY_ONLY_KEYS = {"later_done", "stalled_tid", "stalled_ino"}
 
 
 def untimed(rec):
@@ -107,18 +107,22 @@ def strict_parts(f):
 
 def stuck_names_its_revealer(a, b, pa, pb):
     """dio-stuck findings only: the lazy finding cites the stuck request and the completion that
-    revealed it (the stall trigger), the --events one also other completions on the filesystem
-    meanwhile; everything else the same."""
+    revealed it (the stall trigger, at the first scan past the threshold: it may come after the
+    --events finding was made, which cites the last completions before it), the --events one
+    other completions on the filesystem meanwhile; everything else the same."""
     if a.get("detector") != "dio-stuck":
         return None
-    if any(pa[k] != pb[k] for k in pa if k != "evidence"):
+    if any(pa[k] != pb[k] for k in pa if k not in ("evidence", "actors")):
         return None
-    extra = Counter(pb["evidence"]) - Counter(pa["evidence"])
-    if Counter(pa["evidence"]) - Counter(pb["evidence"]) or not all(
-            json.loads(r).get("type") in ("dio_begin", "dio_end") for r in extra):
-        return None
-    return (f"known: dio-stuck cites the completion that revealed the stuck request, without "
-            f"the {sum(extra.values())} other request record(s) the --events twin cites")
+    ends = ("dio_end", "dio_begin", "oe_remove", "oe_add")
+    for part, only_lazy_ok in (("evidence", lambda r: r.get("type") in ends),
+                               ("actors", lambda r: r.get("role") == "completed meanwhile")):
+        diff = (Counter(pa[part]) - Counter(pb[part])) + (Counter(pb[part]) - Counter(pa[part]))
+        if not all(only_lazy_ok(json.loads(r)) for r in diff):
+            return None
+    extra = sum((Counter(pb["evidence"]) - Counter(pa["evidence"])).values())
+    return (f"known: dio-stuck cites the completion that revealed the stuck request, the --events "
+            f"twin {extra} other request record(s) of the completions before its finding")
 
 
 # Differences between the lazy twin (A) and the --events twin (B) that docs/performance.md
