@@ -329,14 +329,20 @@ TEST(Record, ReadsTheIndependentlyWrittenFixtures) {
   auto c = open_trace(kBad + "corrupt-crc.bdt", true);
   EXPECT_EQ(read_all(*c).size(), 1u);
 
-  // Unknown record types are skipped and counted; trailing bytes ignored.
+  // Unknown record types are skipped and counted; the bytes after a payload's
+  // whole field list (appended fields included) are ignored.
   auto u = open_trace(kBad + "unknown-event-type.bdt");
   auto ev = read_all(*u);
   ASSERT_EQ(ev.size(), 3u);
   EXPECT_EQ(u->skipped_unknown(), 1u);
-  EXPECT_EQ(ev[2].type, EventType::DioEnd);
-  EXPECT_EQ(ev[2].as<DioEnd>()->ret, 8192);
-  EXPECT_EQ(ev[2].as<DioEnd>()->write, std::optional<bool>(true));
+  ASSERT_EQ(ev[2].type, EventType::DioEnd);
+  const auto* e = ev[2].as<DioEnd>();
+  EXPECT_EQ(e->ret, 8192);
+  EXPECT_EQ(e->write, std::optional<bool>(true));
+  EXPECT_EQ(e->later_done, 3u);  // the appended fields, as the generator wrote them
+  EXPECT_EQ(e->stalled_begin_ns, 1000u);
+  EXPECT_EQ(e->stalled_tid, 11u);
+  EXPECT_EQ(e->stalled_ino, 258u);
 }
 
 TEST(Record, OutOfOrderIsAnError) {
