@@ -34,7 +34,9 @@
 #                      another extent in flight holds with a chance of about 1 in 2048 per such
 #                      extent, so a few files may go unreported in this run (seen: 1 of 90):
 #                      all but 5% of the files, and nothing the twin does not report
-#   acked_ioerr off    a finding for each file whose write was in flight at the failure; of those
+#   acked_ioerr off    a finding for each file whose write was in flight at the failure (by the
+#                      twin's stamps, but for writes that returned within 50 us after it: the
+#                      twins' stamps of one event differ by 10-20 us); of those
 #                      that returned before it (on 6.18 io_uring writes return 3-30 us before)
 #                      at least one without (not all: a write that returned microseconds before
 #                      may still be held while its completion's program runs on another CPU);
@@ -155,7 +157,13 @@ elif trig == 2:
             f"{len(first)} returned before their extent failed, {len(first & split)} of those a part "
             f"split off a 2 MiB write)")
 elif first:
-    c.check(held <= got, f"{OUT}: acked_ioerr off: each write in flight at the failure reported ({len(held & got)} of {len(held)})")
+    # the twins stamp an event each in its own program, 10-20 us apart (test_findings_lazy_vs_events):
+    # a write that returned within 50 us after its extent failed by the twin's stamps may have
+    # returned first for the tracer checked, which then rightly stays silent without acked_ioerr
+    near = {i for i in held if ended[i] - failed[i] < 50_000}
+    c.check(held - near <= got, f"{OUT}: acked_ioerr off: each write in flight at the failure reported "
+            f"({len(held & got)} of {len(held)}; {len(near - got)} unreported of {len(near)} that "
+            f"returned within 50 us of the failure)")
     c.check(len(first - got) > 0, f"{OUT}: acked_ioerr off: writes that returned before their extent failed go unreported ({len(first - got)} of {len(first)}): what acked_ioerr covers")
 else:
     print(f"    note: {OUT}: every write was in flight at its failure: nothing for acked_ioerr off to miss this run")
