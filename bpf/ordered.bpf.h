@@ -245,6 +245,12 @@ static __always_inline void oe_track_split(u64 okey, u64 sb_dev, u64 ino, u64 of
 			 o->held_by, 1, btf);
 	if (s == ~0u)
 		return;
+	/* n's bound again, at the store: clang keeps n across oe_track_add on the stack and
+	 * the 6.1 verifier loses its range there ("R3 max value is outside of the allowed
+	 * memory range"), refusing the split hook's programs */
+	barrier_var(n);
+	if (n >= BDT_REQ_OES)
+		return;
 	r->oes[n] = (u16)s;
 	r->noe = n + 1;
 }
