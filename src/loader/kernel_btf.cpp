@@ -2,10 +2,12 @@
 // (loader/kernel_btf.h).
 #include "loader/kernel_btf.h"
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -17,39 +19,94 @@ KernelBtf::KernelBtf() {
     error_ = std::strerror(errno);
     return;
   }
+  vmlinux_index_ = index_of(vmlinux_, 1);
   if (access("/sys/kernel/btf/btrfs", R_OK) == 0) {
     btrfs_ = btf__load_module_btf("btrfs", vmlinux_);
+    if (btrfs_) btrfs_index_ = index_of(btrfs_, btf__type_cnt(vmlinux_));
   }
 }
 
 KernelBtf::~KernelBtf() {
+  if (btrfs_obj_fd_ >= 0) close(btrfs_obj_fd_);
   btf__free(btrfs_);
   btf__free(vmlinux_);
 }
 
-bool KernelBtf::has(const std::string& name, int kind) const {
-  if (vmlinux_ && btf__find_by_name_kind(vmlinux_, name.c_str(), kind) > 0) return true;
-  // Split BTF: the module's lookup also covers vmlinux, harmless.
-  if (btrfs_ && btf__find_by_name_kind(btrfs_, name.c_str(), kind) > 0) return true;
-  return false;
+namespace {
+uint64_t name_key(int kind, std::string_view name) {
+  uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(kind);  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+}  // namespace
+
+KernelBtf::Index KernelBtf::index_of(const struct btf* b, unsigned first) {
+  Index idx;
+  const unsigned n = btf__type_cnt(b);
+  idx.reserve(n > first ? n - first : 0);
+  for (unsigned id = first; id < n; ++id) {
+    const struct btf_type* t = btf__type_by_id(b, id);
+    if (!t || !t->name_off) continue;
+    idx.emplace_back(name_key(btf_kind(t), btf__name_by_offset(b, t->name_off)), id);
+  }
+  std::sort(idx.begin(), idx.end());  // by hash, then id: the first match is the lowest id
+  return idx;
+}
+
+int KernelBtf::lookup(const struct btf* b, const Index& idx, const std::string& name, int kind) {
+  const uint64_t k = name_key(kind, name);
+  for (auto it = std::lower_bound(idx.begin(), idx.end(), std::make_pair(k, 0u));
+       it != idx.end() && it->first == k; ++it) {
+    const struct btf_type* t = btf__type_by_id(b, it->second);
+    if (btf_kind(t) == kind && name == btf__name_by_offset(b, t->name_off)) return static_cast<int>(it->second);
+  }
+  return -1;
+}
+
+// The same answer as btf__find_by_name_kind on the module's split BTF (it searches vmlinux's
+// types first, then the module's own).
+const struct btf* KernelBtf::find(const std::string& name, int kind, int* id) const {
+  int i = vmlinux_ ? lookup(vmlinux_, vmlinux_index_, name, kind) : -1;
+  const struct btf* b = vmlinux_;
+  if (i < 0 && btrfs_) {
+    i = lookup(btrfs_, btrfs_index_, name, kind);
+    b = btrfs_;
+  }
+  if (i < 0) return nullptr;
+  if (id) *id = i;
+  return b;
+}
+
+bool KernelBtf::func_attach_target(const std::string& func, int* btf_id, int* btf_obj_fd) const {
+  const struct btf* b = find(func, BTF_KIND_FUNC, btf_id);
+  if (!b) return false;
+  if (b == vmlinux_) {
+    *btf_obj_fd = 0;
+    return true;
+  }
+  if (btrfs_obj_fd_ == -2) {  // the loaded kernel BTF object named "btrfs"
+    btrfs_obj_fd_ = -1;
+    for (__u32 id = 0; btrfs_obj_fd_ < 0 && bpf_btf_get_next_id(id, &id) == 0;) {
+      const int fd = bpf_btf_get_fd_by_id(id);
+      if (fd < 0) continue;
+      char name[64] = {};
+      bpf_btf_info info{};
+      info.name = reinterpret_cast<uintptr_t>(name);
+      info.name_len = sizeof name;
+      __u32 len = sizeof info;
+      if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.kernel_btf && std::strcmp(name, "btrfs") == 0)
+        btrfs_obj_fd_ = fd;
+      else
+        close(fd);
+    }
+  }
+  *btf_obj_fd = btrfs_obj_fd_;
+  return btrfs_obj_fd_ >= 0;
 }
 
 bool KernelBtf::has_typedef(const std::string& name) const { return has(name, BTF_KIND_TYPEDEF); }
 bool KernelBtf::has_func(const std::string& name) const { return has(name, BTF_KIND_FUNC); }
 bool KernelBtf::has_struct(const std::string& name) const { return has(name, BTF_KIND_STRUCT); }
-
-const struct btf* KernelBtf::find(const std::string& name, int kind, int* id) const {
-  for (const struct btf* b : {static_cast<const struct btf*>(btrfs_),
-                              static_cast<const struct btf*>(vmlinux_)}) {
-    if (!b) continue;
-    const int i = btf__find_by_name_kind(b, name.c_str(), kind);
-    if (i > 0) {
-      *id = i;
-      return b;
-    }
-  }
-  return nullptr;
-}
 
 std::string KernelBtf::pointee_struct(const struct btf* b, unsigned type_id) const {
   const struct btf_type* t = btf__type_by_id(b, type_id);

@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 struct btf;
 
@@ -40,14 +42,26 @@ class KernelBtf {
   std::string member_struct(const std::string& strct, const std::string& member) const;
   // Calls f(name, value) for every enumerator of every enum (vmlinux + btrfs).
   void for_each_enumerator(const std::function<void(std::string_view, int64_t)>& f) const;
+  // What an fentry program on func attaches by: the function's BTF type id and the fd of
+  // the kernel BTF object holding it (0: vmlinux; the btrfs module's, opened once and
+  // owned here). False when func is not in BTF or the module's object is not found.
+  bool func_attach_target(const std::string& func, int* btf_id, int* btf_obj_fd) const;
 
  private:
-  bool has(const std::string& name, int kind) const;
-  // The BTF holding name (module first: its lookups cover vmlinux too) and the id.
+  bool has(const std::string& name, int kind) const { return find(name, kind, nullptr) != nullptr; }
+  // The BTF holding name (vmlinux first, then the module's own types) and the id.
   const struct btf* find(const std::string& name, int kind, int* id) const;
   std::string pointee_struct(const struct btf* b, unsigned type_id) const;
+  // (hash of kind and name, type id), sorted: btf__find_by_name_kind scans every type
+  // (~130 k in a distribution vmlinux) per call and gathering the facts asks a few hundred
+  // times, seconds on a slow (emulated) CPU; one pass builds these.
+  using Index = std::vector<std::pair<uint64_t, uint32_t>>;
+  static Index index_of(const struct btf* b, unsigned first);
+  static int lookup(const struct btf* b, const Index& idx, const std::string& name, int kind);
   struct btf* vmlinux_ = nullptr;
   struct btf* btrfs_ = nullptr;
+  Index vmlinux_index_, btrfs_index_;
+  mutable int btrfs_obj_fd_ = -2;  // -2: not looked for yet; -1: not found
   std::string error_;
 };
 
