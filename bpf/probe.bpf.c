@@ -2,22 +2,17 @@
 /*
  * btrfs-dio-trace: capability probes for `doctor`.
  *
- * Empty programs the doctor loads and attaches for a moment to learn whether
- * this kernel allows fentry and kprobes on btrfs functions; the attach target
- * is chosen at run time (bpf_program__set_attach_target / attach_kprobe).
- * Nothing here ever emits data, and the doctor detaches everything at once.
+ * An empty kprobe program the loader attaches for a moment to learn whether
+ * this kernel allows kprobes on a btrfs function; the target is chosen at run
+ * time (attach_kprobe). The fentry probe is two instructions loaded without an
+ * object (src/loader/probe.cpp). Nothing here ever emits data, and everything
+ * is detached at once.
  */
 #include "kernel_types.h"
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-SEC("fentry/btrfs_get_extent")
-int probe_fentry(void *ctx)
-{
-	return 0;
-}
 
 SEC("kprobe/btrfs_get_extent")
 int probe_kprobe(void *ctx)

@@ -99,7 +99,7 @@ KernelFacts gather_facts(const KernelBtf& btf, Backend backend, const Tracefs& t
       f.fentry_ok = false;
       f.fentry_why = "btrfs_get_extent not in kernel BTF (no btrfs module BTF?)";
     } else {
-      auto r = probe_fentry("btrfs_get_extent");
+      auto r = probe_fentry("btrfs_get_extent", btf);
       f.fentry_ok = r.ok;
       f.fentry_why = r.reason;
     }
@@ -110,7 +110,7 @@ KernelFacts gather_facts(const KernelBtf& btf, Backend backend, const Tracefs& t
           auto& fn = f.functions.at(c);
           if (!fn.in_btf) continue;
           if (!fn.fentry_ok) {
-            auto r = std::string(c) == "btrfs_get_extent" ? MechProbe{true, ""} : probe_fentry(c);
+            auto r = std::string(c) == "btrfs_get_extent" ? MechProbe{true, ""} : probe_fentry(c, btf);
             fn.fentry_ok = r.ok;
             if (!r.ok) fn.fentry_why = r.reason;
           }

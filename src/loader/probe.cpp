@@ -2,8 +2,10 @@
 // (loader/probe.h).
 #include "loader/probe.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -23,29 +25,42 @@ std::string refused(int err) {
 }
 }  // namespace
 
-MechProbe probe_fentry(const std::string& func) {
+MechProbe probe_fentry(const std::string& func, const KernelBtf& btf) {
+  // An empty program (r0 = 0; exit) loaded straight from its instructions, against the
+  // function's BTF id: a BPF object would have libbpf parse vmlinux's BTF (and every
+  // module's) for each probe, a second of CPU per probe on a slow (emulated) machine.
+  int btf_id = 0, obj_fd = 0;
+  if (!btf.func_attach_target(func, &btf_id, &obj_fd))
+    return {false, fmt::format("fentry program on {} not loadable: no BTF id for it (or its module's "
+                               "BTF object)", func)};
+  const bpf_insn insns[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
+      {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_TRACE_FENTRY,
+              .attach_btf_id = static_cast<__u32>(btf_id), .attach_btf_obj_fd = static_cast<__u32>(obj_fd));
+  const int prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "probe_fentry", "Dual BSD/GPL", insns,
+                                 sizeof insns / sizeof insns[0], &o);
   MechProbe r;
-  probe_bpf* skel = probe_bpf__open();
-  if (!skel) return {false, fmt::format("cannot open probe object: {}", std::strerror(errno))};
-  bpf_program__set_autoload(skel->progs.probe_kprobe, false);
-  bpf_program__set_attach_target(skel->progs.probe_fentry, 0, func.c_str());
-  int err = probe_bpf__load(skel);
-  if (err) {
-    err = -err;
+  if (prog < 0) {
+    const int err = errno;
     r.reason = err == EPERM || err == EACCES
                    ? refused(err)
                    : fmt::format("fentry program on {} not loadable: {}", func, std::strerror(err));
-  } else if (bpf_link* l = bpf_program__attach(skel->progs.probe_fentry)) {
+    return r;
+  }
+  const int link = bpf_raw_tracepoint_open(nullptr, prog);  // attaches a tracing program
+  if (link >= 0) {
     r.ok = true;
     r.reason = fmt::format("fentry attached to {} in a probe", func);
-    bpf_link__destroy(l);
+    close(link);
   } else {
-    err = errno;
+    const int err = errno;
     r.reason = err == EPERM || err == EACCES
                    ? refused(err)
                    : fmt::format("fentry attach to {} failed: {}", func, std::strerror(err));
   }
-  probe_bpf__destroy(skel);
+  close(prog);
   return r;
 }
 
@@ -59,7 +74,6 @@ MechProbe probe_kprobe(const std::string& func) {
   const bool pmu = kprobe_pmu();
   probe_bpf* skel = probe_bpf__open();
   if (!skel) return {false, fmt::format("cannot open probe object: {}", std::strerror(errno))};
-  bpf_program__set_autoload(skel->progs.probe_fentry, false);
   int err = probe_bpf__load(skel);
   if (err) {
     r.reason = fmt::format("kprobe program not loadable: {}", std::strerror(-err));

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "loader/kallsyms.h"
+#include "loader/kernel_btf.h"
 
 namespace bdt::loader {
 
@@ -18,7 +19,7 @@ struct MechProbe {
 };
 
 // Loads and attaches an empty fentry program on func, then detaches.
-MechProbe probe_fentry(const std::string& func);
+MechProbe probe_fentry(const std::string& func, const KernelBtf& btf);
 // Loads and attaches an empty kprobe on func, then detaches.
 MechProbe probe_kprobe(const std::string& func);
 // Is there a kprobe PMU (/sys/bus/event_source/devices/kprobe)?
