@@ -180,7 +180,11 @@ static __always_inline u64 iter_user_addr(struct iov_iter *iter, bool btf)
 			iov = BDT_RD(btf, iter, __iov);
 		else
 			iov = BDT_RD(btf, (struct iov_iter___iov *)iter, iov);
-		return (u64)BDT_RD(btf, iov, iov_base);
+		/* Not a direct load even from tp_btf: __iov shares its offset with
+		 * __ubuf_iovec.iov_base (void __user *), and the 6.12 verifier types the
+		 * loaded pointer as that, a scalar: "R3 invalid mem access 'scalar'" refused
+		 * tb_dio_begin there (the hook fell back to raw_tp). */
+		return (u64)BPF_CORE_READ(iov, iov_base);
 	}
 	return 0;
 }
