@@ -127,6 +127,8 @@ PY
   sleep 1
   kill -INT $T; wait $T; echo "BE $be tracer rc=$?"
   sed "s/^/BE $be ERR /" /tmp/$be.err | grep -v "not attached" | head -5
+  # the tracer's own configuration can reach code doctor's does not: its refusals too
+  echo "BE $be REFUSED $(cat /tmp/$be.err /tmp/$be.everr /tmp/$be.svberr | grep -c 'refused by the verifier') $(cat /tmp/$be.err /tmp/$be.everr /tmp/$be.svberr | grep -m1 'refused by the verifier' | cut -c1-300)"
   # findings: the first 3 per detector/level, every dio-unstable-pages symptom, the summary
   python3 - "$be" /tmp/$be.json <<'PY'
 import json, sys
@@ -246,6 +248,9 @@ for be in ("fentry", "kprobe"):
     summ = [json.loads(l[len("SUMMARY "):]) for l in mine if l.startswith("SUMMARY ")]
     doc = [l[len("DOCTOR "):] for l in mine if l.startswith("DOCTOR ")]
     eb = [l[len("EBALL "):] for l in mine if l.startswith("EBALL ")]
+    ref = [l.split(None, 2) for l in mine if l.startswith("REFUSED ")]
+    check(bool(ref) and ref[0][1] == "0",
+          f"{be}: the verifier refused none of the tracer's programs ({' '.join(ref[0][1:]) if ref else 'no REFUSED line'})")
     try:  # a missing or broken doctor JSON fails below ("doctor JSON output")
         check_none_refused(f"{be}: doctor", json.loads(doc[0]) if doc else {})
     except ValueError:
