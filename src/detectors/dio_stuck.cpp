@@ -316,15 +316,18 @@ class DioStuck final : public Detector {
   // request is matched by thread and inode, not by its begin time: a record a
   // trigger emits late reaches the detectors stamped no earlier than the
   // records before it (Engine::feed), so r's begin may read later than the
-  // kernel's stamp of it, never earlier. Each count is said once.
-  Later later_for(const DioRequests::Req& r, const FsActivity& a) {
+  // kernel's stamp of it, never earlier. Each count is said once. *began: r's
+  // begin, the kernel's stamp where it is earlier (how long r has been open).
+  Later later_for(const DioRequests::Req& r, const FsActivity& a, uint64_t* began) {
     Later l{later_than(a, r.first_ts).n, false};  // "at least" is in the message
+    *began = r.first_ts;
     if (auto it = kernel_counts_.find(r.begin.fs); it != kernel_counts_.end())
       for (auto& k : it->second)
         if (!k.used && k.tid == r.begin.tid && k.ino == r.begin.ino &&
             k.begin_ts <= r.begin.ts_ns) {
           k.used = true;
           l.n = std::max(l.n, k.later);
+          *began = std::min(*began, k.begin_ts);
           break;
         }
     return l;
@@ -338,13 +341,14 @@ class DioStuck final : public Detector {
     f.range = {{r.start, std::max(end, r.start + 1)}};
     add_actor(f, r.begin, r.write ? "writer" : "reader");
     const Done& last = last_recent(a);
+    uint64_t began = r.first_ts;
+    const Later later = later_for(r, a, &began);
     f.message = fmt::format(
         "a direct {} by {} (pid {}, tid {}) of inode {} [{}, {}) has not completed for {} while "
         "at least {} on the same filesystem that began after it completed (the last {} ago): "
         "rule 'a DIO request completes once the device has done it' broke",
         r.write ? "write" : "read", comm_of(r.begin), r.begin.pid, r.begin.tid, r.begin.ino,
-        r.start, end, ago(now, r.first_ts), count_of(later_for(r, a), "DIO request"),
-        ago(now, last.end.ts_ns));
+        r.start, end, ago(now, began), count_of(later, "DIO request"), ago(now, last.end.ts_ns));
     f.explanation = fmt::format(
         "A slow or hung device holds every request; here requests that came later finished, so "
         "this one is held by the kernel's DIO path itself (a deadlock on its own ordered extent, "

@@ -698,6 +698,10 @@ TEST(Invariants, StuckCountIsTheSameFindingsOnly) {
   };
   EXPECT_NE(lazy(30, A.tid, 800, fs_a()).find(thirty), std::string::npos)
       << lazy(30, A.tid, 800, fs_a());
+  // how long it has been open: from the kernel's stamp of its begin (0 s), not the late
+  // record's (20 s); the finding is made at 52 s
+  EXPECT_NE(lazy(30, A.tid, 800, fs_a()).find("has not completed for 52 s while"), std::string::npos)
+      << lazy(30, A.tid, 800, fs_a());
   const std::string one = "while at least 1 DIO request on the same filesystem";
   // near-misses: the count of another thread's stalled request; of another
   // inode's; none (the filesystems beyond the kernel's 16 counted apart)
