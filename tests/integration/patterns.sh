@@ -7,6 +7,10 @@
 #                               guest; SIGTERM, then SIGKILL 5 s later); its output goes to LOG and
 #                               is echoed indented; returns its exit status (124 = timed out)
 #   pt_wait_finding OUT DET     0 if OUT already holds a finding of detector DET
+#   pt_throttled_cgroup NAME BPS  make a cgroup whose writes to $SCRATCH_LOOP may move BPS bytes/s
+#                               (blk-throttle: cgroup v1 blkio.throttle.write_bps_device, else
+#                               cgroup v2 io.max wbps); sets CG to its path; removed at cleanup;
+#                               skips the test when the kernel has neither
 #   pt_check OUT ARGS... <<'PY' run a python check with the prelude below; a failing check counts
 #                               as one failed check of the test (ITEST_FAILS)
 #
@@ -126,6 +130,33 @@ pt_kernel_like() {
     else echo ""; fi
 }
 export PT_KLIKE=$(pt_kernel_like)
+
+pt_throttled_cgroup() {
+    local name=$1 bps=$2 devno cg_root enabled=
+    devno=$(printf '%d:%d' "0x$(stat -c %t "$SCRATCH_LOOP")" "0x$(stat -c %T "$SCRATCH_LOOP")")
+    if [[ -d /sys/fs/cgroup/blkio && -e /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device ]]; then
+        CG=/sys/fs/cgroup/blkio/bdt-itest-$name-$$
+        mkdir "$CG" || skip "cannot create a blkio cgroup under /sys/fs/cgroup/blkio"
+        ITEST_CLEANUPS+=("rmdir '$CG' 2>/dev/null")
+        echo "$devno $bps" >"$CG/blkio.throttle.write_bps_device" ||
+            skip "cannot throttle $SCRATCH_LOOP ($devno) in $CG"
+    else
+        cg_root=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+        [[ -n $cg_root ]] && grep -qw io "$cg_root/cgroup.controllers" 2>/dev/null ||
+            skip "no block-I/O throttling: neither cgroup v1 blkio nor a cgroup v2 io controller"
+        if ! grep -qw io "$cg_root/cgroup.subtree_control"; then
+            echo +io >"$cg_root/cgroup.subtree_control" || skip "cannot enable the io controller in $cg_root"
+            enabled=1
+        fi
+        CG=$cg_root/bdt-itest-$name-$$
+        mkdir "$CG" || skip "cannot create a cgroup under $cg_root"
+        # cleanups run in order: the cgroup goes before the controller it was made under
+        ITEST_CLEANUPS+=("rmdir '$CG' 2>/dev/null")
+        [[ -n $enabled ]] && ITEST_CLEANUPS+=("echo -io >'$cg_root/cgroup.subtree_control' 2>/dev/null")
+        echo "$devno wbps=$bps" >"$CG/io.max" || skip "cannot throttle $SCRATCH_LOOP ($devno) in $CG (io.max)"
+    fi
+    echo "throttled cgroup: $CG ($devno: $bps bytes/s of writes)"
+}
 
 pt_check() {
     local code

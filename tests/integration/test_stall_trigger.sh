@@ -18,32 +18,7 @@ itest_init stall-trigger
 scratch_btrfs_setup 1G || die "scratch btrfs setup failed"
 SCRATCH_LOOP_SEEN=1
 
-DEVNO=$(printf '%d:%d' "0x$(stat -c %t "$SCRATCH_LOOP")" "0x$(stat -c %T "$SCRATCH_LOOP")")
-BPS=8192
-# A cgroup whose writes to the loop device are throttled: v1 blkio, else v2 with io enabled.
-CG= CG_V2_ENABLED=
-if [[ -w /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device ]] ||
-   [[ -d /sys/fs/cgroup/blkio && -e /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device ]]; then
-    CG=/sys/fs/cgroup/blkio/bdt-itest-stall-$$
-    mkdir "$CG" || skip "cannot create a blkio cgroup under /sys/fs/cgroup/blkio"
-    ITEST_CLEANUPS+=("rmdir '$CG' 2>/dev/null")
-    echo "$DEVNO $BPS" >"$CG/blkio.throttle.write_bps_device" ||
-        skip "cannot throttle $SCRATCH_LOOP ($DEVNO) in $CG"
-else
-    CG_ROOT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
-    [[ -n $CG_ROOT ]] && grep -qw io "$CG_ROOT/cgroup.controllers" 2>/dev/null ||
-        skip "no block-I/O throttling: neither cgroup v1 blkio nor a cgroup v2 io controller"
-    if ! grep -qw io "$CG_ROOT/cgroup.subtree_control"; then
-        echo +io >"$CG_ROOT/cgroup.subtree_control" || skip "cannot enable the io controller in $CG_ROOT"
-        CG_V2_ENABLED=$CG_ROOT
-    fi
-    CG=$CG_ROOT/bdt-itest-stall-$$
-    mkdir "$CG" || skip "cannot create a cgroup under $CG_ROOT"
-    ITEST_CLEANUPS+=("rmdir '$CG' 2>/dev/null")
-    [[ -n $CG_V2_ENABLED ]] && ITEST_CLEANUPS+=("echo -io >'$CG_V2_ENABLED/cgroup.subtree_control' 2>/dev/null")
-    echo "$DEVNO wbps=$BPS" >"$CG/io.max" || skip "cannot throttle $SCRATCH_LOOP ($DEVNO) in $CG (io.max)"
-fi
-echo "throttled cgroup: $CG ($DEVNO: $BPS bytes/s of writes)"
+pt_throttled_cgroup stall 8192
 
 SLOW=$SCRATCH_NOCOW/slow FAST=$SCRATCH_NOCOW/fast
 dd if=/dev/urandom of="$SLOW" bs=64k count=1 oflag=direct status=none || die "setup write failed"
