@@ -9,17 +9,41 @@
 
 namespace bdt::cli {
 
-int run_replay(const ReplayArgs& a) {
-  auto reader = open_trace(a.file, a.salvage);
-  const auto& h = reader->header();
-  TimeBase tb{0, h.mono_to_realtime_ns, a.wall_time};
-  if (a.wall_time && !h.mono_to_realtime_ns && a.format == Format::Text)
+namespace {
+
+// What replay and dump start with: the file's reader, its time base and the sink of --format
+// (text in colour when `color`).
+struct Input {
+  std::unique_ptr<TraceReader> reader;
+  TimeBase tb;
+  std::unique_ptr<Sink> sink;
+};
+
+Input open_input(const std::string& file, bool salvage, bool wall_time, Format format, bool color) {
+  Input in;
+  in.reader = open_trace(file, salvage);
+  const auto& h = in.reader->header();
+  in.tb = TimeBase{0, h.mono_to_realtime_ns, wall_time};
+  if (wall_time && !h.mono_to_realtime_ns && format == Format::Text)
     fmt::print(stderr, "btrfs-dio-trace: --wall-time: {} does not carry the wall-clock offset (no header, or "
                        "one without mono_to_realtime_ns): times are relative\n",
-               a.file);
-  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout, h)
-                              : a.format == Format::Chrome ? make_chrome_sink(stdout, h)
-                                                           : make_text_sink(stdout, tb, isatty(STDOUT_FILENO));
+               file);
+  in.sink = format == Format::Json     ? make_json_sink(stdout, h)
+            : format == Format::Chrome ? make_chrome_sink(stdout, h)
+                                       : make_text_sink(stdout, in.tb, color);
+  return in;
+}
+
+// --salvage stopped before the end of the file: say where and why.
+void warn_salvage_stop(const std::string& why) {
+  fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", shown(why));
+}
+
+}  // namespace
+
+int run_replay(const ReplayArgs& a) {
+  auto [reader, tb, sink] = open_input(a.file, a.salvage, a.wall_time, a.format, isatty(STDOUT_FILENO));
+  const auto& h = reader->header();
   PipelineOptions po;
   // The timeline shows every event, with the findings replay computes.
   po.print_events = a.events || a.format == Format::Chrome;
@@ -43,7 +67,7 @@ int run_replay(const ReplayArgs& a) {
     s.notes.emplace_back("skipped finding lines", fmt::format("{}", reader->skipped_findings()));
   if (auto why = reader->salvage_stop(); !why.empty()) {
     s.notes.emplace_back("salvage stopped", why);
-    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", shown(why));
+    warn_salvage_stop(why);
   }
   s.notes.emplace_back("kernel", h.kernel.known() ? h.kernel.release : "unknown (not recorded)");
   pipe.finish(last, std::move(s));
@@ -53,16 +77,7 @@ int run_replay(const ReplayArgs& a) {
 int run_dump(const DumpArgs& a) {
   if (!a.pin_dir.empty()) return run_dump_pinned(a);
   if (!a.vmcore.empty()) return run_dump_vmcore(a);
-  auto reader = open_trace(a.file, a.salvage);
-  const auto& h = reader->header();
-  TimeBase tb{0, h.mono_to_realtime_ns, a.wall_time};
-  if (a.wall_time && !h.mono_to_realtime_ns && a.format == Format::Text)
-    fmt::print(stderr, "btrfs-dio-trace: --wall-time: {} does not carry the wall-clock offset (no header, or "
-                       "one without mono_to_realtime_ns): times are relative\n",
-               a.file);
-  std::unique_ptr<Sink> sink = a.format == Format::Json     ? make_json_sink(stdout, h)
-                              : a.format == Format::Chrome ? make_chrome_sink(stdout, h)
-                                                           : make_text_sink(stdout, tb, false);
+  auto [reader, tb, sink] = open_input(a.file, a.salvage, a.wall_time, a.format, false);
   Event ev;
   bool first = true;
   while (reader->next(ev)) {
@@ -89,7 +104,7 @@ int run_dump(const DumpArgs& a) {
   }
   sink->flush();
   if (auto why = reader->salvage_stop(); !why.empty())
-    fmt::print(stderr, "btrfs-dio-trace: --salvage: read the valid prefix only; stopped: {}\n", shown(why));
+    warn_salvage_stop(why);
   return 0;
 }
 
