@@ -171,7 +171,7 @@ void WriteCalls::on_begin(const Event& e) {
     n.ino = e.ino;
     n.pid = e.pid;
     n.tid = e.tid;
-    n.comm = comm_of(e);
+    n.comm.assign(e.comm_view());
     n.start = d->pos - std::min(d->pos, d->done_before);
     n.end = d->pos + d->count;
     n.acked_end = n.start + d->done_before;

@@ -30,13 +30,14 @@
 
 namespace bdt::det {
 
-struct WriteCall {
+// A call's plain fields: a fresh call starts from WriteCallState{} (reset()
+// assigns only these, so making a call costs no containers).
+struct WriteCallState {
   bool live = false;
   uint64_t id = 0;  // generation << 32 | slot
   Fsid fs;
   uint64_t dev = 0, ino = 0;
   uint32_t pid = 0, tid = 0;
-  std::string comm;
   uint64_t start = 0, end = 0;  // requested [start, end)
   uint64_t acked_end = 0;       // acknowledged [start, acked_end)
   uint64_t first_ts = 0, last_ts = 0, begin_ts = 0, end_ts = 0;
@@ -51,6 +52,10 @@ struct WriteCall {
   bool stall_reported = false, cont_reported = false, mmap_reported = false;
   uint32_t released = 0;  // bit i: the i-th WriteCallHooks let the call go (aged out for it)
   uint64_t cur_pos = 0, cur_done_before = 0;
+};
+
+struct WriteCall : WriteCallState {
+  std::string comm;
   // Ordered extents of this call still open. An OE's failure is kept as the
   // ranges of its not-uptodate finishes, so a later split (current kernels)
   // does not smear it over the part that completed.
@@ -61,27 +66,17 @@ struct WriteCall {
   std::vector<OeRec> oes;
   IntervalSet bad, good, pending_bad;  // pending_bad: failures of OEs whose add we missed
   Evidence ev;
-  Event first;
+  Event first;  // the call's first dio_begin (set by whoever makes the call)
 
   // Back to a fresh call, keeping the capacity of every container.
   void reset(size_t max_evidence) {
-    auto keep_oes = std::move(oes);
-    auto keep_bad = std::move(bad), keep_good = std::move(good), keep_pb = std::move(pending_bad);
-    auto keep_ev = std::move(ev);
-    std::string keep_comm = std::move(comm);
-    *this = WriteCall{};
-    oes = std::move(keep_oes);
-    oes.clear();
-    bad = std::move(keep_bad);
-    bad.clear();
-    good = std::move(keep_good);
-    good.clear();
-    pending_bad = std::move(keep_pb);
-    pending_bad.clear();
-    ev = std::move(keep_ev);
-    ev.reset(max_evidence);
-    comm = std::move(keep_comm);
+    static_cast<WriteCallState&>(*this) = WriteCallState{};
     comm.clear();
+    oes.clear();
+    bad.clear();
+    good.clear();
+    pending_bad.clear();
+    ev.reset(max_evidence);
   }
 };
 
