@@ -124,6 +124,9 @@ DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
         r->start + d->done_before == d->pos && b) {
       r->begin = e;
       r->ev.push(e);
+      if (auto f = by_file_.find(r->file); f != by_file_.end())
+        for (auto& q : f->second)
+          if (q.id == r->id) q = file_entry(q.it);
       return *r;
     }
     // the thread's synchronous request is over: its end was not seen
@@ -140,7 +143,7 @@ DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
   InoKey file = ino_key(e);
   auto& its = by_file_[file];
   if (its.size() >= kPerFile) {  // the file's oldest request (its entry stays: not empty)
-    remove(its.front());
+    remove(its.front().it);
     ++evicted_, ++capped_;
   }
   uint64_t id = ++next_id_;
@@ -164,7 +167,7 @@ DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
   r.aio = d->aio;
   r.ev.push(e);
   r.file = file;
-  its.push_back(rit);
+  its.push_back(file_entry(rit));
   if (!r.aio) sync_by_tid_[e.tid] = r.id;
   return r;
 }
@@ -181,31 +184,50 @@ DioRequests::Ended DioRequests::end(const Event& e) {
   auto* d = e.as<DioEnd>();
   auto f = by_file_.find(ino_key(e));
   if (f == by_file_.end()) return {};
-  auto at = [&](const Req& q) {
-    auto* b = q.begin.as<DioBegin>();
-    return b && dio_end_at(*d, b->pos, b->done_before);
-  };
   auto t = sync_by_tid_.find(e.tid);
-  It pick = reqs_.end(), own = reqs_.end();
-  for (It it : f->second) {
-    const Req& q = it->second;
-    if (!dev_compat(q.begin.dev, e.dev) || (d->write && q.write != *d->write)) continue;
-    bool mine = t != sync_by_tid_.end() && t->second == q.id;
-    if (mine && at(q)) {
-      pick = it;
+  const uint64_t own_id = t == sync_by_tid_.end() ? 0 : t->second;  // ids start at 1
+  constexpr size_t kNone = SIZE_MAX;
+  size_t pick = kNone, own = kNone;
+  const auto& v = f->second;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const FileEntry& q = v[i];
+    if (!dev_compat(q.dev, e.dev) || (d->write && q.write != *d->write)) continue;
+    bool mine = q.id == own_id;
+    if (mine && dio_end_at(*d, q.pos, q.done_before)) {
+      pick = i;
       break;
     }
-    if (mine) own = it;
-    else if (q.aio && pick == reqs_.end() && at(q)) pick = it;
+    if (mine) {
+      own = i;
+    } else if (q.aio && pick == kNone && dio_end_at(*d, q.pos, q.done_before)) {
+      pick = i;
+      if (!own_id) break;  // no request of this thread to prefer
+    }
   }
-  if (pick == reqs_.end()) pick = own;
-  if (pick == reqs_.end()) return {};
-  unindex(pick);
+  if (pick == kNone) pick = own;
+  if (pick == kNone) return {};
+  // Out of the indexes: only this thread's entry can name a synchronous
+  // request (an asynchronous one has none), and the request is v[pick].
+  It it = v[pick].it;
+  if (t != sync_by_tid_.end() && t->second == v[pick].id) sync_by_tid_.erase(t);
+  unindex_file(f, pick);
   Ended r;
-  r.n_ = reqs_.extract(pick);
+  r.n_ = reqs_.extract(it);
   r.owner_ = this;
   r->ev.push(e);
   return r;
+}
+
+DioRequests::FileEntry DioRequests::file_entry(It it) {
+  const Req& q = it->second;
+  auto* b = q.begin.as<DioBegin>();
+  return FileEntry{it, q.id, q.begin.dev, b->pos, b->done_before, q.write, q.aio};
+}
+
+void DioRequests::unindex_file(FileIndex::iterator f, size_t i) {
+  auto& v = f->second;
+  v.erase(v.begin() + static_cast<long>(i));
+  if (v.empty()) by_file_.erase(f);
 }
 
 void DioRequests::remove(It it) {
@@ -218,9 +240,12 @@ void DioRequests::unindex(It it) {
   auto t = sync_by_tid_.find(q.begin.tid);
   if (t != sync_by_tid_.end() && t->second == q.id) sync_by_tid_.erase(t);
   if (auto f = by_file_.find(q.file); f != by_file_.end()) {
-    auto& its = f->second;
-    if (auto i = std::find(its.begin(), its.end(), it); i != its.end()) its.erase(i);
-    if (its.empty()) by_file_.erase(f);
+    const auto& v = f->second;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i].it == it) {
+        unindex_file(f, i);
+        break;
+      }
   }
 }
 

@@ -233,10 +233,20 @@ class DioRequests {
   std::vector<Node> spare_;
   void remove(It it);
   void unindex(It it);  // out of the thread and file indexes (still in reqs_)
+  // A request in its file's index: what end() matches a dio_end on, copied
+  // from its (last) dio_begin, so the match reads no request node.
+  struct FileEntry {
+    It it;
+    uint64_t id, dev, pos, done_before;
+    bool write, aio;
+  };
+  using FileIndex = std::unordered_map<InoKey, std::vector<FileEntry>, InoKeyHash>;
+  static FileEntry file_entry(It it);
+  void unindex_file(FileIndex::iterator f, size_t i);
   size_t cap_;
   std::map<uint64_t, Req> reqs_;
   std::unordered_map<uint32_t, uint64_t> sync_by_tid_;  // tid -> id of its synchronous request
-  std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
+  FileIndex by_file_;  // open requests, oldest first
   uint64_t next_id_ = 0;
   size_t evicted_ = 0, capped_ = 0;
 };
