@@ -104,22 +104,25 @@ class DioStuck final : public Detector {
   // that tells a hang from a slow disk.
   TriggerSet triggers() const override { return triggers_of({Trigger::Stall, Trigger::OeStall}); }
 
-  void on_event(const Event& e, Findings& /*out*/) override {
+  void on_event(const Event& e, Findings& out) override {
     switch (e.type) {
       // the requests are the shared table's (Shared, fed before this detector)
       case EventType::DioBegin:
         if (uint64_t id = shared_->requests.dropped()) forget(id);
         return;
       case EventType::DioEnd: {
-        if (auto* d = e.as<DioEnd>(); d && d->later_done && d->stalled_ino) {
+        const auto* d = e.as<DioEnd>();
+        const bool stall_fired = d && d->later_done && d->stalled_ino;
+        if (stall_fired) {
           auto& v = kernel_counts_[e.fs];
           if (v.size() >= kKernelCounts) v.erase(v.begin());
           v.push_back({d->stalled_begin_ns, d->stalled_tid, d->stalled_ino, d->later_done, e.ts_ns});
         }
-        auto* r = shared_->requests.ended();
-        if (!r) return;
-        forget(r->id);
-        completed(e.fs, r->first_ts, e);
+        if (auto* r = shared_->requests.ended()) {
+          forget(r->id);
+          completed(e.fs, r->first_ts, e);
+        }
+        if (stall_fired) judge_stalled(e, *d, out);
         return;
       }
       case EventType::OeAdd: return on_oe_add(e);
@@ -143,12 +146,7 @@ class DioStuck final : public Detector {
       if (r.first_ts <= loss_ts_) continue;  // its end may be among the lost records
       auto* act = activity(r.begin.fs);
       if (!act || act->latest_begin_done <= r.first_ts) continue;
-      reported_.insert(r.id);
-      report_request(r, *act, now, out);
-      // its ordered extents are this finding's: not reported on their own, also
-      // once the request has ended and they are still open for a while
-      for (auto& [oid, o] : oes_)
-        if (o.req_id == r.id) o.reported = true;
+      report_stuck(r, *act, now, out);
     }
     for (auto& [oid, o] : oes_) {
       if (now - o.add.ts_ns < cfg_.stall_threshold_ns) break;
@@ -333,6 +331,41 @@ class DioStuck final : public Detector {
     return l;
   }
 
+  // Reports the stuck request r once; its ordered extents are this finding's:
+  // not reported on their own, also once the request has ended and they are
+  // still open for a while.
+  void report_stuck(const DioRequests::Req& r, const FsActivity& a, uint64_t now, Findings& out) {
+    reported_.insert(r.id);
+    report_request(r, a, now, out);
+    for (auto& [oid, o] : oes_)
+      if (o.req_id == r.id) o.reported = true;
+  }
+
+  // Findings only: the dio_end e at which the kernel's stall trigger fired
+  // names the stalled request (thread, inode, its begin as the kernel stamped
+  // it), whose records the trigger emitted just before. Those reach the
+  // detectors stamped no earlier than the records before them (Engine::feed),
+  // so on_time, measuring from that stamp, would judge it a threshold later:
+  // it is judged here, by the kernel's stamp, as on_time would have with
+  // every record made. The request is matched as later_for() matches the
+  // kernel's count (the oldest open one of that thread and inode).
+  void judge_stalled(const Event& e, const DioEnd& d, Findings& out) {
+    const DioRequests::Req* r = nullptr;
+    for (auto& [id, x] : reqs_.open())
+      if (x.begin.tid == d.stalled_tid && x.begin.ino == d.stalled_ino && x.begin.fs == e.fs &&
+          d.stalled_begin_ns <= x.begin.ts_ns) {
+        r = &x;
+        break;
+      }
+    if (!r || reported_.count(r->id)) return;
+    // the kernel saw it in flight now: no lost record holds its end
+    const uint64_t began = std::min(r->first_ts, d.stalled_begin_ns);
+    if (e.ts_ns <= began || e.ts_ns - began < threshold(*r)) return;
+    auto* act = activity(e.fs);
+    if (!act || act->latest_begin_done <= began) return;
+    report_stuck(*r, *act, e.ts_ns, out);
+  }
+
   void report_request(const DioRequests::Req& r, const FsActivity& a, uint64_t now, Findings& out) {
     auto* b = r.begin.as<DioBegin>();
     auto f = make_finding(id(), "stuck-request", Level::Symptom, Severity::Critical, r.begin);
@@ -361,7 +394,7 @@ class DioStuck final : public Detector {
                  "completions on the same filesystem";
     std::vector<Event> evs;
     for (auto& x : r.ev.events()) evs.push_back(x);
-    put_activity(f, a, r.first_ts, evs);
+    put_activity(f, a, began, evs);
     put_evidence(f, std::move(evs), cfg_.max_evidence);
     out.push_back(std::move(f));
   }
