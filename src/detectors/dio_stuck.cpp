@@ -407,10 +407,11 @@ class DioStuck final : public Detector {
     const Done& last = last_recent(a);
     f.message = fmt::format(
         "the ordered extent [{}, {}) of a direct write by {} (pid {}) to inode {} has not "
-        "completed for {} while {} on the same filesystem added after it did (the "
+        "completed for {} while at least {} on the same filesystem added after it did (the "
         "last {} ago): rule 'a DIRECT ordered extent is removed once its I/O is done' broke",
         o.s, o.e, comm_of(o.add), o.add.pid, o.add.ino, ago(now, o.add.ts_ns),
-        count_of(later_than(a, o.add.ts_ns), "ordered extent"), ago(now, last.end.ts_ns));
+        count_of(Later{later_than(a, o.add.ts_ns).n, false}, "ordered extent"),
+        ago(now, last.end.ts_ns));
     f.explanation =
         "Writers and fsync of this range wait on this ordered extent; later ones on the same "
         "filesystem finished, so it is not a slow device. Look for a blocked btrfs worker "

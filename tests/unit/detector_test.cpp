@@ -637,6 +637,20 @@ TEST(Invariants, StuckSaysWhyItIsNotASlowDisk) {
   EXPECT_TRUE(out.empty());
 }
 
+// A stuck ordered extent's count of later ones is said as a lower bound: findings
+// only, it is of the removals that were emitted (the kernel counts none per
+// filesystem), usually the one that revealed it.
+TEST(Invariants, StuckExtentCountIsALowerBound) {
+  auto all = all_cases();
+  auto& t = find_case(all, "invariant_stuck_ordered_extent");
+  auto x = of(run(t.events(), config_for(t.kernel())), "dio-stuck", "stuck-ordered-extent");
+  ASSERT_EQ(x.size(), 1u);
+  EXPECT_NE(x[0]->message.find("while at least 30 ordered extents on the same filesystem added after "
+                               "it did"),
+            std::string::npos)
+      << x[0]->message;
+}
+
 // The count of later completions is a lower bound once the detector's ring
 // of begin times per filesystem (256) has overflowed; earlier ones and those
 // that began before the stuck request are not counted.
