@@ -157,8 +157,8 @@ BDT_INLINE char* put_field(char* p, std::string_view k, T v) {
   }
 }
 
-char* put_flags(char* p, std::string_view k, uint32_t bits, std::span<const FlagName> names) {
-  p = put_sv(p, k);
+// The flag word as a list of its names: `["NOCOW","DIRECT"]`.
+char* put_flag_list(char* p, uint32_t bits, std::span<const FlagName> names) {
   *p++ = '[';
   bool first = true;
   uint32_t known = 0;
@@ -181,6 +181,31 @@ char* put_flags(char* p, std::string_view k, uint32_t bits, std::span<const Flag
   }
   *p++ = ']';
   return p;
+}
+
+// The key and the list, the list from the memo when the word and its names are
+// one of the last two's.
+BDT_INLINE char* put_flags(char* p, std::string_view k, uint32_t bits, std::span<const FlagName> names,
+                           EventJsonMemo* memo) {
+  p = put_sv(p, k);
+  if (!memo) return put_flag_list(p, bits, names);
+  for (const auto& f : memo->flags)
+    if (f.names == names.data() && f.bits == bits) {
+      std::memcpy(p, f.text.data(), f.len);
+      return p + f.len;
+    }
+  char* end = put_flag_list(p, bits, names);
+  const auto n = static_cast<size_t>(end - p);
+  auto& f = memo->flags[memo->flags_next];
+  memo->flags_next = (memo->flags_next + 1) % memo->flags.size();
+  f.names = nullptr;
+  if (n <= f.text.size()) {
+    std::memcpy(f.text.data(), p, n);
+    f.names = names.data();
+    f.bits = bits;
+    f.len = n;
+  }
+  return end;
 }
 
 template <class E>
@@ -233,6 +258,7 @@ const std::array<size_t, std::variant_size_v<Payload>>& payload_max_table() {
 // Every payload field, as its list in bdt/event_fields.h says.
 struct PayloadWriter {
   char*& p;
+  EventJsonMemo* memo;
 
   template <class P>
   void operator()(const P& pl) const {
@@ -247,7 +273,7 @@ struct PayloadWriter {
       } else if constexpr (std::is_same_v<T, IoctlCmd> || std::is_same_v<T, FallbackVia>) {
         p = put_name(put_sv(p, d.json_key()), to_string(v));
       } else if constexpr (std::is_same_v<T, uint32_t>) {
-        if (d.is_flags()) p = put_flags(p, d.json_key(), v, d.a.flag_names());
+        if (d.is_flags()) p = put_flags(p, d.json_key(), v, d.a.flag_names(), memo);
         else p = put_field(p, d.json_key(), v);
       } else {
         p = put_field(p, d.json_key(), v);
@@ -361,7 +387,7 @@ char* write_event_json(char* p, const Event& ev, EventJsonMemo* memo) {
   p = put_field(p, K("ino"), ev.ino);
   if (!ev.vm.empty()) p = put_field(p, K("vm"), ev.vm);
   if (!ev.image.empty()) p = put_field(p, K("image"), ev.image);
-  std::visit(PayloadWriter{p}, ev.body);
+  std::visit(PayloadWriter{p, memo}, ev.body);
   *p++ = '}';
   return p;
 }

@@ -25,11 +25,21 @@ class StringTable;
 void append_event_json(std::string& out, const Event& ev);
 // What write_event_json may keep from one event to the next of the same
 // writer (one per writer, not shared between threads): the text of the last
-// fs id, which nearly every event repeats.
+// fs id, which nearly every event repeats, and of the last two flag words
+// (by name table and bits: an ordered extent's added and removed flags
+// alternate, each nearly always the same).
 struct EventJsonMemo {
   Fsid fs;
   std::array<char, 38> fs_text{};
   bool valid = false;
+  struct FlagText {
+    const FlagName* names = nullptr;  // nullptr: none kept here
+    uint32_t bits = 0;
+    size_t len = 0;
+    std::array<char, 96> text{};  // a longer list is not kept
+  };
+  std::array<FlagText, 2> flags{};
+  size_t flags_next = 0;  // the one a new word replaces
 };
 // The same object written at p, which has room for event_json_max(ev) bytes;
 // returns the end of what was written (the hot path: no allocation, no size

@@ -381,3 +381,36 @@ TEST(EventJson, FsAndCommAsTheirGeneralForms) {
     ASSERT_EQ(with_memo, s);
   }
 }
+
+// A flag word's list comes from the memo when the word and its name table are
+// one of the last two's: the same bytes as without a memo, for repeated, changed,
+// unnamed (BITn) and long lists (too long to keep), ordered-extent and
+// extent-buffer words interleaved.
+TEST(EventJson, FlagsFromTheMemoAsWithout) {
+  std::mt19937_64 rng(11);
+  EventJsonMemo memo;
+  uint32_t last = 0;
+  size_t hits = 0, long_lists = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const bool eb = rng() % 4 == 0;
+    Event e = base_event(eb ? EventType::EbFind : EventType::OeRemove, 1);
+    uint32_t bits = static_cast<uint32_t>(rng());
+    switch (i % 5) {
+      case 0: bits &= oef::NOCOW | oef::DIRECT | oef::IOERR; break;
+      case 1: bits = last; ++hits; break;  // the memo's word again (if the table is the same)
+      case 2: bits = last ^ (1u << (rng() % 32)); break;  // one bit off
+      case 3: bits = 0; break;
+      default: break;  // any bits: unnamed ones too, a list too long to keep
+    }
+    last = bits;
+    if (eb) e.body = ExtentBuffer{Phase::None, 4096, 1, bits, 0};
+    else e.body = Ordered{0, 4096, bits, true};
+    const std::string s = enc(e);
+    if (s.size() > 300) ++long_lists;
+    std::string with_memo(event_json_max(e), '\0');
+    with_memo.resize(static_cast<size_t>(write_event_json(with_memo.data(), e, &memo) - with_memo.data()));
+    ASSERT_EQ(with_memo, s) << i;
+  }
+  EXPECT_GT(hits, 1000u);
+  EXPECT_GT(long_lists, 100u);
+}
