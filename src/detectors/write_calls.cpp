@@ -162,8 +162,9 @@ void WriteCalls::on_begin(const Event& e) {
   }
   if (!c) {
     make_room();
-    if (auto f = by_ino_.find(InoKey{e.fs, e.ino}); f != by_ino_.end() && f->second.size() >= kPerFile)
-      drop(f->second.front());  // the file's oldest call
+    // (the file's entry stays while the oldest of its kPerFile calls is dropped)
+    auto& in_file = by_ino_[InoKey{e.fs, e.ino}];
+    if (in_file.size() >= kPerFile) drop(in_file.front());  // the file's oldest call
     WriteCall& n = alloc();
     uint64_t id = n.id;
     n.fs = e.fs;
@@ -179,7 +180,7 @@ void WriteCalls::on_begin(const Event& e) {
     n.aio = d->aio;
     n.first = e;
     by_tid_[e.tid] = id;
-    by_ino_[InoKey{e.fs, e.ino}].push_back(id);
+    in_file.push_back(id);
     c = &n;
   }
   c->ev.push(e);
