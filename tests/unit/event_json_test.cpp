@@ -414,3 +414,28 @@ TEST(EventJson, FlagsFromTheMemoAsWithout) {
   EXPECT_GT(hits, 1000u);
   EXPECT_GT(long_lists, 100u);
 }
+
+// The comm's plain run is found eight bytes at a time: every byte value at
+// every place, after a plain prefix, with a NUL right after it, later, or
+// none, and one more such byte after it (bytes past a NUL are ignored) gives
+// the comm's JSON string.
+TEST(EventJson, CommEveryByteAtEveryPlace) {
+  Event e = base_event(EventType::DioEnd, 1);
+  e.body = DioEnd{};
+  size_t checked = 0;
+  for (int v = 0; v < 256; ++v)
+    for (size_t at = 0; at < 16; ++at)
+      for (int tail = 0; tail < 3; ++tail) {
+        for (size_t i = 0; i < 16; ++i) e.comm[i] = static_cast<char>('a' + i);
+        e.comm[at] = static_cast<char>(v);
+        if (tail == 0 && at + 1 < 16) e.comm[at + 1] = 0;
+        if (tail == 1 && at + 3 < 16) e.comm[at + 3] = 0, e.comm[at + 2] = static_cast<char>(255 - v);
+        if (tail == 2 && at > 1) e.comm[at - 2] = 0;  // the byte is past the NUL
+        std::string want;
+        append_json_string(want, e.comm_view());
+        const std::string s = enc(e);
+        ASSERT_NE(s.find(",\"comm\":" + want + ",\"type\":"), std::string::npos) << v << " at " << at;
+        ++checked;
+      }
+  EXPECT_EQ(checked, 256u * 16 * 3);
+}
