@@ -101,17 +101,20 @@ class EmMergeRace final : public Detector {
   // dropped (counted).
   static constexpr size_t kPerFile = 256;
 
-  // The thread's current request: the last one it began (em_exist and
-  // get_extent fire synchronously inside the submitter).
-  Req* find(uint32_t tid) {
-    auto t = by_tid_.find(tid);
-    if (t == by_tid_.end()) return nullptr;
-    if (auto it = reqs_.find(t->second); it != reqs_.end()) return &it->second;
-    by_tid_.erase(t);
-    return nullptr;
-  }
   using It = std::map<uint64_t, Req>::iterator;
   using Node = std::map<uint64_t, Req>::node_type;
+  // The thread's current request: the last one it began (em_exist and
+  // get_extent fire synchronously inside the submitter); reqs_.end(): none.
+  // by_tid_ holds table positions of requests in the table only: take()
+  // drops a request's entry.
+  It current(uint32_t tid) {
+    auto t = by_tid_.find(tid);
+    return t == by_tid_.end() ? reqs_.end() : t->second;
+  }
+  Req* find(uint32_t tid) {
+    const It it = current(tid);
+    return it == reqs_.end() ? nullptr : &it->second;
+  }
   void unindex(It it) {
     const Req& r = it->second;
     if (!r.ino) return;  // not indexed yet
@@ -121,15 +124,19 @@ class EmMergeRace final : public Detector {
       if (its.empty()) by_file_.erase(f);
     }
   }
-  // The request out of the table and its indexes, as its node (empty: not in the table).
+  // The request out of the table and its indexes, as its node.
+  Node take(It it) {
+    auto t = by_tid_.find(it->second.tid);
+    if (t != by_tid_.end() && t->second == it) by_tid_.erase(t);
+    unindex(it);
+    return reqs_.extract(it);
+  }
+  // The same by pointer (empty: not in the table).
   Node take(const Req* r) {
     if (!r) return {};
     auto it = reqs_.find(r->id);
     if (it == reqs_.end()) return {};
-    auto t = by_tid_.find(r->tid);
-    if (t != by_tid_.end() && t->second == r->id) by_tid_.erase(t);
-    unindex(it);
-    return reqs_.extract(it);
+    return take(it);
   }
   void recycle(Node&& n) {
     if (!n.empty() && spare_.size() < kSpare) spare_.push_back(std::move(n));
@@ -149,7 +156,8 @@ class EmMergeRace final : public Detector {
   Req& start(const Event& e) {
     // A synchronous request of this thread that never ended is over (its end
     // was lost); AIO requests stay in flight until their completion.
-    if (Req* old = find(e.tid); old && !(old->dio && old->aio)) erase(old);
+    if (const It old = current(e.tid); old != reqs_.end() && !(old->second.dio && old->second.aio))
+      recycle(take(old));
     if (reqs_.size() >= cfg_.max_requests)  // drop the oldest eighth
       for (size_t k = std::max<size_t>(1, reqs_.size() / 8); k; --k) {
         erase(&reqs_.begin()->second);
@@ -175,7 +183,7 @@ class EmMergeRace final : public Detector {
     r.ino = e.ino;
     r.first_ts = r.last_ts = e.ts_ns;
     r.begin = e;
-    by_tid_[e.tid] = id;
+    by_tid_[e.tid] = it;
     index(it);
     return r;
   }
@@ -225,27 +233,29 @@ class EmMergeRace final : public Detector {
     auto same_file = [&](const Req& q) {
       return q.dio && same_fs(q.fs, e.fs) && q.ino == e.ino && dev_compat(q.dev, e.dev);
     };
-    Req* own = find(e.tid);
-    if (own && !same_file(*own)) own = nullptr;
-    Req* r = own && pos_ok(*own) ? own : nullptr;
-    if (!r)
+    const It none = reqs_.end();
+    It own = current(e.tid);
+    if (own != none && !same_file(own->second)) own = none;
+    It at = own != none && pos_ok(own->second) ? own : none;
+    if (at == none)
       if (auto f = by_file_.find(InoKey{e.fs, e.ino}); f != by_file_.end())
         for (It it : f->second) {
           auto& q = it->second;
           if (q.aio && same_file(q) && pos_ok(q)) {
-            r = &q;
+            at = it;
             break;
           }
         }
-    if (!r && own) r = own;
+    if (at == none) at = own;
+    Req* r = at == none ? nullptr : &at->second;
     if (r) r->ev.push(e);
     if (d->ret == kEEXIST || d->error == kEEXIST) {
       if (!r || !r->eexist_reported) report_eexist(e, r, "dio", out);
     }
     if (r) {
       r->end_ts = e.ts_ns;
-      if (r->dio) remember(take(r));
-      else erase(r);
+      if (r->dio) remember(take(at));
+      else recycle(take(at));
     }
   }
 
@@ -439,7 +449,7 @@ class EmMergeRace final : public Detector {
 
   DetectorConfig cfg_;
   std::map<uint64_t, Req> reqs_;
-  std::unordered_map<uint32_t, uint64_t> by_tid_;  // tid -> id of its current request
+  std::unordered_map<uint32_t, It> by_tid_;  // tid -> its current request
   std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
   // Nodes of dropped requests and of those leaving the recent ring, kept for
   // the next ones (a request is ~1.9 KB).
