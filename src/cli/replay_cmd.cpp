@@ -98,7 +98,7 @@ int run_dump(const DumpArgs& a) {
                            "(give the file name, or use replay --format chrome)\n",
                    reader->skipped_findings());
       else
-        read_finding_lines(a.file, [&](const Finding& f) { sink->finding(f); });
+        read_finding_lines(a.file, [&s = sink](const Finding& f) { s->finding(f); });
     }
     sink->summary(Summary{});
   }
