@@ -382,14 +382,30 @@ void append_json_string(std::string& out, std::string_view s) {
   append_raw(out, json_string_max(s.size()), [&](char* p) { return put_str(p, s); });
 }
 
-size_t event_json_max(const Event& ev) {
+namespace {
+// The bound of everything but vm and image, by payload index: the head with
+// a comm of 16 bytes and the longest type name (any type's, "unknown"
+// included), and the payload's bound.
+const std::array<size_t, std::variant_size_v<Payload>>& head_and_payload_max_table() {
   // {"ts_ns":N,"pid":N,"tid":N,"comm":S,"type":S,"fs":"uuid","dev":N,"ino":N,"vm":S,"image":S}
   constexpr size_t kHead = sizeof "{\"ts_ns\":" + sizeof K("pid") + sizeof K("tid") + sizeof K("comm") +
                            sizeof K("type") + sizeof K("fs") + 38 + sizeof K("dev") + sizeof K("ino") +
                            sizeof K("vm") + sizeof K("image") + 5 * kNumberMax + 1;
-  return kHead + json_string_max(ev.comm.size()) + json_string_max(to_string(ev.type).size()) +
-         json_string_max(ev.vm.size()) + json_string_max(ev.image.size()) +
-         payload_max_table()[ev.body.index()];
+  static const auto t = [] {
+    size_t type_max = to_string(static_cast<EventType>(0)).size();  // "unknown"
+    for (int i = 1; i <= kEventTypeCount; ++i)
+      type_max = std::max(type_max, to_string(static_cast<EventType>(i)).size());
+    auto v = payload_max_table();
+    for (auto& n : v) n += kHead + json_string_max(std::tuple_size_v<decltype(Event::comm)>) + json_string_max(type_max);
+    return v;
+  }();
+  return t;
+}
+}  // namespace
+
+size_t event_json_max(const Event& ev) {
+  return head_and_payload_max_table()[ev.body.index()] + json_string_max(ev.vm.size()) +
+         json_string_max(ev.image.size());
 }
 
 char* write_event_json(char* p, const Event& ev, EventJsonMemo* memo) {
