@@ -278,6 +278,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 	struct bdt_dio_outcome o;
 	u64 now = bpf_ktime_get_ns(), pos;
 	u32 fired, stack_id = 0;
+	bool out, kept = false;
 
 	/* a completion in irq or a worker (another thread than the request's)
 	 * cannot be its thread's current request */
@@ -307,8 +308,23 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 			flush_inode(r->id.sb_dev, f.stalled_ino, f.stalled_ts, now);
 		if (fired & ~(1u << BDT_TRIG_STALL))
 			flush_inode(r->id.sb_dev, r->id.ino, r->ts, now);
-		if (r->emitted || fired || is_hot(r->id.sb_dev, r->id.ino, now)) {
+		out = r->emitted || fired || is_hot(r->id.sb_dev, r->id.ino, now);
+		/* acknowledged bytes: kept with its ordered extents (acked_ioerr); one
+		 * of them failed already without finding it: emitted here */
+		if (!out && write && ret > 0 && error == 0 && r->noe) {
+			kept = true;
+			out = oe_call_end(r, key, now, pos, ret, error, src);
+		}
+		/* a flush on another CPU emitted its begin since the check above (at a
+		 * failure of its extent over before oe_call_end looked): its end too */
+		if (!out) {
+			asm volatile("" ::: "memory");
+			out = *(volatile u8 *)&r->emitted;
+		}
+		if (out) {
 			flush_request(r);
+			if (kept) /* its extents need not emit it again */
+				oe_call_emitted(r);
 			/* error origin of a traced request that failed with EIO / EEXIST */
 			if (ret == -5 || ret == -17 || error == -5 || error == -17)
 				stack_id = stack_of(pctx);
@@ -320,9 +336,6 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 		} else {
 			recent_push(r, now, pos, ret, error, src);
 			dw_complete(r, ret > 0 && error == 0, false, now, pos, ret, error, src);
-			/* acknowledged bytes: kept with its ordered extents (acked_ioerr) */
-			if (write && ret > 0 && error == 0 && r->noe)
-				oe_call_end(r, key, now, pos, ret, error, src);
 		}
 		req_release(key, &ref);
 		return 0;

@@ -58,11 +58,19 @@ struct dio_req {
 	u32 begin_flags; /* the dio_begin record's */
 	u32 dio_flags;
 	u32 fs_slot;     /* in dio_counts (counts.bpf.h) */
-	u8 src;          /* the dio_begin record's source */
-	u8 emitted;      /* the begin record was emitted: so is everything after it */
-	u8 nheld;
-	u8 noe;          /* entries of oes */
-	u32 pad;
+	union {
+		struct {
+			u8 src;     /* the dio_begin record's source */
+			u8 emitted; /* the begin record was emitted: so is everything
+				     * after it (set by req_claim once the request is
+				     * in flight: another CPU's flush may set it) */
+			u8 nheld;
+			u8 noe;     /* entries of oes */
+			u32 pad;
+		};
+		u64 word;           /* these, for req_claim's atomic OR (64-bit: the
+				     * BPF target's atomics with fetch at any -mcpu) */
+	};
 	/* the stall trigger's count (stall_scan): completions on its filesystem
 	 * that cannot be of requests older than this one are those beyond this
 	 * number; bit 63: set (by the first scan that saw it in flight) */
@@ -76,7 +84,7 @@ struct dio_req {
 /* Defined with the DIRECT ordered extents in flight (ordered.bpf.h): a write
  * that returned unemitted leaves its begin and end with its ordered extents;
  * once its records are emitted, they are marked so there. */
-static __always_inline void oe_call_end(const struct dio_req *r, u64 kiocb, u64 now, u64 pos,
+static __always_inline bool oe_call_end(const struct dio_req *r, u64 kiocb, u64 now, u64 pos,
 					s64 ret, s32 error, u8 src);
 static __always_inline void oe_call_emitted(const struct dio_req *r);
 
@@ -460,12 +468,30 @@ static __always_inline void emit_req_end(const struct dio_req *r, u64 ts, u8 src
 	emit_req_end_stall(r, ts, src, pos, ret, error, stack_id, 0);
 }
 
+/* Sets the request's `emitted` (in flight: a flush on another CPU may race
+ * its thread or its completion): true for the one that set it. */
+static __always_inline bool req_claim(struct dio_req *r)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const u64 bit = 1ull << 8;  /* emitted: the word's second byte */
+#else
+	const u64 bit = 1ull << 48;
+#endif
+	_Static_assert(__builtin_offsetof(struct dio_req, emitted) ==
+			       __builtin_offsetof(struct dio_req, word) + 1 &&
+		       __builtin_offsetof(struct dio_req, word) % 8 == 0,
+		       "emitted is the second byte of an aligned word");
+
+	if (r->emitted)
+		return false;
+	return !(__sync_fetch_and_or(&r->word, bit) & bit);
+}
+
 /* Emit what the request holds, once: from now on it is emitted as it goes. */
 static __always_inline void flush_request(struct dio_req *r)
 {
-	if (r->emitted)
+	if (!req_claim(r))
 		return;
-	r->emitted = 1;
 	emit_req_begin(r);
 	emit_req_held(r);
 }
@@ -493,8 +519,9 @@ static __always_inline void req_put(struct dio_req *r, const struct held_rec *h)
 /* ---- flush: everything held for an inode -------------------------------------- */
 struct bpf_map;
 
-/* Requests a flush leaves out of the recent ones (by begin time): emitted
- * already by the csum_direct trigger (direct_writes.bpf.h). */
+/* Requests a flush leaves out, in flight or recent (by begin time): emitted
+ * already by the csum_direct trigger (direct_writes.bpf.h) or acked_ioerr's
+ * (ordered.bpf.h, oe_emit_call). */
 #define BDT_FLUSH_SKIP 4
 
 struct flush_ctx {
@@ -507,8 +534,13 @@ struct flush_ctx {
 static long flush_inflight_cb(struct bpf_map *map, const u64 *key, struct dio_req *r,
 			      struct flush_ctx *fc)
 {
-	if (r->id.ino == fc->ino && r->id.sb_dev == fc->sb_dev)
-		flush_request(r);
+	if (r->id.ino != fc->ino || r->id.sb_dev != fc->sb_dev)
+		return 0;
+#pragma unroll
+	for (int j = 0; j < BDT_FLUSH_SKIP; j++)
+		if (fc->skip[j] && fc->skip[j] == r->ts)
+			return 0;
+	flush_request(r);
 	return 0;
 }
 

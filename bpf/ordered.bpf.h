@@ -58,7 +58,17 @@ static __always_inline bool user_task(void)
  * of its extents still in flight and its end are emitted (their own times),
  * then the file is flushed and hot (the removals follow). A write emitted
  * otherwise (a flush of the recent requests) is marked emitted here
- * (oe_call_emitted). A part split off one of its extents (oe_split: current
+ * (oe_call_emitted). The write's return and the extent's failure may run on
+ * two CPUs at once: each side publishes, then checks, on the entry's word
+ * `acked` (atomic ORs, so of two the second sees the first): the return
+ * keeps its call and sets BDT_OE_CALL, then looks for BDT_OE_FAILED; the
+ * failure sets BDT_OE_FAILED, then looks for BDT_OE_CALL. The one that sees
+ * the other's bit emits the write (the failure: from the entry, oe_emit_call;
+ * the return: as a request it emits, on_dio_complete), and BDT_OE_CALL_OUT
+ * claims that emission once. A failure that is over (its entry freed) before
+ * the return looks finds the request still in flight: its flush emitted the
+ * begin (dio_req.emitted), and the return, checking that after it kept its
+ * call, emits the end. A part split off one of its extents (oe_split: current
  * kernels split a write's extent at each bio it submits) is a new extent the
  * tracepoints never show added: while the write holds the split record, the
  * part is kept too, by its start (oe_split_key: a split takes the front of
@@ -86,9 +96,15 @@ struct oe_open {
 	u8 split;            /* a part split off a kept extent (oe_track_split): kept by
 			      * its start, not its address; add is the extent's */
 	u8 pad[5];
+	u64 acked;           /* BDT_OE_*: its write and its failure (atomic ORs) */
 	struct dw_rec call;  /* its write, returned unemitted with bytes acknowledged
-			      * (valid; emitted: its records were) */
+			      * (valid while acked has BDT_OE_CALL; its valid and emitted
+			      * are not used here) */
 };
+
+#define BDT_OE_CALL 1     /* call holds its write (stored before the bit is set) */
+#define BDT_OE_FAILED 2   /* an IOERR of the extent was seen */
+#define BDT_OE_CALL_OUT 4 /* the write's records were emitted (or are being: claimed) */
 
 /* the extent's address (addr_num), 0 when free, address | 1 while being filled */
 struct {
@@ -221,7 +237,7 @@ static __always_inline u32 oe_track_add(u64 key, const struct held_rec *h, u64 s
 	o->held_by = held_by;
 	o->fired = 0;
 	o->split = split;
-	o->call.valid = 0;
+	o->acked = 0;
 	__sync_lock_test_and_set(k, key); /* filled */
 	return i;
 }
@@ -315,18 +331,22 @@ static __always_inline struct oe_open *oe_of_call(u32 i, u32 tid, u64 ts)
 	if (!k || !*k || (*k & 1))
 		return 0;
 	o = bpf_map_lookup_elem(&oe_slot, &i);
-	if (!o || !o->call.valid || o->tid != tid || dw_req(&o->call)->ts != ts)
+	if (!o || !(o->acked & BDT_OE_CALL) || o->tid != tid || dw_req(&o->call)->ts != ts)
 		return 0;
 	return o;
 }
 
 /* The write r (kiocb) returned unemitted with bytes acknowledged (on_dio_complete):
- * its begin and end go to each of its extents still in flight. */
-static __always_inline void oe_call_end(const struct dio_req *r, u64 kiocb, u64 now, u64 pos,
+ * its begin and end go to each of its extents still in flight. True when one
+ * of them failed before (BDT_OE_FAILED: its failure found no call to emit):
+ * the caller emits the write then, and marks it emitted (oe_call_emitted). */
+static __always_inline bool oe_call_end(const struct dio_req *r, u64 kiocb, u64 now, u64 pos,
 					s64 ret, s32 error, u8 src)
 {
+	bool failed = false;
+
 	if (!acked_on())
-		return;
+		return false;
 #pragma unroll
 	for (int j = 0; j < BDT_REQ_OES; j++) {
 		u32 i;
@@ -340,20 +360,21 @@ static __always_inline void oe_call_end(const struct dio_req *r, u64 kiocb, u64 
 		if (!k || !*k || (*k & 1))
 			continue;
 		o = bpf_map_lookup_elem(&oe_slot, &i);
-		/* still the extent this request's thread added */
-		if (!o || o->held_by != kiocb || o->add.ts < r->ts || o->tid != r->tid)
+		/* still the extent this request's thread added, its call not kept yet */
+		if (!o || o->held_by != kiocb || o->add.ts < r->ts || o->tid != r->tid ||
+		    (o->acked & BDT_OE_CALL))
 			continue;
-		o->call.valid = 0;
 		__builtin_memcpy(o->call.req, r, BDT_DW_HEAD);
 		o->call.end_ts = now;
 		o->call.end_pos = pos;
 		o->call.ret = ret;
 		o->call.error = error;
 		o->call.end_src = src;
-		o->call.emitted = 0;
-		asm volatile("" ::: "memory"); /* valid after the stores */
-		o->call.valid = 1;
+		/* published (a full barrier after the stores), then checked */
+		if (__sync_fetch_and_or(&o->acked, BDT_OE_CALL) & BDT_OE_FAILED)
+			failed = true;
 	}
+	return failed;
 }
 
 /* The write r's records were emitted (a flush of the recent requests, with
@@ -370,30 +391,38 @@ static __always_inline void oe_call_emitted(const struct dio_req *r)
 			break;
 		o = oe_of_call(r->oes[j], r->tid, r->ts);
 		if (o) {
-			o->call.emitted = 1;
+			__sync_fetch_and_or(&o->acked, BDT_OE_CALL_OUT);
 			o->emitted = 1;
 		}
 	}
 }
 
-/* At an IOERR of the DIRECT extent at key (ref: where it is kept): its entry,
- * when it holds a write whose records were not emitted (the acked_ioerr fact). */
+/* At an IOERR of the DIRECT extent at key (ref: where it is kept): marked
+ * failed, then its entry, when it holds a write whose records were not
+ * emitted, claimed for this emission (the acked_ioerr fact). A write that
+ * returns later finds the mark (oe_call_end). */
 static __always_inline struct oe_open *oe_acked_of(u64 key, const struct oe_ref *ref)
 {
 	u32 i = ref->i;
 	struct oe_open *o;
+	u64 old;
 
 	if (!ref->k || *ref->k != key)
 		return 0;
 	o = bpf_map_lookup_elem(&oe_slot, &i);
-	if (!o || !o->call.valid || o->call.emitted)
+	if (!o)
+		return 0;
+	old = __sync_fetch_and_or(&o->acked, BDT_OE_FAILED);
+	if (!(old & BDT_OE_CALL) || (old & BDT_OE_CALL_OUT) ||
+	    (__sync_fetch_and_or(&o->acked, BDT_OE_CALL_OUT) & BDT_OE_CALL_OUT))
 		return 0;
 	return o;
 }
 
-/* acked_ioerr fired for the extent o: its write's begin, the oe_add records of
- * the write's extents still in flight, and its end (skip: its begin time, for
- * the flush that follows not to emit it twice from the recent requests). */
+/* acked_ioerr fired for the extent o (claimed: oe_acked_of): its write's
+ * begin, the oe_add records of the write's extents still in flight, and its
+ * end (skip: its begin time, for the flush that follows not to emit it twice,
+ * in flight or from the recent requests). */
 static __always_inline void oe_emit_call(struct oe_open *o, u64 *skip)
 {
 	const struct dio_req *r = dw_req(&o->call);
@@ -402,7 +431,6 @@ static __always_inline void oe_emit_call(struct oe_open *o, u64 *skip)
 
 	u64 added[BDT_REQ_OES] = {};
 
-	o->call.emitted = 1;
 	skip[0] = ts;
 	emit_req_begin(r);
 #pragma unroll
@@ -415,7 +443,7 @@ static __always_inline void oe_emit_call(struct oe_open *o, u64 *skip)
 		x = oe_of_call(r->oes[j], tid, ts);
 		if (!x)
 			continue;
-		x->call.emitted = 1;
+		__sync_fetch_and_or(&x->acked, BDT_OE_CALL_OUT);
 		/* a split-off part has its extent's oe_add: once */
 #pragma unroll
 		for (int m = 0; m < j; m++)

@@ -20,9 +20,7 @@
 #                          acked_ioerr trigger). In the guest only that run (BDT_ACKED_RUNS=on: the
 #                          kernel's part, when writes return and extents fail), 20 + 10 files
 #                          (BDT_ACKED_FILES=20); the host also runs it with the trigger off and
-#                          with table slots taken, 60 + 30 files. BDT_ACKED_RACE_NS=20 ms: the
-#                          known race of a write's return and its extent's failure spans ~100x
-#                          the host's microseconds under TCG (at most 1 in 20 files may miss by it)
+#                          with table slots taken, 60 + 30 files
 # The guest kernel is the VM tier's default (Debian 6.1); BDT_VM_KERNEL_PKG selects another
 # (linux-image-6.12-cloud-amd64: Debian 12's 6.12 LTS). Fails if any test fails or skips in the
 # guest; exit 77 (SKIPPED: reason) when the VM tier, root or the build are missing.
@@ -40,7 +38,7 @@ fails=0
 for be in fentry kprobe; do
   vm_itests "$be" "${tests[*]} passed in the guest (${BDT_VM_KERNEL_PKG:-default kernel})" \
     --module dm_mod --module dm_flakey --env BDT_ACKED_FILES=20 --env BDT_ACKED_RUNS=on \
-    --env BDT_ACKED_RACE_NS=20000000 -- "${tests[@]}" ||
+    -- "${tests[@]}" ||
     fails=$((fails + 1))
 done
 exit $((fails > 0))
