@@ -117,4 +117,14 @@ const volatile __u64 test_ioerr_ino = 0;
  */
 const volatile __u32 test_oe_taken = 0;
 
+/*
+ * Testing aid (BDT_TEST_END_SPIN_US=N, src/live/session.cpp): a write's
+ * completion that keeps its call with its ordered extents (acked_ioerr,
+ * bpf/dio.bpf.h) spins N us between its "emitted?" check and keeping the
+ * call: the window in which its extent's failure on another CPU races it
+ * (ordered.bpf.h, "The write's return and the extent's failure") is that
+ * much wider. tests/integration/test_acked_ioerr_trigger.sh. 0: off.
+ */
+const volatile __u32 test_end_spin_us = 0;
+
 #endif /* BDT_CONFIG_BPF_H */

@@ -265,6 +265,22 @@ static __always_inline int on_dio_queued(u64 *ctx)
 }
 
 /* ---- DIO end ------------------------------------------------------------------ */
+static long spin_cb(u32 i, u64 *until)
+{
+	return bpf_ktime_get_ns() >= *until; /* 1: stop */
+}
+
+/* test_end_spin_us (config.bpf.h): a testing aid */
+static __always_inline void test_end_spin(void)
+{
+	u64 until;
+
+	if (!test_end_spin_us)
+		return;
+	until = bpf_ktime_get_ns() + test_end_spin_us * 1000ull;
+	bpf_loop(1u << 22, spin_cb, &until, 0);
+}
+
 static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool btf)
 {
 	struct kiocb *iocb = (void *)ctx[0];
@@ -313,6 +329,7 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 		 * of them failed already without finding it: emitted here */
 		if (!out && write && ret > 0 && error == 0 && r->noe) {
 			kept = true;
+			test_end_spin();
 			out = oe_call_end(r, key, now, pos, ret, error, src);
 		}
 		/* a flush on another CPU emitted its begin since the check above (at a

@@ -361,9 +361,12 @@ class Loader {
     // a DIRECT ordered extent at file offset 0 of an inode numbered BDT_TEST_OE_IOERR or above
     // is removed failed;
     // BDT_TEST_RECENT_MS: how far back a trigger's flush reaches (default 1000);
-    // BDT_TEST_OE_TAKEN=N: the first N slots of each extent's probe sequence count as taken.
+    // BDT_TEST_OE_TAKEN=N: the first N slots of each extent's probe sequence count as taken;
+    // BDT_TEST_END_SPIN_US=N: a write's completion spins N us before it keeps its call with its
+    // extents (the race of its return and its extent's failure, made likelier).
     if (const char* v = std::getenv("BDT_TEST_OE_IOERR")) ro->test_ioerr_ino = std::strtoull(v, nullptr, 10);
     if (const char* v = std::getenv("BDT_TEST_OE_TAKEN")) ro->test_oe_taken = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    if (const char* v = std::getenv("BDT_TEST_END_SPIN_US")) ro->test_end_spin_us = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     if (const char* v = std::getenv("BDT_TEST_RECENT_MS")) ro->recent_ns = std::strtoull(v, nullptr, 10) * 1'000'000ull;
     for (const auto& [var, value] : plan_.layouts) set_layout(s_.skel_, var, value);
     bpf_map__set_max_entries(s_.skel_->maps.events, ring_size(opts_.ringbuf_bytes));
