@@ -24,10 +24,10 @@ namespace bdt {
 namespace replay {
 
 namespace {
-// Slicing-by-8 tables: t[0] is the classic byte-wise table; t[k][i] is the CRC
-// of byte i followed by k zero bytes, so 8 input bytes cost 8 lookups and no
+// Slicing-by-16 tables: t[0] is the classic byte-wise table; t[k][i] is the CRC
+// of byte i followed by k zero bytes, so 16 input bytes cost 16 lookups and no
 // serial dependency between them.
-using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+using CrcTables = std::array<std::array<uint32_t, 256>, 16>;
 constexpr CrcTables make_crc_tables() {
   CrcTables t{};
   for (uint32_t i = 0; i < 256; ++i) {
@@ -36,10 +36,22 @@ constexpr CrcTables make_crc_tables() {
     t[0][i] = c;
   }
   for (uint32_t i = 0; i < 256; ++i)
-    for (int k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+    for (size_t k = 1; k < t.size(); ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
   return t;
 }
 constexpr CrcTables kCrc = make_crc_tables();
+
+// The next four bytes as a little-endian word.
+inline uint32_t le32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+// The CRC after four bytes whose word is w (already xored with the CRC when
+// they come first), given tables t[k0 + 3] .. t[k0] for the bytes in order,
+// i.e. followed by k0 more bytes.
+inline uint32_t crc_word(uint32_t w, size_t k0) {
+  return kCrc[k0 + 3][w & 0xFF] ^ kCrc[k0 + 2][(w >> 8) & 0xFF] ^ kCrc[k0 + 1][(w >> 16) & 0xFF] ^
+         kCrc[k0][w >> 24];
+}
 }  // namespace
 
 // CRC-32 (IEEE 802.3, reflected, as zlib's crc32()); `crc` continues a previous value.
@@ -47,13 +59,16 @@ uint32_t crc32(std::span<const uint8_t> data, uint32_t crc) {
   crc = ~crc;
   const uint8_t* p = data.data();
   size_t n = data.size();
-  while (n >= 8) {
-    uint32_t a = crc ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
-                        uint32_t(p[3]) << 24);
-    crc = kCrc[7][a & 0xFF] ^ kCrc[6][(a >> 8) & 0xFF] ^ kCrc[5][(a >> 16) & 0xFF] ^
-          kCrc[4][a >> 24] ^ kCrc[3][p[4]] ^ kCrc[2][p[5]] ^ kCrc[1][p[6]] ^ kCrc[0][p[7]];
-    p += 8;
-    n -= 8;
+  for (; n >= 16; p += 16, n -= 16)
+    crc = crc_word(crc ^ le32(p), 12) ^ crc_word(le32(p + 4), 8) ^ crc_word(le32(p + 8), 4) ^
+          crc_word(le32(p + 12), 0);
+  if (n >= 8) {
+    crc = crc_word(crc ^ le32(p), 4) ^ crc_word(le32(p + 4), 0);
+    p += 8, n -= 8;
+  }
+  if (n >= 4) {
+    crc = crc_word(crc ^ le32(p), 0);
+    p += 4, n -= 4;
   }
   while (n--) crc = kCrc[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
   return ~crc;

@@ -2,6 +2,8 @@
 // corruption and truncation with and without salvage.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +60,35 @@ TEST(Crc32, KnownVector) {
   // Continuation equals one pass.
   auto* p = reinterpret_cast<const uint8_t*>(s.data());
   EXPECT_EQ(replay::crc32({p + 4, 5}, replay::crc32({p, 4})), 0xCBF43926u);
+}
+
+// The table-driven CRC (16, 8, 4 bytes at a time, then bytewise) against the
+// bit-by-bit definition, for every length up to 100 at every alignment, each
+// continued from a random CRC and split at a random place.
+TEST(Crc32, EveryLengthAsBitByBit) {
+  auto bitwise = [](const uint8_t* p, size_t n, uint32_t crc) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; ++i) {
+      crc ^= p[i];
+      for (int k = 0; k < 8; ++k) crc = (crc & 1) ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+    }
+    return ~crc;
+  };
+  std::mt19937 rng(5);
+  std::vector<uint8_t> buf(128);
+  size_t checked = 0;
+  for (size_t n = 0; n <= 100; ++n)
+    for (size_t off = 0; off < 8; ++off) {
+      for (auto& b : buf) b = static_cast<uint8_t>(rng());
+      const uint32_t seed = static_cast<uint32_t>(rng());
+      const uint8_t* p = buf.data() + off;
+      const uint32_t want = bitwise(p, n, seed);
+      ASSERT_EQ(replay::crc32({p, n}, seed), want) << n << " at " << off;
+      const size_t cut = n ? rng() % (n + 1) : 0;
+      ASSERT_EQ(replay::crc32({p + cut, n - cut}, replay::crc32({p, cut}, seed)), want) << n;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 101u * 8);
 }
 
 TEST(Record, RoundTripEveryTypeAndHeader) {
