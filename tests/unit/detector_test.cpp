@@ -643,7 +643,8 @@ TEST(Invariants, StuckSaysWhyItIsNotASlowDisk) {
 TEST(Invariants, StuckExtentCountIsALowerBound) {
   auto all = all_cases();
   auto& t = find_case(all, "invariant_stuck_ordered_extent");
-  auto x = of(run(t.events(), config_for(t.kernel())), "dio-stuck", "stuck-ordered-extent");
+  auto f = run(t.events(), config_for(t.kernel()));  // (x points into it)
+  auto x = of(f, "dio-stuck", "stuck-ordered-extent");
   ASSERT_EQ(x.size(), 1u);
   EXPECT_NE(x[0]->message.find("while at least 30 ordered extents on the same filesystem added after "
                                "it did"),
