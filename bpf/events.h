@@ -405,6 +405,10 @@ struct bdt_event_count {
 	bdt_u64 dio_begins;
 	bdt_u64 dio_ends;              /* completions of a begun request */
 	bdt_u64 dio_unmatched;         /* completions without a begin */
+	bdt_u64 oe_untracked;          /* DIRECT ordered extents (or parts split off one) the
+					* table of those in flight could not keep, all their
+					* slots taken (bpf/ordered.bpf.h): findings only,
+					* acked_ioerr and oe_stall do not see them */
 };
 
 #endif /* BDT_EVENTS_H */

@@ -218,8 +218,13 @@ static __always_inline u32 oe_track_add(u64 key, const struct held_rec *h, u64 s
 			break;
 		}
 	}
-	if (i == ~0u || !k)
+	if (i == ~0u || !k) {
+		struct bdt_event_count *c = event_count();
+
+		if (c) /* not kept: counted (oe_untracked) */
+			c->oe_untracked += 1;
 		return ~0u;
+	}
 	o = bpf_map_lookup_elem(&oe_slot, &i);
 	if (!o) {
 		__sync_lock_test_and_set(k, 0);

@@ -71,6 +71,9 @@ struct KernelCounts {
   std::vector<uint64_t> events_by_type;
   std::vector<FsCounts> fs;
   uint64_t dio_begins = 0, dio_ends = 0, dio_unmatched = 0;
+  // DIRECT ordered extents the kernel's table of those in flight could not keep (all slots
+  // taken): findings only, dio-acked-unbacked and dio-stuck's extent rule miss them
+  uint64_t oe_untracked = 0;
   uint64_t dio_inflight = 0;  // requests in the kernel's in-flight map now
 };
 

@@ -776,6 +776,7 @@ KernelCounts Session::counts() const {
     out.dio_begins += c.dio_begins;
     out.dio_ends += c.dio_ends;
     out.dio_unmatched += c.dio_unmatched;
+    out.oe_untracked += c.oe_untracked;
   }
   std::vector<bdt_dio_count> dc;
   for (uint32_t slot = 0; slot <= BDT_FS_SLOTS; ++slot) {

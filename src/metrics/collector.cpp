@@ -153,6 +153,9 @@ Exposition Collector::snapshot(const TracerState& t) const {
   x.gauge("dio_inflight", "Direct I/O requests begun and not yet ended (the kernel's in-flight map).").add({}, static_cast<double>(c.dio_inflight));
   x.counter("dio_inflight_evicted_total", "In-flight requests the kernel's map no longer holds without having seen their end (evicted to stay within the cap, or begun again).").add({}, static_cast<double>(gone));
   x.counter("dio_unmatched_total", "dio_end without a dio_begin.").add({}, static_cast<double>(c.dio_unmatched));
+  x.counter("ordered_extents_untracked_total",
+            "DIRECT ordered extents the table of those in flight could not keep (findings only: not seen by acked_ioerr/oe_stall).")
+      .add({}, static_cast<double>(c.oe_untracked));
 
   auto& se = x.gauge("detector_state_entries", "Objects a detector tracks now (bounded).");
   auto& sc = x.gauge("detector_state_capacity", "A detector's configured state cap.");

@@ -209,6 +209,7 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   t.counts.dio_begins = 3;
   t.counts.dio_ends = 3;
   t.counts.dio_unmatched = 1;
+  t.counts.oe_untracked = 2;
   Finding fd;
   fd.detector = "dio-short-write";
   fd.level = Level::Symptom;
@@ -229,6 +230,7 @@ TEST(MetricsCollector, DioRequestsBytesLatencyShortWrites) {
   EXPECT_NE(s.find("btrfs_dio_trace_dio_requests_total{" + fs + ",direction=\"unknown\"} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_short_writes_total{" + fs + "} 1\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_unmatched_total 1\n"), std::string::npos);
+  EXPECT_NE(s.find("btrfs_dio_trace_ordered_extents_untracked_total 2\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_inflight 0\n"), std::string::npos);
   EXPECT_NE(s.find("btrfs_dio_trace_dio_inflight_evicted_total 0\n"), std::string::npos);
   // 3 us lands in log2 bucket 11 ([2048, 4096) ns: le 4.095e-06), 2 ms in bucket 20.
