@@ -266,6 +266,11 @@ int run_trace(const TraceArgs& a) {
         s.events_by_type[std::string(to_string(static_cast<EventType>(i)))] = n;
         s.events_total += n;
       }
+    if (kc.oe_untracked)
+      s.notes.emplace_back("ordered extents untracked",
+                           fmt::format("{} (the kernel's table in flight had no free slot for them: "
+                                       "dio-stuck and dio-acked-unbacked did not see them; --events does)",
+                                       kc.oe_untracked));
   }
   loop.fill_summary(s);
   const auto st = session->stats();

@@ -36,7 +36,12 @@
 #                      measured 3 of 60 reported). Each extent then has one slot left, which
 #                      another extent in flight holds with a chance of about 1 in 2048 per such
 #                      extent, so a few files may go unreported in this run (seen: 1 of 90):
-#                      all but 5% of the files, and nothing the twin does not report
+#                      all but 5% of the files, and nothing the twin does not report; each
+#                      unreported file counted in the summary's "ordered extents untracked"
+#   slots full         all 4 slots taken (BDT_TEST_OE_TAKEN=4): no extent is kept; the summary
+#                      counts each (at least one per file: "ordered extents untracked", the
+#                      metric btrfs_dio_trace_ordered_extents_untracked_total), nothing the
+#                      twin does not report
 #   race               as acked_ioerr on, each write's completion spinning 300 us
 #                      (BDT_ACKED_SPIN_US) between its "emitted?" check and keeping its call
 #                      with its extents (BDT_TEST_END_SPIN_US, bpf/config.bpf.h): the failures
@@ -52,7 +57,7 @@
 #                      may still be held while its completion's program runs on another CPU);
 #                      nothing to check when every write of the run was in flight at its failure
 #   never a finding on the benign file.
-# BDT_ACKED_RUNS (default "on race off taken"): the runs to make; the VM tier makes "on" only (the
+# BDT_ACKED_RUNS (default "on race off taken full"): the runs to make; the VM tier makes "on" only (the
 # kernel's part: when writes return and extents fail; the others check the programs' tables).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -102,20 +107,23 @@ run() {
 }
 
 ON=$ITEST_TMP/on.jsonl OFF=$ITEST_TMP/off.jsonl TAKEN=$ITEST_TMP/taken.jsonl RACE=$ITEST_TMP/race.jsonl
-runs=" ${BDT_ACKED_RUNS:-on race off taken} " outs=()
+FULL=$ITEST_TMP/full.jsonl
+runs=" ${BDT_ACKED_RUNS:-on race off taken full} " outs=()
 if [[ $runs == *" on "* ]]; then outs+=("$ON"); run "$ON" BDT_TEST_RECENT_MS=0; fi
 if [[ $runs == *" race "* ]]; then
     outs+=("$RACE"); run "$RACE" BDT_TEST_RECENT_MS=0 BDT_TEST_END_SPIN_US="${BDT_ACKED_SPIN_US:-300}"
 fi
 if [[ $runs == *" off "* ]]; then outs+=("$OFF"); run "$OFF" BDT_TEST_RECENT_MS=0 BDT_TRIGGERS_OFF=acked_ioerr; fi
 if [[ $runs == *" taken "* ]]; then outs+=("$TAKEN"); run "$TAKEN" BDT_TEST_RECENT_MS=0 BDT_TEST_OE_TAKEN=3; fi
-(( ${#outs[@]} )) || die "BDT_ACKED_RUNS='${BDT_ACKED_RUNS:-}' names no run (on, race, off, taken)"
+if [[ $runs == *" full "* ]]; then outs+=("$FULL"); run "$FULL" BDT_TEST_RECENT_MS=0 BDT_TEST_OE_TAKEN=4; fi
+(( ${#outs[@]} )) || die "BDT_ACKED_RUNS='${BDT_ACKED_RUNS:-}' names no run (on, race, off, taken, full)"
 
 pt_expect "dio-acked-unbacked on each of the $N files (its write's ordered extent reported failed at removal) findings only as with --events, also when each completion spins 300 us before keeping its write with its extents (the race with the failure), when the first 3 table slots of each extent are taken; with acked_ioerr off not for the writes that returned before the failure; none on $OK"
 for out in "${outs[@]}"; do
-    trig=1   # 0: acked_ioerr off, 2: slots taken (1: on, race)
+    trig=1   # 0: acked_ioerr off, 2: slots taken, 3: slots full (1: on, race)
     [[ $out == "$OFF" ]] && trig=0
     [[ $out == "$TAKEN" ]] && trig=2
+    [[ $out == "$FULL" ]] && trig=3
     pt_check "$out" "$SCRATCH_NOCOW" "$OK" "$trig" "$N" "$M" <<'PY'
 d, ok, trig, n, m = ARGS[0], st(ARGS[1]), int(ARGS[2]), int(ARGS[3]), int(ARGS[4])
 small = {st(f"{d}/f.{i}").st_ino for i in range(n)}
@@ -154,6 +162,10 @@ c.check(all(r == (0, 65536) for i, r in want if i in small) and
         f"({sorted(set(r[1] for i, r in want if i in big))})")
 got_f = found(FINDINGS)
 got = {i for i, _ in got_f}
+# the extents the kernel's table could not keep, as the summary says
+summ = [o for o in OTHERS if o.get("type") == "summary"]
+note = (summ[-1].get("notes") or {}).get("ordered extents untracked", "0") if summ else "0"
+untracked = int(note.split()[0]) if note.split() and note.split()[0].isdigit() else -1
 # the writes that returned first are what acked_ioerr covers; how many there are is the kernel's
 # timing (0 to all in one run on 6.18): counted per run, at least one over the on-runs (below)
 open(OUT + ".first", "w").write(f"{len(first)} {len(split)} {len(first & split)}\n")
@@ -177,6 +189,12 @@ elif trig == 2:
             f"at most 5% ({len(got)} of {len(inos)}, unreported: {sorted(i for i, _ in lost)}; "
             f"{len(first)} returned before their extent failed, {len(first & split)} of those a part "
             f"split off a 2 MiB write)")
+    c.check(untracked >= len(lost), f"{OUT}: each unreported file's extent counted as untracked "
+            f"(summary: {note!r}; unreported: {len(lost)})")
+elif trig == 3:
+    c.check(got_f <= want, f"{OUT}: slots full: nothing the twin does not report ({len(got)} of {len(inos)})")
+    c.check(untracked >= len(inos), f"{OUT}: slots full: the summary counts every file's extent as "
+            f"untracked (at least {len(inos)}; summary: {note!r})")
 elif first:
     # the twins stamp an event each in its own program, 10-20 us apart (test_findings_lazy_vs_events):
     # a write that returned within 50 us after its extent failed by the twin's stamps may have
