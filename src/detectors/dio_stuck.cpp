@@ -309,20 +309,25 @@ class DioStuck final : public Detector {
     });
   }
 
+  // Whether the kernel's stalled request (its thread, inode and begin as the
+  // kernel stamped it) is r, of the same filesystem: by thread and inode, not
+  // by begin time: a record a trigger emits late reaches the detectors stamped
+  // no earlier than the records before it (Engine::feed), so r's begin may
+  // read later than the kernel's stamp of it, never earlier.
+  static bool names(uint32_t tid, uint64_t ino, uint64_t begin_ns, const DioRequests::Req& r) {
+    return tid == r.begin.tid && ino == r.begin.ino && begin_ns <= r.begin.ts_ns;
+  }
+
   // How many that began after r completed, at least: counted here, or by the
-  // kernel where the stall trigger fired for it (findings only). The kernel's
-  // request is matched by thread and inode, not by its begin time: a record a
-  // trigger emits late reaches the detectors stamped no earlier than the
-  // records before it (Engine::feed), so r's begin may read later than the
-  // kernel's stamp of it, never earlier. Each count is said once. *began: r's
-  // begin, the kernel's stamp where it is earlier (how long r has been open).
+  // kernel where the stall trigger fired for it (findings only; names()). Each
+  // count is said once. *began: r's begin, the kernel's stamp where it is
+  // earlier (how long r has been open).
   Later later_for(const DioRequests::Req& r, const FsActivity& a, uint64_t* began) {
     Later l{later_than(a, r.first_ts).n, false};  // "at least" is in the message
     *began = r.first_ts;
     if (auto it = kernel_counts_.find(r.begin.fs); it != kernel_counts_.end())
       for (auto& k : it->second)
-        if (!k.used && k.tid == r.begin.tid && k.ino == r.begin.ino &&
-            k.begin_ts <= r.begin.ts_ns) {
+        if (!k.used && names(k.tid, k.ino, k.begin_ts, r)) {
           k.used = true;
           l.n = std::max(l.n, k.later);
           *began = std::min(*began, k.begin_ts);
@@ -347,13 +352,11 @@ class DioStuck final : public Detector {
   // detectors stamped no earlier than the records before them (Engine::feed),
   // so on_time, measuring from that stamp, would judge it a threshold later:
   // it is judged here, by the kernel's stamp, as on_time would have with
-  // every record made. The request is matched as later_for() matches the
-  // kernel's count (the oldest open one of that thread and inode).
+  // every record made. The request: the oldest open one the fact names().
   void judge_stalled(const Event& e, const DioEnd& d, Findings& out) {
     const DioRequests::Req* r = nullptr;
     for (auto& [id, x] : reqs_.open())
-      if (x.begin.tid == d.stalled_tid && x.begin.ino == d.stalled_ino && x.begin.fs == e.fs &&
-          d.stalled_begin_ns <= x.begin.ts_ns) {
+      if (x.begin.fs == e.fs && names(d.stalled_tid, d.stalled_ino, d.stalled_begin_ns, x)) {
         r = &x;
         break;
       }
