@@ -67,6 +67,9 @@ const volatile __u32 oe_direct_bit = 64;   /* BTRFS_ORDERED_DIRECT (64: unknown)
 
 /* btrfs_ordered_extent::inode is a struct btrfs_inode * (6.3+) */
 const volatile bool oe_inode_is_btrfs = false;
+/* bpf_rdonly_cast(p, 0) is allowed (untyped read-only memory: kernel_shims.bpf.h,
+ * BDT_RDU), probed at load (src/loader/probe.cpp) */
+const volatile bool rdonly_untyped = false;
 /* BTRFS_EXTENT_BUFFER_STALE's kernel bit number (64: unknown) */
 const volatile __u32 eb_stale_bit = 64;
 /* extent buffers: every free/find (true) or only those of STALE buffers (default) */

@@ -180,7 +180,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 		return 0;
 	__builtin_memset(r, 0, __builtin_offsetof(struct dio_req, held));
 	bi = btrfs_i(inode);
-	btrfs_ident_cached(&r->id, bi, sb_dev, BDT_RD(btf, inode, i_ino));
+	btrfs_ident_cached(&r->id, bi, sb_dev, BDT_RD(btf, inode, i_ino), btf);
 	touch_inode(&r->id);
 
 	if (iter_is_write(iter, btf))
@@ -207,7 +207,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	if (vi.addr && (all_events || (r->flags & BDT_F_WRITE)))
 		buf_vma(&vi, cr ? &cr->vma : 0);
 	r->begin_flags = r->flags | vi.flags;
-	if (BPF_CORE_READ(bi, flags) & BDT_INODE_NODATASUM)
+	if ((btf ? BDT_RDU(bi, flags) : BPF_CORE_READ(bi, flags)) & BDT_INODE_NODATASUM)
 		r->begin_flags |= BDT_F_NODATASUM;
 	if (dio_flags & BDT_IOMAP_DIO_PARTIAL)
 		r->begin_flags |= BDT_F_PARTIAL;

@@ -38,6 +38,24 @@ struct ident {
  */
 #define BDT_RD(btf, p, f) ((btf) ? (p)->f : BPF_CORE_READ(p, f)) /* not nested: one per statement */
 
+/*
+ * A field behind a pointer made by arithmetic (btrfs_i()) or read from memory
+ * (a plain number): with rdonly_untyped, a direct load through
+ * bpf_rdonly_cast(p, 0), which the verifier types as untyped read-only memory
+ * (loads at any offset, a faulting one reads 0, as bpf_probe_read_kernel) and
+ * turns into a register move; else BPF_CORE_READ. Kernels that have the kfunc
+ * but not its untyped form (6.2 up to at least 6.12) refuse the cast's call:
+ * the loader sets rdonly_untyped only when a probe program with it loads
+ * (src/loader/probe.cpp), and elsewhere the verifier drops the call as dead
+ * code. No program that loads where the kfunc is missing may contain it (libbpf
+ * 1.1.2 leaves the __weak call unresolved, refused even as dead code): only
+ * tb_dio_begin uses it (iomap tracepoints: newer). One field per use, as BDT_RD.
+ */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id__k) __ksym __weak;
+#define BDT_RDU(p, f)                                                            \
+	(rdonly_untyped ? ((typeof(p))bpf_rdonly_cast((const void *)(p), 0))->f : \
+			  BPF_CORE_READ(p, f))
+
 static __always_inline bool is_btrfs_sb(struct super_block *sb, bool btf)
 {
 	return sb && BDT_RD(btf, sb, s_magic) == BTRFS_MAGIC;
@@ -113,10 +131,10 @@ struct {
 } root_cache SEC(".maps");
 
 static __always_inline void btrfs_ident_cached(struct ident *id, const struct btrfs_inode *bi,
-					       u64 sb_dev, u64 ino)
+					       u64 sb_dev, u64 ino, bool btf)
 {
-	struct btrfs_root *root = BPF_CORE_READ(bi, root);
-	u64 root_id = BPF_CORE_READ(root, root_key.objectid);
+	struct btrfs_root *root = btf ? BDT_RDU(bi, root) : BPF_CORE_READ(bi, root);
+	u64 root_id = btf ? BDT_RDU(root, root_key.objectid) : BPF_CORE_READ(root, root_key.objectid);
 	u32 k = (u32)(((u64)root >> 6) ^ root_id) & (BDT_ROOT_CACHE - 1);
 	struct root_ident *c = bpf_map_lookup_elem(&root_cache, &k);
 

@@ -342,6 +342,7 @@ class Loader {
     ro->oe_inode_is_btrfs = k.oe_inode_is_btrfs;
     ro->oe_ioerr_bit = k.oe_ioerr_bit;
     ro->uring_cmpl_cqe = k.uring_cmpl_cqe;
+    ro->rdonly_untyped = k.rdonly_untyped;
     ro->oe_direct_bit = k.oe_direct_bit;
     ro->eb_stale_bit = k.eb_stale_bit;
     ro->eb_all = env_on("BDT_EB_ALL");

@@ -121,6 +121,7 @@ KernelFacts gather_facts(const KernelBtf& btf, Backend backend, const Tracefs& t
     f.fentry_why = backend == Backend::Kprobe ? "--backend kprobe" : "--backend tracepoint";
   }
   if (backend == Backend::Auto || backend == Backend::Kprobe) f.kprobe_pmu = kprobe_pmu();
+  if (f.vmlinux_btf) f.rdonly_untyped = probe_rdonly_untyped(btf);
   return f;
 }
 

@@ -26,6 +26,7 @@ json to_json(const KernelFacts& f) {
     j["fentry_why"] = f.fentry_why;
   }
   if (f.kprobe_pmu) j["kprobe_pmu"] = *f.kprobe_pmu;
+  if (f.rdonly_untyped) j["rdonly_untyped"] = *f.rdonly_untyped;
   json fns = json::object();
   for (const auto& [name, fn] : f.functions) {
     json x;
@@ -63,6 +64,7 @@ KernelFacts facts_from_json(const json& j) {
     f.fentry_why = j.value("fentry_why", "");
   }
   if (j.contains("kprobe_pmu")) f.kprobe_pmu = j.at("kprobe_pmu").get<bool>();
+  if (j.contains("rdonly_untyped")) f.rdonly_untyped = j.at("rdonly_untyped").get<bool>();
   if (j.contains("functions"))
     for (const auto& [name, x] : j.at("functions").items()) {
       FunctionFacts fn;

@@ -54,6 +54,9 @@ struct KernelFacts {
   std::string fentry_why;
   // kprobes: the kprobe PMU exists (absent: not probed).
   std::optional<bool> kprobe_pmu;
+  // bpf_rdonly_cast(p, 0) (untyped read-only memory) loads in a probe program: tb_dio_begin
+  // then reads the btrfs_inode fields it reaches by container_of directly (absent: not probed).
+  std::optional<bool> rdonly_untyped;
   // Every candidate name of every function hook.
   std::map<std::string, FunctionFacts> functions;
   // Pointer members whose pointee changed: "btrfs_ordered_extent.inode" -> "btrfs_inode".

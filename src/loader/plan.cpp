@@ -212,6 +212,7 @@ KernelConstants constants_of(const KernelFacts& f) {
   k.oe_inode_is_btrfs = m != f.member_structs.end() && m->second == "btrfs_inode";
   auto n = f.tracepoint_nargs.find("io_uring_complete");
   k.uring_cmpl_cqe = n != f.tracepoint_nargs.end() && n->second == 3;
+  k.rdonly_untyped = f.rdonly_untyped.value_or(false);
   for (const auto& [name, value] : f.enumerators) {
     if (name == "BTRFS_ORDERED_IOERR" && value >= 0 && value < 64) k.oe_ioerr_bit = static_cast<uint32_t>(value);
     if (name == "BTRFS_ORDERED_DIRECT" && value >= 0 && value < 64) k.oe_direct_bit = static_cast<uint32_t>(value);

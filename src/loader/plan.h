@@ -55,6 +55,7 @@ struct KernelConstants {
   uint32_t em_compress_mask = 0;   // EXTENT_FLAG_COMPRESS_*
   bool ordered_flags_known = false;  // any BTRFS_ORDERED_* enumerator
   bool uring_cmpl_cqe = false;       // io_uring_complete(ctx, req, cqe) (6.4+)
+  bool rdonly_untyped = false;       // bpf_rdonly_cast(p, 0) loads (KernelFacts)
 };
 
 struct Plan {

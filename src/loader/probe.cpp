@@ -64,6 +64,27 @@ MechProbe probe_fentry(const std::string& func, const KernelBtf& btf) {
   return r;
 }
 
+bool probe_rdonly_untyped(const KernelBtf& btf) {
+  // r1 = r10; r1 += -8; r2 = 0; r0 = bpf_rdonly_cast(r1, r2); r0 = *(u64 *)(r0 + 16);
+  // r0 = 0; exit. Kernels that have the kfunc but want a struct's type id refuse it.
+  int id = 0, obj_fd = -1;
+  if (!btf.func_attach_target("bpf_rdonly_cast", &id, &obj_fd) || obj_fd != 0) return false;
+  const bpf_insn insns[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_1, .src_reg = BPF_REG_10, .off = 0, .imm = 0},
+      {.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_1, .src_reg = 0, .off = 0, .imm = -8},
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .src_reg = 0, .off = 0, .imm = 0},
+      {.code = BPF_JMP | BPF_CALL, .dst_reg = 0, .src_reg = BPF_PSEUDO_KFUNC_CALL, .off = 0, .imm = id},
+      {.code = BPF_LDX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_0, .off = 16, .imm = 0},
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
+      {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+  };
+  const int prog = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "probe_rdonly", "Dual BSD/GPL", insns,
+                                 sizeof insns / sizeof insns[0], nullptr);
+  if (prog < 0) return false;
+  close(prog);
+  return true;
+}
+
 bool kprobe_pmu() {
   struct stat st {};
   return stat("/sys/bus/event_source/devices/kprobe/type", &st) == 0;

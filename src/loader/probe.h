@@ -24,6 +24,9 @@ MechProbe probe_fentry(const std::string& func, const KernelBtf& btf);
 MechProbe probe_kprobe(const std::string& func);
 // Is there a kprobe PMU (/sys/bus/event_source/devices/kprobe)?
 bool kprobe_pmu();
+// Does the verifier take bpf_rdonly_cast(p, 0), untyped read-only memory loaded from at an
+// offset (bpf/kernel_shims.bpf.h, BDT_RDU)? A probe program with the call, loaded and closed.
+bool probe_rdonly_untyped(const KernelBtf& btf);
 
 // For every wanted function name: the symbol to attach a kprobe to, from
 // /proc/kallsyms. An exact match wins; otherwise a ThinLTO rename

@@ -373,7 +373,12 @@ TEST(Plan, KernelConstants) {
   EXPECT_EQ(k.eb_stale_bit, 3u);
   EXPECT_EQ(k.em_compress_mask, 20u);
   EXPECT_TRUE(k.ordered_flags_known);
+  EXPECT_FALSE(k.rdonly_untyped);  // not probed: read with bpf_probe_read_kernel
   EXPECT_FALSE(plan_hooks(everything(), {}).constants.ordered_flags_known);
+  f.rdonly_untyped = false;
+  EXPECT_FALSE(plan_hooks(f, {}).constants.rdonly_untyped);
+  f.rdonly_untyped = true;
+  EXPECT_TRUE(plan_hooks(f, {}).constants.rdonly_untyped);
 }
 
 TEST(Plan, ForceFallbackTakesTheSecondChoice) {
@@ -389,7 +394,9 @@ TEST(KernelFacts, JsonRoundTrip) {
   f.functions.at("btrfs_get_extent").fentry_why = "x";
   f.enumerators["BTRFS_ORDERED_IOERR"] = 5;
   f.member_structs["btrfs_ordered_extent.inode"] = "inode";
+  f.rdonly_untyped = false;
   const auto j = to_json(f);
+  EXPECT_EQ(j.at("rdonly_untyped"), false);
   const auto g = facts_from_json(nlohmann::json::parse(j.dump()));
   EXPECT_EQ(to_json(g), j);
 }
