@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <vector>
 
@@ -32,26 +31,33 @@ class ReorderBuffer {
   size_t release(uint64_t now_ns, const Deliver& cb);
   // Releases everything held.
   size_t drain(const Deliver& cb);
-  size_t size() const { return held_.size(); }
+  size_t size() const { return n_; }
 
  private:
   size_t release_until(uint64_t cutoff, const Deliver& cb);
 
   // The events stay in their slots; the window orders small keys. Records
   // arrive almost in order, so a key is nearly always appended at the back
-  // (or a few places before it): a sorted deque costs O(1) per event where a
-  // heap paid a dozen unpredictable compares (and, holding the events
-  // themselves, a dozen 192-byte moves) per release.
+  // (or a few places before it): a sorted ring of keys costs O(1) per event
+  // where a heap paid a dozen unpredictable compares (and, holding the events
+  // themselves, a dozen 192-byte moves) per release. The ring grows by
+  // doubling and never shrinks (a deque allocated and freed a block every
+  // few dozen events).
   struct Key {
     uint64_t ts;
     uint32_t slot;
   };
+  Key& key(size_t i) { return keys_[(head_ + i) & (keys_.size() - 1)]; }
+  void grow();
   uint64_t window_ns_;
   size_t max_held_;
   std::vector<Event> slots_;
   std::vector<uint32_t> free_;  // slots not holding an event
-  std::deque<Key> held_;        // the held events by ts, arrival order among equal ts
-  uint32_t cur_ = 0;            // the slot handed out by slot()
+  // The held events by ts, arrival order among equal ts: n_ keys from head_,
+  // in a ring whose size is a power of two.
+  std::vector<Key> keys_;
+  size_t head_ = 0, n_ = 0;
+  uint32_t cur_ = 0;  // the slot handed out by slot()
 };
 
 }  // namespace bdt::live

@@ -353,6 +353,46 @@ TEST(Reorder, BoundedHolding) {
   EXPECT_EQ(rb.size(), 3u);
 }
 
+// Against a model (every key sorted by time, arrival order among equal times):
+// records a few places, a few dozen and thousands of places out of order,
+// released at random cut-offs and sometimes past the holding bound, so keys are
+// inserted near both ends of the held ones and the ring wraps and grows.
+TEST(Reorder, SameOrderAsASortOfEverything) {
+  std::mt19937_64 rng(12);
+  for (const uint64_t spread : {3ull, 40ull, 5000ull}) {
+    ReorderBuffer rb(1000, 4, 3000);
+    std::vector<std::pair<uint64_t, uint32_t>> model;  // held: (ts, arrival)
+    std::vector<std::pair<uint64_t, uint32_t>> got, want;
+    auto keep = [&](const Event& e) { got.emplace_back(e.ts_ns, e.pid); };
+    uint64_t now = 10'000;
+    for (uint32_t n = 1; n <= 20'000; ++n) {
+      now += rng() % 4;
+      Event& e = rb.slot();
+      e.ts_ns = now - rng() % spread;
+      e.pid = n;
+      e.body = DioEnd{};
+      rb.commit();
+      model.emplace_back(e.ts_ns, n);
+      if (rng() % 16 == 0) {
+        const uint64_t cutoff = now - 1000;
+        std::stable_sort(model.begin(), model.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        size_t k = 0;
+        while (k < model.size() && (model[k].first <= cutoff || model.size() - k > 3000))
+          want.push_back(model[k++]);
+        model.erase(model.begin(), model.begin() + static_cast<ptrdiff_t>(k));
+        ASSERT_EQ(rb.release(now, keep), k) << "spread " << spread << " record " << n;
+        ASSERT_EQ(rb.size(), model.size());
+      }
+    }
+    std::stable_sort(model.begin(), model.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    want.insert(want.end(), model.begin(), model.end());
+    rb.drain(keep);
+    ASSERT_EQ(got, want) << "spread " << spread;
+  }
+}
+
 // The window hands out released slots again: what is delivered is exactly the
 // decode of its record, whatever the slot held before (records of every type,
 // a few held at a time, so each slot is reused many times over other types).
