@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <span>
 #include <cstdint>
 #include <functional>
@@ -139,12 +140,15 @@ class InlineEvidence {
   void clear() { n_ = dropped_ = 0; }
   std::span<const Event> events() const { return {v_, n_}; }
   size_t dropped() const { return dropped_; }
+  // Where a fresh one's first push() writes (the counts, then the first slot).
+  static constexpr size_t first_push_bytes() { return offsetof(InlineEvidence, v_) + sizeof(Event); }
 
  private:
+  // The counts first: a new request's first event and its count share lines.
+  size_t n_ = 0, dropped_ = 0;
   union {
     Event v_[N];
   };
-  size_t n_ = 0, dropped_ = 0;
 };
 
 // Does a dio_end belong to the request whose last dio_begin had this pos and
