@@ -3,13 +3,15 @@
 // docs/findings.md; the same stream can be fed back to `replay`.
 //
 // Events (with --events, every record) are written straight into a 64 KiB
-// block handed to stdio whole, one fwrite per block instead of per line; a
-// terminal still gets each line as it comes. Anything else written to the
+// block written to the stream's file descriptor whole, one write(2) per block
+// instead of per line (a stream without a descriptor gets it through stdio);
+// a terminal still gets each line as it comes. Anything else written to the
 // stream (a finding, a lost count, the summary) and flush() pass the block on
 // first, so the order of lines is kept.
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <memory>
 
 #include "core/event_json.h"
@@ -144,9 +146,25 @@ class JsonSink final : public Sink {
   // Passed on once it holds kBlock bytes; the room beyond takes the line that
   // crosses it (a longer one passes the block on early, or gets its own).
   static constexpr size_t kBlock = 64 * 1024, kLineRoom = 8 * 1024;
-  // The events written so far go to the stream.
+  // The events written so far go to the stream: to its file descriptor at
+  // once, after what stdio holds (stdio would copy the block's head and tail
+  // into its own buffer first); a stream without one (a memory stream) gets it
+  // through stdio. A failed write drops the block, as stdio would.
   void pass_block() {
-    if (block_len_) std::fwrite(block_.get(), 1, block_len_, out_);
+    if (!block_len_) return;
+    if (const int fd = fileno(out_); fd < 0) {
+      std::fwrite(block_.get(), 1, block_len_, out_);
+    } else {
+      std::fflush(out_);
+      const char* p = block_.get();
+      for (size_t left = block_len_; left;) {
+        const ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        p += w;
+        left -= static_cast<size_t>(w);
+      }
+    }
     block_len_ = 0;
   }
   void emit() {
