@@ -54,6 +54,17 @@ constexpr TriggerSet triggers_of(std::initializer_list<Trigger> ts) {
 }
 std::string_view to_string(Trigger t);  // "errno", "eexist", ...
 
+// The event types a detector's on_event() acts on (1 << EventType): the
+// engine calls it for those only (Detector::events()).
+using EventSet = uint32_t;
+static_assert(kEventTypeCount < 32);
+inline constexpr EventSet kEveryEvent = ~EventSet{0};
+constexpr EventSet events_of(std::initializer_list<EventType> ts) {
+  EventSet s = 0;
+  for (auto t : ts) s |= EventSet{1} << static_cast<int>(t);
+  return s;
+}
+
 struct StateSize {
   size_t entries = 0;  // tracked objects (requests, inodes, buffers, ...)
   size_t capacity = 0; // configured cap
@@ -109,6 +120,10 @@ class Detector {
   // stated next to its rules. Records of its other inputs must be ones the
   // programs always make, or arrive because a listed trigger made the inode hot.
   virtual TriggerSet triggers() const = 0;
+  // The event types on_event() acts on; the engine gives it no other (an
+  // event of another type must change nothing: no finding, no state).
+  // Stated next to on_event(). Default: every type.
+  virtual EventSet events() const { return kEveryEvent; }
 };
 
 // Sets what the trace's hooks let the detectors see (DetectorConfig::

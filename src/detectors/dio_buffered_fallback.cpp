@@ -80,6 +80,12 @@ class DioBufferedFallback final : public Detector {
   explicit DioBufferedFallback(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "dio-buffered-fallback"; }
   TriggerSet triggers() const override { return triggers_of({Trigger::OeBuffered}); }
+  // With fallback events, those alone; else the inference's too (infer()).
+  EventSet events() const override {
+    return cfg_.fallback_events
+               ? events_of({EventType::DioFallback})
+               : events_of({EventType::DioFallback, EventType::DioBegin, EventType::OeAdd});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     if (e.type == EventType::DioFallback) return on_fallback(e, out);

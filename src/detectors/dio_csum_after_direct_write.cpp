@@ -41,6 +41,9 @@ class DioCsumAfterDirectWrite final : public Detector {
   // emitted); they are emitted before the csum_error record, however long ago
   // they were written. Writes emitted for other reasons are seen as they go.
   TriggerSet triggers() const override { return triggers_of({Trigger::CsumDirect}); }
+  EventSet events() const override {
+    return events_of({EventType::DioEnd, EventType::OeAdd, EventType::CsumError});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

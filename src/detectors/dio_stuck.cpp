@@ -103,6 +103,9 @@ class DioStuck final : public Detector {
   // bpf/ordered.bpf.h). Each emits the stuck one and the later completion
   // that tells a hang from a slow disk.
   TriggerSet triggers() const override { return triggers_of({Trigger::Stall, Trigger::OeStall}); }
+  EventSet events() const override {
+    return events_of({EventType::DioBegin, EventType::DioEnd, EventType::OeAdd, EventType::OeRemove});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

@@ -109,6 +109,9 @@ class DioUnexpectedErrno final : public Detector {
   // Triggers: a request that failed (errno): its records and the failing
   // get_extent/em_add are emitted with it.
   TriggerSet triggers() const override { return triggers_of({Trigger::Errno}); }
+  EventSet events() const override {
+    return events_of({EventType::DioBegin, EventType::GetExtent, EventType::EmAdd, EventType::DioEnd});
+  }
 
   // The requests are the shared table's (Shared, fed before this
   // detector). A request whose thread had a failing lookup gets its own copy

@@ -68,6 +68,9 @@ class DioUnstablePages final : public Detector {
   TriggerSet triggers() const override {
     return triggers_of({Trigger::BufShared, Trigger::Errno, Trigger::Csum});
   }
+  EventSet events() const override {
+    return events_of({EventType::DioBegin, EventType::DioEnd, EventType::OeAdd, EventType::CsumError});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

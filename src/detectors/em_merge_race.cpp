@@ -59,6 +59,10 @@ class EmMergeRace final : public Detector {
   explicit EmMergeRace(const DetectorConfig& c) : cfg_(c), gate_(gate_cap(c)) {}
   std::string_view id() const override { return "em-merge-race"; }
   TriggerSet triggers() const override { return triggers_of({Trigger::Eexist, Trigger::EmExist}); }
+  EventSet events() const override {
+    return events_of({EventType::DioBegin, EventType::DioEnd, EventType::GetExtent,
+                      EventType::EmAdd, EventType::EmExist});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

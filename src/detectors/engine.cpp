@@ -78,9 +78,13 @@ std::string_view to_string(Trigger t) {
   return "?";
 }
 
-Engine::Engine(const DetectorConfig& cfg)
+Engine::Engine(const DetectorConfig& cfg, bool every_event)
     : shared_(std::make_shared<det::Shared>(cfg)),
-      detectors_(det::make_detectors(cfg, shared_)) {}
+      detectors_(det::make_detectors(cfg, shared_)) {
+  for (size_t t = 0; t < by_type_.size(); ++t)
+    for (auto& d : detectors_)
+      if (every_event || t == 0 || (d->events() >> t & 1)) by_type_[t].push_back(d.get());
+}
 
 void Engine::feed(const Event& ev, Findings& out) {
   // Time never goes backwards for the detectors: the readers reject
@@ -88,14 +92,17 @@ void Engine::feed(const Event& ev, Findings& out) {
   uint64_t now = ev.ts_ns < last_ts_ ? last_ts_ : ev.ts_ns;
   if (now >= last_ts_ + kTickNs && last_ts_ != 0) tick(now, out);
   last_ts_ = now;
+  // A type no EventSet can name (none is read or decoded) goes to every detector.
+  const size_t t = static_cast<size_t>(ev.type);
+  const auto& ds = by_type_[t < by_type_.size() ? t : 0];
   if (ev.ts_ns < now) {
     Event e = ev;
     e.ts_ns = now;
     shared_->on_event(e);
-    for (auto& d : detectors_) d->on_event(e, out);
+    for (auto* d : ds) d->on_event(e, out);
   } else {
     shared_->on_event(ev);
-    for (auto& d : detectors_) d->on_event(ev, out);
+    for (auto* d : ds) d->on_event(ev, out);
   }
 }
 

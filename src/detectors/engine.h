@@ -2,6 +2,7 @@
 // and replay.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -16,7 +17,9 @@ namespace bdt {
 
 class Engine {
  public:
-  explicit Engine(const DetectorConfig& cfg);
+  // every_event: each detector gets every event, whatever its events() say
+  // (tests: what the event sets leave out changes nothing).
+  explicit Engine(const DetectorConfig& cfg, bool every_event = false);
   // Events must come in (non-strictly) increasing ts_ns order.
   void feed(const Event& ev, Findings& out);
   // Advance time without an event (stall thresholds, age eviction).
@@ -31,6 +34,9 @@ class Engine {
  private:
   std::shared_ptr<det::Shared> shared_;  // fed before the detectors (detectors/shared.h)
   std::vector<std::unique_ptr<Detector>> detectors_;
+  // By event type, the detectors whose events() include it, in report order
+  // ([0]: every detector, for a type past the sets).
+  std::array<std::vector<Detector*>, 32> by_type_;
   uint64_t last_ts_ = 0;
 };
 

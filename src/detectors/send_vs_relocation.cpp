@@ -56,6 +56,10 @@ class SendVsRelocation final : public Detector {
   explicit SendVsRelocation(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "send-vs-relocation"; }
   TriggerSet triggers() const override { return 0; }
+  EventSet events() const override {
+    return events_of({EventType::IoctlBegin, EventType::IoctlEnd, EventType::RelocBegin,
+                      EventType::RelocEnd});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     switch (e.type) {

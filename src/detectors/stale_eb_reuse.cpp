@@ -51,6 +51,9 @@ class StaleEbReuse final : public Detector {
   explicit StaleEbReuse(const DetectorConfig& c) : cfg_(c) {}
   std::string_view id() const override { return "stale-eb-reuse"; }
   TriggerSet triggers() const override { return 0; }
+  EventSet events() const override {
+    return events_of({EventType::EbFree, EventType::EbFind, EventType::EbRelease});
+  }
 
   void on_event(const Event& e, Findings& out) override {
     auto* b = e.as<ExtentBuffer>();
