@@ -130,7 +130,7 @@ int run_post_mortem(const DumpArgs& a) {
   } catch (const InputError& e) {
     fmt::print(stderr, "btrfs-dio-trace: post-mortem: the recorder in {} cannot be saved: {}; releasing it anyway\n",
                a.pin_dir, e.what());
-  } catch (const std::system_error& e) {  // the record writer: ENOSPC, EIO
+  } catch (const OutputError& e) {  // the record writer: ENOSPC, EIO
     fmt::print(stderr, "btrfs-dio-trace: post-mortem: the recorder in {} cannot be saved: {}; releasing it anyway\n",
                a.pin_dir, e.what());
   }

@@ -8,10 +8,13 @@
 
 #include <cstring>
 #include <string_view>
+#include <system_error>
 
 #include "core/duration.h"
 #include "core/safe_text.h"
 #include "replay/trace_reader.h"
+#include "sinks/sink.h"
+#include "bdt/errors.h"
 #include "cli/commands.h"
 #include "live/flight_recorder.h"
 
@@ -356,6 +359,12 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // A command's result, once what stdio still holds is out: a write that fails
+  // (a full disk) is said there, not lost in exit's silent flush.
+  auto done = [](int rc) {
+    flush_output(stdout);
+    return rc;
+  };
   try {
     ta.format = format_from(trace_format);
     ta.live.backend = backend_from(trace_backend);
@@ -366,10 +375,10 @@ int main(int argc, char** argv) {
     dea.format = format_from(demo_format);
     dea.backend = backend_from(demo_backend);
     sa.format = format_from(status_format);
-    if (*status) return run_status(sa);
+    if (*status) return done(run_status(sa));
     if (*demo) {
       redirect_stdout(dea.output);
-      return run_demo(dea);
+      return done(run_demo(dea));
     }
     if (*trace) {
       ta.live.ringbuf_bytes = rb_mib << 20;
@@ -384,19 +393,22 @@ int main(int argc, char** argv) {
         ta.live.recorder_events = live::LiveOptions::kDefaultRecorderEvents;
       }
       redirect_stdout(ta.output);
-      return run_trace(ta);
+      return done(run_trace(ta));
     }
     if (*replay) {
       redirect_stdout(ra.output);
-      return run_replay(ra);
+      return done(run_replay(ra));
     }
-    if (*doctor) return run_doctor_cmd(da);
+    if (*doctor) return done(run_doctor_cmd(da));
     if (*dump) {
       if (dua.file.empty() && dua.pin_dir.empty() && dua.vmcore.empty())
         throw InputError("dump: give FILE, --pin-dir DIR or --vmcore FILE");
       redirect_stdout(dua.output);
-      return run_dump(dua);
+      return done(run_dump(dua));
     }
+  } catch (const OutputError& e) {
+    fmt::print(stderr, "btrfs-dio-trace: {}\n", shown(e.what()));
+    return 1;
   } catch (const InputError& e) {
     // Messages quote input (file names, values read from a trace): escaped,
     // so the error stays one line and cannot drive the terminal.
@@ -405,6 +417,15 @@ int main(int argc, char** argv) {
   } catch (const KernelError& e) {
     fmt::print(stderr, "btrfs-dio-trace: {}\n", shown(strip_prefix(e.what())));
     return 2;
+  } catch (const std::system_error& e) {
+    // fmt::print's own write error: the output's when stdout has it (what
+    // flush_output says for stdio's buffered writes)
+    if (std::ferror(stdout)) {
+      fmt::print(stderr, "btrfs-dio-trace: cannot write the output: {}\n", e.code().message());
+      return 1;
+    }
+    fmt::print(stderr, "btrfs-dio-trace: internal error: {}\n", shown(e.what()));
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "btrfs-dio-trace: internal error: {}\n", shown(e.what()));
     return 1;

@@ -11,7 +11,6 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <system_error>
 
 #include <fmt/format.h>
 
@@ -223,8 +222,7 @@ class RecordWriter final : public TraceWriter {
         if (errno == EINTR) continue;
         int err = errno;
         buf_.erase(0, done);
-        throw std::system_error(err, std::generic_category(),
-                                fmt::format("{}: writing the record file", path_));
+        throw OutputError(fmt::format("{}: cannot write the record file: {}", path_, std::strerror(err)));
       }
       done += static_cast<size_t>(w);
     }

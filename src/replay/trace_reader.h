@@ -61,7 +61,7 @@ std::unique_ptr<TraceReader> open_trace(const std::string& path, bool salvage = 
 // it fills, on flush(), when an event is more than 1 s (ts_ns) newer than the
 // last write-out, and on destruction. Callers should also flush() when idle.
 // create_record throws InputError when FILE cannot be created; write/flush
-// throw std::system_error on I/O errors (e.g. ENOSPC).
+// throw OutputError on I/O errors (e.g. ENOSPC).
 class TraceWriter {
  public:
   virtual ~TraceWriter() = default;

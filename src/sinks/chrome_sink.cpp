@@ -147,7 +147,7 @@ class ChromeSink final : public Sink {
   }
   void flush() override {
     write_out();
-    std::fflush(out_);
+    flush_output(out_);
   }
 
  private:
@@ -506,7 +506,7 @@ class ChromeSink final : public Sink {
   }
   void write_out() {
     if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size())
-      throw std::runtime_error("cannot write the timeline: write error");
+      flush_output(out_);  // throws: the stream's error
     buf_.clear();
   }
   void close() {
@@ -533,7 +533,7 @@ class ChromeSink final : public Sink {
     buf_ += "\n]}\n";
     closed_ = true;
     write_out();
-    std::fflush(out_);
+    flush_output(out_);
   }
 
   std::FILE* out_;

@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <memory>
 
+#include "bdt/errors.h"
 #include "core/event_json.h"
 #include "sinks/sink.h"
 
@@ -53,10 +53,15 @@ class JsonSink final : public Sink {
     line_.clear();
     append_header_json(line_, head_);
     emit();
-    std::fflush(out_);
+    flush_output(out_);
   }
 
-  ~JsonSink() override { pass_block(); }
+  ~JsonSink() override {
+    try {
+      pass_block();
+    } catch (const OutputError&) {  // flush() said it, or the command is failing already
+    }
+  }
 
   void event(const Event& ev) override {
     const bool wall = event_wall_ && wall_off_;
@@ -85,12 +90,12 @@ class JsonSink final : public Sink {
     line_.clear();
     append_finding_json(line_, f, wall_off_);
     emit();
-    std::fflush(out_);
+    flush_output(out_);
   }
   void lost(uint32_t cpu, uint64_t count) override {
     pass_block();
     fmt::print(out_, "{{\"type\":\"lost\",\"cpu\":{},\"count\":{}}}\n", cpu, count);
-    std::fflush(out_);
+    flush_output(out_);
   }
   void summary(const Summary& s) override {
     pass_block();
@@ -135,11 +140,11 @@ class JsonSink final : public Sink {
     }
     line_ += "}}";
     emit();
-    std::fflush(out_);
+    flush_output(out_);
   }
   void flush() override {
     pass_block();
-    std::fflush(out_);
+    flush_output(out_);
   }
 
  private:
@@ -149,23 +154,17 @@ class JsonSink final : public Sink {
   // The events written so far go to the stream: to its file descriptor at
   // once, after what stdio holds (stdio would copy the block's head and tail
   // into its own buffer first); a stream without one (a memory stream) gets it
-  // through stdio. A failed write drops the block, as stdio would.
+  // through stdio. A failed write throws OutputError (sinks/output.cpp).
   void pass_block() {
     if (!block_len_) return;
-    if (const int fd = fileno(out_); fd < 0) {
-      std::fwrite(block_.get(), 1, block_len_, out_);
-    } else {
-      std::fflush(out_);
-      const char* p = block_.get();
-      for (size_t left = block_len_; left;) {
-        const ssize_t w = ::write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        p += w;
-        left -= static_cast<size_t>(w);
-      }
-    }
+    const size_t n = block_len_;
     block_len_ = 0;
+    if (const int fd = fileno(out_); fd < 0) {
+      if (std::fwrite(block_.get(), 1, n, out_) != n) flush_output(out_);  // throws the stream's error
+    } else {
+      flush_output(out_);
+      write_output(fd, block_.get(), n);
+    }
   }
   void emit() {
     line_ += '\n';

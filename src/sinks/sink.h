@@ -55,6 +55,14 @@ class Sink {
   virtual void flush() = 0;
 };
 
+// Passes what stdio holds for `out` on and throws OutputError ("cannot write
+// the output: REASON") if that or any earlier write to it failed (a full disk,
+// EIO): every sink's flush() ends with it (src/sinks/output.cpp).
+void flush_output(std::FILE* out);
+// write(2) of all n bytes to fd, for a sink that bypasses stdio; throws
+// OutputError as flush_output does when the descriptor refuses them.
+void write_output(int fd, const char* p, size_t n);
+
 std::unique_ptr<Sink> make_text_sink(std::FILE* out, TimeBase tb, bool color);
 // JSON lines. The first line is the trace's header (append_header_json:
 // schema, kernel, hostname, wall-clock offset, hooks), so `replay` reads the

@@ -76,14 +76,14 @@ class TextSink final : public Sink {
       fmt::print(out_, "    kernel stack:\n");
       for (const auto& s : f.stack) fmt::print(out_, "      {}\n", shown(s));
     }
-    std::fflush(out_);
+    flush_output(out_);
   }
 
   void lost(uint32_t cpu, uint64_t count) override {
     fmt::print(out_, "WARNING: {} event records lost on CPU {} (ring buffer full); findings may be "
                      "incomplete. Use a larger --ringbuf-size or narrower filters.\n",
                count, cpu);
-    std::fflush(out_);
+    flush_output(out_);
   }
 
   void summary(const Summary& s) override {
@@ -105,10 +105,10 @@ class TextSink final : public Sink {
     fmt::print(out_, "\n{:<24} {}\n", "findings", s.findings_total);
     for (const auto& [k, n] : s.findings_by_detector) fmt::print(out_, "  {:<22} {}\n", k, n);
     for (const auto& [k, v] : s.notes) fmt::print(out_, "{:<24} {}\n", shown(k), shown(v));
-    std::fflush(out_);
+    flush_output(out_);
   }
 
-  void flush() override { std::fflush(out_); }
+  void flush() override { flush_output(out_); }
 
  private:
   // Without wall-clock and without an origin (replay of a trace with no clock
