@@ -421,7 +421,7 @@ int main(int argc, char** argv) {
     // fmt::print's own write error: the output's when stdout has it (what
     // flush_output says for stdio's buffered writes)
     if (std::ferror(stdout)) {
-      fmt::print(stderr, "btrfs-dio-trace: cannot write the output: {}\n", e.code().message());
+      fmt::print(stderr, "btrfs-dio-trace: {}\n", output_error(e.code().value()).what());
       return 1;
     }
     fmt::print(stderr, "btrfs-dio-trace: internal error: {}\n", shown(e.what()));

@@ -11,10 +11,12 @@
 
 namespace bdt {
 
-namespace {
-[[noreturn]] void output_failed(int err) {
-  throw OutputError(fmt::format("cannot write the output: {}", err ? std::strerror(err) : "write error"));
+OutputError output_error(int err) {
+  return OutputError(fmt::format("cannot write the output: {}", err ? std::strerror(err) : "write error"));
 }
+
+namespace {
+[[noreturn]] void output_failed(int err) { throw output_error(err); }
 }  // namespace
 
 void flush_output(std::FILE* out) {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "bdt/errors.h"
 #include "bdt/event.h"
 #include "bdt/finding.h"
 #include "bdt/trace_header.h"
@@ -59,6 +60,8 @@ class Sink {
 // the output: REASON") if that or any earlier write to it failed (a full disk,
 // EIO): every sink's flush() ends with it (src/sinks/output.cpp).
 void flush_output(std::FILE* out);
+// That error for errno `err` (0: "write error"): the one text of it.
+OutputError output_error(int err);
 // write(2) of all n bytes to fd, for a sink that bypasses stdio; throws
 // OutputError as flush_output does when the descriptor refuses them.
 void write_output(int fd, const char* p, size_t n);
