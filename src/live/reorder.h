@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bdt/event.h"
+#include "core/huge_pages.h"
 
 namespace bdt::live {
 
@@ -51,7 +52,8 @@ class ReorderBuffer {
   void grow();
   uint64_t window_ns_;
   size_t max_held_;
-  std::vector<Event> slots_;
+  // Huge pages (core/huge_pages.h): the window's slots are touched ms apart.
+  std::vector<Event, HugePageAllocator<Event>> slots_;
   std::vector<uint32_t> free_;  // slots not holding an event
   // The held events by ts, arrival order among equal ts: n_ keys from head_,
   // in a ring whose size is a power of two.
