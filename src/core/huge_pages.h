@@ -1,12 +1,12 @@
 // Memory for big, long-lived state that is touched milliseconds apart (the
-// live reorder window's event slots, em-merge-race's request nodes), asked to
-// be backed by transparent huge pages: an anonymous mapping aligned to 2 MiB
-// with madvise(MADV_HUGEPAGE). Where THP is "madvise" only (a common default),
-// malloc's memory is 4 KiB pages, and each first touch of such state missed
-// the TLB as well as the cache; one 2 MiB page's translation covers 512 of
-// them. A hint: where the kernel gives no huge page, the memory is ordinary
-// pages. Memory use grows by at most one 2 MiB page per region (only touched
-// pages count; a huge page is faulted in whole).
+// live reorder window's event slots), asked to be backed by transparent huge
+// pages: an anonymous mapping aligned to 2 MiB with madvise(MADV_HUGEPAGE).
+// Where THP is "madvise" only (a common default), malloc's memory is 4 KiB
+// pages, and each first touch of such state missed the TLB as well as the
+// cache; one 2 MiB page's translation covers 512 of them. A hint: where the
+// kernel gives no huge page, the memory is ordinary pages. Memory use grows by
+// at most one 2 MiB page per region (only touched pages count; a huge page is
+// faulted in whole).
 #pragma once
 
 #include <cstddef>
