@@ -24,6 +24,7 @@ const volatile __u32 filter_sb = 0;       /* kernel dev_t of the watched superbl
 const volatile __u32 em_compress_mask = 0; /* EXTENT_FLAG_COMPRESS_* of this kernel */
 const volatile __u32 rec_slots = 0;        /* flight recorder slots per CPU (0: off) */
 const volatile __u64 rec_instance = 0;     /* the recorder's instance id (bdt_rec_meta.instance) */
+const volatile __u32 wake_mask = 255;      /* records per CPU between wakeups - 1 (emission.bpf.h) */
 const volatile bool lat_hist_on = false;   /* --qemu: per-file latency histograms (lat_hist) */
 /* set by the loader once they attached: bit (1 << BDT_IOC_*) for the ioctl kinds whose
  * begin/end the function hooks report (btrfs_ioctl_send(), btrfs_balance()) */

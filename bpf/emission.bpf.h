@@ -82,13 +82,24 @@ static __always_inline void count_lost(void)
 }
 
 /*
- * Submitting with a wakeup per record costs an irq_work and a consumer wakeup
- * per event, which dominates at hundreds of thousands of events per second.
- * Wake the consumer only once a batch is queued; it also drains the ring on a
- * short timer (the live loop polls with a 100 ms timeout, src/cli/live_loop.cpp),
- * so no record waits longer than that.
+ * Waking the consumer costs an irq_work (a self-IPI, in a guest a VM exit) and a
+ * wakeup: per record it would cost more than making the record. Each CPU wakes it
+ * once per wake_mask + 1 records made there (counted by `made`), a power of two
+ * the loader sizes so that all CPUs' unannounced records fill at most a quarter
+ * of the ring (src/live/ring.cpp: 1024 on 2 CPUs with 8 MiB); the consumer also
+ * drains the ring on a short timer (the live loop polls with a 100 ms timeout,
+ * src/cli/live_loop.cpp), so no record waits longer than that. (Waking on every
+ * record while 64 KiB were queued raised one irq_work per record until the
+ * consumer caught up: ~1 us of BPF time per I/O with --events,
+ * docs/performance.md.)
  */
-#define BDT_WAKEUP_BYTES (64 * 1024)
+static __always_inline u64 wake_flag(void)
+{
+	u32 zero = 0;
+	u64 *n = bpf_map_lookup_elem(&made, &zero);
+
+	return n && (*n & wake_mask) == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
 
 /*
  * With the flight recorder on (rec_slots != 0, a load-time constant, so the
@@ -124,8 +135,7 @@ static __always_inline struct bdt_raw_event *rec_reserve(void)
 
 static __always_inline void bdt_submit(void *e)
 {
-	long avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	u64 wake = avail >= BDT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	u64 wake = wake_flag();
 
 	if (rec_slots) {
 		struct bdt_rec_slot *slot = e - __builtin_offsetof(struct bdt_rec_slot, ev);

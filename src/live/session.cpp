@@ -28,6 +28,7 @@
 #include "bdt.skel.h"
 #include "bdt/detector.h"
 #include "live/flight_recorder.h"
+#include "live/ring.h"
 #include "loader/gather.h"
 #include "loader/hook_table.h"
 #include "loader/verifier_log.h"
@@ -76,13 +77,6 @@ uint64_t clock_ns(clockid_t c) {
   timespec ts{};
   clock_gettime(c, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-uint32_t ring_size(uint32_t want) {
-  uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  uint32_t n = page;
-  while (n < want && n < (1u << 30)) n <<= 1;
-  return n;
 }
 
 bool env_on(const char* name) {
@@ -370,7 +364,9 @@ class Loader {
     if (const char* v = std::getenv("BDT_TEST_END_SPIN_US")) ro->test_end_spin_us = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     if (const char* v = std::getenv("BDT_TEST_RECENT_MS")) ro->recent_ns = std::strtoull(v, nullptr, 10) * 1'000'000ull;
     for (const auto& [var, value] : plan_.layouts) set_layout(s_.skel_, var, value);
-    bpf_map__set_max_entries(s_.skel_->maps.events, ring_size(opts_.ringbuf_bytes));
+    const uint32_t ring = ring_size(opts_.ringbuf_bytes, static_cast<uint32_t>(sysconf(_SC_PAGESIZE)));
+    bpf_map__set_max_entries(s_.skel_->maps.events, ring);
+    ro->wake_mask = wake_batch(ring, filters_.ncpus, sizeof(bdt_raw_event) + BPF_RINGBUF_HDR_SZ) - 1;
     ro->rec_slots = opts_.recorder_events;
     ro->rec_instance = opts_.recorder_events ? new_recorder_instance() : 0;
     bpf_map__set_max_entries(s_.skel_->maps.recorder,
