@@ -85,8 +85,8 @@ static __always_inline void count_lost(void)
  * Waking the consumer costs an irq_work (a self-IPI, in a guest a VM exit) and a
  * wakeup: per record it would cost more than making the record. Each CPU wakes it
  * once per wake_mask + 1 records made there (counted by `made`), a power of two
- * the loader sizes so that all CPUs' unannounced records fill at most a quarter
- * of the ring (src/live/ring.cpp: 1024 on 2 CPUs with 8 MiB); the consumer also
+ * the loader sizes so that all CPUs' unannounced records fill a small part of
+ * the ring (src/live/ring.cpp: 1024 on 2 CPUs with 8 MiB); the consumer also
  * drains the ring on a short timer (the live loop polls with a 100 ms timeout,
  * src/cli/live_loop.cpp), so no record waits longer than that. (Waking on every
  * record while 64 KiB were queued raised one irq_work per record until the

@@ -14,9 +14,11 @@ uint32_t ring_size(uint32_t want, uint32_t page);
 
 // Records a CPU makes between two wakeups of the consumer (a power of two, the
 // BPF side's wake_mask + 1). A wakeup costs an irq_work and a wakeup, so the
-// fewer the better; but records nobody was woken for must not fill the ring
-// before the live loop's timed drain: all CPUs' unannounced records together
-// take at most a quarter of the ring. At most 1024, at least 1.
+// fewer the better; but the records nobody was woken for must leave the ring
+// room while the woken consumer waits for a CPU: all CPUs' unannounced records
+// together take at most a sixteenth of the ring (with a quarter, a psync flood
+// of every event lost records in a 1 MiB ring, docs/performance.md). At most
+// 1024, at least 1.
 uint32_t wake_batch(uint32_t ring_bytes, uint32_t ncpus, uint32_t record_bytes);
 
 }  // namespace bdt::live
