@@ -624,7 +624,7 @@ void Session::detach() {
   // Closing a classic tracepoint's link waits for RCU grace periods (~70-90 ms
   // each on the 6.18 host): one after another the syscall hooks' links took
   // about 1 s, which a stop (Ctrl-C, SIGTERM, systemctl stop) waited for.
-  // Closed from one thread each, the waits overlap.
+  // Closed from one thread each, the waits partly overlap (~0.6 s there).
   std::vector<std::thread> closers;
   closers.reserve(links_.size());
   for (auto* l : links_) {
