@@ -160,10 +160,14 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
 	cr = cur_req_get(true);
-	/* this thread's previous request neither completed nor was queued: it
-	 * returned before iomap_dio_complete (an early error), it is over */
-	if (cr && cr->kiocb && cr->kiocb != key)
-		req_forget(cr->kiocb);
+	/* this thread's previous request is still in flight and was not queued:
+	 * it returned before iomap_dio_complete (an early error), it is over */
+	if (cr && cr->kiocb && cr->kiocb != key) {
+		struct req_ref prev = cur_find(cr);
+
+		if (prev.r)
+			req_release(cr->kiocb, &prev);
+	}
 	/* its slot (lazy.bpf.h), else built in req_scratch and copied to inflight_dio */
 	slot = slot_of(key);
 	slot_key = bpf_map_lookup_elem(&dio_slot_key, &slot);
@@ -237,6 +241,8 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 		bpf_map_update_elem(&inflight_dio, &key, r, BPF_ANY);
 	if (cr) {
 		cr->kiocb = key;
+		cr->ts = r->ts;
+		cr->in_slot = slot_key != 0;
 		cr->sb_dev = r->id.sb_dev;
 		cr->ino = r->id.ino;
 		cr->tree_root = em_tree_root(bi);
@@ -247,20 +253,20 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	return 0;
 }
 
-/* This thread is done submitting its request (key 0: whichever it is; else only
- * that one: a completion in irq context runs on an unrelated task). */
-static __always_inline void cur_req_done(u64 key)
+/* This thread is done submitting its request, which stays in flight (a
+ * completed one needs no clearing: cur_find no longer finds it). */
+static __always_inline void cur_req_done(void)
 {
 	struct cur_req *cr = cur_req_get(false);
 
-	if (cr && (!key || cr->kiocb == key))
+	if (cr)
 		cr->kiocb = 0;
 }
 
 /* iomap_dio_rw_queued: an async request was submitted; this thread is done with it. */
 static __always_inline int on_dio_queued(u64 *ctx)
 {
-	cur_req_done(0);
+	cur_req_done();
 	return 0;
 }
 
@@ -296,10 +302,8 @@ static __always_inline int on_dio_complete(u64 *ctx, u8 src, void *pctx, bool bt
 	u32 fired, stack_id = 0;
 	bool out, kept = false;
 
-	/* a completion in irq or a worker (another thread than the request's)
-	 * cannot be its thread's current request */
-	if (!r || r->tid == (u32)bpf_get_current_pid_tgid())
-		cur_req_done(key);
+	/* its thread's task storage keeps naming it: released below, cur_find
+	 * no longer finds it */
 	BDT_ARG_OR_RETURN(iocb);
 	/* as the tracepoint prints it: ki_pos, already advanced by the bytes done */
 	pos = BDT_RD(btf, iocb, ki_pos);
@@ -405,7 +409,7 @@ static __always_inline int fn_dio_enter(void *ctx, u64 *a, u8 src)
 /* Submission done (sync: iomap_dio_complete follows in this thread; async: queued). */
 static __always_inline int fn_dio_exit(void *ctx, u64 *a, s64 ret, u8 src)
 {
-	cur_req_done(0);
+	cur_req_done();
 	return 0;
 }
 

@@ -42,7 +42,7 @@ static __always_inline int on_get_extent(u64 *ctx)
 	if (!wanted && em_exist_flagged) {
 		struct cur_req *cur = cur_req_get(false);
 
-		if (cur && cur->kiocb && cur->em_exist_seen) {
+		if (cur && cur->em_exist_seen && cur_request(cur)) {
 			em_exist_clear(cur);
 			wanted = true;
 		}
@@ -78,7 +78,7 @@ static __always_inline int on_em_exist(u64 *ctx)
 	const struct extent_map *existing = (void *)ctx[1];
 	const struct extent_map *map = (void *)ctx[2];
 	struct bdt_facts f = { .point = BDT_PT_EM_EXIST };
-	struct dio_req *r = 0;
+	struct dio_req *r = 0, *mine;
 	u64 sb_dev;
 	struct cur_req *cur;
 	struct bdt_raw_event *e;
@@ -91,7 +91,8 @@ static __always_inline int on_em_exist(u64 *ctx)
 	if (!fs_pass(sb_dev) || !task_pass())
 		return 0;
 	cur = cur_req_get(false);
-	if (cur && cur->kiocb) {
+	mine = cur_request(cur);
+	if (mine) {
 		/* the enclosing get_extent's record is wanted */
 		if (!cur->em_exist_seen) {
 			cur->em_exist_seen = 1;
@@ -103,7 +104,7 @@ static __always_inline int on_em_exist(u64 *ctx)
 			bpf_probe_read_kernel(&tree_root_node, sizeof(tree_root_node),
 					      (void *)cur->tree_root);
 			if (root_node && root_node == tree_root_node)
-				r = req_lookup(cur->kiocb);
+				r = mine;
 		}
 	}
 	/* the trigger: emit this request and the others on its inode (not attributed: nothing held) */

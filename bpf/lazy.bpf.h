@@ -192,23 +192,13 @@ static __always_inline struct dio_req *req_lookup(u64 key)
 	return req_find(key).r;
 }
 
-/* The request has ended (or never will: req_forget): its slot is free again. */
+/* The request has ended (or never will: on_dio_begin): its slot is free again. */
 static __always_inline void req_release(u64 key, const struct req_ref *ref)
 {
 	if (ref->slot_key)
 		__sync_val_compare_and_swap(ref->slot_key, key, 0);
 	else
 		bpf_map_delete_elem(&inflight_dio, &key);
-}
-
-/* A request that will not complete (its thread returned from it without
- * iomap_dio_complete): forgotten, when it is still this thread's. */
-static __always_inline void req_forget(u64 key)
-{
-	struct req_ref ref = req_find(key);
-
-	if (ref.r && ref.r->tid == (u32)bpf_get_current_pid_tgid())
-		req_release(key, &ref);
 }
 
 /* Where a request is built before it goes into inflight_dio (too big for the stack). */
@@ -233,14 +223,19 @@ struct vma_cache {
 };
 
 /* The request this thread is submitting (em_exist has no inode; ordered
- * extents and extent-map lookups in this thread belong to it). */
+ * extents and extent-map lookups in this thread belong to it): the one it
+ * began last, while that one is in flight under the same key and begin time
+ * (cur_find). Its completion leaves it here: once released it is not found
+ * (a recycled kiocb's next request has another begin time); an async
+ * request's submission clears it (queued). */
 struct cur_req {
-	u64 kiocb;         /* its key in inflight_dio; 0: none */
+	u64 kiocb;         /* its key; 0: none */
+	u64 ts;            /* its begin time (dio_req.ts) */
 	u64 sb_dev;
 	u64 ino;
 	u64 tree_root;     /* &BTRFS_I(inode)->extent_tree's rb_root, to verify em_exist */
 	u32 em_exist_seen; /* em_exist fired in this thread since its last get_extent record */
-	u32 pad;
+	u32 in_slot;       /* it was kept in dio_slot (else in inflight_dio) */
 	struct vma_cache vma;
 };
 
@@ -270,12 +265,40 @@ static __always_inline struct cur_req *cur_req_get(bool create)
 				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
+/* The request c names, while it is in flight (where it is kept, as req_find). */
+static __always_inline struct req_ref cur_find(const struct cur_req *c)
+{
+	struct req_ref ref = {};
+	u64 key;
+
+	if (!c || !c->kiocb)
+		return ref;
+	key = c->kiocb;
+	if (c->in_slot) {
+		u32 i = slot_of(key);
+		u64 *k = bpf_map_lookup_elem(&dio_slot_key, &i);
+
+		if (k && *k == key) {
+			ref.r = bpf_map_lookup_elem(&dio_slot, &i);
+			ref.slot_key = k;
+		}
+	} else {
+		ref.r = bpf_map_lookup_elem(&inflight_dio, &key);
+	}
+	if (!ref.r || ref.r->ts != c->ts)
+		ref.r = 0;
+	return ref;
+}
+
+static __always_inline struct dio_req *cur_request(const struct cur_req *c)
+{
+	return cur_find(c).r;
+}
+
 /* Does this thread have a traced DIO request in flight (submission side)? */
 static __always_inline bool in_traced_dio(void)
 {
-	struct cur_req *c = cur_req_get(false);
-
-	return c && c->kiocb;
+	return cur_request(cur_req_get(false)) != 0;
 }
 
 /* This thread's request, when it is on this inode (*kiocb: its key). */
@@ -286,7 +309,7 @@ static __always_inline struct dio_req *cur_request_on(u64 sb_dev, u64 ino, u64 *
 	if (!c || !c->kiocb || c->sb_dev != sb_dev || c->ino != ino)
 		return 0;
 	*kiocb = c->kiocb;
-	return req_lookup(c->kiocb);
+	return cur_request(c);
 }
 
 /* ---- hot inodes -------------------------------------------------------------- */
