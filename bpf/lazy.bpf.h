@@ -78,6 +78,7 @@ struct dio_req {
 	/* the oe_slot entries (ordered.bpf.h) of the DIRECT ordered extents its
 	 * thread added while it held their records (BDT_REQ_OES: all of them) */
 	u16 oes[BDT_REQ_OES];
+	u16 released;    /* in dio_slot: released (req_release), the key may follow */
 	struct held_rec held[BDT_HELD];
 };
 
@@ -195,8 +196,10 @@ static __always_inline struct dio_req *req_lookup(u64 key)
 /* The request has ended (or never will: on_dio_begin): its slot is free again. */
 static __always_inline void req_release(u64 key, const struct req_ref *ref)
 {
-	if (ref->slot_key)
+	if (ref->slot_key) {
+		ref->r->released = 1; /* before the key: cur_find reads it first */
 		__sync_val_compare_and_swap(ref->slot_key, key, 0);
+	}
 	else
 		bpf_map_delete_elem(&inflight_dio, &key);
 }
@@ -275,11 +278,17 @@ static __always_inline struct req_ref cur_find(const struct cur_req *c)
 		return ref;
 	key = c->kiocb;
 	if (c->in_slot) {
+		/* its own entry first (last written by its thread or completion), the
+		 * shared key only while that says it may be in flight */
 		u32 i = slot_of(key);
-		u64 *k = bpf_map_lookup_elem(&dio_slot_key, &i);
+		struct dio_req *r = bpf_map_lookup_elem(&dio_slot, &i);
+		u64 *k;
 
+		if (!r || r->released || r->ts != c->ts)
+			return ref;
+		k = bpf_map_lookup_elem(&dio_slot_key, &i);
 		if (k && *k == key) {
-			ref.r = bpf_map_lookup_elem(&dio_slot, &i);
+			ref.r = r;
 			ref.slot_key = k;
 		}
 	} else {
