@@ -126,48 +126,38 @@ DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
       r->ev.push(e);
       if (auto f = by_file_.find(r->file); f != by_file_.end())
         for (auto& q : f->second)
-          if (q.id == r->id) q = file_entry(q.it);
+          if (q.id == r->id) q = file_entry(q.r);
       return *r;
     }
     // the thread's synchronous request is over: its end was not seen
     if (dropped) *dropped = r->id;
-    remove(reqs_.find(r->id));
+    remove(r);
   }
   if (reqs_.size() >= cap_) {
     // drop the oldest eighth (ids are in begin order)
     for (size_t k = std::max<size_t>(1, reqs_.size() / 8); k && !reqs_.empty(); --k) {
-      remove(reqs_.begin());
+      remove(&*reqs_.begin());
       ++evicted_, ++capped_;
     }
   }
   InoKey file = ino_key(e);
   auto& its = by_file_[file];
   if (its.size() >= kPerFile) {  // the file's oldest request (its entry stays: not empty)
-    remove(its.front().it);
+    remove(its.front().r);
     ++evicted_, ++capped_;
   }
-  uint64_t id = ++next_id_;
-  It rit;
-  if (spare_.empty()) {
-    rit = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
-                             std::forward_as_tuple());
-  } else {
-    Node n = std::move(spare_.back());
-    spare_.pop_back();
-    n.key() = id;
-    n.mapped().ev.clear();  // (every other field is set below)
-    rit = reqs_.insert(reqs_.end(), std::move(n));
-  }
-  Req& r = rit->second;
+  uint64_t id;
+  Req& r = reqs_.add(id);  // a reused one: its evidence cleared, every other field set here
   r.id = id;
   r.begin = e;
   r.first_ts = e.ts_ns;
   r.start = d->pos - std::min(d->pos, d->done_before);
   r.write = d->write;
   r.aio = d->aio;
+  r.ev.clear();
   r.ev.push(e);
   r.file = file;
-  its.push_back(file_entry(rit));
+  its.push_back(file_entry(&r));
   if (!r.aio) sync_by_tid_[e.tid] = r.id;
   return r;
 }
@@ -175,7 +165,7 @@ DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
 DioRequests::Req* DioRequests::of_thread(uint32_t tid) {
   auto t = sync_by_tid_.find(tid);
   if (t == sync_by_tid_.end()) return nullptr;
-  if (auto it = reqs_.find(t->second); it != reqs_.end()) return &it->second;
+  if (Req* r = reqs_.find(t->second)) return r;
   sync_by_tid_.erase(t);
   return nullptr;
 }
@@ -208,20 +198,19 @@ DioRequests::Ended DioRequests::end(const Event& e) {
   if (pick == kNone) return {};
   // Out of the indexes: only this thread's entry can name a synchronous
   // request (an asynchronous one has none), and the request is v[pick].
-  It it = v[pick].it;
-  if (t != sync_by_tid_.end() && t->second == v[pick].id) sync_by_tid_.erase(t);
+  const uint64_t id = v[pick].id;
+  if (t != sync_by_tid_.end() && t->second == id) sync_by_tid_.erase(t);
   unindex_file(f, pick);
   Ended r;
-  r.n_ = reqs_.extract(it);
+  r.r_ = reqs_.take(id);
   r.owner_ = this;
   r->ev.push(e);
   return r;
 }
 
-DioRequests::FileEntry DioRequests::file_entry(It it) {
-  const Req& q = it->second;
-  auto* b = q.begin.as<DioBegin>();
-  return FileEntry{it, q.id, q.begin.dev, b->pos, b->done_before, q.write, q.aio};
+DioRequests::FileEntry DioRequests::file_entry(Req* r) {
+  auto* b = r->begin.as<DioBegin>();
+  return FileEntry{r, r->id, r->begin.dev, b->pos, b->done_before, r->write, r->aio};
 }
 
 void DioRequests::unindex_file(FileIndex::iterator f, size_t i) {
@@ -230,19 +219,18 @@ void DioRequests::unindex_file(FileIndex::iterator f, size_t i) {
   if (v.empty()) by_file_.erase(f);
 }
 
-void DioRequests::remove(It it) {
-  unindex(it);
-  recycle(reqs_.extract(it));
+void DioRequests::remove(Req* r) {
+  unindex(r);
+  reqs_.recycle(reqs_.take(r->id));
 }
 
-void DioRequests::unindex(It it) {
-  const Req& q = it->second;
-  auto t = sync_by_tid_.find(q.begin.tid);
-  if (t != sync_by_tid_.end() && t->second == q.id) sync_by_tid_.erase(t);
-  if (auto f = by_file_.find(q.file); f != by_file_.end()) {
+void DioRequests::unindex(const Req* r) {
+  auto t = sync_by_tid_.find(r->begin.tid);
+  if (t != sync_by_tid_.end() && t->second == r->id) sync_by_tid_.erase(t);
+  if (auto f = by_file_.find(r->file); f != by_file_.end()) {
     const auto& v = f->second;
     for (size_t i = 0; i < v.size(); ++i)
-      if (v[i].it == it) {
+      if (v[i].r == r) {
         unindex_file(f, i);
         break;
       }
@@ -265,11 +253,11 @@ size_t DioRequests::evict(uint64_t now, uint64_t max_age) {
   // (its last dio_begin recent) stays.
   size_t n = 0;
   for (auto it = reqs_.begin(); it != reqs_.end();) {
-    uint64_t first = it->second.first_ts, t = it->second.begin.ts_ns;
+    uint64_t first = it->first_ts, t = it->begin.ts_ns;
     if (!(now > first && now - first > max_age)) break;
     if (now > t && now - t > max_age) {
       auto next = std::next(it);
-      remove(it);
+      remove(&*it);
       it = next;
       ++n;
     } else {

@@ -21,6 +21,7 @@
 #include "bdt/detector.h"
 #include "bdt/event.h"
 #include "detectors/exposure.h"
+#include "detectors/id_table.h"
 #include "bdt/finding.h"
 
 namespace bdt::det {
@@ -193,18 +194,18 @@ class DioRequests {
   class Ended {
    public:
     Ended() = default;
-    Ended(Ended&& o) noexcept : n_(std::move(o.n_)), owner_(std::exchange(o.owner_, nullptr)) {}
+    Ended(Ended&& o) noexcept : r_(std::move(o.r_)), owner_(std::exchange(o.owner_, nullptr)) {}
     Ended& operator=(Ended&&) = delete;
     ~Ended() {
-      if (owner_ && !n_.empty()) owner_->recycle(std::move(n_));
+      if (owner_) owner_->reqs_.recycle(std::move(r_));
     }
-    explicit operator bool() const { return !n_.empty(); }
-    Req* operator->() { return &n_.mapped(); }
-    Req& operator*() { return n_.mapped(); }
+    explicit operator bool() const { return r_ != nullptr; }
+    Req* operator->() { return r_.get(); }
+    Req& operator*() { return *r_; }
 
    private:
     friend class DioRequests;
-    std::map<uint64_t, Req>::node_type n_;
+    std::unique_ptr<Req> r_;
     DioRequests* owner_ = nullptr;
   };
   // A dio_end: the request it ends, removed (false: not one we follow).
@@ -212,12 +213,10 @@ class DioRequests {
   // The open request of this thread (the submission side), if any.
   Req* of_thread(uint32_t tid);
   // The open request with this id, if any.
-  const Req* find(uint64_t id) const {
-    auto it = reqs_.find(id);
-    return it == reqs_.end() ? nullptr : &it->second;
-  }
-  // The open requests by id, i.e. in the order they began.
-  const std::map<uint64_t, Req>& open() const { return reqs_; }
+  const Req* find(uint64_t id) const { return reqs_.find(id); }
+  // The open requests, in the order they began (range-for: const Req&).
+  using Table = IdTable<Req>;
+  const Table& open() const { return reqs_; }
   // Drops requests idle since before now - max_age; returns how many.
   size_t evict(uint64_t now, uint64_t max_age);
   size_t size() const { return reqs_.size(); }
@@ -226,32 +225,25 @@ class DioRequests {
   size_t capped() const { return capped_; }    // of those, for a cap
 
  private:
-  using It = std::map<uint64_t, Req>::iterator;
-  using Node = std::map<uint64_t, Req>::node_type;
-  // Nodes of ended requests kept for the next ones (a request is ~1.9 KB: a
-  // fresh allocation per request was a tenth of replay's time).
-  static constexpr size_t kSpare = 32;
-  void recycle(Node&& n) {
-    if (spare_.size() < kSpare) spare_.push_back(std::move(n));
-  }
-  std::vector<Node> spare_;
-  void remove(It it);
-  void unindex(It it);  // out of the thread and file indexes (still in reqs_)
+  // Ended requests' storage is kept for the next ones (IdTable's spares: a
+  // request is ~1.9 KB, a fresh allocation per request was a tenth of
+  // replay's time).
+  void remove(Req* r);
+  void unindex(const Req* r);  // out of the thread and file indexes (still in reqs_)
   // A request in its file's index: what end() matches a dio_end on, copied
-  // from its (last) dio_begin, so the match reads no request node.
+  // from its (last) dio_begin, so the match reads no request.
   struct FileEntry {
-    It it;
+    Req* r;
     uint64_t id, dev, pos, done_before;
     bool write, aio;
   };
   using FileIndex = std::unordered_map<InoKey, std::vector<FileEntry>, InoKeyHash>;
-  static FileEntry file_entry(It it);
+  static FileEntry file_entry(Req* r);
   void unindex_file(FileIndex::iterator f, size_t i);
   size_t cap_;
-  std::map<uint64_t, Req> reqs_;
+  Table reqs_;
   std::unordered_map<uint32_t, uint64_t> sync_by_tid_;  // tid -> id of its synchronous request
   FileIndex by_file_;  // open requests, oldest first
-  uint64_t next_id_ = 0;
   size_t evicted_ = 0, capped_ = 0;
 };
 

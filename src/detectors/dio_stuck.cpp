@@ -90,8 +90,6 @@ struct OpenOe {
   uint64_t req_id = 0;    // the request of the thread that added it (0: none)
 };
 
-using OeIt = std::map<uint64_t, OpenOe>::iterator;
-
 class DioStuck final : public Detector {
  public:
   DioStuck(const DetectorConfig& c, std::shared_ptr<Shared> s)
@@ -143,7 +141,7 @@ class DioStuck final : public Detector {
     for (auto it = reported_.begin(); it != reported_.end();)
       it = reqs_.find(*it) ? std::next(it) : reported_.erase(it);
     // Oldest first; none younger than the threshold can be stuck.
-    for (auto& [id, r] : reqs_.open()) {
+    for (const auto& r : reqs_.open()) {
       if (now - r.first_ts < cfg_.stall_threshold_ns) break;
       if (reported_.count(r.id) || now - r.first_ts < threshold(r)) continue;
       if (r.first_ts <= loss_ts_) continue;  // its end may be among the lost records
@@ -151,7 +149,7 @@ class DioStuck final : public Detector {
       if (!act || act->latest_begin_done <= r.first_ts) continue;
       report_stuck(r, *act, now, out);
     }
-    for (auto& [oid, o] : oes_) {
+    for (auto& o : oes_) {
       if (now - o.add.ts_ns < cfg_.stall_threshold_ns) break;
       if (o.reported) continue;
       // its request was reported, or is still open: the request rule judges it
@@ -163,8 +161,8 @@ class DioStuck final : public Detector {
       report_oe(o, *act, now, out);
     }
     const uint64_t age = shared_->requests.age();  // the shared table's requests age out as long
-    while (!oes_.empty() && now - oes_.begin()->second.add.ts_ns > age) {
-      remove_oe(oes_.begin());
+    while (!oes_.empty() && now - oes_.begin()->add.ts_ns > age) {
+      remove_oe(&*oes_.begin());
       ++evicted_;
     }
     last_fs_ = last_fs_oe_ = nullptr;
@@ -239,7 +237,7 @@ class DioStuck final : public Detector {
     if (!(o->flags & oef::DIRECT)) return;
     if (oes_.size() >= cfg_.max_requests)  // drop the oldest eighth (ids are in add order)
       for (size_t k = std::max<size_t>(1, oes_.size() / 8); k; --k) {
-        remove_oe(oes_.begin());
+        remove_oe(&*oes_.begin());
         ++evicted_, ++capped_;
       }
     auto& in_file = oe_by_file_[ino_key(e)];  // not emptied below: the file's oldest of many goes
@@ -247,35 +245,25 @@ class DioStuck final : public Detector {
       remove_oe(in_file.front());  // the file's oldest
       ++evicted_, ++capped_;
     }
-    uint64_t id = ++next_oe_;
-    OeIt it;
-    if (oe_spare_.empty()) {
-      it = oes_.emplace_hint(oes_.end(), std::piecewise_construct, std::forward_as_tuple(id),
-                             std::forward_as_tuple());
-    } else {  // a removed extent's node, reused
-      auto nh = std::move(oe_spare_.back());
-      oe_spare_.pop_back();
-      nh.key() = id;
-      it = oes_.insert(oes_.end(), std::move(nh));
-    }
+    uint64_t id;
+    OpenOe& x = oes_.add(id);  // a removed extent's storage, reused: every field set here
     const auto* r = reqs_.of_thread(e.tid);
-    it->second = OpenOe{.id = id,
-                        .add = e,
-                        .s = o->file_offset,
-                        .e = o->file_offset + o->len,
-                        .reported = false,
-                        .req_id = r ? r->id : 0};
-    in_file.push_back(it);
+    x = OpenOe{.id = id,
+               .add = e,
+               .s = o->file_offset,
+               .e = o->file_offset + o->len,
+               .reported = false,
+               .req_id = r ? r->id : 0};
+    in_file.push_back(&x);
   }
 
-  void remove_oe(OeIt it) {
-    if (auto f = oe_by_file_.find(ino_key(it->second.add)); f != oe_by_file_.end()) {
+  void remove_oe(OpenOe* x) {
+    if (auto f = oe_by_file_.find(ino_key(x->add)); f != oe_by_file_.end()) {
       auto& its = f->second;
-      if (auto i = std::find(its.begin(), its.end(), it); i != its.end()) its.erase(i);
+      if (auto i = std::find(its.begin(), its.end(), x); i != its.end()) its.erase(i);
       if (its.empty()) oe_by_file_.erase(f);
     }
-    auto nh = oes_.extract(it);
-    if (oe_spare_.size() < kOeSpare) oe_spare_.push_back(std::move(nh));
+    oes_.recycle(oes_.take(x->id));
   }
 
   void on_oe_remove(const Event& e) {
@@ -285,8 +273,8 @@ class DioStuck final : public Detector {
     auto f = oe_by_file_.find(ino_key(e));
     if (f == oe_by_file_.end()) return;
     done_.clear();
-    for (OeIt it : f->second) {
-      auto& x = it->second;
+    for (OpenOe* it : f->second) {
+      auto& x = *it;
       if (!dev_compat(x.add.dev, e.dev) || !overlaps(x.s, x.e, s, t)) continue;
       note(oe_activity_of(e.fs), x.add.ts_ns, e);
       // the removed part is done; a split-off remainder stays open
@@ -294,7 +282,7 @@ class DioStuck final : public Detector {
       else if (s <= x.s) x.s = t;
       else x.e = s;  // the back part, or a hole in the middle: keep the front part
     }
-    for (OeIt it : done_) remove_oe(it);
+    for (OpenOe* x : done_) remove_oe(x);
   }
 
   static std::string ago(uint64_t now, uint64_t ts) {
@@ -345,7 +333,7 @@ class DioStuck final : public Detector {
   void report_stuck(const DioRequests::Req& r, const FsActivity& a, uint64_t now, Findings& out) {
     reported_.insert(r.id);
     report_request(r, a, now, out);
-    for (auto& [oid, o] : oes_)
+    for (auto& o : oes_)
       if (o.req_id == r.id) o.reported = true;
   }
 
@@ -358,7 +346,7 @@ class DioStuck final : public Detector {
   // every record made. The request: the oldest open one the fact names().
   void judge_stalled(const Event& e, const DioEnd& d, Findings& out) {
     const DioRequests::Req* r = nullptr;
-    for (auto& [id, x] : reqs_.open())
+    for (const auto& x : reqs_.open())
       if (x.begin.fs == e.fs && names(d.stalled_tid, d.stalled_ino, d.stalled_begin_ns, x)) {
         r = &x;
         break;
@@ -447,13 +435,11 @@ class DioStuck final : public Detector {
   // dropped, counted). Every removal goes through remove_oe(), which takes the
   // extent out of both.
   static constexpr size_t kOePerFile = 1024;
-  std::map<uint64_t, OpenOe> oes_;
-  std::unordered_map<InoKey, std::vector<OeIt>, InoKeyHash> oe_by_file_;
-  // Nodes of removed extents kept for the next ones (no allocation per oe_add).
-  static constexpr size_t kOeSpare = 64;
-  std::vector<std::map<uint64_t, OpenOe>::node_type> oe_spare_;
-  std::vector<OeIt> done_;  // on_oe_remove's scratch
-  uint64_t next_oe_ = 0;
+  // Removed extents' storage is kept for the next ones (IdTable's spares, up
+  // to 64: no allocation per oe_add).
+  IdTable<OpenOe, 1024, 64> oes_;
+  std::unordered_map<InoKey, std::vector<OpenOe*>, InoKeyHash> oe_by_file_;
+  std::vector<OpenOe*> done_;  // on_oe_remove's scratch
   uint64_t loss_ts_ = 0;
   std::unordered_set<uint64_t> reported_;
   std::unordered_map<Fsid, FsActivity, FsidHash> fs_, fs_oe_;

@@ -445,9 +445,9 @@ TEST(IntervalSet, MatchesABitmap) {
   }
 }
 
-// DioRequests keeps the nodes of ended requests for the next ones (begin()
-// resets a reused node's evidence and sets every other field): a request
-// begun in a reused node equals, field by field and evidence included, the
+// DioRequests keeps the storage of ended requests for the next ones (begin()
+// resets a reused request's evidence and sets every other field): a request
+// begun in reused storage equals, field by field and evidence included, the
 // same request begun in a table that never ended one.
 TEST(DioRequests, ReusedNodeStartsFresh) {
   using Req = det::DioRequests::Req;
@@ -460,7 +460,7 @@ TEST(DioRequests, ReusedNodeStartsFresh) {
     e.body = p;
     return e;
   };
-  // What the node held: an asynchronous write continued past done_before,
+  // What the storage held: an asynchronous write continued past done_before,
   // its evidence full and dropping.
   det::DioRequests a(64);
   Req* old = &a.begin(ev(EventType::DioBegin, 100, 7, 300,
@@ -472,13 +472,13 @@ TEST(DioRequests, ReusedNodeStartsFresh) {
   {
     auto ended = a.end(ev(EventType::DioEnd, 200, 8, 300, DioEnd{.pos = 8192, .ret = 4096}));
     ASSERT_TRUE(ended);
-  }  // its node goes back to the table's spares
+  }  // its storage goes back to the table's spares
   // The next request: a synchronous read of another file by another thread.
   const Event next = ev(EventType::DioBegin, 300, 9, 400, DioBegin{.pos = 0, .count = 512});
   const Req& reused = a.begin(next);
-  ASSERT_EQ(&reused, old) << "the ended request's node was not reused";
+  ASSERT_EQ(&reused, old) << "the ended request's storage was not reused";
 
-  det::DioRequests b(64);  // the same ids, nothing ended: a fresh node
+  det::DioRequests b(64);  // the same ids, nothing ended: fresh storage
   b.begin(ev(EventType::DioBegin, 100, 11, 500, DioBegin{.pos = 0, .count = 4096, .aio = true}));
   const Req& fresh = b.begin(next);
 
@@ -495,6 +495,47 @@ TEST(DioRequests, ReusedNodeStartsFresh) {
   EXPECT_EQ(reused.file, fresh.file);
   // and the table follows it: its dio_end ends it
   EXPECT_TRUE(a.end(ev(EventType::DioEnd, 310, 9, 400, DioEnd{.pos = 0, .ret = 512})));
+}
+
+// A request in flight while many times the table's window of later ones
+// begin and end (a stuck request among busy ones: ids are kept in a ring by
+// id, the older ones outside it) stays the oldest open one, is found by id,
+// and its dio_end still ends it.
+TEST(DioRequests, ARequestOutlivesThousandsOfLaterOnes) {
+  auto ev = [](EventType t, uint64_t ts, uint32_t tid, uint64_t ino, Payload p) {
+    Event e = testing_samples::base_event(t, ts);
+    e.tid = tid;
+    e.ino = ino;
+    e.body = p;
+    return e;
+  };
+  det::DioRequests t(64);
+  const auto& stuck = t.begin(ev(EventType::DioBegin, 1, 7, 300, DioBegin{.pos = 0, .count = 4096}));
+  const uint64_t id = stuck.id;
+  const size_t later = 3 * det::DioRequests::Table::window() + 7;
+  for (uint64_t i = 0; i < later; ++i) {
+    const uint64_t pos = (1 + i % 64) * 4096, ino = 400 + i % 7;
+    t.begin(ev(EventType::DioBegin, 10 + 2 * i, 8, ino, DioBegin{.pos = pos, .count = 4096, .aio = true}));
+    if (i % 300 != 0) {  // a few stay in flight too
+      ASSERT_TRUE(t.end(ev(EventType::DioEnd, 11 + 2 * i, 9, ino, DioEnd{.pos = pos + 4096, .ret = 4096})));
+    }
+  }
+  ASSERT_EQ(t.find(id), &stuck);
+  ASSERT_NE(t.open().begin(), t.open().end());
+  EXPECT_EQ(&*t.open().begin(), &stuck);
+  uint64_t prev = 0;
+  size_t n = 0;
+  for (const auto& r : t.open()) {  // in begin order
+    EXPECT_GT(r.id, prev);
+    prev = r.id;
+    ++n;
+  }
+  EXPECT_EQ(n, 1 + (later + 299) / 300);
+  EXPECT_EQ(t.size(), n);
+  auto ended = t.end(ev(EventType::DioEnd, 1'000'000, 7, 300, DioEnd{.pos = 4096, .ret = 4096}));
+  ASSERT_TRUE(ended);
+  EXPECT_EQ(ended->id, id);
+  EXPECT_EQ(t.find(id), nullptr);
 }
 
 // Issue: a failed ordered extent whose removal the trace never saw is judged
