@@ -43,7 +43,7 @@ struct ReqState {
 struct Req : ReqState {
   Event begin;  // set by start(), the only caller of reset()
   InlineEvidence<8> ev;
-  // Back to a fresh request (a reused node) without clearing the begin event
+  // Back to a fresh request (reused storage) without clearing the begin event
   // (overwritten next) or touching the unused evidence slots.
   void reset() {
     static_cast<ReqState&>(*this) = ReqState{};
@@ -52,7 +52,7 @@ struct Req : ReqState {
 };
 // reset() covers every member: a new one goes in ReqState (reset with it), not here.
 static_assert(sizeof(Req) == sizeof(ReqState) + sizeof(Event) + sizeof(InlineEvidence<8>),
-              "a member of Req outside ReqState: reset() of a reused node would keep it");
+              "a member of Req outside ReqState: reset() of a reused request would keep it");
 
 class EmMergeRace final : public Detector {
  public:
@@ -81,7 +81,7 @@ class EmMergeRace final : public Detector {
   void on_time(uint64_t now, Findings&) override {
     // Oldest first (ids are in begin order); one still active stays.
     for (auto it = reqs_.begin(); it != reqs_.end();) {
-      auto& r = it->second;
+      auto& r = *it;
       if (!(now > r.first_ts && now - r.first_ts > cfg_.max_age_ns)) break;
       auto next = std::next(it);
       if (now > r.last_ts && now - r.last_ts > cfg_.max_age_ns) {
@@ -106,92 +106,62 @@ class EmMergeRace final : public Detector {
   // dropped (counted).
   static constexpr size_t kPerFile = 256;
 
-  using It = std::map<uint64_t, Req>::iterator;
-  using Node = std::map<uint64_t, Req>::node_type;
+  using Ptr = IdTable<Req>::Ptr;
   // The thread's current request: the last one it began (em_exist and
-  // get_extent fire synchronously inside the submitter); reqs_.end(): none.
-  // by_tid_ holds table positions of requests in the table only: take()
-  // drops a request's entry.
-  It current(uint32_t tid) {
-    auto t = by_tid_.find(tid);
-    return t == by_tid_.end() ? reqs_.end() : t->second;
-  }
+  // get_extent fire synchronously inside the submitter); nullptr: none.
+  // by_tid_ names requests in the table only: take() drops a request's entry.
   Req* find(uint32_t tid) {
-    const It it = current(tid);
-    return it == reqs_.end() ? nullptr : &it->second;
+    auto t = by_tid_.find(tid);
+    return t == by_tid_.end() ? nullptr : t->second;
   }
-  void unindex(It it) {
-    const Req& r = it->second;
-    if (!r.ino) return;  // not indexed yet
-    if (auto f = by_file_.find(InoKey{r.fs, r.ino}); f != by_file_.end()) {
+  void unindex(const Req* r) {
+    if (!r->ino) return;  // not indexed yet
+    if (auto f = by_file_.find(InoKey{r->fs, r->ino}); f != by_file_.end()) {
       auto& its = f->second;
-      if (auto i = std::find(its.begin(), its.end(), it); i != its.end()) its.erase(i);
+      if (auto i = std::find(its.begin(), its.end(), r); i != its.end()) its.erase(i);
       if (its.empty()) by_file_.erase(f);
     }
   }
-  // The request out of the table and its indexes, as its node.
-  Node take(It it) {
-    auto t = by_tid_.find(it->second.tid);
-    if (t != by_tid_.end() && t->second == it) by_tid_.erase(t);
-    unindex(it);
-    return reqs_.extract(it);
+  // The request out of the table and its indexes (empty: not in the table).
+  Ptr take(const Req* r) {
+    if (!r || reqs_.find(r->id) != r) return {};
+    auto t = by_tid_.find(r->tid);
+    if (t != by_tid_.end() && t->second == r) by_tid_.erase(t);
+    unindex(r);
+    return reqs_.take(r->id);
   }
-  // The same by pointer (empty: not in the table).
-  Node take(const Req* r) {
-    if (!r) return {};
-    auto it = reqs_.find(r->id);
-    if (it == reqs_.end()) return {};
-    return take(it);
-  }
-  void recycle(Node&& n) {
-    if (!n.empty() && spare_.size() < kSpare) spare_.push_back(std::move(n));
-  }
-  // A node's lines that start() and the first push() write, asked for ahead:
-  // the nodes start() reuses left the recent ring, last written kRecent
-  // requests ago. From the tree links before the key (32 bytes in libstdc++'s
-  // node; a hint only) to the first evidence slot (Req's members in order: the
-  // static_assert below Req).
-  [[gnu::always_inline]] static void prefetch_start(const Node& n) {
-    constexpr size_t kLinks = 32 + sizeof(uint64_t);
-    constexpr size_t kBytes =
-        kLinks + sizeof(ReqState) + sizeof(Event) + InlineEvidence<8>::first_push_bytes();
-    prefetch_bytes<kBytes, true>(reinterpret_cast<const char*>(&n.mapped()) - kLinks);
+  void recycle(Ptr&& p) { reqs_.recycle(std::move(p)); }
+  // A request's lines that start() and the first push() write, asked for
+  // ahead: the requests start() reuses left the recent ring, last written
+  // kRecent requests ago. From its first member to the first evidence slot
+  // (Req's members in order: the static_assert below Req).
+  [[gnu::always_inline]] static void prefetch_start(const Req& r) {
+    constexpr size_t kBytes = sizeof(ReqState) + sizeof(Event) + InlineEvidence<8>::first_push_bytes();
+    prefetch_bytes<kBytes, true>(&r);
   }
   void erase(const Req* r) { recycle(take(r)); }
   // Files are indexed once their inode is known (a get_extent enter may tell it later).
-  void index(It it) {
-    const Req& r = it->second;
-    if (!r.ino) return;
-    auto& its = by_file_[InoKey{r.fs, r.ino}];
+  void index(Req* r) {
+    if (!r->ino) return;
+    auto& its = by_file_[InoKey{r->fs, r->ino}];
     if (its.size() >= kPerFile) {  // the file's oldest (its entry stays: not empty)
-      erase(&its.front()->second);
+      erase(its.front());
       ++evicted_, ++capped_;
     }
-    its.push_back(it);
+    its.push_back(r);
   }
   Req& start(const Event& e) {
     // A synchronous request of this thread that never ended is over (its end
     // was lost); AIO requests stay in flight until their completion.
-    if (const It old = current(e.tid); old != reqs_.end() && !(old->second.dio && old->second.aio))
-      recycle(take(old));
+    if (const Req* old = find(e.tid); old && !(old->dio && old->aio)) erase(old);
     if (reqs_.size() >= cfg_.max_requests)  // drop the oldest eighth
       for (size_t k = std::max<size_t>(1, reqs_.size() / 8); k; --k) {
-        erase(&reqs_.begin()->second);
+        erase(&*reqs_.begin());
         ++evicted_, ++capped_;
       }
-    uint64_t id = ++next_id_;
-    It it;
-    if (spare_.empty()) {
-      it = reqs_.emplace_hint(reqs_.end(), std::piecewise_construct, std::forward_as_tuple(id),
-                              std::forward_as_tuple());
-    } else {  // a dropped request's node, back to a fresh request
-      auto n = std::move(spare_.back());
-      spare_.pop_back();
-      n.key() = id;
-      n.mapped().reset();
-      it = reqs_.insert(reqs_.end(), std::move(n));
-    }
-    Req& r = it->second;
+    uint64_t id;
+    Req& r = reqs_.add(id);
+    r.reset();  // a dropped or ended request's storage, back to a fresh request
     r.id = id;
     r.tid = e.tid;
     r.fs = e.fs;
@@ -199,8 +169,8 @@ class EmMergeRace final : public Detector {
     r.ino = e.ino;
     r.first_ts = r.last_ts = e.ts_ns;
     r.begin = e;
-    by_tid_[e.tid] = it;
-    index(it);
+    by_tid_[e.tid] = &r;
+    index(&r);
     return r;
   }
 
@@ -223,7 +193,7 @@ class EmMergeRace final : public Detector {
       if (!r || !r->dio) r = &start(e);  // get_extent outside a DIO request (buffered)
       r->in_get_extent = true;
       r->last_ts = e.ts_ns;
-      if (!r->ino && e.ino) r->ino = e.ino, r->dev = e.dev, index(reqs_.find(r->id));
+      if (!r->ino && e.ino) r->ino = e.ino, r->dev = e.dev, index(r);
       r->ev.push(e);
       return;
     }
@@ -249,29 +219,25 @@ class EmMergeRace final : public Detector {
     auto same_file = [&](const Req& q) {
       return q.dio && same_fs(q.fs, e.fs) && q.ino == e.ino && dev_compat(q.dev, e.dev);
     };
-    const It none = reqs_.end();
-    It own = current(e.tid);
-    if (own != none && !same_file(own->second)) own = none;
-    It at = own != none && pos_ok(own->second) ? own : none;
-    if (at == none)
+    Req* own = find(e.tid);
+    if (own && !same_file(*own)) own = nullptr;
+    Req* r = own && pos_ok(*own) ? own : nullptr;
+    if (!r)
       if (auto f = by_file_.find(InoKey{e.fs, e.ino}); f != by_file_.end())
-        for (It it : f->second) {
-          auto& q = it->second;
-          if (q.aio && same_file(q) && pos_ok(q)) {
-            at = it;
+        for (Req* q : f->second)
+          if (q->aio && same_file(*q) && pos_ok(*q)) {
+            r = q;
             break;
           }
-        }
-    if (at == none) at = own;
-    Req* r = at == none ? nullptr : &at->second;
+    if (!r) r = own;
     if (r) r->ev.push(e);
     if (d->ret == kEEXIST || d->error == kEEXIST) {
       if (!r || !r->eexist_reported) report_eexist(e, r, "dio", out);
     }
     if (r) {
       r->end_ts = e.ts_ns;
-      if (r->dio) remember(take(at));
-      else recycle(take(at));
+      if (r->dio) remember(take(r));
+      else erase(r);
     }
   }
 
@@ -279,24 +245,24 @@ class EmMergeRace final : public Detector {
   // finish its whole (small) request while the racing thread is still inside
   // btrfs_get_extent (measured on 6.18: the other request usually ended a few
   // microseconds before the em_exist). Bounded by count and by age. An ended
-  // request keeps its node (out of the table and its indexes, so unchanged
-  // from here on): no copy per completion; a node leaving the ring is reused.
+  // request keeps its storage (out of the table and its indexes, so unchanged
+  // from here on): no copy per completion; one leaving the ring is reused.
   static constexpr size_t kRecent = 256;
   static constexpr uint64_t kRecentNs = 1'000'000'000ull;
-  const Req& recent(size_t i) const { return recent_[(recent_head_ + i) % kRecent].mapped(); }
-  // The oldest one's end time, from the side array (the node itself is cold).
+  const Req& recent(size_t i) const { return *recent_[(recent_head_ + i) % kRecent]; }
+  // The oldest one's end time, from the side array (the request itself is cold).
   uint64_t oldest_end() const { return recent_end_[recent_head_]; }
-  void remember(Node&& n) {
-    if (n.empty()) return;
+  void remember(Ptr&& n) {
+    if (!n) return;
     if (recent_.empty()) recent_.resize(kRecent), recent_end_.resize(kRecent);  // once
-    const uint64_t end_ts = n.mapped().end_ts;
+    const uint64_t end_ts = n->end_ts;
     while (recent_n_ && (recent_n_ == kRecent || oldest_end() + kRecentNs < end_ts)) pop_recent();
     const size_t at = (recent_head_ + recent_n_) % kRecent;
     recent_[at] = std::move(n);
     recent_end_[at] = end_ts;
     ++recent_n_;
     // The next one to leave the ring, for the request after the next.
-    if (recent_n_ == kRecent) prefetch_start(recent_[recent_head_]);
+    if (recent_n_ == kRecent) prefetch_start(*recent_[recent_head_]);
   }
   void pop_recent() {
     recycle(std::move(recent_[recent_head_]));
@@ -314,9 +280,8 @@ class EmMergeRace final : public Detector {
       return q.tid != tid && same_fs(q.fs, fs) && q.ino == ino && dev_compat(q.dev, dev);
     };
     if (auto f = by_file_.find(InoKey{fs, ino}); f != by_file_.end())
-      for (It it : f->second)
-        if (match(it->second) && (it->second.dio || it->second.in_get_extent))
-          v.push_back(&it->second);
+      for (const Req* q : f->second)
+        if (match(*q) && (q->dio || q->in_get_extent)) v.push_back(q);
     if (since_ts != UINT64_MAX)
       for (size_t i = 0; i < recent_n_; ++i) {
         auto& q = recent(i);
@@ -466,17 +431,14 @@ class EmMergeRace final : public Detector {
   };
 
   DetectorConfig cfg_;
-  std::map<uint64_t, Req> reqs_;
-  std::unordered_map<uint32_t, It> by_tid_;  // tid -> its current request
-  std::unordered_map<InoKey, std::vector<It>, InoKeyHash> by_file_;  // open requests, oldest first
-  // Nodes of dropped requests and of those leaving the recent ring, kept for
-  // the next ones (a request is ~1.9 KB).
-  static constexpr size_t kSpare = 32;
-  std::vector<std::map<uint64_t, Req>::node_type> spare_;
-  std::vector<Node> recent_;        // ring of kRecent ended requests' nodes
+  // The storage of dropped requests and of those leaving the recent ring is
+  // kept for the next ones (IdTable's spares: a request is ~1.9 KB).
+  IdTable<Req> reqs_;
+  std::unordered_map<uint32_t, Req*> by_tid_;  // tid -> its current request
+  std::unordered_map<InoKey, std::vector<Req*>, InoKeyHash> by_file_;  // open requests, oldest first
+  std::vector<Ptr> recent_;         // ring of kRecent ended requests
   std::vector<uint64_t> recent_end_;  // their end_ts, by the same index
   size_t recent_head_ = 0, recent_n_ = 0;
-  uint64_t next_id_ = 0;
   RepeatGate<InoBranch, InoBranchHash> gate_;
   size_t evicted_ = 0, capped_ = 0;
   uint64_t unattributed_ = 0;
