@@ -41,17 +41,19 @@ struct ReqState {
   uint64_t first_ts = 0, last_ts = 0, end_ts = 0;
 };
 struct Req : ReqState {
-  Event begin;  // set by start(), the only caller of reset()
+  // The request's events; the first is the event that began it (start()
+  // pushes it, and InlineEvidence never moves its first N/2 events).
   InlineEvidence<8> ev;
-  // Back to a fresh request (reused storage) without clearing the begin event
-  // (overwritten next) or touching the unused evidence slots.
+  const Event& begin() const { return ev.events().front(); }
+  // Back to a fresh request (reused storage) without touching the unused
+  // evidence slots.
   void reset() {
     static_cast<ReqState&>(*this) = ReqState{};
     ev.clear();
   }
 };
 // reset() covers every member: a new one goes in ReqState (reset with it), not here.
-static_assert(sizeof(Req) == sizeof(ReqState) + sizeof(Event) + sizeof(InlineEvidence<8>),
+static_assert(sizeof(Req) == sizeof(ReqState) + sizeof(InlineEvidence<8>),
               "a member of Req outside ReqState: reset() of a reused request would keep it");
 
 class EmMergeRace final : public Detector {
@@ -136,7 +138,7 @@ class EmMergeRace final : public Detector {
   // kRecent requests ago. From its first member to the first evidence slot
   // (Req's members in order: the static_assert below Req).
   [[gnu::always_inline]] static void prefetch_start(const Req& r) {
-    constexpr size_t kBytes = sizeof(ReqState) + sizeof(Event) + InlineEvidence<8>::first_push_bytes();
+    constexpr size_t kBytes = sizeof(ReqState) + InlineEvidence<8>::first_push_bytes();
     prefetch_bytes<kBytes, true>(&r);
   }
   void erase(const Req* r) { recycle(take(r)); }
@@ -168,7 +170,7 @@ class EmMergeRace final : public Detector {
     r.dev = e.dev;
     r.ino = e.ino;
     r.first_ts = r.last_ts = e.ts_ns;
-    r.begin = e;
+    r.ev.push(e);  // its begin()
     by_tid_[e.tid] = &r;
     index(&r);
     return r;
@@ -183,18 +185,17 @@ class EmMergeRace final : public Detector {
     r.done_before = d->done_before;
     r.write = d->write;
     r.aio = d->aio;
-    r.ev.push(e);
   }
 
   void on_get_extent(const Event& e, Findings& out) {
     auto* g = e.as<GetExtent>();
     Req* r = find(e.tid);
     if (g->phase == Phase::Enter) {
-      if (!r || !r->dio) r = &start(e);  // get_extent outside a DIO request (buffered)
+      if (r && r->dio) r->ev.push(e);
+      else r = &start(e);  // get_extent outside a DIO request (buffered)
       r->in_get_extent = true;
       r->last_ts = e.ts_ns;
       if (!r->ino && e.ino) r->ino = e.ino, r->dev = e.dev, index(r);
-      r->ev.push(e);
       return;
     }
     if (r) {
@@ -309,8 +310,8 @@ class EmMergeRace final : public Detector {
     }
     add_actor(f, e, r && r->write ? "writer" : "reader");
     for (auto* q : others(e.tid, e.fs, dev, ino, r ? r->first_ts : e.ts_ns)) {
-      add_actor(f, q->begin, "concurrent request");
-      evs.push_back(q->begin);
+      add_actor(f, q->begin(), "concurrent request");
+      evs.push_back(q->begin());
     }
     evs.push_back(e);
     f.message = fmt::format(
@@ -380,7 +381,7 @@ class EmMergeRace final : public Detector {
     evs.push_back(e);
     add_actor(f, e, "inserting thread");
     for (auto* q : peers) {
-      add_actor(f, q->begin, !q->dio ? "in get_extent"
+      add_actor(f, q->begin(), !q->dio ? "in get_extent"
                              : q->end_ts ? "concurrent request (ended)"
                                          : "concurrent request");
       for (auto& ev : q->ev.events()) evs.push_back(ev);
