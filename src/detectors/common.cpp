@@ -141,7 +141,7 @@ DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
     }
   }
   InoKey file = ino_key(e);
-  auto& its = by_file_[file];
+  auto& its = by_file_.of(file);
   if (its.size() >= kPerFile) {  // the file's oldest request (its entry stays: not empty)
     remove(its.front().r);
     ++evicted_, ++capped_;
@@ -200,7 +200,7 @@ DioRequests::Ended DioRequests::end(const Event& e) {
   // request (an asynchronous one has none), and the request is v[pick].
   const uint64_t id = v[pick].id;
   if (t != sync_by_tid_.end() && t->second == id) sync_by_tid_.erase(t);
-  unindex_file(f, pick);
+  by_file_.erase(f, pick);
   Ended r;
   r.r_ = reqs_.take(id);
   r.owner_ = this;
@@ -213,12 +213,6 @@ DioRequests::FileEntry DioRequests::file_entry(Req* r) {
   return FileEntry{r, r->id, r->begin.dev, b->pos, b->done_before, r->write, r->aio};
 }
 
-void DioRequests::unindex_file(FileIndex::iterator f, size_t i) {
-  auto& v = f->second;
-  v.erase(v.begin() + static_cast<long>(i));
-  if (v.empty()) by_file_.erase(f);
-}
-
 void DioRequests::remove(Req* r) {
   unindex(r);
   reqs_.recycle(reqs_.take(r->id));
@@ -227,14 +221,7 @@ void DioRequests::remove(Req* r) {
 void DioRequests::unindex(const Req* r) {
   auto t = sync_by_tid_.find(r->begin.tid);
   if (t != sync_by_tid_.end() && t->second == r->id) sync_by_tid_.erase(t);
-  if (auto f = by_file_.find(r->file); f != by_file_.end()) {
-    const auto& v = f->second;
-    for (size_t i = 0; i < v.size(); ++i)
-      if (v[i].r == r) {
-        unindex_file(f, i);
-        break;
-      }
-  }
+  by_file_.erase_first(r->file, [r](const FileEntry& q) { return q.r == r; });
 }
 
 SharedRequests::SharedRequests(const DetectorConfig& c)

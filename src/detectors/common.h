@@ -160,6 +160,65 @@ inline bool dio_end_at(const DioEnd& d, uint64_t begin_pos, uint64_t done_before
   return d.pos == begin_pos + uint64_t(d.ret) - std::min<uint64_t>(done_before, uint64_t(d.ret));
 }
 
+// A table's entries per file (fs, ino), oldest first: the per-file indexes of
+// the request and ordered-extent tables. A file's list that becomes empty keeps
+// its place and its memory for the file's next entry (no allocation per request
+// on a file with one request in flight at a time): the last kKeptEmpty lists
+// to empty, of at most kKeptCap entries' capacity; an older or larger empty
+// list is dropped. An empty list reads as no entries.
+template <class V>
+class FileLists {
+ public:
+  static constexpr size_t kKeptEmpty = 16, kKeptCap = 64;
+  using Map = std::unordered_map<InoKey, std::vector<V>, InoKeyHash>;
+  using iterator = typename Map::iterator;
+
+  // The file's list, made if new, to add an entry to.
+  std::vector<V>& of(const InoKey& k) { return m_[k]; }
+  iterator find(const InoKey& k) { return m_.find(k); }
+  iterator end() { return m_.end(); }
+  typename Map::const_iterator find(const InoKey& k) const { return m_.find(k); }
+  typename Map::const_iterator end() const { return m_.end(); }
+  // Takes the i-th entry out of f's list.
+  void erase(iterator f, size_t i) {
+    auto& v = f->second;
+    v.erase(v.begin() + static_cast<long>(i));
+    if (!v.empty()) return;
+    if (v.capacity() > kKeptCap) {
+      m_.erase(f);
+      return;
+    }
+    if (kept_.size() < kKeptEmpty) {
+      kept_.push_back(f->first);
+      return;
+    }
+    // the list that emptied longest ago goes, if it is still empty
+    InoKey& oldest = kept_[kept_next_];
+    if (auto g = m_.find(oldest); g != m_.end() && g->second.empty() && g != f) m_.erase(g);
+    oldest = f->first;
+    kept_next_ = (kept_next_ + 1) % kKeptEmpty;
+  }
+  // Takes the first entry of k's list for which pred is true out (false: none).
+  template <class P>
+  bool erase_first(const InoKey& k, P pred) {
+    auto f = m_.find(k);
+    if (f == m_.end()) return false;
+    const auto& v = f->second;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (pred(v[i])) {
+        erase(f, i);
+        return true;
+      }
+    return false;
+  }
+  size_t files() const { return m_.size(); }  // with the kept empty lists
+
+ private:
+  Map m_;
+  std::vector<InoKey> kept_;  // the files whose lists emptied last (a ring)
+  size_t kept_next_ = 0;
+};
+
 // DIO requests between dio_begin and dio_end, as the invariant detectors
 // follow them. A synchronous request ends on its own thread; an asynchronous
 // one (io_uring, libaio) may end in a worker or interrupt context, so a
@@ -237,9 +296,8 @@ class DioRequests {
     uint64_t id, dev, pos, done_before;
     bool write, aio;
   };
-  using FileIndex = std::unordered_map<InoKey, std::vector<FileEntry>, InoKeyHash>;
+  using FileIndex = FileLists<FileEntry>;
   static FileEntry file_entry(Req* r);
-  void unindex_file(FileIndex::iterator f, size_t i);
   size_t cap_;
   Table reqs_;
   std::unordered_map<uint32_t, uint64_t> sync_by_tid_;  // tid -> id of its synchronous request

@@ -240,7 +240,7 @@ class DioStuck final : public Detector {
         remove_oe(&*oes_.begin());
         ++evicted_, ++capped_;
       }
-    auto& in_file = oe_by_file_[ino_key(e)];  // not emptied below: the file's oldest of many goes
+    auto& in_file = oe_by_file_.of(ino_key(e));  // not emptied below: the file's oldest of many goes
     if (in_file.size() >= kOePerFile) {
       remove_oe(in_file.front());  // the file's oldest
       ++evicted_, ++capped_;
@@ -258,11 +258,7 @@ class DioStuck final : public Detector {
   }
 
   void remove_oe(OpenOe* x) {
-    if (auto f = oe_by_file_.find(ino_key(x->add)); f != oe_by_file_.end()) {
-      auto& its = f->second;
-      if (auto i = std::find(its.begin(), its.end(), x); i != its.end()) its.erase(i);
-      if (its.empty()) oe_by_file_.erase(f);
-    }
+    oe_by_file_.erase_first(ino_key(x->add), [x](const OpenOe* q) { return q == x; });
     oes_.recycle(oes_.take(x->id));
   }
 
@@ -438,7 +434,7 @@ class DioStuck final : public Detector {
   // Removed extents' storage is kept for the next ones (IdTable's spares, up
   // to 64: no allocation per oe_add).
   IdTable<OpenOe, 1024, 64> oes_;
-  std::unordered_map<InoKey, std::vector<OpenOe*>, InoKeyHash> oe_by_file_;
+  FileLists<OpenOe*> oe_by_file_;
   std::vector<OpenOe*> done_;  // on_oe_remove's scratch
   uint64_t loss_ts_ = 0;
   std::unordered_set<uint64_t> reported_;

@@ -118,11 +118,7 @@ class EmMergeRace final : public Detector {
   }
   void unindex(const Req* r) {
     if (!r->ino) return;  // not indexed yet
-    if (auto f = by_file_.find(InoKey{r->fs, r->ino}); f != by_file_.end()) {
-      auto& its = f->second;
-      if (auto i = std::find(its.begin(), its.end(), r); i != its.end()) its.erase(i);
-      if (its.empty()) by_file_.erase(f);
-    }
+    by_file_.erase_first(InoKey{r->fs, r->ino}, [r](const Req* q) { return q == r; });
   }
   // The request out of the table and its indexes (empty: not in the table).
   Ptr take(const Req* r) {
@@ -145,7 +141,7 @@ class EmMergeRace final : public Detector {
   // Files are indexed once their inode is known (a get_extent enter may tell it later).
   void index(Req* r) {
     if (!r->ino) return;
-    auto& its = by_file_[InoKey{r->fs, r->ino}];
+    auto& its = by_file_.of(InoKey{r->fs, r->ino});
     if (its.size() >= kPerFile) {  // the file's oldest (its entry stays: not empty)
       erase(its.front());
       ++evicted_, ++capped_;
@@ -436,7 +432,7 @@ class EmMergeRace final : public Detector {
   // kept for the next ones (IdTable's spares: a request is ~1.9 KB).
   IdTable<Req> reqs_;
   std::unordered_map<uint32_t, Req*> by_tid_;  // tid -> its current request
-  std::unordered_map<InoKey, std::vector<Req*>, InoKeyHash> by_file_;  // open requests, oldest first
+  FileLists<Req*> by_file_;  // open requests, oldest first
   std::vector<Ptr> recent_;         // ring of kRecent ended requests
   std::vector<uint64_t> recent_end_;  // their end_ts, by the same index
   size_t recent_head_ = 0, recent_n_ = 0;
