@@ -165,7 +165,8 @@ inline bool dio_end_at(const DioEnd& d, uint64_t begin_pos, uint64_t done_before
 // its place and its memory for the file's next entry (no allocation per request
 // on a file with one request in flight at a time): the last kKeptEmpty lists
 // to empty, of at most kKeptCap entries' capacity; an older or larger empty
-// list is dropped. An empty list reads as no entries.
+// list is dropped. An empty list reads as no entries. The last file looked up
+// is remembered (the next event is usually of the same file): no hash then.
 template <class V>
 class FileLists {
  public:
@@ -174,8 +175,16 @@ class FileLists {
   using iterator = typename Map::iterator;
 
   // The file's list, made if new, to add an entry to.
-  std::vector<V>& of(const InoKey& k) { return m_[k]; }
-  iterator find(const InoKey& k) { return m_.find(k); }
+  std::vector<V>& of(const InoKey& k) {
+    if (!(memo_ok_ && memo_->first == k)) memo_ = m_.try_emplace(k).first, memo_ok_ = true;
+    return memo_->second;
+  }
+  iterator find(const InoKey& k) {
+    if (memo_ok_ && memo_->first == k) return memo_;
+    auto it = m_.find(k);
+    if (it != m_.end()) memo_ = it, memo_ok_ = true;
+    return it;
+  }
   iterator end() { return m_.end(); }
   typename Map::const_iterator find(const InoKey& k) const { return m_.find(k); }
   typename Map::const_iterator end() const { return m_.end(); }
@@ -185,7 +194,7 @@ class FileLists {
     v.erase(v.begin() + static_cast<long>(i));
     if (!v.empty()) return;
     if (v.capacity() > kKeptCap) {
-      m_.erase(f);
+      drop(f);
       return;
     }
     if (kept_.size() < kKeptEmpty) {
@@ -194,14 +203,14 @@ class FileLists {
     }
     // the list that emptied longest ago goes, if it is still empty
     InoKey& oldest = kept_[kept_next_];
-    if (auto g = m_.find(oldest); g != m_.end() && g->second.empty() && g != f) m_.erase(g);
+    if (auto g = m_.find(oldest); g != m_.end() && g->second.empty() && g != f) drop(g);
     oldest = f->first;
     kept_next_ = (kept_next_ + 1) % kKeptEmpty;
   }
   // Takes the first entry of k's list for which pred is true out (false: none).
   template <class P>
   bool erase_first(const InoKey& k, P pred) {
-    auto f = m_.find(k);
+    auto f = find(k);
     if (f == m_.end()) return false;
     const auto& v = f->second;
     for (size_t i = 0; i < v.size(); ++i)
@@ -214,7 +223,13 @@ class FileLists {
   size_t files() const { return m_.size(); }  // with the kept empty lists
 
  private:
+  void drop(iterator f) {
+    if (memo_ok_ && memo_ == f) memo_ok_ = false;
+    m_.erase(f);
+  }
   Map m_;
+  iterator memo_{};  // the last file looked up (valid: memo_ok_; an insertion sets it)
+  bool memo_ok_ = false;
   std::vector<InoKey> kept_;  // the files whose lists emptied last (a ring)
   size_t kept_next_ = 0;
 };

@@ -62,4 +62,22 @@ TEST(FileLists, ALargeEmptiedListIsDropped) {
   EXPECT_EQ(l.files(), 0u);
 }
 
+// The remembered last file never answers for another file or for a list
+// that was dropped, across insertions that rehash the map.
+TEST(FileLists, TheLastFileLookedUpStaysRight) {
+  Lists l;
+  for (int i = 0; i < 300; ++i) {
+    l.of(file(1)).push_back(i);
+    l.of(file(1000 + i)).push_back(-i);  // new files: the map grows and rehashes
+    auto f = l.find(file(1));
+    ASSERT_NE(f, l.end());
+    ASSERT_EQ(f->second.size(), size_t(i + 1));
+    ASSERT_EQ(l.find(file(1000 + i))->second.front(), -i);
+  }
+  // file 1's list (300 entries: too large to keep) emptied and dropped
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(l.erase_first(file(1), [i](int v) { return v == i; }));
+  EXPECT_EQ(l.find(file(1)), l.end());
+  EXPECT_TRUE(l.of(file(1)).empty());
+}
+
 }  // namespace
