@@ -95,8 +95,16 @@ static __always_inline struct fb_task *fb_task_get(bool create)
  * an older request of it that never completed) to the kiocb, and freed with
  * a plain store of 0 by its completion. Unlike dio_slot no "being filled"
  * state: nothing walks the table, and the only lookups of a kiocb (its
- * iomap_dio_rw_begin, its completion) come after its submission. */
+ * iomap_dio_rw_begin, its completion) come after its submission. A write
+ * kept in a slot that reached iomap_dio_rw_begin is marked in its key
+ * (kiocb | BDT_FB_SEEN; kiocbs are 8-byte aligned), not in its entry: a
+ * write that went direct has its entry written by its submission only, and
+ * its completion reads the key alone. The other writers of a key are the
+ * same request's hooks, one after the other; other kiocbs' submissions
+ * compare-and-swap it from 0 only, their completions write it only when it
+ * is theirs: so the mark and the free are plain stores. */
 #define BDT_FB_SLOT_BITS 12
+#define BDT_FB_SEEN 1ull
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1u << BDT_FB_SLOT_BITS);
@@ -125,27 +133,6 @@ volatile __u64 fb_kiocb_n = 0;
 static __always_inline u32 fb_slot_of(u64 kiocb)
 {
 	return (u32)((kiocb * 0x9E3779B97F4A7C15ull) >> (64 - BDT_FB_SLOT_BITS));
-}
-
-/* This io_uring request's pending write, when there is one; *slot_key: its
- * fb_slot_key entry (NULL: in fb_kiocb). */
-static __always_inline struct fb_req *fb_kiocb_find(u64 kiocb, u64 **slot_key)
-{
-	u32 i = fb_slot_of(kiocb);
-	u64 *k = bpf_map_lookup_elem(&fb_slot_key, &i);
-
-	*slot_key = 0;
-	if (k && *k == kiocb) {
-		struct fb_req *r = bpf_map_lookup_elem(&fb_slot, &i);
-
-		if (r) {
-			*slot_key = k;
-			return r;
-		}
-	}
-	if (!fb_kiocb_n)
-		return 0;
-	return bpf_map_lookup_elem(&fb_kiocb, &kiocb);
 }
 
 struct fb_aio {
@@ -290,11 +277,18 @@ static __always_inline void fb_mark_direct(u64 kiocb, u64 ino, u64 pos)
 			t->r.seen = 1;
 	}
 	if (fb_used_kiocb) {
-		u64 *sk;
-		struct fb_req *r = fb_kiocb_find(kiocb, &sk);
+		u32 i = fb_slot_of(kiocb);
+		u64 *sk = bpf_map_lookup_elem(&fb_slot_key, &i);
 
-		if (r)
-			r->seen = 1;
+		if (sk && kiocb && (*sk & ~BDT_FB_SEEN) == kiocb) { /* kept in its slot: marked in the key */
+			if (*sk != (kiocb | BDT_FB_SEEN))
+				*(volatile u64 *)sk = kiocb | BDT_FB_SEEN;
+		} else if (fb_kiocb_n) {
+			struct fb_req *r = bpf_map_lookup_elem(&fb_kiocb, &kiocb);
+
+			if (r)
+				r->seen = 1;
+		}
 	}
 	if (fb_pending_aio) {
 		struct fb_aio *a;
@@ -640,7 +634,7 @@ static __always_inline u64 fb_uring_kiocb(const struct io_kiocb *req)
 static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 {
 	struct io_kiocb *req = (void *)ctx[0];
-	struct fb_req rs = {}, *r = 0;
+	struct fb_req rs, *r = 0;
 	u32 rflags = 0, i;
 	u64 k, *sk;
 	s32 fd;
@@ -662,12 +656,16 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 	if (sk) {
 		u64 old = __sync_val_compare_and_swap(sk, 0, k);
 
-		if (old == 0 || old == k)
+		/* free, or an older request of this kiocb that never completed */
+		if (old == 0 || (old & ~BDT_FB_SEEN) == k)
 			r = bpf_map_lookup_elem(&fb_slot, &i);
+		if (r && old != 0 && old != k)
+			*(volatile u64 *)sk = k; /* pending again, not seen */
 		if (!r && old == 0)
 			*(volatile u64 *)sk = 0;
 	}
 	if (!r) {
+		__builtin_memset(&rs, 0, sizeof(rs));
 		sk = 0;
 		r = &rs;
 	}
@@ -690,18 +688,38 @@ static __always_inline int fb_uring_submit(u64 *ctx, bool btf)
 static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 {
 	struct io_kiocb *req = (void *)ctx[1];
-	struct fb_req *r;
+	struct fb_req *r = 0;
+	bool seen = false;
 	s64 res;
 	u64 k, *sk;
+	u32 i;
 
 	if (!fb_used_kiocb || !req)
 		return 0;
 	/* a read's kiocb is in neither table: a miss in fb_slot_key, and
 	 * fb_kiocb is looked up only while it holds entries */
 	k = addr_num(fb_uring_kiocb(req));
-	r = fb_kiocb_find(k, &sk);
-	if (!r)
-		return 0;
+	i = fb_slot_of(k);
+	sk = bpf_map_lookup_elem(&fb_slot_key, &i);
+	if (sk) {
+		u64 v = *sk;
+
+		if (v == (k | BDT_FB_SEEN)) { /* went direct: its slot is free again, its entry not read */
+			*(volatile u64 *)sk = 0;
+			return 0;
+		}
+		if (v == k)
+			r = bpf_map_lookup_elem(&fb_slot, &i);
+	}
+	if (!r) {
+		sk = 0;
+		if (!fb_kiocb_n)
+			return 0;
+		r = bpf_map_lookup_elem(&fb_kiocb, &k);
+		if (!r)
+			return 0;
+		seen = r->seen;
+	}
 	if (uring_cmpl_cqe) {
 		const struct io_uring_cqe *cqe = (void *)ctx[2];
 
@@ -711,7 +729,7 @@ static __always_inline int fb_uring_complete(u64 *ctx, bool btf)
 	} else {
 		res = (s32)ctx[3];
 	}
-	if (!r->seen && res > 0) {
+	if (!seen && res > 0) {
 		/* the write advanced the kiocb's position by what it wrote */
 		u64 end = BPF_CORE_READ((struct kiocb *)k, ki_pos);
 		struct inode *inode = 0;
