@@ -445,6 +445,15 @@ TEST(IntervalSet, MatchesABitmap) {
   }
 }
 
+// An event of this type and time by thread `tid` on inode `ino` (the DioRequests tests).
+static Event dio_event(EventType t, uint64_t ts, uint32_t tid, uint64_t ino, Payload p) {
+  Event e = testing_samples::base_event(t, ts);
+  e.tid = tid;
+  e.ino = ino;
+  e.body = p;
+  return e;
+}
+
 // DioRequests keeps the storage of ended requests for the next ones (begin()
 // resets a reused request's evidence and sets every other field): a request
 // begun in reused storage equals, field by field and evidence included, the
@@ -453,13 +462,7 @@ TEST(DioRequests, ReusedNodeStartsFresh) {
   using Req = det::DioRequests::Req;
   static_assert(fields::detail::aggregate_members<Req>() == 8,
                 "a member was added to DioRequests::Req: compare it here and set it in begin()");
-  auto ev = [](EventType t, uint64_t ts, uint32_t tid, uint64_t ino, Payload p) {
-    Event e = testing_samples::base_event(t, ts);
-    e.tid = tid;
-    e.ino = ino;
-    e.body = p;
-    return e;
-  };
+  const auto ev = dio_event;
   // What the storage held: an asynchronous write continued past done_before,
   // its evidence full and dropping.
   det::DioRequests a(64);
@@ -502,13 +505,7 @@ TEST(DioRequests, ReusedNodeStartsFresh) {
 // id, the older ones outside it) stays the oldest open one, is found by id,
 // and its dio_end still ends it.
 TEST(DioRequests, ARequestOutlivesThousandsOfLaterOnes) {
-  auto ev = [](EventType t, uint64_t ts, uint32_t tid, uint64_t ino, Payload p) {
-    Event e = testing_samples::base_event(t, ts);
-    e.tid = tid;
-    e.ino = ino;
-    e.body = p;
-    return e;
-  };
+  const auto ev = dio_event;
   det::DioRequests t(64);
   const auto& stuck = t.begin(ev(EventType::DioBegin, 1, 7, 300, DioBegin{.pos = 0, .count = 4096}));
   const uint64_t id = stuck.id;
