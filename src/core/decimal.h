@@ -1,7 +1,8 @@
 // Decimal text of integers for the JSON event writer's hot path
 // (src/core/event_json.cpp): the same digits as fmt/printf ("0", "-17",
 // "18446744073709551615"), eight at a time with a few multiplications on one
-// 64-bit word instead of a division per pair of digits.
+// 64-bit word instead of a division per pair of digits; a number below 10^4
+// (a size, an inode, a pid) as two pairs of digits from a table.
 //
 // write_decimal() may store up to 8 bytes past the digits it writes (it never
 // stores past p + 20, the longest number, "-9223372036854775808" and
@@ -9,6 +10,7 @@
 // tests/unit/decimal_test.cpp checks every value below 10^8 and the edges.
 #pragma once
 
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -35,6 +37,16 @@ inline uint64_t eight_digits(uint32_t v) {
 
 static_assert(std::endian::native == std::endian::little, "eight_digits' byte order");
 
+// The two digits of every value below 100, "00" to "99".
+inline constexpr auto kDigitPairs = [] {
+  std::array<char, 200> t{};
+  for (int i = 0; i < 100; ++i) {
+    t[2 * i] = static_cast<char>('0' + i / 10);
+    t[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return t;
+}();
+
 // v's digits at p; returns the end. See the note at the top on the bytes past it.
 inline char* write_decimal(char* p, uint64_t v) {
   if (v < 10) {
@@ -42,9 +54,19 @@ inline char* write_decimal(char* p, uint64_t v) {
     return p + 1;
   }
   if (v < 100) {
-    p[0] = static_cast<char>('0' + v / 10);
-    p[1] = static_cast<char>('0' + v % 10);
+    std::memcpy(p, &kDigitPairs[2 * v], 2);
     return p + 2;
+  }
+  if (v < 10'000) {
+    const auto hi = static_cast<uint32_t>(v) / 100, lo = static_cast<uint32_t>(v) % 100;
+    if (v < 1'000) {
+      *p = static_cast<char>('0' + hi);
+      std::memcpy(p + 1, &kDigitPairs[2 * lo], 2);
+      return p + 3;
+    }
+    std::memcpy(p, &kDigitPairs[2 * hi], 2);
+    std::memcpy(p + 2, &kDigitPairs[2 * lo], 2);
+    return p + 4;
   }
   if (v < 100'000'000) {
     const uint64_t d = eight_digits(static_cast<uint32_t>(v));

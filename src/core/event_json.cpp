@@ -313,16 +313,56 @@ char* put_fs(char* p, const Fsid& fs) {
   return p;
 }
 
-// The fs id's text as put_fs writes it, from the memo when the fs is the last one's.
-BDT_INLINE char* put_fs(char* p, const Fsid& fs, EventJsonMemo* memo) {
-  if (!memo) return put_fs(p, fs);
-  if (!memo->valid || !(memo->fs == fs)) {
-    put_fs(memo->fs_text.data(), fs);
-    memo->fs = fs;
-    memo->valid = true;
+// `"FSID","dev":D,"ino":I` (after the `,"fs":` key), from the memo when the
+// file is the last one's: one copy of kFileCopy bytes (room for them is
+// reserved: kFileRoom below).
+constexpr size_t kFileCopy = std::tuple_size_v<decltype(EventJsonMemo::file_text)>;
+// the room event_json_max reserves from the fs id on: its 38 bytes, dev and
+// ino, the vm and image keys and their strings' quotes at least
+static_assert(kFileCopy <= 38 + sizeof K("dev") + kNumberMax + sizeof K("ino") + kNumberMax + sizeof K("vm") +
+                               sizeof K("image") + 2 * json_string_max(0));
+BDT_INLINE char* put_file(char* p, const Event& ev, EventJsonMemo* memo) {
+  if (memo && memo->file_len && memo->fs == ev.fs && memo->dev == ev.dev && memo->ino == ev.ino) {
+    std::memcpy(p, memo->file_text.data(), kFileCopy);
+    return p + memo->file_len;
   }
-  std::memcpy(p, memo->fs_text.data(), memo->fs_text.size());
-  return p + memo->fs_text.size();
+  char* end = put_fs(p, ev.fs);
+  end = put_field(end, K("dev"), ev.dev);
+  end = put_field(end, K("ino"), ev.ino);
+  if (memo) {
+    const auto n = static_cast<size_t>(end - p);
+    static_assert(38 + sizeof K("dev") - 1 + kNumberMax + sizeof K("ino") - 1 + kNumberMax <= kFileCopy,
+                  "the memo holds the longest text");
+    std::memcpy(memo->file_text.data(), p, n);
+    memo->fs = ev.fs;
+    memo->dev = ev.dev;
+    memo->ino = ev.ino;
+    memo->file_len = n;
+  }
+  return end;
+}
+
+// ts_ns, the digits of ts_ns / 10^8 from the memo when they are the last
+// ones' (kNumberMax reserved for the number: the copy is 16 bytes).
+BDT_INLINE char* put_ts(char* p, uint64_t v, EventJsonMemo* memo) {
+  constexpr uint64_t k8 = 100'000'000;
+  if (!memo || v < k8) return put_int(p, v);
+  const uint64_t high = v / k8;
+  static_assert(std::tuple_size_v<decltype(EventJsonMemo::ts_high_text)> <= kNumberMax);
+  if (high != memo->ts_high) {
+    // up to 12 digits (and the 8 bytes decimal.h may store past them) in the
+    // 20-byte room; the memo keeps the first 16
+    char* end = decimal::write_decimal(p, high);
+    memo->ts_high = high;
+    memo->ts_high_len = static_cast<size_t>(end - p);
+    std::memcpy(memo->ts_high_text.data(), p, memo->ts_high_text.size());
+  } else {
+    std::memcpy(p, memo->ts_high_text.data(), memo->ts_high_text.size());
+  }
+  p += memo->ts_high_len;
+  const uint64_t d = decimal::eight_digits(static_cast<uint32_t>(v - high * k8));
+  std::memcpy(p, &d, 8);
+  return p + 8;
 }
 
 // Per byte of x, its top bit set where the byte ends a plain run: a NUL,
@@ -359,6 +399,38 @@ BDT_INLINE char* put_comm(char* p, const std::array<char, 16>& comm) {
   p += n;
   *p++ = '"';
   return p;
+}
+
+// `,"pid":P,"tid":T,"comm":"C"`, from the memo when the thread (pid, tid and
+// the comm's 16 bytes) is one of the last four's: one copy of kThreadCopy
+// bytes (room for them is reserved: the numbers' and the comm's bounds).
+constexpr size_t kThreadCopy = std::tuple_size_v<decltype(EventJsonMemo::ThreadText::text)>;
+static_assert(kThreadCopy <= sizeof K("pid") - 1 + kNumberMax + sizeof K("tid") - 1 + kNumberMax +
+                                 sizeof K("comm") - 1 + json_string_max(16));
+BDT_INLINE char* put_thread(char* p, const Event& ev, EventJsonMemo* memo) {
+  if (memo)
+    for (const auto& t : memo->threads)
+      if (t.len && t.pid == ev.pid && t.tid == ev.tid && t.comm == ev.comm) {
+        std::memcpy(p, t.text.data(), kThreadCopy);
+        return p + t.len;
+      }
+  char* end = put_field(p, K("pid"), ev.pid);
+  end = put_field(end, K("tid"), ev.tid);
+  end = put_comm(put_lit(end, K("comm")), ev.comm);
+  if (memo) {
+    const auto n = static_cast<size_t>(end - p);
+    auto& t = memo->threads[memo->threads_next];
+    memo->threads_next = (memo->threads_next + 1) % memo->threads.size();
+    t.len = 0;
+    if (n <= kThreadCopy) {
+      std::memcpy(t.text.data(), p, n);
+      t.pid = ev.pid;
+      t.tid = ev.tid;
+      t.comm = ev.comm;
+      t.len = n;
+    }
+  }
+  return end;
 }
 
 // ---- appending to a std::string (findings, the header) ------------------------------------
@@ -410,15 +482,10 @@ size_t event_json_max(const Event& ev) {
 
 char* write_event_json(char* p, const Event& ev, EventJsonMemo* memo) {
   p = put_lit(p, "{\"ts_ns\":");
-  p = put_int(p, ev.ts_ns);
-  p = put_field(p, K("pid"), ev.pid);
-  p = put_field(p, K("tid"), ev.tid);
-  p = put_comm(put_lit(p, K("comm")), ev.comm);
+  p = put_ts(p, ev.ts_ns, memo);
+  p = put_thread(p, ev, memo);
   p = put_name(put_lit(p, K("type")), to_string(ev.type));
-  p = put_lit(p, K("fs"));
-  p = put_fs(p, ev.fs, memo);
-  p = put_field(p, K("dev"), ev.dev);
-  p = put_field(p, K("ino"), ev.ino);
+  p = put_file(put_lit(p, K("fs")), ev, memo);
   if (!ev.vm.empty()) p = put_field(p, K("vm"), ev.vm);
   if (!ev.image.empty()) p = put_field(p, K("image"), ev.image);
   std::visit(PayloadWriter{p, memo}, ev.body);

@@ -24,14 +24,29 @@ class StringTable;
 // Appends one JSON object (no trailing newline) for the event.
 void append_event_json(std::string& out, const Event& ev);
 // What write_event_json may keep from one event to the next of the same
-// writer (one per writer, not shared between threads): the text of the last
-// fs id, which nearly every event repeats, and of the last two flag words
-// (by name table and bits: an ordered extent's added and removed flags
-// alternate, each nearly always the same).
+// writer (one per writer, not shared between threads): text that the next
+// events nearly always repeat. Of the last four threads (pid, tid and comm),
+// `,"pid":P,"tid":T,"comm":"C"`; of the last file (fs id, dev, ino),
+// `"FSID","dev":D,"ino":I`; of the last ts_ns of 10^8 or more, the digits
+// of ts_ns / 10^8 (they change every 0.1 s); of the last two flag words (by
+// name table and bits: an ordered extent's added and removed flags
+// alternate, each nearly always the same), the list.
 struct EventJsonMemo {
+  struct ThreadText {
+    uint32_t pid = 0, tid = 0;
+    std::array<char, 16> comm{};
+    size_t len = 0;  // 0: none kept here
+    std::array<char, 64> text{};  // a longer text (an escaped comm) is not kept
+  };
+  std::array<ThreadText, 4> threads{};
+  size_t threads_next = 0;  // the one a new thread replaces
   Fsid fs;
-  std::array<char, 38> fs_text{};
-  bool valid = false;
+  uint64_t dev = 0, ino = 0;
+  size_t file_len = 0;  // 0: none kept
+  std::array<char, 96> file_text{};
+  uint64_t ts_high = 0;  // 0: none kept
+  size_t ts_high_len = 0;
+  std::array<char, 16> ts_high_text{};
   struct FlagText {
     const FlagName* names = nullptr;  // nullptr: none kept here
     uint32_t bits = 0;

@@ -1,6 +1,6 @@
 // The JSON writer's integers (src/core/decimal.h): the same text as fmt for
 // every value below 10^8 (each eight-digit block of a longer number is one of
-// those), around every power of ten, at the type limits and for random
+// those; below 10^5 through write_integer too), around every power of ten, at the type limits and for random
 // values; and no byte stored past p + 20.
 #include <gtest/gtest.h>
 #include <fmt/format.h>
@@ -48,6 +48,15 @@ TEST(Decimal, EveryEightDigitBlock) {
     for (int i = 7; i >= 0 && ++ref[i] > '9'; --i) ref[i] = '0';
   }
   EXPECT_EQ(bad, 0u);
+}
+
+// Every value below 10^5: the one- to four-digit paths and the first
+// eight-digit ones.
+TEST(Decimal, EverySmallValue) {
+  for (uint64_t v = 0; v < 100'000; ++v) {
+    expect_same<uint64_t>(v);
+    expect_same<int64_t>(-static_cast<int64_t>(v));
+  }
 }
 
 TEST(Decimal, SameTextAsFmt) {

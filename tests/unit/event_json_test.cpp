@@ -439,3 +439,58 @@ TEST(EventJson, CommEveryByteAtEveryPlace) {
       }
   EXPECT_EQ(checked, 256u * 16 * 3);
 }
+
+// The head's memo (the last four threads' `"pid"..."comm"` text, the last
+// file's `"fs"..."ino"` text, the digits of ts_ns / 10^8): the same bytes as
+// without a memo, for threads and files repeated, alternating among more than
+// the memo keeps, one field off, comms too long to keep (escaped), the
+// numbers' limits, and ts_ns across 10^8 boundaries and below 10^8.
+TEST(EventJson, HeadFromTheMemoAsWithout) {
+  std::mt19937_64 rng(13);
+  EventJsonMemo memo;
+  struct Thread {
+    uint32_t pid, tid;
+    std::string comm;
+  };
+  const std::vector<Thread> threads = {
+      {100, 101, "fio"},
+      {100, 102, "fio"},
+      {38, 38, "kworker/u8:2"},
+      {4294967295u, 0, "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"},  // too long to keep
+      {7, 7, "a\"b"},
+      {100, 101, "fio2"},
+      {0, 4294967295u, ""}};
+  std::vector<Fsid> fss(3);
+  for (auto& f : fss)
+    for (auto& b : f.b) b = static_cast<uint8_t>(rng());
+  const uint64_t big[] = {0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999999, 100000000, UINT64_MAX};
+  uint64_t ts = 99'999'990;
+  size_t thread_hits = 0, file_hits = 0;
+  for (int i = 0; i < 30000; ++i) {
+    Event e = base_event(i % 3 ? EventType::DioEnd : EventType::DioBegin, 1);
+    if (i % 3) e.body = DioEnd{};
+    const size_t ti = rng() % 10 < 7 ? rng() % 3 : rng() % threads.size();  // mostly the first three
+    e.pid = threads[ti].pid;
+    e.tid = threads[ti].tid;
+    e.set_comm(threads[ti].comm);
+    if (i % 11 == 0) e.comm[15] = 'x';  // differs from the kept comm past its NUL only
+    e.fs = fss[rng() % 10 < 8 ? 0 : rng() % fss.size()];
+    e.dev = rng() % 10 < 8 ? 41 : big[rng() % std::size(big)];
+    e.ino = rng() % 10 < 8 ? 258 : big[rng() % std::size(big)];
+    switch (rng() % 8) {
+      case 0: ts += 100'000'000 * (rng() % 3); break;  // another 0.1 s
+      case 1: ts = rng() % 200'000'000; break;          // around the first boundary
+      case 2: ts = big[rng() % std::size(big)]; break;
+      default: ts += rng() % 1'000'000; break;
+    }
+    e.ts_ns = ts;
+    const std::string s = enc(e);
+    std::string with_memo(event_json_max(e), '\0');
+    with_memo.resize(static_cast<size_t>(write_event_json(with_memo.data(), e, &memo) - with_memo.data()));
+    ASSERT_EQ(with_memo, s) << i;
+    if (ti < 3) ++thread_hits;
+    if (e.dev == 41 && e.ino == 258) ++file_hits;
+  }
+  EXPECT_GT(thread_hits, 15000u);
+  EXPECT_GT(file_hits, 15000u);
+}
