@@ -163,10 +163,10 @@ DioRequests::Req& DioRequests::begin(const Event& e, uint64_t* dropped) {
 }
 
 DioRequests::Req* DioRequests::of_thread(uint32_t tid) {
-  auto t = sync_by_tid_.find(tid);
-  if (t == sync_by_tid_.end()) return nullptr;
-  if (Req* r = reqs_.find(t->second)) return r;
-  sync_by_tid_.erase(t);
+  const uint64_t* t = sync_by_tid_.find(tid);
+  if (!t) return nullptr;
+  if (Req* r = reqs_.find(*t)) return r;
+  sync_by_tid_.erase(tid);
   return nullptr;
 }
 
@@ -174,8 +174,8 @@ DioRequests::Ended DioRequests::end(const Event& e) {
   auto* d = e.as<DioEnd>();
   auto f = by_file_.find(ino_key(e));
   if (f == by_file_.end()) return {};
-  auto t = sync_by_tid_.find(e.tid);
-  const uint64_t own_id = t == sync_by_tid_.end() ? 0 : t->second;  // ids start at 1
+  const uint64_t* t = sync_by_tid_.find(e.tid);
+  const uint64_t own_id = t ? *t : 0;  // ids start at 1
   constexpr size_t kNone = SIZE_MAX;
   size_t pick = kNone, own = kNone;
   const auto& v = f->second;
@@ -199,7 +199,7 @@ DioRequests::Ended DioRequests::end(const Event& e) {
   // Out of the indexes: only this thread's entry can name a synchronous
   // request (an asynchronous one has none), and the request is v[pick].
   const uint64_t id = v[pick].id;
-  if (t != sync_by_tid_.end() && t->second == id) sync_by_tid_.erase(t);
+  if (own_id == id) sync_by_tid_.erase(e.tid);
   by_file_.erase(f, pick);
   Ended r;
   r.r_ = reqs_.take(id);
@@ -219,8 +219,7 @@ void DioRequests::remove(Req* r) {
 }
 
 void DioRequests::unindex(const Req* r) {
-  auto t = sync_by_tid_.find(r->begin.tid);
-  if (t != sync_by_tid_.end() && t->second == r->id) sync_by_tid_.erase(t);
+  if (const uint64_t* t = sync_by_tid_.find(r->begin.tid); t && *t == r->id) sync_by_tid_.erase(r->begin.tid);
   by_file_.erase_first(r->file, [r](const FileEntry& q) { return q.r == r; });
 }
 

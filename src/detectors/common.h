@@ -22,6 +22,7 @@
 #include "bdt/event.h"
 #include "detectors/exposure.h"
 #include "detectors/id_table.h"
+#include "detectors/tid_map.h"
 #include "bdt/finding.h"
 
 namespace bdt::det {
@@ -315,7 +316,7 @@ class DioRequests {
   static FileEntry file_entry(Req* r);
   size_t cap_;
   Table reqs_;
-  std::unordered_map<uint32_t, uint64_t> sync_by_tid_;  // tid -> id of its synchronous request
+  TidMap<uint64_t> sync_by_tid_;  // tid -> id of its synchronous request
   FileIndex by_file_;  // open requests, oldest first
   size_t evicted_ = 0, capped_ = 0;
 };

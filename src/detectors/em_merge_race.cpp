@@ -113,8 +113,8 @@ class EmMergeRace final : public Detector {
   // get_extent fire synchronously inside the submitter); nullptr: none.
   // by_tid_ names requests in the table only: take() drops a request's entry.
   Req* find(uint32_t tid) {
-    auto t = by_tid_.find(tid);
-    return t == by_tid_.end() ? nullptr : t->second;
+    Req** t = by_tid_.find(tid);
+    return t ? *t : nullptr;
   }
   void unindex(const Req* r) {
     if (!r->ino) return;  // not indexed yet
@@ -123,8 +123,7 @@ class EmMergeRace final : public Detector {
   // The request out of the table and its indexes (empty: not in the table).
   Ptr take(const Req* r) {
     if (!r || reqs_.find(r->id) != r) return {};
-    auto t = by_tid_.find(r->tid);
-    if (t != by_tid_.end() && t->second == r) by_tid_.erase(t);
+    if (Req** t = by_tid_.find(r->tid); t && *t == r) by_tid_.erase(r->tid);
     unindex(r);
     return reqs_.take(r->id);
   }
@@ -431,7 +430,7 @@ class EmMergeRace final : public Detector {
   // The storage of dropped requests and of those leaving the recent ring is
   // kept for the next ones (IdTable's spares: a request is ~1.9 KB).
   IdTable<Req> reqs_;
-  std::unordered_map<uint32_t, Req*> by_tid_;  // tid -> its current request
+  TidMap<Req*> by_tid_;  // tid -> its current request
   FileLists<Req*> by_file_;  // open requests, oldest first
   std::vector<Ptr> recent_;         // ring of kRecent ended requests
   std::vector<uint64_t> recent_end_;  // their end_ts, by the same index

@@ -92,16 +92,15 @@ WriteCall& WriteCalls::alloc() {
 }
 
 WriteCall* WriteCalls::active(uint32_t tid) {
-  auto it = by_tid_.find(tid);
-  if (it == by_tid_.end() || !it->second) return nullptr;
-  return get(it->second);
+  const uint64_t* t = by_tid_.find(tid);
+  if (!t || !*t) return nullptr;
+  return get(*t);
 }
 
 void WriteCalls::erase(uint64_t id) {
   WriteCall* c = get(id);
   if (!c) return;
-  auto t = by_tid_.find(c->tid);
-  if (t != by_tid_.end() && t->second == id) t->second = 0;  // entry kept for reuse
+  if (uint64_t* t = by_tid_.find(c->tid); t && *t == id) *t = 0;  // entry kept for reuse
   auto i = by_ino_.find(InoKey{c->fs, c->ino});
   if (i != by_ino_.end()) {
     auto& v = i->second;
@@ -117,8 +116,7 @@ void WriteCalls::erase(uint64_t id) {
 // same thread or file comes back); drop them when they outgrow the cap.
 void WriteCalls::sweep_indexes() {
   if (by_tid_.size() > 2 * cap())
-    for (auto it = by_tid_.begin(); it != by_tid_.end();)
-      it = it->second ? std::next(it) : by_tid_.erase(it);
+    by_tid_.erase_if([](uint64_t id) { return id == 0; });
   if (by_ino_.size() > 2 * cap())
     for (auto it = by_ino_.begin(); it != by_ino_.end();)
       it = it->second.empty() ? by_ino_.erase(it) : std::next(it);

@@ -164,7 +164,7 @@ class WriteCalls {
   uint64_t gen_ = 0;
   std::vector<uint64_t> done_;
   std::vector<std::pair<uint64_t, uint64_t>> ts_;
-  std::unordered_map<uint32_t, uint64_t> by_tid_;
+  TidMap<uint64_t> by_tid_;
   std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_ino_;
   std::vector<uint64_t> pending_erase_;
   size_t evicted_ = 0, capped_ = 0;
