@@ -32,6 +32,7 @@
 #include "fn_hooks.bpf.h"
 #include "syscalls.bpf.h"
 #include "triggers.bpf.h"
+#include "fallback_req.bpf.h"
 #include "lazy.bpf.h"
 #include "fallback.bpf.h"
 #include "direct_writes.bpf.h"

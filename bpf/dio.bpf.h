@@ -142,6 +142,7 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	struct cur_req *cr;
 	u64 key = addr_num((u64)iocb), sb_dev, *slot_key;
 	u32 zero = 0, fired, slot;
+	bool pass, fb_write;
 
 	BDT_ARG_OR_RETURN(iocb);
 	BDT_ARG_OR_RETURN(iter);
@@ -150,16 +151,24 @@ static __always_inline int on_dio_begin(u64 *ctx, u8 src, bool btf)
 	sb = BDT_RD(btf, inode, i_sb);
 	if (!is_btrfs_sb(sb, btf))
 		return 0;
+	sb_dev = BDT_RD(btf, sb, s_dev);
+	pass = fs_pass(sb_dev) && task_pass();
+	fb_write = (fb_used_tid | fb_used_kiocb | fb_pending_aio) && iter_is_write(iter, btf);
+	/* the thread's task storage: its request, and its pending write's mark
+	 * below (created for a request only: a pending write made it already) */
+	cr = 0;
+	if (pass)
+		cr = cur_req_get(true);
+	else if (fb_write && fb_used_tid)
+		cr = cur_req_get(false);
 	/* the O_DIRECT write this is (fallback.bpf.h) reached iomap: not a fallback */
-	if ((fb_used_tid | fb_used_kiocb | fb_pending_aio) && iter_is_write(iter, btf)) {
+	if (fb_write) {
 		u64 ino = BDT_RD(btf, inode, i_ino);
 
-		fb_mark_direct(key, ino, BDT_RD(btf, iocb, ki_pos));
+		fb_mark_direct(cr, key, ino, BDT_RD(btf, iocb, ki_pos));
 	}
-	sb_dev = BDT_RD(btf, sb, s_dev);
-	if (!fs_pass(sb_dev) || !task_pass())
+	if (!pass)
 		return 0;
-	cr = cur_req_get(true);
 	/* this thread's previous request is still in flight and was not queued:
 	 * it returned before iomap_dio_complete (an early error), it is over */
 	if (cr && cr->kiocb && cr->kiocb != key) {

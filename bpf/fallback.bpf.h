@@ -9,9 +9,10 @@
  * write that went direct makes no record. Where the write is seen:
  *   - function hook on btrfs_direct_write() (6.12+) or btrfs_do_write_iter()
  *     with O_DIRECT (6.1 inlines btrfs_direct_write): every submitter, by
- *     thread (fb_task);
- *   - tracepoint backend: the write-family syscalls (fb_task), io_submit's
- *     iocbs read from user memory, at most BDT_FB_AIO of them per call
+ *     thread (its struct fb_task, kept in its task storage cur_dio);
+ *   - tracepoint backend: the write-family syscalls (by thread, as the
+ *     function hook), io_submit's iocbs read from user memory, at most
+ *     BDT_FB_AIO of them per call
  *     (fb_aio, by thread, matched to iomap_dio_rw_begin by inode and
  *     position: the submission runs in io_submit), io_uring write requests
  *     (fb_kiocb, by the address of the request's kiocb, which is what
@@ -41,52 +42,14 @@
 #define BDT_FB_AIO 8     /* iocbs followed per io_submit call */
 #define BDT_FB_IOV 1024  /* iovecs summed for a vectored write (IOV_MAX) */
 
-/* A pending O_DIRECT write. */
-struct fb_req {
-	struct ident id;
-	u64 pos;
-	u64 count;     /* requested */
-	u32 pid;
-	u32 tid;
-	char comm[BDT_COMM_LEN];
-	s32 fd;
-	u32 via;       /* enum bdt_fallback_via */
-	u32 flags;     /* BDT_F_NODATASUM | BDT_F_UNALIGNED */
-	u32 seen;      /* iomap_dio_rw_begin was reached for it */
-	u32 file_later; /* io_uring: the file is read at completion */
-	u32 pad;
-};
-
-/* This thread's pending write: a write-family syscall or the function hook.
- * FB_T_FULL: r is filled. FB_T_FILE (a syscall without task filters): r
- * holds the position, size, fd and way only, `file` and `buf` the rest; the
- * file part and the task part are read at the syscall's exit, and only when
- * the write fell back (wrote bytes without r.seen). At the exit the syscall
- * has put its file: when another thread closed the fd meanwhile the file
- * may be gone (read through bpf_probe_read_kernel: a wrong identity, never a
- * fault). With task filters the file part is read at entry, as the filter
- * needs touch_inode() before the fallback's writeback. */
-enum { FB_T_NONE, FB_T_FULL, FB_T_FILE };
-
-struct fb_task {
-	struct fb_req r;
-	u64 file;
-	u64 buf;
-	u32 state;
-	u32 pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct fb_task);
-} fb_task SEC(".maps");
-
+/* struct fb_req and struct fb_task: fallback_req.bpf.h. This thread's
+ * pending write is in its task storage (cur_dio, lazy.bpf.h), with its
+ * current request: iomap_dio_rw_begin looks the thread up once for both. */
 static __always_inline struct fb_task *fb_task_get(bool create)
 {
-	return bpf_task_storage_get(&fb_task, bpf_get_current_task_btf(), 0,
-				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	struct cur_req *c = cur_req_get(create);
+
+	return c ? &c->fb : 0;
 }
 
 /* io_uring write requests by the number of their kiocb (addr_num): first in a
@@ -156,7 +119,7 @@ struct {
 	__type(value, struct fb_aio);
 } fb_aio_zero SEC(".maps");
 
-/* Set once a thread's (fb_task) or an io_uring request's (fb_slot, fb_kiocb)
+/* Set once a thread's (struct fb_task) or an io_uring request's (fb_slot, fb_kiocb)
  * write was first kept, never cleared: the lookups are skipped until then
  * (no O_DIRECT writes on btrfs yet, or none since the tracer started). Not
  * counts of the writes pending: an increment and a decrement of a counter
@@ -265,17 +228,14 @@ static __always_inline void fb_emit(const struct fb_req *r, u64 count, bool requ
 }
 
 /* iomap_dio_rw_begin: this thread's (or this kiocb's) pending write went
- * direct (kiocb: its number, addr_num). */
-static __always_inline void fb_mark_direct(u64 kiocb, u64 ino, u64 pos)
+ * direct (c: this thread's task storage, NULL when it has none; kiocb: its
+ * number, addr_num). */
+static __always_inline void fb_mark_direct(struct cur_req *c, u64 kiocb, u64 ino, u64 pos)
 {
 	u32 tid;
 
-	if (fb_used_tid) {
-		struct fb_task *t = fb_task_get(false);
-
-		if (t && t->state != FB_T_NONE)
-			t->r.seen = 1;
-	}
+	if (fb_used_tid && c && c->fb.state != FB_T_NONE)
+		c->fb.r.seen = 1;
 	if (fb_used_kiocb) {
 		u32 i = fb_slot_of(kiocb);
 		u64 *sk = bpf_map_lookup_elem(&fb_slot_key, &i);

@@ -230,7 +230,9 @@ struct vma_cache {
  * began last, while that one is in flight under the same key and begin time
  * (cur_find). Its completion leaves it here: once released it is not found
  * (a recycled kiocb's next request has another begin time); an async
- * request's submission clears it (queued). */
+ * request's submission clears it (queued). With it, the thread's pending
+ * O_DIRECT write (fb, fallback.bpf.h): iomap_dio_rw_begin marks that and
+ * begins the request with one lookup of the thread. */
 struct cur_req {
 	u64 kiocb;         /* its key; 0: none */
 	u64 ts;            /* its begin time (dio_req.ts) */
@@ -240,6 +242,7 @@ struct cur_req {
 	u32 em_exist_seen; /* em_exist fired in this thread since its last get_extent record */
 	u32 in_slot;       /* it was kept in dio_slot (else in inflight_dio) */
 	struct vma_cache vma;
+	struct fb_task fb;
 };
 
 struct {
