@@ -47,12 +47,8 @@ inline constexpr auto kDigitPairs = [] {
   return t;
 }();
 
-// v's digits at p; returns the end. See the note at the top on the bytes past it.
-inline char* write_decimal(char* p, uint64_t v) {
-  if (v < 10) {
-    *p = static_cast<char>('0' + v);
-    return p + 1;
-  }
+// v's digits at p for v >= 10 (write_decimal's out-of-line part).
+[[gnu::noinline]] inline char* write_decimal_from_10(char* p, uint64_t v) {
   if (v < 100) {
     std::memcpy(p, &kDigitPairs[2 * v], 2);
     return p + 2;
@@ -77,10 +73,22 @@ inline char* write_decimal(char* p, uint64_t v) {
     return p + 8 - skip;
   }
   const uint64_t low = v % 100'000'000;
-  p = write_decimal(p, v / 100'000'000);  // at most 12 digits: one more split at most
+  const uint64_t high = v / 100'000'000;  // at most 12 digits: one more split at most
+  if (high < 10) *p++ = static_cast<char>('0' + high);
+  else p = write_decimal_from_10(p, high);
   const uint64_t d = eight_digits(static_cast<uint32_t>(low));
   std::memcpy(p, &d, 8);
   return p + 8;
+}
+
+// v's digits at p; returns the end. See the note at the top on the bytes past
+// it. A single digit (most often a 0) is written inline, without a call.
+[[gnu::always_inline]] inline char* write_decimal(char* p, uint64_t v) {
+  if (v < 10) {
+    *p = static_cast<char>('0' + v);
+    return p + 1;
+  }
+  return write_decimal_from_10(p, v);
 }
 
 template <class T>
