@@ -101,25 +101,19 @@ void WriteCalls::erase(uint64_t id) {
   WriteCall* c = get(id);
   if (!c) return;
   if (uint64_t* t = by_tid_.find(c->tid); t && *t == id) *t = 0;  // entry kept for reuse
-  auto i = by_ino_.find(InoKey{c->fs, c->ino});
-  if (i != by_ino_.end()) {
-    auto& v = i->second;
-    v.erase(std::remove(v.begin(), v.end(), id), v.end());
-  }
+  by_ino_.erase_first(InoKey{c->fs, c->ino}, [id](const FileCall& q) { return q.id == id; });
   c->live = false;
   free_.push_back(static_cast<uint32_t>(id));
   --live_;
   sweep_indexes();
 }
 
-// The thread and inode indexes keep empty entries (no allocation when the
-// same thread or file comes back); drop them when they outgrow the cap.
+// The thread index keeps empty entries (no insertion when the same thread
+// comes back); drop them when they outgrow the cap. (The file index keeps
+// only its last few empty lists: FileLists.)
 void WriteCalls::sweep_indexes() {
   if (by_tid_.size() > 2 * cap())
     by_tid_.erase_if([](uint64_t id) { return id == 0; });
-  if (by_ino_.size() > 2 * cap())
-    for (auto it = by_ino_.begin(); it != by_ino_.end();)
-      it = it->second.empty() ? by_ino_.erase(it) : std::next(it);
 }
 
 void WriteCalls::make_room() {
@@ -161,8 +155,8 @@ void WriteCalls::on_begin(const Event& e) {
   if (!c) {
     make_room();
     // (the file's entry stays while the oldest of its kPerFile calls is dropped)
-    auto& in_file = by_ino_[InoKey{e.fs, e.ino}];
-    if (in_file.size() >= kPerFile) drop(in_file.front());  // the file's oldest call
+    auto& in_file = by_ino_.of(InoKey{e.fs, e.ino});
+    if (in_file.size() >= kPerFile) drop(in_file.front().id);  // the file's oldest call
     WriteCall& n = alloc();
     uint64_t id = n.id;
     n.fs = e.fs;
@@ -178,8 +172,13 @@ void WriteCalls::on_begin(const Event& e) {
     n.aio = d->aio;
     n.first = e;
     by_tid_[e.tid] = id;
-    in_file.push_back(id);
+    in_file.push_back(FileCall{id, n.dev, n.start, n.end, n.first_ts});
     c = &n;
+  } else if (d->pos + d->count > c->end) {  // a continuation past the asked end
+    c->end = d->pos + d->count;
+    if (auto f = by_ino_.find(InoKey{c->fs, c->ino}); f != by_ino_.end())
+      for (auto& q : f->second)
+        if (q.id == c->id) q.end = c->end;
   }
   c->ev.push(e);
   c->in_flight = true;
@@ -187,7 +186,6 @@ void WriteCalls::on_begin(const Event& e) {
   c->begin_ts = c->last_ts = e.ts_ns;
   c->cur_pos = d->pos;
   c->cur_done_before = d->done_before;
-  c->end = std::max(c->end, d->pos + d->count);
 
   if (d->done_before > 0) c->short_seen = true;  // a continuation
   each(*c, [&](WriteCallHooks& h, Findings& out) { h.begun(*c, e, out); });
@@ -212,8 +210,8 @@ void WriteCalls::on_end(const Event& e) {
   if (!c) {
     auto it = by_ino_.find(InoKey{e.fs, e.ino});
     if (it != by_ino_.end())
-      for (auto id : it->second) {
-        WriteCall* q = get(id);
+      for (const FileCall& f : it->second) {
+        WriteCall* q = get(f.id);
         if (q && q->in_flight && q->aio && dev_compat(q->dev, e.dev) && pos_ok(*q)) {
           c = q;
           break;
@@ -243,12 +241,12 @@ void WriteCalls::on_oe(const Event& e) {
   if (o->flags && !(o->flags & oef::DIRECT)) return;
   uint64_t s = o->file_offset, t = o->file_offset + o->len;
   // evaluation only queues erasures (flushed below), so the list is stable
-  for (auto id : it->second) {
-    WriteCall* cp = get(id);
+  for (const FileCall& f : it->second) {
+    if (!dev_compat(f.dev, e.dev) || !overlaps(s, t, f.start, f.end) || e.ts_ns < f.first_ts)
+      continue;
+    WriteCall* cp = get(f.id);
     if (!cp) continue;
     WriteCall& c = *cp;
-    if (!dev_compat(c.dev, e.dev) || !overlaps(s, t, c.start, c.end) || e.ts_ns < c.first_ts)
-      continue;
     c.ev.push(e);
     c.last_ts = std::max(c.last_ts, e.ts_ns);
     switch (e.type) {

@@ -23,7 +23,6 @@
 
 #include <cstdint>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "detectors/common.h"
@@ -141,6 +140,13 @@ class WriteCalls {
     for (size_t i = 0; i < subs_.size(); ++i)
       if (!(c.released >> i & 1)) f(*subs_[i].h, subs_[i].pending);
   }
+  // A call in its file's list: what an ordered extent is matched on (the
+  // call's device and the range it asked for since its first dio_begin),
+  // copied from the call, so the match reads no call. `end` follows the call's
+  // (a continuation may extend it).
+  struct FileCall {
+    uint64_t id, dev, start, end, first_ts;
+  };
   WriteCall* get(uint64_t id);
   WriteCall& alloc();
   WriteCall* active(uint32_t tid);
@@ -165,7 +171,7 @@ class WriteCalls {
   std::vector<uint64_t> done_;
   std::vector<std::pair<uint64_t, uint64_t>> ts_;
   TidMap<uint64_t> by_tid_;
-  std::unordered_map<InoKey, std::vector<uint64_t>, InoKeyHash> by_ino_;
+  FileLists<FileCall> by_ino_;  // live calls per file, oldest first
   std::vector<uint64_t> pending_erase_;
   size_t evicted_ = 0, capped_ = 0;
 };

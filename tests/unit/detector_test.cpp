@@ -409,6 +409,24 @@ TEST(DioShortWrite, SeveralAioWritesPerThread) {
   EXPECT_EQ(f[0].range, (std::pair<uint64_t, uint64_t>{0, 4096}));
 }
 
+TEST(DioShortWrite, AContinuationPastTheAskedEndIsFollowed) {
+  // A short write continued with more bytes than it first asked for: the
+  // ordered extent past the first ask is the call's (its file entry's range
+  // grew with it), and its failure a hole in what was acknowledged.
+  const Who A{10, 11, "qemu"}, K{2, 2, "kworker"};
+  TL t("x", false, "6.2.0");
+  t.at(0).ev(A, EventType::DioBegin, DioBegin{.pos = 0, .count = 4096, .write = true}, 300);
+  t.at(10).ev(A, EventType::DioEnd, DioEnd{.pos = 2048, .ret = 2048}, 300);
+  t.at(20).ev(A, EventType::DioBegin, DioBegin{.pos = 2048, .count = 8192, .done_before = 2048, .write = true}, 300);
+  t.at(30).ev(A, EventType::OeAdd, Ordered{.file_offset = 4096, .len = 6144, .flags = oef::DIRECT}, 300);
+  t.at(40).ev(A, EventType::DioEnd, DioEnd{.pos = 10240, .ret = 10240}, 300);
+  t.at(50).ev(K, EventType::OeRemove, Ordered{.file_offset = 4096, .len = 6144, .flags = oef::DIRECT | oef::IOERR}, 300);
+  auto f = run(t.events(), config_for("6.2.0"));
+  auto h = of(f, "dio-short-write", "acknowledged-hole");
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0]->range, (std::pair<uint64_t, uint64_t>{4096, 10240}));
+}
+
 #include <random>
 
 #include "bdt/event_fields.h"
