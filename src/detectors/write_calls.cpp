@@ -66,6 +66,12 @@ void WriteCalls::on_finish(uint64_t now) {
   for (auto id : done_) erase(id);
 }
 
+void WriteCalls::move_pending(size_t i, Findings& out) {
+  auto& p = subs_[i].pending;
+  for (auto& f : p) out.push_back(std::move(f));
+  p.clear();
+}
+
 // Calls live in a slab with a free list; an id encodes its slot, so no
 // hash map is needed and a finished call's containers are reused.
 WriteCall* WriteCalls::get(uint64_t id) {
