@@ -202,9 +202,11 @@ class FileLists {
       kept_.push_back(f->first);
       return;
     }
-    // the list that emptied longest ago goes, if it is still empty
+    // the list that emptied longest ago goes, if it is still empty (and is
+    // not this one: a file emptying again and again fills the ring with itself)
     InoKey& oldest = kept_[kept_next_];
-    if (auto g = m_.find(oldest); g != m_.end() && g->second.empty() && g != f) drop(g);
+    if (!(oldest == f->first))
+      if (auto g = m_.find(oldest); g != m_.end() && g->second.empty()) drop(g);
     oldest = f->first;
     kept_next_ = (kept_next_ + 1) % kKeptEmpty;
   }
