@@ -8,8 +8,12 @@ namespace bdt::live {
 namespace {
 // The window holds some 20 ms of records (hundreds of KiB of slots): a slot is
 // out of the cache by the time it is delivered, or decoded into again.
-// While one event is delivered, the one kAhead deliveries later is asked for.
-constexpr size_t kAhead = 2;
+// While one event is delivered, the one kAhead deliveries later is asked for,
+// and the keys kKeysAhead places on (the keys, too, were last touched when
+// their events came in: the load of the key that names the slot to ask for
+// missed). A slot is asked for kSlotAhead records before a record is decoded
+// into it (decoding one record takes less time than the miss).
+constexpr size_t kAhead = 2, kKeysAhead = 16, kSlotAhead = 4;
 }  // namespace
 
 ReorderBuffer::ReorderBuffer(uint64_t window_ns, size_t reserve, size_t max_held)
@@ -24,7 +28,8 @@ Event& ReorderBuffer::slot() {
   }
   cur_ = free_.back();
   free_.pop_back();
-  if (!free_.empty()) prefetch_bytes<sizeof(Event), true>(&slots_[free_.back()]);  // the next record's
+  if (free_.size() >= kSlotAhead)  // the slot of the record kSlotAhead on
+    prefetch_bytes<sizeof(Event), true>(&slots_[free_[free_.size() - kSlotAhead]]);
   return slots_[cur_];
 }
 
@@ -73,6 +78,7 @@ size_t ReorderBuffer::release_until(uint64_t cutoff, const Deliver& cb) {
     head_ = (head_ + 1) & (keys_.size() - 1);
     --n_;
     if (n_ >= kAhead) prefetch_bytes<sizeof(Event), false>(&slots_[key(kAhead - 1).slot]);
+    if (n_ >= kKeysAhead) __builtin_prefetch(&key(kKeysAhead - 1));
     cb(slots_[s]);
     free_.push_back(s);
     ++n;
