@@ -41,6 +41,17 @@
 # made one hook fall back from tp_btf to raw_tp, prints a WARNING line, and RESULT ends
 # with "ATTACH DIFFERS (...)".
 #
+# With -F PCT, then the same columns in fixed-rate rounds (as many, rotated alike): fio
+# capped at PCT% of the engine's median `none` IOPS of the rounds above (below what every
+# column reaches, the machine is not saturated), and for each run the machine's busy CPU
+# time per I/O (/proc/stat: user, nice, system, irq, softirq of every CPU; not idle,
+# iowait or steal): fio, the kernel, the tracer and its programs, and anything else
+# running. Its ratio to `none` is the cost at the same work, resolved far more finely than
+# an IOPS ratio on a small machine (IOPS at saturation fall by about the share of CPU a
+# column adds). Each round's line also has the IOPS each run did. A last RESULT-CPU line has the medians of each column's CPU per I/O to
+# none's and of default's to floor's; a run that fell more than 3% short of the rate is
+# marked SHORT (its CPU per I/O still counts: the I/Os it did).
+#
 # Then, unless -S: BPF time per I/O from bpf_stats (kernel.bpf_stats_enabled=1 only
 # for these runs, restored after; it adds its own clock reads to every program run, so
 # it is kept out of the IOPS rounds): one run each of floor and default per engine, the
@@ -55,18 +66,20 @@
 #
 #   sudo scripts/bench/overhead.sh [-b BUILD_DIR] [-r RUNTIME_S] [-n ROUNDS] [-e "ENGINES"]
 #                                  [-c "COLUMNS"] [-S] [-R] [-a] [-f] [-i] [-B BUILD] [-k N]
-#                                  [-s "COLUMNS"]
+#                                  [-s "COLUMNS"] [-F PCT]
 #   -e  engines, default "io_uring psync"      -c  columns, default "none floor default events pin"
 #   -a  adds the column `all` (--all-events: every record every hook can make)
 #   -f  adds the column `nofb` (see above)          -i  adds the column `noinv` (see above)
 #   -B  adds the column `base` (see above)          -k  bpf_stats runs per column (default 1)
 #   -s  more bpf_stats columns (events, pin, all, nofb, bevents ...; default: floor default)
+#   -F  fixed-rate rounds at PCT% of none's IOPS (see above; needs -n 1 or more)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=$src/build runtime=5 rounds=5 engines="io_uring psync" stats=1 replay=1 base= kstats=1 xstats=
+fixed=
 columns="none floor default events pin"
-while getopts "b:r:n:e:c:SRafihB:k:s:" o; do
+while getopts "b:r:n:e:c:SRafihB:k:s:F:" o; do
     case $o in
         b) build=$OPTARG ;; r) runtime=$OPTARG ;; n) rounds=$OPTARG ;; e) engines=$OPTARG ;;
         c) columns=$OPTARG ;; S) stats=0 ;; R) replay=0 ;; a) columns="$columns all" ;;
@@ -75,7 +88,8 @@ while getopts "b:r:n:e:c:SRafihB:k:s:" o; do
         B) base=$OPTARG ;;
         k) kstats=$OPTARG ;;
         s) xstats=$OPTARG ;;
-        *) sed -n '2,63p' "$0"; exit 1 ;;
+        F) fixed=$OPTARG ;;
+        *) awk 'NR > 1 { if (/^set -euo/) exit; print }' "$0"; exit 1 ;;
     esac
 done
 bin=$build/btrfs-dio-trace
@@ -86,6 +100,10 @@ if [[ -n $base ]]; then
     [[ " $columns " == *" events "* ]] && columns="$columns bevents"
 fi
 [[ " $columns " == *" none "* ]] || { echo "the columns must include none (ratios are to it)" >&2; exit 1; }
+if [[ -n $fixed ]]; then
+    [[ $fixed =~ ^[0-9]+$ && $fixed -ge 1 && $fixed -le 100 ]] || { echo "-F: a percentage 1-100, not '$fixed'" >&2; exit 1; }
+    [[ $rounds -ge 1 ]] || { echo "-F needs -n 1 or more (the rate is a share of none's IOPS in those rounds)" >&2; exit 1; }
+fi
 source "$src/scripts/lib/scratch-btrfs.sh"
 scratch_btrfs_require || exit 2
 bdt_root_lock || exit 2
@@ -110,13 +128,16 @@ f=$SCRATCH_NOCOW/bench
 out=$SCRATCH_DIR
 fio --name=lay --filename="$f" --size=256M --rw=write --bs=1M --direct=1 --output=/dev/null
 
-# fio ENGINE: one run; prints "IOPS IOS" (IOS = I/Os completed)
+# fio ENGINE [IOPS]: one run (IOPS: capped at that total rate); prints "IOPS IOS" (IOS =
+# I/Os completed)
 fio_run() {
-    local depth=8
+    local depth=8 rate=()
     [[ $1 == psync || $1 == sync ]] && depth=1
+    # fio's rate_iops is per job and per direction: 2 jobs, reads and writes
+    [[ -n ${2:-} ]] && rate=(--rate_iops=$(( ($2 + 3) / 4 )))
     fio --name=b --filename="$f" --size=256M --rw=randrw --bs=4k --direct=1 --ioengine="$1" \
         --iodepth="$depth" --numjobs=2 --thread --group_reporting --time_based --runtime="$runtime" \
-        --output-format=json 2>/dev/null |
+        ${rate[@]+"${rate[@]}"} --output-format=json 2>/dev/null |
         python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]
 print(int(j["read"]["iops"] + j["write"]["iops"]), j["read"]["total_ios"] + j["write"]["total_ios"])'
 }
@@ -220,6 +241,8 @@ for c in cols:
 PY
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# the machine's busy ticks: user, nice, system, irq, softirq of every CPU (not idle, iowait, steal)
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 # the summary's record count (text sink: "records N"; older binaries: "events N")
 records() {
     local n
@@ -338,6 +361,99 @@ if os.path.exists(warn) and os.path.getsize(warn):
     mark = " ; ATTACH DIFFERS (" + ", ".join(cols_off) + ": see the WARNING lines)"
 print("RESULT " + " ; ".join(out) + mark)
 PY
+
+# run_fixed ENGINE COLUMN IOPS -> "IOPS IOS BUSY_NS": one fio run capped at IOPS, and the
+# machine's busy CPU time over it
+run_fixed() {
+    local engine=$1 col=$2 rate=$3 r b0 b1
+    [[ $col == none ]] || start_col "$col"
+    b0=$(busy_ticks)
+    r=$(fio_run "$engine" "$rate")
+    b1=$(busy_ticks)
+    if [[ $col != none ]]; then
+        stop_tracer; tbin=$bin
+        [[ $col == pin ]] && { "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }; }
+    fi
+    echo "$r $(( (b1 - b0) * 1000000000 / hz ))"
+}
+if [[ -n $fixed ]]; then
+    declare -A rate
+    for engine in "${engs[@]}"; do
+        rate[$engine]=$(python3 - "$results" "$engine" "$fixed" <<'PY'
+import statistics, sys
+res, eng, pct = sys.argv[1], sys.argv[2], int(sys.argv[3])
+none = [int(l.split()[3]) for l in open(res) if l.split()[1] == eng and l.split()[2] == "none"]
+print(max(4, int(statistics.median(none) * pct / 100)))
+PY
+)
+    done
+    echo "fixed-rate rounds at $fixed% of none's median IOPS:" \
+         "$(for e in "${engs[@]}"; do printf '%s %s IOPS ' "$e" "${rate[$e]}"; done)"
+    fres=$out/fixed
+    : >"$fres"
+    for r in $(seq "$rounds"); do
+        for engine in "${engs[@]}"; do
+            n=${#cols[@]}
+            for i in $(seq 0 $((n - 1))); do
+                col=${cols[$(( (i + r - 1) % n ))]}
+                run_fixed "$engine" "$col" "${rate[$engine]}" >"$out/run"   # not in a subshell (cleanup)
+                read -r iops ios busy <"$out/run"
+                echo "$r $engine $col $iops $ios $busy ${rate[$engine]}" >>"$fres"
+            done
+            python3 - "$fres" "$r" "$engine" "${cols[@]}" <<'PY'
+import sys
+res, rnd, eng, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+rows = {}
+for l in open(res):
+    r, e, c, iops, ios, busy, rate = l.split()
+    if r == rnd and e == eng:
+        rows[c] = (int(iops), int(ios), int(busy), int(rate))
+per = {c: rows[c][2] / max(rows[c][1], 1) for c in cols}
+parts = []
+for c in cols:
+    iops, ios, busy, rate = rows[c]
+    s = f"{c} {per[c]:.0f} ns"
+    if c != "none":
+        s += f" ({per[c] / per['none']:.3f})"
+    s += f", {iops} IOPS"
+    if iops < 0.97 * rate:
+        s += " SHORT"
+    parts.append(s)
+print(f"fixed round {rnd} {eng}: busy CPU per I/O: " + " | ".join(parts), flush=True)
+PY
+            attach_check "fixed round $r $engine" "${cols[@]}"
+        done
+    done
+    python3 - "$fres" "${cols[@]}" <<'PY'
+import statistics, sys
+res, cols = sys.argv[1], sys.argv[2:]
+by = {}
+for l in open(res):
+    r, e, c, iops, ios, busy, rate = l.split()
+    by.setdefault(e, {}).setdefault(r, {})[c] = int(busy) / max(int(ios), 1)
+out = []
+for e, rounds in by.items():
+    pairs = [(c, "none") for c in cols if c != "none"]
+    if "floor" in cols and "default" in cols:
+        pairs.append(("default", "floor"))
+    for other in ("nofb", "noinv", "base"):
+        if other in cols and "default" in cols:
+            pairs.append(("default", other))
+    if "bevents" in cols and "events" in cols:
+        pairs.append(("events", "bevents"))
+    fields, detail = [], []
+    for a, b in pairs:
+        x = [v[a] / v[b] for v in rounds.values()]
+        name = a if b == "none" else f"{a}/{b}"
+        fields.append(f"{name}={statistics.median(x):.3f}")
+        detail.append(f"{name} {statistics.median(x):.3f} ({min(x):.3f}-{max(x):.3f})")
+    med = {c: statistics.median(v[c] for v in rounds.values()) for c in cols}
+    print(f"{e}: median busy CPU ns per I/O at the fixed rate: " + ", ".join(f"{c} {x:.0f}" for c, x in med.items()))
+    print(f"{e}: median ratio of busy CPU per I/O (min-max): " + ", ".join(detail))
+    out.append(f"{e} " + " ".join(fields))
+print("RESULT-CPU " + " ; ".join(out))
+PY
+fi
 
 # names of the tracer's programs (skeleton), as the kernel keeps them (15 characters)
 prog_names() {
