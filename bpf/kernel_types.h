@@ -232,6 +232,7 @@ struct task_struct {
 	struct mm_struct *mm;
 	struct task_struct *group_leader;
 	char comm[16];
+	void *bpf_storage; /* struct bpf_local_storage __rcu *, 5.11+: NULL until a BPF program makes one */
 };
 
 /* x86_64: kprobe arguments 1-5 in di, si, dx, cx, r8; return value in ax */

@@ -265,10 +265,17 @@ static __always_inline void em_exist_clear(struct cur_req *c)
 	}
 }
 
+/* The thread's cur_dio (create: made if missing). A task no BPF local storage
+ * was ever made for (task->bpf_storage NULL: e.g. the btrfs-endio-write worker
+ * that removes ordered extents) has none: the helper's own answer, without
+ * its call. */
 static __always_inline struct cur_req *cur_req_get(bool create)
 {
-	return bpf_task_storage_get(&cur_dio, bpf_get_current_task_btf(), 0,
-				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	if (!create && bpf_core_field_exists(t->bpf_storage) && !t->bpf_storage)
+		return 0;
+	return bpf_task_storage_get(&cur_dio, t, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
 /* The request c names, while it is in flight (where it is kept, as req_find). */
