@@ -830,7 +830,7 @@ static __always_inline void stall_scan(struct bdt_facts *f, u32 fs_slot, u64 sb_
  * every case. The caller makes it with file_event_make(). *held, *held_key:
  * the request it went to when it went to one (false), else NULL.
  */
-static __always_inline bool file_event_now_held(u64 sb_dev, u64 ino, const struct held_rec *h,
+static __always_inline bool file_event_now_held(u64 sb_dev, u64 ino, struct held_rec *h,
 						u32 fired, struct dio_req **held, u64 *held_key)
 {
 	*held = 0;
@@ -838,12 +838,17 @@ static __always_inline bool file_event_now_held(u64 sb_dev, u64 ino, const struc
 		u64 key = 0;
 		struct dio_req *r = cur_request_on(sb_dev, ino, &key);
 
+		/* h->ts 0: the clock not read yet (a removal, ordered.bpf.h); read
+		 * for a use: a flush, a record held with the request, a file that
+		 * may be hot. Unread, the file is not: no file was ever made hot. */
+		if (!h->ts && (fired || r || hot_until_max))
+			h->ts = bpf_ktime_get_ns();
 		if (fired) {
 			if (r)
 				flush_request(r);
 			/* no request: the last recent_ns of the file */
 			flush_inode(sb_dev, ino, r ? r->ts : 0, h->ts);
-		} else if (!is_hot(sb_dev, ino, h->ts)) {
+		} else if (!h->ts || !is_hot(sb_dev, ino, h->ts)) {
 			if (r) {
 				req_put(r, h);
 				*held = r;
@@ -858,7 +863,7 @@ static __always_inline bool file_event_now_held(u64 sb_dev, u64 ino, const struc
 	return true;
 }
 
-static __always_inline bool file_event_now(u64 sb_dev, u64 ino, const struct held_rec *h, u32 fired)
+static __always_inline bool file_event_now(u64 sb_dev, u64 ino, struct held_rec *h, u32 fired)
 {
 	struct dio_req *r;
 	u64 k;
@@ -881,7 +886,7 @@ static __always_inline void file_event_make(const struct ident *id, const struct
 	bdt_submit(e);
 }
 
-static __always_inline void file_event(const struct ident *id, const struct held_rec *h, u32 fired)
+static __always_inline void file_event(const struct ident *id, struct held_rec *h, u32 fired)
 {
 	if (file_event_now(id->sb_dev, id->ino, h, fired))
 		file_event_make(id, h);

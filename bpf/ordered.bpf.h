@@ -121,11 +121,23 @@ struct {
 	__type(value, struct oe_open);
 } oe_slot SEC(".maps");
 
+/* A bucket's next scan (oe_stall_scan). A removal reads the precise clock for
+ * the gate only once jiffies reach next_j: a jiffies count the gate cannot
+ * open before (three quarters of the period at the jiffies rate measured
+ * between the last two scans, if less than 16 s apart, less two ticks; 0: read
+ * it always). Exact unless the jiffies lag the clock by more than ~1/7 s. */
+struct oe_scan_gate {
+	u64 next;   /* bpf_ktime_get_ns */
+	u64 next_j; /* bpf_jiffies64 */
+	u64 last;   /* the last scan: its time */
+	u64 last_j; /* ... and jiffies */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, BDT_OE_SCAN_BUCKETS);
 	__type(key, u32);
-	__type(value, u64);
+	__type(value, struct oe_scan_gate);
 } oe_scan_at SEC(".maps");
 
 static __always_inline bool oe_stall_on(void)
@@ -490,13 +502,17 @@ static long oe_scan_cb(struct bpf_map *map, const u32 *i, struct oe_open *o, str
 
 /* At the removal of the DIRECT extent at `key` (ref: where it is kept; mine:
  * its entry, if kept): the oldest stuck extent on the filesystem, if it is
- * time to look (the oe_stall trigger's fact). */
+ * time to look (the oe_stall trigger's fact). h: the removal's record; its
+ * time (h->ts 0: not read yet) is read here once the jiffies say the gate
+ * may be open. */
 static __always_inline struct oe_open *oe_stall_scan(u64 key, const struct oe_ref *ref,
-						     u64 sb_dev, u64 now, struct oe_open **mine)
+						     u64 sb_dev, struct held_rec *h,
+						     struct oe_open **mine)
 {
-	struct oe_scan_ctx sc = { .sb_dev = sb_dev, .now = now, .found = ~0u };
+	struct oe_scan_ctx sc = { .sb_dev = sb_dev, .found = ~0u };
 	u32 i = ref->i, b = (u32)((sb_dev * 0x9E3779B97F4A7C15ull) >> 60);
-	u64 *at, next;
+	struct oe_scan_gate *at;
+	u64 next, now, j, dj;
 	struct oe_open *o;
 
 	if (!ref->k || *ref->k != key)
@@ -508,9 +524,25 @@ static __always_inline struct oe_open *oe_stall_scan(u64 key, const struct oe_re
 	at = bpf_map_lookup_elem(&oe_scan_at, &b);
 	if (!at)
 		return 0;
-	next = *at;
-	if (now < next || __sync_val_compare_and_swap(at, next, now + BDT_STALL_SCAN_NS) != next)
+	if (!h->ts) {
+		if (bpf_jiffies64() < at->next_j)
+			return 0;
+		h->ts = bpf_ktime_get_ns();
+	}
+	now = h->ts;
+	next = at->next;
+	if (now < next ||
+	    __sync_val_compare_and_swap(&at->next, next, now + BDT_STALL_SCAN_NS) != next)
 		return 0;
+	/* this removal opened it: the jiffies before which the next cannot open */
+	j = bpf_jiffies64();
+	dj = 0;
+	if (at->last && now > at->last && now - at->last < 16 * BDT_STALL_SCAN_NS && j > at->last_j)
+		dj = (j - at->last_j) * (BDT_STALL_SCAN_NS / 4 * 3) / (now - at->last);
+	at->next_j = dj > 2 ? j + dj - 2 : 0;
+	at->last = now;
+	at->last_j = j;
+	sc.now = now;
 	sc.before = o->add.ts;
 	bpf_for_each_map_elem(&oe_slot, oe_scan_cb, &sc, 0);
 	if (sc.found == ~0u)
@@ -563,7 +595,12 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	ino = BDT_RD(btf, bi, vfs_inode.i_ino);
 	if (!inode_pass_k(sb_dev, ino))
 		return 0;
-	h.ts = bpf_ktime_get_ns();
+	/* a lazy removal reads the clock only for a use of its time (h.ts 0 until
+	 * then): the scan (oe_stall_scan), a trigger that fired, a record made or
+	 * held (file_event_now_held); a clean one on a file nothing made hot
+	 * needs none */
+	if (!lazy || type != BDT_EV_OE_REMOVE)
+		h.ts = bpf_ktime_get_ns();
 	if (bpf_core_field_exists(oe->num_bytes)) {
 		h.u.oe.file_offset = BDT_RD(btf, oe, file_offset);
 		h.u.oe.len = BDT_RD(btf, oe, num_bytes);
@@ -603,12 +640,14 @@ static __always_inline int on_ordered(u64 *ctx, u16 type, bool btf)
 	}
 	/* oe_stall: a DIRECT extent (kept by its address) removed while an older one is stuck */
 	if (okey && type == BDT_EV_OE_REMOVE && oe_stall_on() && akey == okey)
-		stuck = oe_stall_scan(okey, &where, sb_dev, h.ts, &mine);
+		stuck = oe_stall_scan(okey, &where, sb_dev, &h, &mine);
 	/* acked_ioerr: a DIRECT extent of an acknowledged, unemitted write failed */
 	if (okey && (type == BDT_EV_OE_REMOVE || type == BDT_EV_OE_MARK_FINISHED) && acked_on() &&
 	    oe_ioerr(h.u.oe.kflags))
 		acked = oe_acked_of(akey, &where);
 	fired = oe_fired(&h, false, stuck ? stuck->ino : 0, rewrote, acked != 0);
+	if (fired && !h.ts)
+		h.ts = bpf_ktime_get_ns();
 	if (acked && (fired & (1u << BDT_TRIG_ACKED_IOERR))) {
 		struct flush_ctx fc = { .sb_dev = sb_dev, .ino = ino };
 
