@@ -32,7 +32,8 @@
 # The columns run in a different order each round (rotated), so a drift of the
 # machine's load does not always hit the same column. IOPS ratios to `none` are
 # taken within a round; the script prints every round and ends with one RESULT
-# line: the median ratio of each column to `none` and of default to floor.
+# line: the median ratio of each column to `none` and of default to floor (the
+# round lines and the summaries: scripts/bench/overhead_report.py).
 # Per run it also prints the tracer's CPU time per I/O (utime+stime from
 # /proc/PID/stat) and its records per I/O (the summary's "records" line).
 # Every tracer run's hooks are read from the kernel (the programs the process holds, named
@@ -265,19 +266,45 @@ tracer_args() {
 }
 hz=$(getconf CLK_TCK)
 noinv_off=${BDT_BENCH_NOINV_OFF:-stall,oe_stall,csum_direct,acked_ioerr}
-# run ENGINE COLUMN -> "IOPS IOS CPU_NS RECORDS" (CPU/records 0 without a tracer)
+# run ENGINE COLUMN [RATE] -> "IOPS IOS CPU_NS RECORDS BUSY_NS": one fio run (held at RATE
+# IOPS if given); the tracer's CPU time and records (0 without a tracer) and the machine's
+# busy CPU time over it
 run() {
-    local engine=$1 col=$2 r t0 t1
-    if [[ $col == none ]]; then
-        r=$(fio_run "$engine"); echo "$r 0 0"; return
+    local engine=$1 col=$2 rate=${3:-} r t0=0 t1=0 b0 b1
+    if [[ $col != none ]]; then
+        start_col "$col"
+        t0=$(cpu_ticks "$tracer")
     fi
-    start_col "$col"
-    t0=$(cpu_ticks "$tracer")
-    r=$(fio_run "$engine")
+    b0=$(busy_ticks)
+    r=$(fio_run "$engine" "$rate")
+    b1=$(busy_ticks)
+    if [[ $col == none ]]; then
+        echo "$r 0 0 $(( (b1 - b0) * 1000000000 / hz ))"; return
+    fi
     t1=$(cpu_ticks "$tracer")
     stop_tracer; tbin=$bin
     [[ $col == pin ]] && { "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }; }
-    echo "$r $(( (t1 - t0) * 1000000000 / hz )) $(records)"
+    echo "$r $(( (t1 - t0) * 1000000000 / hz )) $(records) $(( (b1 - b0) * 1000000000 / hz ))"
+}
+# rounds FILE [fixed]: the interleaved rounds; per round and engine one run per column, in
+# an order rotated from round to round (fixed: each held at the engine's rate), each
+# appended to FILE (scripts/bench/overhead_report.py reads it), then the round's line
+rounds() {
+    local file=$1 kind=${2:-} r engine n i col rt=
+    : >"$file"
+    for r in $(seq "$rounds"); do
+        for engine in "${engs[@]}"; do
+            [[ $kind == fixed ]] && rt=${rate[$engine]}
+            n=${#cols[@]}
+            for i in $(seq 0 $((n - 1))); do
+                col=${cols[$(( (i + r - 1) % n ))]}
+                run "$engine" "$col" "$rt" >"$out/run"   # not in a subshell: cleanup must see $tracer
+                echo "$r $engine $col $(cat "$out/run") ${rt:-0}" >>"$file"
+            done
+            python3 "$here/overhead_report.py" round "$file" "$r" "$engine" "${cols[@]}"
+            attach_check "${kind:+$kind }round $r $engine" "${cols[@]}"
+        done
+    done
 }
 
 read -r -a cols <<<"$columns"
@@ -285,174 +312,19 @@ read -r -a engs <<<"$engines"
 echo "kernel $(uname -r), $(nproc) CPUs; fio randrw 4k direct=1 2 threads, ${runtime}s per run, $rounds rounds;" \
      "columns: ${cols[*]}; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$out/results
-: >"$results"
-for r in $(seq "$rounds"); do
-    for engine in "${engs[@]}"; do
-        n=${#cols[@]} line="round $r $engine:"
-        for i in $(seq 0 $((n - 1))); do
-            col=${cols[$(( (i + r - 1) % n ))]}
-            run "$engine" "$col" >"$out/run"   # not in a subshell: cleanup must see $tracer
-            read -r iops ios cpu recs <"$out/run"
-            echo "$r $engine $col $iops $ios $cpu $recs" >>"$results"
-        done
-        # this round's line, in column order, with ratios to none
-        python3 - "$results" "$r" "$engine" "${cols[@]}" <<'PY'
-import sys
-res, rnd, eng, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-rows = {}
-for l in open(res):
-    r, e, c, iops, ios, cpu, recs = l.split()
-    if r == rnd and e == eng:
-        rows[c] = (int(iops), int(ios), int(cpu), int(recs))
-base = rows["none"][0]
-parts = []
-for c in cols:
-    iops, ios, cpu, recs = rows[c]
-    s = f"{c} {iops}"
-    if c != "none":
-        s += f" ({iops / base:.3f}"
-        if ios:
-            s += f", {cpu / ios:.0f} ns CPU/IO"
-            if c not in ("events", "all", "bevents") and recs:
-                s += f", {recs / ios:.2f} rec/IO"
-        s += ")"
-    parts.append(s)
-print(f"round {rnd} {eng}: " + " | ".join(parts), flush=True)
-PY
-        attach_check "round $r $engine" "${cols[@]}"
-    done
-done
+rounds "$results"
 echo "load average after the rounds: $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$results" "${cols[@]}" <<'PY'
-import os, statistics, sys
-res, cols = sys.argv[1], sys.argv[2:]
-by = {}
-for l in open(res):
-    r, e, c, iops, ios, cpu, recs = l.split()
-    by.setdefault(e, {}).setdefault(r, {})[c] = (int(iops), int(ios), int(cpu), int(recs))
-out = []
-for e, rounds in by.items():
-    ratios = {c: [v[c][0] / v["none"][0] for v in rounds.values()] for c in cols if c != "none"}
-    fields = [f"{c}={statistics.median(x):.3f}" for c, x in ratios.items()]
-    detail = [f"{c} {statistics.median(x):.3f} ({min(x):.3f}-{max(x):.3f})" for c, x in ratios.items()]
-    if "floor" in cols and "default" in cols:
-        df = [v["default"][0] / v["floor"][0] for v in rounds.values()]
-        fields.append(f"default/floor={statistics.median(df):.3f}")
-        detail.append(f"default/floor {statistics.median(df):.3f} ({min(df):.3f}-{max(df):.3f})")
-    for other in ("nofb", "noinv", "base"):
-        if other in cols and "default" in cols:
-            dn = [v["default"][0] / v[other][0] for v in rounds.values()]
-            fields.append(f"default/{other}={statistics.median(dn):.3f}")
-            detail.append(f"default/{other} {statistics.median(dn):.3f} ({min(dn):.3f}-{max(dn):.3f})")
-    if "bevents" in cols and "events" in cols:
-        eb = [v["events"][0] / v["bevents"][0] for v in rounds.values()]
-        fields.append(f"events/bevents={statistics.median(eb):.3f}")
-        detail.append(f"events/bevents {statistics.median(eb):.3f} ({min(eb):.3f}-{max(eb):.3f})")
-    cpu = {c: statistics.median(v[c][2] / v[c][1] for v in rounds.values()) for c in cols if c != "none"}
-    rec = {c: statistics.median(v[c][3] / v[c][1] for v in rounds.values()) for c in ("floor", "default", "pin") if c in cols}
-    print(f"{e}: median ratio to none (min-max): " + ", ".join(detail))
-    print(f"{e}: median tracer CPU ns per I/O: " + ", ".join(f"{c} {x:.0f}" for c, x in cpu.items()) +
-          "; records per I/O: " + ", ".join(f"{c} {x:.2f}" for c, x in rec.items()))
-    out.append(f"{e} " + " ".join(fields))
-warn = f"{os.path.dirname(res)}/attach.warn"
-mark = ""
-if os.path.exists(warn) and os.path.getsize(warn):
-    cols_off = sorted({l.split(":")[0] for l in open(warn)})
-    mark = " ; ATTACH DIFFERS (" + ", ".join(cols_off) + ": see the WARNING lines)"
-print("RESULT " + " ; ".join(out) + mark)
-PY
+python3 "$here/overhead_report.py" summary "$results" "${cols[@]}"
 
-# run_fixed ENGINE COLUMN IOPS -> "IOPS IOS BUSY_NS": one fio run capped at IOPS, and the
-# machine's busy CPU time over it
-run_fixed() {
-    local engine=$1 col=$2 rate=$3 r b0 b1
-    [[ $col == none ]] || start_col "$col"
-    b0=$(busy_ticks)
-    r=$(fio_run "$engine" "$rate")
-    b1=$(busy_ticks)
-    if [[ $col != none ]]; then
-        stop_tracer; tbin=$bin
-        [[ $col == pin ]] && { "$bin" dump --pin-dir "$pin" --release >/dev/null 2>&1 || { echo "could not release $pin" >&2; exit 2; }; }
-    fi
-    echo "$r $(( (b1 - b0) * 1000000000 / hz ))"
-}
 if [[ -n $fixed ]]; then
     declare -A rate
     for engine in "${engs[@]}"; do
-        rate[$engine]=$(python3 - "$results" "$engine" "$fixed" <<'PY'
-import statistics, sys
-res, eng, pct = sys.argv[1], sys.argv[2], int(sys.argv[3])
-none = [int(l.split()[3]) for l in open(res) if l.split()[1] == eng and l.split()[2] == "none"]
-print(max(4, int(statistics.median(none) * pct / 100)))
-PY
-)
+        rate[$engine]=$(python3 "$here/overhead_report.py" rate "$results" "$engine" "$fixed")
     done
     echo "fixed-rate rounds at $fixed% of none's median IOPS:" \
          "$(for e in "${engs[@]}"; do printf '%s %s IOPS ' "$e" "${rate[$e]}"; done)"
-    fres=$out/fixed
-    : >"$fres"
-    for r in $(seq "$rounds"); do
-        for engine in "${engs[@]}"; do
-            n=${#cols[@]}
-            for i in $(seq 0 $((n - 1))); do
-                col=${cols[$(( (i + r - 1) % n ))]}
-                run_fixed "$engine" "$col" "${rate[$engine]}" >"$out/run"   # not in a subshell (cleanup)
-                read -r iops ios busy <"$out/run"
-                echo "$r $engine $col $iops $ios $busy ${rate[$engine]}" >>"$fres"
-            done
-            python3 - "$fres" "$r" "$engine" "${cols[@]}" <<'PY'
-import sys
-res, rnd, eng, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-rows = {}
-for l in open(res):
-    r, e, c, iops, ios, busy, rate = l.split()
-    if r == rnd and e == eng:
-        rows[c] = (int(iops), int(ios), int(busy), int(rate))
-per = {c: rows[c][2] / max(rows[c][1], 1) for c in cols}
-parts = []
-for c in cols:
-    iops, ios, busy, rate = rows[c]
-    s = f"{c} {per[c]:.0f} ns"
-    if c != "none":
-        s += f" ({per[c] / per['none']:.3f})"
-    s += f", {iops} IOPS"
-    if iops < 0.97 * rate:
-        s += " SHORT"
-    parts.append(s)
-print(f"fixed round {rnd} {eng}: busy CPU per I/O: " + " | ".join(parts), flush=True)
-PY
-            attach_check "fixed round $r $engine" "${cols[@]}"
-        done
-    done
-    python3 - "$fres" "${cols[@]}" <<'PY'
-import statistics, sys
-res, cols = sys.argv[1], sys.argv[2:]
-by = {}
-for l in open(res):
-    r, e, c, iops, ios, busy, rate = l.split()
-    by.setdefault(e, {}).setdefault(r, {})[c] = int(busy) / max(int(ios), 1)
-out = []
-for e, rounds in by.items():
-    pairs = [(c, "none") for c in cols if c != "none"]
-    if "floor" in cols and "default" in cols:
-        pairs.append(("default", "floor"))
-    for other in ("nofb", "noinv", "base"):
-        if other in cols and "default" in cols:
-            pairs.append(("default", other))
-    if "bevents" in cols and "events" in cols:
-        pairs.append(("events", "bevents"))
-    fields, detail = [], []
-    for a, b in pairs:
-        x = [v[a] / v[b] for v in rounds.values()]
-        name = a if b == "none" else f"{a}/{b}"
-        fields.append(f"{name}={statistics.median(x):.3f}")
-        detail.append(f"{name} {statistics.median(x):.3f} ({min(x):.3f}-{max(x):.3f})")
-    med = {c: statistics.median(v[c] for v in rounds.values()) for c in cols}
-    print(f"{e}: median busy CPU ns per I/O at the fixed rate: " + ", ".join(f"{c} {x:.0f}" for c, x in med.items()))
-    print(f"{e}: median ratio of busy CPU per I/O (min-max): " + ", ".join(detail))
-    out.append(f"{e} " + " ".join(fields))
-print("RESULT-CPU " + " ; ".join(out))
-PY
+    rounds "$out/fixed" fixed
+    python3 "$here/overhead_report.py" summary "$out/fixed" "${cols[@]}"
 fi
 
 # names of the tracer's programs (skeleton), as the kernel keeps them (15 characters)
